@@ -1,0 +1,112 @@
+//! Acknowledgements: `basic.ack`, `basic.nack`, `basic.reject`, `basic.recover`, and requeueing.
+
+use crate::broker::{Exception, Outcome};
+use crate::event::{Event, Reply};
+use crate::fault::Fault;
+use crate::state::{Broker, Fate, Mode, Ready, Settle, Unacked};
+use crate::types::{ChanRef, ReplyCode};
+
+impl Broker {
+    /// `basic.ack`, `basic.nack` and `basic.reject`.
+    ///
+    /// The delivery tag must name an unacknowledged delivery on this channel, checked at once
+    /// even in a transaction (`basic ack multiple exists`, `basic nack multiple exists`, errata
+    /// 21): otherwise 406 closes the channel. `multiple` covers every unacknowledged tag up to
+    /// the given one, and with tag 0 all of them. In a transaction the settlement waits for
+    /// `tx.commit`. A requeued copy goes back to its original place flagged redelivered.
+    pub(crate) fn basic_settle(&mut self, ch: ChanRef, delivery_tag: u64, multiple: bool, how: Settle) -> Outcome {
+        let chan = self.channel(ch).expect("open");
+        let open = |t: &u64| chan.unacked.get(t).is_some_and(|u| u.pending.is_none());
+        let tags: Vec<u64> = if multiple && delivery_tag == 0 {
+            chan.unacked.keys().copied().filter(open).collect()
+        } else if !open(&delivery_tag) {
+            return Err(Exception::Channel(ReplyCode::PreconditionFailed));
+        } else if multiple {
+            chan.unacked.range(..=delivery_tag).map(|(t, _)| *t).filter(open).collect()
+        } else {
+            vec![delivery_tag]
+        };
+        let chan = self.channel_mut(ch);
+        if matches!(chan.mode, Mode::Tx { .. }) {
+            for t in tags {
+                chan.unacked.get_mut(&t).expect("listed").pending = Some(how);
+            }
+            return Ok(());
+        }
+        let settled: Vec<Unacked> = tags.iter().map(|t| chan.unacked.remove(t).expect("listed")).collect();
+        if self.faults.has(Fault::ReuseDeliveryTags) {
+            self.channel_mut(ch).next_tag = 1;
+        }
+        for u in settled {
+            self.finish(ch, u, how);
+        }
+        self.unblock();
+        Ok(())
+    }
+
+    /// Carry out a settlement decided for an unacked delivery taken off channel `ch`.
+    pub(crate) fn finish(&mut self, ch: ChanRef, u: Unacked, how: Settle) {
+        match how {
+            Settle::Ack | Settle::Discard => self.settle_copy(u.msg.id(), &u.queue),
+            Settle::Requeue => {
+                let avoid = self.profile.requeue_avoids_rejecting_channel.then_some(ch);
+                self.requeue(u, avoid);
+            }
+        }
+    }
+
+    /// Put an unacknowledged copy back in its queue at its original place, flagged redelivered
+    /// (`basic recover 01`); a copy whose queue was deleted is dropped.
+    pub(crate) fn requeue(&mut self, u: Unacked, avoid: Option<ChanRef>) {
+        let redelivered = !self.faults.has(Fault::NoRedeliveredFlag);
+        match self.queues.get_mut(&u.queue).filter(|_| !u.queue_gone) {
+            Some(q) => {
+                let id = u.msg.id();
+                let at = q.ready.partition_point(|r| r.msg.id() < id);
+                q.ready.insert(at, Ready { msg: u.msg, redelivered, avoid });
+            }
+            None => self.settle_copy(u.msg.id(), &u.queue),
+        }
+    }
+
+    /// `basic.recover`: with `requeue`, every unacknowledged delivery of the channel goes back to
+    /// its queue. Without, the spec redelivers each to its original consumer (errata 2: a
+    /// `basic.get` delivery or a cancelled consumer's is requeued instead); RabbitMQ refuses it
+    /// (540). Redeliveries are flagged (`basic recover 01`).
+    pub(crate) fn basic_recover(&mut self, ch: ChanRef, requeue: bool, out: &mut Vec<Event>) -> Outcome {
+        if !requeue && !self.profile.recover_without_requeue {
+            return Err(Exception::Connection(ReplyCode::NotImplemented));
+        }
+        let chan = self.channel_mut(ch);
+        let tags: Vec<u64> = chan.unacked.iter().filter(|(_, u)| u.pending.is_none()).map(|(t, _)| *t).collect();
+        for t in tags {
+            let chan = self.channel_mut(ch);
+            let u = chan.unacked.remove(&t).expect("listed");
+            let same = u.consumer.clone().filter(|c| !requeue && chan.consumers.contains_key(c));
+            match same.filter(|_| !u.queue_gone) {
+                Some(tag) => {
+                    let queue = u.queue.clone();
+                    let r = Ready { msg: u.msg, redelivered: true, avoid: None };
+                    let delivery_tag = self.hand_over(ch, &queue, &r, Some(tag.clone()), false);
+                    out.push(Event::Deliver {
+                        ch,
+                        consumer_tag: tag,
+                        delivery_tag,
+                        redelivered: true,
+                        queue,
+                        message: r.msg,
+                    });
+                }
+                None => self.requeue(u, None),
+            }
+        }
+        self.unblock();
+        out.push(Event::Reply { ch, reply: Reply::RecoverOk });
+        Ok(())
+    }
+
+    /// Whether a copy is still live in the ledger (used by tests).
+    pub fn is_live(&self, copy: &crate::state::CopyId) -> bool {
+        matches!(self.ledger.get(copy), Some(Fate::Live { .. }))
+    }
+}

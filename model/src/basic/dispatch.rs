@@ -1,0 +1,135 @@
+//! Dispatch: which consumer may take a queue's next message, prefetch limits, and the
+//! round-robin rotation of RabbitMQ.
+//!
+//! The model never dispatches on its own initiative inside a command: every delivery to a
+//! consumer is an internal step ([`crate::Internal::Deliver`]) that may happen at any point after
+//! it becomes possible, because a real broker delivers when it gets to it.
+
+use crate::broker::Internal;
+use crate::event::Event;
+use crate::fault::Fault;
+use crate::profile::{Dispatch, QosScope};
+use crate::state::{Broker, ConsumerRef, Ready};
+use crate::types::Name;
+
+/// Whether `used` unacknowledged messages leave room under `limit` (0 = no limit).
+fn room(limit: u16, used: usize, slack: usize) -> bool {
+    limit == 0 || used < limit as usize + slack
+}
+
+impl Broker {
+    /// Whether the consumer may be sent one more message now: a no-ack consumer always may
+    /// (`prefetch-count` is ignored with no-ack); otherwise every limit that applies under the
+    /// profile must have room (`basic qos prefetch-count 01`). Deliveries made by `basic.get`
+    /// are not prefetched and do not count.
+    pub fn has_capacity(&self, c: &ConsumerRef) -> bool {
+        let Some(conn) = self.connections.get(&c.ch.conn) else { return false };
+        let Some(chan) = conn.channels.get(&c.ch.channel) else { return false };
+        let Some(consumer) = chan.consumers.get(&c.tag) else { return false };
+        if consumer.no_ack {
+            return true;
+        }
+        let slack = usize::from(self.faults.has(Fault::PrefetchOffByOne));
+        let pushed = |ch: &crate::state::Channel| ch.unacked.values().filter(|u| u.consumer.is_some()).count();
+        match self.profile.qos_scope {
+            QosScope::ConsumerAndChannel => {
+                let mine = chan.unacked.values().filter(|u| u.consumer.as_ref() == Some(&c.tag)).count();
+                room(consumer.prefetch, mine, slack) && room(chan.prefetch, pushed(chan), slack)
+            }
+            QosScope::ChannelAndConnection => {
+                room(chan.prefetch, pushed(chan), slack)
+                    && room(conn.prefetch, conn.channels.values().map(pushed).sum(), slack)
+            }
+        }
+    }
+
+    /// The index of the first ready message `c` may be given (under
+    /// `requeue_avoids_rejecting_channel`, not one its own channel rejected).
+    fn eligible(&self, ready: &std::collections::VecDeque<Ready>, c: &ConsumerRef) -> Option<usize> {
+        ready.iter().position(|r| r.avoid != Some(c.ch))
+    }
+
+    /// The deliveries possible now: for round robin, the next consumer in turn with capacity; for
+    /// any-consumer dispatch, every consumer with capacity.
+    pub(crate) fn dispatch_choices(&self, out: &mut Vec<Internal>) {
+        for (name, q) in &self.queues {
+            if q.ready.is_empty() {
+                continue;
+            }
+            let mut candidates = q.consumers.iter().filter(|c| self.has_capacity(c) && self.eligible(&q.ready, c).is_some());
+            match self.profile.dispatch {
+                Dispatch::RoundRobin => {
+                    if let Some(c) = candidates.next() {
+                        out.push(Internal::Deliver { queue: name.clone(), consumer: c.clone() });
+                    }
+                }
+                Dispatch::AnyConsumer => {
+                    out.extend(candidates.map(|c| Internal::Deliver { queue: name.clone(), consumer: c.clone() }))
+                }
+            }
+        }
+    }
+
+    /// Deliver the next eligible message of `queue` to `consumer` (`basic.deliver`). Under round
+    /// robin, consumers passed over for lack of capacity leave the rotation and the one served
+    /// moves to its end.
+    pub(crate) fn deliver(&mut self, queue: &Name, consumer: &ConsumerRef, out: &mut Vec<Event>) {
+        let Some(q) = self.queues.get(queue) else { return };
+        let Some(at) = self.eligible(&q.ready, consumer) else { return };
+        if !self.has_capacity(consumer) {
+            return;
+        }
+        let round_robin = self.profile.dispatch == Dispatch::RoundRobin;
+        let skipped: Vec<ConsumerRef> = if round_robin {
+            q.consumers.iter().take_while(|c| *c != consumer).filter(|c| !self.has_capacity(c)).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let no_ack = self.consumer(consumer).expect("has capacity").no_ack;
+        let q = self.queues.get_mut(queue).expect("checked");
+        let r = q.ready.remove(at).expect("eligible");
+        if round_robin {
+            q.consumers.retain(|c| c != consumer && !skipped.contains(c));
+            q.consumers.push_back(consumer.clone());
+            q.blocked.extend(skipped);
+        }
+        let delivery_tag = self.hand_over(consumer.ch, queue, &r, Some(consumer.tag.clone()), no_ack);
+        out.push(Event::Deliver {
+            ch: consumer.ch,
+            consumer_tag: consumer.tag.clone(),
+            delivery_tag,
+            redelivered: r.redelivered,
+            queue: queue.clone(),
+            message: r.msg,
+        });
+    }
+
+    /// Consumers that left the rotation for lack of capacity and have capacity again rejoin it
+    /// at the end (called whenever acknowledgements or limits change).
+    pub(crate) fn unblock(&mut self) {
+        if self.profile.dispatch != Dispatch::RoundRobin {
+            return;
+        }
+        let back: Vec<(Name, ConsumerRef)> = self
+            .queues
+            .iter()
+            .flat_map(|(n, q)| q.blocked.iter().filter(|c| self.has_capacity(c)).map(move |c| (n.clone(), c.clone())))
+            .collect();
+        for (n, c) in back {
+            let q = self.queues.get_mut(&n).expect("listed");
+            q.blocked.retain(|b| *b != c);
+            q.consumers.push_back(c);
+        }
+    }
+
+    /// Take a consumer (already removed from its channel) out of its queue; an auto-delete queue
+    /// that loses its last consumer is deleted (`queue declare auto-delete`, errata 5).
+    pub(crate) fn detach_consumer(&mut self, queue: &Name, c: &ConsumerRef, out: &mut Vec<Event>) {
+        let Some(q) = self.queues.get_mut(queue) else { return };
+        q.consumers.retain(|x| x != c);
+        q.blocked.retain(|x| x != c);
+        if q.auto_delete && q.consumer_count() == 0 {
+            self.delete_queue(queue, out);
+        }
+    }
+}

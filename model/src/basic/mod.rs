@@ -1,0 +1,181 @@
+//! The `basic` class: quality of service, consumers, publishing, polling. Acknowledgements are
+//! in [`ack`], the choice of consumer and the prefetch limits in [`dispatch`].
+
+pub mod ack;
+pub mod dispatch;
+
+use crate::broker::{Exception, Outcome};
+use crate::event::{Event, Reply};
+use crate::profile::QosScope;
+use crate::state::{Broker, Consumer, ConsumerRef, Fate, Mode, PendingPublish, Ready, Unacked};
+use crate::types::{ChanRef, Content, Message, MessageData, MsgId, Name, ReplyCode};
+use std::sync::Arc;
+
+use Exception::{Channel, Connection};
+
+impl Broker {
+    /// `basic.qos`: sets a prefetch limit (`basic qos prefetch-count 01`: the broker may send
+    /// fewer unacknowledged messages than the limit, never more). 0 means no limit. What `global`
+    /// scopes is the profile's `qos_scope`.
+    pub(crate) fn basic_qos(&mut self, ch: ChanRef, prefetch_count: u16, global: bool, out: &mut Vec<Event>) -> Outcome {
+        match (self.profile.qos_scope, global) {
+            (QosScope::ChannelAndConnection, true) => {
+                self.connections.get_mut(&ch.conn).expect("open").prefetch = prefetch_count
+            }
+            (QosScope::ChannelAndConnection, false) | (QosScope::ConsumerAndChannel, true) => {
+                self.channel_mut(ch).prefetch = prefetch_count
+            }
+            (QosScope::ConsumerAndChannel, false) => self.channel_mut(ch).consumer_prefetch = prefetch_count,
+        }
+        self.unblock();
+        out.push(Event::Reply { ch, reply: Reply::QosOk });
+        Ok(())
+    }
+
+    /// `basic.consume`.
+    ///
+    /// - a tag already used on the channel is a 530 connection error (`basic consume
+    ///   consumer-tag 01`); an empty tag gets a server-generated one;
+    /// - the queue must exist (404) and not be another connection's exclusive queue (405);
+    /// - exclusive access is refused on a queue with consumers, and any access on a queue with an
+    ///   exclusive consumer (`basic consume exclusive 01`): 403.
+    pub(crate) fn basic_consume(
+        &mut self,
+        ch: ChanRef,
+        queue: &Name,
+        consumer_tag: &Name,
+        no_ack: bool,
+        exclusive: bool,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let name = self.resolve_queue(ch, queue)?;
+        if self.channel(ch).expect("open").consumers.contains_key(consumer_tag) {
+            return Err(Connection(ReplyCode::NotAllowed));
+        }
+        let q = self.usable_queue(ch, &name)?;
+        let has_exclusive = q.all_consumers().any(|c| self.consumer(c).is_some_and(|c| c.exclusive));
+        if has_exclusive || exclusive && q.consumer_count() > 0 {
+            return Err(Channel(ReplyCode::AccessRefused));
+        }
+        let tag = if consumer_tag.is_empty() { self.generate_name("amq.ctag-") } else { consumer_tag.clone() };
+        let chan = self.channel_mut(ch);
+        let prefetch = chan.consumer_prefetch;
+        chan.consumers.insert(tag.clone(), Consumer { queue: name.clone(), no_ack, exclusive, prefetch });
+        let q = self.queues.get_mut(&name).expect("checked");
+        q.consumers.push_back(ConsumerRef { ch, tag: tag.clone() });
+        out.push(Event::Reply { ch, reply: Reply::ConsumeOk { consumer_tag: tag } });
+        Ok(())
+    }
+
+    /// `basic.cancel`: the consumer stops; its unacknowledged deliveries stay unacknowledged.
+    /// An unknown tag is answered with cancel-ok too (`basic cancel 01` asks servers to ignore a
+    /// cancel whose queue is gone).
+    pub(crate) fn basic_cancel(&mut self, ch: ChanRef, consumer_tag: &Name, out: &mut Vec<Event>) -> Outcome {
+        if let Some(c) = self.channel_mut(ch).consumers.remove(consumer_tag) {
+            self.detach_consumer(&c.queue, &ConsumerRef { ch, tag: consumer_tag.clone() }, out);
+        }
+        out.push(Event::Reply { ch, reply: Reply::CancelOk { consumer_tag: consumer_tag.clone() } });
+        Ok(())
+    }
+
+    /// `basic.publish`: the exchange must exist (`basic publish exchange must-exist`: 404) and not
+    /// be internal (`basic publish exchange 02`: 403). On a transactional channel the message
+    /// waits for `tx.commit`; otherwise it is routed now, and on a confirm channel acknowledged
+    /// after any `basic.return` (`confirm unroutable messages`).
+    pub(crate) fn basic_publish(
+        &mut self,
+        ch: ChanRef,
+        exchange: &Name,
+        routing_key: &Name,
+        mandatory: bool,
+        content: &Content,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let x = self.exchanges.get(exchange).ok_or(Channel(ReplyCode::NotFound))?;
+        if x.internal {
+            return Err(Channel(ReplyCode::AccessRefused));
+        }
+        let chan = self.channel_mut(ch);
+        match &mut chan.mode {
+            Mode::Tx { publishes } => {
+                publishes.push(PendingPublish {
+                    exchange: exchange.clone(),
+                    routing_key: routing_key.clone(),
+                    mandatory,
+                    content: content.clone(),
+                });
+                return Ok(());
+            }
+            Mode::Confirm { next_seq } => {
+                let seq = *next_seq;
+                *next_seq += 1;
+                self.enqueue(ch, exchange, routing_key, mandatory, content, out);
+                out.push(Event::Confirm { ch, seq, ack: true });
+            }
+            Mode::Plain => self.enqueue(ch, exchange, routing_key, mandatory, content, out),
+        }
+        Ok(())
+    }
+
+    /// Route a message and append a copy to every queue it reaches; an unroutable mandatory
+    /// message goes back to its publisher with 312 no-route (`basic publish mandatory 01`).
+    pub(crate) fn enqueue(
+        &mut self,
+        ch: ChanRef,
+        exchange: &Name,
+        routing_key: &Name,
+        mandatory: bool,
+        content: &Content,
+        out: &mut Vec<Event>,
+    ) {
+        let queues = self.route(exchange, routing_key, &content.headers);
+        let msg = Message(Arc::new(MessageData {
+            id: MsgId(self.next_msg),
+            exchange: exchange.clone(),
+            routing_key: routing_key.clone(),
+            content: content.clone(),
+        }));
+        self.next_msg += 1;
+        if queues.is_empty() && mandatory {
+            out.push(Event::Return { ch, code: ReplyCode::NoRoute, message: msg.clone() });
+        }
+        for q in queues {
+            self.ledger.insert(crate::state::CopyId { msg: msg.id(), queue: q.clone() }, Fate::Live { delivered: false });
+            let queue = self.queues.get_mut(&q).expect("routed to an existing queue");
+            queue.ready.push_back(Ready { msg: msg.clone(), redelivered: false, avoid: None });
+        }
+    }
+
+    /// `basic.get`: the first ready message, with the number left behind it, or get-empty. Not
+    /// limited by prefetch. Without `no-ack` it waits for acknowledgement like a delivery.
+    pub(crate) fn basic_get(&mut self, ch: ChanRef, queue: &Name, no_ack: bool, out: &mut Vec<Event>) -> Outcome {
+        let name = self.resolve_queue(ch, queue)?;
+        self.usable_queue(ch, &name)?;
+        let q = self.queues.get_mut(&name).expect("checked");
+        let Some(r) = q.ready.pop_front() else {
+            out.push(Event::Reply { ch, reply: Reply::GetEmpty });
+            return Ok(());
+        };
+        let message_count = q.ready.len() as u32;
+        let delivery_tag = self.hand_over(ch, &name, &r, None, no_ack);
+        let reply = Reply::GetOk { delivery_tag, redelivered: r.redelivered, queue: name, message_count, message: r.msg };
+        out.push(Event::Reply { ch, reply });
+        Ok(())
+    }
+
+    /// Give a ready copy to a client on `ch` (for `consumer`, or for `basic.get` when `None`):
+    /// it gets the channel's next delivery tag and either waits for acknowledgement or, with
+    /// `no_ack`, is settled at once. Returns the delivery tag.
+    pub(crate) fn hand_over(&mut self, ch: ChanRef, queue: &Name, r: &Ready, consumer: Option<Name>, no_ack: bool) -> u64 {
+        let copy = crate::state::CopyId { msg: r.msg.id(), queue: queue.clone() };
+        self.ledger.insert(copy.clone(), if no_ack { Fate::Settled } else { Fate::Live { delivered: true } });
+        let chan = self.channel_mut(ch);
+        let tag = chan.next_tag;
+        chan.next_tag += 1;
+        if !no_ack {
+            let u = Unacked { msg: r.msg.clone(), queue: queue.clone(), queue_gone: false, consumer, redelivered: r.redelivered, pending: None };
+            chan.unacked.insert(tag, u);
+        }
+        tag
+    }
+}

@@ -1,0 +1,202 @@
+//! The model's interface: [`Broker::apply`] takes a client command and returns what the client
+//! observes; [`Broker::internal_steps`] lists the choices a broker may make on its own (which
+//! consumer gets the next message, and when), and [`Broker::step`] takes one.
+//!
+//! This is the one place where commands are matched to the class modules that implement them;
+//! a method that fails raises an [`Exception`] that this module turns into a channel or
+//! connection close naming the method.
+
+use crate::command::Command;
+use crate::event::Event;
+use crate::types::{ChanRef, ConnId, ReplyCode};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An AMQP exception raised by a method: which close it causes and with what code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exception {
+    /// Close the channel (soft error).
+    Channel(ReplyCode),
+    /// Close the connection (hard error).
+    Connection(ReplyCode),
+}
+
+/// Result of a method handler: its events are pushed to the output as it goes.
+pub(crate) type Outcome = Result<(), Exception>;
+
+/// A command the model cannot apply because the client could not have sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The command names a connection that is not open.
+    NotConnected(ConnId),
+    /// `ConnectionOpen` for a connection that is already open.
+    AlreadyConnected(ConnId),
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::NotConnected(c) => write!(f, "connection c{} is not open", c.0),
+            UsageError::AlreadyConnected(c) => write!(f, "connection c{} is already open", c.0),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A choice the broker makes on its own.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Internal {
+    /// Deliver the next eligible message of `queue` to `consumer`.
+    Deliver {
+        /// The queue.
+        queue: crate::types::Name,
+        /// The consumer that gets it.
+        consumer: crate::state::ConsumerRef,
+    },
+}
+
+impl crate::state::Broker {
+    /// Apply a client command or environment event, returning the events clients observe, in
+    /// the order the broker sends them.
+    ///
+    /// ```
+    /// use amqp_model::{Broker, ChanRef, Command, ConnId, Event, Profile};
+    /// let mut b = Broker::new(Profile::rabbitmq());
+    /// b.apply(&Command::ConnectionOpen { conn: ConnId(1) }).unwrap();
+    /// let ch = ChanRef::new(1, 1);
+    /// assert_eq!(b.apply(&Command::ChannelOpen { ch }).unwrap(), vec![Event::ChannelOpenOk { ch }]);
+    /// ```
+    pub fn apply(&mut self, cmd: &Command) -> Result<Vec<Event>, UsageError> {
+        let mut out = Vec::new();
+        match cmd {
+            Command::Restart => self.restart(&mut out),
+            Command::ConnectionOpen { conn } => {
+                if self.connections.contains_key(conn) {
+                    return Err(UsageError::AlreadyConnected(*conn));
+                }
+                self.connections.insert(*conn, Default::default());
+                out.push(Event::ConnectionOpenOk { conn: *conn });
+            }
+            Command::ConnectionClose { conn } | Command::ConnectionDrop { conn } => {
+                if !self.connections.contains_key(conn) {
+                    return Err(UsageError::NotConnected(*conn));
+                }
+                self.close_connection(*conn, &mut out);
+                if matches!(cmd, Command::ConnectionClose { .. }) {
+                    out.push(Event::ConnectionCloseOk { conn: *conn });
+                }
+            }
+            _ => {
+                let ch = cmd.channel().expect("every other command is a channel method");
+                if !self.connections.contains_key(&ch.conn) {
+                    return Err(UsageError::NotConnected(ch.conn));
+                }
+                let method = cmd.method().expect("channel commands are methods");
+                let result = match cmd {
+                    Command::ChannelOpen { ch } => self.channel_open(*ch, &mut out),
+                    _ if self.channel(ch).is_none() => Err(Exception::Connection(ReplyCode::ChannelError)),
+                    _ => self.channel_method(ch, cmd, &mut out),
+                };
+                match result {
+                    Ok(()) => {}
+                    Err(Exception::Channel(code)) => {
+                        self.close_channel(ch, &mut out);
+                        out.push(Event::ChannelClosed { ch, code, method });
+                    }
+                    Err(Exception::Connection(code)) => {
+                        self.close_connection(ch.conn, &mut out);
+                        out.push(Event::ConnectionClosed { conn: ch.conn, code, method: Some(method) });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn channel_method(&mut self, ch: ChanRef, cmd: &Command, out: &mut Vec<Event>) -> Outcome {
+        use Command::*;
+        match cmd {
+            ChannelClose { .. } => {
+                self.close_channel(ch, out);
+                out.push(Event::ChannelCloseOk { ch });
+                Ok(())
+            }
+            ExchangeDeclare { exchange, kind, passive, durable, auto_delete, internal, arguments, .. } => self
+                .exchange_declare(ch, exchange, kind, *passive, *durable, *auto_delete, *internal, arguments, out),
+            ExchangeDelete { exchange, if_unused, .. } => self.exchange_delete(ch, exchange, *if_unused, out),
+            ExchangeBind { destination, source, routing_key, arguments, .. } => {
+                self.exchange_bind(ch, destination, source, routing_key, arguments, out)
+            }
+            ExchangeUnbind { destination, source, routing_key, arguments, .. } => {
+                self.exchange_unbind(ch, destination, source, routing_key, arguments, out)
+            }
+            QueueDeclare { queue, passive, durable, exclusive, auto_delete, arguments, .. } => {
+                self.queue_declare(ch, queue, *passive, *durable, *exclusive, *auto_delete, arguments, out)
+            }
+            QueueBind { queue, exchange, routing_key, arguments, .. } => {
+                self.queue_bind(ch, queue, exchange, routing_key, arguments, out)
+            }
+            QueueUnbind { queue, exchange, routing_key, arguments, .. } => {
+                self.queue_unbind(ch, queue, exchange, routing_key, arguments, out)
+            }
+            QueuePurge { queue, .. } => self.queue_purge(ch, queue, out),
+            QueueDelete { queue, if_unused, if_empty, .. } => self.queue_delete(ch, queue, *if_unused, *if_empty, out),
+            BasicQos { prefetch_count, global, .. } => self.basic_qos(ch, *prefetch_count, *global, out),
+            BasicConsume { queue, consumer_tag, no_ack, exclusive, .. } => {
+                self.basic_consume(ch, queue, consumer_tag, *no_ack, *exclusive, out)
+            }
+            BasicCancel { consumer_tag, .. } => self.basic_cancel(ch, consumer_tag, out),
+            BasicPublish { exchange, routing_key, mandatory, content, .. } => {
+                self.basic_publish(ch, exchange, routing_key, *mandatory, content, out)
+            }
+            BasicGet { queue, no_ack, .. } => self.basic_get(ch, queue, *no_ack, out),
+            BasicAck { delivery_tag, multiple, .. } => {
+                self.basic_settle(ch, *delivery_tag, *multiple, crate::state::Settle::Ack)
+            }
+            BasicNack { delivery_tag, multiple, requeue, .. } => {
+                self.basic_settle(ch, *delivery_tag, *multiple, crate::state::Settle::rejecting(*requeue))
+            }
+            BasicReject { delivery_tag, requeue, .. } => {
+                self.basic_settle(ch, *delivery_tag, false, crate::state::Settle::rejecting(*requeue))
+            }
+            BasicRecover { requeue, .. } => self.basic_recover(ch, *requeue, out),
+            ConfirmSelect { .. } => self.confirm_select(ch, out),
+            TxSelect { .. } => self.tx_select(ch, out),
+            TxCommit { .. } => self.tx_commit(ch, out),
+            TxRollback { .. } => self.tx_rollback(ch, out),
+            ConnectionOpen { .. } | ConnectionClose { .. } | ConnectionDrop { .. } | Restart | ChannelOpen { .. } => {
+                unreachable!("handled by apply")
+            }
+        }
+    }
+
+    /// The broker's own choices available now (deliveries to consumers with capacity).
+    pub fn internal_steps(&self, out: &mut Vec<Internal>) {
+        self.dispatch_choices(out);
+    }
+
+    /// Take one of the broker's own choices, returning what clients observe.
+    pub fn step(&mut self, internal: &Internal) -> Vec<Event> {
+        let mut out = Vec::new();
+        match internal {
+            Internal::Deliver { queue, consumer } => self.deliver(queue, consumer, &mut out),
+        }
+        out
+    }
+
+    /// Take internal steps until none is left, always the first one offered: a broker that
+    /// dispatches eagerly and (under `rabbitmq`) in round-robin order. Returns their events.
+    pub fn settle_internal(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        let mut steps = Vec::new();
+        loop {
+            steps.clear();
+            self.internal_steps(&mut steps);
+            let Some(first) = steps.first() else { break };
+            out.extend(self.step(&first.clone()));
+        }
+        out
+    }
+}

@@ -1,0 +1,49 @@
+//! The `channel` class: opening a channel and everything closing one entails.
+
+use crate::broker::{Exception, Outcome};
+use crate::event::Event;
+use crate::fault::Fault;
+use crate::state::{Broker, Channel, ConsumerRef};
+use crate::types::{ChanRef, ReplyCode};
+
+impl Broker {
+    /// `channel.open`. Opening a channel that is already open is a 504 channel-error
+    /// (`channel open state`).
+    pub(crate) fn channel_open(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
+        let conn = self.connections.get_mut(&ch.conn).expect("connection checked open");
+        if conn.channels.contains_key(&ch.channel) {
+            return Err(Exception::Connection(ReplyCode::ChannelError));
+        }
+        conn.channels.insert(ch.channel, Channel::default());
+        out.push(Event::ChannelOpenOk { ch });
+        Ok(())
+    }
+
+    /// Close a channel, by the client or by a channel exception: its unacked messages go back to
+    /// their queues flagged redelivered, at their original place; its consumers are removed (an
+    /// auto-delete queue losing its last consumer is deleted); a transaction in progress is
+    /// discarded.
+    pub(crate) fn close_channel(&mut self, ch: ChanRef, out: &mut Vec<Event>) {
+        let Some(channel) = self.connections.get_mut(&ch.conn).and_then(|c| c.channels.remove(&ch.channel)) else {
+            return;
+        };
+        if self.faults.has(Fault::NoRequeueOnClose) {
+            // Deliberately wrong: the copies vanish without being settled.
+        } else {
+            for u in channel.unacked.into_values() {
+                self.requeue(u, None);
+            }
+        }
+        for (tag, c) in channel.consumers {
+            self.detach_consumer(&c.queue, &ConsumerRef { ch, tag }, out);
+        }
+        if self.profile.requeue_avoids_rejecting_channel {
+            for q in self.queues.values_mut() {
+                for r in q.ready.iter_mut().filter(|r| r.avoid == Some(ch)) {
+                    r.avoid = None;
+                }
+            }
+        }
+        self.unblock();
+    }
+}

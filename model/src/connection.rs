@@ -1,0 +1,84 @@
+//! The `connection` class as far as broker state goes: closing a connection (by the client, by a
+//! dropped socket, or by a connection exception) and the broker restart that closes them all.
+
+use crate::event::Event;
+use crate::fault::Fault;
+use crate::state::{Broker, Fate, Ready};
+use crate::types::{ConnId, ReplyCode};
+
+impl Broker {
+    /// Close every channel of `conn` (requeueing their unacked messages, removing their
+    /// consumers), then delete the exclusive queues it owns (`queue declare exclusive
+    /// exclusive`; errata 19 and 5: deleted when the connection closes, synchronously).
+    pub(crate) fn close_connection(&mut self, conn: ConnId, out: &mut Vec<Event>) {
+        let channels: Vec<u16> = match self.connections.get(&conn) {
+            Some(c) => c.channels.keys().copied().collect(),
+            None => return,
+        };
+        for n in channels {
+            self.close_channel(crate::types::ChanRef { conn, channel: n }, out);
+        }
+        let owned: Vec<_> = self.queues.iter().filter(|(_, q)| q.owner == Some(conn)).map(|(n, _)| n.clone()).collect();
+        for q in owned {
+            self.delete_queue(&q, out);
+        }
+        self.connections.remove(&conn);
+    }
+
+    /// The broker restarts. Every open connection is forced closed (320). What survives is what
+    /// a restart may keep: durable exchanges (`exchange declare durable`), durable queues (`queue
+    /// declare durable persistence`), bindings between surviving entities (`queue bind
+    /// durable-exchange`) and persistent messages in durable queues (`basic 01`), those that were
+    /// delivered but not acknowledged coming back flagged redelivered.
+    pub(crate) fn restart(&mut self, out: &mut Vec<Event>) {
+        for conn in self.connections.keys() {
+            out.push(Event::ConnectionClosed { conn: *conn, code: ReplyCode::ConnectionForced, method: None });
+        }
+        let keep_transient = self.faults.has(Fault::RestartKeepsTransient);
+        let keeps = |persistent: bool| persistent || keep_transient;
+        // Unacked copies return to their (durable) queues.
+        let mut returning: Vec<(crate::types::Name, Ready)> = Vec::new();
+        for conn in std::mem::take(&mut self.connections).into_values() {
+            for ch in conn.channels.into_values() {
+                for u in ch.unacked.into_values().filter(|u| !u.queue_gone) {
+                    returning.push((u.queue, Ready { msg: u.msg, redelivered: true, avoid: None }));
+                }
+            }
+        }
+        self.queues.retain(|_, q| q.durable && q.owner.is_none());
+        for (name, r) in returning {
+            if let Some(q) = self.queues.get_mut(&name) {
+                let at = q.ready.partition_point(|x| x.msg.id() < r.msg.id());
+                q.ready.insert(at, r);
+            }
+        }
+        for q in self.queues.values_mut() {
+            q.consumers.clear();
+            q.blocked.clear();
+            q.ready.retain(|r| keeps(r.msg.persistent()));
+            for r in q.ready.iter_mut() {
+                r.avoid = None;
+            }
+        }
+        // Settle in the ledger every copy that did not survive.
+        let surviving: std::collections::BTreeSet<crate::state::CopyId> = self
+            .queues
+            .iter()
+            .flat_map(|(n, q)| q.ready.iter().map(move |r| crate::state::CopyId { msg: r.msg.id(), queue: n.clone() }))
+            .collect();
+        for (copy, fate) in self.ledger.iter_mut() {
+            if matches!(fate, Fate::Live { .. }) && !surviving.contains(copy) {
+                *fate = Fate::Settled;
+            }
+        }
+        self.exchanges.retain(|_, x| x.durable);
+        let (exchanges, queues) = (&self.exchanges, &self.queues);
+        self.bindings.retain(|b| {
+            exchanges.contains_key(&b.source)
+                && match &b.dest {
+                    crate::state::Dest::Queue(q) => queues.contains_key(q),
+                    crate::state::Dest::Exchange(x) => exchanges.contains_key(x),
+                }
+        });
+    }
+}

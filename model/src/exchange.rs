@@ -1,0 +1,172 @@
+//! The `exchange` class: declare, delete, and RabbitMQ's exchange-to-exchange bind and unbind.
+
+use crate::broker::{Exception, Outcome};
+use crate::event::{Event, Reply};
+use crate::state::{Binding, Broker, Dest, Exchange};
+use crate::types::{ChanRef, ExchangeKind, Name, ReplyCode, Table};
+
+use Exception::{Channel, Connection};
+use ReplyCode::{AccessRefused, CommandInvalid, NotFound, PreconditionFailed};
+
+impl Broker {
+    /// `exchange.declare`.
+    ///
+    /// - the default exchange cannot be declared (`exchange default-access`, errata 14): 403;
+    /// - `passive` asserts existence (`exchange declare passive not-found`): 404 if missing;
+    /// - an unknown type is refused (`exchange declare type support`): 503 connection error;
+    /// - names beginning `amq.` are reserved (`exchange declare exchange reserved`): 403;
+    /// - redeclaring must be equivalent (`exchange declare passive equivalent`, errata 6):
+    ///   406, comparing type, durable and arguments, and under `exchange_equivalence_strict`
+    ///   also auto-delete and internal.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn exchange_declare(
+        &mut self,
+        ch: ChanRef,
+        name: &Name,
+        kind: &ExchangeKind,
+        passive: bool,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: &Table,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        if name.is_empty() {
+            return Err(Channel(AccessRefused));
+        }
+        if !passive && matches!(kind, ExchangeKind::Other(_)) {
+            return Err(Connection(CommandInvalid));
+        }
+        match self.exchanges.get(name) {
+            Some(_) if passive => {}
+            Some(x) => {
+                let strict = self.profile.exchange_equivalence_strict;
+                let equivalent = x.kind == *kind
+                    && x.durable == durable
+                    && x.arguments == *arguments
+                    && (!strict || (x.auto_delete == auto_delete && x.internal == internal));
+                if !equivalent {
+                    return Err(Channel(PreconditionFailed));
+                }
+            }
+            None if passive => return Err(Channel(NotFound)),
+            None if name.is_reserved() => return Err(Channel(AccessRefused)),
+            None => {
+                let x = Exchange { kind: kind.clone(), durable, auto_delete, internal, arguments: arguments.clone() };
+                self.exchanges.insert(name.clone(), x);
+            }
+        }
+        out.push(Event::Reply { ch, reply: Reply::ExchangeDeclareOk });
+        Ok(())
+    }
+
+    /// `exchange.delete`: the default and predeclared exchanges cannot be deleted (403); a
+    /// missing exchange is 404 (`exchange delete exchange exists`) unless the profile answers
+    /// delete-ok; `if-unused` refuses an exchange that is the source of bindings
+    /// (`exchange delete if-unused in-use`): 406.
+    pub(crate) fn exchange_delete(&mut self, ch: ChanRef, name: &Name, if_unused: bool, out: &mut Vec<Event>) -> Outcome {
+        if Broker::is_predeclared(name) {
+            return Err(Channel(AccessRefused));
+        }
+        if !self.exchanges.contains_key(name) {
+            if !self.profile.delete_missing_ok {
+                return Err(Channel(NotFound));
+            }
+        } else {
+            if if_unused && self.bindings_from(name).next().is_some() {
+                return Err(Channel(PreconditionFailed));
+            }
+            self.delete_exchange(name, out);
+        }
+        out.push(Event::Reply { ch, reply: Reply::ExchangeDeleteOk });
+        Ok(())
+    }
+
+    /// Remove an exchange and every binding from or to it; sources left without bindings are
+    /// auto-deleted in turn.
+    pub(crate) fn delete_exchange(&mut self, name: &Name, out: &mut Vec<Event>) {
+        self.exchanges.remove(name);
+        let dest = Dest::Exchange(name.clone());
+        let mut sources = Vec::new();
+        self.bindings.retain(|b| {
+            let gone = b.source == *name || b.dest == dest;
+            if gone && b.dest == dest {
+                sources.push(b.source.clone());
+            }
+            !gone
+        });
+        for s in sources {
+            self.auto_delete_exchange(&s, out);
+        }
+    }
+
+    /// An auto-delete exchange goes away when its last binding as a source is removed
+    /// (`exchange declare auto-delete`, errata 25).
+    pub(crate) fn auto_delete_exchange(&mut self, name: &Name, out: &mut Vec<Event>) {
+        let unused = self.bindings_from(name).next().is_none();
+        if unused && self.exchanges.get(name).is_some_and(|x| x.auto_delete) {
+            self.delete_exchange(name, out);
+        }
+    }
+
+    /// Check a name used as an end of an exchange-to-exchange binding: the default exchange is
+    /// refused unless the profile allows it (errata 14); a missing exchange is 404
+    /// (`exchange bind destination exchange-existence`, `source exchange-existence`).
+    fn binding_end(&self, name: &Name) -> Result<bool, Exception> {
+        if name.is_empty() && !self.profile.default_exchange_bindable {
+            return Err(Channel(AccessRefused));
+        }
+        Ok(self.exchanges.contains_key(name))
+    }
+
+    /// `exchange.bind`: duplicates are accepted and ignored (`exchange bind duplicates`), cycles
+    /// allowed (`exchange bind cyclical`).
+    pub(crate) fn exchange_bind(
+        &mut self,
+        ch: ChanRef,
+        destination: &Name,
+        source: &Name,
+        routing_key: &Name,
+        arguments: &Table,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        if !self.binding_end(destination)? || !self.binding_end(source)? {
+            return Err(Channel(NotFound));
+        }
+        self.bindings.insert(Binding {
+            source: source.clone(),
+            dest: Dest::Exchange(destination.clone()),
+            key: routing_key.clone(),
+            arguments: arguments.clone(),
+        });
+        out.push(Event::Reply { ch, reply: Reply::ExchangeBindOk });
+        Ok(())
+    }
+
+    /// `exchange.unbind` (`exchange unbind destination must-exist`, `source must-exist`).
+    pub(crate) fn exchange_unbind(
+        &mut self,
+        ch: ChanRef,
+        destination: &Name,
+        source: &Name,
+        routing_key: &Name,
+        arguments: &Table,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let both = self.binding_end(destination)? & self.binding_end(source)?;
+        if !both && !self.profile.unbind_missing_ok {
+            return Err(Channel(NotFound));
+        }
+        let b = Binding {
+            source: source.clone(),
+            dest: Dest::Exchange(destination.clone()),
+            key: routing_key.clone(),
+            arguments: arguments.clone(),
+        };
+        if self.bindings.remove(&b) {
+            self.auto_delete_exchange(source, out);
+        }
+        out.push(Event::Reply { ch, reply: Reply::ExchangeUnbindOk });
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! Profiles: the specification (with its errata) and RabbitMQ 3.10 as documented and observed.
+//!
+//! Every point where the two differ is one named switch here, and nowhere else. docs/model.md has
+//! the same table with the rule or document each switch follows.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How `basic.qos` `global` is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum QosScope {
+    /// The 0-9-1 text: `global=false` limits the channel, `global=true` the whole connection.
+    ChannelAndConnection,
+    /// RabbitMQ: `global=false` limits each consumer created afterwards, `global=true` the
+    /// channel (shared by its consumers).
+    ConsumerAndChannel,
+}
+
+/// Which consumer gets the next message of a queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Dispatch {
+    /// Any consumer with spare prefetch capacity (the spec does not choose): every choice is a
+    /// separate internal step.
+    AnyConsumer,
+    /// RabbitMQ's round robin: the next consumer in turn that has capacity; a consumer without
+    /// capacity leaves the rotation until it has capacity again, then rejoins at the end.
+    RoundRobin,
+}
+
+/// The behaviour switches of a profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Profile {
+    /// The profile's name (`spec` or `rabbitmq`).
+    pub name: ProfileName,
+    /// `basic.qos` `global`: spec field doc of `basic.qos global` vs RabbitMQ's consumer prefetch.
+    pub qos_scope: QosScope,
+    /// Consumer selection: spec is silent (any), RabbitMQ round-robins.
+    pub dispatch: Dispatch,
+    /// Deleting a queue or exchange that does not exist: spec rules `queue delete queue must-exist`
+    /// and `exchange delete exchange exists` (404); RabbitMQ answers delete-ok.
+    pub delete_missing_ok: bool,
+    /// Unbinding a binding whose queue or exchange does not exist: spec `queue unbind queue
+    /// must-exist` / `exchange must-exist` (404); RabbitMQ answers unbind-ok.
+    pub unbind_missing_ok: bool,
+    /// `queue.bind`/`unbind` and `exchange.bind`/`unbind` naming the default exchange: allowed by
+    /// the spec (`queue bind exchange default-exchange`, `exchange bind source default-exchange`);
+    /// RabbitMQ refuses them with 403 (errata section 14).
+    pub default_exchange_bindable: bool,
+    /// Exchange equivalence also compares `auto-delete` and `internal`: RabbitMQ does; the spec
+    /// compares type, durable and arguments only (`exchange declare passive equivalent`) and
+    /// ignores `auto-delete` for an existing exchange (`amq_exchange_25`).
+    pub exchange_equivalence_strict: bool,
+    /// A message requeued by reject/nack is not delivered again to a consumer on the rejecting
+    /// channel (spec `basic reject requeue 01`, `basic nack requeue 01`); RabbitMQ delivers it to
+    /// whichever consumer is next, the same one included.
+    pub requeue_avoids_rejecting_channel: bool,
+    /// `basic.recover` with `requeue=false`: the spec redelivers to the original consumer;
+    /// RabbitMQ refuses it with 540 not-implemented.
+    pub recover_without_requeue: bool,
+    /// The server cancels consumers of a deleted queue with `basic.cancel` (RabbitMQ's
+    /// consumer cancel notification extension); the spec has no such method from the server.
+    pub cancel_notify: bool,
+    /// A queue method naming `""` on a channel that declared no queue: the errata (section 18)
+    /// make it a 502 connection exception; RabbitMQ closes the channel with 404.
+    pub unknown_last_queue: LastQueueError,
+}
+
+/// What a missing "last declared queue" raises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LastQueueError {
+    /// 502 syntax-error, closing the connection (spec section 1.1 with errata section 18).
+    ConnectionSyntaxError,
+    /// 404 not-found, closing the channel (RabbitMQ).
+    ChannelNotFound,
+}
+
+/// The named profiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileName {
+    /// The 0-9-1 specification with its errata.
+    Spec,
+    /// RabbitMQ 3.10 (classic queues).
+    Rabbitmq,
+}
+
+impl fmt::Display for ProfileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProfileName::Spec => "spec",
+            ProfileName::Rabbitmq => "rabbitmq",
+        })
+    }
+}
+
+impl std::str::FromStr for ProfileName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "spec" => Ok(ProfileName::Spec),
+            "rabbitmq" => Ok(ProfileName::Rabbitmq),
+            other => Err(format!("unknown profile `{other}` (expected `spec` or `rabbitmq`)")),
+        }
+    }
+}
+
+impl Profile {
+    /// The 0-9-1 specification read with its errata.
+    pub const fn spec() -> Self {
+        Profile {
+            name: ProfileName::Spec,
+            qos_scope: QosScope::ChannelAndConnection,
+            dispatch: Dispatch::AnyConsumer,
+            delete_missing_ok: false,
+            unbind_missing_ok: false,
+            default_exchange_bindable: true,
+            exchange_equivalence_strict: false,
+            requeue_avoids_rejecting_channel: true,
+            recover_without_requeue: true,
+            cancel_notify: false,
+            unknown_last_queue: LastQueueError::ConnectionSyntaxError,
+        }
+    }
+
+    /// RabbitMQ 3.10.8 with classic queues.
+    pub const fn rabbitmq() -> Self {
+        Profile {
+            name: ProfileName::Rabbitmq,
+            qos_scope: QosScope::ConsumerAndChannel,
+            dispatch: Dispatch::RoundRobin,
+            delete_missing_ok: true,
+            unbind_missing_ok: true,
+            default_exchange_bindable: false,
+            exchange_equivalence_strict: true,
+            requeue_avoids_rejecting_channel: false,
+            recover_without_requeue: false,
+            cancel_notify: true,
+            unknown_last_queue: LastQueueError::ChannelNotFound,
+        }
+    }
+
+    /// The profile with this name.
+    pub const fn named(name: ProfileName) -> Self {
+        match name {
+            ProfileName::Spec => Profile::spec(),
+            ProfileName::Rabbitmq => Profile::rabbitmq(),
+        }
+    }
+}

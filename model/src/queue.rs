@@ -1,0 +1,252 @@
+//! The `queue` class: declare, bind, unbind, purge, delete, and what deleting a queue entails.
+
+use crate::broker::{Exception, Outcome};
+use crate::event::{Event, Reply};
+use crate::profile::LastQueueError;
+use crate::state::{Binding, Broker, Dest, Fate, Queue};
+use crate::types::{ChanRef, Name, ReplyCode, Table};
+
+use Exception::{Channel, Connection};
+use ReplyCode::{AccessRefused, NotFound, PreconditionFailed, ResourceLocked};
+
+impl Broker {
+    /// The queue a queue method names: `""` is the last queue declared on the channel
+    /// (`queue bind queue queue-known` and its siblings); with none, the profile's error.
+    pub(crate) fn resolve_queue(&self, ch: ChanRef, queue: &Name) -> Result<Name, Exception> {
+        if !queue.is_empty() {
+            return Ok(queue.clone());
+        }
+        match self.channel(ch).and_then(|c| c.last_queue.clone()) {
+            Some(q) => Ok(q),
+            None => Err(match self.profile.unknown_last_queue {
+                LastQueueError::ConnectionSyntaxError => Connection(ReplyCode::SyntaxError),
+                LastQueueError::ChannelNotFound => Channel(NotFound),
+            }),
+        }
+    }
+
+    /// The queue, checked to exist (404) and not to be exclusive to another connection
+    /// (`queue declare exclusive exclusive`, errata 7 and 8: 405, checked first).
+    pub(crate) fn usable_queue(&self, ch: ChanRef, name: &Name) -> Result<&Queue, Exception> {
+        let q = self.queues.get(name).ok_or(Channel(NotFound))?;
+        if q.owner.is_some_and(|o| o != ch.conn) {
+            return Err(Channel(ResourceLocked));
+        }
+        Ok(q)
+    }
+
+    /// `queue.declare`.
+    ///
+    /// - `""` asks for a server-generated name (`queue declare queue default-name`);
+    /// - a durable exclusive queue is made transient (errata 30);
+    /// - an existing queue exclusive to another connection: 405, before anything else;
+    /// - `passive` asserts existence (`queue declare passive passive`): 404;
+    /// - redeclaring must be equivalent in durable, exclusive, auto-delete and arguments
+    ///   (`queue declare passive equivalent`): 406;
+    /// - new names beginning `amq.` are reserved (`queue declare queue reserved`): 403.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn queue_declare(
+        &mut self,
+        ch: ChanRef,
+        queue: &Name,
+        passive: bool,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: &Table,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let durable = durable && !exclusive;
+        let name = if queue.is_empty() && passive { self.resolve_queue(ch, queue)? } else { queue.clone() };
+        let (message_count, consumer_count, name) = match self.queues.get(&name) {
+            Some(q) => {
+                if q.owner.is_some_and(|o| o != ch.conn) {
+                    return Err(Channel(ResourceLocked));
+                }
+                let equivalent = q.durable == durable
+                    && q.owner.is_some() == exclusive
+                    && q.auto_delete == auto_delete
+                    && q.arguments == *arguments;
+                if !passive && !equivalent {
+                    return Err(Channel(PreconditionFailed));
+                }
+                (q.ready.len() as u32, q.consumer_count() as u32, name)
+            }
+            None if passive => return Err(Channel(NotFound)),
+            None if name.is_reserved() => return Err(Channel(AccessRefused)),
+            None => {
+                let name = if name.is_empty() { self.generate_name("amq.gen-") } else { name };
+                let q = Queue {
+                    durable,
+                    owner: exclusive.then_some(ch.conn),
+                    auto_delete,
+                    arguments: arguments.clone(),
+                    ready: Default::default(),
+                    consumers: Default::default(),
+                    blocked: Vec::new(),
+                };
+                self.queues.insert(name.clone(), q);
+                (0, 0, name)
+            }
+        };
+        self.channel_mut(ch).last_queue = Some(name.clone());
+        out.push(Event::Reply { ch, reply: Reply::QueueDeclareOk { queue: name, message_count, consumer_count } });
+        Ok(())
+    }
+
+    /// The binding a queue.bind/unbind names, after resolving `""`: with both queue and routing
+    /// key empty, the routing key is the last queue's name too (spec field doc of
+    /// `queue.bind routing-key`).
+    fn queue_binding(
+        &self,
+        ch: ChanRef,
+        queue: &Name,
+        exchange: &Name,
+        routing_key: &Name,
+        arguments: &Table,
+    ) -> Result<Binding, Exception> {
+        let q = self.resolve_queue(ch, queue)?;
+        let key = if queue.is_empty() && routing_key.is_empty() { q.clone() } else { routing_key.clone() };
+        if exchange.is_empty() && !self.profile.default_exchange_bindable {
+            return Err(Channel(AccessRefused));
+        }
+        Ok(Binding { source: exchange.clone(), dest: Dest::Queue(q), key, arguments: arguments.clone() })
+    }
+
+    /// `queue.bind`: the queue and exchange must exist (`queue bind queue must-exist`,
+    /// `exchange exchange-existence`): 404; duplicates are ignored (`queue bind duplicates`).
+    pub(crate) fn queue_bind(
+        &mut self,
+        ch: ChanRef,
+        queue: &Name,
+        exchange: &Name,
+        routing_key: &Name,
+        arguments: &Table,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let b = self.queue_binding(ch, queue, exchange, routing_key, arguments)?;
+        let Dest::Queue(q) = &b.dest else { unreachable!() };
+        self.usable_queue(ch, q)?;
+        if !self.exchanges.contains_key(exchange) {
+            return Err(Channel(NotFound));
+        }
+        self.bindings.insert(b);
+        out.push(Event::Reply { ch, reply: Reply::QueueBindOk });
+        Ok(())
+    }
+
+    /// `queue.unbind` (`queue unbind queue must-exist`, `exchange must-exist`); removing an
+    /// auto-delete exchange's last binding deletes it.
+    pub(crate) fn queue_unbind(
+        &mut self,
+        ch: ChanRef,
+        queue: &Name,
+        exchange: &Name,
+        routing_key: &Name,
+        arguments: &Table,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let b = self.queue_binding(ch, queue, exchange, routing_key, arguments)?;
+        let Dest::Queue(q) = &b.dest else { unreachable!() };
+        let exists = match self.usable_queue(ch, q) {
+            Ok(_) => self.exchanges.contains_key(exchange),
+            Err(Channel(NotFound)) => false,
+            Err(e) => return Err(e),
+        };
+        if !exists && !self.profile.unbind_missing_ok {
+            return Err(Channel(NotFound));
+        }
+        if self.bindings.remove(&b) {
+            self.auto_delete_exchange(exchange, out);
+        }
+        out.push(Event::Reply { ch, reply: Reply::QueueUnbindOk });
+        Ok(())
+    }
+
+    /// `queue.purge`: drops the ready messages; delivered, unacknowledged ones stay
+    /// (`queue purge 02`).
+    pub(crate) fn queue_purge(&mut self, ch: ChanRef, queue: &Name, out: &mut Vec<Event>) -> Outcome {
+        let name = self.resolve_queue(ch, queue)?;
+        self.usable_queue(ch, &name)?;
+        let ready = std::mem::take(&mut self.queues.get_mut(&name).expect("checked").ready);
+        for r in &ready {
+            self.settle_copy(r.msg.id(), &name);
+        }
+        out.push(Event::Reply { ch, reply: Reply::QueuePurgeOk { message_count: ready.len() as u32 } });
+        Ok(())
+    }
+
+    /// `queue.delete`: `if-unused` refuses a queue with consumers (`queue delete if-unused
+    /// in-use`), `if-empty` one with ready messages (`if-empty not-empty`): 406; a missing
+    /// queue is 404 (`queue delete queue must-exist`) unless the profile answers delete-ok.
+    pub(crate) fn queue_delete(
+        &mut self,
+        ch: ChanRef,
+        queue: &Name,
+        if_unused: bool,
+        if_empty: bool,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let name = self.resolve_queue(ch, queue)?;
+        let message_count = match self.usable_queue(ch, &name) {
+            Ok(q) => {
+                if if_unused && q.consumer_count() > 0 || if_empty && !q.ready.is_empty() {
+                    return Err(Channel(PreconditionFailed));
+                }
+                let n = q.ready.len() as u32;
+                self.delete_queue(&name, out);
+                n
+            }
+            Err(Channel(NotFound)) if self.profile.delete_missing_ok => 0,
+            Err(e) => return Err(e),
+        };
+        out.push(Event::Reply { ch, reply: Reply::QueueDeleteOk { message_count } });
+        Ok(())
+    }
+
+    /// Delete a queue: its ready messages are dropped, its consumers cancelled (with a
+    /// `basic.cancel` under `cancel_notify`), its unacked deliveries left to be settled without
+    /// a queue to return to, its bindings removed (auto-deleting exchanges they leave unused).
+    pub(crate) fn delete_queue(&mut self, name: &Name, out: &mut Vec<Event>) {
+        let Some(q) = self.queues.remove(name) else { return };
+        for r in &q.ready {
+            self.settle_copy(r.msg.id(), name);
+        }
+        for c in q.consumers.iter().chain(q.blocked.iter()) {
+            if let Some(chan) = self.connections.get_mut(&c.ch.conn).and_then(|x| x.channels.get_mut(&c.ch.channel)) {
+                chan.consumers.remove(&c.tag);
+                if self.profile.cancel_notify {
+                    out.push(Event::Cancel { ch: c.ch, consumer_tag: c.tag.clone() });
+                }
+            }
+        }
+        for conn in self.connections.values_mut() {
+            for chan in conn.channels.values_mut() {
+                for u in chan.unacked.values_mut().filter(|u| u.queue == *name) {
+                    u.queue_gone = true;
+                }
+            }
+        }
+        let dest = Dest::Queue(name.clone());
+        let mut sources = Vec::new();
+        self.bindings.retain(|b| {
+            if b.dest == dest {
+                sources.push(b.source.clone());
+                false
+            } else {
+                true
+            }
+        });
+        for s in sources {
+            self.auto_delete_exchange(&s, out);
+        }
+        self.unblock();
+    }
+
+    /// Mark a copy settled in the ledger.
+    pub(crate) fn settle_copy(&mut self, msg: crate::types::MsgId, queue: &Name) {
+        if let Some(f) = self.ledger.get_mut(&crate::state::CopyId { msg, queue: queue.clone() }) {
+            *f = Fate::Settled;
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The broker's state: one virtual host with its exchanges, queues, bindings and client
+//! connections, plus the ledger of message copies that the properties check against.
+//!
+//! Everything is kept in ordered collections so that iteration, equality and hashing are
+//! deterministic (a requirement of the model checker).
+
+use crate::fault::Faults;
+use crate::profile::Profile;
+use crate::types::{ChanRef, ConnId, ExchangeKind, Message, MsgId, Name, Table};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The model of a broker (one virtual host).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Broker {
+    /// The behaviour profile (constant over a run).
+    pub profile: Profile,
+    /// Deliberately broken rules (empty for the real model).
+    pub faults: Faults,
+    /// Exchanges by name; the default exchange is the one named `""`.
+    pub exchanges: BTreeMap<Name, Exchange>,
+    /// Queues by name.
+    pub queues: BTreeMap<Name, Queue>,
+    /// Explicit bindings (the default exchange's implicit binding of every queue is not stored).
+    pub bindings: BTreeSet<Binding>,
+    /// Open connections.
+    pub connections: BTreeMap<ConnId, Connection>,
+    /// The next message identity.
+    pub next_msg: u32,
+    /// The counter behind server-generated queue names and consumer tags.
+    pub next_name: u32,
+    /// Ghost: the fate of every routed copy of every message.
+    pub ledger: BTreeMap<CopyId, Fate>,
+}
+
+/// An exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Exchange {
+    /// Its type.
+    pub kind: ExchangeKind,
+    /// Survives a restart.
+    pub durable: bool,
+    /// Deleted when its last binding (as source) goes away.
+    pub auto_delete: bool,
+    /// Clients may not publish to it.
+    pub internal: bool,
+    /// Declare arguments (compared for equivalence).
+    pub arguments: Table,
+}
+
+/// Where a binding leads.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Dest {
+    /// A queue (`queue.bind`).
+    Queue(Name),
+    /// An exchange (`exchange.bind`, RabbitMQ's extension).
+    Exchange(Name),
+}
+
+/// A binding from a source exchange to a queue or exchange.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Binding {
+    /// The exchange messages come from.
+    pub source: Name,
+    /// Where matching messages go.
+    pub dest: Dest,
+    /// The binding key (a pattern for topic exchanges).
+    pub key: Name,
+    /// The binding arguments (matched by headers exchanges).
+    pub arguments: Table,
+}
+
+/// A queue.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Queue {
+    /// Survives a restart.
+    pub durable: bool,
+    /// The owning connection of an exclusive queue.
+    pub owner: Option<ConnId>,
+    /// Deleted when its last consumer goes away.
+    pub auto_delete: bool,
+    /// Declare arguments (compared for equivalence).
+    pub arguments: Table,
+    /// Ready messages, in delivery order.
+    pub ready: VecDeque<Ready>,
+    /// Consumers in dispatch rotation, in turn order.
+    pub consumers: VecDeque<ConsumerRef>,
+    /// Consumers that left the rotation for lack of prefetch capacity (round-robin dispatch).
+    pub blocked: Vec<ConsumerRef>,
+}
+
+impl Queue {
+    /// Every consumer of the queue, in rotation or blocked.
+    pub fn all_consumers(&self) -> impl Iterator<Item = &ConsumerRef> {
+        self.consumers.iter().chain(self.blocked.iter())
+    }
+    /// How many consumers the queue has.
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.len() + self.blocked.len()
+    }
+}
+
+/// A message copy waiting in a queue.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ready {
+    /// The message.
+    pub msg: Message,
+    /// Whether it was delivered before (and so will be flagged `redelivered`).
+    pub redelivered: bool,
+    /// A channel that rejected it with requeue and must not get it again (spec profile only).
+    pub avoid: Option<ChanRef>,
+}
+
+/// A consumer, named by its channel and tag.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConsumerRef {
+    /// The consumer's channel.
+    pub ch: ChanRef,
+    /// The consumer tag.
+    pub tag: Name,
+}
+
+/// An open connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Connection {
+    /// Open channels by number.
+    pub channels: BTreeMap<u16, Channel>,
+    /// Connection-wide prefetch limit (spec profile, `basic.qos global=true`); 0 = none.
+    pub prefetch: u16,
+}
+
+/// An open channel.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Channel {
+    /// The last queue declared on the channel (what `""` names in queue methods).
+    pub last_queue: Option<Name>,
+    /// The delivery tag the next delivery gets.
+    pub next_tag: u64,
+    /// Deliveries awaiting acknowledgement, by delivery tag.
+    pub unacked: BTreeMap<u64, Unacked>,
+    /// Consumers on this channel, by tag.
+    pub consumers: BTreeMap<Name, Consumer>,
+    /// Per-consumer prefetch for consumers created next (RabbitMQ, `global=false`); 0 = none.
+    pub consumer_prefetch: u16,
+    /// Channel-wide prefetch limit; 0 = none.
+    pub prefetch: u16,
+    /// Plain, confirm or transactional.
+    pub mode: Mode,
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Channel {
+            last_queue: None,
+            next_tag: 1,
+            unacked: BTreeMap::new(),
+            consumers: BTreeMap::new(),
+            consumer_prefetch: 0,
+            prefetch: 0,
+            mode: Mode::Plain,
+        }
+    }
+}
+
+/// A delivered, unacknowledged message copy.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Unacked {
+    /// The message.
+    pub msg: Message,
+    /// The queue it came from.
+    pub queue: Name,
+    /// That queue was deleted since: the copy has nowhere to return to.
+    pub queue_gone: bool,
+    /// The consumer it was delivered to; `None` for `basic.get`.
+    pub consumer: Option<Name>,
+    /// The `redelivered` flag it was delivered with.
+    pub redelivered: bool,
+    /// In a transaction: the settlement waiting for `tx.commit`.
+    pub pending: Option<Settle>,
+}
+
+/// How an unacked delivery is settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Settle {
+    /// `basic.ack`.
+    Ack,
+    /// `basic.nack`/`basic.reject` without requeue: the copy is dropped.
+    Discard,
+    /// `basic.nack`/`basic.reject` with requeue.
+    Requeue,
+}
+
+/// A consumer's parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Consumer {
+    /// The queue consumed from.
+    pub queue: Name,
+    /// Deliveries need no acknowledgement.
+    pub no_ack: bool,
+    /// Exclusive access to the queue.
+    pub exclusive: bool,
+    /// Its own prefetch limit (RabbitMQ consumer prefetch); 0 = none.
+    pub prefetch: u16,
+}
+
+/// The publishing mode of a channel.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// Neither confirms nor transactions.
+    Plain,
+    /// Publisher confirms: the sequence number of the next publish.
+    Confirm {
+        /// Next publish sequence number.
+        next_seq: u64,
+    },
+    /// Transactional: publishes held until commit.
+    Tx {
+        /// Publishes waiting for `tx.commit`.
+        publishes: Vec<PendingPublish>,
+    },
+}
+
+/// A publish held by a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PendingPublish {
+    /// Exchange named.
+    pub exchange: Name,
+    /// Routing key.
+    pub routing_key: Name,
+    /// Mandatory flag.
+    pub mandatory: bool,
+    /// The content.
+    pub content: crate::types::Content,
+}
+
+/// A copy of a message in one queue.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CopyId {
+    /// The message.
+    pub msg: MsgId,
+    /// The queue it was routed to.
+    pub queue: Name,
+}
+
+/// What became of a copy (ghost bookkeeping, checked by the properties).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Fate {
+    /// In the queue or delivered and unacked; `delivered` once handed to a client.
+    Live {
+        /// Handed to a client at least once.
+        delivered: bool,
+    },
+    /// Acknowledged, delivered without acknowledgement, dropped, purged or lost with its queue.
+    Settled,
+}
+
+impl Broker {
+    /// A fresh broker: the default exchange and the predeclared `amq.*` exchanges
+    /// (`exchange` rules `required-instances` and `default-exchange`), all durable (errata 20).
+    pub fn new(profile: Profile) -> Self {
+        Broker::with_faults(profile, Faults::NONE)
+    }
+
+    /// A fresh broker with deliberately broken rules (see [`crate::fault`]).
+    pub fn with_faults(profile: Profile, faults: Faults) -> Self {
+        let mut exchanges = BTreeMap::new();
+        for (name, kind) in PREDECLARED {
+            exchanges.insert(
+                Name::from(name),
+                Exchange {
+                    kind,
+                    durable: true,
+                    auto_delete: false,
+                    internal: false,
+                    arguments: Table::new(),
+                },
+            );
+        }
+        Broker {
+            profile,
+            faults,
+            exchanges,
+            queues: BTreeMap::new(),
+            bindings: BTreeSet::new(),
+            connections: BTreeMap::new(),
+            next_msg: 0,
+            next_name: 0,
+            ledger: BTreeMap::new(),
+        }
+    }
+
+    /// The channel, if open.
+    pub fn channel(&self, ch: ChanRef) -> Option<&Channel> {
+        self.connections.get(&ch.conn)?.channels.get(&ch.channel)
+    }
+
+    pub(crate) fn channel_mut(&mut self, ch: ChanRef) -> &mut Channel {
+        self.connections
+            .get_mut(&ch.conn)
+            .and_then(|c| c.channels.get_mut(&ch.channel))
+            .expect("channel checked open before use")
+    }
+
+    /// The consumer, if it exists.
+    pub fn consumer(&self, c: &ConsumerRef) -> Option<&Consumer> {
+        self.channel(c.ch)?.consumers.get(&c.tag)
+    }
+
+    /// A fresh server-generated name with this prefix (`amq.gen-`, `amq.ctag-`).
+    pub(crate) fn generate_name(&mut self, prefix: &str) -> Name {
+        self.next_name += 1;
+        Name::from(format!("{prefix}{}", self.next_name))
+    }
+
+    /// Whether an exchange is one the broker predeclares (it cannot be deleted).
+    pub fn is_predeclared(name: &Name) -> bool {
+        PREDECLARED.iter().any(|(n, _)| *n == name.as_str())
+    }
+}
+
+/// The exchanges every virtual host starts with.
+pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
+    ("", ExchangeKind::Direct),
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+];
+
+impl Settle {
+    /// The settlement a reject or nack asks for.
+    pub fn rejecting(requeue: bool) -> Settle {
+        if requeue {
+            Settle::Requeue
+        } else {
+            Settle::Discard
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The `tx` class: transactions as RabbitMQ implements them. Publishes and settlements made on a
+//! transactional channel take effect at `tx.commit` and are forgotten at `tx.rollback`.
+
+use crate::broker::{Exception, Outcome};
+use crate::event::{Event, Reply};
+use crate::state::{Broker, Mode};
+use crate::types::{ChanRef, ReplyCode};
+
+impl Broker {
+    /// `tx.select`: a channel in confirm mode cannot become transactional (406).
+    pub(crate) fn tx_select(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
+        let chan = self.channel_mut(ch);
+        match chan.mode {
+            Mode::Confirm { .. } => return Err(Exception::Channel(ReplyCode::PreconditionFailed)),
+            Mode::Plain => chan.mode = Mode::Tx { publishes: Vec::new() },
+            Mode::Tx { .. } => {}
+        }
+        out.push(Event::Reply { ch, reply: Reply::TxSelectOk });
+        Ok(())
+    }
+
+    fn transaction(&mut self, ch: ChanRef) -> Result<&mut Vec<crate::state::PendingPublish>, Exception> {
+        match &mut self.channel_mut(ch).mode {
+            Mode::Tx { publishes } => Ok(publishes),
+            _ => Err(Exception::Channel(ReplyCode::PreconditionFailed)),
+        }
+    }
+
+    /// `tx.commit` (`tx commit transacted`: 406 on a channel that is not transactional): the held
+    /// publishes are routed in order (unroutable mandatory ones returned now), then the held
+    /// settlements are carried out.
+    pub(crate) fn tx_commit(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
+        let publishes = std::mem::take(self.transaction(ch)?);
+        for p in publishes {
+            self.enqueue(ch, &p.exchange, &p.routing_key, p.mandatory, &p.content, out);
+        }
+        let chan = self.channel_mut(ch);
+        let tags: Vec<u64> = chan.unacked.iter().filter(|(_, u)| u.pending.is_some()).map(|(t, _)| *t).collect();
+        for t in tags {
+            let u = self.channel_mut(ch).unacked.remove(&t).expect("listed");
+            let how = u.pending.expect("pending");
+            self.finish(ch, u, how);
+        }
+        self.unblock();
+        out.push(Event::Reply { ch, reply: Reply::TxCommitOk });
+        Ok(())
+    }
+
+    /// `tx.rollback` (`tx rollback transacted`: 406 on a channel that is not transactional): held
+    /// publishes are discarded and held settlements undone, so those deliveries are
+    /// unacknowledged again.
+    pub(crate) fn tx_rollback(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
+        self.transaction(ch)?.clear();
+        for u in self.channel_mut(ch).unacked.values_mut() {
+            u.pending = None;
+        }
+        out.push(Event::Reply { ch, reply: Reply::TxRollbackOk });
+        Ok(())
+    }
+}

@@ -1,0 +1,360 @@
+//! Vocabulary shared by the whole model: names, identifiers, field tables, messages, reply codes
+//! and the AMQP class/method identifiers that a close names as its cause.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// An exchange name, queue name, routing key, consumer tag or short string.
+///
+/// Cheap to clone (shared), ordered and hashed by its text, so that the model state stays
+/// deterministic and small enough to be explored by a model checker.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Name(Arc<str>);
+
+impl Name {
+    /// The text of the name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// True for the empty name (the default exchange, a server-named queue, "the last queue").
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// True when the name is in the reserved `amq.` namespace.
+    pub fn is_reserved(&self) -> bool {
+        self.0.starts_with("amq.")
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl From<&str> for Name {
+    fn from(s: &str) -> Self {
+        Name(Arc::from(s))
+    }
+}
+impl From<String> for Name {
+    fn from(s: String) -> Self {
+        Name(Arc::from(s))
+    }
+}
+impl Default for Name {
+    fn default() -> Self {
+        Name::from("")
+    }
+}
+
+/// A client connection, named by the client (traces call them `c1`, `c2`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConnId(pub u16);
+
+/// A channel: its connection and its channel number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChanRef {
+    /// The connection the channel belongs to.
+    pub conn: ConnId,
+    /// The channel number on that connection (1 and up).
+    pub channel: u16,
+}
+
+impl ChanRef {
+    /// Channel `channel` of connection `conn`.
+    pub const fn new(conn: u16, channel: u16) -> Self {
+        ChanRef { conn: ConnId(conn), channel }
+    }
+}
+
+impl fmt::Display for ChanRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{}.{}", self.conn.0, self.channel)
+    }
+}
+
+/// A value in a field table (declare arguments, binding arguments, message headers).
+///
+/// The model keeps the three kinds of value that its behaviour depends on; equality is by kind and
+/// value, so the integer `1` and the string `"1"` differ, as they do on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A boolean (`t`).
+    Bool(bool),
+    /// A signed integer (any of the integer field types).
+    Int(i64),
+    /// A string (long string `S`).
+    Str(Name),
+}
+
+/// A field table: ordered, so that equality and hashing are deterministic.
+pub type Table = BTreeMap<Name, Value>;
+
+/// The identity the model gives a published message when it is routed (ghost data: a broker does
+/// not send it). Identities grow in routing order, so they also give a queue's arrival order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MsgId(pub u32);
+
+/// What a publisher sends as content: the body and the properties the model's behaviour depends on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Content {
+    /// The message body (text, for readable traces).
+    pub body: Name,
+    /// `delivery-mode = 2`: the message survives a restart when it sits in a durable queue.
+    pub persistent: bool,
+    /// The `headers` property, matched by headers exchanges.
+    pub headers: Table,
+}
+
+impl Content {
+    /// A transient message with this body and no headers.
+    pub fn text(body: &str) -> Self {
+        Content { body: body.into(), ..Content::default() }
+    }
+    /// A persistent message with this body.
+    pub fn persistent(body: &str) -> Self {
+        Content { body: body.into(), persistent: true, ..Content::default() }
+    }
+}
+
+/// A routed message: its identity, the exchange and routing key it was published with, and its
+/// content. Shared between the queues it was routed to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Message(pub Arc<MessageData>);
+
+/// The fields of a [`Message`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MessageData {
+    /// Ghost identity (see [`MsgId`]).
+    pub id: MsgId,
+    /// The exchange named in `basic.publish`.
+    pub exchange: Name,
+    /// The routing key given in `basic.publish`.
+    pub routing_key: Name,
+    /// Body and properties.
+    pub content: Content,
+}
+
+impl Message {
+    /// The ghost identity.
+    pub fn id(&self) -> MsgId {
+        self.0.id
+    }
+    /// Whether the message was published persistent.
+    pub fn persistent(&self) -> bool {
+        self.0.content.persistent
+    }
+}
+
+/// The exchange types the model implements (`exchange` rules `required-types` and
+/// `recommended-types`); any other type name is refused.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeKind {
+    /// Routes on equality of routing key and binding key.
+    Direct,
+    /// Routes to every binding.
+    Fanout,
+    /// Routes on dot-separated patterns with `*` and `#`.
+    Topic,
+    /// Routes on message headers against binding arguments.
+    Headers,
+    /// A type the model does not implement (declaring it is refused with 503).
+    Other(Name),
+}
+
+impl ExchangeKind {
+    /// The type name as it appears in `exchange.declare`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+            ExchangeKind::Other(n) => n.as_str(),
+        }
+    }
+    /// Parse a type name; unknown names become [`ExchangeKind::Other`].
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "direct" => ExchangeKind::Direct,
+            "fanout" => ExchangeKind::Fanout,
+            "topic" => ExchangeKind::Topic,
+            "headers" => ExchangeKind::Headers,
+            other => ExchangeKind::Other(other.into()),
+        }
+    }
+}
+
+/// AMQP reply codes the model emits (the spec's `constant` elements, plus 312 from the errata).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReplyCode {
+    /// 200 reply-success.
+    ReplySuccess,
+    /// 312 no-route (basic.return of an unroutable mandatory message).
+    NoRoute,
+    /// 320 connection-forced (the broker closed the connection, e.g. on restart).
+    ConnectionForced,
+    /// 403 access-refused.
+    AccessRefused,
+    /// 404 not-found.
+    NotFound,
+    /// 405 resource-locked.
+    ResourceLocked,
+    /// 406 precondition-failed.
+    PreconditionFailed,
+    /// 501 frame-error.
+    FrameError,
+    /// 502 syntax-error.
+    SyntaxError,
+    /// 503 command-invalid.
+    CommandInvalid,
+    /// 504 channel-error.
+    ChannelError,
+    /// 505 unexpected-frame.
+    UnexpectedFrame,
+    /// 530 not-allowed.
+    NotAllowed,
+    /// 540 not-implemented.
+    NotImplemented,
+    /// 541 internal-error.
+    InternalError,
+}
+
+impl ReplyCode {
+    /// The numeric code.
+    pub fn code(self) -> u16 {
+        match self {
+            ReplyCode::ReplySuccess => 200,
+            ReplyCode::NoRoute => 312,
+            ReplyCode::ConnectionForced => 320,
+            ReplyCode::AccessRefused => 403,
+            ReplyCode::NotFound => 404,
+            ReplyCode::ResourceLocked => 405,
+            ReplyCode::PreconditionFailed => 406,
+            ReplyCode::FrameError => 501,
+            ReplyCode::SyntaxError => 502,
+            ReplyCode::CommandInvalid => 503,
+            ReplyCode::ChannelError => 504,
+            ReplyCode::UnexpectedFrame => 505,
+            ReplyCode::NotAllowed => 530,
+            ReplyCode::NotImplemented => 540,
+            ReplyCode::InternalError => 541,
+        }
+    }
+    /// The code for a number, if the model knows it.
+    pub fn from_code(code: u16) -> Option<Self> {
+        ALL_CODES.iter().copied().find(|c| c.code() == code)
+    }
+    /// Soft errors close a channel; hard errors close the connection.
+    pub fn is_hard(self) -> bool {
+        self.code() >= 500 || self == ReplyCode::ConnectionForced
+    }
+}
+
+const ALL_CODES: [ReplyCode; 15] = [
+    ReplyCode::ReplySuccess,
+    ReplyCode::NoRoute,
+    ReplyCode::ConnectionForced,
+    ReplyCode::AccessRefused,
+    ReplyCode::NotFound,
+    ReplyCode::ResourceLocked,
+    ReplyCode::PreconditionFailed,
+    ReplyCode::FrameError,
+    ReplyCode::SyntaxError,
+    ReplyCode::CommandInvalid,
+    ReplyCode::ChannelError,
+    ReplyCode::UnexpectedFrame,
+    ReplyCode::NotAllowed,
+    ReplyCode::NotImplemented,
+    ReplyCode::InternalError,
+];
+
+impl fmt::Display for ReplyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code())
+    }
+}
+
+/// An AMQP method, as a close names the method that caused it (class id, method id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum Method {
+    ConnectionOpen,
+    ConnectionClose,
+    ChannelOpen,
+    ChannelClose,
+    ExchangeDeclare,
+    ExchangeDelete,
+    ExchangeBind,
+    ExchangeUnbind,
+    QueueDeclare,
+    QueueBind,
+    QueuePurge,
+    QueueDelete,
+    QueueUnbind,
+    BasicQos,
+    BasicConsume,
+    BasicCancel,
+    BasicPublish,
+    BasicGet,
+    BasicAck,
+    BasicReject,
+    BasicRecover,
+    BasicNack,
+    ConfirmSelect,
+    TxSelect,
+    TxCommit,
+    TxRollback,
+}
+
+impl Method {
+    /// `(class-id, method-id)` as in the specification.
+    pub fn ids(self) -> (u16, u16) {
+        use Method::*;
+        match self {
+            ConnectionOpen => (10, 40),
+            ConnectionClose => (10, 50),
+            ChannelOpen => (20, 10),
+            ChannelClose => (20, 40),
+            ExchangeDeclare => (40, 10),
+            ExchangeDelete => (40, 20),
+            ExchangeBind => (40, 30),
+            ExchangeUnbind => (40, 40),
+            QueueDeclare => (50, 10),
+            QueueBind => (50, 20),
+            QueuePurge => (50, 30),
+            QueueDelete => (50, 40),
+            QueueUnbind => (50, 50),
+            BasicQos => (60, 10),
+            BasicConsume => (60, 20),
+            BasicCancel => (60, 30),
+            BasicPublish => (60, 40),
+            BasicGet => (60, 70),
+            BasicAck => (60, 80),
+            BasicReject => (60, 90),
+            BasicRecover => (60, 110),
+            BasicNack => (60, 120),
+            ConfirmSelect => (85, 10),
+            TxSelect => (90, 10),
+            TxCommit => (90, 20),
+            TxRollback => (90, 30),
+        }
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
