@@ -60,12 +60,12 @@ impl Broker {
         Ok(())
     }
 
-    /// `exchange.delete`: the default and predeclared exchanges cannot be deleted (403); a
+    /// `exchange.delete`: the default exchange and `amq.` names cannot be deleted (403); a
     /// missing exchange is 404 (`exchange delete exchange exists`) unless the profile answers
     /// delete-ok; `if-unused` refuses an exchange that is the source of bindings
     /// (`exchange delete if-unused in-use`): 406.
     pub(crate) fn exchange_delete(&mut self, ch: ChanRef, name: &Name, if_unused: bool, out: &mut Vec<Event>) -> Outcome {
-        if Broker::is_predeclared(name) {
+        if name.is_empty() || name.is_reserved() {
             return Err(Channel(AccessRefused));
         }
         if !self.exchanges.contains_key(name) {

@@ -60,6 +60,10 @@ pub struct Profile {
     /// The server cancels consumers of a deleted queue with `basic.cancel` (RabbitMQ's
     /// consumer cancel notification extension); the spec has no such method from the server.
     pub cancel_notify: bool,
+    /// Redeclaring a queue with another `exclusive` flag: the spec's equivalence rule makes it a
+    /// 406; RabbitMQ treats asking for exclusive access to a queue the connection does not own
+    /// as a lock conflict (405) and accepts the owner redeclaring it non-exclusive.
+    pub exclusive_in_equivalence: bool,
     /// A queue method naming `""` on a channel that declared no queue: the errata (section 18)
     /// make it a 502 connection exception; RabbitMQ closes the channel with 404.
     pub unknown_last_queue: LastQueueError,
@@ -118,6 +122,7 @@ impl Profile {
             requeue_avoids_rejecting_channel: true,
             recover_without_requeue: true,
             cancel_notify: false,
+            exclusive_in_equivalence: true,
             unknown_last_queue: LastQueueError::ConnectionSyntaxError,
         }
     }
@@ -135,6 +140,7 @@ impl Profile {
             requeue_avoids_rejecting_channel: false,
             recover_without_requeue: false,
             cancel_notify: true,
+            exclusive_in_equivalence: false,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }

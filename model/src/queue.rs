@@ -37,7 +37,8 @@ impl Broker {
 
     /// `queue.declare`.
     ///
-    /// - `""` asks for a server-generated name (`queue declare queue default-name`);
+    /// - `""` asks for a server-generated name (`queue declare queue default-name`); a passive
+    ///   declare of `""` names no queue (404);
     /// - a durable exclusive queue is made transient (errata 30);
     /// - an existing queue exclusive to another connection: 405, before anything else;
     /// - `passive` asserts existence (`queue declare passive passive`): 404;
@@ -57,14 +58,17 @@ impl Broker {
         out: &mut Vec<Event>,
     ) -> Outcome {
         let durable = durable && !exclusive;
-        let name = if queue.is_empty() && passive { self.resolve_queue(ch, queue)? } else { queue.clone() };
+        let name = queue.clone();
         let (message_count, consumer_count, name) = match self.queues.get(&name) {
             Some(q) => {
                 if q.owner.is_some_and(|o| o != ch.conn) {
                     return Err(Channel(ResourceLocked));
                 }
+                if exclusive && q.owner != Some(ch.conn) && !self.profile.exclusive_in_equivalence {
+                    return Err(Channel(ResourceLocked));
+                }
                 let equivalent = q.durable == durable
-                    && q.owner.is_some() == exclusive
+                    && (q.owner.is_some() == exclusive || !self.profile.exclusive_in_equivalence)
                     && q.auto_delete == auto_delete
                     && q.arguments == *arguments;
                 if !passive && !equivalent {
@@ -148,6 +152,10 @@ impl Broker {
     ) -> Outcome {
         let b = self.queue_binding(ch, queue, exchange, routing_key, arguments)?;
         let Dest::Queue(q) = &b.dest else { unreachable!() };
+        if self.profile.unbind_missing_ok && !self.bindings.contains(&b) {
+            out.push(Event::Reply { ch, reply: Reply::QueueUnbindOk });
+            return Ok(());
+        }
         let exists = match self.usable_queue(ch, q) {
             Ok(_) => self.exchanges.contains_key(exchange),
             Err(Channel(NotFound)) => false,

@@ -18,19 +18,21 @@ fn room(limit: u16, used: usize, slack: usize) -> bool {
 }
 
 impl Broker {
-    /// Whether the consumer may be sent one more message now: a no-ack consumer always may
-    /// (`prefetch-count` is ignored with no-ack); otherwise every limit that applies under the
+    /// Whether the consumer may be sent one more message now: a no-ack consumer may
+    /// (`prefetch-count` is ignored with no-ack) unless, under RabbitMQ, its channel is at its
+    /// channel-wide limit; otherwise every limit that applies under the
     /// profile must have room (`basic qos prefetch-count 01`). Deliveries made by `basic.get`
     /// are not prefetched and do not count.
     pub fn has_capacity(&self, c: &ConsumerRef) -> bool {
         let Some(conn) = self.connections.get(&c.ch.conn) else { return false };
         let Some(chan) = conn.channels.get(&c.ch.channel) else { return false };
         let Some(consumer) = chan.consumers.get(&c.tag) else { return false };
-        if consumer.no_ack {
-            return true;
-        }
         let slack = usize::from(self.faults.has(Fault::PrefetchOffByOne));
         let pushed = |ch: &crate::state::Channel| ch.unacked.values().filter(|u| u.consumer.is_some()).count();
+        if consumer.no_ack {
+            // RabbitMQ stops the whole channel, no-ack consumers included, at its channel limit.
+            return self.profile.qos_scope == QosScope::ChannelAndConnection || room(chan.prefetch, pushed(chan), slack);
+        }
         match self.profile.qos_scope {
             QosScope::ConsumerAndChannel => {
                 let mine = chan.unacked.values().filter(|u| u.consumer.as_ref() == Some(&c.tag)).count();

@@ -25,7 +25,12 @@ impl Broker {
             (QosScope::ChannelAndConnection, false) | (QosScope::ConsumerAndChannel, true) => {
                 self.channel_mut(ch).prefetch = prefetch_count
             }
-            (QosScope::ConsumerAndChannel, false) => self.channel_mut(ch).consumer_prefetch = prefetch_count,
+            (QosScope::ConsumerAndChannel, false) => {
+                // RabbitMQ also lifts the channel-wide limit when a per-consumer one is set.
+                let chan = self.channel_mut(ch);
+                chan.consumer_prefetch = prefetch_count;
+                chan.prefetch = 0;
+            }
         }
         self.unblock();
         out.push(Event::Reply { ch, reply: Reply::QosOk });

@@ -1,1 +1,201 @@
-//! placeholder
+//! Model checking with stateright: [`BrokerModel`] explores every behaviour of the broker within
+//! a bounded universe ([`CheckConfig`]: a few connections, queues, exchanges, routing keys and
+//! messages) and checks the properties below in every reachable state.
+//!
+//! `always` properties restate the specification in terms independent of the model's code: the
+//! ledger of message copies against where copies actually are, prefetch recounted, delivery tags
+//! and the `redelivered` flag judged by an observer ([`ghost`]), routing judged by an independent
+//! oracle ([`oracle`]), exclusivity, and what a restart keeps. `sometimes` properties show that
+//! the interesting behaviours are reachable at all.
+
+pub mod config;
+pub mod ghost;
+pub mod oracle;
+
+pub use config::CheckConfig;
+pub use ghost::{Check, Ghost, Notable};
+
+use crate::broker::Internal;
+use crate::command::Command;
+use crate::state::{Broker, CopyId, Fate};
+use crate::types::ReplyCode;
+use stateright::{Model, Property};
+use std::collections::BTreeMap;
+
+/// A step of the checked system: a client command or a broker choice.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// A client (or the environment) acts.
+    Client(Command),
+    /// The broker acts on its own.
+    Broker(Internal),
+}
+
+/// A checked state: the broker and the observer's bookkeeping.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CheckState {
+    /// The model.
+    pub broker: Broker,
+    /// The observer.
+    pub ghost: Ghost,
+}
+
+/// The broker model over a bounded universe.
+#[derive(Clone, Debug)]
+pub struct BrokerModel {
+    /// The universe and bounds.
+    pub config: CheckConfig,
+}
+
+impl BrokerModel {
+    /// The model for a configuration.
+    pub fn new(config: CheckConfig) -> Self {
+        BrokerModel { config }
+    }
+
+    fn offered(&self, b: &Broker, cmd: &Command) -> bool {
+        match cmd {
+            Command::Restart => true,
+            Command::ConnectionOpen { conn } => !b.connections.contains_key(conn),
+            Command::ChannelOpen { ch } => b.connections.contains_key(&ch.conn) && b.channel(*ch).is_none(),
+            Command::BasicPublish { .. } if b.next_msg >= self.config.max_messages => false,
+            Command::QueueDeclare { queue, .. } if queue.is_empty() && b.next_name >= self.config.max_names => false,
+            Command::BasicConsume { consumer_tag, .. } if consumer_tag.is_empty() && b.next_name >= self.config.max_names => {
+                false
+            }
+            other => match other.channel() {
+                Some(ch) => b.channel(ch).is_some(),
+                None => other.connection().is_some_and(|c| b.connections.contains_key(&c)),
+            },
+        }
+    }
+}
+
+impl Model for BrokerModel {
+    type State = CheckState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<CheckState> {
+        let mut broker = Broker::with_faults(self.config.profile, self.config.faults);
+        let mut ghost = Ghost::default();
+        for cmd in &self.config.setup {
+            let events = broker.apply(cmd).expect("setup commands apply");
+            for e in events {
+                if let crate::Event::ChannelOpenOk { ch } = e {
+                    ghost.last_tag.insert(ch, 0);
+                }
+            }
+        }
+        vec![CheckState { broker, ghost }]
+    }
+
+    fn actions(&self, state: &CheckState, actions: &mut Vec<Action>) {
+        for cmd in &self.config.menu {
+            if self.offered(&state.broker, cmd) {
+                actions.push(Action::Client(cmd.clone()));
+            }
+        }
+        let mut internal = Vec::new();
+        state.broker.internal_steps(&mut internal);
+        actions.extend(internal.into_iter().map(Action::Broker));
+    }
+
+    fn next_state(&self, last: &CheckState, action: Action) -> Option<CheckState> {
+        let mut next = last.clone();
+        let events = match &action {
+            Action::Client(cmd) => next.broker.apply(cmd).ok()?,
+            Action::Broker(step) => next.broker.step(step),
+        };
+        ghost::observe(&last.broker, &action, &events, &next.broker, &mut next.ghost);
+        Some(next)
+    }
+
+    fn within_boundary(&self, state: &CheckState) -> bool {
+        let b = &state.broker;
+        b.next_msg <= self.config.max_messages
+            && b.next_name <= self.config.max_names
+            && b.connections.values().all(|c| c.channels.values().all(|ch| ch.next_tag <= self.config.max_tag + 1))
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            Property::always("no copy lost or duplicated", |_, s: &CheckState| copies_accounted(&s.broker).is_ok()),
+            Property::always("prefetch respected", |_, s: &CheckState| violation_free(s, Check::Prefetch)),
+            Property::always("delivery tags increase", |_, s: &CheckState| violation_free(s, Check::DeliveryTags)),
+            Property::always("redelivered iff delivered before", |_, s: &CheckState| {
+                violation_free(s, Check::Redelivered)
+            }),
+            Property::always("routing agrees with oracle", |_, s: &CheckState| violation_free(s, Check::Routing)),
+            Property::always("exclusive queues only for their owner", |_, s: &CheckState| {
+                violation_free(s, Check::Exclusive) && exclusive_owned(&s.broker)
+            }),
+            Property::always("restart keeps exactly the durable", |_, s: &CheckState| violation_free(s, Check::Restart)),
+            Property::sometimes("a redelivery happens", |_, s: &CheckState| {
+                s.broker.connections.values().any(|c| c.channels.values().any(|ch| ch.unacked.values().any(|u| u.redelivered)))
+            }),
+            Property::sometimes("a consumer is blocked by prefetch", |_, s: &CheckState| blocked_consumer(&s.broker)),
+            Property::sometimes("a 406 closes a channel", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::Closed(ReplyCode::PreconditionFailed))
+            }),
+            Property::sometimes("an auto-delete queue disappears", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::AutoDeleted)
+            }),
+            Property::sometimes("a persistent message survives a restart", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::Survived)
+            }),
+            Property::sometimes("a mandatory message is returned", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::Returned)
+            }),
+        ]
+    }
+}
+
+fn violation_free(s: &CheckState, kind: Check) -> bool {
+    s.ghost.violation.as_ref().is_none_or(|v| v.kind != kind)
+}
+
+/// Every live copy in the ledger is in exactly one place (ready in its queue, or unacknowledged
+/// on a channel), and no settled or unknown copy is anywhere.
+pub fn copies_accounted(b: &Broker) -> Result<(), String> {
+    let mut seen: BTreeMap<CopyId, usize> = BTreeMap::new();
+    for (name, q) in &b.queues {
+        for r in &q.ready {
+            *seen.entry(CopyId { msg: r.msg.id(), queue: name.clone() }).or_default() += 1;
+        }
+    }
+    for conn in b.connections.values() {
+        for ch in conn.channels.values() {
+            for u in ch.unacked.values() {
+                *seen.entry(CopyId { msg: u.msg.id(), queue: u.queue.clone() }).or_default() += 1;
+            }
+        }
+    }
+    for (copy, fate) in &b.ledger {
+        let n = seen.remove(copy).unwrap_or(0);
+        match fate {
+            Fate::Live { .. } if n != 1 => return Err(format!("live copy {copy:?} found {n} times")),
+            Fate::Settled if n != 0 => return Err(format!("settled copy {copy:?} found {n} times")),
+            _ => {}
+        }
+    }
+    match seen.into_iter().next() {
+        Some((copy, _)) => Err(format!("copy {copy:?} is not in the ledger")),
+        None => Ok(()),
+    }
+}
+
+/// Every exclusive queue's owner is connected, and all its consumers are the owner's.
+fn exclusive_owned(b: &Broker) -> bool {
+    b.queues.values().all(|q| match q.owner {
+        None => true,
+        Some(o) => b.connections.contains_key(&o) && q.all_consumers().all(|c| c.ch.conn == o),
+    })
+}
+
+/// Some queue has ready messages and a consumer held back by a prefetch limit.
+fn blocked_consumer(b: &Broker) -> bool {
+    b.queues.values().any(|q| {
+        !q.ready.is_empty()
+            && q.all_consumers().any(|c| b.consumer(c).is_some_and(|x| !x.no_ack) && !b.has_capacity(c))
+    })
+}

@@ -1,0 +1,314 @@
+//! Named check configurations: the bounded universes the model is explored in.
+//!
+//! A configuration is a setup (commands applied before exploring: connections, channels, a
+//! topology) and a menu: the commands a client may send at any point, each offered whenever its
+//! connection or channel is in a state to send it. Bounds on messages, delivery tags and
+//! server-generated names keep the space finite.
+
+use crate::command::Command;
+use crate::fault::Faults;
+use crate::profile::Profile;
+use crate::types::{ChanRef, ConnId, Content, ExchangeKind, Name, Table, Value};
+
+/// A bounded universe to check.
+#[derive(Clone, Debug)]
+pub struct CheckConfig {
+    /// Its name (`check <name>` on the command line).
+    pub name: &'static str,
+    /// One line on what it covers.
+    pub about: &'static str,
+    /// The profile.
+    pub profile: Profile,
+    /// Deliberate faults (tests only).
+    pub faults: Faults,
+    /// Commands applied before exploring.
+    pub setup: Vec<Command>,
+    /// Commands offered at every step where they can be sent.
+    pub menu: Vec<Command>,
+    /// At most this many messages are published.
+    pub max_messages: u32,
+    /// At most this many deliveries per channel (delivery tags up to it).
+    pub max_tag: u64,
+    /// At most this many server-generated names.
+    pub max_names: u32,
+}
+
+/// Channel 1 of connection `c`.
+pub const fn ch(c: u16) -> ChanRef {
+    ChanRef::new(c, 1)
+}
+
+fn n(s: &str) -> Name {
+    Name::from(s)
+}
+
+/// Helpers that build commands with the defaults a menu usually wants.
+pub mod cmd {
+    use super::*;
+
+    /// Open connection `c` and its channel 1.
+    pub fn connect(c: u16) -> [Command; 2] {
+        [Command::ConnectionOpen { conn: ConnId(c) }, Command::ChannelOpen { ch: ch(c) }]
+    }
+    /// Declare a queue.
+    pub fn queue(on: ChanRef, name: &str, durable: bool, exclusive: bool, auto_delete: bool) -> Command {
+        Command::QueueDeclare {
+            ch: on,
+            queue: n(name),
+            passive: false,
+            durable,
+            exclusive,
+            auto_delete,
+            arguments: Table::new(),
+        }
+    }
+    /// Declare an exchange.
+    pub fn exchange(on: ChanRef, name: &str, kind: ExchangeKind, durable: bool, auto_delete: bool) -> Command {
+        Command::ExchangeDeclare {
+            ch: on,
+            exchange: n(name),
+            kind,
+            passive: false,
+            durable,
+            auto_delete,
+            internal: false,
+            arguments: Table::new(),
+        }
+    }
+    /// Bind a queue.
+    pub fn bind(on: ChanRef, queue: &str, exchange: &str, key: &str) -> Command {
+        Command::QueueBind { ch: on, queue: n(queue), exchange: n(exchange), routing_key: n(key), arguments: Table::new() }
+    }
+    /// Bind a queue with headers arguments.
+    pub fn bind_headers(on: ChanRef, queue: &str, exchange: &str, args: &[(&str, &str)]) -> Command {
+        let arguments = args.iter().map(|(k, v)| (n(k), Value::Str(n(v)))).collect();
+        Command::QueueBind { ch: on, queue: n(queue), exchange: n(exchange), routing_key: n(""), arguments }
+    }
+    /// Bind exchange `destination` to `source`.
+    pub fn bind_exchange(on: ChanRef, destination: &str, source: &str, key: &str) -> Command {
+        Command::ExchangeBind {
+            ch: on,
+            destination: n(destination),
+            source: n(source),
+            routing_key: n(key),
+            arguments: Table::new(),
+        }
+    }
+    /// Publish.
+    pub fn publish(on: ChanRef, exchange: &str, key: &str, mandatory: bool, content: Content) -> Command {
+        Command::BasicPublish { ch: on, exchange: n(exchange), routing_key: n(key), mandatory, content }
+    }
+    /// Consume.
+    pub fn consume(on: ChanRef, queue: &str, tag: &str, no_ack: bool) -> Command {
+        Command::BasicConsume { ch: on, queue: n(queue), consumer_tag: n(tag), no_ack, exclusive: false }
+    }
+}
+
+use cmd::*;
+
+impl CheckConfig {
+    /// All named configurations.
+    pub fn all() -> Vec<CheckConfig> {
+        vec![Self::quick(), Self::ci(), Self::spec(), Self::routing(), Self::lifecycle(), Self::deep()]
+    }
+
+    /// The configuration with this name.
+    pub fn named(name: &str) -> Option<CheckConfig> {
+        Self::all().into_iter().find(|c| c.name == name)
+    }
+
+    /// Work queue dispatch: two consumers with prefetch on one queue.
+    fn work_queue(profile: Profile) -> (Vec<Command>, Vec<Command>) {
+        let mut setup = Vec::new();
+        setup.extend(connect(1));
+        setup.extend(connect(2));
+        setup.push(queue(ch(1), "q", true, false, false));
+        let mut menu = vec![
+            publish(ch(1), "", "q", false, Content::persistent("m")),
+            Command::BasicQos { ch: ch(2), prefetch_count: 1, global: false },
+            consume(ch(2), "q", "k", false),
+            consume(ch(1), "q", "j", false),
+            Command::BasicCancel { ch: ch(2), consumer_tag: n("k") },
+            Command::BasicAck { ch: ch(2), delivery_tag: 1, multiple: false },
+            Command::BasicAck { ch: ch(2), delivery_tag: 2, multiple: true },
+            Command::BasicReject { ch: ch(2), delivery_tag: 1, requeue: true },
+            Command::BasicNack { ch: ch(1), delivery_tag: 1, multiple: false, requeue: true },
+            Command::BasicAck { ch: ch(1), delivery_tag: 1, multiple: false },
+            Command::ChannelClose { ch: ch(2) },
+            Command::ChannelOpen { ch: ch(2) },
+        ];
+        if profile.recover_without_requeue {
+            menu.push(Command::BasicRecover { ch: ch(1), requeue: false });
+        }
+        (setup, menu)
+    }
+
+    /// A small universe for unit tests: one work queue, two consumers, three messages.
+    pub fn quick() -> CheckConfig {
+        let (setup, menu) = Self::work_queue(Profile::rabbitmq());
+        CheckConfig {
+            name: "quick",
+            about: "work queue: 2 channels, 1 queue, prefetch, ack/reject/nack, channel close (rabbitmq)",
+            profile: Profile::rabbitmq(),
+            faults: Faults::NONE,
+            setup,
+            menu,
+            max_messages: 2,
+            max_tag: 3,
+            max_names: 0,
+        }
+    }
+
+    /// The configuration CI checks: work queue, a topic exchange with two bindings, a
+    /// server-named auto-delete queue, mandatory publishing, basic.get, restart.
+    pub fn ci() -> CheckConfig {
+        let (mut setup, mut menu) = Self::work_queue(Profile::rabbitmq());
+        setup.push(exchange(ch(1), "x", ExchangeKind::Topic, true, false));
+        setup.push(bind(ch(1), "q", "x", "a.*"));
+        menu.extend([
+            publish(ch(1), "x", "a.b", true, Content::text("t")),
+            publish(ch(1), "x", "b", true, Content::persistent("u")),
+            queue(ch(2), "", false, true, true),
+            bind(ch(2), "", "x", "#"),
+            consume(ch(2), "", "e", true),
+            Command::BasicGet { ch: ch(1), queue: n("q"), no_ack: false },
+            Command::Restart,
+        ]);
+        // After a restart the connections are gone: let clients come back.
+        menu.extend(connect(1));
+        menu.extend(connect(2));
+        CheckConfig {
+            name: "ci",
+            about: "work queue + topic exchange, server-named exclusive auto-delete queue, get, restart (rabbitmq)",
+            profile: Profile::rabbitmq(),
+            faults: Faults::NONE,
+            setup,
+            menu,
+            max_messages: 3,
+            max_tag: 3,
+            max_names: 2,
+        }
+    }
+
+    /// The work queue under the spec profile: any-consumer dispatch, channel and connection
+    /// prefetch, recover without requeue, requeue avoiding the rejecting channel.
+    pub fn spec() -> CheckConfig {
+        let (setup, mut menu) = Self::work_queue(Profile::spec());
+        menu.push(Command::BasicQos { ch: ch(1), prefetch_count: 1, global: true });
+        CheckConfig {
+            name: "spec",
+            about: "work queue under the spec profile (any-consumer dispatch, channel/connection prefetch, recover)",
+            profile: Profile::spec(),
+            faults: Faults::NONE,
+            setup,
+            menu,
+            max_messages: 2,
+            max_tag: 3,
+            max_names: 0,
+        }
+    }
+
+    /// Every exchange type, exchange-to-exchange bindings with two paths and a cycle, and
+    /// publishes that hit, miss and nearly miss.
+    pub fn routing() -> CheckConfig {
+        let c = ch(1);
+        let mut setup = Vec::new();
+        setup.extend(connect(1));
+        for q in ["q1", "q2", "q3"] {
+            setup.push(queue(c, q, false, false, false));
+        }
+        setup.push(exchange(c, "t", ExchangeKind::Topic, false, false));
+        setup.push(exchange(c, "f", ExchangeKind::Fanout, false, false));
+        setup.push(exchange(c, "h", ExchangeKind::Headers, false, false));
+        let hdr = |k: &str, v: &str| Content {
+            body: n("h"),
+            persistent: false,
+            headers: [(n(k), Value::Str(n(v)))].into_iter().collect(),
+        };
+        let menu = vec![
+            bind(c, "q1", "t", "a.*"),
+            bind(c, "q2", "t", "a.#"),
+            bind(c, "q3", "t", "a."),
+            bind(c, "q1", "amq.direct", "k"),
+            bind(c, "q2", "amq.direct", "k"),
+            bind(c, "q3", "f", ""),
+            bind_headers(c, "q1", "h", &[("x-match", "any"), ("a", "1"), ("b", "2")]),
+            bind_headers(c, "q2", "h", &[("a", "1"), ("b", "2")]),
+            bind_exchange(c, "f", "t", "#"),
+            bind_exchange(c, "t", "f", ""),
+            bind_exchange(c, "f", "amq.direct", "k"),
+            Command::QueueUnbind { ch: c, queue: n("q2"), exchange: n("t"), routing_key: n("a.#"), arguments: Table::new() },
+            publish(c, "t", "a.b", true, Content::text("m")),
+            publish(c, "t", "a", true, Content::text("m")),
+            publish(c, "t", "a.", true, Content::text("m")),
+            publish(c, "amq.direct", "k", true, Content::text("m")),
+            publish(c, "", "q3", true, Content::text("m")),
+            publish(c, "h", "", true, hdr("a", "1")),
+            publish(c, "h", "", true, hdr("b", "3")),
+        ];
+        CheckConfig {
+            name: "routing",
+            about: "direct, fanout, topic, headers and exchange-to-exchange routing against the oracle",
+            profile: Profile::rabbitmq(),
+            faults: Faults::NONE,
+            setup,
+            menu,
+            max_messages: 2,
+            max_tag: 0,
+            max_names: 0,
+        }
+    }
+
+    /// Exclusive, auto-delete and durable entities across connection loss and restart.
+    pub fn lifecycle() -> CheckConfig {
+        let mut setup = Vec::new();
+        setup.extend(connect(1));
+        setup.extend(connect(2));
+        let mut menu = vec![
+            queue(ch(1), "d", true, false, false),
+            queue(ch(1), "t", false, false, true),
+            queue(ch(1), "x", false, true, false),
+            queue(ch(2), "x", false, true, false),
+            exchange(ch(1), "e", ExchangeKind::Fanout, true, false),
+            exchange(ch(1), "a", ExchangeKind::Fanout, false, true),
+            bind(ch(1), "d", "e", ""),
+            bind(ch(1), "t", "a", ""),
+            bind(ch(2), "x", "e", ""),
+            publish(ch(1), "e", "", false, Content::persistent("p")),
+            publish(ch(1), "e", "", false, Content::text("t")),
+            publish(ch(1), "a", "", false, Content::text("a")),
+            consume(ch(2), "t", "k", false),
+            consume(ch(2), "d", "d", false),
+            Command::BasicCancel { ch: ch(2), consumer_tag: n("k") },
+            Command::BasicGet { ch: ch(2), queue: n("x"), no_ack: false },
+            Command::QueueDelete { ch: ch(1), queue: n("d"), if_unused: true, if_empty: false },
+            Command::QueueUnbind { ch: ch(1), queue: n("t"), exchange: n("a"), routing_key: n(""), arguments: Table::new() },
+            Command::ConnectionDrop { conn: ConnId(1) },
+            Command::Restart,
+        ];
+        menu.extend(connect(1));
+        menu.extend(connect(2));
+        CheckConfig {
+            name: "lifecycle",
+            about: "exclusive, auto-delete and durable queues and exchanges across connection loss and restart",
+            profile: Profile::rabbitmq(),
+            faults: Faults::NONE,
+            setup,
+            menu,
+            max_messages: 2,
+            max_tag: 2,
+            max_names: 0,
+        }
+    }
+
+    /// The CI universe with more messages and deliveries (minutes; run by hand).
+    pub fn deep() -> CheckConfig {
+        CheckConfig {
+            name: "deep",
+            about: "the ci universe with 4 messages and 4 deliveries per channel (by hand)",
+            max_messages: 4,
+            max_tag: 4,
+            ..Self::ci()
+        }
+    }
+}

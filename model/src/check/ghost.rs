@@ -1,0 +1,324 @@
+//! The checker's observer: it watches every step (the state before, the action, the events and
+//! the state after) and records the first violation of a transition property, judged by its own
+//! bookkeeping and the independent routing oracle rather than by the model's code.
+
+use super::oracle;
+use super::Action;
+use crate::command::Command;
+use crate::event::{Event, Reply};
+use crate::state::{Broker, CopyId, Dest, Fate, Mode};
+use crate::types::{ChanRef, Name, ReplyCode};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+/// What the observer keeps between steps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ghost {
+    /// The last delivery tag seen on each open channel.
+    pub last_tag: BTreeMap<ChanRef, u64>,
+    /// The first violation seen on this path.
+    pub violation: Option<Violation>,
+    /// Something notable the last step did (for the `sometimes` properties).
+    pub last: Option<Notable>,
+}
+
+/// A transition property that failed, with what was seen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Violation {
+    /// Which property.
+    pub kind: Check,
+    /// What was seen.
+    pub detail: Arc<str>,
+}
+
+/// The transition properties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Check {
+    /// Delivery tags on a channel strictly increase.
+    DeliveryTags,
+    /// `redelivered` is set exactly when the copy was delivered before.
+    Redelivered,
+    /// A delivery to a consumer only happens with prefetch room.
+    Prefetch,
+    /// Routing (and mandatory returns) agree with the oracle.
+    Routing,
+    /// Another connection's exclusive queue is never usable.
+    Exclusive,
+    /// A restart keeps exactly the durable entities and persistent messages in durable queues.
+    Restart,
+}
+
+/// Notable outcomes of the last step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Notable {
+    /// A channel or connection was closed by the broker with this code.
+    Closed(ReplyCode),
+    /// An auto-delete queue went away without being deleted explicitly.
+    AutoDeleted,
+    /// A persistent message was still there after a restart.
+    Survived,
+    /// A mandatory message came back.
+    Returned,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.detail)
+    }
+}
+
+fn fail(kind: Check, detail: String) -> Result<(), Violation> {
+    Err(Violation { kind, detail: detail.into() })
+}
+
+/// Observe one step; `post_ghost` starts as a copy of the previous ghost.
+pub fn observe(pre: &Broker, action: &Action, events: &[Event], post: &Broker, ghost: &mut Ghost) {
+    ghost.last = None;
+    let result = (|| {
+        for e in events {
+            watch_event(pre, e, ghost)?;
+        }
+        match action {
+            Action::Client(cmd) => watch_command(pre, cmd, events, post, ghost),
+            Action::Broker(crate::Internal::Deliver { consumer, .. }) => prefetch_room(pre, &consumer.ch, &consumer.tag),
+        }
+    })();
+    if let (Err(v), None) = (result, &ghost.violation) {
+        ghost.violation = Some(v);
+    }
+}
+
+fn watch_event(pre: &Broker, e: &Event, ghost: &mut Ghost) -> Result<(), Violation> {
+    let (ch, tag, redelivered, queue, msg) = match e {
+        Event::ChannelOpenOk { ch } => {
+            ghost.last_tag.insert(*ch, 0);
+            return Ok(());
+        }
+        Event::ChannelCloseOk { ch } | Event::ChannelClosed { ch, .. } => {
+            if let Event::ChannelClosed { code, .. } = e {
+                ghost.last = Some(Notable::Closed(*code));
+            }
+            ghost.last_tag.remove(ch);
+            return Ok(());
+        }
+        Event::ConnectionClosed { conn, code, .. } => {
+            if *code != ReplyCode::ConnectionForced {
+                ghost.last = Some(Notable::Closed(*code));
+            }
+            ghost.last_tag.retain(|ch, _| ch.conn != *conn);
+            return Ok(());
+        }
+        Event::ConnectionCloseOk { conn } => {
+            ghost.last_tag.retain(|ch, _| ch.conn != *conn);
+            return Ok(());
+        }
+        Event::Return { .. } => {
+            ghost.last = Some(Notable::Returned);
+            return Ok(());
+        }
+        Event::Deliver { ch, delivery_tag, redelivered, queue, message, .. } => {
+            (ch, *delivery_tag, *redelivered, queue, message)
+        }
+        Event::Reply { ch, reply: Reply::GetOk { delivery_tag, redelivered, queue, message, .. } } => {
+            (ch, *delivery_tag, *redelivered, queue, message)
+        }
+        _ => return Ok(()),
+    };
+    let last = ghost.last_tag.get(ch).copied().unwrap_or(0);
+    if tag <= last {
+        return fail(Check::DeliveryTags, format!("{ch} delivered tag {tag} after tag {last}"));
+    }
+    ghost.last_tag.insert(*ch, tag);
+    let copy = CopyId { msg: msg.id(), queue: queue.clone() };
+    match pre.ledger.get(&copy) {
+        Some(Fate::Live { delivered }) if *delivered == redelivered => Ok(()),
+        Some(Fate::Live { delivered }) => fail(
+            Check::Redelivered,
+            format!("{ch} got message {} from {queue} with redelivered={redelivered}, delivered before: {delivered}", msg.id().0),
+        ),
+        other => fail(Check::Redelivered, format!("{ch} got message {} from {queue} whose copy is {other:?}", msg.id().0)),
+    }
+}
+
+/// Consumer deliveries waiting for acknowledgement, counted afresh.
+fn pushed(b: &Broker, ch: &ChanRef, consumer: Option<&Name>) -> usize {
+    b.channel(*ch).map_or(0, |c| {
+        c.unacked.values().filter(|u| u.consumer.is_some() && (consumer.is_none() || u.consumer.as_ref() == consumer)).count()
+    })
+}
+
+fn prefetch_room(pre: &Broker, ch: &ChanRef, tag: &Name) -> Result<(), Violation> {
+    let Some(chan) = pre.channel(*ch) else { return Ok(()) };
+    let Some(consumer) = chan.consumers.get(tag) else { return Ok(()) };
+    if consumer.no_ack {
+        return Ok(());
+    }
+    let full = |limit: u16, used: usize| limit > 0 && used >= limit as usize;
+    let conn = pre.connections.get(&ch.conn).expect("channel open");
+    let conn_used: usize = conn.channels.keys().map(|n| pushed(pre, &ChanRef { conn: ch.conn, channel: *n }, None)).sum();
+    let (what, limit, used) = match pre.profile.qos_scope {
+        crate::profile::QosScope::ConsumerAndChannel => {
+            if full(consumer.prefetch, pushed(pre, ch, Some(tag))) {
+                ("consumer", consumer.prefetch, pushed(pre, ch, Some(tag)))
+            } else {
+                ("channel", chan.prefetch, pushed(pre, ch, None))
+            }
+        }
+        crate::profile::QosScope::ChannelAndConnection => {
+            if full(chan.prefetch, pushed(pre, ch, None)) {
+                ("channel", chan.prefetch, pushed(pre, ch, None))
+            } else {
+                ("connection", conn.prefetch, conn_used)
+            }
+        }
+    };
+    if full(limit, used) {
+        return fail(Check::Prefetch, format!("delivery to {ch} {tag} with {used} unacked at {what} prefetch {limit}"));
+    }
+    Ok(())
+}
+
+fn closed(events: &[Event], ch: ChanRef) -> Option<ReplyCode> {
+    events.iter().find_map(|e| match e {
+        Event::ChannelClosed { ch: c, code, .. } if *c == ch => Some(*code),
+        Event::ConnectionClosed { conn, code, .. } if *conn == ch.conn => Some(*code),
+        _ => None,
+    })
+}
+
+/// Copies of message `id` now ready in each queue (with multiplicity).
+fn placed(post: &Broker, id: u32) -> Vec<Name> {
+    let mut out = Vec::new();
+    for (n, q) in &post.queues {
+        for r in &q.ready {
+            if r.msg.id().0 == id {
+                out.push(n.clone());
+            }
+        }
+    }
+    out
+}
+
+fn check_route(
+    pre: &Broker,
+    post: &Broker,
+    events: &[Event],
+    id: u32,
+    exchange: &Name,
+    routing_key: &Name,
+    mandatory: bool,
+    headers: &crate::types::Table,
+) -> Result<(), Violation> {
+    let expected: Vec<Name> = oracle::route(pre, exchange, routing_key, headers).into_iter().collect();
+    let actual = placed(post, id);
+    if expected != actual {
+        return fail(
+            Check::Routing,
+            format!("message {id} to {exchange:?} key {routing_key:?}: routed to {actual:?}, oracle says {expected:?}"),
+        );
+    }
+    let returned = events.iter().any(|e| matches!(e, Event::Return { message, .. } if message.id().0 == id));
+    if returned != (mandatory && expected.is_empty()) {
+        return fail(Check::Routing, format!("message {id}: returned={returned}, mandatory={mandatory}, routes={expected:?}"));
+    }
+    Ok(())
+}
+
+/// The queue a queue-using command names, resolved as the pre-state would.
+fn named_queue(pre: &Broker, cmd: &Command) -> Option<Name> {
+    let (ch, q) = match cmd {
+        Command::QueueDeclare { ch, queue, .. }
+        | Command::QueueBind { ch, queue, .. }
+        | Command::QueueUnbind { ch, queue, .. }
+        | Command::QueuePurge { ch, queue }
+        | Command::QueueDelete { ch, queue, .. }
+        | Command::BasicConsume { ch, queue, .. }
+        | Command::BasicGet { ch, queue, .. } => (ch, queue),
+        _ => return None,
+    };
+    if q.is_empty() {
+        pre.channel(*ch)?.last_queue.clone()
+    } else {
+        Some(q.clone())
+    }
+}
+
+fn watch_command(pre: &Broker, cmd: &Command, events: &[Event], post: &Broker, ghost: &mut Ghost) -> Result<(), Violation> {
+    // Exclusivity: a method naming another connection's exclusive queue never succeeds.
+    if let (Some(q), Some(ch)) = (named_queue(pre, cmd), cmd.channel()) {
+        if let Some(owner) = pre.queues.get(&q).and_then(|x| x.owner) {
+            if owner != ch.conn && closed(events, ch).is_none() {
+                return fail(Check::Exclusive, format!("{ch} used {q}, exclusive to c{}", owner.0));
+            }
+        }
+    }
+    // An auto-delete queue that vanished without an explicit delete.
+    let explicit = matches!(cmd, Command::QueueDelete { .. } | Command::Restart);
+    if !explicit && pre.queues.iter().any(|(n, q)| q.auto_delete && q.owner.is_none() && !post.queues.contains_key(n)) {
+        ghost.last = Some(Notable::AutoDeleted);
+    }
+    match cmd {
+        Command::BasicPublish { ch, exchange, routing_key, mandatory, content } => {
+            let in_tx = matches!(pre.channel(*ch).map(|c| &c.mode), Some(Mode::Tx { .. }));
+            if !in_tx && closed(events, *ch).is_none() {
+                check_route(pre, post, events, pre.next_msg, exchange, routing_key, *mandatory, &content.headers)?;
+            }
+        }
+        Command::TxCommit { ch } => {
+            if let (Some(Mode::Tx { publishes }), None) = (pre.channel(*ch).map(|c| &c.mode), closed(events, *ch)) {
+                for (i, p) in publishes.iter().enumerate() {
+                    let id = pre.next_msg + i as u32;
+                    check_route(pre, post, events, id, &p.exchange, &p.routing_key, p.mandatory, &p.content.headers)?;
+                }
+            }
+        }
+        Command::Restart => check_restart(pre, post, ghost)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What a restart must keep, computed from the state before it.
+fn check_restart(pre: &Broker, post: &Broker, ghost: &mut Ghost) -> Result<(), Violation> {
+    let exchanges: BTreeSet<&Name> = pre.exchanges.iter().filter(|(_, x)| x.durable).map(|(n, _)| n).collect();
+    let queues: BTreeSet<&Name> = pre.queues.iter().filter(|(_, q)| q.durable && q.owner.is_none()).map(|(n, _)| n).collect();
+    let alive = |d: &Dest| match d {
+        Dest::Queue(q) => queues.contains(q),
+        Dest::Exchange(x) => exchanges.contains(x),
+    };
+    let bindings: BTreeSet<_> = pre.bindings.iter().filter(|b| exchanges.contains(&b.source) && alive(&b.dest)).collect();
+    let mut messages: BTreeMap<&Name, Vec<u32>> = queues.iter().map(|q| (*q, Vec::new())).collect();
+    for (n, q) in &pre.queues {
+        if let Some(v) = messages.get_mut(n) {
+            v.extend(q.ready.iter().filter(|r| r.msg.persistent()).map(|r| r.msg.id().0));
+        }
+    }
+    for conn in pre.connections.values() {
+        for ch in conn.channels.values() {
+            for u in ch.unacked.values().filter(|u| u.msg.persistent() && !u.queue_gone) {
+                if let Some(v) = messages.get_mut(&u.queue) {
+                    v.push(u.msg.id().0);
+                }
+            }
+        }
+    }
+    for v in messages.values_mut() {
+        v.sort();
+    }
+    let got_x: BTreeSet<&Name> = post.exchanges.keys().collect();
+    let got_q: BTreeSet<&Name> = post.queues.keys().collect();
+    let got_b: BTreeSet<_> = post.bindings.iter().collect();
+    let got_m: BTreeMap<&Name, Vec<u32>> =
+        post.queues.iter().map(|(n, q)| (n, q.ready.iter().map(|r| r.msg.id().0).collect())).collect();
+    if got_x != exchanges || got_q != queues || got_b != bindings || got_m != messages || !post.connections.is_empty() {
+        return fail(
+            Check::Restart,
+            format!("after restart: exchanges {got_x:?} queues {got_m:?}; expected exchanges {exchanges:?} queues {messages:?}"),
+        );
+    }
+    if messages.values().any(|v| !v.is_empty()) {
+        ghost.last = Some(Notable::Survived);
+    }
+    Ok(())
+}
