@@ -123,8 +123,9 @@ impl crate::state::Broker {
                 out.push(Event::ChannelCloseOk { ch });
                 Ok(())
             }
-            ExchangeDeclare { exchange, kind, passive, durable, auto_delete, internal, arguments, .. } => self
-                .exchange_declare(ch, exchange, kind, *passive, *durable, *auto_delete, *internal, arguments, out),
+            ExchangeDeclare { exchange, kind, passive, durable, auto_delete, internal, arguments, .. } => {
+                self.exchange_declare(ch, exchange, kind, *passive, *durable, *auto_delete, *internal, arguments, out)
+            }
             ExchangeDelete { exchange, if_unused, .. } => self.exchange_delete(ch, exchange, *if_unused, out),
             ExchangeBind { destination, source, routing_key, arguments, .. } => {
                 self.exchange_bind(ch, destination, source, routing_key, arguments, out)

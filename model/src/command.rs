@@ -12,13 +12,23 @@ use serde::{Deserialize, Serialize};
 #[allow(missing_docs)]
 pub enum Command {
     /// A completed connection handshake (start, tune, open) for `conn`.
-    ConnectionOpen { conn: ConnId },
+    ConnectionOpen {
+        conn: ConnId,
+    },
     /// `connection.close` from the client.
-    ConnectionClose { conn: ConnId },
+    ConnectionClose {
+        conn: ConnId,
+    },
     /// The client's socket goes away without a close (environment event).
-    ConnectionDrop { conn: ConnId },
-    ChannelOpen { ch: ChanRef },
-    ChannelClose { ch: ChanRef },
+    ConnectionDrop {
+        conn: ConnId,
+    },
+    ChannelOpen {
+        ch: ChanRef,
+    },
+    ChannelClose {
+        ch: ChanRef,
+    },
     ExchangeDeclare {
         ch: ChanRef,
         exchange: Name,
@@ -29,9 +39,25 @@ pub enum Command {
         internal: bool,
         arguments: Table,
     },
-    ExchangeDelete { ch: ChanRef, exchange: Name, if_unused: bool },
-    ExchangeBind { ch: ChanRef, destination: Name, source: Name, routing_key: Name, arguments: Table },
-    ExchangeUnbind { ch: ChanRef, destination: Name, source: Name, routing_key: Name, arguments: Table },
+    ExchangeDelete {
+        ch: ChanRef,
+        exchange: Name,
+        if_unused: bool,
+    },
+    ExchangeBind {
+        ch: ChanRef,
+        destination: Name,
+        source: Name,
+        routing_key: Name,
+        arguments: Table,
+    },
+    ExchangeUnbind {
+        ch: ChanRef,
+        destination: Name,
+        source: Name,
+        routing_key: Name,
+        arguments: Table,
+    },
     QueueDeclare {
         ch: ChanRef,
         queue: Name,
@@ -41,23 +67,90 @@ pub enum Command {
         auto_delete: bool,
         arguments: Table,
     },
-    QueueBind { ch: ChanRef, queue: Name, exchange: Name, routing_key: Name, arguments: Table },
-    QueueUnbind { ch: ChanRef, queue: Name, exchange: Name, routing_key: Name, arguments: Table },
-    QueuePurge { ch: ChanRef, queue: Name },
-    QueueDelete { ch: ChanRef, queue: Name, if_unused: bool, if_empty: bool },
-    BasicQos { ch: ChanRef, prefetch_count: u16, global: bool },
-    BasicConsume { ch: ChanRef, queue: Name, consumer_tag: Name, no_ack: bool, exclusive: bool },
-    BasicCancel { ch: ChanRef, consumer_tag: Name },
-    BasicPublish { ch: ChanRef, exchange: Name, routing_key: Name, mandatory: bool, content: Content },
-    BasicGet { ch: ChanRef, queue: Name, no_ack: bool },
-    BasicAck { ch: ChanRef, delivery_tag: u64, multiple: bool },
-    BasicNack { ch: ChanRef, delivery_tag: u64, multiple: bool, requeue: bool },
-    BasicReject { ch: ChanRef, delivery_tag: u64, requeue: bool },
-    BasicRecover { ch: ChanRef, requeue: bool },
-    ConfirmSelect { ch: ChanRef },
-    TxSelect { ch: ChanRef },
-    TxCommit { ch: ChanRef },
-    TxRollback { ch: ChanRef },
+    QueueBind {
+        ch: ChanRef,
+        queue: Name,
+        exchange: Name,
+        routing_key: Name,
+        arguments: Table,
+    },
+    QueueUnbind {
+        ch: ChanRef,
+        queue: Name,
+        exchange: Name,
+        routing_key: Name,
+        arguments: Table,
+    },
+    QueuePurge {
+        ch: ChanRef,
+        queue: Name,
+    },
+    QueueDelete {
+        ch: ChanRef,
+        queue: Name,
+        if_unused: bool,
+        if_empty: bool,
+    },
+    BasicQos {
+        ch: ChanRef,
+        prefetch_count: u16,
+        global: bool,
+    },
+    BasicConsume {
+        ch: ChanRef,
+        queue: Name,
+        consumer_tag: Name,
+        no_ack: bool,
+        exclusive: bool,
+    },
+    BasicCancel {
+        ch: ChanRef,
+        consumer_tag: Name,
+    },
+    BasicPublish {
+        ch: ChanRef,
+        exchange: Name,
+        routing_key: Name,
+        mandatory: bool,
+        content: Content,
+    },
+    BasicGet {
+        ch: ChanRef,
+        queue: Name,
+        no_ack: bool,
+    },
+    BasicAck {
+        ch: ChanRef,
+        delivery_tag: u64,
+        multiple: bool,
+    },
+    BasicNack {
+        ch: ChanRef,
+        delivery_tag: u64,
+        multiple: bool,
+        requeue: bool,
+    },
+    BasicReject {
+        ch: ChanRef,
+        delivery_tag: u64,
+        requeue: bool,
+    },
+    BasicRecover {
+        ch: ChanRef,
+        requeue: bool,
+    },
+    ConfirmSelect {
+        ch: ChanRef,
+    },
+    TxSelect {
+        ch: ChanRef,
+    },
+    TxCommit {
+        ch: ChanRef,
+    },
+    TxRollback {
+        ch: ChanRef,
+    },
     /// The broker restarts (environment event): every connection is forced closed, and only
     /// durable entities and persistent messages in durable queues remain.
     Restart,

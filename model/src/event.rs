@@ -121,16 +121,34 @@ pub enum Reply {
     ExchangeDeleteOk,
     ExchangeBindOk,
     ExchangeUnbindOk,
-    QueueDeclareOk { queue: Name, message_count: u32, consumer_count: u32 },
+    QueueDeclareOk {
+        queue: Name,
+        message_count: u32,
+        consumer_count: u32,
+    },
     QueueBindOk,
     QueueUnbindOk,
-    QueuePurgeOk { message_count: u32 },
-    QueueDeleteOk { message_count: u32 },
+    QueuePurgeOk {
+        message_count: u32,
+    },
+    QueueDeleteOk {
+        message_count: u32,
+    },
     QosOk,
-    ConsumeOk { consumer_tag: Name },
-    CancelOk { consumer_tag: Name },
+    ConsumeOk {
+        consumer_tag: Name,
+    },
+    CancelOk {
+        consumer_tag: Name,
+    },
     /// `basic.get-ok`; `message_count` is the number of messages left ready in the queue.
-    GetOk { delivery_tag: u64, redelivered: bool, queue: Name, message_count: u32, message: Message },
+    GetOk {
+        delivery_tag: u64,
+        redelivered: bool,
+        queue: Name,
+        message_count: u32,
+        message: Message,
+    },
     GetEmpty,
     RecoverOk,
     ConfirmSelectOk,

@@ -64,7 +64,13 @@ impl Broker {
     /// missing exchange is 404 (`exchange delete exchange exists`) unless the profile answers
     /// delete-ok; `if-unused` refuses an exchange that is the source of bindings
     /// (`exchange delete if-unused in-use`): 406.
-    pub(crate) fn exchange_delete(&mut self, ch: ChanRef, name: &Name, if_unused: bool, out: &mut Vec<Event>) -> Outcome {
+    pub(crate) fn exchange_delete(
+        &mut self,
+        ch: ChanRef,
+        name: &Name,
+        if_unused: bool,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
         if name.is_empty() || name.is_reserved() {
             return Err(Channel(AccessRefused));
         }

@@ -14,7 +14,7 @@ pub enum Fault {
     FanoutFirstOnly,
     /// Topic `#` matches exactly one word instead of zero or more.
     TopicHashIsOneWord,
-    /// Topic `*` matches zero or more words instead of exactly one.
+    /// Topic `*` matches one or more words instead of exactly one.
     TopicStarIsMany,
     /// Headers `x-match=any` behaves like `all`.
     HeadersAnyIsAll,
@@ -32,11 +32,13 @@ pub enum Fault {
     ReuseDeliveryTags,
     /// A restart keeps transient messages too.
     RestartKeepsTransient,
+    /// Another connection may use an exclusive queue.
+    ExclusiveIgnored,
 }
 
 impl Fault {
     /// Every fault, for tests that try them all.
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 13] = [
         Fault::DirectIgnoresKey,
         Fault::FanoutFirstOnly,
         Fault::TopicHashIsOneWord,
@@ -49,6 +51,7 @@ impl Fault {
         Fault::NoRequeueOnClose,
         Fault::ReuseDeliveryTags,
         Fault::RestartKeepsTransient,
+        Fault::ExclusiveIgnored,
     ];
 }
 

@@ -107,18 +107,37 @@ fn check(config: CheckConfig, search: Search, threads: usize) -> bool {
     let properties = model.properties();
     let start = Instant::now();
     let builder = model.checker().threads(threads);
-    match search {
-        Search::Bfs => report(&builder.spawn_bfs().join(), &properties, start),
-        Search::Dfs => report(&builder.spawn_dfs().join(), &properties, start),
+    let pinned = model_pin(name);
+    let must_reach = CheckConfig::named(name).map_or(&[][..], |c| c.must_reach);
+    let (ok, unique) = match search {
+        Search::Bfs => report(&builder.spawn_bfs().join(), &properties, must_reach, start),
+        Search::Dfs => report(&builder.spawn_dfs().join(), &properties, must_reach, start),
+    };
+    match pinned {
+        Some(p) if p != unique => {
+            println!("  STATE COUNT CHANGED: pinned {p} unique states, found {unique} (update CheckConfig::{name})");
+            false
+        }
+        _ => ok,
     }
 }
 
-fn report<C: Checker<BrokerModel>>(checker: &C, properties: &[stateright::Property<BrokerModel>], start: Instant) -> bool {
+fn model_pin(name: &str) -> Option<usize> {
+    CheckConfig::named(name).and_then(|c| c.unique_states)
+}
+
+fn report<C: Checker<BrokerModel>>(
+    checker: &C,
+    properties: &[stateright::Property<BrokerModel>],
+    must_reach: &[&str],
+    start: Instant,
+) -> (bool, usize) {
     let secs = start.elapsed().as_secs_f64();
     let (states, unique) = (checker.state_count(), checker.unique_state_count());
     println!(
-        "states {states}  unique {unique}  depth {}  seconds {secs:.2}  states/s {:.0}",
+        "states {states}  unique {unique}  depth {}  seconds {secs:.2}  states/s {:.0}  unique/s {:.0}",
         checker.max_depth(),
+        states as f64 / secs.max(1e-9),
         unique as f64 / secs.max(1e-9)
     );
     if let Some(kib) = peak_rss_kib() {
@@ -129,10 +148,11 @@ fn report<C: Checker<BrokerModel>>(checker: &C, properties: &[stateright::Proper
         let found = checker.discovery(p.name);
         let verdict = match (p.expectation.clone(), &found) {
             (stateright::Expectation::Sometimes, Some(_)) => "reached",
-            (stateright::Expectation::Sometimes, None) => {
+            (stateright::Expectation::Sometimes, None) if must_reach.contains(&p.name) => {
                 ok = false;
                 "NEVER REACHED"
             }
+            (stateright::Expectation::Sometimes, None) => "out of scope",
             (_, None) => "holds",
             (_, Some(_)) => {
                 ok = false;
@@ -151,7 +171,7 @@ fn report<C: Checker<BrokerModel>>(checker: &C, properties: &[stateright::Proper
             }
         }
     }
-    ok
+    (ok, unique)
 }
 
 /// The process's peak resident set size (Linux `VmHWM`), in KiB.

@@ -61,8 +61,8 @@ pub struct Profile {
     /// consumer cancel notification extension); the spec has no such method from the server.
     pub cancel_notify: bool,
     /// Redeclaring a queue with another `exclusive` flag: the spec's equivalence rule makes it a
-    /// 406; RabbitMQ treats asking for exclusive access to a queue the connection does not own
-    /// as a lock conflict (405) and accepts the owner redeclaring it non-exclusive.
+    /// 406; RabbitMQ answers 405 (resource locked), the owner included; a passive declare
+    /// ignores the flag in both.
     pub exclusive_in_equivalence: bool,
     /// A queue method naming `""` on a channel that declared no queue: the errata (section 18)
     /// make it a 502 connection exception; RabbitMQ closes the channel with 404.

@@ -29,7 +29,7 @@ impl Broker {
     /// (`queue declare exclusive exclusive`, errata 7 and 8: 405, checked first).
     pub(crate) fn usable_queue(&self, ch: ChanRef, name: &Name) -> Result<&Queue, Exception> {
         let q = self.queues.get(name).ok_or(Channel(NotFound))?;
-        if q.owner.is_some_and(|o| o != ch.conn) {
+        if q.owner.is_some_and(|o| o != ch.conn) && !self.faults.has(crate::fault::Fault::ExclusiveIgnored) {
             return Err(Channel(ResourceLocked));
         }
         Ok(q)
@@ -43,7 +43,9 @@ impl Broker {
     /// - an existing queue exclusive to another connection: 405, before anything else;
     /// - `passive` asserts existence (`queue declare passive passive`): 404;
     /// - redeclaring must be equivalent in durable, exclusive, auto-delete and arguments
-    ///   (`queue declare passive equivalent`): 406;
+    ///   (`queue declare passive equivalent`): 406; without `exclusive_in_equivalence`
+    ///   (RabbitMQ) an `exclusive` flag that differs from the queue's is a lock conflict, 405,
+    ///   in both directions (the owner too), and a passive declare ignores it;
     /// - new names beginning `amq.` are reserved (`queue declare queue reserved`): 403.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn queue_declare(
@@ -64,11 +66,12 @@ impl Broker {
                 if q.owner.is_some_and(|o| o != ch.conn) {
                     return Err(Channel(ResourceLocked));
                 }
-                if exclusive && q.owner != Some(ch.conn) && !self.profile.exclusive_in_equivalence {
+                let same_exclusive = q.owner.is_some() == exclusive;
+                if !passive && !same_exclusive && !self.profile.exclusive_in_equivalence {
                     return Err(Channel(ResourceLocked));
                 }
                 let equivalent = q.durable == durable
-                    && (q.owner.is_some() == exclusive || !self.profile.exclusive_in_equivalence)
+                    && (same_exclusive || !self.profile.exclusive_in_equivalence)
                     && q.auto_delete == auto_delete
                     && q.arguments == *arguments;
                 if !passive && !equivalent {

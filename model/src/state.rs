@@ -267,13 +267,7 @@ impl Broker {
         for (name, kind) in PREDECLARED {
             exchanges.insert(
                 Name::from(name),
-                Exchange {
-                    kind,
-                    durable: true,
-                    auto_delete: false,
-                    internal: false,
-                    arguments: Table::new(),
-                },
+                Exchange { kind, durable: true, auto_delete: false, internal: false, arguments: Table::new() },
             );
         }
         Broker {

@@ -3,7 +3,7 @@
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
 use crate::fault::Fault;
-use crate::state::{Broker, Fate, Mode, Ready, Settle, Unacked};
+use crate::state::{Broker, ConsumerRef, Fate, Mode, Ready, Settle, Unacked};
 use crate::types::{ChanRef, ReplyCode};
 
 impl Broker {
@@ -70,9 +70,9 @@ impl Broker {
     }
 
     /// `basic.recover`: with `requeue`, every unacknowledged delivery of the channel goes back to
-    /// its queue. Without, the spec redelivers each to its original consumer (errata 2: a
-    /// `basic.get` delivery or a cancelled consumer's is requeued instead); RabbitMQ refuses it
-    /// (540). Redeliveries are flagged (`basic recover 01`).
+    /// its queue. Without, the spec redelivers each to its original consumer as far as its
+    /// prefetch window allows (errata 2: a `basic.get` delivery, a cancelled consumer's, or one
+    /// beyond the window is requeued instead); RabbitMQ refuses it (540). Redeliveries are flagged (`basic recover 01`).
     pub(crate) fn basic_recover(&mut self, ch: ChanRef, requeue: bool, out: &mut Vec<Event>) -> Outcome {
         if !requeue && !self.profile.recover_without_requeue {
             return Err(Exception::Connection(ReplyCode::NotImplemented));
@@ -83,7 +83,10 @@ impl Broker {
             let chan = self.channel_mut(ch);
             let u = chan.unacked.remove(&t).expect("listed");
             let same = u.consumer.clone().filter(|c| !requeue && chan.consumers.contains_key(c));
-            match same.filter(|_| !u.queue_gone) {
+            // Redelivered only within the prefetch window in force (`basic qos prefetch-count
+            // 01`; recover may resend "zero or more"); the rest go back to the queue.
+            let same = same.filter(|tag| !u.queue_gone && self.has_capacity(&ConsumerRef { ch, tag: tag.clone() }));
+            match same {
                 Some(tag) => {
                     let queue = u.queue.clone();
                     let r = Ready { msg: u.msg, redelivered: true, avoid: None };

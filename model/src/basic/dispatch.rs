@@ -31,7 +31,8 @@ impl Broker {
         let pushed = |ch: &crate::state::Channel| ch.unacked.values().filter(|u| u.consumer.is_some()).count();
         if consumer.no_ack {
             // RabbitMQ stops the whole channel, no-ack consumers included, at its channel limit.
-            return self.profile.qos_scope == QosScope::ChannelAndConnection || room(chan.prefetch, pushed(chan), slack);
+            return self.profile.qos_scope == QosScope::ChannelAndConnection
+                || room(chan.prefetch, pushed(chan), slack);
         }
         match self.profile.qos_scope {
             QosScope::ConsumerAndChannel => {
@@ -58,7 +59,8 @@ impl Broker {
             if q.ready.is_empty() {
                 continue;
             }
-            let mut candidates = q.consumers.iter().filter(|c| self.has_capacity(c) && self.eligible(&q.ready, c).is_some());
+            let mut candidates =
+                q.consumers.iter().filter(|c| self.has_capacity(c) && self.eligible(&q.ready, c).is_some());
             match self.profile.dispatch {
                 Dispatch::RoundRobin => {
                     if let Some(c) = candidates.next() {

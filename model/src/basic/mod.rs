@@ -17,7 +17,13 @@ impl Broker {
     /// `basic.qos`: sets a prefetch limit (`basic qos prefetch-count 01`: the broker may send
     /// fewer unacknowledged messages than the limit, never more). 0 means no limit. What `global`
     /// scopes is the profile's `qos_scope`.
-    pub(crate) fn basic_qos(&mut self, ch: ChanRef, prefetch_count: u16, global: bool, out: &mut Vec<Event>) -> Outcome {
+    pub(crate) fn basic_qos(
+        &mut self,
+        ch: ChanRef,
+        prefetch_count: u16,
+        global: bool,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
         match (self.profile.qos_scope, global) {
             (QosScope::ChannelAndConnection, true) => {
                 self.connections.get_mut(&ch.conn).expect("open").prefetch = prefetch_count
@@ -145,7 +151,8 @@ impl Broker {
             out.push(Event::Return { ch, code: ReplyCode::NoRoute, message: msg.clone() });
         }
         for q in queues {
-            self.ledger.insert(crate::state::CopyId { msg: msg.id(), queue: q.clone() }, Fate::Live { delivered: false });
+            self.ledger
+                .insert(crate::state::CopyId { msg: msg.id(), queue: q.clone() }, Fate::Live { delivered: false });
             let queue = self.queues.get_mut(&q).expect("routed to an existing queue");
             queue.ready.push_back(Ready { msg: msg.clone(), redelivered: false, avoid: None });
         }
@@ -163,7 +170,8 @@ impl Broker {
         };
         let message_count = q.ready.len() as u32;
         let delivery_tag = self.hand_over(ch, &name, &r, None, no_ack);
-        let reply = Reply::GetOk { delivery_tag, redelivered: r.redelivered, queue: name, message_count, message: r.msg };
+        let reply =
+            Reply::GetOk { delivery_tag, redelivered: r.redelivered, queue: name, message_count, message: r.msg };
         out.push(Event::Reply { ch, reply });
         Ok(())
     }
@@ -171,14 +179,28 @@ impl Broker {
     /// Give a ready copy to a client on `ch` (for `consumer`, or for `basic.get` when `None`):
     /// it gets the channel's next delivery tag and either waits for acknowledgement or, with
     /// `no_ack`, is settled at once. Returns the delivery tag.
-    pub(crate) fn hand_over(&mut self, ch: ChanRef, queue: &Name, r: &Ready, consumer: Option<Name>, no_ack: bool) -> u64 {
+    pub(crate) fn hand_over(
+        &mut self,
+        ch: ChanRef,
+        queue: &Name,
+        r: &Ready,
+        consumer: Option<Name>,
+        no_ack: bool,
+    ) -> u64 {
         let copy = crate::state::CopyId { msg: r.msg.id(), queue: queue.clone() };
         self.ledger.insert(copy.clone(), if no_ack { Fate::Settled } else { Fate::Live { delivered: true } });
         let chan = self.channel_mut(ch);
         let tag = chan.next_tag;
         chan.next_tag += 1;
         if !no_ack {
-            let u = Unacked { msg: r.msg.clone(), queue: queue.clone(), queue_gone: false, consumer, redelivered: r.redelivered, pending: None };
+            let u = Unacked {
+                msg: r.msg.clone(),
+                queue: queue.clone(),
+                queue_gone: false,
+                consumer,
+                redelivered: r.redelivered,
+                pending: None,
+            };
             chan.unacked.insert(tag, u);
         }
         tag

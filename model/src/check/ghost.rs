@@ -6,7 +6,7 @@ use super::oracle;
 use super::Action;
 use crate::command::Command;
 use crate::event::{Event, Reply};
-use crate::state::{Broker, CopyId, Dest, Fate, Mode};
+use crate::state::{Broker, CopyId, Dest, Fate, Mode, PendingPublish};
 use crate::types::{ChanRef, Name, ReplyCode};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -81,8 +81,15 @@ pub fn observe(pre: &Broker, action: &Action, events: &[Event], post: &Broker, g
         }
         match action {
             Action::Client(cmd) => watch_command(pre, cmd, events, post, ghost),
-            Action::Broker(crate::Internal::Deliver { consumer, .. }) => prefetch_room(pre, &consumer.ch, &consumer.tag),
+            Action::Broker(_) => Ok(()),
+        }?;
+        // Whoever got deliveries in this step is within every prefetch limit afterwards.
+        for e in events {
+            if let Event::Deliver { ch, consumer_tag, .. } = e {
+                within_prefetch(post, ch, consumer_tag)?;
+            }
         }
+        Ok(())
     })();
     if let (Err(v), None) = (result, &ghost.violation) {
         ghost.violation = Some(v);
@@ -135,46 +142,50 @@ fn watch_event(pre: &Broker, e: &Event, ghost: &mut Ghost) -> Result<(), Violati
         Some(Fate::Live { delivered }) if *delivered == redelivered => Ok(()),
         Some(Fate::Live { delivered }) => fail(
             Check::Redelivered,
-            format!("{ch} got message {} from {queue} with redelivered={redelivered}, delivered before: {delivered}", msg.id().0),
+            format!(
+                "{ch} got message {} from {queue} with redelivered={redelivered}, delivered before: {delivered}",
+                msg.id().0
+            ),
         ),
-        other => fail(Check::Redelivered, format!("{ch} got message {} from {queue} whose copy is {other:?}", msg.id().0)),
+        other => {
+            fail(Check::Redelivered, format!("{ch} got message {} from {queue} whose copy is {other:?}", msg.id().0))
+        }
     }
 }
 
 /// Consumer deliveries waiting for acknowledgement, counted afresh.
 fn pushed(b: &Broker, ch: &ChanRef, consumer: Option<&Name>) -> usize {
     b.channel(*ch).map_or(0, |c| {
-        c.unacked.values().filter(|u| u.consumer.is_some() && (consumer.is_none() || u.consumer.as_ref() == consumer)).count()
+        c.unacked
+            .values()
+            .filter(|u| u.consumer.is_some() && (consumer.is_none() || u.consumer.as_ref() == consumer))
+            .count()
     })
 }
 
-fn prefetch_room(pre: &Broker, ch: &ChanRef, tag: &Name) -> Result<(), Violation> {
-    let Some(chan) = pre.channel(*ch) else { return Ok(()) };
+/// After a delivery to `tag` on `ch`: no limit in force is exceeded (recounted from the state).
+fn within_prefetch(post: &Broker, ch: &ChanRef, tag: &Name) -> Result<(), Violation> {
+    let Some(chan) = post.channel(*ch) else { return Ok(()) };
     let Some(consumer) = chan.consumers.get(tag) else { return Ok(()) };
     if consumer.no_ack {
         return Ok(());
     }
-    let full = |limit: u16, used: usize| limit > 0 && used >= limit as usize;
-    let conn = pre.connections.get(&ch.conn).expect("channel open");
-    let conn_used: usize = conn.channels.keys().map(|n| pushed(pre, &ChanRef { conn: ch.conn, channel: *n }, None)).sum();
-    let (what, limit, used) = match pre.profile.qos_scope {
-        crate::profile::QosScope::ConsumerAndChannel => {
-            if full(consumer.prefetch, pushed(pre, ch, Some(tag))) {
-                ("consumer", consumer.prefetch, pushed(pre, ch, Some(tag)))
-            } else {
-                ("channel", chan.prefetch, pushed(pre, ch, None))
-            }
-        }
+    let conn = post.connections.get(&ch.conn).expect("channel open");
+    let conn_used: usize =
+        conn.channels.keys().map(|n| pushed(post, &ChanRef { conn: ch.conn, channel: *n }, None)).sum();
+    let limits = match post.profile.qos_scope {
+        crate::profile::QosScope::ConsumerAndChannel => [
+            ("consumer", consumer.prefetch, pushed(post, ch, Some(tag))),
+            ("channel", chan.prefetch, pushed(post, ch, None)),
+        ],
         crate::profile::QosScope::ChannelAndConnection => {
-            if full(chan.prefetch, pushed(pre, ch, None)) {
-                ("channel", chan.prefetch, pushed(pre, ch, None))
-            } else {
-                ("connection", conn.prefetch, conn_used)
-            }
+            [("channel", chan.prefetch, pushed(post, ch, None)), ("connection", conn.prefetch, conn_used)]
         }
     };
-    if full(limit, used) {
-        return fail(Check::Prefetch, format!("delivery to {ch} {tag} with {used} unacked at {what} prefetch {limit}"));
+    for (what, limit, used) in limits {
+        if limit > 0 && used > limit as usize {
+            return fail(Check::Prefetch, format!("{ch} {tag} holds {used} unacked over its {what} prefetch {limit}"));
+        }
     }
     Ok(())
 }
@@ -205,12 +216,10 @@ fn check_route(
     post: &Broker,
     events: &[Event],
     id: u32,
-    exchange: &Name,
-    routing_key: &Name,
-    mandatory: bool,
-    headers: &crate::types::Table,
+    publish: &PendingPublish,
 ) -> Result<(), Violation> {
-    let expected: Vec<Name> = oracle::route(pre, exchange, routing_key, headers).into_iter().collect();
+    let PendingPublish { exchange, routing_key, mandatory, content } = publish;
+    let expected: Vec<Name> = oracle::route(pre, exchange, routing_key, &content.headers).into_iter().collect();
     let actual = placed(post, id);
     if expected != actual {
         return fail(
@@ -219,8 +228,11 @@ fn check_route(
         );
     }
     let returned = events.iter().any(|e| matches!(e, Event::Return { message, .. } if message.id().0 == id));
-    if returned != (mandatory && expected.is_empty()) {
-        return fail(Check::Routing, format!("message {id}: returned={returned}, mandatory={mandatory}, routes={expected:?}"));
+    if returned != (*mandatory && expected.is_empty()) {
+        return fail(
+            Check::Routing,
+            format!("message {id}: returned={returned}, mandatory={mandatory}, routes={expected:?}"),
+        );
     }
     Ok(())
 }
@@ -244,7 +256,13 @@ fn named_queue(pre: &Broker, cmd: &Command) -> Option<Name> {
     }
 }
 
-fn watch_command(pre: &Broker, cmd: &Command, events: &[Event], post: &Broker, ghost: &mut Ghost) -> Result<(), Violation> {
+fn watch_command(
+    pre: &Broker,
+    cmd: &Command,
+    events: &[Event],
+    post: &Broker,
+    ghost: &mut Ghost,
+) -> Result<(), Violation> {
     // Exclusivity: a method naming another connection's exclusive queue never succeeds.
     if let (Some(q), Some(ch)) = (named_queue(pre, cmd), cmd.channel()) {
         if let Some(owner) = pre.queues.get(&q).and_then(|x| x.owner) {
@@ -262,14 +280,20 @@ fn watch_command(pre: &Broker, cmd: &Command, events: &[Event], post: &Broker, g
         Command::BasicPublish { ch, exchange, routing_key, mandatory, content } => {
             let in_tx = matches!(pre.channel(*ch).map(|c| &c.mode), Some(Mode::Tx { .. }));
             if !in_tx && closed(events, *ch).is_none() {
-                check_route(pre, post, events, pre.next_msg, exchange, routing_key, *mandatory, &content.headers)?;
+                let publish = PendingPublish {
+                    exchange: exchange.clone(),
+                    routing_key: routing_key.clone(),
+                    mandatory: *mandatory,
+                    content: content.clone(),
+                };
+                check_route(pre, post, events, pre.next_msg, &publish)?;
             }
         }
         Command::TxCommit { ch } => {
             if let (Some(Mode::Tx { publishes }), None) = (pre.channel(*ch).map(|c| &c.mode), closed(events, *ch)) {
                 for (i, p) in publishes.iter().enumerate() {
                     let id = pre.next_msg + i as u32;
-                    check_route(pre, post, events, id, &p.exchange, &p.routing_key, p.mandatory, &p.content.headers)?;
+                    check_route(pre, post, events, id, p)?;
                 }
             }
         }
@@ -282,12 +306,14 @@ fn watch_command(pre: &Broker, cmd: &Command, events: &[Event], post: &Broker, g
 /// What a restart must keep, computed from the state before it.
 fn check_restart(pre: &Broker, post: &Broker, ghost: &mut Ghost) -> Result<(), Violation> {
     let exchanges: BTreeSet<&Name> = pre.exchanges.iter().filter(|(_, x)| x.durable).map(|(n, _)| n).collect();
-    let queues: BTreeSet<&Name> = pre.queues.iter().filter(|(_, q)| q.durable && q.owner.is_none()).map(|(n, _)| n).collect();
+    let queues: BTreeSet<&Name> =
+        pre.queues.iter().filter(|(_, q)| q.durable && q.owner.is_none()).map(|(n, _)| n).collect();
     let alive = |d: &Dest| match d {
         Dest::Queue(q) => queues.contains(q),
         Dest::Exchange(x) => exchanges.contains(x),
     };
-    let bindings: BTreeSet<_> = pre.bindings.iter().filter(|b| exchanges.contains(&b.source) && alive(&b.dest)).collect();
+    let bindings: BTreeSet<_> =
+        pre.bindings.iter().filter(|b| exchanges.contains(&b.source) && alive(&b.dest)).collect();
     let mut messages: BTreeMap<&Name, Vec<u32>> = queues.iter().map(|q| (*q, Vec::new())).collect();
     for (n, q) in &pre.queues {
         if let Some(v) = messages.get_mut(n) {

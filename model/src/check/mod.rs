@@ -60,7 +60,9 @@ impl BrokerModel {
             Command::ChannelOpen { ch } => b.connections.contains_key(&ch.conn) && b.channel(*ch).is_none(),
             Command::BasicPublish { .. } if b.next_msg >= self.config.max_messages => false,
             Command::QueueDeclare { queue, .. } if queue.is_empty() && b.next_name >= self.config.max_names => false,
-            Command::BasicConsume { consumer_tag, .. } if consumer_tag.is_empty() && b.next_name >= self.config.max_names => {
+            Command::BasicConsume { consumer_tag, .. }
+                if consumer_tag.is_empty() && b.next_name >= self.config.max_names =>
+            {
                 false
             }
             other => match other.channel() {
@@ -129,9 +131,14 @@ impl Model for BrokerModel {
             Property::always("exclusive queues only for their owner", |_, s: &CheckState| {
                 violation_free(s, Check::Exclusive) && exclusive_owned(&s.broker)
             }),
-            Property::always("restart keeps exactly the durable", |_, s: &CheckState| violation_free(s, Check::Restart)),
+            Property::always("restart keeps exactly the durable", |_, s: &CheckState| {
+                violation_free(s, Check::Restart)
+            }),
             Property::sometimes("a redelivery happens", |_, s: &CheckState| {
-                s.broker.connections.values().any(|c| c.channels.values().any(|ch| ch.unacked.values().any(|u| u.redelivered)))
+                s.broker
+                    .connections
+                    .values()
+                    .any(|c| c.channels.values().any(|ch| ch.unacked.values().any(|u| u.redelivered)))
             }),
             Property::sometimes("a consumer is blocked by prefetch", |_, s: &CheckState| blocked_consumer(&s.broker)),
             Property::sometimes("a 406 closes a channel", |_, s: &CheckState| {
@@ -195,7 +202,6 @@ fn exclusive_owned(b: &Broker) -> bool {
 /// Some queue has ready messages and a consumer held back by a prefetch limit.
 fn blocked_consumer(b: &Broker) -> bool {
     b.queues.values().any(|q| {
-        !q.ready.is_empty()
-            && q.all_consumers().any(|c| b.consumer(c).is_some_and(|x| !x.no_ack) && !b.has_capacity(c))
+        !q.ready.is_empty() && q.all_consumers().any(|c| b.consumer(c).is_some_and(|x| !x.no_ack) && !b.has_capacity(c))
     })
 }

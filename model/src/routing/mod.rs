@@ -44,6 +44,7 @@ impl Broker {
     pub fn route(&self, exchange: &Name, routing_key: &Name, headers: &Table) -> Vec<Name> {
         let mut queues = Vec::new();
         let mut seen = BTreeSet::new();
+        let mut edges = BTreeSet::new();
         let mut todo = vec![exchange.clone()];
         seen.insert(exchange.clone());
         while let Some(x) = todo.pop() {
@@ -64,7 +65,13 @@ impl Broker {
                 match &b.dest {
                     Dest::Queue(q) => queues.push(q.clone()),
                     Dest::Exchange(e) => {
-                        if seen.insert(e.clone()) || self.faults.has(Fault::DuplicateOnTwoPaths) && e != &x {
+                        // The fault follows each binding once instead of each exchange once.
+                        let first = if self.faults.has(Fault::DuplicateOnTwoPaths) {
+                            edges.insert((x.clone(), e.clone()))
+                        } else {
+                            seen.insert(e.clone())
+                        };
+                        if first {
                             todo.push(e.clone());
                         }
                     }

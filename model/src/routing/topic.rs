@@ -49,11 +49,7 @@ pub fn matches(pattern: &str, key: &str, faults: Faults) -> bool {
                     on |= reach[j];
                 }
             }
-            "*" | "#" => {
-                for j in 0..k.len() {
-                    next[j + 1] = reach[j];
-                }
-            }
+            "*" | "#" => next[1..].copy_from_slice(&reach[..k.len()]),
             literal => {
                 for j in 0..k.len() {
                     next[j + 1] = reach[j] && k[j] == literal;

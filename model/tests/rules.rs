@@ -1,0 +1,1620 @@
+//! One focused test per behaviour the model covers, asserting the exact events a client sees.
+//!
+//! Each test names the specification rules it exercises (as `class method field rule-name`, from
+//! `amqp0-9-1.extended.xml`), the errata sections, and for the `rabbitmq` profile the probe
+//! question of `/work/probe/REPORT.md` (RabbitMQ 3.10.8) it agrees with. Every command is followed
+//! by the deliveries the broker then makes on its own, taken eagerly: round robin under
+//! `rabbitmq`, the first consumer offered under `spec`.
+
+use amqp_model::check::config::cmd::{bind, bind_exchange, connect, consume, exchange, publish, queue};
+use amqp_model::event::Reply;
+use amqp_model::state::{Binding, Dest};
+use amqp_model::types::MessageData;
+use amqp_model::{
+    Broker, ChanRef, Command, ConnId, Content, Event, ExchangeKind, Message, Method, MsgId, Name, Profile, ReplyCode,
+    Table, UsageError, Value,
+};
+use std::sync::Arc;
+use ExchangeKind::{Direct, Fanout, Topic};
+use ReplyCode::{AccessRefused, NotFound, PreconditionFailed, ResourceLocked};
+
+const RABBIT: Profile = Profile::rabbitmq();
+const SPEC: Profile = Profile::spec();
+const BOTH: [Profile; 2] = [RABBIT, SPEC];
+
+// ---------------------------------------------------------------------------------------------
+// A small client-side view of the model.
+
+/// A broker seen from its clients: each command is followed by the deliveries it makes possible.
+struct World(Broker);
+
+impl World {
+    fn new(profile: Profile) -> Self {
+        // Printed only when a test fails, to tell which profile it was running.
+        println!("profile {}", profile.name);
+        World(Broker::new(profile))
+    }
+
+    /// Open connection `conn` and its channel 1.
+    fn open(&mut self, conn: u16) -> ChanRef {
+        let [open_conn, _] = connect(conn);
+        assert_eq!(self.run(open_conn), vec![Event::ConnectionOpenOk { conn: ConnId(conn) }]);
+        self.channel(conn, 1)
+    }
+
+    /// Open channel `n` of an open connection.
+    fn channel(&mut self, conn: u16, n: u16) -> ChanRef {
+        let ch = ChanRef::new(conn, n);
+        assert_eq!(self.run(Command::ChannelOpen { ch }), vec![Event::ChannelOpenOk { ch }]);
+        ch
+    }
+
+    /// Apply a command, then let the broker deliver what it can; messages lose their ghost id.
+    fn run(&mut self, cmd: Command) -> Vec<Event> {
+        let mut out = self.0.apply(&cmd).expect("a command the client can send");
+        out.extend(self.0.settle_internal());
+        out.into_iter().map(unghost).collect()
+    }
+
+    /// Run a command whose only answer must be `reply`.
+    fn replies(&mut self, cmd: Command, reply: Reply) {
+        let ch = cmd.channel().expect("a channel method");
+        assert_eq!(self.run(cmd.clone()), vec![Event::Reply { ch, reply }], "{cmd:?}");
+    }
+
+    /// Run a command that must close its channel with `code`, naming the command's method; then
+    /// reopen the channel.
+    fn refused(&mut self, cmd: Command, code: ReplyCode) {
+        let ch = cmd.channel().expect("a channel method");
+        let method = cmd.method().expect("a method");
+        assert_eq!(self.run(cmd.clone()), vec![Event::ChannelClosed { ch, code, method }], "{cmd:?}");
+        self.channel(ch.conn.0, ch.channel);
+    }
+
+    /// Run a command that must close its connection with `code`, naming the command's method.
+    fn fatal(&mut self, cmd: Command, code: ReplyCode) {
+        let conn = cmd.connection().expect("a connection");
+        assert_eq!(
+            self.run(cmd.clone()),
+            vec![Event::ConnectionClosed { conn, code, method: cmd.method() }],
+            "{cmd:?}"
+        );
+        assert!(!self.0.connections.contains_key(&conn));
+    }
+
+    /// Declare a new queue; returns the name in the declare-ok (whose counts must be 0).
+    fn declare(&mut self, cmd: Command) -> Name {
+        match self.run(cmd).as_slice() {
+            [Event::Reply { reply: Reply::QueueDeclareOk { queue, message_count: 0, consumer_count: 0 }, .. }] => {
+                queue.clone()
+            }
+            other => panic!("expected a fresh declare-ok, got {other:?}"),
+        }
+    }
+
+    /// The ready messages of a queue: body and redelivered flag, in order.
+    fn ready(&self, queue: &str) -> Vec<(&str, bool)> {
+        self.0.queues[queue].ready.iter().map(|r| (r.msg.0.content.body.as_str(), r.redelivered)).collect()
+    }
+
+    /// The delivery tags awaiting acknowledgement on a channel.
+    fn unacked(&self, ch: ChanRef) -> Vec<u64> {
+        self.0.channel(ch).expect("open").unacked.keys().copied().collect()
+    }
+}
+
+/// The event with its message's ghost identity zeroed (clients never see it).
+fn unghost(e: Event) -> Event {
+    let strip = |m: Message| message(m.0.exchange.as_str(), m.0.routing_key.as_str(), m.0.content.clone());
+    match e {
+        Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue, message } => {
+            Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue, message: strip(message) }
+        }
+        Event::Return { ch, code, message } => Event::Return { ch, code, message: strip(message) },
+        Event::Reply { ch, reply: Reply::GetOk { delivery_tag, redelivered, queue, message_count, message } } => {
+            let reply = Reply::GetOk { delivery_tag, redelivered, queue, message_count, message: strip(message) };
+            Event::Reply { ch, reply }
+        }
+        other => other,
+    }
+}
+
+fn message(exchange: &str, key: &str, content: Content) -> Message {
+    Message(Arc::new(MessageData { id: MsgId(0), exchange: exchange.into(), routing_key: key.into(), content }))
+}
+
+/// A transient message as its consumer sees it.
+fn msg(exchange: &str, key: &str, body: &str) -> Message {
+    message(exchange, key, Content::text(body))
+}
+
+// Commands.
+
+fn send(ch: ChanRef, exchange: &str, key: &str, body: &str) -> Command {
+    publish(ch, exchange, key, false, Content::text(body))
+}
+
+fn send_mandatory(ch: ChanRef, exchange: &str, key: &str, body: &str) -> Command {
+    publish(ch, exchange, key, true, Content::text(body))
+}
+
+fn get(ch: ChanRef, queue: &str, no_ack: bool) -> Command {
+    Command::BasicGet { ch, queue: queue.into(), no_ack }
+}
+
+fn ack(ch: ChanRef, delivery_tag: u64, multiple: bool) -> Command {
+    Command::BasicAck { ch, delivery_tag, multiple }
+}
+
+fn nack(ch: ChanRef, delivery_tag: u64, multiple: bool, requeue: bool) -> Command {
+    Command::BasicNack { ch, delivery_tag, multiple, requeue }
+}
+
+fn reject(ch: ChanRef, delivery_tag: u64, requeue: bool) -> Command {
+    Command::BasicReject { ch, delivery_tag, requeue }
+}
+
+fn qos(ch: ChanRef, prefetch_count: u16, global: bool) -> Command {
+    Command::BasicQos { ch, prefetch_count, global }
+}
+
+fn cancel(ch: ChanRef, tag: &str) -> Command {
+    Command::BasicCancel { ch, consumer_tag: tag.into() }
+}
+
+fn consume_exclusive(ch: ChanRef, queue: &str, tag: &str) -> Command {
+    Command::BasicConsume { ch, queue: queue.into(), consumer_tag: tag.into(), no_ack: false, exclusive: true }
+}
+
+fn purge(ch: ChanRef, queue: &str) -> Command {
+    Command::QueuePurge { ch, queue: queue.into() }
+}
+
+fn delete_queue(ch: ChanRef, queue: &str, if_unused: bool, if_empty: bool) -> Command {
+    Command::QueueDelete { ch, queue: queue.into(), if_unused, if_empty }
+}
+
+fn delete_exchange(ch: ChanRef, exchange: &str, if_unused: bool) -> Command {
+    Command::ExchangeDelete { ch, exchange: exchange.into(), if_unused }
+}
+
+fn unbind(ch: ChanRef, queue: &str, exchange: &str, key: &str) -> Command {
+    Command::QueueUnbind {
+        ch,
+        queue: queue.into(),
+        exchange: exchange.into(),
+        routing_key: key.into(),
+        arguments: Default::default(),
+    }
+}
+
+fn passive_queue(ch: ChanRef, queue: &str) -> Command {
+    Command::QueueDeclare {
+        ch,
+        queue: queue.into(),
+        passive: true,
+        durable: false,
+        exclusive: false,
+        auto_delete: false,
+        arguments: Default::default(),
+    }
+}
+
+fn exchange_flags(
+    ch: ChanRef,
+    name: &str,
+    kind: ExchangeKind,
+    durable: bool,
+    auto_delete: bool,
+    internal: bool,
+) -> Command {
+    Command::ExchangeDeclare {
+        ch,
+        exchange: name.into(),
+        kind,
+        passive: false,
+        durable,
+        auto_delete,
+        internal,
+        arguments: Default::default(),
+    }
+}
+
+fn passive_exchange(ch: ChanRef, name: &str, kind: ExchangeKind) -> Command {
+    match exchange_flags(ch, name, kind, false, false, false) {
+        Command::ExchangeDeclare { ch, exchange, kind, durable, auto_delete, internal, arguments, .. } => {
+            Command::ExchangeDeclare { ch, exchange, kind, passive: true, durable, auto_delete, internal, arguments }
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn other_kind(name: &str) -> ExchangeKind {
+    ExchangeKind::Other(name.into())
+}
+
+// Events.
+
+fn declare_ok(ch: ChanRef, queue: &str, message_count: u32, consumer_count: u32) -> Event {
+    Event::Reply { ch, reply: Reply::QueueDeclareOk { queue: queue.into(), message_count, consumer_count } }
+}
+
+fn consume_ok(ch: ChanRef, tag: &str) -> Event {
+    Event::Reply { ch, reply: Reply::ConsumeOk { consumer_tag: tag.into() } }
+}
+
+fn deliver(ch: ChanRef, tag: &str, delivery_tag: u64, redelivered: bool, queue: &str, message: Message) -> Event {
+    Event::Deliver { ch, consumer_tag: tag.into(), delivery_tag, redelivered, queue: queue.into(), message }
+}
+
+fn get_ok(
+    ch: ChanRef,
+    delivery_tag: u64,
+    redelivered: bool,
+    queue: &str,
+    message_count: u32,
+    message: Message,
+) -> Event {
+    Event::Reply { ch, reply: Reply::GetOk { delivery_tag, redelivered, queue: queue.into(), message_count, message } }
+}
+
+/// The consumer tags that the events (all deliveries) went to, in order.
+fn delivered_to(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Deliver { consumer_tag, .. } => consumer_tag.as_str(),
+            other => panic!("expected only deliveries, got {other:?}"),
+        })
+        .collect()
+}
+
+/// Publish `n` messages `m0`, `m1`, ... to `queue` through the default exchange; returns the
+/// deliveries they cause.
+fn fill(w: &mut World, ch: ChanRef, queue: &str, n: usize) -> Vec<Event> {
+    (0..n).flat_map(|i| w.run(send(ch, "", queue, &format!("m{i}")))).collect()
+}
+
+/// A world with connection 1 open and queue `q` declared on its channel 1.
+fn with_queue(profile: Profile) -> (World, ChanRef) {
+    let mut w = World::new(profile);
+    let c = w.open(1);
+    w.declare(queue(c, "q", false, false, false));
+    (w, c)
+}
+
+// ---------------------------------------------------------------------------------------------
+// exchange.declare
+
+/// `exchange declare passive not-found`: a passive declare of a missing exchange closes the
+/// channel with 404 (probe Q33); of an existing one it succeeds whatever type it names, even an
+/// unknown one (Q10); a passive declare never checks the type (Q21).
+#[test]
+fn exchange_declare_passive() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.refused(passive_exchange(c, "x", Direct), NotFound);
+        w.refused(passive_exchange(c, "x", other_kind("nonsense")), NotFound);
+        w.replies(exchange(c, "x", Direct, false, false), Reply::ExchangeDeclareOk);
+        w.replies(passive_exchange(c, "x", Fanout), Reply::ExchangeDeclareOk);
+        w.replies(passive_exchange(c, "x", other_kind("nonsense")), Reply::ExchangeDeclareOk);
+        w.replies(passive_exchange(c, "amq.topic", Fanout), Reply::ExchangeDeclareOk);
+    }
+}
+
+/// `exchange declare exchange reserved`: a new name starting `amq.` is 403 (passive: 404);
+/// `exchange default-access` (errata 14): the default exchange cannot be declared, even
+/// passively (403), and `amq.default` is not its alias (Q3, Q20). A predeclared exchange may be
+/// redeclared equivalently: `amq.direct` is direct and durable (errata 20), anything else is 406.
+#[test]
+fn exchange_declare_reserved_names() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.refused(exchange(c, "amq.foo", Direct, false, false), AccessRefused);
+        w.refused(passive_exchange(c, "amq.foo", Direct), NotFound);
+        w.refused(exchange(c, "", Direct, true, false), AccessRefused);
+        w.refused(passive_exchange(c, "", Direct), AccessRefused);
+        w.refused(exchange(c, "amq.default", Direct, true, false), AccessRefused);
+        w.refused(passive_exchange(c, "amq.default", Direct), NotFound);
+        w.replies(exchange(c, "amq.direct", Direct, true, false), Reply::ExchangeDeclareOk);
+        w.refused(exchange(c, "amq.direct", Direct, false, false), PreconditionFailed);
+        w.refused(exchange(c, "amq.direct", Fanout, true, false), PreconditionFailed);
+    }
+}
+
+/// `exchange declare passive equivalent` (errata 6) under RabbitMQ: a redeclare must match in
+/// type, durable, auto-delete and internal, else 406 and the exchange is unchanged (Q10).
+#[test]
+fn rabbitmq_exchange_equivalence_compares_auto_delete_and_internal() {
+    let mut w = World::new(RABBIT);
+    let c = w.open(1);
+    w.replies(exchange_flags(c, "x", Direct, false, false, false), Reply::ExchangeDeclareOk);
+    w.replies(exchange_flags(c, "x", Direct, false, false, false), Reply::ExchangeDeclareOk);
+    w.refused(exchange_flags(c, "x", Fanout, false, false, false), PreconditionFailed);
+    w.refused(exchange_flags(c, "x", Direct, true, false, false), PreconditionFailed);
+    w.refused(exchange_flags(c, "x", Direct, false, true, false), PreconditionFailed);
+    w.refused(exchange_flags(c, "x", Direct, false, false, true), PreconditionFailed);
+    let x = &w.0.exchanges["x"];
+    assert_eq!((&x.kind, x.durable, x.auto_delete, x.internal), (&Direct, false, false, false));
+}
+
+/// `exchange declare passive equivalent` under the spec compares type and durable (and
+/// arguments), while `exchange declare auto-delete amq_exchange_25` makes the server ignore
+/// auto-delete for an existing exchange: redeclaring with another auto-delete or internal flag
+/// succeeds and changes nothing.
+#[test]
+fn spec_exchange_equivalence_ignores_auto_delete_and_internal() {
+    let mut w = World::new(SPEC);
+    let c = w.open(1);
+    w.replies(exchange_flags(c, "x", Direct, false, false, false), Reply::ExchangeDeclareOk);
+    w.refused(exchange_flags(c, "x", Topic, false, false, false), PreconditionFailed);
+    w.refused(exchange_flags(c, "x", Direct, true, false, false), PreconditionFailed);
+    w.replies(exchange_flags(c, "x", Direct, false, true, false), Reply::ExchangeDeclareOk);
+    w.replies(exchange_flags(c, "x", Direct, false, false, true), Reply::ExchangeDeclareOk);
+    let x = &w.0.exchanges["x"];
+    assert_eq!((x.auto_delete, x.internal), (false, false));
+}
+
+/// `exchange declare type support`: declaring a new exchange of an unknown type is a 503
+/// command-invalid connection error naming exchange.declare (Q21).
+#[test]
+fn exchange_declare_unknown_type_is_503() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.fatal(exchange(c, "x", other_kind("nonsense"), false, false), ReplyCode::CommandInvalid);
+        assert!(!w.0.exchanges.contains_key("x"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// exchange.delete and exchange-to-exchange bindings
+
+/// `exchange delete if-unused in-use`: with if-unused, an exchange that is the source of a
+/// binding, to a queue or to an exchange, is not deleted (406); being only the destination of
+/// an exchange-to-exchange binding does not count, and deleting it removes that binding (Q26).
+#[test]
+fn exchange_delete_if_unused() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        w.replies(exchange(c, "src", Fanout, false, false), Reply::ExchangeDeclareOk);
+        w.replies(exchange(c, "dst", Fanout, false, false), Reply::ExchangeDeclareOk);
+        w.replies(bind(c, "q", "src", ""), Reply::QueueBindOk);
+        w.refused(delete_exchange(c, "src", true), PreconditionFailed);
+        w.replies(unbind(c, "q", "src", ""), Reply::QueueUnbindOk);
+        w.replies(bind_exchange(c, "dst", "src", ""), Reply::ExchangeBindOk);
+        w.refused(delete_exchange(c, "src", true), PreconditionFailed);
+        w.replies(delete_exchange(c, "dst", true), Reply::ExchangeDeleteOk);
+        assert!(w.0.bindings.is_empty());
+        w.replies(delete_exchange(c, "src", true), Reply::ExchangeDeleteOk);
+        assert!(!w.0.exchanges.contains_key("src"));
+    }
+}
+
+/// `exchange delete exchange exists`: deleting a missing exchange is 404 under the spec, while
+/// RabbitMQ answers delete-ok (Q1). Under both, the default exchange and `amq.` names cannot be
+/// deleted, even when no such exchange exists: 403 (Q1, Q3; `exchange default-access`).
+#[test]
+fn exchange_delete_missing_and_reserved() {
+    let mut w = World::new(RABBIT);
+    let c = w.open(1);
+    w.replies(delete_exchange(c, "nope", false), Reply::ExchangeDeleteOk);
+    w.replies(delete_exchange(c, "nope", true), Reply::ExchangeDeleteOk);
+
+    let mut w = World::new(SPEC);
+    let c = w.open(1);
+    w.refused(delete_exchange(c, "nope", false), NotFound);
+
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        for name in ["", "amq.direct", "amq.foo"] {
+            w.refused(delete_exchange(c, name, false), AccessRefused);
+        }
+        assert!(w.0.exchanges.contains_key("amq.direct"));
+    }
+}
+
+/// `exchange bind unique` and `queue bind unique`: a queue that a message reaches by several
+/// paths (e1 -> e2 -> q, e1 -> e3 -> q, e1 -> q) holds one copy (Q32).
+#[test]
+fn exchange_to_exchange_paths_give_one_copy() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        for x in ["e1", "e2", "e3"] {
+            w.replies(exchange(c, x, Fanout, false, false), Reply::ExchangeDeclareOk);
+        }
+        w.replies(bind_exchange(c, "e2", "e1", ""), Reply::ExchangeBindOk);
+        w.replies(bind_exchange(c, "e3", "e1", ""), Reply::ExchangeBindOk);
+        for x in ["e1", "e2", "e3"] {
+            w.replies(bind(c, "q", x, ""), Reply::QueueBindOk);
+        }
+        assert_eq!(w.run(send(c, "e1", "k", "m")), vec![]);
+        assert_eq!(w.ready("q"), vec![("m", false)]);
+    }
+}
+
+/// `exchange bind cyclical`: cycles, including an exchange bound to itself, are allowed, and a
+/// message published into one is routed once, wherever it enters (Q32); a mandatory confirmed
+/// publish through the cycle is simply acked.
+#[test]
+fn exchange_to_exchange_cycles_route_once() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        w.replies(exchange(c, "e1", Fanout, false, false), Reply::ExchangeDeclareOk);
+        w.replies(exchange(c, "e2", Fanout, false, false), Reply::ExchangeDeclareOk);
+        w.replies(bind_exchange(c, "e2", "e1", ""), Reply::ExchangeBindOk);
+        w.replies(bind_exchange(c, "e1", "e2", ""), Reply::ExchangeBindOk);
+        w.replies(bind_exchange(c, "e1", "e1", ""), Reply::ExchangeBindOk);
+        w.replies(bind(c, "q", "e2", ""), Reply::QueueBindOk);
+        assert_eq!(w.run(send(c, "e1", "", "a")), vec![]);
+        assert_eq!(w.run(send(c, "e2", "", "b")), vec![]);
+        w.replies(Command::ConfirmSelect { ch: c }, Reply::ConfirmSelectOk);
+        assert_eq!(w.run(send_mandatory(c, "e1", "", "c")), vec![Event::Confirm { ch: c, seq: 1, ack: true }]);
+        assert_eq!(w.ready("q"), vec![("a", false), ("b", false), ("c", false)]);
+    }
+}
+
+/// Field doc of `exchange.declare auto-delete` with errata 25: an auto-delete exchange is deleted
+/// when its last binding as a source goes, not before it ever had one (Q15).
+#[test]
+fn auto_delete_exchange_goes_with_its_last_binding() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        w.replies(exchange(c, "ad", Fanout, false, true), Reply::ExchangeDeclareOk);
+        w.replies(bind(c, "q", "ad", "a"), Reply::QueueBindOk);
+        w.replies(bind(c, "q", "ad", "b"), Reply::QueueBindOk);
+        w.replies(unbind(c, "q", "ad", "a"), Reply::QueueUnbindOk);
+        assert!(w.0.exchanges.contains_key("ad"));
+        w.replies(unbind(c, "q", "ad", "b"), Reply::QueueUnbindOk);
+        assert!(!w.0.exchanges.contains_key("ad"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing by exchange type (topic and fanout are in tests/seed.rs, sections 4.1 and 4.3)
+
+/// `queue bind routing-key direct-exchange-key-matching`: a direct exchange passes a message to
+/// a binding exactly when the routing key equals the binding key, case included; the empty key
+/// matches only the empty key (Q31).
+#[test]
+fn direct_exchange_matches_key_exactly() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        for (q, key) in [("lower", "k"), ("upper", "K"), ("empty", "")] {
+            w.declare(queue(c, q, false, false, false));
+            w.replies(bind(c, q, "amq.direct", key), Reply::QueueBindOk);
+        }
+        for key in ["k", "K", "", "k.k", "x"] {
+            assert_eq!(w.run(send(c, "amq.direct", key, key)), vec![]);
+        }
+        assert_eq!(w.ready("lower"), vec![("k", false)]);
+        assert_eq!(w.ready("upper"), vec![("K", false)]);
+        assert_eq!(w.ready("empty"), vec![("", false)]);
+    }
+}
+
+/// `exchange recommended-types` (headers) as RabbitMQ matches them (Q30): `x-match=all` (the
+/// default) needs every binding argument present with an equal value, `any` at least one;
+/// arguments named `x-...` take no part, so `any` with none left matches nothing and `all` with
+/// none left matches everything; values compare by type as well (the string "1" is not 1).
+#[test]
+fn headers_exchange_matches_all_or_any() {
+    let int = |k: &str, v: i64| (Name::from(k), Value::Int(v));
+    let text = |k: &str, v: &str| (Name::from(k), Value::Str(v.into()));
+    let bindings: [(&str, Table); 5] = [
+        ("all", [text("x-match", "all"), int("a", 1), int("b", 2)].into()),
+        ("any", [text("x-match", "any"), int("a", 1), int("b", 2)].into()),
+        ("plain", Table::new()),
+        ("any-empty", [text("x-match", "any")].into()),
+        ("x-ignored", [int("a", 1), text("x-foo", "z")].into()),
+    ];
+    let messages: [(&str, Table); 5] = [
+        ("ab", [int("a", 1), int("b", 2)].into()),
+        ("a", [int("a", 1)].into()),
+        ("b3", [int("b", 3)].into()),
+        ("none", Table::new()),
+        ("a-text", [text("a", "1"), text("x-foo", "other")].into()),
+    ];
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        for (q, arguments) in &bindings {
+            w.declare(queue(c, q, false, false, false));
+            let cmd = Command::QueueBind {
+                ch: c,
+                queue: (*q).into(),
+                exchange: "amq.headers".into(),
+                routing_key: "".into(),
+                arguments: arguments.clone(),
+            };
+            w.replies(cmd, Reply::QueueBindOk);
+        }
+        for (body, headers) in &messages {
+            let content = Content { body: (*body).into(), persistent: false, headers: headers.clone() };
+            assert_eq!(w.run(publish(c, "amq.headers", "", false, content)), vec![]);
+        }
+        let bodies = |q: &str| w.ready(q).into_iter().map(|(b, _)| b).collect::<Vec<_>>();
+        assert_eq!(bodies("all"), ["ab"]);
+        assert_eq!(bodies("any"), ["ab", "a"]);
+        assert_eq!(bodies("plain"), ["ab", "a", "b3", "none", "a-text"]);
+        assert_eq!(bodies("any-empty"), Vec::<&str>::new());
+        assert_eq!(bodies("x-ignored"), ["ab", "a"]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// queue.declare
+
+/// `queue declare queue default-name`: an empty name gets a unique server-generated one
+/// (`amq.gen-...`, Q37), returned in declare-ok.
+#[test]
+fn queue_declare_server_named() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        let a = w.declare(queue(c, "", false, false, false));
+        let b = w.declare(queue(c, "", false, true, true));
+        assert!(a.as_str().starts_with("amq.gen-") && b.as_str().starts_with("amq.gen-"), "{a} {b}");
+        assert_ne!(a, b);
+        assert!(w.0.queues.contains_key(&a) && w.0.queues.contains_key(&b));
+    }
+}
+
+/// `queue declare passive passive`: a passive declare of a missing queue is 404 (Q33); of an
+/// existing one it ignores the flags (Q11) and reports the ready messages (not the unacked
+/// ones) and the consumers on any connection (Q36). `""` with passive names no queue, even
+/// after a declare on the channel (Q4).
+#[test]
+fn queue_declare_passive() {
+    let (mut w, c) = with_queue(RABBIT);
+    w.refused(passive_queue(c, "nope"), NotFound);
+    fill(&mut w, c, "q", 3);
+    assert_eq!(w.run(get(c, "q", false)), vec![get_ok(c, 1, false, "q", 2, msg("", "q", "m0"))]);
+    assert_eq!(w.run(passive_queue(c, "q")), vec![declare_ok(c, "q", 2, 0)]);
+    let other = w.open(2);
+    w.replies(qos(other, 1, false), Reply::QosOk);
+    assert_eq!(
+        w.run(consume(other, "q", "A", false)),
+        vec![consume_ok(other, "A"), deliver(other, "A", 1, false, "q", msg("", "q", "m1"))]
+    );
+    let flagged = Command::QueueDeclare {
+        ch: c,
+        queue: "q".into(),
+        passive: true,
+        durable: true,
+        exclusive: true,
+        auto_delete: true,
+        arguments: Default::default(),
+    };
+    assert_eq!(w.run(flagged), vec![declare_ok(c, "q", 1, 1)]);
+    assert_eq!(
+        w.run(passive_queue(c, "")),
+        vec![Event::ChannelClosed { ch: c, code: NotFound, method: Method::QueueDeclare }]
+    );
+
+    let mut w = World::new(SPEC);
+    let c = w.open(1);
+    w.refused(passive_queue(c, "nope"), NotFound);
+}
+
+/// `queue declare exclusive exclusive` (errata 7, 8): another connection may not declare,
+/// passively declare, bind, unbind, purge, delete, consume from or get from an exclusive queue:
+/// 405, naming the method (Q9). The owner's other channels may use it, anyone may publish to it
+/// through the default exchange, and it goes with its connection (errata 5, 19).
+#[test]
+fn exclusive_queue_is_locked_to_its_connection() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let owner = w.open(1);
+        w.declare(queue(owner, "x", false, true, false));
+        w.replies(bind(owner, "x", "amq.direct", "k"), Reply::QueueBindOk);
+        let other = w.open(2);
+        for cmd in [
+            queue(other, "x", false, true, false),
+            queue(other, "x", false, false, false),
+            queue(other, "x", true, false, false),
+            passive_queue(other, "x"),
+            bind(other, "x", "amq.direct", "k2"),
+            unbind(other, "x", "amq.direct", "k"),
+            purge(other, "x"),
+            delete_queue(other, "x", false, false),
+            delete_queue(other, "x", true, false),
+            consume(other, "x", "A", false),
+            get(other, "x", false),
+        ] {
+            w.refused(cmd, ResourceLocked);
+        }
+        assert_eq!(w.run(send(other, "", "x", "m")), vec![]);
+        let second = w.channel(1, 2);
+        assert_eq!(
+            w.run(consume(second, "x", "O", false)),
+            vec![consume_ok(second, "O"), deliver(second, "O", 1, false, "x", msg("", "x", "m"))]
+        );
+        assert_eq!(w.run(Command::ConnectionDrop { conn: owner.conn }), vec![]);
+        w.refused(passive_queue(other, "x"), NotFound);
+        assert!(w.0.bindings.is_empty());
+    }
+}
+
+/// `queue declare passive equivalent` (errata 6): redeclaring with another durable or
+/// auto-delete flag is 406. Another exclusive flag is 406 under the spec; RabbitMQ treats it as
+/// a lock conflict, 405, in both directions and on the owner's connection too (Q11). A durable
+/// exclusive queue is stored transient, so redeclaring it durable is equivalent (errata 30, Q12).
+#[test]
+fn queue_declare_equivalence() {
+    for (p, exclusive_mismatch) in [(RABBIT, ResourceLocked), (SPEC, PreconditionFailed)] {
+        let (mut w, c) = with_queue(p);
+        w.refused(queue(c, "q", true, false, false), PreconditionFailed);
+        w.refused(queue(c, "q", false, false, true), PreconditionFailed);
+        w.refused(queue(c, "q", false, true, false), exclusive_mismatch);
+        assert_eq!(w.run(queue(c, "q", false, false, false)), vec![declare_ok(c, "q", 0, 0)]);
+
+        w.declare(queue(c, "x", false, true, false));
+        w.refused(queue(c, "x", false, false, false), exclusive_mismatch);
+        w.refused(queue(c, "x", false, true, true), PreconditionFailed);
+        assert_eq!(w.run(queue(c, "x", true, true, false)), vec![declare_ok(c, "x", 0, 0)]);
+    }
+}
+
+/// Errata 30: a queue declared both durable and exclusive is stored transient (Q12), and
+/// redeclaring it either way is equivalent.
+#[test]
+fn durable_exclusive_queue_is_transient() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.declare(queue(c, "q", true, true, false));
+        assert!(!w.0.queues["q"].durable);
+        assert_eq!(w.run(queue(c, "q", false, true, false)), vec![declare_ok(c, "q", 0, 0)]);
+        assert_eq!(w.run(queue(c, "q", true, true, false)), vec![declare_ok(c, "q", 0, 0)]);
+    }
+}
+
+/// `queue declare queue reserved`: a new queue named `amq.` is 403; passively, 404 (Q20).
+#[test]
+fn queue_declare_reserved_prefix() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.refused(queue(c, "amq.foo", false, false, false), AccessRefused);
+        w.refused(passive_queue(c, "amq.foo"), NotFound);
+    }
+}
+
+/// Field doc of `queue.declare auto-delete` with errata 5: an auto-delete queue is deleted once
+/// its last consumer is gone (cancelled, or with its channel), and not before; one that never
+/// had a consumer stays, even when used by basic.get (Q14).
+#[test]
+fn auto_delete_queue_goes_with_its_last_consumer() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.declare(queue(c, "ad", false, false, true));
+        for tag in ["A", "B"] {
+            assert_eq!(w.run(consume(c, "ad", tag, true)), vec![consume_ok(c, tag)]);
+        }
+        w.replies(cancel(c, "A"), Reply::CancelOk { consumer_tag: "A".into() });
+        assert_eq!(w.run(passive_queue(c, "ad")), vec![declare_ok(c, "ad", 0, 1)]);
+        w.replies(cancel(c, "B"), Reply::CancelOk { consumer_tag: "B".into() });
+        w.refused(passive_queue(c, "ad"), NotFound);
+
+        w.declare(queue(c, "ad2", false, false, true));
+        let other = w.open(2);
+        assert_eq!(w.run(consume(other, "ad2", "C", false)), vec![consume_ok(other, "C")]);
+        assert_eq!(w.run(Command::ChannelClose { ch: other }), vec![Event::ChannelCloseOk { ch: other }]);
+        assert!(!w.0.queues.contains_key("ad2"));
+
+        w.declare(queue(c, "idle", false, false, true));
+        w.run(send(c, "", "idle", "m"));
+        assert_eq!(w.run(get(c, "idle", false)), vec![get_ok(c, 1, false, "idle", 0, msg("", "idle", "m"))]);
+        assert_eq!(w.run(passive_queue(c, "idle")), vec![declare_ok(c, "idle", 0, 0)]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// queue.purge, queue.delete
+
+/// `queue purge 02`: purge drops the ready messages and reports how many; delivered,
+/// unacknowledged ones stay, and come back at the head, redelivered, when their channel closes
+/// (Q25).
+#[test]
+fn purge_leaves_unacked_messages() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        fill(&mut w, c, "q", 5);
+        w.run(get(c, "q", false));
+        w.run(get(c, "q", false));
+        w.replies(purge(c, "q"), Reply::QueuePurgeOk { message_count: 3 });
+        assert_eq!(w.ready("q"), vec![]);
+        assert_eq!(w.run(Command::ChannelClose { ch: c }), vec![Event::ChannelCloseOk { ch: c }]);
+        assert_eq!(w.ready("q"), vec![("m0", true), ("m1", true)]);
+        let c = w.channel(1, 1);
+        w.replies(purge(c, "q"), Reply::QueuePurgeOk { message_count: 2 });
+        w.replies(purge(c, "q"), Reply::QueuePurgeOk { message_count: 0 });
+    }
+}
+
+/// `queue delete if-unused in-use` and `queue delete if-empty not-empty`: 406 for a queue with a
+/// consumer, or with ready messages. Bindings do not make a queue used, and unacknowledged
+/// messages do not make it non-empty (Q26).
+#[test]
+fn queue_delete_if_unused_and_if_empty() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        let other = w.open(2);
+        w.run(consume(other, "q", "A", false));
+        w.refused(delete_queue(c, "q", true, false), PreconditionFailed);
+
+        w.declare(queue(c, "bound", false, false, false));
+        w.replies(bind(c, "bound", "amq.direct", "k"), Reply::QueueBindOk);
+        w.replies(delete_queue(c, "bound", true, false), Reply::QueueDeleteOk { message_count: 0 });
+        assert!(w.0.bindings.is_empty());
+
+        w.declare(queue(c, "full", false, false, false));
+        fill(&mut w, c, "full", 1);
+        w.refused(delete_queue(c, "full", false, true), PreconditionFailed);
+        w.run(get(c, "full", false));
+        w.replies(delete_queue(c, "full", false, true), Reply::QueueDeleteOk { message_count: 0 });
+        assert!(!w.0.queues.contains_key("full"));
+    }
+}
+
+/// RabbitMQ's consumer cancel notification (Q8): deleting a queue cancels its consumers with a
+/// `basic.cancel` from the server; the spec has no such method, the consumer just ends. Either
+/// way the deleted queue's unacknowledged deliveries may still be settled, once
+/// (`basic ack multiple exists`); a requeue goes nowhere.
+#[test]
+fn queue_delete_cancels_consumers() {
+    for (p, notify) in [(RABBIT, true), (SPEC, false)] {
+        let (mut w, c) = with_queue(p);
+        let other = w.open(2);
+        w.run(consume(other, "q", "A", false));
+        assert_eq!(delivered_to(&fill(&mut w, c, "q", 2)), ["A", "A"]);
+        let mut expected = Vec::new();
+        if notify {
+            expected.push(Event::Cancel { ch: other, consumer_tag: "A".into() });
+        }
+        expected.push(Event::Reply { ch: c, reply: Reply::QueueDeleteOk { message_count: 0 } });
+        assert_eq!(w.run(delete_queue(c, "q", false, false)), expected);
+        assert!(w.0.channel(other).expect("open").consumers.is_empty());
+        assert_eq!(w.run(ack(other, 1, false)), vec![]);
+        assert_eq!(w.run(reject(other, 2, true)), vec![]);
+        assert!(!w.0.queues.contains_key("q"));
+        w.refused(ack(other, 1, false), PreconditionFailed);
+    }
+}
+
+/// `queue delete queue must-exist`: deleting a missing queue is 404 under the spec; RabbitMQ
+/// answers delete-ok with count 0, whatever the flags and even for an `amq.` name (Q1).
+#[test]
+fn queue_delete_missing() {
+    let mut w = World::new(RABBIT);
+    let c = w.open(1);
+    for cmd in [
+        delete_queue(c, "nope", false, false),
+        delete_queue(c, "nope", true, true),
+        delete_queue(c, "amq.foo", false, false),
+    ] {
+        w.replies(cmd, Reply::QueueDeleteOk { message_count: 0 });
+    }
+    let mut w = World::new(SPEC);
+    let c = w.open(1);
+    w.refused(delete_queue(c, "nope", false, false), NotFound);
+}
+
+// ---------------------------------------------------------------------------------------------
+// queue.bind, queue.unbind, and "" as the last declared queue
+
+/// `queue bind exchange default-exchange`, `queue unbind exchange default-exchange`,
+/// `exchange bind source default-exchange`: the spec accepts the default exchange in bindings;
+/// RabbitMQ refuses every bind and unbind naming it with 403 (errata 14, Q3).
+#[test]
+fn default_exchange_bindings() {
+    let (mut w, c) = with_queue(RABBIT);
+    w.refused(bind(c, "q", "", "q"), AccessRefused);
+    w.refused(unbind(c, "q", "", "q"), AccessRefused);
+    w.refused(bind_exchange(c, "amq.fanout", "", ""), AccessRefused);
+    w.refused(bind_exchange(c, "", "amq.fanout", ""), AccessRefused);
+
+    let (mut w, c) = with_queue(SPEC);
+    w.replies(bind(c, "q", "", "alias"), Reply::QueueBindOk);
+    assert_eq!(w.run(send(c, "", "alias", "m")), vec![]);
+    assert_eq!(w.ready("q"), vec![("m", false)]);
+    w.replies(unbind(c, "q", "", "alias"), Reply::QueueUnbindOk);
+    assert!(w.0.bindings.is_empty());
+}
+
+/// `queue bind queue must-exist` and `queue bind exchange exchange-existence`: 404 (Q2).
+/// `queue bind duplicates`: binding twice is accepted, and `queue bind unique`: a message
+/// matching several bindings of a queue is queued once.
+#[test]
+fn queue_bind_existence_and_duplicates() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        w.refused(bind(c, "nope", "amq.topic", "k"), NotFound);
+        w.refused(bind(c, "q", "nope", "k"), NotFound);
+        for key in ["a.*", "a.*", "#"] {
+            w.replies(bind(c, "q", "amq.topic", key), Reply::QueueBindOk);
+        }
+        assert_eq!(w.0.bindings.len(), 2);
+        assert_eq!(w.run(send(c, "amq.topic", "a.b", "m")), vec![]);
+        assert_eq!(w.ready("q"), vec![("m", false)]);
+    }
+}
+
+/// `queue unbind queue must-exist`, `queue unbind exchange must-exist`: the spec answers 404
+/// when the queue or exchange is missing; RabbitMQ answers unbind-ok for a missing queue,
+/// exchange or binding (Q2). An unbound queue no longer receives.
+#[test]
+fn queue_unbind() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        w.replies(bind(c, "q", "amq.direct", "k"), Reply::QueueBindOk);
+        w.replies(unbind(c, "q", "amq.direct", "k"), Reply::QueueUnbindOk);
+        assert_eq!(w.run(send(c, "amq.direct", "k", "m")), vec![]);
+        assert_eq!(w.ready("q"), vec![]);
+        let missing = [unbind(c, "nope", "amq.direct", "k"), unbind(c, "q", "nope", "k")];
+        for cmd in missing {
+            if p == RABBIT {
+                w.replies(cmd, Reply::QueueUnbindOk);
+            } else {
+                w.refused(cmd, NotFound);
+            }
+        }
+    }
+    // RabbitMQ (Q9): even on another connection's exclusive queue, a missing binding is no error,
+    // while unbinding an existing one is 405.
+    let (mut w, c) = with_queue(RABBIT);
+    w.replies(unbind(c, "q", "amq.direct", "never"), Reply::QueueUnbindOk);
+    let owner = w.open(2);
+    w.declare(queue(owner, "x", false, true, false));
+    w.replies(bind(owner, "x", "amq.direct", "k"), Reply::QueueBindOk);
+    w.replies(unbind(c, "x", "amq.direct", "never"), Reply::QueueUnbindOk);
+    w.refused(unbind(c, "x", "amq.direct", "k"), ResourceLocked);
+}
+
+/// `queue bind queue queue-known` and its siblings (`queue unbind/purge/delete queue
+/// queue-known`): `""` names the last queue declared on the channel, for bind, unbind, purge,
+/// get, consume and delete (Q4); with both queue and routing key empty, the binding key is that
+/// queue's name (field doc of `queue.bind routing-key`). A passive declare sets it too; deleting
+/// the queue does not reset it.
+#[test]
+fn empty_queue_name_is_the_last_declared_queue() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        let q = w.declare(queue(c, "", false, false, false));
+        w.replies(bind(c, "", "amq.fanout", ""), Reply::QueueBindOk);
+        let key = Binding {
+            source: "amq.fanout".into(),
+            dest: Dest::Queue(q.clone()),
+            key: q.clone(),
+            arguments: Default::default(),
+        };
+        assert_eq!(w.0.bindings.iter().collect::<Vec<_>>(), vec![&key]);
+        w.run(send(c, "amq.fanout", "", "m0"));
+        w.run(send(c, "amq.fanout", "", "m1"));
+        assert_eq!(w.run(get(c, "", true)), vec![get_ok(c, 1, false, q.as_str(), 1, msg("amq.fanout", "", "m0"))]);
+        w.replies(purge(c, ""), Reply::QueuePurgeOk { message_count: 1 });
+        w.replies(unbind(c, "", "amq.fanout", ""), Reply::QueueUnbindOk);
+        assert!(w.0.bindings.is_empty());
+        assert_eq!(w.run(consume(c, "", "A", true)), vec![consume_ok(c, "A")]);
+        w.replies(cancel(c, "A"), Reply::CancelOk { consumer_tag: "A".into() });
+        w.replies(delete_queue(c, "", false, false), Reply::QueueDeleteOk { message_count: 0 });
+        assert!(!w.0.queues.contains_key(&q));
+        w.refused(get(c, "", false), NotFound);
+
+        w.declare(queue(c, "named", false, false, false));
+        let second = w.channel(1, 2);
+        assert_eq!(w.run(passive_queue(second, "named")), vec![declare_ok(second, "named", 0, 0)]);
+        w.replies(get(second, "", false), Reply::GetEmpty);
+    }
+}
+
+/// With no queue declared on the channel, `""` names nothing (`queue bind queue queue-known`
+/// and siblings): the errata (section 18) make it a 502 connection error; RabbitMQ closes the
+/// channel with 404 (Q4). The close names the method.
+#[test]
+fn empty_queue_name_without_declared_queue() {
+    let methods = |c: ChanRef| {
+        [
+            bind(c, "", "amq.direct", "k"),
+            unbind(c, "", "amq.direct", "k"),
+            purge(c, ""),
+            delete_queue(c, "", false, false),
+            consume(c, "", "A", false),
+            get(c, "", false),
+        ]
+    };
+    let mut w = World::new(RABBIT);
+    let c = w.open(1);
+    for cmd in methods(c) {
+        w.refused(cmd, NotFound);
+    }
+    let mut w = World::new(SPEC);
+    for cmd in methods(ChanRef::new(1, 1)) {
+        w.open(1);
+        w.fatal(cmd, ReplyCode::SyntaxError);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// basic.publish and confirms
+
+/// `basic publish exchange must-exist`: 404; `basic publish exchange 02`: an internal exchange
+/// refuses publishes with 403 (Q22). An internal exchange still routes what reaches it through
+/// an exchange-to-exchange binding.
+#[test]
+fn publish_to_missing_or_internal_exchange() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        w.refused(send(c, "nope", "k", "m"), NotFound);
+        w.replies(exchange_flags(c, "i", Fanout, false, false, true), Reply::ExchangeDeclareOk);
+        w.refused(send(c, "i", "", "m"), AccessRefused);
+        w.replies(bind(c, "q", "i", ""), Reply::QueueBindOk);
+        w.replies(bind_exchange(c, "i", "amq.fanout", ""), Reply::ExchangeBindOk);
+        assert_eq!(w.run(send(c, "amq.fanout", "", "via")), vec![]);
+        assert_eq!(w.ready("q"), vec![("via", false)]);
+    }
+}
+
+/// `basic publish mandatory 01` (312 no-route, errata 17), `confirm unroutable messages` (the
+/// return precedes the ack) and `confirm all messages acknowledged` (publishes numbered from 1,
+/// routed or not, are acked): the sequence of Q16. Without confirms the return comes alone; a
+/// publish to a missing exchange closes the channel with no ack.
+#[test]
+fn mandatory_return_precedes_confirm() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        w.replies(Command::ConfirmSelect { ch: c }, Reply::ConfirmSelectOk);
+        w.replies(Command::ConfirmSelect { ch: c }, Reply::ConfirmSelectOk);
+        let confirm = |seq| Event::Confirm { ch: c, seq, ack: true };
+        let returned = |x: &str, key: &str, body: &str| Event::Return {
+            ch: c,
+            code: ReplyCode::NoRoute,
+            message: msg(x, key, body),
+        };
+        assert_eq!(
+            w.run(send_mandatory(c, "amq.direct", "none", "m1")),
+            vec![returned("amq.direct", "none", "m1"), confirm(1)]
+        );
+        assert_eq!(w.run(send(c, "amq.direct", "none", "m2")), vec![confirm(2)]);
+        assert_eq!(w.run(send_mandatory(c, "", "q", "m3")), vec![confirm(3)]);
+        assert_eq!(w.run(send_mandatory(c, "", "missing", "m4")), vec![returned("", "missing", "m4"), confirm(4)]);
+        assert_eq!(w.ready("q"), vec![("m3", false)]);
+        w.refused(send(c, "nope", "k", "m5"), NotFound);
+
+        let plain = w.channel(1, 2);
+        assert_eq!(
+            w.run(send_mandatory(plain, "amq.direct", "none", "m6")),
+            vec![Event::Return { ch: plain, code: ReplyCode::NoRoute, message: msg("amq.direct", "none", "m6") }]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// basic.consume, basic.cancel, basic.get
+
+/// `basic consume consumer-tag 01`: reusing a consumer tag on the same channel is a 530
+/// not-allowed connection error naming basic.consume (Q18); `basic consume consumer-tag 02`:
+/// tags belong to their channel, so the same tag on another channel is fine.
+#[test]
+fn duplicate_consumer_tag_is_530() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        assert_eq!(w.run(consume(c, "q", "dup", false)), vec![consume_ok(c, "dup")]);
+        let second = w.channel(1, 2);
+        assert_eq!(w.run(consume(second, "q", "dup", false)), vec![consume_ok(second, "dup")]);
+        w.fatal(consume(c, "q", "dup", false), ReplyCode::NotAllowed);
+        assert_eq!(w.0.queues["q"].consumer_count(), 0);
+    }
+}
+
+/// `basic consume exclusive 01`: an exclusive consume on a queue that has consumers, and any
+/// consume on a queue with an exclusive consumer, are 403, from the same channel or another
+/// (Q19); basic.get is still allowed.
+#[test]
+fn exclusive_consumer_is_403() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        let other = w.open(2);
+        w.run(consume(c, "q", "A", false));
+        w.refused(consume_exclusive(other, "q", "X"), AccessRefused);
+        w.refused(consume_exclusive(c, "q", "X"), AccessRefused);
+        // Closing `c` removed A: the queue has no consumer now.
+        assert_eq!(w.run(consume_exclusive(c, "q", "X")), vec![consume_ok(c, "X")]);
+        w.refused(consume(other, "q", "B", false), AccessRefused);
+        w.refused(consume_exclusive(other, "q", "Y"), AccessRefused);
+        w.replies(get(other, "q", false), Reply::GetEmpty);
+        w.refused(consume(c, "q", "C", false), AccessRefused);
+    }
+}
+
+/// Field doc of `basic.consume consumer-tag`: an empty tag gets a unique server-generated one
+/// (`amq.ctag-...`, Q37). `basic cancel 01`: a cancel is answered cancel-ok even for a tag that
+/// names no consumer (Q23).
+#[test]
+fn consumer_tags_and_cancel() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        let tags: Vec<Name> = (0..2)
+            .map(|_| match w.run(consume(c, "q", "", true)).as_slice() {
+                [Event::Reply { reply: Reply::ConsumeOk { consumer_tag }, .. }] => consumer_tag.clone(),
+                other => panic!("expected consume-ok, got {other:?}"),
+            })
+            .collect();
+        assert!(tags.iter().all(|t| t.as_str().starts_with("amq.ctag-")), "{tags:?}");
+        assert_ne!(tags[0], tags[1]);
+        w.replies(cancel(c, "unknown"), Reply::CancelOk { consumer_tag: "unknown".into() });
+        w.replies(cancel(c, tags[0].as_str()), Reply::CancelOk { consumer_tag: tags[0].clone() });
+        w.replies(cancel(c, tags[0].as_str()), Reply::CancelOk { consumer_tag: tags[0].clone() });
+        assert_eq!(w.0.queues["q"].consumer_count(), 1);
+    }
+}
+
+/// basic.get-ok carries the number of messages left after the one taken (Q28), then get-empty.
+/// A no-ack get is settled at once, so its tag is not one to acknowledge (`basic ack multiple
+/// exists`, Q24).
+#[test]
+fn get_reports_messages_remaining() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        fill(&mut w, c, "q", 3);
+        for (tag, body) in [(1, "m0"), (2, "m1"), (3, "m2")] {
+            let left = 3 - tag as u32;
+            assert_eq!(w.run(get(c, "q", true)), vec![get_ok(c, tag, false, "q", left, msg("", "q", body))]);
+        }
+        w.replies(get(c, "q", true), Reply::GetEmpty);
+        w.refused(ack(c, 1, false), PreconditionFailed);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// basic.ack, basic.nack, basic.reject
+
+/// `basic ack multiple exists`: with multiple, every outstanding tag up to the given one is
+/// acked; tag 0 with multiple acks all of them, and with none outstanding is fine (Q24).
+#[test]
+fn ack_multiple_and_tag_zero() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        fill(&mut w, c, "q", 5);
+        for _ in 0..5 {
+            w.run(get(c, "q", false));
+        }
+        assert_eq!(w.run(ack(c, 2, true)), vec![]);
+        assert_eq!(w.unacked(c), vec![3, 4, 5]);
+        assert_eq!(w.run(ack(c, 4, false)), vec![]);
+        assert_eq!(w.run(ack(c, 0, true)), vec![]);
+        assert_eq!(w.unacked(c), Vec::<u64>::new());
+        assert_eq!(w.run(ack(c, 0, true)), vec![]);
+        assert_eq!(w.run(nack(c, 0, true, true)), vec![]);
+        assert_eq!(w.ready("q"), vec![]);
+    }
+}
+
+/// `basic nack multiple exists`: nack with multiple and requeue puts every outstanding message
+/// back, in order and flagged redelivered (Q13, Q24); reject without requeue drops the message.
+#[test]
+fn nack_multiple_requeues_and_reject_discards() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        fill(&mut w, c, "q", 4);
+        for _ in 0..3 {
+            w.run(get(c, "q", false));
+        }
+        assert_eq!(w.run(nack(c, 3, true, true)), vec![]);
+        assert_eq!(w.ready("q"), vec![("m0", true), ("m1", true), ("m2", true), ("m3", false)]);
+        assert_eq!(w.run(get(c, "q", false)), vec![get_ok(c, 4, true, "q", 3, msg("", "q", "m0"))]);
+        assert_eq!(w.run(reject(c, 4, false)), vec![]);
+        assert_eq!(w.run(nack(c, 0, true, false)), vec![]);
+        assert_eq!(w.ready("q"), vec![("m1", true), ("m2", true), ("m3", false)]);
+    }
+}
+
+/// `basic ack multiple exists`, `basic nack multiple exists`, errata 21: a tag that is not an
+/// outstanding delivery on the channel (unknown, 0 without multiple, already settled, or covered
+/// by an earlier multiple) closes the channel with 406 naming the method (Q24).
+#[test]
+fn unknown_or_settled_delivery_tag_is_406() {
+    let cases: [(&[(u64, bool)], Command); 10] = {
+        let c = ChanRef::new(1, 1);
+        [
+            (&[], ack(c, 99, false)),
+            (&[], ack(c, 99, true)),
+            (&[], reject(c, 99, true)),
+            (&[], nack(c, 99, true, false)),
+            (&[], ack(c, 0, false)),
+            (&[], reject(c, 0, false)),
+            (&[(1, false)], ack(c, 1, false)),
+            (&[(1, false)], reject(c, 1, true)),
+            (&[(3, true)], ack(c, 2, false)),
+            (&[(2, true)], nack(c, 1, false, true)),
+        ]
+    };
+    for p in BOTH {
+        for (acks, bad) in &cases {
+            let (mut w, c) = with_queue(p);
+            fill(&mut w, c, "q", 3);
+            for _ in 0..3 {
+                w.run(get(c, "q", false));
+            }
+            for &(tag, multiple) in *acks {
+                assert_eq!(w.run(ack(c, tag, multiple)), vec![]);
+            }
+            w.refused(bad.clone(), PreconditionFailed);
+        }
+    }
+}
+
+/// `basic recover 01` (redelivered flag) and Q13: a requeued message goes back to its original
+/// place, not the tail: get m0, m1, m2, reject m2 then m0, and the queue reads m0, m2 (both
+/// redelivered), m3.
+#[test]
+fn requeue_restores_original_position() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        fill(&mut w, c, "q", 4);
+        for _ in 0..3 {
+            w.run(get(c, "q", false));
+        }
+        assert_eq!(w.run(reject(c, 3, true)), vec![]);
+        assert_eq!(w.run(reject(c, 1, true)), vec![]);
+        let expected = [(4, true, 2, "m0"), (5, true, 1, "m2"), (6, false, 0, "m3")];
+        for (tag, redelivered, left, body) in expected {
+            assert_eq!(w.run(get(c, "q", false)), vec![get_ok(c, tag, redelivered, "q", left, msg("", "q", body))]);
+        }
+    }
+}
+
+/// RabbitMQ (Q13): a lone consumer that rejects with requeue gets the message straight back,
+/// redelivered, with a new tag, before the messages behind it. (The spec forbids this:
+/// `basic reject requeue 01`, see `spec_requeue_avoids_rejecting_channel`.)
+#[test]
+fn rabbitmq_reject_requeue_redelivers_to_same_consumer() {
+    let (mut w, c) = with_queue(RABBIT);
+    w.replies(qos(c, 1, false), Reply::QosOk);
+    w.run(consume(c, "q", "A", false));
+    let m = |body: &str| msg("", "q", body);
+    assert_eq!(fill(&mut w, c, "q", 3), vec![deliver(c, "A", 1, false, "q", m("m0"))]);
+    assert_eq!(w.run(reject(c, 1, true)), vec![deliver(c, "A", 2, true, "q", m("m0"))]);
+    assert_eq!(w.run(ack(c, 2, false)), vec![deliver(c, "A", 3, false, "q", m("m1"))]);
+    assert_eq!(w.run(nack(c, 3, false, true)), vec![deliver(c, "A", 4, true, "q", m("m1"))]);
+}
+
+/// `basic reject requeue 01` and `basic nack requeue 01` (spec): a message rejected with requeue
+/// is not delivered again on the rejecting channel; it waits for a consumer elsewhere, which
+/// gets it flagged redelivered.
+#[test]
+fn spec_requeue_avoids_rejecting_channel() {
+    let (mut w, c) = with_queue(SPEC);
+    w.run(consume(c, "q", "A", false));
+    let m0 = msg("", "q", "m0");
+    assert_eq!(fill(&mut w, c, "q", 1), vec![deliver(c, "A", 1, false, "q", m0.clone())]);
+    assert_eq!(w.run(reject(c, 1, true)), vec![]);
+    assert_eq!(w.ready("q"), vec![("m0", true)]);
+    let mut steps = Vec::new();
+    w.0.internal_steps(&mut steps);
+    assert_eq!(steps, vec![]);
+
+    let other = w.open(2);
+    assert_eq!(
+        w.run(consume(other, "q", "B", false)),
+        vec![consume_ok(other, "B"), deliver(other, "B", 1, true, "q", m0.clone())]
+    );
+    assert_eq!(w.run(nack(other, 1, false, true)), vec![deliver(c, "A", 2, true, "q", m0)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// basic.recover
+
+/// Errata 2: RabbitMQ does not implement `basic.recover` with requeue=false: 540 closes the
+/// connection, even with nothing unacknowledged (Q6).
+#[test]
+fn rabbitmq_recover_without_requeue_is_540() {
+    let (mut w, c) = with_queue(RABBIT);
+    w.fatal(Command::BasicRecover { ch: c, requeue: false }, ReplyCode::NotImplemented);
+}
+
+/// `basic recover 01`: with requeue, the channel's unacknowledged messages go back to their
+/// queue at their original place, flagged redelivered, and are dispatched again with new tags
+/// (Q6).
+#[test]
+fn recover_with_requeue_redelivers_with_new_tags() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        w.replies(qos(c, 2, false), Reply::QosOk);
+        w.run(consume(c, "q", "A", false));
+        assert_eq!(delivered_to(&fill(&mut w, c, "q", 4)), ["A", "A"]);
+        let m = |body: &str| msg("", "q", body);
+        assert_eq!(
+            w.run(Command::BasicRecover { ch: c, requeue: true }),
+            vec![
+                Event::Reply { ch: c, reply: Reply::RecoverOk },
+                deliver(c, "A", 3, true, "q", m("m0")),
+                deliver(c, "A", 4, true, "q", m("m1")),
+            ]
+        );
+        assert_eq!(w.ready("q"), vec![("m2", false), ("m3", false)]);
+    }
+}
+
+/// `basic recover 01` with errata 2 (spec): without requeue, each unacknowledged delivery goes
+/// again, flagged, to the consumer that had it, even when another consumer is free; a basic.get
+/// delivery has no consumer, so it goes back to the queue.
+#[test]
+fn spec_recover_without_requeue_redelivers_to_same_consumer() {
+    let (mut w, c) = with_queue(SPEC);
+    let other = w.open(2);
+    w.replies(qos(other, 1, false), Reply::QosOk);
+    w.run(consume(other, "q", "B", false));
+    w.run(consume(c, "q", "A", false));
+    let m = |body: &str| msg("", "q", body);
+    assert_eq!(
+        fill(&mut w, c, "q", 2),
+        vec![deliver(other, "B", 1, false, "q", m("m0")), deliver(c, "A", 1, false, "q", m("m1"))]
+    );
+    assert_eq!(w.run(ack(other, 1, false)), vec![]);
+    assert_eq!(
+        w.run(Command::BasicRecover { ch: c, requeue: false }),
+        vec![deliver(c, "A", 2, true, "q", m("m1")), Event::Reply { ch: c, reply: Reply::RecoverOk }]
+    );
+
+    // A basic.get delivery: B is busy while the poller takes m3, then free when it recovers.
+    assert_eq!(w.run(ack(c, 2, false)), vec![]);
+    w.replies(cancel(c, "A"), Reply::CancelOk { consumer_tag: "A".into() });
+    assert_eq!(w.run(send(c, "", "q", "m2")), vec![deliver(other, "B", 2, false, "q", m("m2"))]);
+    assert_eq!(w.run(send(c, "", "q", "m3")), vec![]);
+    let poller = w.channel(1, 2);
+    assert_eq!(w.run(get(poller, "q", false)), vec![get_ok(poller, 1, false, "q", 0, m("m3"))]);
+    assert_eq!(w.run(ack(other, 2, false)), vec![]);
+    assert_eq!(
+        w.run(Command::BasicRecover { ch: poller, requeue: false }),
+        vec![Event::Reply { ch: poller, reply: Reply::RecoverOk }, deliver(other, "B", 3, true, "q", m("m3"))]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// basic.qos
+
+/// `basic qos prefetch-count 01` under RabbitMQ: global=false sets the prefetch of consumers
+/// created afterwards, each its own; existing consumers keep theirs (Q7a, Q35).
+#[test]
+fn rabbitmq_prefetch_is_per_consumer_fixed_at_consume() {
+    let (mut w, c) = with_queue(RABBIT);
+    w.replies(qos(c, 1, false), Reply::QosOk);
+    w.run(consume(c, "q", "A", false));
+    w.replies(qos(c, 2, false), Reply::QosOk);
+    w.run(consume(c, "q", "B", false));
+    assert_eq!(delivered_to(&fill(&mut w, c, "q", 6)), ["A", "B", "B"]);
+    assert_eq!(w.ready("q").len(), 3);
+    w.replies(qos(c, 3, false), Reply::QosOk);
+    w.replies(qos(c, 0, false), Reply::QosOk);
+    assert_eq!(delivered_to(&w.run(ack(c, 1, false))), ["A"]);
+}
+
+/// `basic qos prefetch-count 01` under RabbitMQ: global=true limits the channel as a whole,
+/// shared by its consumers; each ack frees exactly one delivery (Q7b); it applies at once to
+/// existing consumers (Q35).
+#[test]
+fn rabbitmq_global_prefetch_is_per_channel() {
+    let (mut w, c) = with_queue(RABBIT);
+    w.replies(qos(c, 2, true), Reply::QosOk);
+    w.run(consume(c, "q", "A", false));
+    w.run(consume(c, "q", "B", false));
+    assert_eq!(delivered_to(&fill(&mut w, c, "q", 6)), ["A", "B"]);
+    assert_eq!(w.run(ack(c, 1, false)), vec![deliver(c, "A", 3, false, "q", msg("", "q", "m2"))]);
+    assert_eq!(delivered_to(&w.run(qos(c, 4, true))[1..]), ["B", "A"]);
+    assert_eq!(w.unacked(c).len(), 4);
+}
+
+/// RabbitMQ (Q7c): both limits apply together, but a `basic.qos global=false` lifts the
+/// channel's global limit: qos(1) then qos(3, global) gives 1 each up to 3 in all; qos(3,
+/// global) then qos(1) gives 1 each with no channel limit.
+#[test]
+fn rabbitmq_local_qos_after_global_lifts_channel_limit() {
+    for (first, second, expected) in [
+        ((1, false), (3, true), &["A", "B", "C"][..]),
+        ((3, true), (1, false), &["A", "B", "C", "D"][..]),
+        ((2, false), (1, true), &["A"][..]),
+    ] {
+        let (mut w, c) = with_queue(RABBIT);
+        w.replies(qos(c, first.0, first.1), Reply::QosOk);
+        w.replies(qos(c, second.0, second.1), Reply::QosOk);
+        for tag in ["A", "B", "C", "D"] {
+            w.run(consume(c, "q", tag, false));
+        }
+        assert_eq!(delivered_to(&fill(&mut w, c, "q", 6)), expected, "qos {first:?} then {second:?}");
+    }
+}
+
+/// RabbitMQ (Q7d): messages taken by basic.get do not count against any prefetch, and a get
+/// still answers when the consumer is at its limit.
+#[test]
+fn rabbitmq_get_does_not_count_against_prefetch() {
+    for global in [false, true] {
+        let (mut w, c) = with_queue(RABBIT);
+        fill(&mut w, c, "q", 6);
+        w.run(get(c, "q", false));
+        w.run(get(c, "q", false));
+        w.replies(qos(c, 2, global), Reply::QosOk);
+        let events = w.run(consume(c, "q", "A", false));
+        assert_eq!(delivered_to(&events[1..]), ["A", "A"]);
+        assert_eq!(w.run(get(c, "q", false)), vec![get_ok(c, 5, false, "q", 1, msg("", "q", "m4"))]);
+        assert_eq!(w.run(ack(c, 5, false)), vec![]);
+    }
+}
+
+/// RabbitMQ (Q38): a no-ack consumer ignores its own prefetch, but a channel at its global
+/// limit blocks every consumer on it, no-ack ones included.
+#[test]
+fn rabbitmq_global_limit_blocks_no_ack_consumers() {
+    let (mut w, c) = with_queue(RABBIT);
+    w.replies(qos(c, 1, true), Reply::QosOk);
+    w.run(consume(c, "q", "A", false));
+    w.run(consume(c, "q", "N", true));
+    assert_eq!(delivered_to(&fill(&mut w, c, "q", 4)), ["A"]);
+    assert_eq!(delivered_to(&w.run(ack(c, 1, false))), ["N", "A"]);
+    assert_eq!(w.ready("q").len(), 1);
+
+    let (mut w, c) = with_queue(RABBIT);
+    w.replies(qos(c, 1, false), Reply::QosOk);
+    w.run(consume(c, "q", "A", false));
+    w.run(consume(c, "q", "N", true));
+    assert_eq!(delivered_to(&fill(&mut w, c, "q", 4)), ["A", "N", "N", "N"]);
+}
+
+/// RabbitMQ round robin (Q27): a consumer without capacity is skipped and the rotation goes on
+/// between the others; with messages queued before anyone subscribes, the first subscriber takes
+/// all it may.
+#[test]
+fn rabbitmq_round_robin_skips_full_consumers() {
+    let (mut w, c) = with_queue(RABBIT);
+    let [a, b, cc] = [2, 3, 4].map(|n| w.open(n));
+    w.run(consume(a, "q", "A", false));
+    w.replies(qos(b, 1, false), Reply::QosOk);
+    w.run(consume(b, "q", "B", false));
+    w.run(consume(cc, "q", "C", false));
+    assert_eq!(delivered_to(&fill(&mut w, c, "q", 9)), ["A", "B", "C", "A", "C", "A", "C", "A", "C"]);
+
+    let (mut w, c) = with_queue(RABBIT);
+    fill(&mut w, c, "q", 6);
+    let a = w.open(2);
+    assert_eq!(delivered_to(&w.run(consume(a, "q", "A", false))[1..]), ["A"; 6]);
+}
+
+/// The spec's reading of `basic.qos global` (field doc) with `basic qos prefetch-count 01`:
+/// global=false limits the channel, all its consumers together; global=true limits the whole
+/// connection, across its channels.
+#[test]
+fn spec_prefetch_limits_channel_and_connection() {
+    let (mut w, c) = with_queue(SPEC);
+    w.replies(qos(c, 1, false), Reply::QosOk);
+    w.run(consume(c, "q", "A", false));
+    w.run(consume(c, "q", "B", false));
+    assert_eq!(delivered_to(&fill(&mut w, c, "q", 3)), ["A"]);
+    assert_eq!(w.ready("q").len(), 2);
+
+    let (mut w, c) = with_queue(SPEC);
+    let second = w.channel(1, 2);
+    w.replies(qos(c, 2, true), Reply::QosOk);
+    w.replies(qos(c, 1, false), Reply::QosOk);
+    w.run(consume(c, "q", "A", false));
+    w.run(consume(second, "q", "B", false));
+    assert_eq!(delivered_to(&fill(&mut w, c, "q", 3)), ["A", "B"]);
+    assert_eq!(w.ready("q").len(), 1);
+    assert_eq!(delivered_to(&w.run(ack(second, 1, false))), ["B"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// tx and confirm modes
+
+/// `tx commit transacted`, `tx rollback transacted`: commit or rollback on a channel that is not
+/// transactional is 406 (Q17a).
+#[test]
+fn tx_commit_or_rollback_without_select_is_406() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.refused(Command::TxCommit { ch: c }, PreconditionFailed);
+        w.refused(Command::TxRollback { ch: c }, PreconditionFailed);
+    }
+}
+
+/// Transactions (Q17b, Q17f): publishes wait for tx.commit, are dropped by tx.rollback or by
+/// closing the channel; tx.select twice and commit or rollback with nothing pending are fine;
+/// a publish to a missing exchange fails at once (`basic publish exchange must-exist`).
+#[test]
+fn tx_holds_publishes_until_commit() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+        w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+        w.replies(Command::TxCommit { ch: c }, Reply::TxCommitOk);
+        w.replies(Command::TxRollback { ch: c }, Reply::TxRollbackOk);
+        assert_eq!(w.run(send(c, "", "q", "kept")), vec![]);
+        assert_eq!(w.ready("q"), vec![]);
+        w.replies(Command::TxCommit { ch: c }, Reply::TxCommitOk);
+        assert_eq!(w.ready("q"), vec![("kept", false)]);
+        w.run(send(c, "", "q", "rolled back"));
+        w.replies(Command::TxRollback { ch: c }, Reply::TxRollbackOk);
+        w.replies(Command::TxCommit { ch: c }, Reply::TxCommitOk);
+        w.run(send(c, "", "q", "closed"));
+        assert_eq!(w.run(Command::ChannelClose { ch: c }), vec![Event::ChannelCloseOk { ch: c }]);
+        assert_eq!(w.ready("q"), vec![("kept", false)]);
+
+        let c = w.channel(1, 1);
+        w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+        w.refused(send(c, "nope", "k", "m"), NotFound);
+    }
+}
+
+/// `basic publish mandatory 01` in a transaction (Q17c): an unroutable mandatory publish is
+/// returned at commit, just before commit-ok; after a rollback it is never returned.
+#[test]
+fn tx_returns_unroutable_at_commit() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+        assert_eq!(w.run(send_mandatory(c, "amq.direct", "none", "m")), vec![]);
+        assert_eq!(
+            w.run(Command::TxCommit { ch: c }),
+            vec![
+                Event::Return { ch: c, code: ReplyCode::NoRoute, message: msg("amq.direct", "none", "m") },
+                Event::Reply { ch: c, reply: Reply::TxCommitOk },
+            ]
+        );
+        w.run(send_mandatory(c, "amq.direct", "none", "m"));
+        w.replies(Command::TxRollback { ch: c }, Reply::TxRollbackOk);
+        w.replies(Command::TxCommit { ch: c }, Reply::TxCommitOk);
+    }
+}
+
+/// Transactions (Q17d): an ack inside a transaction takes effect at commit; after a rollback
+/// the message is unacknowledged again, so its tag may be acked again, and closing the channel
+/// instead brings it back redelivered.
+#[test]
+fn tx_rollback_undoes_acks() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        fill(&mut w, c, "q", 2);
+        w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+        w.run(get(c, "q", false));
+        w.run(get(c, "q", false));
+        assert_eq!(w.run(ack(c, 1, false)), vec![]);
+        assert_eq!(w.unacked(c), vec![1, 2]);
+        w.replies(Command::TxRollback { ch: c }, Reply::TxRollbackOk);
+        assert_eq!(w.run(ack(c, 1, false)), vec![]);
+        w.replies(Command::TxCommit { ch: c }, Reply::TxCommitOk);
+        assert_eq!(w.unacked(c), vec![2]);
+
+        assert_eq!(w.run(ack(c, 2, false)), vec![]);
+        w.replies(Command::TxRollback { ch: c }, Reply::TxRollbackOk);
+        assert_eq!(w.run(Command::ChannelClose { ch: c }), vec![Event::ChannelCloseOk { ch: c }]);
+        assert_eq!(w.ready("q"), vec![("m1", true)]);
+    }
+}
+
+/// `basic ack multiple exists` ("on a transacted channel, this check MUST be done immediately"):
+/// settling a tag already settled in the open transaction is 406 at once, not at commit
+/// (Q17e).
+#[test]
+fn tx_double_settle_is_406_at_once() {
+    let c = ChanRef::new(1, 1);
+    let cases = [
+        (ack(c, 1, false), ack(c, 1, false)),
+        (ack(c, 1, false), reject(c, 1, true)),
+        (ack(c, 2, true), ack(c, 1, false)),
+        (ack(c, 1, false), ack(c, 99, false)),
+    ];
+    for p in BOTH {
+        for (first, second) in &cases {
+            let (mut w, c) = with_queue(p);
+            fill(&mut w, c, "q", 2);
+            w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+            w.run(get(c, "q", false));
+            w.run(get(c, "q", false));
+            assert_eq!(w.run(first.clone()), vec![]);
+            w.refused(second.clone(), PreconditionFailed);
+        }
+    }
+}
+
+/// Transactions and confirms exclude each other (Q17b): confirm.select on a transactional
+/// channel and tx.select on a confirm channel are 406.
+#[test]
+fn tx_and_confirm_exclude_each_other() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+        w.refused(Command::ConfirmSelect { ch: c }, PreconditionFailed);
+        w.replies(Command::ConfirmSelect { ch: c }, Reply::ConfirmSelectOk);
+        w.refused(Command::TxSelect { ch: c }, PreconditionFailed);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// channels and connections
+
+/// `channel open state`: opening a channel that is already open is a 504 channel-error on the
+/// connection; so is any method on a channel that is not open (including one just closed by an
+/// exception). A command on a connection that is not open is not a command a client can send.
+#[test]
+fn channel_state_errors_are_504() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.fatal(Command::ChannelOpen { ch: c }, ReplyCode::ChannelError);
+
+        w.open(1);
+        w.fatal(queue(ChanRef::new(1, 2), "q", false, false, false), ReplyCode::ChannelError);
+
+        let c2 = w.open(2);
+        assert_eq!(
+            w.run(passive_queue(c2, "nope")),
+            vec![Event::ChannelClosed { ch: c2, code: NotFound, method: Method::QueueDeclare }]
+        );
+        w.fatal(get(c2, "q", false), ReplyCode::ChannelError);
+
+        assert_eq!(w.0.apply(&get(c2, "q", false)), Err(UsageError::NotConnected(ConnId(2))));
+        let c3 = w.open(3);
+        assert_eq!(w.0.apply(&Command::ConnectionOpen { conn: c3.conn }), Err(UsageError::AlreadyConnected(c3.conn)));
+    }
+}
+
+/// A broker restart: every connection is closed with 320 connection-forced. Durable exchanges
+/// (`exchange declare durable support`) and queues (`queue declare durable persistence`)
+/// survive, with the bindings between them (`queue bind durable-exchange`, exchange-to-exchange
+/// too), and so do persistent messages in durable queues (`basic 01`), a delivered but
+/// unacknowledged one coming back first and redelivered; transient messages, queues and
+/// exchanges are gone (Q29).
+#[test]
+fn restart_keeps_durable_state() {
+    for p in BOTH {
+        let mut w = World::new(p);
+        let c = w.open(1);
+        w.replies(exchange(c, "x", Direct, true, false), Reply::ExchangeDeclareOk);
+        w.replies(exchange(c, "xb", Fanout, true, false), Reply::ExchangeDeclareOk);
+        w.replies(exchange(c, "tx", Direct, false, false), Reply::ExchangeDeclareOk);
+        w.declare(queue(c, "d", true, false, false));
+        w.declare(queue(c, "d2", true, false, false));
+        w.declare(queue(c, "t", false, false, false));
+        w.replies(bind(c, "d", "x", "k"), Reply::QueueBindOk);
+        w.replies(bind(c, "t", "x", "k"), Reply::QueueBindOk);
+        w.replies(bind_exchange(c, "xb", "x", "k"), Reply::ExchangeBindOk);
+        w.replies(bind(c, "d2", "xb", ""), Reply::QueueBindOk);
+
+        let consumer = w.open(2);
+        w.replies(qos(consumer, 1, false), Reply::QosOk);
+        w.run(consume(consumer, "d", "A", false));
+        let persistent = |body: &str| publish(c, "", "d", false, Content::persistent(body));
+        let p1 = message("", "d", Content::persistent("P1"));
+        assert_eq!(w.run(persistent("P1")), vec![deliver(consumer, "A", 1, false, "d", p1.clone())]);
+        w.run(persistent("P2"));
+        w.run(send(c, "", "d", "T1"));
+        w.run(persistent("P3"));
+
+        let forced = |n| Event::ConnectionClosed { conn: ConnId(n), code: ReplyCode::ConnectionForced, method: None };
+        assert_eq!(w.run(Command::Restart), vec![forced(1), forced(2)]);
+        assert!(w.0.connections.is_empty());
+
+        let c = w.open(1);
+        assert_eq!(w.run(passive_queue(c, "d")), vec![declare_ok(c, "d", 3, 0)]);
+        for (tag, redelivered, body) in [(1, true, "P1"), (2, false, "P2"), (3, false, "P3")] {
+            let m = message("", "d", Content::persistent(body));
+            assert_eq!(w.run(get(c, "d", true)), vec![get_ok(c, tag, redelivered, "d", 3 - tag as u32, m)]);
+        }
+        w.refused(passive_queue(c, "t"), NotFound);
+        w.refused(passive_exchange(c, "tx", Direct), NotFound);
+        w.replies(passive_exchange(c, "x", Direct), Reply::ExchangeDeclareOk);
+        assert_eq!(w.run(send(c, "x", "k", "after")), vec![]);
+        assert_eq!(w.ready("d"), vec![("after", false)]);
+        assert_eq!(w.ready("d2"), vec![("after", false)]);
+    }
+}
