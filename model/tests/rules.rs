@@ -6,68 +6,31 @@
 //! by the deliveries the broker then makes on its own, taken eagerly: round robin under
 //! `rabbitmq`, the first consumer offered under `spec`.
 
-use amqp_model::check::config::cmd::{bind, bind_exchange, connect, consume, exchange, publish, queue};
+mod support;
+
+use amqp_model::check::config::cmd::{bind, bind_exchange, consume, exchange, publish, queue};
 use amqp_model::event::Reply;
 use amqp_model::state::{Binding, Dest};
-use amqp_model::types::MessageData;
 use amqp_model::{
-    Broker, ChanRef, Command, ConnId, Content, Event, ExchangeKind, Message, Method, MsgId, Name, Profile, ReplyCode,
-    Table, UsageError, Value,
+    ChanRef, Command, ConnId, Content, Event, ExchangeKind, Method, Name, Profile, ReplyCode, Table, UsageError, Value,
 };
-use std::sync::Arc;
+use support::{
+    ack, channel_closed, connected, consume_ok, declare_ok, deliver, drop_conn, fill, get, get_ok, message, msg,
+    passive_queue, qos, send, World, BOTH, RABBIT, SPEC,
+};
 use ExchangeKind::{Direct, Fanout, Topic};
 use ReplyCode::{AccessRefused, NotFound, PreconditionFailed, ResourceLocked};
 
-const RABBIT: Profile = Profile::rabbitmq();
-const SPEC: Profile = Profile::spec();
-const BOTH: [Profile; 2] = [RABBIT, SPEC];
-
 // ---------------------------------------------------------------------------------------------
-// A small client-side view of the model.
-
-/// A broker seen from its clients: each command is followed by the deliveries it makes possible.
-struct World(Broker);
+// What these tests add to the client-side view of the model in `support`.
 
 impl World {
-    fn new(profile: Profile) -> Self {
-        // Printed only when a test fails, to tell which profile it was running.
-        println!("profile {}", profile.name);
-        World(Broker::new(profile))
-    }
-
-    /// Open connection `conn` and its channel 1.
-    fn open(&mut self, conn: u16) -> ChanRef {
-        let [open_conn, _] = connect(conn);
-        assert_eq!(self.run(open_conn), vec![Event::ConnectionOpenOk { conn: ConnId(conn) }]);
-        self.channel(conn, 1)
-    }
-
-    /// Open channel `n` of an open connection.
-    fn channel(&mut self, conn: u16, n: u16) -> ChanRef {
-        let ch = ChanRef::new(conn, n);
-        assert_eq!(self.run(Command::ChannelOpen { ch }), vec![Event::ChannelOpenOk { ch }]);
-        ch
-    }
-
-    /// Apply a command, then let the broker deliver what it can; messages lose their ghost id.
-    fn run(&mut self, cmd: Command) -> Vec<Event> {
-        let mut out = self.0.apply(&cmd).expect("a command the client can send");
-        out.extend(self.0.settle_internal());
-        out.into_iter().map(unghost).collect()
-    }
-
-    /// Run a command whose only answer must be `reply`.
-    fn replies(&mut self, cmd: Command, reply: Reply) {
-        let ch = cmd.channel().expect("a channel method");
-        assert_eq!(self.run(cmd.clone()), vec![Event::Reply { ch, reply }], "{cmd:?}");
-    }
-
     /// Run a command that must close its channel with `code`, naming the command's method; then
     /// reopen the channel.
     fn refused(&mut self, cmd: Command, code: ReplyCode) {
         let ch = cmd.channel().expect("a channel method");
         let method = cmd.method().expect("a method");
-        assert_eq!(self.run(cmd.clone()), vec![Event::ChannelClosed { ch, code, method }], "{cmd:?}");
+        assert_eq!(self.run(cmd.clone()), vec![channel_closed(ch, code, method)], "{cmd:?}");
         self.channel(ch.conn.0, ch.channel);
     }
 
@@ -81,69 +44,12 @@ impl World {
         );
         assert!(!self.0.connections.contains_key(&conn));
     }
-
-    /// Declare a new queue; returns the name in the declare-ok (whose counts must be 0).
-    fn declare(&mut self, cmd: Command) -> Name {
-        match self.run(cmd).as_slice() {
-            [Event::Reply { reply: Reply::QueueDeclareOk { queue, message_count: 0, consumer_count: 0 }, .. }] => {
-                queue.clone()
-            }
-            other => panic!("expected a fresh declare-ok, got {other:?}"),
-        }
-    }
-
-    /// The ready messages of a queue: body and redelivered flag, in order.
-    fn ready(&self, queue: &str) -> Vec<(&str, bool)> {
-        self.0.queues[queue].ready.iter().map(|r| (r.msg.0.content.body.as_str(), r.redelivered)).collect()
-    }
-
-    /// The delivery tags awaiting acknowledgement on a channel.
-    fn unacked(&self, ch: ChanRef) -> Vec<u64> {
-        self.0.channel(ch).expect("open").unacked.keys().copied().collect()
-    }
-}
-
-/// The event with its message's ghost identity zeroed (clients never see it).
-fn unghost(e: Event) -> Event {
-    let strip = |m: Message| message(m.0.exchange.as_str(), m.0.routing_key.as_str(), m.0.content.clone());
-    match e {
-        Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue, message } => {
-            Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue, message: strip(message) }
-        }
-        Event::Return { ch, code, message } => Event::Return { ch, code, message: strip(message) },
-        Event::Reply { ch, reply: Reply::GetOk { delivery_tag, redelivered, queue, message_count, message } } => {
-            let reply = Reply::GetOk { delivery_tag, redelivered, queue, message_count, message: strip(message) };
-            Event::Reply { ch, reply }
-        }
-        other => other,
-    }
-}
-
-fn message(exchange: &str, key: &str, content: Content) -> Message {
-    Message(Arc::new(MessageData { id: MsgId(0), exchange: exchange.into(), routing_key: key.into(), content }))
-}
-
-/// A transient message as its consumer sees it.
-fn msg(exchange: &str, key: &str, body: &str) -> Message {
-    message(exchange, key, Content::text(body))
 }
 
 // Commands.
 
-fn send(ch: ChanRef, exchange: &str, key: &str, body: &str) -> Command {
-    publish(ch, exchange, key, false, Content::text(body))
-}
-
 fn send_mandatory(ch: ChanRef, exchange: &str, key: &str, body: &str) -> Command {
     publish(ch, exchange, key, true, Content::text(body))
-}
-
-fn get(ch: ChanRef, queue: &str, no_ack: bool) -> Command {
-    Command::BasicGet { ch, queue: queue.into(), no_ack }
-}
-
-fn ack(ch: ChanRef, delivery_tag: u64, multiple: bool) -> Command {
-    Command::BasicAck { ch, delivery_tag, multiple }
 }
 
 fn nack(ch: ChanRef, delivery_tag: u64, multiple: bool, requeue: bool) -> Command {
@@ -152,10 +58,6 @@ fn nack(ch: ChanRef, delivery_tag: u64, multiple: bool, requeue: bool) -> Comman
 
 fn reject(ch: ChanRef, delivery_tag: u64, requeue: bool) -> Command {
     Command::BasicReject { ch, delivery_tag, requeue }
-}
-
-fn qos(ch: ChanRef, prefetch_count: u16, global: bool) -> Command {
-    Command::BasicQos { ch, prefetch_count, global }
 }
 
 fn cancel(ch: ChanRef, tag: &str) -> Command {
@@ -184,18 +86,6 @@ fn unbind(ch: ChanRef, queue: &str, exchange: &str, key: &str) -> Command {
         queue: queue.into(),
         exchange: exchange.into(),
         routing_key: key.into(),
-        arguments: Default::default(),
-    }
-}
-
-fn passive_queue(ch: ChanRef, queue: &str) -> Command {
-    Command::QueueDeclare {
-        ch,
-        queue: queue.into(),
-        passive: true,
-        durable: false,
-        exclusive: false,
-        auto_delete: false,
         arguments: Default::default(),
     }
 }
@@ -233,30 +123,7 @@ fn other_kind(name: &str) -> ExchangeKind {
     ExchangeKind::Other(name.into())
 }
 
-// Events.
-
-fn declare_ok(ch: ChanRef, queue: &str, message_count: u32, consumer_count: u32) -> Event {
-    Event::Reply { ch, reply: Reply::QueueDeclareOk { queue: queue.into(), message_count, consumer_count } }
-}
-
-fn consume_ok(ch: ChanRef, tag: &str) -> Event {
-    Event::Reply { ch, reply: Reply::ConsumeOk { consumer_tag: tag.into() } }
-}
-
-fn deliver(ch: ChanRef, tag: &str, delivery_tag: u64, redelivered: bool, queue: &str, message: Message) -> Event {
-    Event::Deliver { ch, consumer_tag: tag.into(), delivery_tag, redelivered, queue: queue.into(), message }
-}
-
-fn get_ok(
-    ch: ChanRef,
-    delivery_tag: u64,
-    redelivered: bool,
-    queue: &str,
-    message_count: u32,
-    message: Message,
-) -> Event {
-    Event::Reply { ch, reply: Reply::GetOk { delivery_tag, redelivered, queue: queue.into(), message_count, message } }
-}
+// Events and set-ups.
 
 /// The consumer tags that the events (all deliveries) went to, in order.
 fn delivered_to(events: &[Event]) -> Vec<&str> {
@@ -269,17 +136,27 @@ fn delivered_to(events: &[Event]) -> Vec<&str> {
         .collect()
 }
 
-/// Publish `n` messages `m0`, `m1`, ... to `queue` through the default exchange; returns the
-/// deliveries they cause.
-fn fill(w: &mut World, ch: ChanRef, queue: &str, n: usize) -> Vec<Event> {
-    (0..n).flat_map(|i| w.run(send(ch, "", queue, &format!("m{i}")))).collect()
+/// Take `n` messages from `queue` by basic.get with manual acknowledgement, leaving them
+/// unacknowledged (what the gets answer is not checked).
+fn take(w: &mut World, ch: ChanRef, queue: &str, n: usize) {
+    for _ in 0..n {
+        w.run(get(ch, queue, false));
+    }
 }
 
 /// A world with connection 1 open and queue `q` declared on its channel 1.
 fn with_queue(profile: Profile) -> (World, ChanRef) {
-    let mut w = World::new(profile);
-    let c = w.open(1);
+    let (mut w, c) = connected(profile);
     w.declare(queue(c, "q", false, false, false));
+    (w, c)
+}
+
+/// A world as [`with_queue`] makes it, with `n` messages `m0`, `m1`, ... published to `q` and the
+/// first `taken` of them taken by basic.get with manual acknowledgement (see [`take`]).
+fn with_taken(profile: Profile, n: usize, taken: usize) -> (World, ChanRef) {
+    let (mut w, c) = with_queue(profile);
+    fill(&mut w, c, "q", n);
+    take(&mut w, c, "q", taken);
     (w, c)
 }
 
@@ -292,8 +169,7 @@ fn with_queue(profile: Profile) -> (World, ChanRef) {
 #[test]
 fn exchange_declare_passive() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.refused(passive_exchange(c, "x", Direct), NotFound);
         w.refused(passive_exchange(c, "x", other_kind("nonsense")), NotFound);
         w.replies(exchange(c, "x", Direct, false, false), Reply::ExchangeDeclareOk);
@@ -310,8 +186,7 @@ fn exchange_declare_passive() {
 #[test]
 fn exchange_declare_reserved_names() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.refused(exchange(c, "amq.foo", Direct, false, false), AccessRefused);
         w.refused(passive_exchange(c, "amq.foo", Direct), NotFound);
         w.refused(exchange(c, "", Direct, true, false), AccessRefused);
@@ -328,8 +203,7 @@ fn exchange_declare_reserved_names() {
 /// type, durable, auto-delete and internal, else 406 and the exchange is unchanged (Q10).
 #[test]
 fn rabbitmq_exchange_equivalence_compares_auto_delete_and_internal() {
-    let mut w = World::new(RABBIT);
-    let c = w.open(1);
+    let (mut w, c) = connected(RABBIT);
     w.replies(exchange_flags(c, "x", Direct, false, false, false), Reply::ExchangeDeclareOk);
     w.replies(exchange_flags(c, "x", Direct, false, false, false), Reply::ExchangeDeclareOk);
     w.refused(exchange_flags(c, "x", Fanout, false, false, false), PreconditionFailed);
@@ -346,8 +220,7 @@ fn rabbitmq_exchange_equivalence_compares_auto_delete_and_internal() {
 /// succeeds and changes nothing.
 #[test]
 fn spec_exchange_equivalence_ignores_auto_delete_and_internal() {
-    let mut w = World::new(SPEC);
-    let c = w.open(1);
+    let (mut w, c) = connected(SPEC);
     w.replies(exchange_flags(c, "x", Direct, false, false, false), Reply::ExchangeDeclareOk);
     w.refused(exchange_flags(c, "x", Topic, false, false, false), PreconditionFailed);
     w.refused(exchange_flags(c, "x", Direct, true, false, false), PreconditionFailed);
@@ -362,8 +235,7 @@ fn spec_exchange_equivalence_ignores_auto_delete_and_internal() {
 #[test]
 fn exchange_declare_unknown_type_is_503() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.fatal(exchange(c, "x", other_kind("nonsense"), false, false), ReplyCode::CommandInvalid);
         assert!(!w.0.exchanges.contains_key("x"));
     }
@@ -398,18 +270,15 @@ fn exchange_delete_if_unused() {
 /// deleted, even when no such exchange exists: 403 (Q1, Q3; `exchange default-access`).
 #[test]
 fn exchange_delete_missing_and_reserved() {
-    let mut w = World::new(RABBIT);
-    let c = w.open(1);
+    let (mut w, c) = connected(RABBIT);
     w.replies(delete_exchange(c, "nope", false), Reply::ExchangeDeleteOk);
     w.replies(delete_exchange(c, "nope", true), Reply::ExchangeDeleteOk);
 
-    let mut w = World::new(SPEC);
-    let c = w.open(1);
+    let (mut w, c) = connected(SPEC);
     w.refused(delete_exchange(c, "nope", false), NotFound);
 
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         for name in ["", "amq.direct", "amq.foo"] {
             w.refused(delete_exchange(c, name, false), AccessRefused);
         }
@@ -482,8 +351,7 @@ fn auto_delete_exchange_goes_with_its_last_binding() {
 #[test]
 fn direct_exchange_matches_key_exactly() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         for (q, key) in [("lower", "k"), ("upper", "K"), ("empty", "")] {
             w.declare(queue(c, q, false, false, false));
             w.replies(bind(c, q, "amq.direct", key), Reply::QueueBindOk);
@@ -520,8 +388,7 @@ fn headers_exchange_matches_all_or_any() {
         ("a-text", [text("a", "1"), text("x-foo", "other")].into()),
     ];
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         for (q, arguments) in &bindings {
             w.declare(queue(c, q, false, false, false));
             let cmd = Command::QueueBind {
@@ -554,8 +421,7 @@ fn headers_exchange_matches_all_or_any() {
 #[test]
 fn queue_declare_server_named() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         let a = w.declare(queue(c, "", false, false, false));
         let b = w.declare(queue(c, "", false, true, true));
         assert!(a.as_str().starts_with("amq.gen-") && b.as_str().starts_with("amq.gen-"), "{a} {b}");
@@ -591,13 +457,9 @@ fn queue_declare_passive() {
         arguments: Default::default(),
     };
     assert_eq!(w.run(flagged), vec![declare_ok(c, "q", 1, 1)]);
-    assert_eq!(
-        w.run(passive_queue(c, "")),
-        vec![Event::ChannelClosed { ch: c, code: NotFound, method: Method::QueueDeclare }]
-    );
+    assert_eq!(w.run(passive_queue(c, "")), vec![channel_closed(c, NotFound, Method::QueueDeclare)]);
 
-    let mut w = World::new(SPEC);
-    let c = w.open(1);
+    let (mut w, c) = connected(SPEC);
     w.refused(passive_queue(c, "nope"), NotFound);
 }
 
@@ -608,8 +470,7 @@ fn queue_declare_passive() {
 #[test]
 fn exclusive_queue_is_locked_to_its_connection() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let owner = w.open(1);
+        let (mut w, owner) = connected(p);
         w.declare(queue(owner, "x", false, true, false));
         w.replies(bind(owner, "x", "amq.direct", "k"), Reply::QueueBindOk);
         let other = w.open(2);
@@ -634,7 +495,7 @@ fn exclusive_queue_is_locked_to_its_connection() {
             w.run(consume(second, "x", "O", false)),
             vec![consume_ok(second, "O"), deliver(second, "O", 1, false, "x", msg("", "x", "m"))]
         );
-        assert_eq!(w.run(Command::ConnectionDrop { conn: owner.conn }), vec![]);
+        assert_eq!(w.run(drop_conn(owner)), vec![]);
         w.refused(passive_queue(other, "x"), NotFound);
         assert!(w.0.bindings.is_empty());
     }
@@ -665,8 +526,7 @@ fn queue_declare_equivalence() {
 #[test]
 fn durable_exclusive_queue_is_transient() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.declare(queue(c, "q", true, true, false));
         assert!(!w.0.queues["q"].durable);
         assert_eq!(w.run(queue(c, "q", false, true, false)), vec![declare_ok(c, "q", 0, 0)]);
@@ -678,8 +538,7 @@ fn durable_exclusive_queue_is_transient() {
 #[test]
 fn queue_declare_reserved_prefix() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.refused(queue(c, "amq.foo", false, false, false), AccessRefused);
         w.refused(passive_queue(c, "amq.foo"), NotFound);
     }
@@ -691,8 +550,7 @@ fn queue_declare_reserved_prefix() {
 #[test]
 fn auto_delete_queue_goes_with_its_last_consumer() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.declare(queue(c, "ad", false, false, true));
         for tag in ["A", "B"] {
             assert_eq!(w.run(consume(c, "ad", tag, true)), vec![consume_ok(c, tag)]);
@@ -724,10 +582,7 @@ fn auto_delete_queue_goes_with_its_last_consumer() {
 #[test]
 fn purge_leaves_unacked_messages() {
     for p in BOTH {
-        let (mut w, c) = with_queue(p);
-        fill(&mut w, c, "q", 5);
-        w.run(get(c, "q", false));
-        w.run(get(c, "q", false));
+        let (mut w, c) = with_taken(p, 5, 2);
         w.replies(purge(c, "q"), Reply::QueuePurgeOk { message_count: 3 });
         assert_eq!(w.ready("q"), vec![]);
         assert_eq!(w.run(Command::ChannelClose { ch: c }), vec![Event::ChannelCloseOk { ch: c }]);
@@ -792,8 +647,7 @@ fn queue_delete_cancels_consumers() {
 /// answers delete-ok with count 0, whatever the flags and even for an `amq.` name (Q1).
 #[test]
 fn queue_delete_missing() {
-    let mut w = World::new(RABBIT);
-    let c = w.open(1);
+    let (mut w, c) = connected(RABBIT);
     for cmd in [
         delete_queue(c, "nope", false, false),
         delete_queue(c, "nope", true, true),
@@ -801,8 +655,7 @@ fn queue_delete_missing() {
     ] {
         w.replies(cmd, Reply::QueueDeleteOk { message_count: 0 });
     }
-    let mut w = World::new(SPEC);
-    let c = w.open(1);
+    let (mut w, c) = connected(SPEC);
     w.refused(delete_queue(c, "nope", false, false), NotFound);
 }
 
@@ -885,8 +738,7 @@ fn queue_unbind() {
 #[test]
 fn empty_queue_name_is_the_last_declared_queue() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         let q = w.declare(queue(c, "", false, false, false));
         w.replies(bind(c, "", "amq.fanout", ""), Reply::QueueBindOk);
         let key = Binding {
@@ -930,8 +782,7 @@ fn empty_queue_name_without_declared_queue() {
             get(c, "", false),
         ]
     };
-    let mut w = World::new(RABBIT);
-    let c = w.open(1);
+    let (mut w, c) = connected(RABBIT);
     for cmd in methods(c) {
         w.refused(cmd, NotFound);
     }
@@ -1081,11 +932,7 @@ fn get_reports_messages_remaining() {
 #[test]
 fn ack_multiple_and_tag_zero() {
     for p in BOTH {
-        let (mut w, c) = with_queue(p);
-        fill(&mut w, c, "q", 5);
-        for _ in 0..5 {
-            w.run(get(c, "q", false));
-        }
+        let (mut w, c) = with_taken(p, 5, 5);
         assert_eq!(w.run(ack(c, 2, true)), vec![]);
         assert_eq!(w.unacked(c), vec![3, 4, 5]);
         assert_eq!(w.run(ack(c, 4, false)), vec![]);
@@ -1102,11 +949,7 @@ fn ack_multiple_and_tag_zero() {
 #[test]
 fn nack_multiple_requeues_and_reject_discards() {
     for p in BOTH {
-        let (mut w, c) = with_queue(p);
-        fill(&mut w, c, "q", 4);
-        for _ in 0..3 {
-            w.run(get(c, "q", false));
-        }
+        let (mut w, c) = with_taken(p, 4, 3);
         assert_eq!(w.run(nack(c, 3, true, true)), vec![]);
         assert_eq!(w.ready("q"), vec![("m0", true), ("m1", true), ("m2", true), ("m3", false)]);
         assert_eq!(w.run(get(c, "q", false)), vec![get_ok(c, 4, true, "q", 3, msg("", "q", "m0"))]);
@@ -1138,11 +981,7 @@ fn unknown_or_settled_delivery_tag_is_406() {
     };
     for p in BOTH {
         for (acks, bad) in &cases {
-            let (mut w, c) = with_queue(p);
-            fill(&mut w, c, "q", 3);
-            for _ in 0..3 {
-                w.run(get(c, "q", false));
-            }
+            let (mut w, c) = with_taken(p, 3, 3);
             for &(tag, multiple) in *acks {
                 assert_eq!(w.run(ack(c, tag, multiple)), vec![]);
             }
@@ -1157,11 +996,7 @@ fn unknown_or_settled_delivery_tag_is_406() {
 #[test]
 fn requeue_restores_original_position() {
     for p in BOTH {
-        let (mut w, c) = with_queue(p);
-        fill(&mut w, c, "q", 4);
-        for _ in 0..3 {
-            w.run(get(c, "q", false));
-        }
+        let (mut w, c) = with_taken(p, 4, 3);
         assert_eq!(w.run(reject(c, 3, true)), vec![]);
         assert_eq!(w.run(reject(c, 1, true)), vec![]);
         let expected = [(4, true, 2, "m0"), (5, true, 1, "m2"), (6, false, 0, "m3")];
@@ -1337,10 +1172,7 @@ fn rabbitmq_local_qos_after_global_lifts_channel_limit() {
 #[test]
 fn rabbitmq_get_does_not_count_against_prefetch() {
     for global in [false, true] {
-        let (mut w, c) = with_queue(RABBIT);
-        fill(&mut w, c, "q", 6);
-        w.run(get(c, "q", false));
-        w.run(get(c, "q", false));
+        let (mut w, c) = with_taken(RABBIT, 6, 2);
         w.replies(qos(c, 2, global), Reply::QosOk);
         let events = w.run(consume(c, "q", "A", false));
         assert_eq!(delivered_to(&events[1..]), ["A", "A"]);
@@ -1418,8 +1250,7 @@ fn spec_prefetch_limits_channel_and_connection() {
 #[test]
 fn tx_commit_or_rollback_without_select_is_406() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.refused(Command::TxCommit { ch: c }, PreconditionFailed);
         w.refused(Command::TxRollback { ch: c }, PreconditionFailed);
     }
@@ -1458,8 +1289,7 @@ fn tx_holds_publishes_until_commit() {
 #[test]
 fn tx_returns_unroutable_at_commit() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
         assert_eq!(w.run(send_mandatory(c, "amq.direct", "none", "m")), vec![]);
         assert_eq!(
@@ -1484,8 +1314,7 @@ fn tx_rollback_undoes_acks() {
         let (mut w, c) = with_queue(p);
         fill(&mut w, c, "q", 2);
         w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
-        w.run(get(c, "q", false));
-        w.run(get(c, "q", false));
+        take(&mut w, c, "q", 2);
         assert_eq!(w.run(ack(c, 1, false)), vec![]);
         assert_eq!(w.unacked(c), vec![1, 2]);
         w.replies(Command::TxRollback { ch: c }, Reply::TxRollbackOk);
@@ -1517,8 +1346,7 @@ fn tx_double_settle_is_406_at_once() {
             let (mut w, c) = with_queue(p);
             fill(&mut w, c, "q", 2);
             w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
-            w.run(get(c, "q", false));
-            w.run(get(c, "q", false));
+            take(&mut w, c, "q", 2);
             assert_eq!(w.run(first.clone()), vec![]);
             w.refused(second.clone(), PreconditionFailed);
         }
@@ -1530,8 +1358,7 @@ fn tx_double_settle_is_406_at_once() {
 #[test]
 fn tx_and_confirm_exclude_each_other() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
         w.refused(Command::ConfirmSelect { ch: c }, PreconditionFailed);
         w.replies(Command::ConfirmSelect { ch: c }, Reply::ConfirmSelectOk);
@@ -1548,18 +1375,14 @@ fn tx_and_confirm_exclude_each_other() {
 #[test]
 fn channel_state_errors_are_504() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.fatal(Command::ChannelOpen { ch: c }, ReplyCode::ChannelError);
 
         w.open(1);
         w.fatal(queue(ChanRef::new(1, 2), "q", false, false, false), ReplyCode::ChannelError);
 
         let c2 = w.open(2);
-        assert_eq!(
-            w.run(passive_queue(c2, "nope")),
-            vec![Event::ChannelClosed { ch: c2, code: NotFound, method: Method::QueueDeclare }]
-        );
+        assert_eq!(w.run(passive_queue(c2, "nope")), vec![channel_closed(c2, NotFound, Method::QueueDeclare)]);
         w.fatal(get(c2, "q", false), ReplyCode::ChannelError);
 
         assert_eq!(w.0.apply(&get(c2, "q", false)), Err(UsageError::NotConnected(ConnId(2))));
@@ -1577,8 +1400,7 @@ fn channel_state_errors_are_504() {
 #[test]
 fn restart_keeps_durable_state() {
     for p in BOTH {
-        let mut w = World::new(p);
-        let c = w.open(1);
+        let (mut w, c) = connected(p);
         w.replies(exchange(c, "x", Direct, true, false), Reply::ExchangeDeclareOk);
         w.replies(exchange(c, "xb", Fanout, true, false), Reply::ExchangeDeclareOk);
         w.replies(exchange(c, "tx", Direct, false, false), Reply::ExchangeDeclareOk);
