@@ -5,6 +5,7 @@ use crate::event::Event;
 use crate::fault::Fault;
 use crate::state::{Broker, Fate, Ready};
 use crate::types::{ConnId, ReplyCode};
+use std::sync::Arc;
 
 impl Broker {
     /// Close every channel of `conn` (requeueing their unacked messages, removing their
@@ -71,9 +72,9 @@ impl Broker {
                 *fate = Fate::Settled;
             }
         }
-        self.exchanges.retain(|_, x| x.durable);
+        Arc::make_mut(&mut self.exchanges).retain(|_, x| x.durable);
         let (exchanges, queues) = (&self.exchanges, &self.queues);
-        self.bindings.retain(|b| {
+        Arc::make_mut(&mut self.bindings).retain(|b| {
             exchanges.contains_key(&b.source)
                 && match &b.dest {
                     crate::state::Dest::Queue(q) => queues.contains_key(q),

@@ -4,6 +4,7 @@ use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
 use crate::state::{Binding, Broker, Dest, Exchange};
 use crate::types::{ChanRef, ExchangeKind, Name, ReplyCode, Table};
+use std::sync::Arc;
 
 use Exception::{Channel, Connection};
 use ReplyCode::{AccessRefused, CommandInvalid, NotFound, PreconditionFailed};
@@ -53,7 +54,7 @@ impl Broker {
             None if name.is_reserved() => return Err(Channel(AccessRefused)),
             None => {
                 let x = Exchange { kind: kind.clone(), durable, auto_delete, internal, arguments: arguments.clone() };
-                self.exchanges.insert(name.clone(), x);
+                Arc::make_mut(&mut self.exchanges).insert(name.clone(), x);
             }
         }
         out.push(Event::Reply { ch, reply: Reply::ExchangeDeclareOk });
@@ -91,10 +92,10 @@ impl Broker {
     /// Remove an exchange and every binding from or to it; sources left without bindings are
     /// auto-deleted in turn.
     pub(crate) fn delete_exchange(&mut self, name: &Name, out: &mut Vec<Event>) {
-        self.exchanges.remove(name);
+        Arc::make_mut(&mut self.exchanges).remove(name);
         let dest = Dest::Exchange(name.clone());
         let mut sources = Vec::new();
-        self.bindings.retain(|b| {
+        Arc::make_mut(&mut self.bindings).retain(|b| {
             let gone = b.source == *name || b.dest == dest;
             if gone && b.dest == dest {
                 sources.push(b.source.clone());
@@ -139,7 +140,7 @@ impl Broker {
         if !self.binding_end(destination)? || !self.binding_end(source)? {
             return Err(Channel(NotFound));
         }
-        self.bindings.insert(Binding {
+        Arc::make_mut(&mut self.bindings).insert(Binding {
             source: source.clone(),
             dest: Dest::Exchange(destination.clone()),
             key: routing_key.clone(),
@@ -169,7 +170,7 @@ impl Broker {
             key: routing_key.clone(),
             arguments: arguments.clone(),
         };
-        if self.bindings.remove(&b) {
+        if Arc::make_mut(&mut self.bindings).remove(&b) {
             self.auto_delete_exchange(source, out);
         }
         out.push(Event::Reply { ch, reply: Reply::ExchangeUnbindOk });

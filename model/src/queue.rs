@@ -5,6 +5,7 @@ use crate::event::{Event, Reply};
 use crate::profile::LastQueueError;
 use crate::state::{Binding, Broker, Dest, Fate, Queue};
 use crate::types::{ChanRef, Name, ReplyCode, Table};
+use std::sync::Arc;
 
 use Exception::{Channel, Connection};
 use ReplyCode::{AccessRefused, NotFound, PreconditionFailed, ResourceLocked};
@@ -137,7 +138,7 @@ impl Broker {
         if !self.exchanges.contains_key(exchange) {
             return Err(Channel(NotFound));
         }
-        self.bindings.insert(b);
+        Arc::make_mut(&mut self.bindings).insert(b);
         out.push(Event::Reply { ch, reply: Reply::QueueBindOk });
         Ok(())
     }
@@ -167,7 +168,7 @@ impl Broker {
         if !exists && !self.profile.unbind_missing_ok {
             return Err(Channel(NotFound));
         }
-        if self.bindings.remove(&b) {
+        if Arc::make_mut(&mut self.bindings).remove(&b) {
             self.auto_delete_exchange(exchange, out);
         }
         out.push(Event::Reply { ch, reply: Reply::QueueUnbindOk });
@@ -240,7 +241,7 @@ impl Broker {
         }
         let dest = Dest::Queue(name.clone());
         let mut sources = Vec::new();
-        self.bindings.retain(|b| {
+        Arc::make_mut(&mut self.bindings).retain(|b| {
             if b.dest == dest {
                 sources.push(b.source.clone());
                 false

@@ -9,6 +9,7 @@ use crate::profile::Profile;
 use crate::types::{ChanRef, ConnId, ExchangeKind, Message, MsgId, Name, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 /// The model of a broker (one virtual host).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -17,12 +18,13 @@ pub struct Broker {
     pub profile: Profile,
     /// Deliberately broken rules (empty for the real model).
     pub faults: Faults,
-    /// Exchanges by name; the default exchange is the one named `""`.
-    pub exchanges: BTreeMap<Name, Exchange>,
+    /// Exchanges by name; the default exchange is the one named `""`. Shared copy-on-write
+    /// between states (they change rarely), as are the bindings.
+    pub exchanges: Arc<BTreeMap<Name, Exchange>>,
     /// Queues by name.
     pub queues: BTreeMap<Name, Queue>,
     /// Explicit bindings (the default exchange's implicit binding of every queue is not stored).
-    pub bindings: BTreeSet<Binding>,
+    pub bindings: Arc<BTreeSet<Binding>>,
     /// Open connections.
     pub connections: BTreeMap<ConnId, Connection>,
     /// The next message identity.
@@ -273,9 +275,9 @@ impl Broker {
         Broker {
             profile,
             faults,
-            exchanges,
+            exchanges: Arc::new(exchanges),
             queues: BTreeMap::new(),
-            bindings: BTreeSet::new(),
+            bindings: Arc::new(BTreeSet::new()),
             connections: BTreeMap::new(),
             next_msg: 0,
             next_name: 0,

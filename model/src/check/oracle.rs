@@ -86,7 +86,7 @@ pub fn route(b: &Broker, exchange: &Name, routing_key: &Name, msg_headers: &Tabl
         reached.extend(more);
     }
     let mut queues = BTreeSet::new();
-    for x in &b.bindings {
+    for x in b.bindings.iter() {
         if let (true, Dest::Queue(q), Some(ex)) = (reached.contains(&x.source), &x.dest, b.exchanges.get(&x.source)) {
             if matches(&ex.kind, &x.key, &x.arguments, routing_key, msg_headers) {
                 queues.insert(q.clone());
