@@ -2,6 +2,7 @@
 
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
+use crate::profile::RABBITMQ_EXCHANGE_ARGUMENTS;
 use crate::state::{Binding, Broker, Dest, Exchange};
 use crate::types::{ChanRef, ExchangeKind, Name, ReplyCode, Table};
 use std::sync::Arc;
@@ -17,8 +18,9 @@ impl Broker {
     /// - an unknown type is refused (`exchange declare type support`): 503 connection error;
     /// - names beginning `amq.` are reserved (`exchange declare exchange reserved`): 403;
     /// - redeclaring must be equivalent (`exchange declare passive equivalent`, errata 6):
-    ///   406, comparing type, durable and arguments, and under `exchange_equivalence_strict`
-    ///   also auto-delete and internal.
+    ///   406, comparing type, durable and arguments (under `compare_known_arguments_only`, only
+    ///   those the broker implements), and under `exchange_equivalence_strict` also auto-delete
+    ///   and internal.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn exchange_declare(
         &mut self,
@@ -44,7 +46,7 @@ impl Broker {
                 let strict = self.profile.exchange_equivalence_strict;
                 let equivalent = x.kind == *kind
                     && x.durable == durable
-                    && x.arguments == *arguments
+                    && self.profile.equivalent_arguments(&x.arguments, arguments, &RABBITMQ_EXCHANGE_ARGUMENTS)
                     && (!strict || (x.auto_delete == auto_delete && x.internal == internal));
                 if !equivalent {
                     return Err(Channel(PreconditionFailed));

@@ -64,6 +64,10 @@ pub struct Profile {
     /// 406; RabbitMQ answers 405 (resource locked), the owner included; a passive declare
     /// ignores the flag in both.
     pub exclusive_in_equivalence: bool,
+    /// Which declare arguments the equivalence check compares: the spec compares the whole
+    /// table; RabbitMQ only the arguments it implements (`alternate-exchange` for exchanges, its
+    /// known `x-` queue arguments), ignoring the rest.
+    pub compare_known_arguments_only: bool,
     /// A queue method naming `""` on a channel that declared no queue: the errata (section 18)
     /// make it a 502 connection exception; RabbitMQ closes the channel with 404.
     pub unknown_last_queue: LastQueueError,
@@ -123,6 +127,7 @@ impl Profile {
             recover_without_requeue: true,
             cancel_notify: false,
             exclusive_in_equivalence: true,
+            compare_known_arguments_only: false,
             unknown_last_queue: LastQueueError::ConnectionSyntaxError,
         }
     }
@@ -141,6 +146,7 @@ impl Profile {
             recover_without_requeue: false,
             cancel_notify: true,
             exclusive_in_equivalence: false,
+            compare_known_arguments_only: true,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }
@@ -151,5 +157,36 @@ impl Profile {
             ProfileName::Spec => Profile::spec(),
             ProfileName::Rabbitmq => Profile::rabbitmq(),
         }
+    }
+}
+
+/// Exchange arguments RabbitMQ 3.10 compares on redeclaration.
+pub const RABBITMQ_EXCHANGE_ARGUMENTS: [&str; 1] = ["alternate-exchange"];
+
+/// Queue arguments RabbitMQ 3.10 compares on redeclaration (the ones it implements).
+pub const RABBITMQ_QUEUE_ARGUMENTS: [&str; 13] = [
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+];
+
+impl Profile {
+    /// Whether two declare argument tables are equivalent under this profile, `known` being the
+    /// arguments the broker implements for this kind of entity.
+    pub fn equivalent_arguments(&self, a: &crate::types::Table, b: &crate::types::Table, known: &[&str]) -> bool {
+        if !self.compare_known_arguments_only {
+            return a == b;
+        }
+        known.iter().all(|k| a.get(*k) == b.get(*k))
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
-use crate::profile::LastQueueError;
+use crate::profile::{LastQueueError, RABBITMQ_QUEUE_ARGUMENTS};
 use crate::state::{Binding, Broker, Dest, Fate, Queue};
 use crate::types::{ChanRef, Name, ReplyCode, Table};
 use std::sync::Arc;
@@ -74,7 +74,7 @@ impl Broker {
                 let equivalent = q.durable == durable
                     && (same_exclusive || !self.profile.exclusive_in_equivalence)
                     && q.auto_delete == auto_delete
-                    && q.arguments == *arguments;
+                    && self.profile.equivalent_arguments(&q.arguments, arguments, &RABBITMQ_QUEUE_ARGUMENTS);
                 if !passive && !equivalent {
                     return Err(Channel(PreconditionFailed));
                 }

@@ -521,6 +521,45 @@ fn queue_declare_equivalence() {
     }
 }
 
+/// The declare `cmd` with its `arguments` table replaced by `args`.
+fn with_arguments(mut cmd: Command, args: &[(&str, amqp_model::Value)]) -> Command {
+    let table: amqp_model::Table = args.iter().map(|(k, v)| (Name::from(*k), v.clone())).collect();
+    match &mut cmd {
+        Command::QueueDeclare { arguments, .. } | Command::ExchangeDeclare { arguments, .. } => *arguments = table,
+        _ => unreachable!("a declare"),
+    }
+    cmd
+}
+
+/// `queue declare passive equivalent` and `exchange declare passive equivalent` over arguments:
+/// the spec compares the whole table; RabbitMQ only the arguments it implements, by value and
+/// type (Q10, Q11).
+#[test]
+fn declare_equivalence_over_arguments() {
+    use amqp_model::Value::{Int, Str};
+    for p in BOTH {
+        let (mut w, c) = connected(p);
+        let q = |args: &[(&str, amqp_model::Value)]| with_arguments(queue(c, "q", false, false, false), args);
+        let x = |args: &[(&str, amqp_model::Value)]| with_arguments(exchange(c, "x", Direct, false, false), args);
+        w.declare(q(&[("x-max-length", Int(5)), ("x-foo", Str("a".into()))]));
+        w.replies(x(&[("alternate-exchange", Str("ae".into()))]), Reply::ExchangeDeclareOk);
+        // A known argument with another value, or another type, is never equivalent.
+        w.refused(q(&[("x-max-length", Int(6)), ("x-foo", Str("a".into()))]), PreconditionFailed);
+        w.refused(q(&[("x-max-length", Str("5".into())), ("x-foo", Str("a".into()))]), PreconditionFailed);
+        w.refused(x(&[("alternate-exchange", Str("other".into()))]), PreconditionFailed);
+        // An argument the broker does not implement: ignored by RabbitMQ, compared by the spec.
+        let unknown_q = q(&[("x-max-length", Int(5)), ("x-foo", Str("b".into()))]);
+        let unknown_x = x(&[("alternate-exchange", Str("ae".into())), ("x-foo", Int(1))]);
+        if p.name == RABBIT.name {
+            assert_eq!(w.run(unknown_q), vec![declare_ok(c, "q", 0, 0)]);
+            w.replies(unknown_x, Reply::ExchangeDeclareOk);
+        } else {
+            w.refused(unknown_q, PreconditionFailed);
+            w.refused(unknown_x, PreconditionFailed);
+        }
+    }
+}
+
 /// Errata 30: a queue declared both durable and exclusive is stored transient (Q12), and
 /// redeclaring it either way is equivalent.
 #[test]
