@@ -37,6 +37,17 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The faults that break a routing rule.
+    pub const ROUTING: [Fault; 7] = [
+        Fault::DirectIgnoresKey,
+        Fault::FanoutFirstOnly,
+        Fault::TopicHashIsOneWord,
+        Fault::TopicStarIsMany,
+        Fault::HeadersAnyIsAll,
+        Fault::DefaultExchangeDrops,
+        Fault::DuplicateOnTwoPaths,
+    ];
+
     /// Every fault, for tests that try them all.
     pub const ALL: [Fault; 13] = [
         Fault::DirectIgnoresKey,

@@ -25,10 +25,13 @@ enum Cmd {
     /// Explore configurations exhaustively and check every property.
     ///
     /// Prints, per configuration: states generated, unique states, maximum depth, seconds,
-    /// states per second, and each property's verdict. Exits 1 if an `always` property fails or
-    /// a `sometimes` property is never satisfied.
+    /// generated and unique states per second, peak memory, then each property's verdict (with a
+    /// counterexample path when an `always` property fails). Exits 0 when everything holds, 1
+    /// when an `always` property fails, a `sometimes` property the configuration must reach is
+    /// never reached, or the unique state count differs from the one pinned in the
+    /// configuration; 2 for an unknown configuration. `amqp-model list` names them.
     Check {
-        /// Configurations to check (default: ci).
+        /// Configurations to check.
         #[arg(default_value = "ci")]
         configs: Vec<String>,
         /// Search order.

@@ -54,6 +54,10 @@ pub mod cmd {
     pub fn connect(c: u16) -> [Command; 2] {
         [Command::ConnectionOpen { conn: ConnId(c) }, Command::ChannelOpen { ch: ch(c) }]
     }
+    /// Connections 1 and 2 coming back (with their channel 1) after a restart or a drop.
+    pub fn reconnect() -> impl Iterator<Item = Command> {
+        connect(1).into_iter().chain(connect(2))
+    }
     /// Declare a queue.
     pub fn queue(on: ChanRef, name: &str, durable: bool, exclusive: bool, auto_delete: bool) -> Command {
         Command::QueueDeclare {
@@ -200,9 +204,7 @@ impl CheckConfig {
             publish(ch(1), "x", "b", true, Content::persistent("u")),
             Command::Restart,
         ]);
-        // After a restart the connections are gone: let clients come back.
-        menu.extend(connect(1));
-        menu.extend(connect(2));
+        menu.extend(reconnect());
         CheckConfig {
             name: "ci",
             about: "work queue and an auto-delete queue behind a topic exchange, mandatory publish, restart (rabbitmq)",
@@ -331,8 +333,7 @@ impl CheckConfig {
             Command::ConnectionDrop { conn: ConnId(1) },
             Command::Restart,
         ];
-        menu.extend(connect(1));
-        menu.extend(connect(2));
+        menu.extend(reconnect());
         CheckConfig {
             name: "lifecycle",
             about: "exclusive, auto-delete and durable queues and exchanges across connection loss and restart",
