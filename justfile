@@ -6,8 +6,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Everything CI checks: formatting, clippy (warnings denied), all tests, the CI model check.
-check: fmt-check clippy test model-check
+# Everything CI checks: formatting, clippy (warnings denied), all tests, the fixtures against the
+# model under both profiles, the CI model check.
+check: fmt-check clippy test fixtures model-check
 
 # Formatting check.
 fmt-check:
@@ -21,6 +22,11 @@ clippy:
 test:
     cargo nextest run --workspace --no-fail-fast
     cargo test --workspace --doc
+
+# Run every fixture against the model under both profiles (validated by the conformance runner).
+fixtures:
+    cargo run -q -p amqp-conformance -- run fixtures --profile rabbitmq
+    cargo run -q -p amqp-conformance -- run fixtures --profile spec
 
 # Model-check the CI configuration (exhaustive, every property must hold).
 model-check config="ci":

@@ -1,9 +1,13 @@
 //! # amqp-conformance
 //!
-//! The conformance runner: it will replay traces against the model ([`amqp_model`]) and against
-//! live brokers, validating what a broker does against the set of behaviours the model allows.
-//! This crate is a placeholder until the runner lands (issue "The conformance runner").
+//! The conformance runner: traces ([`trace`]) of client actions, replayed against the model
+//! ([`amqp_model`]) and (to come) against live brokers, with what a broker did validated against
+//! the set of behaviours the model allows ([`validate`]).
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]
+
+pub mod run;
+pub mod trace;
+pub mod validate;
 
 pub use amqp_model;

@@ -234,3 +234,42 @@ impl Command {
         })
     }
 }
+
+impl Command {
+    /// The same command with every name (exchange, queue, routing key, consumer tag, body)
+    /// passed through `f`: used to substitute variables such as `$q` with real names.
+    pub fn map_names(&self, f: impl Fn(&Name) -> Name) -> Command {
+        use Command::*;
+        let mut c = self.clone();
+        match &mut c {
+            ExchangeDeclare { exchange, .. } | ExchangeDelete { exchange, .. } => *exchange = f(exchange),
+            ExchangeBind { destination, source, routing_key, .. }
+            | ExchangeUnbind { destination, source, routing_key, .. } => {
+                *destination = f(destination);
+                *source = f(source);
+                *routing_key = f(routing_key);
+            }
+            QueueDeclare { queue, .. }
+            | QueuePurge { queue, .. }
+            | QueueDelete { queue, .. }
+            | BasicGet { queue, .. } => *queue = f(queue),
+            QueueBind { queue, exchange, routing_key, .. } | QueueUnbind { queue, exchange, routing_key, .. } => {
+                *queue = f(queue);
+                *exchange = f(exchange);
+                *routing_key = f(routing_key);
+            }
+            BasicConsume { queue, consumer_tag, .. } => {
+                *queue = f(queue);
+                *consumer_tag = f(consumer_tag);
+            }
+            BasicCancel { consumer_tag, .. } => *consumer_tag = f(consumer_tag),
+            BasicPublish { exchange, routing_key, content, .. } => {
+                *exchange = f(exchange);
+                *routing_key = f(routing_key);
+                content.body = f(&content.body);
+            }
+            _ => {}
+        }
+        c
+    }
+}

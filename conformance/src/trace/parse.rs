@@ -1,0 +1,689 @@
+//! Reading traces. Errors name the line (and the file, when the caller gives one) and say what is
+//! wrong and what was expected.
+
+use super::write::method_name;
+use super::{Step, StepKind, Trace};
+use amqp_model::event::Reply;
+use amqp_model::types::MessageData;
+use amqp_model::{
+    ChanRef, Command, ConnId, Content, Event, ExchangeKind, Message, Method, MsgId, Name, ReplyCode, Table, Value,
+};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+/// A trace that does not parse: where, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// The file, when known.
+    pub file: Option<String>,
+    /// The 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "{file}:{}: {}", self.line, self.message),
+            None => write!(f, "line {}: {}", self.line, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+type Result<T> = std::result::Result<T, String>;
+
+/// A lexical token of a line.
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    /// A bare word.
+    Word(String),
+    /// A quoted string (may be empty).
+    Quoted(String),
+    /// `key=value` (the value is raw text: a word, a quoted string or a `{...}` table).
+    Pair(String, String),
+    /// `->`.
+    Arrow,
+}
+
+fn unquote(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<String> {
+    let mut s = String::new();
+    loop {
+        match chars.next() {
+            None => return Err("unterminated quoted string".into()),
+            Some('"') => return Ok(s),
+            Some('\\') => match chars.next() {
+                Some('n') => s.push('\n'),
+                Some(c @ ('"' | '\\')) => s.push(c),
+                other => return Err(format!("unknown escape `\\{}` in a quoted string", other.unwrap_or(' '))),
+            },
+            Some(c) => s.push(c),
+        }
+    }
+}
+
+fn tokens(line: &str) -> Result<Vec<Tok>> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        if c == '"' {
+            chars.next();
+            out.push(Tok::Quoted(unquote(&mut chars)?));
+            continue;
+        }
+        // A bare token, which may contain `{...}` with quotes inside.
+        let mut raw = String::new();
+        let mut depth = 0;
+        while let Some(&c) = chars.peek() {
+            if depth == 0 && c.is_whitespace() {
+                break;
+            }
+            chars.next();
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                '"' => {
+                    raw.push('"');
+                    let inner = unquote(&mut chars)?;
+                    raw.push_str(&inner.replace('\\', "\\\\").replace('"', "\\\""));
+                    raw.push('"');
+                    continue;
+                }
+                _ => {}
+            }
+            raw.push(c);
+        }
+        if depth != 0 {
+            return Err(format!("unbalanced braces in `{raw}`"));
+        }
+        out.push(match raw.split_once('=') {
+            _ if raw == "->" => Tok::Arrow,
+            Some((k, v)) if !k.is_empty() && !k.contains('{') => Tok::Pair(k.to_string(), v.to_string()),
+            _ => Tok::Word(raw),
+        });
+    }
+    Ok(out)
+}
+
+/// Parse `{k=v,...}`: quoted values are strings, `true`/`false` booleans, integers integers.
+fn table(raw: &str) -> Result<Table> {
+    let inner = raw
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .ok_or_else(|| format!("expected a table like {{key=value,...}}, found `{raw}`"))?;
+    let mut t = Table::new();
+    let mut items = Vec::new();
+    let (mut cur, mut quoted, mut escaped) = (String::new(), false, false);
+    for c in inner.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                items.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        items.push(cur);
+    }
+    for item in items {
+        let (k, v) = split_entry(&item).ok_or_else(|| format!("table entry `{item}` is not key=value"))?;
+        let key = scalar_text(k.trim())?;
+        let v = v.trim();
+        let value = if v.starts_with('"') {
+            Value::Str(scalar_text(v)?.into())
+        } else if v == "true" || v == "false" {
+            Value::Bool(v == "true")
+        } else if let Ok(i) = v.parse::<i64>() {
+            Value::Int(i)
+        } else {
+            Value::Str(v.into())
+        };
+        t.insert(key.into(), value);
+    }
+    Ok(t)
+}
+
+/// A table entry's key and value, split at the first `=` outside quotes (a quoted key may hold `=`).
+fn split_entry(item: &str) -> Option<(&str, &str)> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in item.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '=' if !quoted => return Some((&item[..i], &item[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn scalar_text(s: &str) -> Result<String> {
+    match s.strip_prefix('"') {
+        Some(rest) => {
+            let mut chars = rest.chars().peekable();
+            let text = unquote(&mut chars)?;
+            if chars.next().is_some() {
+                return Err(format!("unexpected text after the quoted string in `{s}`"));
+            }
+            Ok(text)
+        }
+        None => Ok(s.to_string()),
+    }
+}
+
+/// The method with this name (`queue.declare`).
+fn method(name: &str) -> Option<Method> {
+    METHODS.iter().copied().find(|m| method_name(*m) == name)
+}
+
+const METHODS: [Method; 26] = {
+    use Method::*;
+    [
+        ConnectionOpen,
+        ConnectionClose,
+        ChannelOpen,
+        ChannelClose,
+        ExchangeDeclare,
+        ExchangeDelete,
+        ExchangeBind,
+        ExchangeUnbind,
+        QueueDeclare,
+        QueueBind,
+        QueuePurge,
+        QueueDelete,
+        QueueUnbind,
+        BasicQos,
+        BasicConsume,
+        BasicCancel,
+        BasicPublish,
+        BasicGet,
+        BasicAck,
+        BasicReject,
+        BasicRecover,
+        BasicNack,
+        ConfirmSelect,
+        TxSelect,
+        TxCommit,
+        TxRollback,
+    ]
+};
+
+/// What follows the positional arguments of a line.
+#[derive(Default)]
+struct Rest {
+    flags: BTreeSet<String>,
+    pairs: Vec<(String, String)>,
+    capture: Option<Name>,
+}
+
+impl Rest {
+    fn has(&self, flag: &str) -> bool {
+        self.flags.contains(flag)
+    }
+    fn table(&self, key: &str) -> Result<Table> {
+        self.pairs.iter().find(|(k, _)| k == key).map_or(Ok(Table::new()), |(_, v)| table(v))
+    }
+    fn number(&self, key: &str) -> Result<Option<u32>> {
+        match self.pairs.iter().find(|(k, _)| k == key) {
+            Some((_, v)) => v.parse().map(Some).map_err(|_| format!("{key}= needs a number, found `{v}`")),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A line's tokens after its target and verb.
+struct Args {
+    toks: std::vec::IntoIter<Tok>,
+    verb: String,
+}
+
+impl Args {
+    fn name(&mut self, what: &str) -> Result<Name> {
+        match self.toks.next() {
+            Some(Tok::Word(w)) => Ok(w.into()),
+            Some(Tok::Quoted(q)) => Ok(q.into()),
+            Some(other) => Err(format!("{} needs {what} here, found {}", self.verb, show(&other))),
+            None => Err(format!("{} needs {what}", self.verb)),
+        }
+    }
+    fn number<T: std::str::FromStr>(&mut self, what: &str) -> Result<T> {
+        let n = self.name(what)?;
+        n.as_str().parse().map_err(|_| format!("{} needs {what} (a number), found `{n}`", self.verb))
+    }
+    /// Flags and `key=value` pairs, each from its allowed list, then an optional `-> $var`.
+    fn rest(mut self, flags: &[&str], keys: &[&str], capture: bool) -> Result<Rest> {
+        let mut rest = Rest::default();
+        while let Some(t) = self.toks.next() {
+            match t {
+                Tok::Word(w) if flags.contains(&w.as_str()) => {
+                    rest.flags.insert(w);
+                }
+                Tok::Pair(k, v) if keys.contains(&k.as_str()) => rest.pairs.push((k, v)),
+                Tok::Arrow if capture => match self.toks.next() {
+                    Some(Tok::Word(v)) if v.starts_with('$') && v.len() > 1 => rest.capture = Some(v.into()),
+                    _ => return Err("`->` must be followed by a variable such as $q".into()),
+                },
+                other => {
+                    let mut allowed: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+                    allowed.extend(keys.iter().map(|k| format!("{k}=")));
+                    if capture {
+                        allowed.push("-> $var".into());
+                    }
+                    let allowed = if allowed.is_empty() { "nothing more".into() } else { allowed.join(", ") };
+                    return Err(format!("{} does not take {}; it takes: {allowed}", self.verb, show(&other)));
+                }
+            }
+        }
+        Ok(rest)
+    }
+}
+
+fn show(t: &Tok) -> String {
+    match t {
+        Tok::Word(w) => format!("`{w}`"),
+        Tok::Quoted(q) => format!("\"{q}\""),
+        Tok::Pair(k, v) => format!("`{k}={v}`"),
+        Tok::Arrow => "`->`".into(),
+    }
+}
+
+/// `c1` or `c1.2`.
+enum Target {
+    Conn(ConnId),
+    Chan(ChanRef),
+}
+
+fn target(s: &str) -> Result<Target> {
+    let bad = || format!("expected a connection like c1 or a channel like c1.1, found `{s}`");
+    let rest = s.strip_prefix('c').filter(|r| r.chars().all(|c| c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+    match rest.split_once('.') {
+        None => Ok(Target::Conn(ConnId(rest.parse().map_err(|_| bad())?))),
+        Some((c, n)) => {
+            let ch = ChanRef::new(c.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+            if ch.channel == 0 {
+                return Err("channel 0 is the connection's own; use c1 for connection methods".into());
+            }
+            Ok(Target::Chan(ch))
+        }
+    }
+}
+
+fn word(t: Option<Tok>, what: &str) -> Result<String> {
+    match t {
+        Some(Tok::Word(w)) => Ok(w),
+        Some(other) => Err(format!("expected {what}, found {}", show(&other))),
+        None => Err(format!("expected {what}")),
+    }
+}
+
+fn content(a: &mut Args, body_what: &str) -> Result<(Content, Rest, Name, Name)> {
+    let exchange = a.name("an exchange")?;
+    let routing_key = a.name("a routing key")?;
+    let body = a.name(body_what)?;
+    Ok((Content { body, persistent: false, headers: Table::new() }, Rest::default(), exchange, routing_key))
+}
+
+/// Parse one command line: its command and capture.
+fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
+    let mut it = toks.into_iter();
+    let first = word(it.next(), "a connection (c1), a channel (c1.1) or `restart`")?;
+    if first == "restart" {
+        Args { toks: it, verb: "restart".into() }.rest(&[], &[], false)?;
+        return Ok((Command::Restart, None));
+    }
+    let target = target(&first)?;
+    let verb = word(it.next(), "a method such as queue.declare")?;
+    let mut a = Args { toks: it, verb: verb.clone() };
+    use Command::*;
+    let chan = |what: &str| match target {
+        Target::Chan(ch) => Ok(ch),
+        Target::Conn(c) => Err(format!("{what} is a channel method: write c{}.1 {what}", c.0)),
+    };
+    if let Target::Conn(conn) = target {
+        let cmd = match verb.as_str() {
+            "connection.open" => ConnectionOpen { conn },
+            "connection.close" => ConnectionClose { conn },
+            "drop" => ConnectionDrop { conn },
+            other if method(other).is_some() => return Err(chan(other).err().unwrap_or_default()),
+            other => {
+                return Err(format!("unknown connection method `{other}` (connection.open, connection.close, drop)"))
+            }
+        };
+        a.rest(&[], &[], false)?;
+        return Ok((cmd, None));
+    }
+    let ch = chan(&verb)?;
+    let (cmd, capture) = match verb.as_str() {
+        "channel.open" => (ChannelOpen { ch }, a.rest(&[], &[], false)?.capture),
+        "channel.close" => (ChannelClose { ch }, a.rest(&[], &[], false)?.capture),
+        "exchange.declare" => {
+            let exchange = a.name("an exchange name")?;
+            let kind = ExchangeKind::parse(a.name("an exchange type")?.as_str());
+            let r = a.rest(&["passive", "durable", "auto-delete", "internal"], &["args"], false)?;
+            let cmd = ExchangeDeclare {
+                ch,
+                exchange,
+                kind,
+                passive: r.has("passive"),
+                durable: r.has("durable"),
+                auto_delete: r.has("auto-delete"),
+                internal: r.has("internal"),
+                arguments: r.table("args")?,
+            };
+            (cmd, None)
+        }
+        "exchange.delete" => {
+            let exchange = a.name("an exchange name")?;
+            let r = a.rest(&["if-unused"], &[], false)?;
+            (ExchangeDelete { ch, exchange, if_unused: r.has("if-unused") }, None)
+        }
+        "exchange.bind" | "exchange.unbind" => {
+            let destination = a.name("a destination exchange")?;
+            let source = a.name("a source exchange")?;
+            let routing_key = a.name("a routing key")?;
+            let arguments = a.rest(&[], &["args"], false)?.table("args")?;
+            let cmd = if verb == "exchange.bind" {
+                ExchangeBind { ch, destination, source, routing_key, arguments }
+            } else {
+                ExchangeUnbind { ch, destination, source, routing_key, arguments }
+            };
+            (cmd, None)
+        }
+        "queue.declare" => {
+            let queue = a.name("a queue name (\"\" for a server-named queue)")?;
+            let r = a.rest(&["passive", "durable", "exclusive", "auto-delete"], &["args"], true)?;
+            let cmd = QueueDeclare {
+                ch,
+                queue,
+                passive: r.has("passive"),
+                durable: r.has("durable"),
+                exclusive: r.has("exclusive"),
+                auto_delete: r.has("auto-delete"),
+                arguments: r.table("args")?,
+            };
+            (cmd, r.capture)
+        }
+        "queue.bind" | "queue.unbind" => {
+            let queue = a.name("a queue")?;
+            let exchange = a.name("an exchange")?;
+            let routing_key = a.name("a routing key")?;
+            let arguments = a.rest(&[], &["args"], false)?.table("args")?;
+            let cmd = if verb == "queue.bind" {
+                QueueBind { ch, queue, exchange, routing_key, arguments }
+            } else {
+                QueueUnbind { ch, queue, exchange, routing_key, arguments }
+            };
+            (cmd, None)
+        }
+        "queue.purge" => {
+            let queue = a.name("a queue")?;
+            a.rest(&[], &[], false)?;
+            (QueuePurge { ch, queue }, None)
+        }
+        "queue.delete" => {
+            let queue = a.name("a queue")?;
+            let r = a.rest(&["if-unused", "if-empty"], &[], false)?;
+            (QueueDelete { ch, queue, if_unused: r.has("if-unused"), if_empty: r.has("if-empty") }, None)
+        }
+        "basic.qos" => {
+            let prefetch_count = a.number("a prefetch count")?;
+            let r = a.rest(&["global"], &[], false)?;
+            (BasicQos { ch, prefetch_count, global: r.has("global") }, None)
+        }
+        "basic.consume" => {
+            let queue = a.name("a queue")?;
+            let consumer_tag = a.name("a consumer tag (\"\" for a server-generated one)")?;
+            let r = a.rest(&["no-ack", "exclusive"], &[], true)?;
+            (
+                BasicConsume { ch, queue, consumer_tag, no_ack: r.has("no-ack"), exclusive: r.has("exclusive") },
+                r.capture,
+            )
+        }
+        "basic.cancel" => {
+            let consumer_tag = a.name("a consumer tag")?;
+            a.rest(&[], &[], false)?;
+            (BasicCancel { ch, consumer_tag }, None)
+        }
+        "basic.publish" => {
+            let (mut content, _, exchange, routing_key) = content(&mut a, "a body")?;
+            let r = a.rest(&["mandatory", "persistent"], &["headers"], false)?;
+            content.persistent = r.has("persistent");
+            content.headers = r.table("headers")?;
+            (BasicPublish { ch, exchange, routing_key, mandatory: r.has("mandatory"), content }, None)
+        }
+        "basic.get" => {
+            let queue = a.name("a queue")?;
+            let r = a.rest(&["no-ack"], &[], false)?;
+            (BasicGet { ch, queue, no_ack: r.has("no-ack") }, None)
+        }
+        "basic.ack" => {
+            let delivery_tag = a.number("a delivery tag")?;
+            let r = a.rest(&["multiple"], &[], false)?;
+            (BasicAck { ch, delivery_tag, multiple: r.has("multiple") }, None)
+        }
+        "basic.nack" => {
+            let delivery_tag = a.number("a delivery tag")?;
+            let r = a.rest(&["multiple", "requeue"], &[], false)?;
+            (BasicNack { ch, delivery_tag, multiple: r.has("multiple"), requeue: r.has("requeue") }, None)
+        }
+        "basic.reject" => {
+            let delivery_tag = a.number("a delivery tag")?;
+            let r = a.rest(&["requeue"], &[], false)?;
+            (BasicReject { ch, delivery_tag, requeue: r.has("requeue") }, None)
+        }
+        "basic.recover" => (BasicRecover { ch, requeue: a.rest(&["requeue"], &[], false)?.has("requeue") }, None),
+        "confirm.select" | "tx.select" | "tx.commit" | "tx.rollback" => {
+            a.rest(&[], &[], false)?;
+            let cmd = match verb.as_str() {
+                "confirm.select" => ConfirmSelect { ch },
+                "tx.select" => TxSelect { ch },
+                "tx.commit" => TxCommit { ch },
+                _ => TxRollback { ch },
+            };
+            (cmd, None)
+        }
+        "connection.open" | "connection.close" | "drop" => {
+            return Err(format!("{verb} is a connection method: write c{} {verb}", ch.conn.0))
+        }
+        other => return Err(format!("unknown method `{other}`")),
+    };
+    Ok((cmd, capture))
+}
+
+/// A message's exchange, routing key and body, then `persistent`, `headers=` and the event's own
+/// `flags` and `keys`.
+fn message(a: &mut Args, flags: &[&str], keys: &[&str]) -> Result<(Message, Rest)> {
+    let (mut content, _, exchange, routing_key) = content(a, "a body")?;
+    let r = std::mem::replace(&mut a.toks, Vec::new().into_iter());
+    let flags: Vec<&str> = ["persistent"].iter().chain(flags).copied().collect();
+    let keys: Vec<&str> = ["headers"].iter().chain(keys).copied().collect();
+    let r = Args { toks: r, verb: a.verb.clone() }.rest(&flags, &keys, false)?;
+    content.persistent = r.has("persistent");
+    content.headers = r.table("headers")?;
+    Ok((Message(Arc::new(MessageData { id: MsgId(0), exchange, routing_key, content })), r))
+}
+
+fn code(a: &mut Args) -> Result<ReplyCode> {
+    let n: u16 = a.number("a reply code")?;
+    ReplyCode::from_code(n).ok_or_else(|| format!("unknown reply code {n}"))
+}
+
+fn method_arg(a: &mut Args) -> Result<Method> {
+    let m = a.name("the method that caused the close")?;
+    method(m.as_str()).ok_or_else(|| format!("unknown method `{m}`"))
+}
+
+/// Parse an observation (the text after `expect`). Message identities are 0 and queues of
+/// deliveries empty: the wire does not carry them.
+fn event(toks: Vec<Tok>) -> Result<Event> {
+    let mut it = toks.into_iter();
+    let target = target(&word(it.next(), "a connection (c1) or channel (c1.1)")?)?;
+    let verb = word(it.next(), "what was observed, such as basic.deliver or closed")?;
+    let mut a = Args { toks: it, verb: verb.clone() };
+    let ch = match target {
+        Target::Conn(conn) => {
+            let e = match verb.as_str() {
+                "connection.open-ok" => Event::ConnectionOpenOk { conn },
+                "connection.close-ok" => Event::ConnectionCloseOk { conn },
+                "closed" => {
+                    let code = code(&mut a)?;
+                    let method = match a.toks.as_slice().first() {
+                        Some(_) => Some(method_arg(&mut a)?),
+                        None => None,
+                    };
+                    Event::ConnectionClosed { conn, code, method }
+                }
+                other => return Err(format!("unknown connection event `{other}`")),
+            };
+            a.rest(&[], &[], false)?;
+            return Ok(e);
+        }
+        Target::Chan(ch) => ch,
+    };
+    let reply = |reply: Reply| Event::Reply { ch, reply };
+    let simple = match verb.as_str() {
+        "channel.open-ok" => Some(Event::ChannelOpenOk { ch }),
+        "channel.close-ok" => Some(Event::ChannelCloseOk { ch }),
+        "exchange.declare-ok" => Some(reply(Reply::ExchangeDeclareOk)),
+        "exchange.delete-ok" => Some(reply(Reply::ExchangeDeleteOk)),
+        "exchange.bind-ok" => Some(reply(Reply::ExchangeBindOk)),
+        "exchange.unbind-ok" => Some(reply(Reply::ExchangeUnbindOk)),
+        "queue.bind-ok" => Some(reply(Reply::QueueBindOk)),
+        "queue.unbind-ok" => Some(reply(Reply::QueueUnbindOk)),
+        "basic.qos-ok" => Some(reply(Reply::QosOk)),
+        "basic.get-empty" => Some(reply(Reply::GetEmpty)),
+        "basic.recover-ok" => Some(reply(Reply::RecoverOk)),
+        "confirm.select-ok" => Some(reply(Reply::ConfirmSelectOk)),
+        "tx.select-ok" => Some(reply(Reply::TxSelectOk)),
+        "tx.commit-ok" => Some(reply(Reply::TxCommitOk)),
+        "tx.rollback-ok" => Some(reply(Reply::TxRollbackOk)),
+        _ => None,
+    };
+    if let Some(e) = simple {
+        a.rest(&[], &[], false)?;
+        return Ok(e);
+    }
+    let e = match verb.as_str() {
+        "closed" => {
+            let code = code(&mut a)?;
+            let method = method_arg(&mut a)?;
+            Event::ChannelClosed { ch, code, method }
+        }
+        "queue.declare-ok" => {
+            let queue = a.name("the queue name")?;
+            let message_count = a.number("the message count")?;
+            let consumer_count = a.number("the consumer count")?;
+            reply(Reply::QueueDeclareOk { queue, message_count, consumer_count })
+        }
+        "queue.purge-ok" => reply(Reply::QueuePurgeOk { message_count: a.number("the message count")? }),
+        "queue.delete-ok" => reply(Reply::QueueDeleteOk { message_count: a.number("the message count")? }),
+        "basic.consume-ok" => reply(Reply::ConsumeOk { consumer_tag: a.name("the consumer tag")? }),
+        "basic.cancel-ok" => reply(Reply::CancelOk { consumer_tag: a.name("the consumer tag")? }),
+        "basic.cancel" => Event::Cancel { ch, consumer_tag: a.name("the consumer tag")? },
+        "basic.ack" | "basic.nack" => {
+            Event::Confirm { ch, seq: a.number("the publish sequence number")?, ack: verb == "basic.ack" }
+        }
+        "basic.deliver" => {
+            let consumer_tag = a.name("the consumer tag")?;
+            let delivery_tag = a.number("the delivery tag")?;
+            let (message, r) = message(&mut a, &["redelivered"], &[])?;
+            let redelivered = r.has("redelivered");
+            return Ok(Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue: Name::from(""), message });
+        }
+        "basic.get-ok" => {
+            let delivery_tag = a.number("the delivery tag")?;
+            let (message, r) = message(&mut a, &["redelivered"], &["remaining"])?;
+            let message_count = r.number("remaining")?.ok_or("basic.get-ok needs remaining=N")?;
+            let redelivered = r.has("redelivered");
+            return Ok(reply(Reply::GetOk {
+                delivery_tag,
+                redelivered,
+                queue: Name::from(""),
+                message_count,
+                message,
+            }));
+        }
+        "basic.return" => {
+            let code = code(&mut a)?;
+            let (message, _) = message(&mut a, &[], &[])?;
+            return Ok(Event::Return { ch, code, message });
+        }
+        other => return Err(format!("unknown channel event `{other}`")),
+    };
+    a.rest(&[], &[], false)?;
+    Ok(e)
+}
+
+/// Parse an observation written as after `expect` (used for reports and tests).
+pub fn parse_event(text: &str) -> std::result::Result<Event, String> {
+    event(tokens(text)?)
+}
+
+/// Parse a trace; `file` names the source in errors.
+pub fn parse(text: &str, file: &str) -> std::result::Result<Trace, ParseError> {
+    let mut trace = Trace::default();
+    let mut in_header = true;
+    let mut bound: BTreeSet<Name> = BTreeSet::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let err = |message: String| ParseError { file: Some(file.to_string()), line, message };
+        let text = raw.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        if let Some((key, value)) = text.split_once(':').filter(|(k, _)| ["title", "cite", "profile"].contains(k)) {
+            if !in_header {
+                return Err(err(format!("`{key}:` belongs in the header, before the first step")));
+            }
+            let value = value.trim().to_string();
+            match key {
+                "title" if trace.title.is_some() => return Err(err("a second `title:`".into())),
+                "profile" if trace.profile.is_some() => return Err(err("a second `profile:`".into())),
+                "title" => trace.title = Some(value),
+                "cite" => trace.cites.push(value),
+                _ => trace.profile = Some(value.parse().map_err(err)?),
+            }
+            continue;
+        }
+        in_header = false;
+        let kind = if text == "wait" {
+            StepKind::Wait
+        } else if let Some(rest) = text.strip_prefix("expect ") {
+            if !trace.steps.iter().any(|s| matches!(s.kind, StepKind::Command { .. })) {
+                return Err(err("`expect` needs a command before it".into()));
+            }
+            StepKind::Expect(tokens(rest).and_then(event).map_err(err)?)
+        } else {
+            let (command, capture) = tokens(text).and_then(command).map_err(err)?;
+            let unbound = std::cell::RefCell::new(None);
+            command.map_names(|n| {
+                if n.as_str().starts_with('$') && !bound.contains(n) {
+                    unbound.borrow_mut().get_or_insert_with(|| n.clone());
+                }
+                n.clone()
+            });
+            if let Some(v) = unbound.into_inner() {
+                return Err(err(format!("variable {v} is used before a capture (`-> {v}`) binds it")));
+            }
+            if let Some(v) = &capture {
+                bound.insert(v.clone());
+            }
+            StepKind::Command { command, capture }
+        };
+        trace.steps.push(Step { line, kind });
+    }
+    Ok(trace)
+}

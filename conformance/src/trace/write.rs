@@ -1,0 +1,346 @@
+//! Writing traces, commands and events in the trace syntax (the inverse of [`super::parse`]).
+
+use super::{StepKind, Trace};
+use amqp_model::event::Reply;
+use amqp_model::{ChanRef, Command, ConnId, Content, Event, Message, Method, Name, Table, Value};
+use std::fmt::Write;
+
+/// A name as a token: bare when it is a plain word, quoted otherwise (`""` for the empty name).
+pub(crate) fn token(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.:#*/-$@".contains(c))
+        && !s.starts_with("->");
+    if plain {
+        s.to_string()
+    } else {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+}
+
+fn table(t: &Table) -> String {
+    let items: Vec<String> = t
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Bool(b) => b.to_string(),
+                Value::Int(i) => i.to_string(),
+                Value::Str(s) => {
+                    let t = token(s.as_str());
+                    if t.starts_with('"') {
+                        t
+                    } else {
+                        format!("\"{t}\"")
+                    }
+                }
+            };
+            format!("{}={v}", token(k.as_str()))
+        })
+        .collect();
+    format!("{{{}}}", items.join(","))
+}
+
+/// `c1` or `c1.2`.
+pub(crate) fn conn(c: ConnId) -> String {
+    format!("c{}", c.0)
+}
+
+/// The method's name as the specification writes it (`queue.declare`).
+pub fn method_name(m: Method) -> &'static str {
+    use Method::*;
+    match m {
+        ConnectionOpen => "connection.open",
+        ConnectionClose => "connection.close",
+        ChannelOpen => "channel.open",
+        ChannelClose => "channel.close",
+        ExchangeDeclare => "exchange.declare",
+        ExchangeDelete => "exchange.delete",
+        ExchangeBind => "exchange.bind",
+        ExchangeUnbind => "exchange.unbind",
+        QueueDeclare => "queue.declare",
+        QueueBind => "queue.bind",
+        QueuePurge => "queue.purge",
+        QueueDelete => "queue.delete",
+        QueueUnbind => "queue.unbind",
+        BasicQos => "basic.qos",
+        BasicConsume => "basic.consume",
+        BasicCancel => "basic.cancel",
+        BasicPublish => "basic.publish",
+        BasicGet => "basic.get",
+        BasicAck => "basic.ack",
+        BasicReject => "basic.reject",
+        BasicRecover => "basic.recover",
+        BasicNack => "basic.nack",
+        ConfirmSelect => "confirm.select",
+        TxSelect => "tx.select",
+        TxCommit => "tx.commit",
+        TxRollback => "tx.rollback",
+    }
+}
+
+/// Appends ` flag` for each set flag.
+fn flags(out: &mut String, set: &[(bool, &str)]) {
+    for (on, name) in set {
+        if *on {
+            out.push(' ');
+            out.push_str(name);
+        }
+    }
+}
+
+fn names(out: &mut String, names: &[&Name]) {
+    for n in names {
+        out.push(' ');
+        out.push_str(&token(n.as_str()));
+    }
+}
+
+fn arguments(out: &mut String, key: &str, t: &Table) {
+    if !t.is_empty() {
+        let _ = write!(out, " {key}={}", table(t));
+    }
+}
+
+fn content(out: &mut String, c: &Content) {
+    out.push(' ');
+    out.push_str(&token(c.body.as_str()));
+    flags(out, &[(c.persistent, "persistent")]);
+    arguments(out, "headers", &c.headers);
+}
+
+/// One command as a trace line (without the line's capture).
+pub fn write_command(cmd: &Command) -> String {
+    use Command::*;
+    let target = match (cmd.channel(), cmd.connection()) {
+        (Some(ch), _) => ch.to_string(),
+        (None, Some(c)) => conn(c),
+        (None, None) => String::new(),
+    };
+    let mut out = target;
+    let verb = match cmd {
+        Restart => return "restart".into(),
+        ConnectionDrop { .. } => "drop",
+        other => method_name(other.method().expect("a method")),
+    };
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(verb);
+    match cmd {
+        ExchangeDeclare { exchange, kind, passive, durable, auto_delete, internal, arguments: a, .. } => {
+            names(&mut out, &[exchange, &Name::from(kind.as_str())]);
+            flags(
+                &mut out,
+                &[(*passive, "passive"), (*durable, "durable"), (*auto_delete, "auto-delete"), (*internal, "internal")],
+            );
+            arguments(&mut out, "args", a);
+        }
+        ExchangeDelete { exchange, if_unused, .. } => {
+            names(&mut out, &[exchange]);
+            flags(&mut out, &[(*if_unused, "if-unused")]);
+        }
+        ExchangeBind { destination, source, routing_key, arguments: a, .. }
+        | ExchangeUnbind { destination, source, routing_key, arguments: a, .. } => {
+            names(&mut out, &[destination, source, routing_key]);
+            arguments(&mut out, "args", a);
+        }
+        QueueDeclare { queue, passive, durable, exclusive, auto_delete, arguments: a, .. } => {
+            names(&mut out, &[queue]);
+            flags(
+                &mut out,
+                &[
+                    (*passive, "passive"),
+                    (*durable, "durable"),
+                    (*exclusive, "exclusive"),
+                    (*auto_delete, "auto-delete"),
+                ],
+            );
+            arguments(&mut out, "args", a);
+        }
+        QueueBind { queue, exchange, routing_key, arguments: a, .. }
+        | QueueUnbind { queue, exchange, routing_key, arguments: a, .. } => {
+            names(&mut out, &[queue, exchange, routing_key]);
+            arguments(&mut out, "args", a);
+        }
+        QueuePurge { queue, .. } => names(&mut out, &[queue]),
+        QueueDelete { queue, if_unused, if_empty, .. } => {
+            names(&mut out, &[queue]);
+            flags(&mut out, &[(*if_unused, "if-unused"), (*if_empty, "if-empty")]);
+        }
+        BasicQos { prefetch_count, global, .. } => {
+            let _ = write!(out, " {prefetch_count}");
+            flags(&mut out, &[(*global, "global")]);
+        }
+        BasicConsume { queue, consumer_tag, no_ack, exclusive, .. } => {
+            names(&mut out, &[queue, consumer_tag]);
+            flags(&mut out, &[(*no_ack, "no-ack"), (*exclusive, "exclusive")]);
+        }
+        BasicCancel { consumer_tag, .. } => names(&mut out, &[consumer_tag]),
+        BasicPublish { exchange, routing_key, mandatory, content: c, .. } => {
+            names(&mut out, &[exchange, routing_key]);
+            content(&mut out, c);
+            flags(&mut out, &[(*mandatory, "mandatory")]);
+        }
+        BasicGet { queue, no_ack, .. } => {
+            names(&mut out, &[queue]);
+            flags(&mut out, &[(*no_ack, "no-ack")]);
+        }
+        BasicAck { delivery_tag, multiple, .. } => {
+            let _ = write!(out, " {delivery_tag}");
+            flags(&mut out, &[(*multiple, "multiple")]);
+        }
+        BasicNack { delivery_tag, multiple, requeue, .. } => {
+            let _ = write!(out, " {delivery_tag}");
+            flags(&mut out, &[(*multiple, "multiple"), (*requeue, "requeue")]);
+        }
+        BasicReject { delivery_tag, requeue, .. } => {
+            let _ = write!(out, " {delivery_tag}");
+            flags(&mut out, &[(*requeue, "requeue")]);
+        }
+        BasicRecover { requeue, .. } => flags(&mut out, &[(*requeue, "requeue")]),
+        _ => {}
+    }
+    out
+}
+
+fn message(out: &mut String, m: &Message) {
+    names(out, &[&m.0.exchange, &m.0.routing_key]);
+    content(out, &m.0.content);
+}
+
+/// One observation in the trace syntax (what follows `expect`).
+pub fn write_event(e: &Event) -> String {
+    let ch_of = |ch: &ChanRef| ch.to_string();
+    let mut out = match e {
+        Event::ConnectionOpenOk { conn: c } => return format!("{} connection.open-ok", conn(*c)),
+        Event::ConnectionCloseOk { conn: c } => return format!("{} connection.close-ok", conn(*c)),
+        Event::ConnectionClosed { conn: c, code, method } => {
+            let m = method.map(|m| format!(" {}", method_name(m))).unwrap_or_default();
+            return format!("{} closed {}{m}", conn(*c), code.code());
+        }
+        Event::ChannelOpenOk { ch } => return format!("{} channel.open-ok", ch_of(ch)),
+        Event::ChannelCloseOk { ch } => return format!("{} channel.close-ok", ch_of(ch)),
+        Event::ChannelClosed { ch, code, method } => {
+            return format!("{} closed {} {}", ch_of(ch), code.code(), method_name(*method))
+        }
+        Event::Deliver { ch, .. }
+        | Event::Return { ch, .. }
+        | Event::Confirm { ch, .. }
+        | Event::Cancel { ch, .. }
+        | Event::Reply { ch, .. } => ch_of(ch),
+    };
+    match e {
+        Event::Deliver { consumer_tag, delivery_tag, redelivered, message: m, .. } => {
+            out.push_str(" basic.deliver");
+            names(&mut out, &[consumer_tag]);
+            let _ = write!(out, " {delivery_tag}");
+            message(&mut out, m);
+            flags(&mut out, &[(*redelivered, "redelivered")]);
+        }
+        Event::Return { code, message: m, .. } => {
+            let _ = write!(out, " basic.return {}", code.code());
+            message(&mut out, m);
+        }
+        Event::Confirm { seq, ack, .. } => {
+            let _ = write!(out, " {} {seq}", if *ack { "basic.ack" } else { "basic.nack" });
+        }
+        Event::Cancel { consumer_tag, .. } => {
+            out.push_str(" basic.cancel");
+            names(&mut out, &[consumer_tag]);
+        }
+        Event::Reply { reply, .. } => reply_line(&mut out, reply),
+        _ => unreachable!("returned above"),
+    }
+    out
+}
+
+fn reply_line(out: &mut String, reply: &Reply) {
+    let simple = match reply {
+        Reply::ExchangeDeclareOk => "exchange.declare-ok",
+        Reply::ExchangeDeleteOk => "exchange.delete-ok",
+        Reply::ExchangeBindOk => "exchange.bind-ok",
+        Reply::ExchangeUnbindOk => "exchange.unbind-ok",
+        Reply::QueueBindOk => "queue.bind-ok",
+        Reply::QueueUnbindOk => "queue.unbind-ok",
+        Reply::QosOk => "basic.qos-ok",
+        Reply::GetEmpty => "basic.get-empty",
+        Reply::RecoverOk => "basic.recover-ok",
+        Reply::ConfirmSelectOk => "confirm.select-ok",
+        Reply::TxSelectOk => "tx.select-ok",
+        Reply::TxCommitOk => "tx.commit-ok",
+        Reply::TxRollbackOk => "tx.rollback-ok",
+        Reply::QueueDeclareOk { queue, message_count, consumer_count } => {
+            out.push_str(" queue.declare-ok");
+            names(out, &[queue]);
+            let _ = write!(out, " {message_count} {consumer_count}");
+            return;
+        }
+        Reply::QueuePurgeOk { message_count } => {
+            let _ = write!(out, " queue.purge-ok {message_count}");
+            return;
+        }
+        Reply::QueueDeleteOk { message_count } => {
+            let _ = write!(out, " queue.delete-ok {message_count}");
+            return;
+        }
+        Reply::ConsumeOk { consumer_tag } | Reply::CancelOk { consumer_tag } => {
+            let verb = if matches!(reply, Reply::ConsumeOk { .. }) { "basic.consume-ok" } else { "basic.cancel-ok" };
+            out.push(' ');
+            out.push_str(verb);
+            names(out, &[consumer_tag]);
+            return;
+        }
+        Reply::GetOk { delivery_tag, redelivered, message_count, message: m, .. } => {
+            let _ = write!(out, " basic.get-ok {delivery_tag}");
+            message(out, m);
+            let _ = write!(out, " remaining={message_count}");
+            flags(out, &[(*redelivered, "redelivered")]);
+            return;
+        }
+    };
+    out.push(' ');
+    out.push_str(simple);
+}
+
+/// A whole trace as text: header lines, a blank line, then one line per step.
+pub fn write(trace: &Trace) -> String {
+    let mut out = String::new();
+    if let Some(t) = &trace.title {
+        let _ = writeln!(out, "title: {t}");
+    }
+    for c in &trace.cites {
+        let _ = writeln!(out, "cite: {c}");
+    }
+    if let Some(p) = &trace.profile {
+        let _ = writeln!(out, "profile: {p}");
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    for step in &trace.steps {
+        match &step.kind {
+            StepKind::Command { command, capture } => {
+                out.push_str(&write_command(command));
+                if let Some(v) = capture {
+                    let _ = write!(out, " -> {v}");
+                }
+            }
+            StepKind::Wait => out.push_str("wait"),
+            StepKind::Expect(e) => {
+                out.push_str("expect ");
+                out.push_str(&write_event(e));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}

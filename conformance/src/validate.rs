@@ -1,0 +1,314 @@
+//! Validation of observed behaviour against the model: a broker conforms on a trace when what it
+//! did is *some* behaviour the model allows.
+//!
+//! The validator keeps the set of model states consistent with everything observed so far. For
+//! each step it tries, from every state in the set, every way the model could have produced what
+//! was observed: any number of the broker's own steps (deliveries) before and after the command,
+//! whose events, taken connection by connection in order, are exactly the observed ones
+//! (connections are separate streams, so their relative order is not compared). States that
+//! cannot are dropped; the trace fails on the step where none is left, and the report says what
+//! was observed and what the model would have allowed.
+//!
+//! At a `wait` the runner has given the broker time to finish, so the model must also have nothing
+//! left that it would still have to deliver: that is how a dropped delivery is caught.
+//!
+//! Server-generated names (`amq.gen-...`, `amq.ctag-...`) are matched up to renaming: the first
+//! time an observed generated name meets a model one in the same place they are bound together.
+
+use crate::trace::write_event;
+use amqp_model::event::Reply;
+use amqp_model::types::MessageData;
+use amqp_model::{Broker, Command, ConnId, Event, Internal, Message, MsgId, Name, Profile};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+/// How many alternatives a divergence report lists at most.
+const SHOWN: usize = 4;
+
+/// The model's view of a run: the states consistent with the observations so far.
+#[derive(Debug)]
+pub struct Validator {
+    states: Vec<Broker>,
+    /// Observed generated name -> model generated name.
+    names: BTreeMap<Name, Name>,
+}
+
+/// The step where a broker left the behaviours the model allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// What the broker was asked to do (None for a wait).
+    pub command: Option<Command>,
+    /// What it did.
+    pub observed: Vec<Event>,
+    /// Some of what the model would have allowed instead (each one whole possibility).
+    pub allowed: Vec<Vec<Event>>,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.command {
+            Some(c) => writeln!(f, "after `{}` the broker did:", crate::trace::write_command(c))?,
+            None => writeln!(f, "while waiting, the broker did:")?,
+        }
+        if self.observed.is_empty() {
+            writeln!(f, "  (nothing)")?;
+        }
+        for e in &self.observed {
+            writeln!(f, "  {}", write_event(e))?;
+        }
+        writeln!(f, "which the model does not allow. The model allows, for example:")?;
+        for (i, alt) in self.allowed.iter().enumerate() {
+            writeln!(f, "  possibility {}:", i + 1)?;
+            if alt.is_empty() {
+                writeln!(f, "    (nothing)")?;
+            }
+            for e in alt {
+                writeln!(f, "    {}", write_event(e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Blank what the wire does not carry: message identities and the queue of a delivery.
+pub fn blank(e: &Event) -> Event {
+    let msg = |m: &Message| Message(Arc::new(MessageData { id: MsgId(0), ..(*m.0).clone() }));
+    match e {
+        Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, message, .. } => Event::Deliver {
+            ch: *ch,
+            consumer_tag: consumer_tag.clone(),
+            delivery_tag: *delivery_tag,
+            redelivered: *redelivered,
+            queue: Name::default(),
+            message: msg(message),
+        },
+        Event::Return { ch, code, message } => Event::Return { ch: *ch, code: *code, message: msg(message) },
+        Event::Reply { ch, reply: Reply::GetOk { delivery_tag, redelivered, message_count, message, .. } } => {
+            Event::Reply {
+                ch: *ch,
+                reply: Reply::GetOk {
+                    delivery_tag: *delivery_tag,
+                    redelivered: *redelivered,
+                    queue: Name::default(),
+                    message_count: *message_count,
+                    message: msg(message),
+                },
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+fn generated(token: &str) -> Option<&'static str> {
+    ["amq.gen-", "amq.ctag-"].into_iter().find(|p| token.starts_with(p))
+}
+
+/// Whether a model event and an observed one are the same up to generated names, binding new
+/// pairs of generated names in `names`.
+fn same(model: &Event, observed: &Event, names: &mut BTreeMap<Name, Name>) -> bool {
+    let (m, o) = (write_event(&blank(model)), write_event(&blank(observed)));
+    if m == o {
+        return true;
+    }
+    let (mt, ot): (Vec<&str>, Vec<&str>) = (m.split(' ').collect(), o.split(' ').collect());
+    if mt.len() != ot.len() {
+        return false;
+    }
+    let mut bound = names.clone();
+    for (x, y) in mt.iter().zip(&ot) {
+        if x == y {
+            continue;
+        }
+        match (generated(x), generated(y)) {
+            (Some(a), Some(b)) if a == b => {
+                let y = Name::from(*y);
+                match bound.get(&y) {
+                    Some(prev) if prev.as_str() == *x => {}
+                    Some(_) => return false,
+                    None if bound.values().any(|v| v.as_str() == *x) => return false,
+                    None => {
+                        bound.insert(y, Name::from(*x));
+                    }
+                }
+            }
+            _ => return false,
+        }
+    }
+    *names = bound;
+    true
+}
+
+/// The observed events of one step, split by connection, with how many of each were matched.
+struct Progress<'a> {
+    per_conn: BTreeMap<ConnId, Vec<&'a Event>>,
+    used: BTreeMap<ConnId, usize>,
+}
+
+impl<'a> Progress<'a> {
+    fn new(observed: &'a [Event]) -> Self {
+        let mut per_conn: BTreeMap<ConnId, Vec<&Event>> = BTreeMap::new();
+        for e in observed {
+            per_conn.entry(e.connection()).or_default().push(e);
+        }
+        Progress { per_conn, used: BTreeMap::new() }
+    }
+
+    /// Consume `events` (model events) if each is the next observed one on its connection.
+    fn take(&mut self, events: &[Event], names: &mut BTreeMap<Name, Name>) -> bool {
+        for e in events {
+            let c = e.connection();
+            let at = self.used.get(&c).copied().unwrap_or(0);
+            match self.per_conn.get(&c).and_then(|v| v.get(at)) {
+                Some(o) if same(e, o, names) => {
+                    self.used.insert(c, at + 1);
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    fn done(&self) -> bool {
+        self.per_conn.iter().all(|(c, v)| self.used.get(c).copied().unwrap_or(0) == v.len())
+    }
+
+    fn snapshot(&self) -> BTreeMap<ConnId, usize> {
+        self.used.clone()
+    }
+}
+
+/// One way of explaining a step, being searched.
+struct Search<'a, 'b> {
+    command: Option<&'a Command>,
+    quiescent: bool,
+    found: &'b mut Vec<Broker>,
+    seen: HashSet<Broker>,
+    names: BTreeMap<Name, Name>,
+}
+
+impl Search<'_, '_> {
+    fn explore(&mut self, state: &Broker, applied: bool, progress: &mut Progress<'_>) {
+        if applied && progress.done() {
+            let idle = {
+                let mut steps = Vec::new();
+                state.internal_steps(&mut steps);
+                steps.is_empty()
+            };
+            if (!self.quiescent || idle) && self.seen.insert(state.clone()) {
+                self.found.push(state.clone());
+            }
+            return;
+        }
+        if !applied {
+            match self.command {
+                Some(cmd) => {
+                    let mut next = state.clone();
+                    if let Ok(events) = next.apply(cmd) {
+                        self.follow(next, true, &events, progress);
+                    }
+                }
+                None => self.explore(state, true, progress),
+            }
+        }
+        let mut steps: Vec<Internal> = Vec::new();
+        state.internal_steps(&mut steps);
+        for s in steps {
+            let mut next = state.clone();
+            let events = next.step(&s);
+            self.follow(next, applied, &events, progress);
+        }
+    }
+
+    fn follow(&mut self, next: Broker, applied: bool, events: &[Event], progress: &mut Progress<'_>) {
+        let saved = progress.snapshot();
+        let (names, found) = (self.names.clone(), self.found.len());
+        if progress.take(events, &mut self.names) {
+            self.explore(&next, applied, progress);
+        }
+        progress.used = saved;
+        // Keep the names a successful explanation bound; forget those of a dead end.
+        if self.found.len() == found {
+            self.names = names;
+        }
+    }
+}
+
+impl Validator {
+    /// A validator starting from a fresh broker under `profile`.
+    pub fn new(profile: Profile) -> Self {
+        Validator { states: vec![Broker::new(profile)], names: BTreeMap::new() }
+    }
+
+    /// The model states still consistent with what was observed.
+    pub fn states(&self) -> &[Broker] {
+        &self.states
+    }
+
+    /// The model's name for an observed server-generated name, once they have been matched.
+    pub fn model_name(&self, observed: &Name) -> Option<&Name> {
+        self.names.get(observed)
+    }
+
+    /// Account for one command and what the broker was observed to do in response (and anything
+    /// else it did meanwhile), in arrival order.
+    pub fn command(&mut self, command: &Command, observed: &[Event]) -> Result<(), Box<Divergence>> {
+        self.advance(Some(command), observed, false)
+    }
+
+    /// Account for a wait: what the broker did while the runner waited, after which the model
+    /// must have nothing left to deliver.
+    pub fn wait(&mut self, observed: &[Event]) -> Result<(), Box<Divergence>> {
+        self.advance(None, observed, true)
+    }
+
+    fn advance(
+        &mut self,
+        command: Option<&Command>,
+        observed: &[Event],
+        quiescent: bool,
+    ) -> Result<(), Box<Divergence>> {
+        let mut found = Vec::new();
+        let mut names = self.names.clone();
+        for state in &self.states {
+            let mut search =
+                Search { command, quiescent, found: &mut found, seen: HashSet::new(), names: names.clone() };
+            search.explore(state, false, &mut Progress::new(observed));
+            if !search.found.is_empty() {
+                names = search.names;
+            }
+        }
+        if found.is_empty() {
+            let allowed = self.allowed(command, quiescent);
+            return Err(Box::new(Divergence { command: command.cloned(), observed: observed.to_vec(), allowed }));
+        }
+        let mut seen = HashSet::new();
+        found.retain(|s| seen.insert(s.clone()));
+        self.states = found;
+        self.names = names;
+        Ok(())
+    }
+
+    /// Some complete behaviours the model allows for a step: the command followed by deliveries
+    /// taken in every order, up to a few.
+    fn allowed(&self, command: Option<&Command>, quiescent: bool) -> Vec<Vec<Event>> {
+        let mut out: Vec<Vec<Event>> = Vec::new();
+        for state in &self.states {
+            let mut s = state.clone();
+            let mut events = match command {
+                Some(c) => s.apply(c).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let eager = s.settle_internal();
+            let mut without = events.clone();
+            events.extend(eager);
+            for alt in [events, std::mem::take(&mut without)] {
+                let alt: Vec<Event> = alt.iter().map(blank).collect();
+                if !out.contains(&alt) && out.len() < SHOWN && !(quiescent && alt.is_empty() && command.is_none()) {
+                    out.push(alt);
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,960 @@
+//! The trace format: what is written is read back unchanged (commands of every check
+//! configuration and of every shape, every observation the model makes), malformed traces are
+//! refused with the file, the line and a useful message, and every fixture under `fixtures/`
+//! parses and states outcomes the model produces.
+
+use amqp_conformance::trace::{
+    parse, parse_event, write, write_command, write_event, ParseError, Step, StepKind, Trace,
+};
+use amqp_model::check::CheckConfig;
+use amqp_model::event::Reply;
+use amqp_model::types::MessageData;
+use amqp_model::{
+    Broker, ChanRef, Command, ConnId, Content, Event, ExchangeKind, Message, Method, MsgId, Name, Profile, ProfileName,
+    ReplyCode, Table, Value,
+};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn n(s: &str) -> Name {
+    Name::from(s)
+}
+
+/// A one-step trace holding `command` (and its capture).
+fn one_command(command: &Command, capture: Option<&str>) -> Trace {
+    let kind = StepKind::Command { command: command.clone(), capture: capture.map(n) };
+    Trace { steps: vec![Step { line: 0, kind }], ..Trace::default() }
+}
+
+/// The step kinds of a trace (line numbers differ between a trace and its rewrite).
+fn kinds(t: &Trace) -> Vec<&StepKind> {
+    t.steps.iter().map(|s| &s.kind).collect()
+}
+
+/// Writes `trace`, reads it back, and checks that nothing changed but line numbers.
+fn assert_round_trip(trace: &Trace) {
+    let text = write(trace);
+    let back = parse(&text, "written.trace").unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
+    assert_eq!((&back.title, &back.cites, back.profile), (&trace.title, &trace.cites, trace.profile), "{text}");
+    assert_eq!(kinds(&back), kinds(trace), "written as:\n{text}");
+}
+
+fn assert_command_round_trips(command: &Command) {
+    assert_round_trip(&one_command(command, None));
+}
+
+fn assert_event_round_trips(e: &Event) {
+    let text = write_event(e);
+    assert_eq!(parse_event(&text).as_ref(), Ok(e), "written as: {text}");
+}
+
+/// What the wire does not carry blanked: message identities, the queue of a delivery or get-ok.
+fn blank(e: Event) -> Event {
+    let anon = |m: Message| Message(Arc::new(MessageData { id: MsgId(0), ..(*m.0).clone() }));
+    match e {
+        Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, message, .. } => {
+            Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue: n(""), message: anon(message) }
+        }
+        Event::Return { ch, code, message } => Event::Return { ch, code, message: anon(message) },
+        Event::Reply { ch, reply: Reply::GetOk { delivery_tag, redelivered, message_count, message, .. } } => {
+            let message = anon(message);
+            Event::Reply { ch, reply: Reply::GetOk { delivery_tag, redelivered, queue: n(""), message_count, message } }
+        }
+        other => other,
+    }
+}
+
+/// Every name an observation carries that a trace may write as a `$variable`.
+fn event_names(e: &mut Event) -> Vec<&mut Name> {
+    fn message(m: &mut Message) -> Vec<&mut Name> {
+        let d = Arc::make_mut(&mut m.0);
+        vec![&mut d.exchange, &mut d.routing_key]
+    }
+    match e {
+        Event::Deliver { consumer_tag, message: m, .. } => {
+            let mut v = vec![consumer_tag];
+            v.extend(message(m));
+            v
+        }
+        Event::Return { message: m, .. } | Event::Reply { reply: Reply::GetOk { message: m, .. }, .. } => message(m),
+        Event::Cancel { consumer_tag: x, .. }
+        | Event::Reply { reply: Reply::QueueDeclareOk { queue: x, .. }, .. }
+        | Event::Reply { reply: Reply::ConsumeOk { consumer_tag: x } | Reply::CancelOk { consumer_tag: x }, .. } => {
+            vec![x]
+        }
+        _ => vec![],
+    }
+}
+
+/// The value of a `$variable`; other names stand for themselves.
+fn resolve(name: &Name, vars: &BTreeMap<Name, Name>) -> Result<Name, String> {
+    match vars.get(name) {
+        Some(v) => Ok(v.clone()),
+        None if name.as_str().starts_with('$') => Err(format!("{name} is used before a capture binds it")),
+        None => Ok(name.clone()),
+    }
+}
+
+/// The server-generated name a capture takes: the queue or consumer tag the command's reply names.
+fn generated(events: &[Event], ch: Option<ChanRef>) -> Option<Name> {
+    events.iter().find_map(|e| match e {
+        Event::Reply {
+            ch: c,
+            reply: Reply::QueueDeclareOk { queue: x, .. } | Reply::ConsumeOk { consumer_tag: x },
+        } if Some(*c) == ch => Some(x.clone()),
+        _ => None,
+    })
+}
+
+/// Runs a trace's commands against the model under `profile`, dispatching eagerly after each
+/// command, with `$variables` replaced by the names the model generated. Each `expect` must be
+/// among the (blanked) events of the latest command or `wait`. Returns every event observed.
+fn replay(trace: &Trace, profile: Profile, file: &str) -> Result<Vec<Event>, String> {
+    let mut broker = Broker::new(profile);
+    let mut vars: BTreeMap<Name, Name> = BTreeMap::new();
+    let (mut last, mut all): (Vec<Event>, Vec<Event>) = (Vec::new(), Vec::new());
+    for step in &trace.steps {
+        let at = format!("{file}:{}", step.line);
+        match &step.kind {
+            StepKind::Command { command, capture } => {
+                let unbound = RefCell::new(None);
+                let command = command.map_names(|x| {
+                    resolve(x, &vars).unwrap_or_else(|e| unbound.borrow_mut().get_or_insert(e).as_str().into())
+                });
+                if let Some(e) = unbound.into_inner() {
+                    return Err(format!("{at}: {e}"));
+                }
+                let mut events = broker.apply(&command).map_err(|e| format!("{at}: {e}"))?;
+                events.extend(broker.settle_internal());
+                if let Some(var) = capture {
+                    let name = generated(&events, command.channel()).ok_or(format!("{at}: nothing to capture"))?;
+                    vars.insert(var.clone(), name);
+                }
+                last = events.into_iter().map(blank).collect();
+                all.extend(last.iter().cloned());
+            }
+            StepKind::Wait => last = broker.settle_internal().into_iter().map(blank).collect(),
+            StepKind::Expect(expected) => {
+                let mut want = expected.clone();
+                for x in event_names(&mut want) {
+                    *x = resolve(x, &vars).map_err(|e| format!("{at}: {e}"))?;
+                }
+                if !last.contains(&want) {
+                    let seen: Vec<String> = last.iter().map(|e| format!("\n  {}", write_event(e))).collect();
+                    return Err(format!(
+                        "{at}: expected `{}`; the step observed:{}",
+                        write_event(&want),
+                        seen.concat()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Parses and replays trace text under `profile`, panicking with the reason on failure.
+fn replay_text(text: &str, profile: Profile) -> Vec<Event> {
+    let trace = parse(text, "session.trace").unwrap_or_else(|e| panic!("{e}"));
+    replay(&trace, profile, "session.trace").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every `true`/`false` combination of `k` flags.
+fn combinations(k: usize) -> Vec<Vec<bool>> {
+    (0..1u32 << k).map(|bits| (0..k).map(|i| bits & (1 << i) != 0).collect()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands round-trip
+
+#[test]
+fn every_command_of_every_check_configuration_round_trips() {
+    let mut count = 0;
+    for config in CheckConfig::all() {
+        for command in config.setup.iter().chain(&config.menu) {
+            assert_command_round_trips(command);
+            count += 1;
+        }
+    }
+    assert!(count > 100, "only {count} commands in the check configurations");
+}
+
+/// The index of a command's variant: the match is exhaustive, so a new variant has to be added
+/// here, and `VARIANTS` with it.
+fn variant(c: &Command) -> usize {
+    use Command::*;
+    match c {
+        ConnectionOpen { .. } => 0,
+        ConnectionClose { .. } => 1,
+        ConnectionDrop { .. } => 2,
+        ChannelOpen { .. } => 3,
+        ChannelClose { .. } => 4,
+        ExchangeDeclare { .. } => 5,
+        ExchangeDelete { .. } => 6,
+        ExchangeBind { .. } => 7,
+        ExchangeUnbind { .. } => 8,
+        QueueDeclare { .. } => 9,
+        QueueBind { .. } => 10,
+        QueueUnbind { .. } => 11,
+        QueuePurge { .. } => 12,
+        QueueDelete { .. } => 13,
+        BasicQos { .. } => 14,
+        BasicConsume { .. } => 15,
+        BasicCancel { .. } => 16,
+        BasicPublish { .. } => 17,
+        BasicGet { .. } => 18,
+        BasicAck { .. } => 19,
+        BasicNack { .. } => 20,
+        BasicReject { .. } => 21,
+        BasicRecover { .. } => 22,
+        ConfirmSelect { .. } => 23,
+        TxSelect { .. } => 24,
+        TxCommit { .. } => 25,
+        TxRollback { .. } => 26,
+        Restart => 27,
+    }
+}
+const VARIANTS: usize = 28;
+
+/// Every command variant with every combination of its flags, on connection 12 channel 345,
+/// with plain names.
+fn every_command_shape() -> Vec<Command> {
+    use Command::*;
+    let (ch, conn) = (ChanRef::new(12, 345), ConnId(12));
+    let t = Table::new;
+    let mut out = vec![
+        ConnectionOpen { conn },
+        ConnectionClose { conn },
+        ConnectionDrop { conn },
+        ChannelOpen { ch },
+        ChannelClose { ch },
+        ExchangeBind { ch, destination: n("d"), source: n("s"), routing_key: n("k"), arguments: t() },
+        ExchangeUnbind { ch, destination: n("d"), source: n("s"), routing_key: n("k"), arguments: t() },
+        QueueBind { ch, queue: n("ja"), exchange: n("m1"), routing_key: n("europe.#"), arguments: t() },
+        QueueUnbind { ch, queue: n("ja"), exchange: n("m1"), routing_key: n("europe.*"), arguments: t() },
+        QueuePurge { ch, queue: n("ja") },
+        BasicCancel { ch, consumer_tag: n("w1") },
+        ConfirmSelect { ch },
+        TxSelect { ch },
+        TxCommit { ch },
+        TxRollback { ch },
+        Restart,
+    ];
+    for kind in [ExchangeKind::Direct, ExchangeKind::Fanout, ExchangeKind::Topic, ExchangeKind::Headers] {
+        for f in combinations(4) {
+            let (passive, durable, auto_delete, internal) = (f[0], f[1], f[2], f[3]);
+            let exchange = n("m2");
+            out.push(ExchangeDeclare {
+                ch,
+                exchange,
+                kind: kind.clone(),
+                passive,
+                durable,
+                auto_delete,
+                internal,
+                arguments: t(),
+            });
+        }
+    }
+    out.push(ExchangeDeclare {
+        ch,
+        exchange: n("m3"),
+        kind: ExchangeKind::Other(n("x-consistent-hash")),
+        passive: false,
+        durable: false,
+        auto_delete: false,
+        internal: false,
+        arguments: t(),
+    });
+    for f in combinations(4) {
+        let (passive, durable, exclusive, auto_delete) = (f[0], f[1], f[2], f[3]);
+        out.push(QueueDeclare { ch, queue: n("ja"), passive, durable, exclusive, auto_delete, arguments: t() });
+    }
+    for f in combinations(2) {
+        out.push(QueueDelete { ch, queue: n("ja"), if_unused: f[0], if_empty: f[1] });
+        out.push(BasicConsume { ch, queue: n("ja"), consumer_tag: n("w1"), no_ack: f[0], exclusive: f[1] });
+        let content = Content { body: n("hello"), persistent: f[1], headers: t() };
+        out.push(BasicPublish { ch, exchange: n("m1"), routing_key: n("ja"), mandatory: f[0], content });
+        out.push(BasicNack { ch, delivery_tag: 7, multiple: f[0], requeue: f[1] });
+    }
+    for f in [false, true] {
+        out.push(ExchangeDelete { ch, exchange: n("m1"), if_unused: f });
+        out.push(BasicQos { ch, prefetch_count: 65535, global: f });
+        out.push(BasicGet { ch, queue: n("ja"), no_ack: f });
+        out.push(BasicAck { ch, delivery_tag: u64::MAX, multiple: f });
+        out.push(BasicReject { ch, delivery_tag: 0, requeue: f });
+        out.push(BasicRecover { ch, requeue: f });
+    }
+    out
+}
+
+#[test]
+fn every_command_variant_with_every_flag_round_trips() {
+    let shapes = every_command_shape();
+    let covered: BTreeSet<usize> = shapes.iter().map(variant).collect();
+    assert_eq!(covered, (0..VARIANTS).collect(), "a command variant has no hand-made example");
+    for c in &shapes {
+        assert_command_round_trips(c);
+    }
+}
+
+/// Names that a trace must quote (or that look like other syntax), and plain ones.
+const AWKWARD: [&str; 24] = [
+    "",
+    "a b",
+    " lead",
+    "trail ",
+    "say \"hi\"",
+    "back\\slash",
+    "line\nbreak",
+    "tab\there",
+    "k=v",
+    "=",
+    "->",
+    "-> $q",
+    "{x}",
+    "}",
+    "a,b",
+    "#",
+    "europe.",
+    "amq.gen-1",
+    "c1.1",
+    "expect",
+    "1",
+    "true",
+    "日本",
+    "# comment?",
+];
+
+#[test]
+fn names_that_need_quotes_round_trip_in_every_position() {
+    let ch = ChanRef::new(1, 1);
+    let t = Table::new;
+    for s in AWKWARD {
+        let x = n(s);
+        let commands = [
+            Command::ExchangeDeclare {
+                ch,
+                exchange: x.clone(),
+                kind: ExchangeKind::Other(x.clone()),
+                passive: false,
+                durable: true,
+                auto_delete: false,
+                internal: false,
+                arguments: t(),
+            },
+            Command::ExchangeBind {
+                ch,
+                destination: x.clone(),
+                source: x.clone(),
+                routing_key: x.clone(),
+                arguments: t(),
+            },
+            Command::QueueDeclare {
+                ch,
+                queue: x.clone(),
+                passive: false,
+                durable: false,
+                exclusive: true,
+                auto_delete: false,
+                arguments: t(),
+            },
+            Command::QueueBind { ch, queue: x.clone(), exchange: x.clone(), routing_key: x.clone(), arguments: t() },
+            Command::BasicConsume { ch, queue: x.clone(), consumer_tag: x.clone(), no_ack: true, exclusive: false },
+            Command::BasicCancel { ch, consumer_tag: x.clone() },
+            Command::BasicPublish {
+                ch,
+                exchange: x.clone(),
+                routing_key: x.clone(),
+                mandatory: true,
+                content: Content { body: x.clone(), persistent: true, headers: t() },
+            },
+            Command::BasicGet { ch, queue: x.clone(), no_ack: false },
+        ];
+        for c in &commands {
+            assert_command_round_trips(c);
+        }
+    }
+    // The empty name is written `""`, and a name that looks like an arrow is quoted.
+    let declare = |q: &str| Command::QueueDeclare {
+        ch,
+        queue: n(q),
+        passive: false,
+        durable: false,
+        exclusive: false,
+        auto_delete: false,
+        arguments: t(),
+    };
+    assert_eq!(write_command(&declare("")), "c1.1 queue.declare \"\"");
+    assert_eq!(write_command(&declare("->")), "c1.1 queue.declare \"->\"");
+    assert_eq!(write_command(&declare("k=v")), "c1.1 queue.declare \"k=v\"");
+}
+
+#[test]
+fn variables_and_captures_round_trip() {
+    let ch = ChanRef::new(2, 1);
+    let declare = Command::QueueDeclare {
+        ch,
+        queue: n(""),
+        passive: false,
+        durable: false,
+        exclusive: true,
+        auto_delete: false,
+        arguments: Table::new(),
+    };
+    let consume = Command::BasicConsume { ch, queue: n("$q"), consumer_tag: n(""), no_ack: true, exclusive: false };
+    let bind =
+        Command::QueueBind { ch, queue: n("$q"), exchange: n("m1"), routing_key: n("$q"), arguments: Table::new() };
+    let mut trace = one_command(&declare, Some("$q"));
+    trace.steps.extend(one_command(&consume, Some("$tag")).steps);
+    trace.steps.extend(one_command(&bind, None).steps);
+    trace.steps.push(Step { line: 0, kind: StepKind::Expect(Event::Cancel { ch, consumer_tag: n("$tag") }) });
+    assert_round_trip(&trace);
+    assert_eq!(
+        write(&trace),
+        "c2.1 queue.declare \"\" exclusive -> $q\nc2.1 basic.consume $q \"\" no-ack -> $tag\n\
+         c2.1 queue.bind $q m1 $q\nexpect c2.1 basic.cancel $tag\n"
+    );
+    // Read from hand-written text: the capture is the variable, the names stay `$q`.
+    let t = parse("c1.1 queue.declare \"\" exclusive -> $q\nc1.1 basic.get $q no-ack\n", "v.trace").unwrap();
+    assert!(matches!(&t.steps[0].kind, StepKind::Command { capture: Some(v), .. } if v.as_str() == "$q"));
+    assert!(matches!(&t.steps[1].kind, StepKind::Command { command: Command::BasicGet { queue, .. }, capture: None }
+        if queue.as_str() == "$q"));
+}
+
+/// A table with every kind of value and awkward keys and strings.
+fn awkward_table() -> Table {
+    let mut t = Table::new();
+    for (k, v) in [
+        ("x-match", Value::Str(n("any"))),
+        ("a", Value::Str(n("1"))),
+        ("minus", Value::Str(n("-2"))),
+        ("yes", Value::Str(n("true"))),
+        ("n", Value::Int(-3)),
+        ("big", Value::Int(i64::MAX)),
+        ("small", Value::Int(i64::MIN)),
+        ("b", Value::Bool(true)),
+        ("f", Value::Bool(false)),
+        ("k=v", Value::Str(n("x=y,z"))),
+        ("sp ace", Value::Str(n("}{"))),
+        ("q\"uote", Value::Str(n("back\\slash \"q\""))),
+        ("", Value::Str(n(""))),
+        ("nl", Value::Str(n("two\nlines"))),
+    ] {
+        t.insert(n(k), v);
+    }
+    t
+}
+
+#[test]
+fn argument_and_header_tables_round_trip_with_their_value_kinds() {
+    let ch = ChanRef::new(1, 2);
+    let args = awkward_table();
+    let commands = [
+        Command::ExchangeDeclare {
+            ch,
+            exchange: n("m1"),
+            kind: ExchangeKind::Headers,
+            passive: false,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: args.clone(),
+        },
+        Command::ExchangeBind { ch, destination: n("a"), source: n("b"), routing_key: n(""), arguments: args.clone() },
+        Command::ExchangeUnbind {
+            ch,
+            destination: n("a"),
+            source: n("b"),
+            routing_key: n(""),
+            arguments: args.clone(),
+        },
+        Command::QueueDeclare {
+            ch,
+            queue: n("ja"),
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: false,
+            arguments: args.clone(),
+        },
+        Command::QueueBind { ch, queue: n("ja"), exchange: n("h"), routing_key: n(""), arguments: args.clone() },
+        Command::QueueUnbind { ch, queue: n("ja"), exchange: n("h"), routing_key: n(""), arguments: args.clone() },
+        Command::BasicPublish {
+            ch,
+            exchange: n("h"),
+            routing_key: n(""),
+            mandatory: true,
+            content: Content { body: n("b"), persistent: true, headers: args.clone() },
+        },
+    ];
+    for c in &commands {
+        assert_command_round_trips(c);
+    }
+
+    // A string that looks like a number stays a string, written quoted; integers and booleans
+    // are written bare; bare words in hand-written tables are strings.
+    let text = write_command(&commands[4]);
+    assert!(text.contains("a=\"1\"") && text.contains("n=-3") && text.contains("b=true"), "{text}");
+    let t = parse("c1.1 queue.bind ja h \"\" args={x-match=all, a=\"1\", n=1, t=true, s=word}", "t.trace").unwrap();
+    let StepKind::Command { command: Command::QueueBind { arguments, .. }, .. } = &t.steps[0].kind else {
+        panic!("{t:?}")
+    };
+    let get = |k: &str| arguments.get(k).cloned();
+    assert_eq!(get("a"), Some(Value::Str(n("1"))));
+    assert_eq!(get("n"), Some(Value::Int(1)));
+    assert_eq!(get("t"), Some(Value::Bool(true)));
+    assert_eq!(get("s"), Some(Value::Str(n("word"))));
+    assert_eq!(get("x-match"), Some(Value::Str(n("all"))));
+}
+
+#[test]
+fn a_whole_trace_round_trips_with_header_wait_and_expect() {
+    let text = "\
+title: Everything at once
+cite: queue declare passive equivalent
+cite: errata 7
+profile: spec
+
+# A comment, then steps.
+c1 connection.open
+c1.1 channel.open
+c1.1 queue.declare \"\" exclusive -> $q
+expect c1.1 queue.declare-ok $q 0 0
+c1.1 basic.publish \"\" $q \"hello world\" persistent mandatory headers={a=\"1\"}
+wait
+c1.1 basic.get $q
+expect c1.1 basic.get-ok 1 \"\" $q \"hello world\" persistent headers={a=\"1\"} remaining=0
+restart
+expect c1 closed 320
+";
+    let t = parse(text, "all.trace").unwrap();
+    assert_eq!(t.title.as_deref(), Some("Everything at once"));
+    assert_eq!(t.cites, ["queue declare passive equivalent", "errata 7"]);
+    assert_eq!(t.profile, Some(ProfileName::Spec));
+    let lines: Vec<usize> = t.steps.iter().map(|s| s.line).collect();
+    assert_eq!(lines, [7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    assert_eq!(t.steps[5].kind, StepKind::Wait);
+    assert_round_trip(&t);
+    // The model agrees with the expectations (under both profiles).
+    for profile in [Profile::spec(), Profile::rabbitmq()] {
+        replay(&t, profile, "all.trace").unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events round-trip
+
+/// The kind of an observation: exhaustive, so a new event or reply must be listed in `KINDS`.
+fn kind(e: &Event) -> &'static str {
+    match e {
+        Event::ConnectionOpenOk { .. } => "connection.open-ok",
+        Event::ConnectionCloseOk { .. } => "connection.close-ok",
+        Event::ConnectionClosed { method: Some(_), .. } => "connection closed by a method",
+        Event::ConnectionClosed { method: None, .. } => "connection closed by the server",
+        Event::ChannelOpenOk { .. } => "channel.open-ok",
+        Event::ChannelCloseOk { .. } => "channel.close-ok",
+        Event::ChannelClosed { .. } => "channel closed",
+        Event::Deliver { .. } => "basic.deliver",
+        Event::Return { .. } => "basic.return",
+        Event::Confirm { ack: true, .. } => "confirm basic.ack",
+        Event::Confirm { ack: false, .. } => "confirm basic.nack",
+        Event::Cancel { .. } => "server basic.cancel",
+        Event::Reply { reply, .. } => match reply {
+            Reply::ExchangeDeclareOk => "exchange.declare-ok",
+            Reply::ExchangeDeleteOk => "exchange.delete-ok",
+            Reply::ExchangeBindOk => "exchange.bind-ok",
+            Reply::ExchangeUnbindOk => "exchange.unbind-ok",
+            Reply::QueueDeclareOk { .. } => "queue.declare-ok",
+            Reply::QueueBindOk => "queue.bind-ok",
+            Reply::QueueUnbindOk => "queue.unbind-ok",
+            Reply::QueuePurgeOk { .. } => "queue.purge-ok",
+            Reply::QueueDeleteOk { .. } => "queue.delete-ok",
+            Reply::QosOk => "basic.qos-ok",
+            Reply::ConsumeOk { .. } => "basic.consume-ok",
+            Reply::CancelOk { .. } => "basic.cancel-ok",
+            Reply::GetOk { .. } => "basic.get-ok",
+            Reply::GetEmpty => "basic.get-empty",
+            Reply::RecoverOk => "basic.recover-ok",
+            Reply::ConfirmSelectOk => "confirm.select-ok",
+            Reply::TxSelectOk => "tx.select-ok",
+            Reply::TxCommitOk => "tx.commit-ok",
+            Reply::TxRollbackOk => "tx.rollback-ok",
+        },
+    }
+}
+
+const KINDS: [&str; 31] = [
+    "connection.open-ok",
+    "connection.close-ok",
+    "connection closed by a method",
+    "connection closed by the server",
+    "channel.open-ok",
+    "channel.close-ok",
+    "channel closed",
+    "basic.deliver",
+    "basic.return",
+    "confirm basic.ack",
+    "confirm basic.nack",
+    "server basic.cancel",
+    "exchange.declare-ok",
+    "exchange.delete-ok",
+    "exchange.bind-ok",
+    "exchange.unbind-ok",
+    "queue.declare-ok",
+    "queue.bind-ok",
+    "queue.unbind-ok",
+    "queue.purge-ok",
+    "queue.delete-ok",
+    "basic.qos-ok",
+    "basic.consume-ok",
+    "basic.cancel-ok",
+    "basic.get-ok",
+    "basic.get-empty",
+    "basic.recover-ok",
+    "confirm.select-ok",
+    "tx.select-ok",
+    "tx.commit-ok",
+    "tx.rollback-ok",
+];
+
+/// A session that makes the model produce every kind of observation it can.
+const SESSION: &str = r##"
+c1 connection.open
+c1.1 channel.open
+c1.1 exchange.declare x topic
+c1.1 exchange.declare y fanout auto-delete
+c1.1 exchange.bind y x "#"
+c1.1 exchange.unbind y x "#"
+c1.1 exchange.delete y
+c1.1 queue.declare ja
+c1.1 queue.bind ja x a.*
+c1.1 basic.publish x a.b routed persistent headers={h="1",n=2,b=true,"sp ace"="x y"}
+c1.1 queue.unbind ja x a.*
+c1.1 queue.purge ja
+c1.1 basic.publish "" ja "one two"
+c1.1 basic.get ja
+c1.1 basic.get ja
+c1.1 basic.recover requeue
+c1.1 basic.qos 5
+c1.1 basic.consume ja w1
+c1.1 basic.ack 2
+c1.1 basic.cancel w1
+c1.1 basic.publish x nowhere lost mandatory
+c1.2 channel.open
+c1.2 confirm.select
+c1.2 basic.publish "" ja two persistent
+c1.3 channel.open
+c1.3 tx.select
+c1.3 basic.publish "" ja three
+c1.3 tx.rollback
+c1.3 tx.commit
+c2 connection.open
+c2.1 channel.open
+c2.1 queue.declare "" exclusive -> $q
+c2.1 basic.consume ja "" -> $t
+c1.1 queue.delete ja
+c1.2 channel.close
+c1.1 queue.declare ja passive
+c2.7 basic.qos 1
+c1 connection.close
+c3 connection.open
+c3.1 channel.open
+restart
+"##;
+
+#[test]
+fn every_event_the_model_produces_round_trips() {
+    for (profile, absent) in [(Profile::rabbitmq(), vec![]), (Profile::spec(), vec!["server basic.cancel"])] {
+        let events = replay_text(SESSION, profile);
+        for e in &events {
+            assert_event_round_trips(e);
+        }
+        let seen: BTreeSet<&str> = events.iter().map(kind).collect();
+        // The model never nacks a publish.
+        let want: BTreeSet<&str> =
+            KINDS.into_iter().filter(|k| *k != "confirm basic.nack" && !absent.contains(k)).collect();
+        assert_eq!(seen, want, "under {}", profile.name);
+    }
+}
+
+#[test]
+fn hand_made_events_with_awkward_names_round_trip() {
+    let ch = ChanRef::new(9, 65535);
+    let mut events = vec![
+        Event::ConnectionClosed { conn: ConnId(9), code: ReplyCode::NotAllowed, method: Some(Method::BasicConsume) },
+        Event::ConnectionClosed { conn: ConnId(9), code: ReplyCode::ConnectionForced, method: None },
+        Event::Confirm { ch, seq: 3, ack: false },
+        Event::Confirm { ch, seq: u64::MAX, ack: true },
+        Event::Reply { ch, reply: Reply::QueueDeclareOk { queue: n(""), message_count: u32::MAX, consumer_count: 0 } },
+    ];
+    for code in
+        [ReplyCode::AccessRefused, ReplyCode::NotFound, ReplyCode::ResourceLocked, ReplyCode::PreconditionFailed]
+    {
+        events.push(Event::ChannelClosed { ch, code, method: Method::QueueDeclare });
+    }
+    for s in AWKWARD {
+        for (persistent, headers) in [(false, Table::new()), (true, awkward_table())] {
+            let content = Content { body: n(s), persistent, headers };
+            let message = Message(Arc::new(MessageData { id: MsgId(0), exchange: n(s), routing_key: n(s), content }));
+            for redelivered in [false, true] {
+                let (delivery_tag, consumer_tag, queue) = (42, n(s), n(""));
+                let m = message.clone();
+                events.push(Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue, message: m });
+                let m = message.clone();
+                let get = Reply::GetOk { delivery_tag, redelivered, queue: n(""), message_count: 7, message: m };
+                events.push(Event::Reply { ch, reply: get });
+            }
+            events.push(Event::Return { ch, code: ReplyCode::NoRoute, message });
+        }
+        events.push(Event::Cancel { ch, consumer_tag: n(s) });
+        events.push(Event::Reply { ch, reply: Reply::ConsumeOk { consumer_tag: n(s) } });
+        events.push(Event::Reply { ch, reply: Reply::CancelOk { consumer_tag: n(s) } });
+        events.push(Event::Reply {
+            ch,
+            reply: Reply::QueueDeclareOk { queue: n(s), message_count: 1, consumer_count: 2 },
+        });
+    }
+    for e in &events {
+        assert_event_round_trips(e);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parse errors
+
+/// Five good lines: a header, a blank line, a connection and a channel.
+const HEAD: &str = "title: errors\ncite: basic 10\n\nc1 connection.open\nc1.1 channel.open\n";
+
+/// `text` must fail to parse as `bad.trace` at `line`, with a message containing every one of
+/// `words`.
+fn assert_error(text: &str, line: usize, words: &[&str]) {
+    let e: ParseError = parse(text, "bad.trace").expect_err(text);
+    let shown = e.to_string();
+    assert_eq!(e.line, line, "{shown}");
+    assert!(shown.starts_with(&format!("bad.trace:{line}: ")), "{shown}");
+    for w in words {
+        assert!(shown.contains(w), "`{shown}` does not say `{w}`");
+    }
+}
+
+/// `line` after the five lines of `HEAD` must fail on line 6.
+fn assert_line_error(line: &str, words: &[&str]) {
+    assert_error(&format!("{HEAD}{line}\nc1.1 channel.close\n"), 6, words);
+}
+
+#[test]
+fn unknown_methods_and_misplaced_methods_are_refused() {
+    assert_line_error("c1.1 queue.declar ja", &["unknown method", "queue.declar"]);
+    assert_line_error("c1 connection.opne", &["unknown connection method", "connection.opne", "drop"]);
+    assert_line_error("c1 basic.qos 1", &["basic.qos is a channel method", "c1.1 basic.qos"]);
+    assert_line_error("c2 queue.declare ja", &["channel method", "c2.1 queue.declare"]);
+    assert_line_error("c1.1 connection.open", &["connection method", "c1 connection.open"]);
+    assert_line_error("c1.1 drop", &["connection method", "c1 drop"]);
+    assert_line_error("c1.1", &["expected a method"]);
+    assert_line_error("restart now", &["restart does not take `now`", "nothing more"]);
+}
+
+#[test]
+fn bad_targets_are_refused() {
+    for target in ["x1", "c", "c1.", "c.1", "c1.1.1", "cx", "c+1", "c70000", "1.1", "C1"] {
+        assert_line_error(&format!("{target} connection.open"), &["expected a connection like c1", target]);
+    }
+    assert_line_error("c1.0 queue.declare ja", &["channel 0", "use c1"]);
+    assert_line_error("expect x1 connection.open-ok", &["expected a connection like c1", "x1"]);
+}
+
+#[test]
+fn missing_and_extra_arguments_are_refused() {
+    assert_line_error("c1.1 queue.bind ja m1", &["queue.bind needs a routing key"]);
+    assert_line_error("c1.1 basic.publish \"\" ja", &["basic.publish needs a body"]);
+    assert_line_error("c1.1 queue.declare", &["queue.declare needs a queue name"]);
+    assert_line_error("c1.1 basic.ack", &["basic.ack needs a delivery tag"]);
+    assert_line_error("c1.1 basic.ack one", &["basic.ack needs a delivery tag (a number)", "one"]);
+    assert_line_error("c1.1 basic.qos 70000", &["prefetch count (a number)", "70000"]);
+    assert_line_error("c1.1 queue.purge ja now", &["queue.purge does not take `now`", "nothing more"]);
+}
+
+#[test]
+fn unknown_flags_are_refused_with_the_allowed_ones() {
+    assert_line_error(
+        "c1.1 queue.declare ja durabel",
+        &["queue.declare does not take `durabel`", "passive, durable, exclusive, auto-delete, args=, -> $var"],
+    );
+    assert_line_error(
+        "c1.1 basic.publish \"\" ja hi immediate",
+        &["basic.publish does not take `immediate`", "mandatory, persistent, headers="],
+    );
+    assert_line_error("c1.1 basic.ack 1 requeue", &["basic.ack does not take `requeue`", "it takes: multiple"]);
+    assert_line_error("c1.1 queue.bind ja m1 ja headers={a=1}", &["does not take `headers={a=1}`", "args="]);
+    assert_line_error("c1.1 queue.bind ja m1 ja -> $q", &["queue.bind does not take `->`"]);
+    assert_line_error("c1.1 queue.declare \"\" -> q", &["`->` must be followed by a variable such as $q"]);
+    assert_line_error("c1.1 queue.declare \"\" ->", &["`->` must be followed by a variable"]);
+    assert_line_error("c1.1 queue.declare ja args=5", &["expected a table like {key=value,...}", "5"]);
+    assert_line_error("c1.1 queue.declare ja args={novalue}", &["table entry `novalue` is not key=value"]);
+    assert_line_error(
+        "expect c1.1 basic.deliver w1 1 \"\" ja hello remaining=0",
+        &["basic.deliver does not take `remaining=0`", "persistent, redelivered, headers="],
+    );
+    assert_line_error("expect c1.1 basic.return 312 \"\" ja hello redelivered", &["does not take `redelivered`"]);
+    assert_line_error("expect c1.1 basic.get-ok 1 \"\" ja hello", &["basic.get-ok needs remaining=N"]);
+}
+
+#[test]
+fn lexical_errors_are_refused() {
+    assert_line_error("c1.1 basic.publish \"\" ja \"hello", &["unterminated quoted string"]);
+    assert_line_error("c1.1 queue.declare ja args={a=\"1}", &["unterminated quoted string"]);
+    assert_line_error("c1.1 queue.declare ja args={x-a=1", &["unbalanced braces", "args={x-a=1"]);
+    assert_line_error("c1.1 queue.declare ja args=x-a=1}", &["unbalanced braces"]);
+    assert_line_error("c1.1 queue.declare \"a\\tb\"", &["unknown escape", "\\t"]);
+}
+
+#[test]
+fn misplaced_lines_are_refused() {
+    assert_error(
+        "title: t\n\n# no command yet\nexpect c1 connection.open-ok\n",
+        4,
+        &["`expect` needs a command before it"],
+    );
+    assert_error("wait\nexpect c1 connection.open-ok\n", 2, &["`expect` needs a command before it"]);
+    assert_error(&format!("{HEAD}cite: basic 09\n"), 6, &["`cite:` belongs in the header", "before the first step"]);
+    assert_error("c1 connection.open\n\ntitle: late\n", 3, &["`title:` belongs in the header"]);
+    assert_error("title: t\nprofile: qpid\n", 2, &["unknown profile `qpid`", "spec", "rabbitmq"]);
+    assert_error("profile:\n", 1, &["unknown profile"]);
+}
+
+#[test]
+fn bad_observations_are_refused() {
+    assert_line_error("expect c1.1 closed 407 queue.declare", &["unknown reply code 407"]);
+    assert_line_error("expect c1.1 closed four queue.declare", &["closed needs a reply code (a number)", "four"]);
+    assert_line_error("expect c1.1 closed 406", &["closed needs the method that caused the close"]);
+    assert_line_error("expect c1.1 closed 406 queue.declar", &["unknown method `queue.declar`"]);
+    assert_line_error("expect c1 closed 530 basic.consume extra", &["does not take `extra`"]);
+    assert_line_error("expect c1.1 basic.delivered w1 1", &["unknown channel event `basic.delivered`"]);
+    assert_line_error("expect c1 basic.deliver w1 1 \"\" ja hi", &["unknown connection event `basic.deliver`"]);
+    assert_line_error("expect c1.1 queue.declare-ok ja 0", &["queue.declare-ok needs the consumer count"]);
+    assert_line_error("expect c1.1 basic.deliver w1 \"\" ja hello", &["needs the delivery tag (a number)"]);
+    assert_line_error("expect c1.1 channel.open-ok now", &["channel.open-ok does not take `now`"]);
+}
+
+#[test]
+fn good_lines_around_errors_do_not_shift_line_numbers() {
+    // Comments, blank lines and CRLF line ends all count as lines.
+    let text = "title: t\r\n# comment\r\n\r\nc1 connection.open\r\n   \r\n  c1.1 channel.open  \r\nc1.1 bogus\r\n";
+    assert_error(text, 7, &["unknown method `bogus`"]);
+    let ok = parse("title: t\r\nc1 connection.open\r\n", "crlf.trace").unwrap();
+    assert_eq!(ok.steps[0].line, 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+/// Every `*.trace` under `dir`, sorted.
+fn trace_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(trace_files(&path));
+        } else if path.extension().is_some_and(|x| x == "trace") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every fixture, parsed, with its name relative to the repository.
+fn fixtures() -> Vec<(String, Trace)> {
+    trace_files(&fixtures_dir())
+        .into_iter()
+        .map(|path| {
+            let name = format!("fixtures/{}", path.strip_prefix(fixtures_dir()).unwrap().display());
+            let text = std::fs::read_to_string(&path).unwrap();
+            let trace = parse(&text, &name).unwrap_or_else(|e| panic!("{e}"));
+            (name, trace)
+        })
+        .collect()
+}
+
+#[test]
+fn every_tutorial_section_has_fixtures() {
+    let names: Vec<String> = fixtures().into_iter().map(|(name, _)| name).collect();
+    for section in ["3.1", "3.2", "3.3", "3.4", "4.1", "4.2", "4.3"] {
+        let prefix = format!("fixtures/seed/{section}-");
+        assert!(names.iter().any(|n| n.starts_with(&prefix)), "no fixture for section {section}");
+    }
+    let pitfalls = names.iter().filter(|n| n.contains("-pitfall-")).count();
+    assert!(pitfalls >= 7, "{pitfalls} pitfall fixtures: {names:?}");
+}
+
+#[test]
+fn every_fixture_has_a_header_and_states_outcomes() {
+    for (name, t) in fixtures() {
+        assert!(t.title.as_ref().is_some_and(|x| !x.is_empty()), "{name}: no title");
+        assert!(!t.cites.is_empty(), "{name}: no cite");
+        assert!(t.steps.iter().any(|s| matches!(s.kind, StepKind::Expect(_))), "{name}: no expect");
+        assert_ne!(t.profile, Some(ProfileName::Spec), "{name}: the seed fixtures are for rabbitmq");
+    }
+}
+
+#[test]
+fn every_fixture_round_trips() {
+    for (_, t) in fixtures() {
+        assert_round_trip(&t);
+    }
+}
+
+#[test]
+fn every_fixture_holds_on_the_model() {
+    for (name, t) in fixtures() {
+        replay(&t, Profile::rabbitmq(), &name).unwrap_or_else(|e| panic!("under rabbitmq: {e}"));
+        // A fixture without `profile:` claims an outcome the spec gives too.
+        if t.profile.is_none() {
+            replay(&t, Profile::spec(), &name).unwrap_or_else(|e| panic!("under spec: {e}"));
+        }
+    }
+}
+
+#[test]
+fn the_fixture_check_fails_on_a_wrong_expectation() {
+    let text = "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare ja\nc1.1 basic.publish \"\" ja hi\n\
+                c1.1 basic.get ja\nexpect c1.1 basic.get-ok 1 \"\" ja hi remaining=0 redelivered\n";
+    let err = replay(&parse(text, "w.trace").unwrap(), Profile::rabbitmq(), "w.trace").unwrap_err();
+    assert!(err.starts_with("w.trace:6: expected `c1.1 basic.get-ok"), "{err}");
+    assert!(err.ends_with("observed:\n  c1.1 basic.get-ok 1 \"\" ja hi remaining=0"), "{err}");
+    // A variable no capture has bound is refused when the trace is read.
+    let unbound = "c1 connection.open\nc1.1 channel.open\nc1.1 basic.get $q\n";
+    let err = parse(unbound, "u.trace").unwrap_err().to_string();
+    assert!(err.starts_with("u.trace:3: variable $q is used before a capture"), "{err}");
+}
+
+#[test]
+fn the_examples_in_docs_traces_md_parse_and_the_whole_ones_hold() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/traces.md")).unwrap();
+    let blocks: Vec<&str> = doc.split("```text\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert!(blocks.len() >= 3, "{} examples", blocks.len());
+    for block in blocks {
+        let t = parse(block, "docs/traces.md").unwrap_or_else(|e| panic!("{e}\n{block}"));
+        if t.title.is_some() {
+            replay(&t, Profile::rabbitmq(), "docs/traces.md").unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn a_header_line_given_twice_is_refused() {
+    for (text, what) in [("title: a\ntitle: b\n", "title"), ("profile: spec\nprofile: rabbitmq\n", "profile")] {
+        let err = parse(text, "h.trace").unwrap_err().to_string();
+        assert_eq!(err, format!("h.trace:2: a second `{what}:`"));
+    }
+}

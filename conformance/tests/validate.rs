@@ -1,0 +1,244 @@
+//! The validator against the model as a target: the model passes its own validation (under both
+//! profiles, whatever order its deliveries take), and a broker that drops, duplicates or reorders
+//! a delivery, clears the redelivered flag or answers with the wrong reply code fails on the step
+//! where it does so.
+
+// Damage functions take the Vec they may grow or shrink.
+#![allow(clippy::ptr_arg)]
+
+use amqp_conformance::run::{replay, ModelTarget, Target, Verdict};
+use amqp_conformance::trace::parse;
+use amqp_model::{Command, Event, Fault, Faults, Profile, ReplyCode};
+
+const WORK: &str = r#"
+title: a consumer, a reject with requeue, a bad redeclare
+c1 connection.open
+c1.1 channel.open
+c1.1 queue.declare ja
+c1.1 basic.publish "" ja m1
+c1.1 basic.publish "" ja m2
+c1.1 basic.consume ja w1
+expect c1.1 basic.deliver w1 1 "" ja m1
+expect c1.1 basic.deliver w1 2 "" ja m2
+wait
+c1.1 basic.reject 1 requeue
+expect c1.1 basic.deliver w1 3 "" ja m1 redelivered
+wait
+c1.1 queue.declare ja durable
+expect c1.1 closed 406 queue.declare
+"#;
+
+/// Lines of WORK (1-based; line 1 is the empty line after `r#"`).
+const CONSUME: usize = 8;
+const FIRST_WAIT: usize = 11;
+const REJECT: usize = 12;
+const DECLARE: usize = 15;
+
+fn run(profile: Profile, target: &mut dyn Target) -> Verdict {
+    replay(&parse(WORK, "work.trace").expect("parses"), profile, target)
+}
+
+/// WORK without its `expect` lines (kept as blank lines, so line numbers stay): the validator
+/// alone must catch a damaged broker.
+fn run_unexpecting(profile: Profile, target: &mut dyn Target) -> Verdict {
+    let text: Vec<&str> = WORK.split('\n').map(|l| if l.starts_with("expect ") { "" } else { l }).collect();
+    replay(&parse(&text.join("\n"), "work.trace").expect("parses"), profile, target)
+}
+
+#[test]
+fn the_model_passes_its_own_validation() {
+    assert_eq!(run(Profile::rabbitmq(), &mut ModelTarget::new(Profile::rabbitmq(), Faults::NONE)), Verdict::Pass);
+}
+
+#[test]
+fn an_unmet_expectation_names_its_line() {
+    let text = WORK.replace("w1 3 \"\" ja m1 redelivered", "w1 3 \"\" ja m2 redelivered");
+    let trace = parse(&text, "t").unwrap();
+    match replay(&trace, Profile::rabbitmq(), &mut ModelTarget::new(Profile::rabbitmq(), Faults::NONE)) {
+        Verdict::Unmet { line, .. } => assert_eq!(line, REJECT + 1),
+        other => panic!("{other}"),
+    }
+}
+
+/// A target that damages what the model target observed, once, at the first step where `damage`
+/// applies, and remembers which step that was.
+struct Damaged {
+    inner: ModelTarget,
+    damage: fn(&mut Vec<Event>) -> bool,
+    step: usize,
+    damaged_at: Option<usize>,
+}
+
+impl Damaged {
+    fn new(profile: Profile, damage: fn(&mut Vec<Event>) -> bool) -> Self {
+        Damaged { inner: ModelTarget::new(profile, Faults::NONE), damage, step: 0, damaged_at: None }
+    }
+    fn observe(&mut self, mut events: Vec<Event>) -> Vec<Event> {
+        self.step += 1;
+        if self.damaged_at.is_none() && (self.damage)(&mut events) {
+            self.damaged_at = Some(self.step);
+        }
+        events
+    }
+}
+
+impl Target for Damaged {
+    fn command(&mut self, command: &Command) -> Vec<Event> {
+        let events = self.inner.command(command);
+        self.observe(events)
+    }
+    fn wait(&mut self) -> Vec<Event> {
+        let events = self.inner.wait();
+        self.observe(events)
+    }
+}
+
+fn deliveries(events: &[Event]) -> Vec<usize> {
+    events.iter().enumerate().filter(|(_, e)| matches!(e, Event::Deliver { .. })).map(|(i, _)| i).collect()
+}
+
+fn diverges_at(damage: fn(&mut Vec<Event>) -> bool, line: usize) {
+    let mut target = Damaged::new(Profile::rabbitmq(), damage);
+    match run_unexpecting(Profile::rabbitmq(), &mut target) {
+        Verdict::Diverged { line: at, divergence } => {
+            assert_eq!(at, line, "diverged at the wrong line:\n{divergence}");
+            assert!(!divergence.allowed.is_empty(), "the report shows what the model allowed");
+        }
+        other => panic!("damage not detected: {other}"),
+    }
+    assert!(target.damaged_at.is_some());
+}
+
+#[test]
+fn a_dropped_delivery_fails_at_the_next_wait() {
+    diverges_at(
+        |e| match deliveries(e).last() {
+            Some(&i) => {
+                e.remove(i);
+                true
+            }
+            None => false,
+        },
+        FIRST_WAIT,
+    );
+}
+
+#[test]
+fn a_duplicated_delivery_fails_where_it_happens() {
+    diverges_at(
+        |e| match deliveries(e).first() {
+            Some(&i) => {
+                let d = e[i].clone();
+                e.insert(i + 1, d);
+                true
+            }
+            None => false,
+        },
+        CONSUME,
+    );
+}
+
+#[test]
+fn reordered_deliveries_fail_where_they_happen() {
+    diverges_at(
+        |e| match deliveries(e)[..] {
+            [a, b, ..] => {
+                e.swap(a, b);
+                true
+            }
+            _ => false,
+        },
+        CONSUME,
+    );
+}
+
+#[test]
+fn a_cleared_redelivered_flag_fails_where_it_happens() {
+    diverges_at(
+        |e| {
+            for ev in e.iter_mut() {
+                if let Event::Deliver { redelivered: r @ true, .. } = ev {
+                    *r = false;
+                    return true;
+                }
+            }
+            false
+        },
+        REJECT,
+    );
+}
+
+#[test]
+fn a_wrong_reply_code_fails_where_it_happens() {
+    diverges_at(
+        |e| {
+            for ev in e.iter_mut() {
+                if let Event::ChannelClosed { code, .. } = ev {
+                    *code = ReplyCode::AccessRefused;
+                    return true;
+                }
+            }
+            false
+        },
+        DECLARE,
+    );
+}
+
+#[test]
+fn a_faulty_model_broker_fails_where_it_breaks_the_rule() {
+    let mut target = ModelTarget::new(Profile::rabbitmq(), Faults::only(Fault::NoRedeliveredFlag));
+    match run_unexpecting(Profile::rabbitmq(), &mut target) {
+        Verdict::Diverged { line, .. } => assert_eq!(line, REJECT),
+        other => panic!("{other}"),
+    }
+}
+
+/// Give the first delivery to consumer `b` instead.
+fn to_b(e: &mut Vec<Event>) -> bool {
+    for ev in e.iter_mut() {
+        if let Event::Deliver { consumer_tag, .. } = ev {
+            *consumer_tag = "b".into();
+            return true;
+        }
+    }
+    false
+}
+
+/// Under the spec profile a message may go to any consumer with capacity: a broker that serves
+/// the second consumer first is as conformant as one that serves the first. Under rabbitmq's
+/// round robin it is not.
+#[test]
+fn any_consumer_order_passes_under_spec_only() {
+    let text = r#"
+c1 connection.open
+c1.1 channel.open
+c1.1 queue.declare q
+c1.1 basic.consume q a
+c1.1 basic.consume q b
+c1.1 basic.publish "" q m
+wait
+"#;
+    let trace = parse(text, "t").unwrap();
+    let spec = Profile::spec();
+    assert_eq!(replay(&trace, spec, &mut ModelTarget::new(spec, Faults::NONE)), Verdict::Pass);
+    assert_eq!(replay(&trace, spec, &mut Damaged::new(spec, to_b)), Verdict::Pass);
+    let rabbit = Profile::rabbitmq();
+    assert!(matches!(replay(&trace, rabbit, &mut Damaged::new(rabbit, to_b)), Verdict::Diverged { line: 7, .. }));
+}
+
+#[test]
+fn a_divergence_report_reads_well() {
+    let mut target = Damaged::new(Profile::rabbitmq(), |e| {
+        for ev in e.iter_mut() {
+            if let Event::ChannelClosed { code, .. } = ev {
+                *code = ReplyCode::AccessRefused;
+                return true;
+            }
+        }
+        false
+    });
+    let report = run_unexpecting(Profile::rabbitmq(), &mut target).to_string();
+    println!("{report}");
+    assert!(report.starts_with("line 15: after `c1.1 queue.declare ja durable` the broker did:\n  c1.1 closed 403"));
+    assert!(report.contains("c1.1 closed 406 queue.declare"), "the allowed alternative names the right code");
+}
