@@ -319,6 +319,77 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method the model knows.
+    pub const ALL: [Method; 26] = {
+        use Method::*;
+        [
+            ConnectionOpen,
+            ConnectionClose,
+            ChannelOpen,
+            ChannelClose,
+            ExchangeDeclare,
+            ExchangeDelete,
+            ExchangeBind,
+            ExchangeUnbind,
+            QueueDeclare,
+            QueueBind,
+            QueuePurge,
+            QueueDelete,
+            QueueUnbind,
+            BasicQos,
+            BasicConsume,
+            BasicCancel,
+            BasicPublish,
+            BasicGet,
+            BasicAck,
+            BasicReject,
+            BasicRecover,
+            BasicNack,
+            ConfirmSelect,
+            TxSelect,
+            TxCommit,
+            TxRollback,
+        ]
+    };
+
+    /// The method's name as the specification writes it (`queue.declare`).
+    pub fn name(self) -> &'static str {
+        use Method::*;
+        match self {
+            ConnectionOpen => "connection.open",
+            ConnectionClose => "connection.close",
+            ChannelOpen => "channel.open",
+            ChannelClose => "channel.close",
+            ExchangeDeclare => "exchange.declare",
+            ExchangeDelete => "exchange.delete",
+            ExchangeBind => "exchange.bind",
+            ExchangeUnbind => "exchange.unbind",
+            QueueDeclare => "queue.declare",
+            QueueBind => "queue.bind",
+            QueuePurge => "queue.purge",
+            QueueDelete => "queue.delete",
+            QueueUnbind => "queue.unbind",
+            BasicQos => "basic.qos",
+            BasicConsume => "basic.consume",
+            BasicCancel => "basic.cancel",
+            BasicPublish => "basic.publish",
+            BasicGet => "basic.get",
+            BasicAck => "basic.ack",
+            BasicReject => "basic.reject",
+            BasicRecover => "basic.recover",
+            BasicNack => "basic.nack",
+            ConfirmSelect => "confirm.select",
+            TxSelect => "tx.select",
+            TxCommit => "tx.commit",
+            TxRollback => "tx.rollback",
+        }
+    }
+
+    /// The method with this name (`queue.declare`).
+    pub fn named(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     /// `(class-id, method-id)` as in the specification.
     pub fn ids(self) -> (u16, u16) {
         use Method::*;

@@ -1,7 +1,6 @@
 //! Reading traces. Errors name the line (and the file, when the caller gives one) and say what is
 //! wrong and what was expected.
 
-use super::write::method_name;
 use super::{Step, StepKind, Trace};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
@@ -184,43 +183,6 @@ fn scalar_text(s: &str) -> Result<String> {
     }
 }
 
-/// The method with this name (`queue.declare`).
-fn method(name: &str) -> Option<Method> {
-    METHODS.iter().copied().find(|m| method_name(*m) == name)
-}
-
-const METHODS: [Method; 26] = {
-    use Method::*;
-    [
-        ConnectionOpen,
-        ConnectionClose,
-        ChannelOpen,
-        ChannelClose,
-        ExchangeDeclare,
-        ExchangeDelete,
-        ExchangeBind,
-        ExchangeUnbind,
-        QueueDeclare,
-        QueueBind,
-        QueuePurge,
-        QueueDelete,
-        QueueUnbind,
-        BasicQos,
-        BasicConsume,
-        BasicCancel,
-        BasicPublish,
-        BasicGet,
-        BasicAck,
-        BasicReject,
-        BasicRecover,
-        BasicNack,
-        ConfirmSelect,
-        TxSelect,
-        TxCommit,
-        TxRollback,
-    ]
-};
-
 /// What follows the positional arguments of a line.
 #[derive(Default)]
 struct Rest {
@@ -357,7 +319,7 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
             "connection.open" => ConnectionOpen { conn },
             "connection.close" => ConnectionClose { conn },
             "drop" => ConnectionDrop { conn },
-            other if method(other).is_some() => return Err(chan(other).err().unwrap_or_default()),
+            other if Method::named(other).is_some() => return Err(chan(other).err().unwrap_or_default()),
             other => {
                 return Err(format!("unknown connection method `{other}` (connection.open, connection.close, drop)"))
             }
@@ -523,7 +485,7 @@ fn code(a: &mut Args) -> Result<ReplyCode> {
 
 fn method_arg(a: &mut Args) -> Result<Method> {
     let m = a.name("the method that caused the close")?;
-    method(m.as_str()).ok_or_else(|| format!("unknown method `{m}`"))
+    Method::named(m.as_str()).ok_or_else(|| format!("unknown method `{m}`"))
 }
 
 /// Parse an observation (the text after `expect`). Message identities are 0 and queues of

@@ -2,7 +2,7 @@
 
 use super::{StepKind, Trace};
 use amqp_model::event::Reply;
-use amqp_model::{ChanRef, Command, ConnId, Content, Event, Message, Method, Name, Table, Value};
+use amqp_model::{ChanRef, Command, ConnId, Content, Event, Message, Name, Table, Value};
 use std::fmt::Write;
 
 /// A name as a token: bare when it is a plain word, quoted otherwise (`""` for the empty name).
@@ -54,39 +54,6 @@ pub(crate) fn conn(c: ConnId) -> String {
     format!("c{}", c.0)
 }
 
-/// The method's name as the specification writes it (`queue.declare`).
-pub fn method_name(m: Method) -> &'static str {
-    use Method::*;
-    match m {
-        ConnectionOpen => "connection.open",
-        ConnectionClose => "connection.close",
-        ChannelOpen => "channel.open",
-        ChannelClose => "channel.close",
-        ExchangeDeclare => "exchange.declare",
-        ExchangeDelete => "exchange.delete",
-        ExchangeBind => "exchange.bind",
-        ExchangeUnbind => "exchange.unbind",
-        QueueDeclare => "queue.declare",
-        QueueBind => "queue.bind",
-        QueuePurge => "queue.purge",
-        QueueDelete => "queue.delete",
-        QueueUnbind => "queue.unbind",
-        BasicQos => "basic.qos",
-        BasicConsume => "basic.consume",
-        BasicCancel => "basic.cancel",
-        BasicPublish => "basic.publish",
-        BasicGet => "basic.get",
-        BasicAck => "basic.ack",
-        BasicReject => "basic.reject",
-        BasicRecover => "basic.recover",
-        BasicNack => "basic.nack",
-        ConfirmSelect => "confirm.select",
-        TxSelect => "tx.select",
-        TxCommit => "tx.commit",
-        TxRollback => "tx.rollback",
-    }
-}
-
 /// Appends ` flag` for each set flag.
 fn flags(out: &mut String, set: &[(bool, &str)]) {
     for (on, name) in set {
@@ -129,7 +96,7 @@ pub fn write_command(cmd: &Command) -> String {
     let verb = match cmd {
         Restart => return "restart".into(),
         ConnectionDrop { .. } => "drop",
-        other => method_name(other.method().expect("a method")),
+        other => other.method().expect("a method").name(),
     };
     if !out.is_empty() {
         out.push(' ');
@@ -224,13 +191,13 @@ pub fn write_event(e: &Event) -> String {
         Event::ConnectionOpenOk { conn: c } => return format!("{} connection.open-ok", conn(*c)),
         Event::ConnectionCloseOk { conn: c } => return format!("{} connection.close-ok", conn(*c)),
         Event::ConnectionClosed { conn: c, code, method } => {
-            let m = method.map(|m| format!(" {}", method_name(m))).unwrap_or_default();
+            let m = method.map(|m| format!(" {}", m.name())).unwrap_or_default();
             return format!("{} closed {}{m}", conn(*c), code.code());
         }
         Event::ChannelOpenOk { ch } => return format!("{} channel.open-ok", ch_of(ch)),
         Event::ChannelCloseOk { ch } => return format!("{} channel.close-ok", ch_of(ch)),
         Event::ChannelClosed { ch, code, method } => {
-            return format!("{} closed {} {}", ch_of(ch), code.code(), method_name(*method))
+            return format!("{} closed {} {}", ch_of(ch), code.code(), method.name())
         }
         Event::Deliver { ch, .. }
         | Event::Return { ch, .. }
