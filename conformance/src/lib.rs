@@ -1,11 +1,12 @@
 //! # amqp-conformance
 //!
 //! The conformance runner: traces ([`trace`]) of client actions, replayed against the model
-//! ([`amqp_model`]) and (to come) against live brokers, with what a broker did validated against
-//! the set of behaviours the model allows ([`validate`]).
+//! ([`amqp_model`]) and against live brokers by AMQP URI ([`live`]), with what a broker did
+//! validated against the set of behaviours the model allows ([`validate`]).
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]
 
+pub mod live;
 pub mod run;
 pub mod trace;
 pub mod validate;

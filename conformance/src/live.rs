@@ -1,0 +1,899 @@
+//! A live broker as a [`Target`]: the trace's commands are performed over AMQP 0-9-1 (with
+//! lapin) against a broker given by its URI, and what a client observes is reported as model
+//! [`Event`]s.
+//!
+//! - One AMQP connection per trace connection (`c1`, `c2`, ...), one lapin channel per trace
+//!   channel. lapin numbers channels itself; events are reported with the trace's [`ChanRef`].
+//! - Queue and exchange names get a run-unique prefix on the wire (`amqpc-<pid>-<n>-`), except
+//!   `""` and `amq.*`; the routing key of a publish to the default exchange is a queue name and is
+//!   prefixed too. Observed names are mapped back, so the validator sees the trace's names.
+//! - Deliveries, server cancels and channel errors are collected by a consumer delegate that
+//!   records them synchronously, in the order the connection's I/O loop reads them.
+//! - lapin does not expose the class and method ids of a server `channel.close` or
+//!   `connection.close`; the method is the last one this target sent on that channel (for a
+//!   synchronous method the close is its answer, for publish and ack it is caught by a
+//!   harmless probe right after, a passive `exchange.declare amq.direct`).
+//! - `drop` closes the connection cleanly (lapin cannot abort its socket): the broker requeues
+//!   and deletes the same as on a lost socket, and the client observes nothing either way.
+//! - `restart` cannot be performed: it returns no events and sets [`LiveTarget::incomplete`].
+
+use crate::run::Target;
+use amqp_model::event::Reply;
+use amqp_model::types::MessageData;
+use amqp_model::ReplyCode;
+use amqp_model::{ChanRef, Command, ConnId, Content, Event, ExchangeKind, Message, Method, MsgId, Name, Table, Value};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRecoverOptions, BasicRejectOptions, ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions,
+    ExchangeDeleteOptions, ExchangeUnbindOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    QueuePurgeOptions,
+};
+use lapin::protocol::AMQPErrorKind;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ErrorKind};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a reply (or confirm) may take before the step gives up on it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a `wait` step (and the runner's final wait) listens for deliveries.
+pub const DEFAULT_GRACE: Duration = Duration::from_millis(200);
+/// How long every command listens after its reply (or after the probe that follows a publish
+/// or an ack), so that deliveries it caused on other connections belong to its step.
+pub const DEFAULT_SETTLE: Duration = Duration::from_millis(75);
+
+/// Timing of a [`LiveTarget`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// Longest wait for any answer from the broker.
+    pub timeout: Duration,
+    /// Listening time of a `wait`.
+    pub grace: Duration,
+    /// Listening time after each command.
+    pub settle: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { timeout: DEFAULT_TIMEOUT, grace: DEFAULT_GRACE, settle: DEFAULT_SETTLE }
+    }
+}
+
+/// Targets made by this process, for unique prefixes.
+static TARGETS: AtomicUsize = AtomicUsize::new(0);
+
+/// The URI with its password (if any) replaced by `***`.
+pub fn redact(uri: &str) -> String {
+    let Some(scheme) = uri.find("://") else { return uri.to_string() };
+    let rest = &uri[scheme + 3..];
+    let Some(at) = rest.find('@') else { return uri.to_string() };
+    match rest[..at].find(':') {
+        Some(colon) => format!("{}{}:***{}", &uri[..scheme + 3], &rest[..colon], &rest[at..]),
+        None => uri.to_string(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The names of one run: wire name <-> trace name.
+#[derive(Clone, Debug)]
+struct Names {
+    prefix: String,
+}
+
+impl Names {
+    fn wire(&self, name: &Name) -> String {
+        if name.is_empty() || name.is_reserved() {
+            name.as_str().to_string()
+        } else {
+            format!("{}{}", self.prefix, name.as_str())
+        }
+    }
+
+    fn trace(&self, wire: &str) -> Name {
+        Name::from(wire.strip_prefix(self.prefix.as_str()).unwrap_or(wire))
+    }
+
+    /// A message as the trace writes it: names mapped back, the routing key too when it went
+    /// through the default exchange.
+    fn message(&self, exchange: &str, routing_key: &str, props: &BasicProperties, data: &[u8]) -> Message {
+        let routing_key = if exchange.is_empty() { self.trace(routing_key) } else { Name::from(routing_key) };
+        Message(Arc::new(MessageData {
+            id: MsgId(0),
+            exchange: self.trace(exchange),
+            routing_key,
+            content: Content {
+                body: Name::from(String::from_utf8_lossy(data).into_owned()),
+                persistent: *props.delivery_mode() == Some(2),
+                headers: props.headers().as_ref().map(table_of).unwrap_or_default(),
+            },
+        }))
+    }
+}
+
+fn field_table(table: &Table) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in table {
+        let v = match v {
+            Value::Bool(b) => AMQPValue::Boolean(*b),
+            Value::Int(i) => match i32::try_from(*i) {
+                Ok(i) => AMQPValue::LongInt(i),
+                Err(_) => AMQPValue::LongLongInt(*i),
+            },
+            Value::Str(s) => AMQPValue::LongString(LongString::from(s.as_str())),
+        };
+        t.insert(ShortString::from(k.as_str()), v);
+    }
+    t
+}
+
+fn table_of(table: &FieldTable) -> Table {
+    let mut t = Table::new();
+    for (k, v) in table.inner() {
+        let v = match v {
+            AMQPValue::Boolean(b) => Value::Bool(*b),
+            AMQPValue::ShortShortInt(i) => Value::Int(i64::from(*i)),
+            AMQPValue::ShortShortUInt(i) => Value::Int(i64::from(*i)),
+            AMQPValue::ShortInt(i) => Value::Int(i64::from(*i)),
+            AMQPValue::ShortUInt(i) => Value::Int(i64::from(*i)),
+            AMQPValue::LongInt(i) => Value::Int(i64::from(*i)),
+            AMQPValue::LongUInt(i) => Value::Int(i64::from(*i)),
+            AMQPValue::LongLongInt(i) => Value::Int(*i),
+            AMQPValue::ShortString(s) => Value::Str(Name::from(s.as_str())),
+            AMQPValue::LongString(s) => Value::Str(Name::from(String::from_utf8_lossy(s.as_bytes()).into_owned())),
+            _ => continue,
+        };
+        t.insert(Name::from(k.as_str()), v);
+    }
+    t
+}
+
+/// What the observed events of a run are written to, by whichever task observes them.
+type Sink = Arc<Mutex<Vec<Event>>>;
+
+/// State of a trace connection shared with its consumer delegates.
+#[derive(Debug, Default)]
+struct ConnFlags {
+    /// The client is closing the connection: cancels and errors are not the server's doing.
+    client_closing: bool,
+    /// A `connection.close` from the server has been reported.
+    closed_reported: bool,
+    /// The last method sent on the connection (what a server close names).
+    last_method: Option<Method>,
+}
+
+/// State of a trace channel shared with its consumer delegates.
+#[derive(Debug, Default)]
+struct ChanFlags {
+    client_closing: bool,
+    closed_reported: bool,
+    last_method: Option<Method>,
+    /// Consumers the client cancelled (their end is not a server `basic.cancel`).
+    cancelled: HashSet<String>,
+    /// Consumers whose channel failed (their end is not a server `basic.cancel` either).
+    errored: HashSet<String>,
+}
+
+/// Report a server close seen as `error` on `ch`, once per channel and connection.
+fn report_close(sink: &Sink, ch: ChanRef, chan: &Mutex<ChanFlags>, conn: &Mutex<ConnFlags>, error: &lapin::Error) {
+    let ErrorKind::ProtocolError(e) = error.kind() else { return };
+    let Some(code) = ReplyCode::from_code(e.get_id()) else {
+        eprintln!("live: {ch}: server close with unknown code {}", e.get_id());
+        return;
+    };
+    match e.kind() {
+        AMQPErrorKind::Soft(_) => {
+            let mut f = lock(chan);
+            if !f.closed_reported && !f.client_closing {
+                f.closed_reported = true;
+                let method = f.last_method.unwrap_or(Method::ChannelOpen);
+                lock(sink).push(Event::ChannelClosed { ch, code, method });
+            }
+        }
+        AMQPErrorKind::Hard(_) => {
+            let mut f = lock(conn);
+            if !f.closed_reported && !f.client_closing {
+                f.closed_reported = true;
+                lock(sink).push(Event::ConnectionClosed { conn: ch.conn, code, method: f.last_method });
+            }
+        }
+    }
+}
+
+struct Chan {
+    channel: Channel,
+    flags: Arc<Mutex<ChanFlags>>,
+    /// Kept alive: dropping a lapin consumer cancels it.
+    consumers: Vec<Consumer>,
+    /// The last publish sequence number, once in confirm mode.
+    confirm_seq: Option<u64>,
+}
+
+struct Conn {
+    connection: Connection,
+    flags: Arc<Mutex<ConnFlags>>,
+}
+
+/// A live AMQP 0-9-1 broker as a conformance target.
+pub struct LiveTarget {
+    uri: String,
+    timing: Timing,
+    names: Names,
+    rt: tokio::runtime::Runtime,
+    sink: Sink,
+    conns: BTreeMap<ConnId, Conn>,
+    chans: BTreeMap<ChanRef, Chan>,
+    queues: BTreeSet<String>,
+    exchanges: BTreeSet<String>,
+    incomplete: bool,
+    finished: bool,
+}
+
+impl fmt::Debug for LiveTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveTarget")
+            .field("uri", &redact(&self.uri))
+            .field("timing", &self.timing)
+            .field("prefix", &self.names.prefix)
+            .field("connections", &self.conns.keys().collect::<Vec<_>>())
+            .field("channels", &self.chans.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// What a timed operation came to.
+enum Outcome<T> {
+    Ok(T),
+    Failed(lapin::Error),
+    TimedOut,
+}
+
+impl LiveTarget {
+    /// A target for the broker at `uri` (`amqp://user:password@host:port/vhost`), with `timing`.
+    /// Nothing is connected until the trace opens a connection.
+    pub fn new(uri: &str, timing: Timing) -> Self {
+        let n = TARGETS.fetch_add(1, Ordering::Relaxed);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        LiveTarget {
+            uri: uri.to_string(),
+            timing,
+            names: Names { prefix: format!("amqpc-{}-{}-", std::process::id(), n) },
+            rt,
+            sink: Arc::default(),
+            conns: BTreeMap::new(),
+            chans: BTreeMap::new(),
+            queues: BTreeSet::new(),
+            exchanges: BTreeSet::new(),
+            incomplete: false,
+            finished: false,
+        }
+    }
+
+    /// The prefix this target gives queue and exchange names on the wire.
+    pub fn prefix(&self) -> &str {
+        &self.names.prefix
+    }
+
+    /// True when the trace asked for something this target cannot do (`restart`), so its
+    /// verdict does not say anything about the broker.
+    pub fn incomplete(&self) -> bool {
+        self.incomplete
+    }
+
+    /// Close every connection and delete every queue and exchange this target declared (by
+    /// prefixed name), over a fresh connection. Also done on drop; calling it again is a no-op.
+    pub fn finish(&mut self) -> Result<(), String> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        let handle = self.rt.handle().clone();
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            handle.block_on(self.close_connection(c));
+        }
+        let (uri, timeout) = (self.uri.clone(), self.timing.timeout);
+        let (queues, exchanges) = (self.queues.clone(), self.exchanges.clone());
+        handle.block_on(async move {
+            let connection = match tokio::time::timeout(timeout, connect(&uri)).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(format!("cleanup: cannot connect to {}: {e}", redact(&uri))),
+                Err(_) => return Err(format!("cleanup: connecting to {} timed out", redact(&uri))),
+            };
+            let mut failures = Vec::new();
+            let mut channel: Option<Channel> = None;
+            let items = queues.iter().map(|q| (true, q)).chain(exchanges.iter().map(|x| (false, x)));
+            for (is_queue, name) in items {
+                let ch = match &channel {
+                    Some(ch) if ch.status().connected() => ch.clone(),
+                    _ => match tokio::time::timeout(timeout, connection.create_channel()).await {
+                        Ok(Ok(ch)) => {
+                            channel = Some(ch.clone());
+                            ch
+                        }
+                        _ => {
+                            failures.push(format!("cannot open a channel to delete {name}"));
+                            continue;
+                        }
+                    },
+                };
+                let result = if is_queue {
+                    tokio::time::timeout(timeout, async {
+                        ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await.map(|_| ())
+                    })
+                    .await
+                } else {
+                    tokio::time::timeout(
+                        timeout,
+                        ch.exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default()),
+                    )
+                    .await
+                };
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failures.push(format!("deleting {name}: {e}")),
+                    Err(_) => failures.push(format!("deleting {name}: timed out")),
+                }
+            }
+            let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("cleanup: {}", failures.join("; ")))
+            }
+        })
+    }
+
+    fn push(&self, e: Event) {
+        lock(&self.sink).push(e);
+    }
+
+    fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *lock(&self.sink))
+    }
+
+    async fn timed<T, F: Future<Output = lapin::Result<T>>>(&self, f: F) -> Outcome<T> {
+        match tokio::time::timeout(self.timing.timeout, f).await {
+            Ok(Ok(v)) => Outcome::Ok(v),
+            Ok(Err(e)) => Outcome::Failed(e),
+            Err(_) => Outcome::TimedOut,
+        }
+    }
+
+    /// Close a trace connection (cleanly if it still can be) and forget it and its channels.
+    async fn close_connection(&mut self, conn: ConnId) -> bool {
+        let Some(c) = self.conns.remove(&conn) else { return false };
+        lock(&c.flags).client_closing = true;
+        let chans: Vec<ChanRef> = self.chans.keys().filter(|ch| ch.conn == conn).copied().collect();
+        for ch in &chans {
+            if let Some(chan) = self.chans.get(ch) {
+                lock(&chan.flags).client_closing = true;
+            }
+        }
+        let ok = matches!(self.timed(c.connection.close(200, "OK".into())).await, Outcome::Ok(()));
+        for ch in chans {
+            self.chans.remove(&ch);
+        }
+        ok
+    }
+
+    /// The broker did not answer on `conn` in time: give up on the connection so that later
+    /// steps do not wait for it too.
+    async fn abandon(&mut self, conn: ConnId, what: &str) {
+        eprintln!("live: c{}: no answer to {what} within {:?}; closing the connection", conn.0, self.timing.timeout);
+        self.close_connection(conn).await;
+    }
+
+    /// A command on `ch` failed with `error`.
+    async fn failed(&mut self, ch: ChanRef, error: lapin::Error) {
+        let Some(conn) = self.conns.get(&ch.conn) else { return };
+        let conn_flags = conn.flags.clone();
+        let hard = error.is_amqp_hard_error();
+        if let Some(chan) = self.chans.get(&ch) {
+            report_close(&self.sink, ch, &chan.flags, &conn_flags, &error);
+        }
+        if hard || !conn.connection.status().connected() {
+            lock(&conn_flags).client_closing = true;
+            self.conns.remove(&ch.conn);
+            self.chans.retain(|c, _| c.conn != ch.conn);
+        } else if error.is_amqp_soft_error() {
+            self.chans.remove(&ch);
+        } else {
+            eprintln!("live: {ch}: {error}");
+            if self.chans.get(&ch).is_some_and(|c| !c.channel.status().connected()) {
+                self.chans.remove(&ch);
+            }
+        }
+    }
+
+    /// Mark `method` as the last one sent on `ch`, and return the channel.
+    fn begin(&self, ch: ChanRef, method: Method) -> Option<Channel> {
+        let conn = self.conns.get(&ch.conn)?;
+        let chan = self.chans.get(&ch)?;
+        lock(&conn.flags).last_method = Some(method);
+        lock(&chan.flags).last_method = Some(method);
+        Some(chan.channel.clone())
+    }
+
+    /// Run a synchronous channel method and report its reply.
+    async fn sync<T, F, Fut>(&mut self, ch: ChanRef, method: Method, f: F) -> Option<T>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = lapin::Result<T>>,
+    {
+        let channel = self.begin(ch, method)?;
+        match self.timed(f(channel)).await {
+            Outcome::Ok(v) => Some(v),
+            Outcome::Failed(e) => {
+                self.failed(ch, e).await;
+                None
+            }
+            Outcome::TimedOut => {
+                self.abandon(ch.conn, method.name()).await;
+                None
+            }
+        }
+    }
+
+    async fn reply<T, F, Fut>(&mut self, ch: ChanRef, method: Method, reply: Reply, f: F)
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = lapin::Result<T>>,
+    {
+        if self.sync(ch, method, f).await.is_some() {
+            self.push(Event::Reply { ch, reply });
+        }
+    }
+
+    /// After a method without a reply: a passive declare of `amq.direct` (which changes nothing)
+    /// whose answer shows the broker has acted on the method, or the close it caused.
+    async fn probe(&mut self, ch: ChanRef, method: Method) {
+        let Some(chan) = self.chans.get(&ch) else { return };
+        let channel = chan.channel.clone();
+        let probe = channel.exchange_declare(
+            "amq.direct".into(),
+            lapin::ExchangeKind::Direct,
+            ExchangeDeclareOptions { passive: true, ..Default::default() },
+            FieldTable::default(),
+        );
+        match self.timed(probe).await {
+            Outcome::Ok(()) => {}
+            Outcome::Failed(e) => self.failed(ch, e).await,
+            Outcome::TimedOut => self.abandon(ch.conn, method.name()).await,
+        }
+        // Unroutable mandatory messages handed back outside confirm mode.
+        if let Some(chan) = self.chans.get(&ch) {
+            if let Outcome::Ok(returned) = self.timed(chan.channel.wait_for_confirms()).await {
+                for r in returned {
+                    let d = &r.delivery;
+                    let message =
+                        self.names.message(d.exchange.as_str(), d.routing_key.as_str(), &d.properties, &d.data);
+                    self.push_return(ch, r.reply_code, message);
+                }
+            }
+        }
+    }
+
+    fn push_return(&self, ch: ChanRef, code: u16, message: Message) {
+        match ReplyCode::from_code(code) {
+            Some(code) => self.push(Event::Return { ch, code, message }),
+            None => eprintln!("live: {ch}: basic.return with unknown code {code}"),
+        }
+    }
+
+    async fn perform(&mut self, command: &Command) {
+        use Command::*;
+        let names = self.names.clone();
+        match command {
+            ConnectionOpen { conn } => {
+                if self.conns.contains_key(conn) {
+                    eprintln!("live: c{} is already open", conn.0);
+                    return;
+                }
+                match tokio::time::timeout(self.timing.timeout, connect(&self.uri)).await {
+                    Ok(Ok(connection)) => {
+                        self.conns.insert(*conn, Conn { connection, flags: Arc::default() });
+                        self.push(Event::ConnectionOpenOk { conn: *conn });
+                    }
+                    Ok(Err(e)) => eprintln!("live: c{}: cannot connect to {}: {e}", conn.0, redact(&self.uri)),
+                    Err(_) => eprintln!("live: c{}: connecting to {} timed out", conn.0, redact(&self.uri)),
+                }
+            }
+            ConnectionClose { conn } => {
+                if self.close_connection(*conn).await {
+                    self.push(Event::ConnectionCloseOk { conn: *conn });
+                }
+            }
+            ConnectionDrop { conn } => {
+                self.close_connection(*conn).await;
+            }
+            Restart => {
+                eprintln!("live: restart is not supported: the trace is incomplete");
+                self.incomplete = true;
+            }
+            ChannelOpen { ch } => {
+                let Some(conn) = self.conns.get(&ch.conn) else { return };
+                lock(&conn.flags).last_method = Some(Method::ChannelOpen);
+                let connection = &conn.connection;
+                match self.timed(connection.create_channel()).await {
+                    Outcome::Ok(channel) => {
+                        let flags = Arc::new(Mutex::new(ChanFlags {
+                            last_method: Some(Method::ChannelOpen),
+                            ..ChanFlags::default()
+                        }));
+                        self.chans.insert(*ch, Chan { channel, flags, consumers: Vec::new(), confirm_seq: None });
+                        self.push(Event::ChannelOpenOk { ch: *ch });
+                    }
+                    Outcome::Failed(e) => {
+                        if e.is_amqp_hard_error() {
+                            let conn = self.conns.remove(&ch.conn).expect("connection");
+                            let (sink, flags) = (self.sink.clone(), conn.flags.clone());
+                            report_close(&sink, *ch, &Mutex::new(ChanFlags::default()), &flags, &e);
+                        } else {
+                            eprintln!("live: {ch}: channel.open: {e}");
+                        }
+                    }
+                    Outcome::TimedOut => self.abandon(ch.conn, "channel.open").await,
+                }
+            }
+            ChannelClose { ch } => {
+                let Some(chan) = self.chans.get(ch) else { return };
+                lock(&chan.flags).client_closing = true;
+                let ch = *ch;
+                if self
+                    .sync(ch, Method::ChannelClose, |c| async move { c.close(200, "OK".into()).await })
+                    .await
+                    .is_some()
+                {
+                    self.push(Event::ChannelCloseOk { ch });
+                }
+                self.chans.remove(&ch);
+            }
+            ExchangeDeclare { ch, exchange, kind, passive, durable, auto_delete, internal, arguments } => {
+                let wire = names.wire(exchange);
+                if !passive && !exchange.is_empty() && !exchange.is_reserved() {
+                    self.exchanges.insert(wire.clone());
+                }
+                let kind = match kind {
+                    ExchangeKind::Direct => lapin::ExchangeKind::Direct,
+                    ExchangeKind::Fanout => lapin::ExchangeKind::Fanout,
+                    ExchangeKind::Topic => lapin::ExchangeKind::Topic,
+                    ExchangeKind::Headers => lapin::ExchangeKind::Headers,
+                    ExchangeKind::Other(n) => lapin::ExchangeKind::Custom(n.as_str().to_string()),
+                };
+                let options = ExchangeDeclareOptions {
+                    passive: *passive,
+                    durable: *durable,
+                    auto_delete: *auto_delete,
+                    internal: *internal,
+                    ..Default::default()
+                };
+                let args = field_table(arguments);
+                self.reply(*ch, Method::ExchangeDeclare, Reply::ExchangeDeclareOk, |c| async move {
+                    c.exchange_declare(wire.into(), kind, options, args).await
+                })
+                .await;
+            }
+            ExchangeDelete { ch, exchange, if_unused } => {
+                let wire = names.wire(exchange);
+                let options = ExchangeDeleteOptions { if_unused: *if_unused, ..Default::default() };
+                self.reply(*ch, Method::ExchangeDelete, Reply::ExchangeDeleteOk, |c| async move {
+                    c.exchange_delete(wire.into(), options).await
+                })
+                .await;
+            }
+            ExchangeBind { ch, destination, source, routing_key, arguments } => {
+                let (d, s, k, a) =
+                    (names.wire(destination), names.wire(source), routing_key.to_string(), field_table(arguments));
+                self.reply(*ch, Method::ExchangeBind, Reply::ExchangeBindOk, |c| async move {
+                    c.exchange_bind(d.into(), s.into(), k.into(), ExchangeBindOptions::default(), a).await
+                })
+                .await;
+            }
+            ExchangeUnbind { ch, destination, source, routing_key, arguments } => {
+                let (d, s, k, a) =
+                    (names.wire(destination), names.wire(source), routing_key.to_string(), field_table(arguments));
+                self.reply(*ch, Method::ExchangeUnbind, Reply::ExchangeUnbindOk, |c| async move {
+                    c.exchange_unbind(d.into(), s.into(), k.into(), ExchangeUnbindOptions::default(), a).await
+                })
+                .await;
+            }
+            QueueDeclare { ch, queue, passive, durable, exclusive, auto_delete, arguments } => {
+                let wire = names.wire(queue);
+                if !passive && !queue.is_empty() && !queue.is_reserved() {
+                    self.queues.insert(wire.clone());
+                }
+                let options = QueueDeclareOptions {
+                    passive: *passive,
+                    durable: *durable,
+                    exclusive: *exclusive,
+                    auto_delete: *auto_delete,
+                    ..Default::default()
+                };
+                let args = field_table(arguments);
+                let ch = *ch;
+                let ok =
+                    self.sync(ch, Method::QueueDeclare, |c| async move {
+                        c.queue_declare(wire.into(), options, args).await
+                    })
+                    .await;
+                if let Some(q) = ok {
+                    let reply = Reply::QueueDeclareOk {
+                        queue: names.trace(q.name().as_str()),
+                        message_count: q.message_count(),
+                        consumer_count: q.consumer_count(),
+                    };
+                    self.push(Event::Reply { ch, reply });
+                }
+            }
+            QueueBind { ch, queue, exchange, routing_key, arguments } => {
+                let (q, x, k, a) =
+                    (names.wire(queue), names.wire(exchange), routing_key.to_string(), field_table(arguments));
+                self.reply(*ch, Method::QueueBind, Reply::QueueBindOk, |c| async move {
+                    c.queue_bind(q.into(), x.into(), k.into(), QueueBindOptions::default(), a).await
+                })
+                .await;
+            }
+            QueueUnbind { ch, queue, exchange, routing_key, arguments } => {
+                let (q, x, k, a) =
+                    (names.wire(queue), names.wire(exchange), routing_key.to_string(), field_table(arguments));
+                self.reply(*ch, Method::QueueUnbind, Reply::QueueUnbindOk, |c| async move {
+                    c.queue_unbind(q.into(), x.into(), k.into(), a).await
+                })
+                .await;
+            }
+            QueuePurge { ch, queue } => {
+                let q = names.wire(queue);
+                let ch = *ch;
+                let ok = self
+                    .sync(ch, Method::QueuePurge, |c| async move {
+                        c.queue_purge(q.into(), QueuePurgeOptions::default()).await
+                    })
+                    .await;
+                if let Some(message_count) = ok {
+                    self.push(Event::Reply { ch, reply: Reply::QueuePurgeOk { message_count } });
+                }
+            }
+            QueueDelete { ch, queue, if_unused, if_empty } => {
+                let q = names.wire(queue);
+                let options = QueueDeleteOptions { if_unused: *if_unused, if_empty: *if_empty, ..Default::default() };
+                let ch = *ch;
+                let ok = self
+                    .sync(ch, Method::QueueDelete, |c| async move { c.queue_delete(q.into(), options).await })
+                    .await;
+                if let Some(message_count) = ok {
+                    self.push(Event::Reply { ch, reply: Reply::QueueDeleteOk { message_count } });
+                }
+            }
+            BasicQos { ch, prefetch_count, global } => {
+                let (n, options) = (*prefetch_count, BasicQosOptions { global: *global });
+                self.reply(*ch, Method::BasicQos, Reply::QosOk, |c| async move { c.basic_qos(n, options).await }).await;
+            }
+            BasicConsume { ch, queue, consumer_tag, no_ack, exclusive } => {
+                let (q, tag) = (names.wire(queue), consumer_tag.to_string());
+                let options = BasicConsumeOptions { no_ack: *no_ack, exclusive: *exclusive, ..Default::default() };
+                let ch = *ch;
+                let ok = self
+                    .sync(ch, Method::BasicConsume, |c| async move {
+                        c.basic_consume(q.into(), tag.into(), options, FieldTable::default()).await
+                    })
+                    .await;
+                if let Some(consumer) = ok {
+                    let tag = consumer.tag().to_string();
+                    self.push(Event::Reply { ch, reply: Reply::ConsumeOk { consumer_tag: Name::from(tag.as_str()) } });
+                    let (Some(chan), Some(conn)) = (self.chans.get_mut(&ch), self.conns.get(&ch.conn)) else { return };
+                    let (sink, chan_flags, conn_flags) = (self.sink.clone(), chan.flags.clone(), conn.flags.clone());
+                    consumer.set_delegate(move |delivery: lapin::message::DeliveryResult| {
+                        match delivery {
+                            Ok(Some(d)) => {
+                                let message =
+                                    names.message(d.exchange.as_str(), d.routing_key.as_str(), &d.properties, &d.data);
+                                lock(&sink).push(Event::Deliver {
+                                    ch,
+                                    consumer_tag: Name::from(tag.as_str()),
+                                    delivery_tag: d.delivery_tag,
+                                    redelivered: d.redelivered,
+                                    queue: Name::default(),
+                                    message,
+                                });
+                            }
+                            Ok(None) => {
+                                let f = lock(&chan_flags);
+                                let ours = f.client_closing || f.cancelled.contains(&tag) || f.errored.contains(&tag);
+                                drop(f);
+                                if !ours && !lock(&conn_flags).client_closing {
+                                    lock(&sink).push(Event::Cancel { ch, consumer_tag: Name::from(tag.as_str()) });
+                                }
+                            }
+                            Err(e) => {
+                                lock(&chan_flags).errored.insert(tag.clone());
+                                report_close(&sink, ch, &chan_flags, &conn_flags, &e);
+                            }
+                        }
+                        std::future::ready(())
+                    });
+                    chan.consumers.push(consumer);
+                }
+            }
+            BasicCancel { ch, consumer_tag } => {
+                let Some(chan) = self.chans.get(ch) else { return };
+                lock(&chan.flags).cancelled.insert(consumer_tag.to_string());
+                let tag = consumer_tag.to_string();
+                let reply = Reply::CancelOk { consumer_tag: consumer_tag.clone() };
+                self.reply(*ch, Method::BasicCancel, reply, |c| async move {
+                    c.basic_cancel(tag.into(), BasicCancelOptions::default()).await
+                })
+                .await;
+            }
+            BasicPublish { ch, exchange, routing_key, mandatory, content } => {
+                let ch = *ch;
+                let x = names.wire(exchange);
+                let k = if exchange.is_empty() { names.wire(routing_key) } else { routing_key.to_string() };
+                let mut props = BasicProperties::default();
+                if content.persistent {
+                    props = props.with_delivery_mode(2);
+                }
+                if !content.headers.is_empty() {
+                    props = props.with_headers(field_table(&content.headers));
+                }
+                let body = content.body.as_str().as_bytes().to_vec();
+                let options = BasicPublishOptions { mandatory: *mandatory, ..Default::default() };
+                let Some(confirm) = self
+                    .sync(ch, Method::BasicPublish, |c| async move {
+                        c.basic_publish(x.into(), k.into(), options, &body, props).await
+                    })
+                    .await
+                else {
+                    return;
+                };
+                let seq = match self.chans.get_mut(&ch).and_then(|c| c.confirm_seq.as_mut()) {
+                    Some(seq) => {
+                        *seq += 1;
+                        *seq
+                    }
+                    None => return self.probe(ch, Method::BasicPublish).await,
+                };
+                match self.timed(confirm).await {
+                    Outcome::Ok(confirmation) => {
+                        let ack = confirmation.is_ack();
+                        if let Confirmation::Ack(Some(r)) | Confirmation::Nack(Some(r)) = confirmation {
+                            let d = &r.delivery;
+                            let message =
+                                names.message(d.exchange.as_str(), d.routing_key.as_str(), &d.properties, &d.data);
+                            self.push_return(ch, r.reply_code, message);
+                        }
+                        self.push(Event::Confirm { ch, seq, ack });
+                    }
+                    Outcome::Failed(e) => self.failed(ch, e).await,
+                    Outcome::TimedOut => self.abandon(ch.conn, "the confirm of basic.publish").await,
+                }
+            }
+            BasicGet { ch, queue, no_ack } => {
+                let q = names.wire(queue);
+                let options = BasicGetOptions { no_ack: *no_ack };
+                let ch = *ch;
+                let ok = self.sync(ch, Method::BasicGet, |c| async move { c.basic_get(q.into(), options).await }).await;
+                let reply = match ok {
+                    None => return,
+                    Some(None) => Reply::GetEmpty,
+                    Some(Some(m)) => {
+                        let d = &m.delivery;
+                        Reply::GetOk {
+                            delivery_tag: d.delivery_tag,
+                            redelivered: d.redelivered,
+                            queue: Name::default(),
+                            message_count: m.message_count,
+                            message: names.message(d.exchange.as_str(), d.routing_key.as_str(), &d.properties, &d.data),
+                        }
+                    }
+                };
+                self.push(Event::Reply { ch, reply });
+            }
+            BasicAck { ch, delivery_tag, multiple } => {
+                let (tag, multiple) = (*delivery_tag, *multiple);
+                let options = lapin::options::BasicAckOptions { multiple };
+                if self.sync(*ch, Method::BasicAck, |c| async move { c.basic_ack(tag, options).await }).await.is_some()
+                {
+                    self.probe(*ch, Method::BasicAck).await;
+                }
+            }
+            BasicNack { ch, delivery_tag, multiple, requeue } => {
+                let tag = *delivery_tag;
+                let options = BasicNackOptions { multiple: *multiple, requeue: *requeue };
+                if self
+                    .sync(*ch, Method::BasicNack, |c| async move { c.basic_nack(tag, options).await })
+                    .await
+                    .is_some()
+                {
+                    self.probe(*ch, Method::BasicNack).await;
+                }
+            }
+            BasicReject { ch, delivery_tag, requeue } => {
+                let tag = *delivery_tag;
+                let options = BasicRejectOptions { requeue: *requeue };
+                if self
+                    .sync(*ch, Method::BasicReject, |c| async move { c.basic_reject(tag, options).await })
+                    .await
+                    .is_some()
+                {
+                    self.probe(*ch, Method::BasicReject).await;
+                }
+            }
+            BasicRecover { ch, requeue } => {
+                let options = BasicRecoverOptions { requeue: *requeue };
+                self.reply(
+                    *ch,
+                    Method::BasicRecover,
+                    Reply::RecoverOk,
+                    |c| async move { c.basic_recover(options).await },
+                )
+                .await;
+            }
+            ConfirmSelect { ch } => {
+                let ch = *ch;
+                let ok = self
+                    .sync(ch, Method::ConfirmSelect, |c| async move {
+                        c.confirm_select(ConfirmSelectOptions::default()).await
+                    })
+                    .await;
+                if ok.is_some() {
+                    if let Some(chan) = self.chans.get_mut(&ch) {
+                        chan.confirm_seq.get_or_insert(0);
+                    }
+                    self.push(Event::Reply { ch, reply: Reply::ConfirmSelectOk });
+                }
+            }
+            TxSelect { ch } => {
+                self.reply(*ch, Method::TxSelect, Reply::TxSelectOk, |c| async move { c.tx_select().await }).await;
+            }
+            TxCommit { ch } => {
+                self.reply(*ch, Method::TxCommit, Reply::TxCommitOk, |c| async move { c.tx_commit().await }).await;
+            }
+            TxRollback { ch } => {
+                self.reply(*ch, Method::TxRollback, Reply::TxRollbackOk, |c| async move { c.tx_rollback().await })
+                    .await;
+            }
+        }
+    }
+}
+
+async fn connect(uri: &str) -> lapin::Result<Connection> {
+    let runtime = lapin::runtime::default_runtime()?;
+    Connection::connect_with_runtime(uri, ConnectionProperties::default(), runtime).await
+}
+
+impl Target for LiveTarget {
+    fn command(&mut self, command: &Command) -> Vec<Event> {
+        let handle = self.rt.handle().clone();
+        let settle = self.timing.settle;
+        handle.block_on(async {
+            self.perform(command).await;
+            tokio::time::sleep(settle).await;
+        });
+        self.take()
+    }
+
+    fn wait(&mut self) -> Vec<Event> {
+        let grace = self.timing.grace;
+        self.rt.block_on(async move { tokio::time::sleep(grace).await });
+        self.take()
+    }
+}
+
+impl Drop for LiveTarget {
+    fn drop(&mut self) {
+        if let Err(e) = self.finish() {
+            eprintln!("live: {e}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Every seed fixture against a live RabbitMQ (`AMQP_URI`, default
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`): each must pass validation under the `rabbitmq`
+//! profile, and leave nothing behind. Traces that need a broker restart are reported as skipped
+//! (the target cannot restart the broker yet). No broker at the URI is a failure: CI starts
+//! RabbitMQ (`.ci/run`), and so must a developer (`rabbitmq-server -detached`).
+
+use amqp_conformance::live::{redact, LiveTarget, Timing};
+use amqp_conformance::run::{replay, Verdict};
+use amqp_conformance::trace::parse;
+use amqp_model::{Command, Profile};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const DEFAULT_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// `host:port` of an `amqp://` URI.
+fn address(uri: &str) -> String {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest);
+    if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5672")
+    }
+}
+
+fn broker_reachable(uri: &str) -> bool {
+    address(uri)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+}
+
+#[test]
+fn seed_fixtures_pass_against_rabbitmq() {
+    let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
+    assert!(
+        broker_reachable(&uri),
+        "no AMQP broker listening at {}: start RabbitMQ (`rabbitmq-server -detached`) or set AMQP_URI",
+        redact(&uri)
+    );
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/seed");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures/seed")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "trace"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no traces under {}", dir.display());
+
+    let (mut passed, mut skipped, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(file).expect("a readable trace");
+        let trace = parse(&text, &file.display().to_string()).expect("a valid trace");
+        if trace.commands().any(|c| matches!(c, Command::Restart)) {
+            eprintln!("skip {name}: needs a broker restart");
+            skipped.push(name);
+            continue;
+        }
+        let mut target = LiveTarget::new(&uri, Timing::default());
+        let verdict = replay(&trace, Profile::rabbitmq(), &mut target);
+        let cleanup = target.finish();
+        if target.incomplete() {
+            eprintln!("skip {name}: the target could not perform every step");
+            skipped.push(name);
+            continue;
+        }
+        if let Err(e) = cleanup {
+            eprintln!("FAIL {name}: cleanup: {e}");
+            failed.push(name);
+            continue;
+        }
+        match verdict {
+            Verdict::Pass => {
+                eprintln!("pass {name}");
+                passed.push(name);
+            }
+            other => {
+                eprintln!("FAIL {name}: {other}");
+                failed.push(name);
+            }
+        }
+    }
+    eprintln!("{} passed, {} failed, {} skipped", passed.len(), failed.len(), skipped.len());
+    assert!(failed.is_empty(), "failed against the broker: {failed:?}");
+}
