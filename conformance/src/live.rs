@@ -15,7 +15,9 @@
 //!   harmless probe right after, a passive `exchange.declare amq.direct`).
 //! - `drop` closes the connection cleanly (lapin cannot abort its socket): the broker requeues
 //!   and deletes the same as on a lost socket, and the client observes nothing either way.
-//! - `restart` cannot be performed: it returns no events and sets [`LiveTarget::incomplete`].
+//! - `restart` cannot be performed, nor what lapin cannot send (a second `channel.open` of an
+//!   open channel, a method on a channel that is not open): such a step returns no events and
+//!   sets [`LiveTarget::incomplete`].
 
 use crate::run::Target;
 use amqp_model::event::Reply;
@@ -471,7 +473,12 @@ impl LiveTarget {
             Outcome::Failed(e) => self.failed(ch, e).await,
             Outcome::TimedOut => self.abandon(ch.conn, method.name()).await,
         }
-        // Unroutable mandatory messages handed back outside confirm mode.
+        self.collect_returns(ch).await;
+    }
+
+    /// Unroutable mandatory messages handed back outside confirm mode (after a publish, or at
+    /// `tx.commit`, where a transaction's returns are sent).
+    async fn collect_returns(&mut self, ch: ChanRef) {
         if let Some(chan) = self.chans.get(&ch) {
             if let Outcome::Ok(returned) = self.timed(chan.channel.wait_for_confirms()).await {
                 for r in returned {
@@ -519,6 +526,20 @@ impl LiveTarget {
             }
             Restart => {
                 eprintln!("live: restart is not supported: the trace is incomplete");
+                self.incomplete = true;
+            }
+            ChannelOpen { ch } if self.chans.contains_key(ch) => {
+                eprintln!("live: {ch}: lapin cannot open a channel that is already open: the trace is incomplete");
+                self.incomplete = true;
+            }
+            other
+                if other.channel().is_some_and(|ch| {
+                    self.conns.contains_key(&ch.conn)
+                        && !self.chans.contains_key(&ch)
+                        && !matches!(other, ChannelOpen { .. })
+                }) =>
+            {
+                eprintln!("live: lapin cannot send a method on a channel that is not open: the trace is incomplete");
                 self.incomplete = true;
             }
             ChannelOpen { ch } => {
@@ -858,6 +879,7 @@ impl LiveTarget {
             }
             TxCommit { ch } => {
                 self.reply(*ch, Method::TxCommit, Reply::TxCommitOk, |c| async move { c.tx_commit().await }).await;
+                self.collect_returns(*ch).await;
             }
             TxRollback { ch } => {
                 self.reply(*ch, Method::TxRollback, Reply::TxRollbackOk, |c| async move { c.tx_rollback().await })

@@ -4,8 +4,11 @@
 //! The validator keeps the set of model states consistent with everything observed so far. For
 //! each step it tries, from every state in the set, every way the model could have produced what
 //! was observed: any number of the broker's own steps (deliveries) before and after the command,
-//! whose events, taken connection by connection in order, are exactly the observed ones
-//! (connections are separate streams, so their relative order is not compared). States that
+//! whose events, taken channel by channel in order, are exactly the observed ones. AMQP orders
+//! frames within a channel only (a broker interleaves its channels, and connections are separate
+//! sockets), so nothing else is compared; a command's own events may also be sent interleaved
+//! with the deliveries it made possible (RabbitMQ delivers requeued messages before it sends
+//! `recover-ok`). States that
 //! cannot are dropped; the trace fails on the step where none is left, and the report says what
 //! was observed and what the model would have allowed.
 //!
@@ -139,46 +142,75 @@ fn same(model: &Event, observed: &Event, names: &mut BTreeMap<Name, Name>) -> bo
     true
 }
 
-/// The observed events of one step, split by connection, with how many of each were matched.
+/// Where an event arrives: a channel, or the connection itself (channel 0). AMQP orders frames
+/// within a channel; a broker may interleave its channels on the connection in any order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Stream {
+    Connection(ConnId),
+    Channel(amqp_model::ChanRef),
+}
+
+fn stream(e: &Event) -> Stream {
+    match e {
+        Event::ConnectionOpenOk { conn } | Event::ConnectionCloseOk { conn } | Event::ConnectionClosed { conn, .. } => {
+            Stream::Connection(*conn)
+        }
+        Event::ChannelOpenOk { ch }
+        | Event::ChannelCloseOk { ch }
+        | Event::Reply { ch, .. }
+        | Event::Deliver { ch, .. }
+        | Event::Return { ch, .. }
+        | Event::Confirm { ch, .. }
+        | Event::Cancel { ch, .. }
+        | Event::ChannelClosed { ch, .. } => Stream::Channel(*ch),
+    }
+}
+
+/// The observed events of one step, split by stream, with how many of each were matched.
+#[derive(Clone)]
 struct Progress<'a> {
-    per_conn: BTreeMap<ConnId, Vec<&'a Event>>,
-    used: BTreeMap<ConnId, usize>,
+    per_stream: BTreeMap<Stream, Vec<&'a Event>>,
+    used: BTreeMap<Stream, usize>,
 }
 
 impl<'a> Progress<'a> {
     fn new(observed: &'a [Event]) -> Self {
-        let mut per_conn: BTreeMap<ConnId, Vec<&Event>> = BTreeMap::new();
+        let mut per_stream: BTreeMap<Stream, Vec<&Event>> = BTreeMap::new();
         for e in observed {
-            per_conn.entry(e.connection()).or_default().push(e);
+            per_stream.entry(stream(e)).or_default().push(e);
         }
-        Progress { per_conn, used: BTreeMap::new() }
+        Progress { per_stream, used: BTreeMap::new() }
     }
 
-    /// Consume `events` (model events) if each is the next observed one on its connection.
-    fn take(&mut self, events: &[Event], names: &mut BTreeMap<Name, Name>) -> bool {
-        for e in events {
-            let c = e.connection();
-            let at = self.used.get(&c).copied().unwrap_or(0);
-            match self.per_conn.get(&c).and_then(|v| v.get(at)) {
-                Some(o) if same(e, o, names) => {
-                    self.used.insert(c, at + 1);
-                }
-                _ => return false,
+    /// Consume `e` (a model event) if it is the next observed one on its stream.
+    fn take_one(&mut self, e: &Event, names: &mut BTreeMap<Name, Name>) -> bool {
+        let s = stream(e);
+        let at = self.used.get(&s).copied().unwrap_or(0);
+        match self.per_stream.get(&s).and_then(|v| v.get(at)) {
+            Some(o) if same(e, o, names) => {
+                self.used.insert(s, at + 1);
+                true
             }
+            _ => false,
         }
-        true
+    }
+
+    /// Consume all of `events`, in order.
+    fn take(&mut self, events: &[Event], names: &mut BTreeMap<Name, Name>) -> bool {
+        events.iter().all(|e| self.take_one(e, names))
     }
 
     fn done(&self) -> bool {
-        self.per_conn.iter().all(|(c, v)| self.used.get(c).copied().unwrap_or(0) == v.len())
-    }
-
-    fn snapshot(&self) -> BTreeMap<ConnId, usize> {
-        self.used.clone()
+        self.per_stream.iter().all(|(s, v)| self.used.get(s).copied().unwrap_or(0) == v.len())
     }
 }
 
-/// One way of explaining a step, being searched.
+/// The search for the ways the model explains one step.
+///
+/// A path is: any of the broker's own steps, the command, then any of its own steps, where the
+/// command's events may be sent interleaved with the deliveries that follow it (a broker may
+/// deliver a message a command made available before it sends the command's reply), each
+/// stream's events in the model's order.
 struct Search<'a, 'b> {
     command: Option<&'a Command>,
     quiescent: bool,
@@ -188,27 +220,44 @@ struct Search<'a, 'b> {
 }
 
 impl Search<'_, '_> {
-    fn explore(&mut self, state: &Broker, applied: bool, progress: &mut Progress<'_>) {
-        if applied && progress.done() {
-            let idle = {
+    /// `pending`: events of the command not yet matched (None before the command is applied).
+    fn explore(&mut self, state: &Broker, pending: Option<&[Event]>, progress: &Progress<'_>) {
+        match pending {
+            Some([]) if progress.done() => {
                 let mut steps = Vec::new();
                 state.internal_steps(&mut steps);
-                steps.is_empty()
-            };
-            if (!self.quiescent || idle) && self.seen.insert(state.clone()) {
-                self.found.push(state.clone());
+                if (!self.quiescent || steps.is_empty()) && self.seen.insert(state.clone()) {
+                    self.found.push(state.clone());
+                }
+                return;
             }
-            return;
-        }
-        if !applied {
-            match self.command {
+            None => match self.command {
                 Some(cmd) => {
                     let mut next = state.clone();
                     if let Ok(events) = next.apply(cmd) {
-                        self.follow(next, true, &events, progress);
+                        self.explore(&next, Some(&events), progress);
                     }
                 }
-                None => self.explore(state, true, progress),
+                None => self.explore(state, Some(&[]), progress),
+            },
+            Some(events) => {
+                // Send the first pending event of any stream.
+                for (i, e) in events.iter().enumerate() {
+                    if events[..i].iter().any(|x| stream(x) == stream(e)) {
+                        continue;
+                    }
+                    let mut p = progress.clone();
+                    let names = self.names.clone();
+                    let found = self.found.len();
+                    if p.take_one(e, &mut self.names) {
+                        let rest: Vec<Event> =
+                            events.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, x)| x.clone()).collect();
+                        self.explore(state, Some(&rest), &p);
+                    }
+                    if self.found.len() == found {
+                        self.names = names;
+                    }
+                }
             }
         }
         let mut steps: Vec<Internal> = Vec::new();
@@ -216,20 +265,15 @@ impl Search<'_, '_> {
         for s in steps {
             let mut next = state.clone();
             let events = next.step(&s);
-            self.follow(next, applied, &events, progress);
-        }
-    }
-
-    fn follow(&mut self, next: Broker, applied: bool, events: &[Event], progress: &mut Progress<'_>) {
-        let saved = progress.snapshot();
-        let (names, found) = (self.names.clone(), self.found.len());
-        if progress.take(events, &mut self.names) {
-            self.explore(&next, applied, progress);
-        }
-        progress.used = saved;
-        // Keep the names a successful explanation bound; forget those of a dead end.
-        if self.found.len() == found {
-            self.names = names;
+            let mut p = progress.clone();
+            let (names, found) = (self.names.clone(), self.found.len());
+            if p.take(&events, &mut self.names) {
+                self.explore(&next, pending, &p);
+            }
+            // Keep the names a successful explanation bound; forget those of a dead end.
+            if self.found.len() == found {
+                self.names = names;
+            }
         }
     }
 }
@@ -273,7 +317,7 @@ impl Validator {
         for state in &self.states {
             let mut search =
                 Search { command, quiescent, found: &mut found, seen: HashSet::new(), names: names.clone() };
-            search.explore(state, false, &mut Progress::new(observed));
+            search.explore(state, None, &Progress::new(observed));
             if !search.found.is_empty() {
                 names = search.names;
             }

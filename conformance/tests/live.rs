@@ -42,7 +42,9 @@ fn seed_fixtures_pass_against_rabbitmq() {
         "no AMQP broker listening at {}: start RabbitMQ (`rabbitmq-server -detached`) or set AMQP_URI",
         redact(&uri)
     );
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/seed");
+    // LIVE_FIXTURES names another directory under fixtures/ to run (default: seed).
+    let which = std::env::var("LIVE_FIXTURES").unwrap_or_else(|_| "seed".into());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(which);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("fixtures/seed")
         .map(|e| e.expect("a directory entry").path())
@@ -56,6 +58,11 @@ fn seed_fixtures_pass_against_rabbitmq() {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(file).expect("a readable trace");
         let trace = parse(&text, &file.display().to_string()).expect("a valid trace");
+        if trace.profile.is_some_and(|p| p != Profile::rabbitmq().name) {
+            eprintln!("skip {name}: written for the {} profile", trace.profile.unwrap());
+            skipped.push(name);
+            continue;
+        }
         if trace.commands().any(|c| matches!(c, Command::Restart)) {
             eprintln!("skip {name}: needs a broker restart");
             skipped.push(name);

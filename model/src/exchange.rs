@@ -13,9 +13,9 @@ use ReplyCode::{AccessRefused, CommandInvalid, NotFound, PreconditionFailed};
 impl Broker {
     /// `exchange.declare`.
     ///
+    /// - an unknown type is refused first (`exchange declare type support`): 503 connection error;
     /// - the default exchange cannot be declared (`exchange default-access`, errata 14): 403;
     /// - `passive` asserts existence (`exchange declare passive not-found`): 404 if missing;
-    /// - an unknown type is refused (`exchange declare type support`): 503 connection error;
     /// - names beginning `amq.` are reserved (`exchange declare exchange reserved`): 403;
     /// - redeclaring must be equivalent (`exchange declare passive equivalent`, errata 6):
     ///   406, comparing type, durable and arguments (under `compare_known_arguments_only`, only
@@ -34,11 +34,11 @@ impl Broker {
         arguments: &Table,
         out: &mut Vec<Event>,
     ) -> Outcome {
-        if name.is_empty() {
-            return Err(Channel(AccessRefused));
-        }
         if !passive && matches!(kind, ExchangeKind::Other(_)) {
             return Err(Connection(CommandInvalid));
+        }
+        if name.is_empty() {
+            return Err(Channel(AccessRefused));
         }
         match self.exchanges.get(name) {
             Some(_) if passive => {}

@@ -68,6 +68,10 @@ pub struct Profile {
     /// table; RabbitMQ only the arguments it implements (`alternate-exchange` for exchanges, its
     /// known `x-` queue arguments), ignoring the rest.
     pub compare_known_arguments_only: bool,
+    /// A non-passive `queue.declare` of a name beginning `amq.` is refused (403) even when the
+    /// queue exists (RabbitMQ, which so refuses to redeclare a server-named queue by name); the
+    /// spec allows it for an existing queue (`queue declare queue reserved`).
+    pub reserved_prefix_always_refused: bool,
     /// A queue method naming `""` on a channel that declared no queue: the errata (section 18)
     /// make it a 502 connection exception; RabbitMQ closes the channel with 404.
     pub unknown_last_queue: LastQueueError,
@@ -128,6 +132,7 @@ impl Profile {
             cancel_notify: false,
             exclusive_in_equivalence: true,
             compare_known_arguments_only: false,
+            reserved_prefix_always_refused: false,
             unknown_last_queue: LastQueueError::ConnectionSyntaxError,
         }
     }
@@ -147,6 +152,7 @@ impl Profile {
             cancel_notify: true,
             exclusive_in_equivalence: false,
             compare_known_arguments_only: true,
+            reserved_prefix_always_refused: true,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }

@@ -62,6 +62,9 @@ impl Broker {
     ) -> Outcome {
         let durable = durable && !exclusive;
         let name = queue.clone();
+        if !passive && name.is_reserved() && self.profile.reserved_prefix_always_refused {
+            return Err(Channel(AccessRefused));
+        }
         let (message_count, consumer_count, name) = match self.queues.get(&name) {
             Some(q) => {
                 if q.owner.is_some_and(|o| o != ch.conn) {
