@@ -151,19 +151,7 @@ enum Stream {
 }
 
 fn stream(e: &Event) -> Stream {
-    match e {
-        Event::ConnectionOpenOk { conn } | Event::ConnectionCloseOk { conn } | Event::ConnectionClosed { conn, .. } => {
-            Stream::Connection(*conn)
-        }
-        Event::ChannelOpenOk { ch }
-        | Event::ChannelCloseOk { ch }
-        | Event::Reply { ch, .. }
-        | Event::Deliver { ch, .. }
-        | Event::Return { ch, .. }
-        | Event::Confirm { ch, .. }
-        | Event::Cancel { ch, .. }
-        | Event::ChannelClosed { ch, .. } => Stream::Channel(*ch),
-    }
+    e.channel().map_or(Stream::Connection(e.connection()), Stream::Channel)
 }
 
 /// The observed events of one step, split by stream, with how many of each were matched.

@@ -95,12 +95,10 @@ pub enum Event {
 }
 
 impl Event {
-    /// The connection the event arrives on.
-    pub fn connection(&self) -> ConnId {
+    /// The channel the event arrives on (`None` for the connection's own events).
+    pub fn channel(&self) -> Option<ChanRef> {
         match self {
-            Event::ConnectionOpenOk { conn }
-            | Event::ConnectionCloseOk { conn }
-            | Event::ConnectionClosed { conn, .. } => *conn,
+            Event::ConnectionOpenOk { .. } | Event::ConnectionCloseOk { .. } | Event::ConnectionClosed { .. } => None,
             Event::ChannelOpenOk { ch }
             | Event::ChannelCloseOk { ch }
             | Event::Reply { ch, .. }
@@ -108,7 +106,17 @@ impl Event {
             | Event::Return { ch, .. }
             | Event::Confirm { ch, .. }
             | Event::Cancel { ch, .. }
-            | Event::ChannelClosed { ch, .. } => ch.conn,
+            | Event::ChannelClosed { ch, .. } => Some(*ch),
+        }
+    }
+
+    /// The connection the event arrives on.
+    pub fn connection(&self) -> ConnId {
+        match self {
+            Event::ConnectionOpenOk { conn }
+            | Event::ConnectionCloseOk { conn }
+            | Event::ConnectionClosed { conn, .. } => *conn,
+            other => other.channel().expect("every other event is on a channel").conn,
         }
     }
 }
