@@ -79,6 +79,33 @@ pub fn redact(uri: &str) -> String {
     }
 }
 
+/// `host:port` of an `amqp://` URI.
+fn address(uri: &str) -> String {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest);
+    if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5672")
+    }
+}
+
+/// Whether something accepts TCP connections at the URI's address (within a second); the error
+/// names the address, never the password.
+pub fn reachable(uri: &str) -> Result<(), String> {
+    let addr = address(uri);
+    let ok = std::net::ToSocketAddrs::to_socket_addrs(addr.as_str())
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("no AMQP broker listening at {addr} ({})", redact(uri)))
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -887,6 +914,23 @@ impl LiveTarget {
             }
         }
     }
+}
+
+/// Whether the broker at `uri` accepts a connection (address, credentials, virtual host), within
+/// `timeout`; the error says why not, without the password.
+pub fn check_login(uri: &str, timeout: Duration) -> Result<(), String> {
+    reachable(uri)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        match tokio::time::timeout(timeout, connect(uri)).await {
+            Ok(Ok(c)) => {
+                let _ = c.close(200, "OK".into()).await;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(format!("the broker at {} refused the connection: {e}", redact(uri))),
+            Err(_) => Err(format!("the broker at {} did not complete the handshake in {timeout:?}", redact(uri))),
+        }
+    })
 }
 
 async fn connect(uri: &str) -> lapin::Result<Connection> {

@@ -1,6 +1,7 @@
 //! `amqp-conformance`: replay conformance traces and validate the outcome against the model.
 
-use amqp_conformance::run::{replay, ModelTarget, Verdict};
+use amqp_conformance::live::{check_login, LiveTarget, Timing};
+use amqp_conformance::run::{replay, ModelTarget, Target, Verdict};
 use amqp_conformance::trace::parse;
 use amqp_model::{Faults, Profile, ProfileName};
 use clap::{Parser, Subcommand};
@@ -20,10 +21,12 @@ enum Cmd {
     /// Run traces and report, per trace, pass or the line where the target left the behaviours
     /// the model allows.
     ///
-    /// The target is the model itself, dispatching eagerly (a live-broker target comes with the
-    /// lapin runner). Traces whose `profile:` header names another profile are reported as
+    /// The target is a live broker with `--broker URI`, otherwise the model itself (dispatching
+    /// eagerly). On a broker every queue and exchange name gets a run-unique prefix, and what a
+    /// trace created is deleted afterwards. Traces whose `profile:` header names another profile,
+    /// and traces with steps the target cannot perform (`restart` on a broker), are reported as
     /// skipped. Exits 0 when every trace run passes, 1 when one fails, 2 when a trace cannot be
-    /// read or parsed.
+    /// read or parsed or the broker cannot be reached.
     Run {
         /// Trace files or directories (searched for *.trace).
         #[arg(default_value = "fixtures")]
@@ -31,6 +34,13 @@ enum Cmd {
         /// The profile to validate against.
         #[arg(long, default_value = "rabbitmq")]
         profile: ProfileName,
+        /// Run against the broker at this AMQP URI (e.g. amqp://guest:guest@127.0.0.1:5672/%2f)
+        /// instead of the model. The password is never printed.
+        #[arg(long, value_name = "URI")]
+        broker: Option<String>,
+        /// With --broker: the longest wait for any answer, in milliseconds.
+        #[arg(long, default_value_t = 2000, value_name = "MS")]
+        timeout_ms: u64,
     },
 }
 
@@ -51,7 +61,14 @@ fn traces(path: &Path, named: bool, out: &mut Vec<PathBuf>) -> std::io::Result<(
 }
 
 fn main() -> ExitCode {
-    let Cmd::Run { paths, profile } = Cli::parse().command;
+    let Cmd::Run { paths, profile, broker, timeout_ms } = Cli::parse().command;
+    let timing = Timing { timeout: std::time::Duration::from_millis(timeout_ms), ..Timing::default() };
+    if let Some(uri) = &broker {
+        if let Err(e) = check_login(uri, timing.timeout) {
+            eprintln!("amqp-conformance: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let mut files = Vec::new();
     for p in &paths {
         if let Err(e) = traces(p, true, &mut files) {
@@ -78,7 +95,28 @@ fn main() -> ExitCode {
             continue;
         }
         let profile = Profile::named(profile);
-        match replay(&trace, profile, &mut ModelTarget::new(profile, Faults::NONE)) {
+        let (verdict, trouble) = match &broker {
+            Some(uri) => {
+                let mut target = LiveTarget::new(uri, timing);
+                let verdict = replay(&trace, profile, &mut target as &mut dyn Target);
+                match (target.finish(), target.incomplete()) {
+                    (Err(e), _) => (verdict, Some(format!("cleanup failed: {e}"))),
+                    (Ok(()), true) => {
+                        println!("skip  {name} (the broker target cannot perform every step)");
+                        skipped += 1;
+                        continue;
+                    }
+                    (Ok(()), false) => (verdict, None),
+                }
+            }
+            None => (replay(&trace, profile, &mut ModelTarget::new(profile, Faults::NONE)), None),
+        };
+        if let Some(t) = trouble {
+            println!("FAIL  {name}: {t}");
+            failed += 1;
+            continue;
+        }
+        match verdict {
             Verdict::Pass => {
                 println!("pass  {name}");
                 passed += 1;

@@ -4,44 +4,20 @@
 //! (the target cannot restart the broker yet). No broker at the URI is a failure: CI starts
 //! RabbitMQ (`.ci/run`), and so must a developer (`rabbitmq-server -detached`).
 
-use amqp_conformance::live::{redact, LiveTarget, Timing};
+use amqp_conformance::live::{reachable, LiveTarget, Timing};
 use amqp_conformance::run::{replay, Verdict};
 use amqp_conformance::trace::parse;
 use amqp_model::{Command, Profile};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::Duration;
 
 const DEFAULT_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-/// `host:port` of an `amqp://` URI.
-fn address(uri: &str) -> String {
-    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let host = rest.split('/').next().unwrap_or(rest);
-    if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:5672")
-    }
-}
-
-fn broker_reachable(uri: &str) -> bool {
-    address(uri)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
-}
 
 #[test]
 fn seed_fixtures_pass_against_rabbitmq() {
     let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
-    assert!(
-        broker_reachable(&uri),
-        "no AMQP broker listening at {}: start RabbitMQ (`rabbitmq-server -detached`) or set AMQP_URI",
-        redact(&uri)
-    );
+    if let Err(e) = reachable(&uri) {
+        panic!("{e}: start RabbitMQ (`rabbitmq-server -detached`) or set AMQP_URI");
+    }
     // LIVE_FIXTURES names another directory under fixtures/ to run (default: seed).
     let which = std::env::var("LIVE_FIXTURES").unwrap_or_else(|_| "seed".into());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(which);
