@@ -6,8 +6,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Everything CI checks: formatting, clippy (warnings denied), all tests, the fixtures against the
-# model under both profiles, the CI model check.
+# What CI runs: fmt, clippy -D warnings, all tests, fixtures on the model, the CI model check.
 check: fmt-check clippy test fixtures model-check
 
 # Formatting check.
@@ -27,6 +26,10 @@ test:
 fixtures:
     cargo run -q -p amqp-conformance -- run fixtures --profile rabbitmq
     cargo run -q -p amqp-conformance -- run fixtures --profile spec
+
+# Run every fixture against the broker at $AMQP_URL (default: the local RabbitMQ), rabbitmq profile.
+conform:
+    cargo run -q -p amqp-conformance -- run fixtures --profile rabbitmq --broker "${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 
 # Model-check the CI configuration (exhaustive, every property must hold).
 model-check config="ci":

@@ -906,7 +906,16 @@ impl LiveTarget {
             }
             TxCommit { ch } => {
                 self.reply(*ch, Method::TxCommit, Reply::TxCommitOk, |c| async move { c.tx_commit().await }).await;
+                // A transaction's returns are sent at commit. lapin buffers them, but it reads
+                // frames in order: those buffered when commit-ok resolved came before it.
+                let before = lock(&self.sink).len();
                 self.collect_returns(*ch).await;
+                let mut sink = lock(&self.sink);
+                let ok = Event::Reply { ch: *ch, reply: Reply::TxCommitOk };
+                if let Some(at) = sink[..before].iter().rposition(|e| *e == ok) {
+                    let returns: Vec<Event> = sink.drain(before..).collect();
+                    sink.splice(at..at, returns);
+                }
             }
             TxRollback { ch } => {
                 self.reply(*ch, Method::TxRollback, Reply::TxRollbackOk, |c| async move { c.tx_rollback().await })
