@@ -676,6 +676,10 @@ impl LiveTarget {
                     })
                     .await;
                 if let Some(q) = ok {
+                    // A server-named queue is the run's too: cleanup deletes it with the rest.
+                    if queue.is_empty() && !passive {
+                        self.queues.insert(q.name().to_string());
+                    }
                     let reply = Reply::QueueDeclareOk {
                         queue: names.trace(q.name().as_str()),
                         message_count: q.message_count(),

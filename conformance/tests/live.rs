@@ -70,4 +70,19 @@ fn seed_fixtures_pass_against_rabbitmq() {
     }
     eprintln!("{} passed, {} failed, {} skipped", passed.len(), failed.len(), skipped.len());
     assert!(failed.is_empty(), "failed against the broker: {failed:?}");
+    assert_nothing_left(&format!("amqpc-{}-", std::process::id()));
+}
+
+/// No queue or exchange of this process's runs is left on the broker (checked with rabbitmqctl
+/// when the broker is the local RabbitMQ, as in CI).
+fn assert_nothing_left(prefix: &str) {
+    for what in ["list_queues", "list_exchanges"] {
+        let Ok(out) = std::process::Command::new("rabbitmqctl").args(["-q", what, "name"]).output() else {
+            eprintln!("rabbitmqctl not found: leftovers not checked");
+            return;
+        };
+        let listing = String::from_utf8_lossy(&out.stdout);
+        let left: Vec<&str> = listing.lines().filter(|l| l.starts_with(prefix)).collect();
+        assert!(left.is_empty(), "left on the broker after the runs: {left:?}");
+    }
 }
