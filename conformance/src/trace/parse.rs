@@ -291,11 +291,15 @@ fn word(t: Option<Tok>, what: &str) -> Result<String> {
     }
 }
 
-fn content(a: &mut Args, body_what: &str) -> Result<(Content, Rest, Name, Name)> {
+/// A message's exchange, routing key and body, then the line's `flags` and `keys` (which include
+/// `persistent` and `headers`).
+fn content(mut a: Args, flags: &[&str], keys: &[&str]) -> Result<(Name, Name, Content, Rest)> {
     let exchange = a.name("an exchange")?;
     let routing_key = a.name("a routing key")?;
-    let body = a.name(body_what)?;
-    Ok((Content { body, persistent: false, headers: Table::new() }, Rest::default(), exchange, routing_key))
+    let body = a.name("a body")?;
+    let r = a.rest(flags, keys, false)?;
+    let content = Content { body, persistent: r.has("persistent"), headers: r.table("headers")? };
+    Ok((exchange, routing_key, content, r))
 }
 
 /// Parse one command line: its command and capture.
@@ -420,10 +424,7 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
             (BasicCancel { ch, consumer_tag }, None)
         }
         "basic.publish" => {
-            let (mut content, _, exchange, routing_key) = content(&mut a, "a body")?;
-            let r = a.rest(&["mandatory", "persistent"], &["headers"], false)?;
-            content.persistent = r.has("persistent");
-            content.headers = r.table("headers")?;
+            let (exchange, routing_key, content, r) = content(a, &["mandatory", "persistent"], &["headers"])?;
             (BasicPublish { ch, exchange, routing_key, mandatory: r.has("mandatory"), content }, None)
         }
         "basic.get" => {
@@ -465,16 +466,11 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
     Ok((cmd, capture))
 }
 
-/// A message's exchange, routing key and body, then `persistent`, `headers=` and the event's own
-/// `flags` and `keys`.
-fn message(a: &mut Args, flags: &[&str], keys: &[&str]) -> Result<(Message, Rest)> {
-    let (mut content, _, exchange, routing_key) = content(a, "a body")?;
-    let r = std::mem::replace(&mut a.toks, Vec::new().into_iter());
+/// An observed message (identity 0: the wire does not carry it) and the rest of its line.
+fn message(a: Args, flags: &[&str], keys: &[&str]) -> Result<(Message, Rest)> {
     let flags: Vec<&str> = ["persistent"].iter().chain(flags).copied().collect();
     let keys: Vec<&str> = ["headers"].iter().chain(keys).copied().collect();
-    let r = Args { toks: r, verb: a.verb.clone() }.rest(&flags, &keys, false)?;
-    content.persistent = r.has("persistent");
-    content.headers = r.table("headers")?;
+    let (exchange, routing_key, content, r) = content(a, &flags, &keys)?;
     Ok((Message(Arc::new(MessageData { id: MsgId(0), exchange, routing_key, content })), r))
 }
 
@@ -561,13 +557,13 @@ fn event(toks: Vec<Tok>) -> Result<Event> {
         "basic.deliver" => {
             let consumer_tag = a.name("the consumer tag")?;
             let delivery_tag = a.number("the delivery tag")?;
-            let (message, r) = message(&mut a, &["redelivered"], &[])?;
+            let (message, r) = message(a, &["redelivered"], &[])?;
             let redelivered = r.has("redelivered");
             return Ok(Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue: Name::from(""), message });
         }
         "basic.get-ok" => {
             let delivery_tag = a.number("the delivery tag")?;
-            let (message, r) = message(&mut a, &["redelivered"], &["remaining"])?;
+            let (message, r) = message(a, &["redelivered"], &["remaining"])?;
             let message_count = r.number("remaining")?.ok_or("basic.get-ok needs remaining=N")?;
             let redelivered = r.has("redelivered");
             return Ok(reply(Reply::GetOk {
@@ -580,7 +576,7 @@ fn event(toks: Vec<Tok>) -> Result<Event> {
         }
         "basic.return" => {
             let code = code(&mut a)?;
-            let (message, _) = message(&mut a, &[], &[])?;
+            let (message, _) = message(a, &[], &[])?;
             return Ok(Event::Return { ch, code, message });
         }
         other => return Err(format!("unknown channel event `{other}`")),
