@@ -19,11 +19,12 @@
 //!   open channel, a method on a channel that is not open): such a step returns no events and
 //!   sets [`LiveTarget::incomplete`].
 
-use crate::run::Target;
+use crate::run::{Listen, Target};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
 use amqp_model::ReplyCode;
 use amqp_model::{ChanRef, Command, ConnId, Content, Event, ExchangeKind, Message, Method, MsgId, Name, Table, Value};
+use futures_core::Stream;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     BasicRecoverOptions, BasicRejectOptions, ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions,
@@ -33,35 +34,41 @@ use lapin::options::{
 use lapin::protocol::AMQPErrorKind;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ErrorKind};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// How long a reply (or confirm) may take before the step gives up on it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a `wait` step (and the runner's final wait) listens for deliveries.
-pub const DEFAULT_GRACE: Duration = Duration::from_millis(200);
-/// How long every command listens after its reply (or after the probe that follows a publish
-/// or an ack), so that deliveries it caused on other connections belong to its step.
-pub const DEFAULT_SETTLE: Duration = Duration::from_millis(75);
+/// How long the runner listens on once the model says the broker may be done (at a `wait` step
+/// and at the end of every trace), for anything the broker should not do.
+pub const DEFAULT_GRACE: Duration = Duration::from_millis(50);
+/// How long a `queue.declare` waits after publishes: RabbitMQ answers the queue's message count
+/// ahead of the deliveries still in its queue's mailbox (it prioritises that query), so a count
+/// read right after an unconfirmed publish can miss it.
+pub const DEFAULT_FENCE: Duration = Duration::from_millis(25);
+/// How long a `--restart-cmd` may take.
+pub const RESTART_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Timing of a [`LiveTarget`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
-    /// Longest wait for any answer from the broker.
+    /// Longest wait for any answer from the broker, and for a delivery the model says it owes.
     pub timeout: Duration,
-    /// Listening time of a `wait`.
+    /// How long to listen once the model says the broker may be done.
     pub grace: Duration,
-    /// Listening time after each command.
-    pub settle: Duration,
+    /// How long a `queue.declare` (whose reply counts messages) waits when messages were
+    /// published since the last one.
+    pub fence: Duration,
 }
 
 impl Default for Timing {
     fn default() -> Self {
-        Timing { timeout: DEFAULT_TIMEOUT, grace: DEFAULT_GRACE, settle: DEFAULT_SETTLE }
+        Timing { timeout: DEFAULT_TIMEOUT, grace: DEFAULT_GRACE, fence: DEFAULT_FENCE }
     }
 }
 
@@ -129,10 +136,10 @@ impl Names {
         Name::from(wire.strip_prefix(self.prefix.as_str()).unwrap_or(wire))
     }
 
-    /// A message as the trace writes it: names mapped back, the routing key too when it went
-    /// through the default exchange.
+    /// A message as the trace writes it: names mapped back, the routing key too (a prefixed key
+    /// is a queue name: the default exchange's, or a key bound as "the last queue's name").
     fn message(&self, exchange: &str, routing_key: &str, props: &BasicProperties, data: &[u8]) -> Message {
-        let routing_key = if exchange.is_empty() { self.trace(routing_key) } else { Name::from(routing_key) };
+        let routing_key = self.trace(routing_key);
         Message(Arc::new(MessageData {
             id: MsgId(0),
             exchange: self.trace(exchange),
@@ -183,8 +190,40 @@ fn table_of(table: &FieldTable) -> Table {
     t
 }
 
-/// What the observed events of a run are written to, by whichever task observes them.
-type Sink = Arc<Mutex<Vec<Event>>>;
+/// What the observed events of a run are written to, by whichever task observes them; a
+/// listener is woken by every push.
+#[derive(Debug, Default)]
+struct Inbox {
+    events: Mutex<Vec<Event>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl Inbox {
+    fn push(&self, e: Event) {
+        lock(&self.events).push(e);
+        self.arrived.notify_one();
+    }
+
+    fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *lock(&self.events))
+    }
+
+    /// Whatever has arrived, waiting up to `patience` for the first event.
+    async fn next(&self, patience: Duration) -> Vec<Event> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let events = self.take();
+            if !events.is_empty() {
+                return events;
+            }
+            if tokio::time::timeout_at(deadline, self.arrived.notified()).await.is_err() {
+                return self.take();
+            }
+        }
+    }
+}
+
+type Sink = Arc<Inbox>;
 
 /// State of a trace connection shared with its consumer delegates.
 #[derive(Debug, Default)]
@@ -195,6 +234,8 @@ struct ConnFlags {
     closed_reported: bool,
     /// The last method sent on the connection (what a server close names).
     last_method: Option<Method>,
+    /// The broker is being restarted: its close names no method.
+    restarting: bool,
 }
 
 /// State of a trace channel shared with its consumer delegates.
@@ -222,17 +263,36 @@ fn report_close(sink: &Sink, ch: ChanRef, chan: &Mutex<ChanFlags>, conn: &Mutex<
             if !f.closed_reported && !f.client_closing {
                 f.closed_reported = true;
                 let method = f.last_method.unwrap_or(Method::ChannelOpen);
-                lock(sink).push(Event::ChannelClosed { ch, code, method });
+                sink.push(Event::ChannelClosed { ch, code, method });
             }
         }
-        AMQPErrorKind::Hard(_) => {
-            let mut f = lock(conn);
-            if !f.closed_reported && !f.client_closing {
-                f.closed_reported = true;
-                lock(sink).push(Event::ConnectionClosed { conn: ch.conn, code, method: f.last_method });
-            }
-        }
+        AMQPErrorKind::Hard(_) => report_connection_close(sink, ch.conn, conn, code),
     }
+}
+
+/// Report a server `connection.close` with `code`, once. During a restart it names no method.
+fn report_connection_close(sink: &Sink, conn: ConnId, flags: &Mutex<ConnFlags>, code: ReplyCode) {
+    let mut f = lock(flags);
+    if !f.closed_reported && !f.client_closing {
+        f.closed_reported = true;
+        let method = if f.restarting { None } else { f.last_method };
+        sink.push(Event::ConnectionClosed { conn, code, method });
+    }
+}
+
+/// Watch a connection's events for a server `connection.close` that no pending method receives
+/// (the broker shutting down).
+fn watch(connection: &Connection, conn: ConnId, flags: Arc<Mutex<ConnFlags>>, sink: Sink) -> JoinHandle<()> {
+    let mut events = Box::pin(connection.events_listener());
+    runtime().spawn(async move {
+        while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+            let lapin::Event::Error(error) = event else { continue };
+            let ErrorKind::ProtocolError(e) = error.kind() else { continue };
+            if let (AMQPErrorKind::Hard(_), Some(code)) = (e.kind(), ReplyCode::from_code(e.get_id())) {
+                report_connection_close(&sink, conn, &flags, code);
+            }
+        }
+    })
 }
 
 struct Chan {
@@ -247,6 +307,13 @@ struct Chan {
 struct Conn {
     connection: Connection,
     flags: Arc<Mutex<ConnFlags>>,
+    watcher: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
 }
 
 /// A live AMQP 0-9-1 broker as a conformance target.
@@ -254,13 +321,21 @@ pub struct LiveTarget {
     uri: String,
     timing: Timing,
     names: Names,
-    rt: tokio::runtime::Runtime,
+    restart_cmd: Option<String>,
     sink: Sink,
     conns: BTreeMap<ConnId, Conn>,
     chans: BTreeMap<ChanRef, Chan>,
     queues: BTreeSet<String>,
     exchanges: BTreeSet<String>,
-    incomplete: bool,
+    /// The queue last declared on each channel (what `""` names there).
+    last_queue: BTreeMap<ChanRef, Name>,
+    /// Queue names the broker holds as binding keys, prefixed: `queue.bind "" X ""` binds with
+    /// the last queue's wire name as the key, so a publish with that key is sent prefixed.
+    keyed: BTreeSet<Name>,
+    /// Messages were published since the last `queue.declare`.
+    published: bool,
+    incomplete: Option<String>,
+    problems: Vec<String>,
     finished: bool,
 }
 
@@ -270,6 +345,7 @@ impl fmt::Debug for LiveTarget {
             .field("uri", &redact(&self.uri))
             .field("timing", &self.timing)
             .field("prefix", &self.names.prefix)
+            .field("restart_cmd", &self.restart_cmd)
             .field("connections", &self.conns.keys().collect::<Vec<_>>())
             .field("channels", &self.chans.keys().collect::<Vec<_>>())
             .finish()
@@ -288,24 +364,31 @@ impl LiveTarget {
     /// Nothing is connected until the trace opens a connection.
     pub fn new(uri: &str, timing: Timing) -> Self {
         let n = TARGETS.fetch_add(1, Ordering::Relaxed);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
         LiveTarget {
             uri: uri.to_string(),
             timing,
             names: Names { prefix: format!("amqpc-{}-{}-", std::process::id(), n) },
-            rt,
+            restart_cmd: None,
             sink: Arc::default(),
             conns: BTreeMap::new(),
             chans: BTreeMap::new(),
             queues: BTreeSet::new(),
             exchanges: BTreeSet::new(),
-            incomplete: false,
+            last_queue: BTreeMap::new(),
+            keyed: BTreeSet::new(),
+            published: false,
+            incomplete: None,
+            problems: Vec::new(),
             finished: false,
         }
+    }
+
+    /// Perform `restart` steps by running `command` with `sh -c` (for RabbitMQ:
+    /// `rabbitmqctl stop_app && rabbitmqctl start_app`); it must return once the broker accepts
+    /// connections again. Without one, a trace with `restart` is incomplete.
+    pub fn with_restart_cmd(mut self, command: Option<String>) -> Self {
+        self.restart_cmd = command;
+        self
     }
 
     /// The prefix this target gives queue and exchange names on the wire.
@@ -313,10 +396,17 @@ impl LiveTarget {
         &self.names.prefix
     }
 
-    /// True when the trace asked for something this target cannot do (`restart`), so its
-    /// verdict does not say anything about the broker.
-    pub fn incomplete(&self) -> bool {
-        self.incomplete
+    /// True when the trace asked for something this target cannot do (`restart` without a
+    /// restart command), so its verdict does not say anything about the broker.
+    pub fn incomplete(&self) -> Option<&str> {
+        self.incomplete.as_deref()
+    }
+
+    /// What went wrong other than the broker's answers: timeouts (after which the connection was
+    /// given up), connections refused, a failed restart command. Each names the connection or
+    /// command at fault.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
     }
 
     /// Close every connection and delete every queue and exchange this target declared (by
@@ -326,19 +416,17 @@ impl LiveTarget {
             return Ok(());
         }
         self.finished = true;
-        let handle = self.rt.handle().clone();
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for c in conns {
-            handle.block_on(self.close_connection(c));
+            runtime().block_on(self.close_connection(c));
+        }
+        if self.queues.is_empty() && self.exchanges.is_empty() {
+            return Ok(());
         }
         let (uri, timeout) = (self.uri.clone(), self.timing.timeout);
-        let (queues, exchanges) = (self.queues.clone(), self.exchanges.clone());
-        handle.block_on(async move {
-            let connection = match tokio::time::timeout(timeout, connect(&uri)).await {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => return Err(format!("cleanup: cannot connect to {}: {e}", redact(&uri))),
-                Err(_) => return Err(format!("cleanup: connecting to {} timed out", redact(&uri))),
-            };
+        let (queues, exchanges) = (std::mem::take(&mut self.queues), std::mem::take(&mut self.exchanges));
+        runtime().block_on(async move {
+            let connection = cleaner(&uri, timeout).await?;
             let mut failures = Vec::new();
             let mut channel: Option<Channel> = None;
             let items = queues.iter().map(|q| (true, q)).chain(exchanges.iter().map(|x| (false, x)));
@@ -370,11 +458,15 @@ impl LiveTarget {
                 };
                 match result {
                     Ok(Ok(())) => {}
+                    // Already gone (a broker that answers a missing name with 404).
+                    Ok(Err(e)) if not_found(&e) => {}
                     Ok(Err(e)) => failures.push(format!("deleting {name}: {e}")),
                     Err(_) => failures.push(format!("deleting {name}: timed out")),
                 }
             }
-            let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
+            if let Some(ch) = channel.filter(|c| c.status().connected()) {
+                let _ = tokio::time::timeout(timeout, ch.close(200, "OK".into())).await;
+            }
             if failures.is_empty() {
                 Ok(())
             } else {
@@ -384,11 +476,42 @@ impl LiveTarget {
     }
 
     fn push(&self, e: Event) {
-        lock(&self.sink).push(e);
+        self.sink.push(e);
+    }
+
+    /// Something went wrong that is not the broker's answer (a timeout, a lost connection, a
+    /// failed restart command): kept for the report.
+    fn problem(&mut self, what: String) {
+        self.problems.push(what);
+    }
+
+    /// Restart the broker with the restart command: every connection must be closed by the
+    /// broker (320 CONNECTION_FORCED on RabbitMQ), and the command must succeed.
+    async fn restart(&mut self) {
+        let Some(cmd) = self.restart_cmd.clone() else {
+            self.incomplete = Some("restart needs --restart-cmd".into());
+            return;
+        };
+        for c in self.conns.values() {
+            lock(&c.flags).restarting = true;
+        }
+        match run_restart(&cmd).await {
+            Ok(()) => {}
+            Err(e) => self.problem(format!("restart command `{cmd}` {e}")),
+        }
+        // The broker's closes arrive through the connections' watchers.
+        let deadline = tokio::time::Instant::now() + self.timing.timeout;
+        for c in std::mem::take(&mut self.conns).into_values() {
+            while !lock(&c.flags).closed_reported && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            lock(&c.flags).client_closing = true;
+        }
+        self.chans.clear();
     }
 
     fn take(&self) -> Vec<Event> {
-        std::mem::take(&mut *lock(&self.sink))
+        self.sink.take()
     }
 
     async fn timed<T, F: Future<Output = lapin::Result<T>>>(&self, f: F) -> Outcome<T> {
@@ -419,7 +542,8 @@ impl LiveTarget {
     /// The broker did not answer on `conn` in time: give up on the connection so that later
     /// steps do not wait for it too.
     async fn abandon(&mut self, conn: ConnId, what: &str) {
-        eprintln!("live: c{}: no answer to {what} within {:?}; closing the connection", conn.0, self.timing.timeout);
+        let timeout = self.timing.timeout;
+        self.problem(format!("c{}: no answer to {what} within {timeout:?}; the connection was closed", conn.0));
         self.close_connection(conn).await;
     }
 
@@ -438,7 +562,7 @@ impl LiveTarget {
         } else if error.is_amqp_soft_error() {
             self.chans.remove(&ch);
         } else {
-            eprintln!("live: {ch}: {error}");
+            self.problem(format!("{ch}: {error}"));
             if self.chans.get(&ch).is_some_and(|c| !c.channel.status().connected()) {
                 self.chans.remove(&ch);
             }
@@ -531,16 +655,18 @@ impl LiveTarget {
         match command {
             ConnectionOpen { conn } => {
                 if self.conns.contains_key(conn) {
-                    eprintln!("live: c{} is already open", conn.0);
+                    self.problem(format!("c{} is already open", conn.0));
                     return;
                 }
                 match tokio::time::timeout(self.timing.timeout, connect(&self.uri)).await {
                     Ok(Ok(connection)) => {
-                        self.conns.insert(*conn, Conn { connection, flags: Arc::default() });
+                        let flags: Arc<Mutex<ConnFlags>> = Arc::default();
+                        let watcher = watch(&connection, *conn, flags.clone(), self.sink.clone());
+                        self.conns.insert(*conn, Conn { connection, flags, watcher });
                         self.push(Event::ConnectionOpenOk { conn: *conn });
                     }
-                    Ok(Err(e)) => eprintln!("live: c{}: cannot connect to {}: {e}", conn.0, redact(&self.uri)),
-                    Err(_) => eprintln!("live: c{}: connecting to {} timed out", conn.0, redact(&self.uri)),
+                    Ok(Err(e)) => self.problem(format!("c{}: cannot connect to {}: {e}", conn.0, redact(&self.uri))),
+                    Err(_) => self.problem(format!("c{}: connecting to {} timed out", conn.0, redact(&self.uri))),
                 }
             }
             ConnectionClose { conn } => {
@@ -551,13 +677,9 @@ impl LiveTarget {
             ConnectionDrop { conn } => {
                 self.close_connection(*conn).await;
             }
-            Restart => {
-                eprintln!("live: restart is not supported: the trace is incomplete");
-                self.incomplete = true;
-            }
+            Restart => self.restart().await,
             ChannelOpen { ch } if self.chans.contains_key(ch) => {
-                eprintln!("live: {ch}: lapin cannot open a channel that is already open: the trace is incomplete");
-                self.incomplete = true;
+                self.incomplete = Some(format!("{ch}: lapin cannot open a channel that is already open"));
             }
             other
                 if other.channel().is_some_and(|ch| {
@@ -566,8 +688,8 @@ impl LiveTarget {
                         && !matches!(other, ChannelOpen { .. })
                 }) =>
             {
-                eprintln!("live: lapin cannot send a method on a channel that is not open: the trace is incomplete");
-                self.incomplete = true;
+                let ch = other.channel().expect("a channel method");
+                self.incomplete = Some(format!("{ch}: lapin cannot send a method on a channel that is not open"));
             }
             ChannelOpen { ch } => {
                 let Some(conn) = self.conns.get(&ch.conn) else { return };
@@ -588,7 +710,7 @@ impl LiveTarget {
                             let (sink, flags) = (self.sink.clone(), conn.flags.clone());
                             report_close(&sink, *ch, &Mutex::new(ChanFlags::default()), &flags, &e);
                         } else {
-                            eprintln!("live: {ch}: channel.open: {e}");
+                            self.problem(format!("{ch}: channel.open: {e}"));
                         }
                     }
                     Outcome::TimedOut => self.abandon(ch.conn, "channel.open").await,
@@ -657,6 +779,9 @@ impl LiveTarget {
                 .await;
             }
             QueueDeclare { ch, queue, passive, durable, exclusive, auto_delete, arguments } => {
+                if std::mem::take(&mut self.published) {
+                    tokio::time::sleep(self.timing.fence).await;
+                }
                 let wire = names.wire(queue);
                 if !passive && !queue.is_empty() && !queue.is_reserved() {
                     self.queues.insert(wire.clone());
@@ -680,6 +805,7 @@ impl LiveTarget {
                     if queue.is_empty() && !passive {
                         self.queues.insert(q.name().to_string());
                     }
+                    self.last_queue.insert(ch, names.trace(q.name().as_str()));
                     let reply = Reply::QueueDeclareOk {
                         queue: names.trace(q.name().as_str()),
                         message_count: q.message_count(),
@@ -689,6 +815,9 @@ impl LiveTarget {
                 }
             }
             QueueBind { ch, queue, exchange, routing_key, arguments } => {
+                if queue.is_empty() && routing_key.is_empty() {
+                    self.keyed.extend(self.last_queue.get(ch).cloned());
+                }
                 let (q, x, k, a) =
                     (names.wire(queue), names.wire(exchange), routing_key.to_string(), field_table(arguments));
                 self.reply(*ch, Method::QueueBind, Reply::QueueBindOk, |c| async move {
@@ -750,7 +879,7 @@ impl LiveTarget {
                             Ok(Some(d)) => {
                                 let message =
                                     names.message(d.exchange.as_str(), d.routing_key.as_str(), &d.properties, &d.data);
-                                lock(&sink).push(Event::Deliver {
+                                sink.push(Event::Deliver {
                                     ch,
                                     consumer_tag: Name::from(tag.as_str()),
                                     delivery_tag: d.delivery_tag,
@@ -764,7 +893,7 @@ impl LiveTarget {
                                 let ours = f.client_closing || f.cancelled.contains(&tag) || f.errored.contains(&tag);
                                 drop(f);
                                 if !ours && !lock(&conn_flags).client_closing {
-                                    lock(&sink).push(Event::Cancel { ch, consumer_tag: Name::from(tag.as_str()) });
+                                    sink.push(Event::Cancel { ch, consumer_tag: Name::from(tag.as_str()) });
                                 }
                             }
                             Err(e) => {
@@ -788,9 +917,11 @@ impl LiveTarget {
                 .await;
             }
             BasicPublish { ch, exchange, routing_key, mandatory, content } => {
+                self.published = true;
                 let ch = *ch;
                 let x = names.wire(exchange);
-                let k = if exchange.is_empty() { names.wire(routing_key) } else { routing_key.to_string() };
+                let prefixed = exchange.is_empty() || self.keyed.contains(routing_key);
+                let k = if prefixed { names.wire(routing_key) } else { routing_key.to_string() };
                 let mut props = BasicProperties::default();
                 if content.persistent {
                     props = props.with_delivery_mode(2);
@@ -912,9 +1043,9 @@ impl LiveTarget {
                 self.reply(*ch, Method::TxCommit, Reply::TxCommitOk, |c| async move { c.tx_commit().await }).await;
                 // A transaction's returns are sent at commit. lapin buffers them, but it reads
                 // frames in order: those buffered when commit-ok resolved came before it.
-                let before = lock(&self.sink).len();
+                let before = lock(&self.sink.events).len();
                 self.collect_returns(*ch).await;
-                let mut sink = lock(&self.sink);
+                let mut sink = lock(&self.sink.events);
                 let ok = Event::Reply { ch: *ch, reply: Reply::TxCommitOk };
                 if let Some(at) = sink[..before].iter().rposition(|e| *e == ok) {
                     let returns: Vec<Event> = sink.drain(before..).collect();
@@ -946,6 +1077,66 @@ pub fn check_login(uri: &str, timeout: Duration) -> Result<(), String> {
     })
 }
 
+/// The process's tokio runtime, shared by every target (and every `--jobs` thread).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+    })
+}
+
+/// A connection for deleting what runs created, one per broker URI, kept open across traces.
+async fn cleaner(uri: &str, timeout: Duration) -> Result<Arc<Connection>, String> {
+    static CLEANERS: OnceLock<Mutex<HashMap<String, Arc<Connection>>>> = OnceLock::new();
+    let cleaners = CLEANERS.get_or_init(Mutex::default);
+    if let Some(c) = lock(cleaners).get(uri).filter(|c| c.status().connected()) {
+        return Ok(c.clone());
+    }
+    let connection = match tokio::time::timeout(timeout, connect(uri)).await {
+        Ok(Ok(c)) => Arc::new(c),
+        Ok(Err(e)) => return Err(format!("cleanup: cannot connect to {}: {e}", redact(uri))),
+        Err(_) => return Err(format!("cleanup: connecting to {} timed out", redact(uri))),
+    };
+    lock(cleaners).insert(uri.to_string(), connection.clone());
+    Ok(connection)
+}
+
+/// Run a restart command with `sh -c`, at most [`RESTART_TIMEOUT`].
+async fn run_restart(cmd: &str) -> Result<(), String> {
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start: {e}"))?;
+    let deadline = tokio::time::Instant::now() + RESTART_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                let err = err.lines().last().unwrap_or("").trim().to_string();
+                return Err(format!("failed ({status}){}", if err.is_empty() { err } else { format!(": {err}") }));
+            }
+            Ok(None) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Ok(None) => {
+                let _ = child.kill();
+                return Err(format!("did not finish within {RESTART_TIMEOUT:?}"));
+            }
+            Err(e) => return Err(format!("could not be waited for: {e}")),
+        }
+    }
+}
+
+/// Whether a failed method was answered 404 NOT_FOUND.
+fn not_found(e: &lapin::Error) -> bool {
+    matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 404)
+}
+
 async fn connect(uri: &str) -> lapin::Result<Connection> {
     let runtime = lapin::runtime::default_runtime()?;
     Connection::connect_with_runtime(uri, ConnectionProperties::default(), runtime).await
@@ -953,19 +1144,20 @@ async fn connect(uri: &str) -> lapin::Result<Connection> {
 
 impl Target for LiveTarget {
     fn command(&mut self, command: &Command) -> Vec<Event> {
-        let handle = self.rt.handle().clone();
-        let settle = self.timing.settle;
-        handle.block_on(async {
-            self.perform(command).await;
-            tokio::time::sleep(settle).await;
-        });
+        runtime().block_on(self.perform(command));
         self.take()
     }
 
-    fn wait(&mut self) -> Vec<Event> {
-        let grace = self.timing.grace;
-        self.rt.block_on(async move { tokio::time::sleep(grace).await });
-        self.take()
+    fn listen(&mut self, how: Listen) -> Vec<Event> {
+        let sink = self.sink.clone();
+        match how {
+            Listen::Expecting => runtime().block_on(sink.next(self.timing.timeout)),
+            Listen::Tail => {
+                let grace = self.timing.grace;
+                runtime().block_on(async move { tokio::time::sleep(grace).await });
+                self.take()
+            }
+        }
     }
 }
 

@@ -101,12 +101,12 @@ fn main() -> ExitCode {
                 let verdict = replay(&trace, profile, &mut target as &mut dyn Target);
                 match (target.finish(), target.incomplete()) {
                     (Err(e), _) => (verdict, Some(format!("cleanup failed: {e}"))),
-                    (Ok(()), true) => {
-                        println!("skip  {name} (the broker target cannot perform every step)");
+                    (Ok(()), Some(why)) => {
+                        println!("skip  {name} ({why})");
                         skipped += 1;
                         continue;
                     }
-                    (Ok(()), false) => (verdict, None),
+                    (Ok(()), None) => (verdict, None),
                 }
             }
             None => (replay(&trace, profile, &mut ModelTarget::new(profile, Faults::NONE)), None),

@@ -12,14 +12,25 @@ use amqp_model::{Broker, Command, Event, Faults, Name, Profile};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// How long [`Target::listen`] listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// The model says the broker still has something to do (a delivery it owes): return as soon
+    /// as anything arrives, or empty-handed after the target's timeout.
+    Expecting,
+    /// The model says the broker may be done: gather whatever else arrives during the target's
+    /// grace period (a duplicate, a delivery the model does not allow).
+    Tail,
+}
+
 /// Something a trace can be run against.
 pub trait Target {
     /// Perform a command (its variables already replaced by this target's names) and return
     /// everything observed until its reply (or, for commands without one, until the target
-    /// judges the broker has acted on it), in arrival order.
+    /// knows the broker has acted on it), in arrival order.
     fn command(&mut self, command: &Command) -> Vec<Event>;
-    /// Give the broker time to finish what it may still do, and return what it did.
-    fn wait(&mut self) -> Vec<Event>;
+    /// Listen for what the broker does on its own (deliveries, confirms, server closes).
+    fn listen(&mut self, how: Listen) -> Vec<Event>;
 }
 
 /// The model itself as a target: it takes its own internal steps eagerly (round robin under
@@ -43,7 +54,7 @@ impl Target for ModelTarget {
         events.iter().map(blank).collect()
     }
 
-    fn wait(&mut self) -> Vec<Event> {
+    fn listen(&mut self, _: Listen) -> Vec<Event> {
         self.broker.settle_internal().iter().map(blank).collect()
     }
 }
@@ -105,48 +116,149 @@ fn resolve_text(text: &str, vars: &BTreeMap<Name, Name>) -> String {
         .join(" ")
 }
 
+/// What one step of a trace observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// The trace line of the step (of the last step for the runner's final wait).
+    pub line: usize,
+    /// The command, or None for a wait.
+    pub command: Option<Command>,
+    /// What the target did, in arrival order, with the trace's names.
+    pub events: Vec<Event>,
+}
+
+/// A replayed trace: the verdict and what each step observed up to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recording {
+    /// Pass, or where and how the target left the model.
+    pub verdict: Verdict,
+    /// Every step run, in order, the diverging one included.
+    pub steps: Vec<Observation>,
+}
+
 /// Replay `trace` against `target`, validating under `profile`.
 pub fn replay(trace: &Trace, profile: Profile, target: &mut dyn Target) -> Verdict {
+    record(trace, profile, target).verdict
+}
+
+/// Observe one command step: perform it, then, while the model says the broker still owes
+/// something (a delivery the command made possible), listen for it. The step's events are all
+/// that arrived before the model was satisfied, or before the target stopped hearing anything.
+fn command_step(
+    validator: &mut Validator,
+    target: &mut dyn Target,
+    real: &Command,
+    model: &Command,
+) -> (Vec<Event>, Result<(), Box<Divergence>>) {
+    let mut observed = target.command(real);
+    let mut retried = false;
+    loop {
+        let mut trial = validator.clone();
+        match trial.command(model, &observed) {
+            Ok(()) => {
+                let more = if trial.settled() { Vec::new() } else { target.listen(Listen::Expecting) };
+                if more.is_empty() {
+                    *validator = trial;
+                    return (observed, Ok(()));
+                }
+                observed.extend(more);
+            }
+            Err(divergence) => {
+                // Something may still be on its way that explains the step: listen once more.
+                let more = if retried { Vec::new() } else { target.listen(Listen::Tail) };
+                retried = true;
+                if more.is_empty() {
+                    return (observed, Err(divergence));
+                }
+                observed.extend(more);
+            }
+        }
+    }
+}
+
+/// Observe a wait: listen until the model can have nothing left to do, then for the grace
+/// period; the model must then be quiescent.
+fn wait_step(validator: &mut Validator, target: &mut dyn Target) -> (Vec<Event>, Result<(), Box<Divergence>>) {
+    let mut observed = Vec::new();
+    loop {
+        let mut trial = validator.clone();
+        let how = match trial.wait(&observed) {
+            Ok(()) => Listen::Tail,
+            Err(divergence) => {
+                let mut partial = validator.clone();
+                if partial.observe(&observed).is_err() {
+                    return (observed, Err(divergence));
+                }
+                Listen::Expecting
+            }
+        };
+        let more = target.listen(how);
+        if more.is_empty() {
+            return match how {
+                Listen::Tail => {
+                    *validator = trial;
+                    (observed, Ok(()))
+                }
+                Listen::Expecting => {
+                    let result = validator.wait(&observed);
+                    (observed, result)
+                }
+            };
+        }
+        observed.extend(more);
+    }
+}
+
+/// Replay `trace` against `target`, validating under `profile`, and keep what every step
+/// observed.
+pub fn record(trace: &Trace, profile: Profile, target: &mut dyn Target) -> Recording {
     let mut validator = Validator::new(profile);
     let mut real: BTreeMap<Name, Name> = BTreeMap::new();
     let mut model: BTreeMap<Name, Name> = BTreeMap::new();
-    let mut last: Vec<Event> = Vec::new();
+    let mut steps: Vec<Observation> = Vec::new();
     let lookup = |vars: &BTreeMap<Name, Name>, n: &Name| vars.get(n).cloned().unwrap_or_else(|| n.clone());
+    let done = |verdict, steps| Recording { verdict, steps };
     let mut end = 0;
     for step in &trace.steps {
         end = step.line;
         match &step.kind {
             StepKind::Command { command, capture } => {
-                let observed = target.command(&command.map_names(|n| lookup(&real, n)));
+                let real_command = command.map_names(|n| lookup(&real, n));
                 let model_command = command.map_names(|n| lookup(&model, n));
-                if let Err(divergence) = validator.command(&model_command, &observed) {
-                    return Verdict::Diverged { line: step.line, divergence };
+                let (observed, result) = command_step(&mut validator, target, &real_command, &model_command);
+                steps.push(Observation { line: step.line, command: Some(command.clone()), events: observed });
+                if let Err(divergence) = result {
+                    return done(Verdict::Diverged { line: step.line, divergence }, steps);
                 }
-                if let (Some(var), Some(name)) = (capture, generated_name(&observed, command)) {
+                let observed = &steps.last().expect("just pushed").events;
+                if let (Some(var), Some(name)) = (capture, generated_name(observed, command)) {
                     let model_name = validator.model_name(&name).cloned().unwrap_or_else(|| name.clone());
                     real.insert(var.clone(), name);
                     model.insert(var.clone(), model_name);
                 }
-                last = observed;
             }
             StepKind::Wait => {
-                let observed = target.wait();
-                if let Err(divergence) = validator.wait(&observed) {
-                    return Verdict::Diverged { line: step.line, divergence };
+                let (observed, result) = wait_step(&mut validator, target);
+                steps.push(Observation { line: step.line, command: None, events: observed });
+                if let Err(divergence) = result {
+                    return done(Verdict::Diverged { line: step.line, divergence }, steps);
                 }
-                last = observed;
             }
             StepKind::Expect(expected) => {
+                let last = steps.last().map(|o| o.events.as_slice()).unwrap_or_default();
                 let want = resolve_text(&write_event(&blank(expected)), &real);
                 if !last.iter().any(|e| write_event(&blank(e)) == want) {
-                    return Verdict::Unmet { line: step.line, expected: expected.clone(), observed: last.clone() };
+                    let verdict =
+                        Verdict::Unmet { line: step.line, expected: expected.clone(), observed: last.to_vec() };
+                    return done(verdict, steps);
                 }
             }
         }
     }
-    let observed = target.wait();
-    match validator.wait(&observed) {
-        Ok(()) => Verdict::Pass,
-        Err(divergence) => Verdict::Diverged { line: end, divergence },
+    let (observed, result) = wait_step(&mut validator, target);
+    steps.push(Observation { line: end, command: None, events: observed });
+    match result {
+        Ok(()) => done(Verdict::Pass, steps),
+        Err(divergence) => done(Verdict::Diverged { line: end, divergence }, steps),
     }
 }

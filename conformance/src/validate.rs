@@ -30,7 +30,7 @@ use std::sync::Arc;
 const SHOWN: usize = 4;
 
 /// The model's view of a run: the states consistent with the observations so far.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Validator {
     states: Vec<Broker>,
     /// Observed generated name -> model generated name.
@@ -286,6 +286,22 @@ impl Validator {
     /// else it did meanwhile), in arrival order.
     pub fn command(&mut self, command: &Command, observed: &[Event]) -> Result<(), Box<Divergence>> {
         self.advance(Some(command), observed, false)
+    }
+
+    /// Account for what the broker did on its own, without requiring it to be done.
+    pub fn observe(&mut self, observed: &[Event]) -> Result<(), Box<Divergence>> {
+        self.advance(None, observed, false)
+    }
+
+    /// Whether the broker may have finished: some consistent state has nothing left that the
+    /// broker would still have to do (no delivery owed). While not, the runner listens on.
+    pub fn settled(&self) -> bool {
+        let mut steps = Vec::new();
+        self.states.iter().any(|s| {
+            steps.clear();
+            s.internal_steps(&mut steps);
+            steps.is_empty()
+        })
     }
 
     /// Account for a wait: what the broker did while the runner waited, after which the model

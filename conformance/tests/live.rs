@@ -47,8 +47,8 @@ fn seed_fixtures_pass_against_rabbitmq() {
         let mut target = LiveTarget::new(&uri, Timing::default());
         let verdict = replay(&trace, Profile::rabbitmq(), &mut target);
         let cleanup = target.finish();
-        if target.incomplete() {
-            eprintln!("skip {name}: the target could not perform every step");
+        if let Some(why) = target.incomplete() {
+            eprintln!("skip {name}: {why}");
             skipped.push(name);
             continue;
         }

@@ -6,7 +6,7 @@
 // Damage functions take the Vec they may grow or shrink.
 #![allow(clippy::ptr_arg)]
 
-use amqp_conformance::run::{replay, ModelTarget, Target, Verdict};
+use amqp_conformance::run::{replay, Listen, ModelTarget, Target, Verdict};
 use amqp_conformance::trace::parse;
 use amqp_model::{Command, Event, Fault, Faults, Profile, ReplyCode};
 
@@ -87,8 +87,8 @@ impl Target for Damaged {
         let events = self.inner.command(command);
         self.observe(events)
     }
-    fn wait(&mut self) -> Vec<Event> {
-        let events = self.inner.wait();
+    fn listen(&mut self, how: Listen) -> Vec<Event> {
+        let events = self.inner.listen(how);
         self.observe(events)
     }
 }
