@@ -6,8 +6,13 @@
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]
 
+pub mod deviations;
+pub mod generate;
 pub mod live;
+pub mod report;
 pub mod run;
+pub mod snapshot;
+pub mod suite;
 pub mod trace;
 pub mod validate;
 
