@@ -19,7 +19,7 @@
 //!   open channel, a method on a channel that is not open): such a step returns no events and
 //!   sets [`LiveTarget::incomplete`].
 
-use crate::run::{Listen, Target};
+use crate::run::{Hint, Listen, Target};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
 use amqp_model::ReplyCode;
@@ -280,16 +280,30 @@ fn report_connection_close(sink: &Sink, conn: ConnId, flags: &Mutex<ConnFlags>, 
     }
 }
 
-/// Watch a connection's events for a server `connection.close` that no pending method receives
-/// (the broker shutting down).
-fn watch(connection: &Connection, conn: ConnId, flags: Arc<Mutex<ConnFlags>>, sink: Sink) -> JoinHandle<()> {
+/// The channels of a connection, as its watcher sees them.
+type Registry = Arc<Mutex<Vec<(ChanRef, Channel, Arc<Mutex<ChanFlags>>)>>>;
+
+/// Watch a connection's events for server closes that no pending method receives: a
+/// `connection.close` (the broker shutting down), or a `channel.close` that arrived before the
+/// method that would have received it was sent (lapin then fails that method without the code).
+/// lapin's event does not name the channel: it is the one of the connection that is no longer
+/// open and whose close was not reported yet.
+fn watch(connection: &Connection, conn: ConnId, flags: Arc<Mutex<ConnFlags>>, chans: Registry, sink: Sink) -> JoinHandle<()> {
     let mut events = Box::pin(connection.events_listener());
     runtime().spawn(async move {
         while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
             let lapin::Event::Error(error) = event else { continue };
             let ErrorKind::ProtocolError(e) = error.kind() else { continue };
-            if let (AMQPErrorKind::Hard(_), Some(code)) = (e.kind(), ReplyCode::from_code(e.get_id())) {
-                report_connection_close(&sink, conn, &flags, code);
+            match (e.kind(), ReplyCode::from_code(e.get_id())) {
+                (AMQPErrorKind::Hard(_), Some(code)) => report_connection_close(&sink, conn, &flags, code),
+                (AMQPErrorKind::Soft(_), Some(_)) => {
+                    for (ch, channel, chan_flags) in lock(&chans).iter() {
+                        if !channel.status().connected() && !lock(chan_flags).closed_reported {
+                            report_close(&sink, *ch, chan_flags, &flags, &error);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     })
@@ -302,11 +316,16 @@ struct Chan {
     consumers: Vec<Consumer>,
     /// The last publish sequence number, once in confirm mode.
     confirm_seq: Option<u64>,
+    /// A method without reply sent on the channel and not probed since (the model expected no
+    /// answer and the next step is on this channel).
+    unprobed: Option<Method>,
 }
 
 struct Conn {
     connection: Connection,
     flags: Arc<Mutex<ConnFlags>>,
+    /// The connection's channels, for its watcher.
+    registry: Registry,
     watcher: JoinHandle<()>,
 }
 
@@ -334,6 +353,8 @@ pub struct LiveTarget {
     keyed: BTreeSet<Name>,
     /// Messages were published since the last `queue.declare`.
     published: bool,
+    /// The runner's hint for the command being performed.
+    hint: Hint,
     incomplete: Option<String>,
     problems: Vec<String>,
     finished: bool,
@@ -377,6 +398,7 @@ impl LiveTarget {
             last_queue: BTreeMap::new(),
             keyed: BTreeSet::new(),
             published: false,
+            hint: Hint::CONFIRM,
             incomplete: None,
             problems: Vec::new(),
             finished: false,
@@ -549,11 +571,30 @@ impl LiveTarget {
 
     /// A command on `ch` failed with `error`.
     async fn failed(&mut self, ch: ChanRef, error: lapin::Error) {
+        let hard = error.is_amqp_hard_error();
+        if let Some(earlier) = self.chans.get_mut(&ch).and_then(|c| c.unprobed.take()) {
+            self.problem(format!(
+                "{ch}: the broker closed the channel after an unconfirmed {} (the model expected no answer to it): \
+                 the close is reported with the method that followed it",
+                earlier.name()
+            ));
+        }
         let Some(conn) = self.conns.get(&ch.conn) else { return };
         let conn_flags = conn.flags.clone();
-        let hard = error.is_amqp_hard_error();
         if let Some(chan) = self.chans.get(&ch) {
             report_close(&self.sink, ch, &chan.flags, &conn_flags, &error);
+            if matches!(error.kind(), ErrorKind::InvalidChannelState(..)) {
+                // The broker closed the channel before this method was sent: its close comes
+                // through the connection's watcher.
+                let (flags, deadline) = (chan.flags.clone(), tokio::time::Instant::now() + self.timing.timeout);
+                while !lock(&flags).closed_reported && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                if lock(&flags).closed_reported {
+                    self.chans.remove(&ch);
+                    return;
+                }
+            }
         }
         if hard || !conn.connection.status().connected() {
             lock(&conn_flags).client_closing = true;
@@ -586,7 +627,12 @@ impl LiveTarget {
     {
         let channel = self.begin(ch, method)?;
         match self.timed(f(channel)).await {
-            Outcome::Ok(v) => Some(v),
+            Outcome::Ok(v) => {
+                if let Some(c) = self.chans.get_mut(&ch) {
+                    c.unprobed = None;
+                }
+                Some(v)
+            }
             Outcome::Failed(e) => {
                 self.failed(ch, e).await;
                 None
@@ -611,7 +657,13 @@ impl LiveTarget {
     /// After a method without a reply: a passive declare of `amq.direct` (which changes nothing)
     /// whose answer shows the broker has acted on the method, or the close it caused.
     async fn probe(&mut self, ch: ChanRef, method: Method) {
-        let Some(chan) = self.chans.get(&ch) else { return };
+        let confirm = self.hint.confirm;
+        let Some(chan) = self.chans.get_mut(&ch) else { return };
+        if !confirm {
+            // The next step is on this channel and comes after this method on the wire.
+            chan.unprobed = Some(method);
+            return;
+        }
         let channel = chan.channel.clone();
         let probe = channel.exchange_declare(
             "amq.direct".into(),
@@ -661,8 +713,9 @@ impl LiveTarget {
                 match tokio::time::timeout(self.timing.timeout, connect(&self.uri)).await {
                     Ok(Ok(connection)) => {
                         let flags: Arc<Mutex<ConnFlags>> = Arc::default();
-                        let watcher = watch(&connection, *conn, flags.clone(), self.sink.clone());
-                        self.conns.insert(*conn, Conn { connection, flags, watcher });
+                        let registry = Registry::default();
+                        let watcher = watch(&connection, *conn, flags.clone(), registry.clone(), self.sink.clone());
+                        self.conns.insert(*conn, Conn { connection, flags, registry, watcher });
                         self.push(Event::ConnectionOpenOk { conn: *conn });
                     }
                     Ok(Err(e)) => self.problem(format!("c{}: cannot connect to {}: {e}", conn.0, redact(&self.uri))),
@@ -701,7 +754,8 @@ impl LiveTarget {
                             last_method: Some(Method::ChannelOpen),
                             ..ChanFlags::default()
                         }));
-                        self.chans.insert(*ch, Chan { channel, flags, consumers: Vec::new(), confirm_seq: None });
+                        lock(&conn.registry).push((*ch, channel.clone(), flags.clone()));
+                        self.chans.insert(*ch, Chan { channel, flags, consumers: Vec::new(), confirm_seq: None, unprobed: None });
                         self.push(Event::ChannelOpenOk { ch: *ch });
                     }
                     Outcome::Failed(e) => {
@@ -1143,7 +1197,8 @@ async fn connect(uri: &str) -> lapin::Result<Connection> {
 }
 
 impl Target for LiveTarget {
-    fn command(&mut self, command: &Command) -> Vec<Event> {
+    fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event> {
+        self.hint = hint;
         runtime().block_on(self.perform(command));
         self.take()
     }

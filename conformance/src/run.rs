@@ -23,12 +23,28 @@ pub enum Listen {
     Tail,
 }
 
+/// What the runner tells a target about a command, from the model and the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hint {
+    /// The target must know the broker has acted on the command before it returns, even if the
+    /// command has no reply (`basic.publish`, `basic.ack`...): the model says it may answer
+    /// (a channel close, a returned message), or the next step is on another channel or a wait,
+    /// and must come after it. When false, the next step is on the same channel, where AMQP
+    /// keeps the order, and the model expects no answer.
+    pub confirm: bool,
+}
+
+impl Hint {
+    /// Always confirm (what a target does without a hint).
+    pub const CONFIRM: Hint = Hint { confirm: true };
+}
+
 /// Something a trace can be run against.
 pub trait Target {
     /// Perform a command (its variables already replaced by this target's names) and return
     /// everything observed until its reply (or, for commands without one, until the target
-    /// knows the broker has acted on it), in arrival order.
-    fn command(&mut self, command: &Command) -> Vec<Event>;
+    /// knows the broker has acted on it, as `hint` asks), in arrival order.
+    fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event>;
     /// Listen for what the broker does on its own (deliveries, confirms, server closes).
     fn listen(&mut self, how: Listen) -> Vec<Event>;
 }
@@ -48,7 +64,7 @@ impl ModelTarget {
 }
 
 impl Target for ModelTarget {
-    fn command(&mut self, command: &Command) -> Vec<Event> {
+    fn command(&mut self, command: &Command, _: Hint) -> Vec<Event> {
         let mut events = self.broker.apply(command).unwrap_or_default();
         events.extend(self.broker.settle_internal());
         events.iter().map(blank).collect()
@@ -149,8 +165,10 @@ fn command_step(
     target: &mut dyn Target,
     real: &Command,
     model: &Command,
+    next_on_same_channel: bool,
 ) -> (Vec<Event>, Result<(), Box<Divergence>>) {
-    let mut observed = target.command(real);
+    let hint = Hint { confirm: !next_on_same_channel || validator.may_answer(model) };
+    let mut observed = target.command(real, hint);
     let mut retried = false;
     loop {
         let mut trial = validator.clone();
@@ -219,13 +237,19 @@ pub fn record(trace: &Trace, profile: Profile, target: &mut dyn Target) -> Recor
     let lookup = |vars: &BTreeMap<Name, Name>, n: &Name| vars.get(n).cloned().unwrap_or_else(|| n.clone());
     let done = |verdict, steps| Recording { verdict, steps };
     let mut end = 0;
-    for step in &trace.steps {
+    for (i, step) in trace.steps.iter().enumerate() {
         end = step.line;
         match &step.kind {
             StepKind::Command { command, capture } => {
                 let real_command = command.map_names(|n| lookup(&real, n));
                 let model_command = command.map_names(|n| lookup(&model, n));
-                let (observed, result) = command_step(&mut validator, target, &real_command, &model_command);
+                let next = trace.steps[i + 1..].iter().find(|s| !matches!(s.kind, StepKind::Expect(_)));
+                let same = next.is_some_and(|s| match &s.kind {
+                    StepKind::Command { command: c, .. } => c.channel().is_some() && c.channel() == command.channel(),
+                    _ => false,
+                });
+                let (observed, result) =
+                    command_step(&mut validator, target, &real_command, &model_command, same);
                 steps.push(Observation { line: step.line, command: Some(command.clone()), events: observed });
                 if let Err(divergence) = result {
                     return done(Verdict::Diverged { line: step.line, divergence }, steps);

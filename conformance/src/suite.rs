@@ -9,7 +9,7 @@ use crate::trace::{parse, Trace};
 use amqp_model::{Command, Faults, Profile, ProfileName};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// What a suite runs against.
@@ -61,7 +61,9 @@ pub enum Status {
         /// Why, as the deviations file says.
         reason: String,
     },
-    /// Listed in the deviations file, but passed: the entry is out of date.
+    /// Listed in the deviations file, but passed: the entry may be out of date (or the broker
+    /// shows the deviation only sometimes, e.g. when it depends on timing). A warning: it does
+    /// not make the run non-conformant.
     Stale {
         /// The rule the deviations file names.
         rule: String,
@@ -83,16 +85,16 @@ pub enum Status {
 impl Status {
     /// Whether this outcome makes the run non-conformant.
     pub fn is_failure(&self) -> bool {
-        matches!(self, Status::Fail { .. } | Status::Stale { .. } | Status::Error { .. })
+        matches!(self, Status::Fail { .. } | Status::Error { .. })
     }
 
-    /// A one-word label: pass, FAIL, known, STALE, skip, ERROR.
+    /// A one-word label: pass, FAIL, known, stale, skip, ERROR.
     pub fn label(&self) -> &'static str {
         match self {
             Status::Pass => "pass",
             Status::Fail { .. } => "FAIL",
             Status::Known { .. } => "known",
-            Status::Stale { .. } => "STALE",
+            Status::Stale { .. } => "stale",
             Status::Skip { .. } => "skip",
             Status::Error { .. } => "ERROR",
         }
@@ -130,10 +132,10 @@ pub struct SuiteRun {
 }
 
 impl SuiteRun {
-    /// How many results have each status label, in the order pass, FAIL, known, STALE, skip,
+    /// How many results have each status label, in the order pass, FAIL, known, stale, skip,
     /// ERROR.
     pub fn counts(&self) -> [(&'static str, usize); 6] {
-        let mut out = [("pass", 0), ("FAIL", 0), ("known", 0), ("STALE", 0), ("skip", 0), ("ERROR", 0)];
+        let mut out = [("pass", 0), ("FAIL", 0), ("known", 0), ("stale", 0), ("skip", 0), ("ERROR", 0)];
         for r in &self.results {
             if let Some(slot) = out.iter_mut().find(|(l, _)| *l == r.status.label()) {
                 slot.1 += 1;
@@ -142,8 +144,177 @@ impl SuiteRun {
         out
     }
 
-    /// Whether the target conformed: no failure, stale deviation or error.
+    /// Whether the target conformed: no failure or error.
     pub fn conformant(&self) -> bool {
         !self.results.iter().any(|r| r.status.is_failure())
     }
+}
+
+/// The trace files named by `paths`: a file is taken as it is, a directory is searched
+/// (recursively, in name order) for `*.trace`, and a path containing `*`, `?` or `[` is a glob
+/// (`fixtures/**/queue-*.trace`). Errors name the path.
+pub fn find_traces(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    fn walk(path: &Path, named: bool, out: &mut Vec<PathBuf>) -> Result<(), String> {
+        let err = |e: std::io::Error| format!("{}: {e}", path.display());
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> =
+                std::fs::read_dir(path).map_err(err)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().map_err(err)?;
+            entries.sort();
+            for e in entries {
+                walk(&e, false, out)?;
+            }
+        } else if named || path.extension().is_some_and(|x| x == "trace") {
+            std::fs::metadata(path).map_err(err)?;
+            out.push(path.to_path_buf());
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let text = p.to_string_lossy();
+        if text.contains(['*', '?', '[']) {
+            let matches = glob::glob(&text).map_err(|e| format!("{text}: bad glob pattern: {e}"))?;
+            let before = out.len();
+            for m in matches {
+                walk(&m.map_err(|e| format!("{text}: {e}"))?, true, &mut out)?;
+            }
+            if out.len() == before {
+                return Err(format!("{text}: no trace matches the pattern"));
+            }
+        } else {
+            walk(p, true, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Read and parse trace files; the first unreadable or malformed one is an error naming
+/// `file:line`.
+pub fn load(files: &[PathBuf]) -> Result<Vec<(String, Trace)>, String> {
+    files
+        .iter()
+        .map(|f| {
+            let name = f.display().to_string();
+            let text = std::fs::read_to_string(f).map_err(|e| format!("{name}: {e}"))?;
+            let trace = parse(&text, &name).map_err(|e| e.to_string())?;
+            Ok((name, trace))
+        })
+        .collect()
+}
+
+/// Whether a trace restarts the broker (and so must run alone).
+pub fn restarts(trace: &Trace) -> bool {
+    trace.commands().any(|c| matches!(c, Command::Restart))
+}
+
+/// The verdict as a status: where it failed and the report's text.
+fn status_of(verdict: &Verdict) -> Status {
+    match verdict {
+        Verdict::Pass => Status::Pass,
+        Verdict::Diverged { line, divergence } => Status::Fail { line: *line, detail: divergence.to_string() },
+        Verdict::Unmet { line, .. } => {
+            let text = verdict.to_string();
+            let detail = text.strip_prefix(&format!("line {line}: ")).unwrap_or(&text).to_string();
+            Status::Fail { line: *line, detail }
+        }
+    }
+}
+
+/// Replay one trace against a fresh target and judge it.
+pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileName) -> TraceResult {
+    let started = Instant::now();
+    let mut result = TraceResult {
+        file: file.to_string(),
+        title: trace.title.clone(),
+        cites: trace.cites.clone(),
+        status: Status::Pass,
+        duration: Duration::ZERO,
+        recording: None,
+    };
+    if let Some(only) = trace.profile.filter(|p| *p != profile) {
+        result.status = Status::Skip { reason: format!("written for the {only} profile") };
+        return result;
+    }
+    let model = Profile::named(profile);
+    match target {
+        TargetSpec::Model => {
+            let recording = record(trace, model, &mut ModelTarget::new(model, Faults::NONE));
+            result.status = status_of(&recording.verdict);
+            result.recording = Some(recording);
+        }
+        TargetSpec::Broker { uri, timing, restart_cmd } => {
+            let mut live = crate::live::LiveTarget::new(uri, *timing).with_restart_cmd(restart_cmd.clone());
+            let recording = record(trace, model, &mut live);
+            let cleanup = live.finish();
+            let problems = live.problems().join("; ");
+            result.status = match (live.incomplete(), cleanup) {
+                (Some(why), Ok(())) => Status::Skip { reason: why.to_string() },
+                (_, Err(e)) => Status::Error { cause: e },
+                (None, Ok(())) => match status_of(&recording.verdict) {
+                    Status::Pass if !problems.is_empty() => Status::Error { cause: problems },
+                    Status::Fail { line, detail } if !problems.is_empty() => {
+                        Status::Fail { line, detail: format!("{detail}(the target also reported: {problems})\n") }
+                    }
+                    status => status,
+                },
+            };
+            result.recording = Some(recording);
+        }
+    }
+    result.duration = started.elapsed();
+    result
+}
+
+/// Run `traces` against `target` under `profile`, `jobs` at a time (traces that restart the
+/// broker run afterwards, alone). `classify` may turn a status into another (the deviations
+/// file: a failure it lists becomes known); `each` sees every result as soon as it and all
+/// before it are done, in input order.
+pub fn run_suite(
+    traces: &[(String, Trace)],
+    target: &TargetSpec,
+    profile: ProfileName,
+    jobs: usize,
+    classify: &(dyn Fn(&str, Status) -> Status + Sync),
+    each: &mut dyn FnMut(&TraceResult),
+) -> SuiteRun {
+    let started = Instant::now();
+    let judge = |i: usize| {
+        let (file, trace) = &traces[i];
+        let mut r = run_one(file, trace, target, profile);
+        r.status = classify(file, r.status);
+        r
+    };
+    let (alone, together): (Vec<usize>, Vec<usize>) = (0..traces.len()).partition(|&i| restarts(&traces[i].1));
+    let mut slots: Vec<Option<TraceResult>> = vec![None; traces.len()];
+    let mut shown = 0;
+    let mut show = |slots: &mut Vec<Option<TraceResult>>, each: &mut dyn FnMut(&TraceResult)| {
+        while let Some(Some(r)) = slots.get(shown) {
+            each(r);
+            shown += 1;
+        }
+    };
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, TraceResult)>();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1).min(together.len().max(1)) {
+            let (tx, next, together, judge) = (tx.clone(), &next, &together, &judge);
+            s.spawn(move || loop {
+                let Some(&i) = together.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                if tx.send((i, judge(i))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (i, r) in rx {
+            slots[i] = Some(r);
+            show(&mut slots, each);
+        }
+    });
+    for i in alone {
+        slots[i] = Some(judge(i));
+        show(&mut slots, each);
+    }
+    let results = slots.into_iter().map(|r| r.expect("every trace was run")).collect();
+    SuiteRun { target: target.label(), profile, results, elapsed: started.elapsed() }
 }

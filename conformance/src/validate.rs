@@ -293,6 +293,12 @@ impl Validator {
         self.advance(None, observed, false)
     }
 
+    /// Whether, in some consistent state, the broker answers `command` itself (a reply, a close, a
+    /// returned message), as opposed to only acting on it later (deliveries).
+    pub fn may_answer(&self, command: &Command) -> bool {
+        self.states.iter().any(|s| s.clone().apply(command).map_or(true, |events| !events.is_empty()))
+    }
+
     /// Whether the broker may have finished: some consistent state has nothing left that the
     /// broker would still have to do (no delivery owed). While not, the runner listens on.
     pub fn settled(&self) -> bool {

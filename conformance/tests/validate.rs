@@ -6,7 +6,7 @@
 // Damage functions take the Vec they may grow or shrink.
 #![allow(clippy::ptr_arg)]
 
-use amqp_conformance::run::{replay, Listen, ModelTarget, Target, Verdict};
+use amqp_conformance::run::{replay, Hint, Listen, ModelTarget, Target, Verdict};
 use amqp_conformance::trace::parse;
 use amqp_model::{Command, Event, Fault, Faults, Profile, ReplyCode};
 
@@ -83,8 +83,8 @@ impl Damaged {
 }
 
 impl Target for Damaged {
-    fn command(&mut self, command: &Command) -> Vec<Event> {
-        let events = self.inner.command(command);
+    fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event> {
+        let events = self.inner.command(command, hint);
         self.observe(events)
     }
     fn listen(&mut self, how: Listen) -> Vec<Event> {
