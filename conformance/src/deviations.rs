@@ -1,1 +1,531 @@
-//! (being written)
+//! Known deviations: a per-broker TOML file listing the traces a broker is known to fail, and
+//! why, so a run against it can be conformant apart from what is listed, and notices when an
+//! entry no longer describes the broker.
+//!
+//! ```toml
+//! # deviations/rabbitmq.toml: where RabbitMQ 3.10 departs from the spec profile
+//! broker = "RabbitMQ 3.10.8"
+//!
+//! [[deviation]]
+//! fixture = "fixtures/spec/queue-delete-missing-spec.trace"
+//! profile = "spec"
+//! rule = "queue delete queue queue-known"
+//! reason = "RabbitMQ answers delete-ok for a queue that does not exist"
+//! ```
+//!
+//! - `broker` (optional): which broker and version the file describes, for readers.
+//! - one `[[deviation]]` table per entry, every field required and none other allowed:
+//!   - `fixture`: the trace, relative to the repository root (no `..`, not absolute). It
+//!     matches a trace file given to the runner whose path ends with the same components, so
+//!     `fixtures/spec/x.trace`, `./fixtures/spec/x.trace` and `/home/me/amqp/fixtures/spec/x.trace`
+//!     all match `fixtures/spec/x.trace`, and `xfixtures/spec/x.trace` does not;
+//!   - `profile`: `spec` or `rabbitmq`, the profile under which the broker fails the trace;
+//!   - `rule`: the rule the broker departs from, one of the fixture's `cite:` lines (checked by
+//!     [`Deviations::check_cites`] / [`Deviations::check_fixtures`]);
+//!   - `reason`: what the broker does instead, in a sentence.
+//!
+//! At most one entry per fixture and profile.
+//!
+//! A run applies the file with [`Deviations::apply`]: a listed trace that fails is `known`, and
+//! one that passes is `stale` (a warning: its entry may be out of date). The checks
+//! ([`Deviations::check_cites`], [`Deviations::check_fixtures`]) catch entries whose fixture or
+//! rule has gone, so the file cannot rot silently.
+
+use crate::suite::Status;
+use amqp_model::ProfileName;
+use serde::Deserialize;
+use std::path::{Component, Path};
+use toml::Spanned;
+
+/// One known deviation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deviation {
+    /// The fixture, as the file writes it (relative to the repository root).
+    pub fixture: String,
+    /// The profile under which the broker departs from it.
+    pub profile: ProfileName,
+    /// The rule departed from: one of the fixture's `cite:` lines.
+    pub rule: String,
+    /// What the broker does instead.
+    pub reason: String,
+    /// The line of the entry's `fixture =` in the deviations file (1-based).
+    pub line: usize,
+}
+
+/// A deviations file: the known deviations of one broker.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Deviations {
+    /// Where it was read from (the path as given), for messages.
+    source: String,
+    /// Its `broker`.
+    broker: Option<String>,
+    /// Its entries, in file order.
+    entries: Vec<Deviation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    broker: Option<String>,
+    #[serde(default)]
+    deviation: Vec<RawDeviation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeviation {
+    fixture: Spanned<String>,
+    profile: Spanned<String>,
+    rule: Spanned<String>,
+    reason: Spanned<String>,
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// The components of a path that matter for matching: its normal components (and `..`),
+/// without `.`, the root or a prefix.
+fn components(path: &str) -> Vec<String> {
+    Path::new(path)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            Component::ParentDir => Some("..".to_string()),
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// Whether `file`'s components end with all of `entry`'s.
+fn ends_with(file: &[String], entry: &[String]) -> bool {
+    !entry.is_empty() && file.len() >= entry.len() && file[file.len() - entry.len()..] == *entry
+}
+
+impl Deviations {
+    /// An empty file: every trace keeps its status.
+    pub fn none() -> Self {
+        Deviations::default()
+    }
+
+    /// Read and check a deviations file. Errors are one line naming the file, and the line
+    /// when there is one: `deviations/rabbitmq.toml:12: unknown field ...`.
+    pub fn load(path: &Path) -> Result<Deviations, String> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{source}: cannot read: {e}"))?;
+        Deviations::parse(&text, &source)
+    }
+
+    /// Check the text of a deviations file; `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<Deviations, String> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let message: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let mut message = message.join(": ");
+            if message.contains("expected a sequence") {
+                message.push_str(" (write each entry under `[[deviation]]`, with double brackets)");
+            }
+            match e.span() {
+                Some(span) => format!("{source}:{}: {message}", line_of(text, span.start)),
+                None => format!("{source}: {message}"),
+            }
+        })?;
+        let at = |s: &std::ops::Range<usize>| format!("{source}:{}", line_of(text, s.start));
+        let mut entries: Vec<Deviation> = Vec::with_capacity(raw.deviation.len());
+        for d in raw.deviation {
+            let fixture = d.fixture.get_ref().trim().to_string();
+            if components(&fixture).is_empty() {
+                return Err(format!("{}: `fixture` is empty", at(&d.fixture.span())));
+            }
+            if Path::new(&fixture).has_root() || components(&fixture).iter().any(|c| c == "..") {
+                return Err(format!(
+                    "{}: fixture `{fixture}` must be a path relative to the repository root without \
+                     `..`, like `fixtures/spec/x.trace`",
+                    at(&d.fixture.span())
+                ));
+            }
+            let profile: ProfileName =
+                d.profile.get_ref().parse().map_err(|e| format!("{}: {e}", at(&d.profile.span())))?;
+            let rule = d.rule.get_ref().trim().to_string();
+            if rule.is_empty() {
+                return Err(format!(
+                    "{}: `rule` is empty: name the rule, one of the fixture's `cite:` lines",
+                    at(&d.rule.span())
+                ));
+            }
+            let reason = d.reason.get_ref().trim().to_string();
+            if reason.is_empty() {
+                return Err(format!("{}: `reason` is empty: say what the broker does instead", at(&d.reason.span())));
+            }
+            let line = line_of(text, d.fixture.span().start);
+            if let Some(first) =
+                entries.iter().find(|e| e.profile == profile && components(&e.fixture) == components(&fixture))
+            {
+                return Err(format!(
+                    "{source}:{line}: a second entry for `{fixture}` under profile {profile} (the first is \
+                     at line {})",
+                    first.line
+                ));
+            }
+            entries.push(Deviation { fixture, profile, rule, reason, line });
+        }
+        Ok(Deviations { source: source.to_string(), broker: raw.broker, entries })
+    }
+
+    /// Where the file was read from (empty for [`Deviations::none`]).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The broker the file describes, if it says.
+    pub fn broker(&self) -> Option<&str> {
+        self.broker.as_deref()
+    }
+
+    /// Every entry, in file order.
+    pub fn entries(&self) -> &[Deviation] {
+        &self.entries
+    }
+
+    /// The entry for trace `file` under `profile`: one whose fixture path is a suffix of
+    /// `file`'s path, on whole components (`.` components and the root ignored). When several
+    /// match (`x.trace` and `spec/x.trace`), the longest wins.
+    pub fn find(&self, file: &str, profile: ProfileName) -> Option<&Deviation> {
+        let file = components(file);
+        self.entries
+            .iter()
+            .filter(|d| d.profile == profile)
+            .map(|d| (d, components(&d.fixture)))
+            .filter(|(_, c)| ends_with(&file, c))
+            .max_by_key(|(_, c)| c.len())
+            .map(|(d, _)| d)
+    }
+
+    /// The status of trace `file` under `profile` once its entry, if any, is taken into
+    /// account: a FAIL becomes known (with the entry's rule and reason), a pass becomes stale
+    /// (the entry may no longer describe the broker). Anything else, and any trace without an
+    /// entry, is left as it is.
+    pub fn apply(&self, profile: ProfileName, file: &str, status: Status) -> Status {
+        let Some(d) = self.find(file, profile) else { return status };
+        match status {
+            Status::Fail { line, detail } => {
+                Status::Known { line, detail, rule: d.rule.clone(), reason: d.reason.clone() }
+            }
+            Status::Pass => Status::Stale { rule: d.rule.clone() },
+            other => other,
+        }
+    }
+
+    /// The entries that have rotted, one message each (`FILE:LINE: ...`): those whose fixture
+    /// `load` cannot find (it returns None), and those whose `rule` is not among the fixture's
+    /// `cite:` lines (which `load` returns). `load` gets the fixture as the file writes it.
+    pub fn check_cites(&self, load: impl Fn(&str) -> Option<Vec<String>>) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter_map(|d| {
+                let at = format!("{}:{}", self.source, d.line);
+                match load(&d.fixture) {
+                    None => Some(format!("{at}: fixture `{}` does not exist", d.fixture)),
+                    Some(cites) if !cites.contains(&d.rule) => Some(format!(
+                        "{at}: fixture `{}` does not cite `{}` (its cite: lines are {})",
+                        d.fixture,
+                        d.rule,
+                        if cites.is_empty() {
+                            "none".to_string()
+                        } else {
+                            cites.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                        }
+                    )),
+                    Some(_) => None,
+                }
+            })
+            .collect()
+    }
+
+    /// [`Deviations::check_cites`] against the fixtures on disk, `root` being the directory the
+    /// fixture paths are relative to (the repository root). It also reports fixtures that
+    /// cannot be read or parsed, and entries that can never apply because the fixture's
+    /// `profile:` header names the other profile (the runner skips it under the entry's).
+    pub fn check_fixtures(&self, root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in &self.entries {
+            let at = format!("{}:{}", self.source, d.line);
+            let path = root.join(&d.fixture);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    out.push(format!("{at}: fixture `{}` does not exist", d.fixture));
+                    continue;
+                }
+                Err(e) => {
+                    out.push(format!("{at}: fixture `{}` cannot be read: {e}", d.fixture));
+                    continue;
+                }
+            };
+            let trace = match crate::trace::parse(&text, &d.fixture) {
+                Ok(t) => t,
+                Err(e) => {
+                    out.push(format!("{at}: fixture `{}` does not parse: {e}", d.fixture));
+                    continue;
+                }
+            };
+            let one = Deviations { source: self.source.clone(), broker: None, entries: vec![d.clone()] };
+            out.extend(one.check_cites(|_| Some(trace.cites.clone())));
+            if let Some(p) = trace.profile.filter(|p| *p != d.profile) {
+                out.push(format!(
+                    "{at}: fixture `{}` has `profile: {p}`, so it is skipped under {} and this entry \
+                     never applies",
+                    d.fixture, d.profile
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"# deviations/rabbitmq.toml: where RabbitMQ 3.10 departs from the spec profile
+broker = "RabbitMQ 3.10.8"
+
+[[deviation]]
+fixture = "fixtures/spec/queue-delete-missing-spec.trace"
+profile = "spec"
+rule = "queue delete queue queue-known"
+reason = "RabbitMQ answers delete-ok for a queue that does not exist"
+
+[[deviation]]
+fixture = "./fixtures/spec/other.trace"
+profile = "rabbitmq"
+rule = "basic 10"
+reason = "something else"
+"#;
+
+    fn file() -> Deviations {
+        Deviations::parse(FILE, "deviations/rabbitmq.toml").unwrap()
+    }
+
+    fn fail() -> Status {
+        Status::Fail { line: 9, detail: "line 9: after ...".into() }
+    }
+
+    #[test]
+    fn parses_the_format() {
+        let d = file();
+        assert_eq!(d.broker(), Some("RabbitMQ 3.10.8"));
+        assert_eq!(d.source(), "deviations/rabbitmq.toml");
+        assert_eq!(d.entries().len(), 2);
+        let e = &d.entries()[0];
+        assert_eq!(e.fixture, "fixtures/spec/queue-delete-missing-spec.trace");
+        assert_eq!(e.profile, ProfileName::Spec);
+        assert_eq!(e.rule, "queue delete queue queue-known");
+        assert_eq!(e.reason, "RabbitMQ answers delete-ok for a queue that does not exist");
+        assert_eq!(e.line, 5);
+        assert_eq!(d.entries()[1].profile, ProfileName::Rabbitmq);
+        assert_eq!(d.entries()[1].line, 11);
+        let empty = Deviations::parse("", "x.toml").unwrap();
+        assert!(empty.entries().is_empty() && empty.broker().is_none());
+    }
+
+    fn err(text: &str) -> String {
+        Deviations::parse(text, "dev.toml").unwrap_err()
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_line() {
+        let e = err("broker = \"x\"\n[[deviation]]\nfixture = \"a.trace\"\nprofile = \"spec\"\nrule = \"r\"\nreason = \"w\"\nseverity = 3\n");
+        assert!(e.starts_with("dev.toml:7: unknown field `severity`"), "{e}");
+        let e = err("brokers = \"x\"\n");
+        assert!(e.starts_with("dev.toml:1: unknown field `brokers`"), "{e}");
+    }
+
+    #[test]
+    fn toml_syntax_errors_name_the_line() {
+        let e = err("broker = \"x\"\n\n[[deviation]\n");
+        assert!(e.starts_with("dev.toml:3: "), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        let e = err("[deviation]\nfixture = \"a.trace\"\n");
+        assert!(e.starts_with("dev.toml:1: ") && e.ends_with("with double brackets)"), "{e}");
+    }
+
+    #[test]
+    fn missing_fields_are_refused() {
+        let e = err("[[deviation]]\nfixture = \"a.trace\"\nprofile = \"spec\"\nrule = \"r\"\n");
+        assert!(e.starts_with("dev.toml"), "{e}");
+        assert!(e.contains("missing field `reason`"), "{e}");
+    }
+
+    #[test]
+    fn bad_profiles_are_refused_with_their_line() {
+        let e = err("[[deviation]]\nfixture = \"a.trace\"\nprofile = \"Spec\"\nrule = \"r\"\nreason = \"w\"\n");
+        assert_eq!(e, "dev.toml:3: unknown profile `Spec` (expected `spec` or `rabbitmq`)");
+    }
+
+    #[test]
+    fn empty_and_escaping_values_are_refused() {
+        let entry = |fixture: &str, rule: &str, reason: &str| {
+            err(&format!(
+                "[[deviation]]\nfixture = \"{fixture}\"\nprofile = \"spec\"\nrule = \"{rule}\"\nreason = \"{reason}\"\n"
+            ))
+        };
+        assert!(entry("", "r", "w").starts_with("dev.toml:2: `fixture` is empty"));
+        assert!(entry("./", "r", "w").starts_with("dev.toml:2: `fixture` is empty"));
+        assert!(entry("/abs/x.trace", "r", "w").starts_with("dev.toml:2: fixture `/abs/x.trace` must be"));
+        assert!(entry("../x.trace", "r", "w").starts_with("dev.toml:2: fixture `../x.trace` must be"));
+        assert!(entry("a.trace", " ", "w").starts_with("dev.toml:4: `rule` is empty"));
+        assert!(entry("a.trace", "r", "").starts_with("dev.toml:5: `reason` is empty"));
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let entry = |fixture: &str, profile: &str| {
+            format!("[[deviation]]\nfixture = \"{fixture}\"\nprofile = \"{profile}\"\nrule = \"r\"\nreason = \"w\"\n")
+        };
+        let e = err(&(entry("fixtures/a.trace", "spec") + &entry("./fixtures//a.trace", "spec")));
+        assert_eq!(
+            e,
+            "dev.toml:7: a second entry for `./fixtures//a.trace` under profile spec (the first is at line 2)"
+        );
+        // The same fixture under the other profile is another entry.
+        let d = Deviations::parse(&(entry("fixtures/a.trace", "spec") + &entry("fixtures/a.trace", "rabbitmq")), "d")
+            .unwrap();
+        assert_eq!(d.entries().len(), 2);
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("amqpc-deviations-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("broker.toml");
+        std::fs::write(&path, "broker = \"b\"\nwhat = 1\n").unwrap();
+        let e = Deviations::load(&path).unwrap_err();
+        assert!(e.starts_with(&format!("{}:2: unknown field `what`", path.display())), "{e}");
+        std::fs::write(&path, FILE).unwrap();
+        let d = Deviations::load(&path).unwrap();
+        assert_eq!(d.entries().len(), 2);
+        assert_eq!(d.source(), path.display().to_string());
+        let e = Deviations::load(&dir.join("missing.toml")).unwrap_err();
+        assert!(e.starts_with(&format!("{}: cannot read: ", dir.join("missing.toml").display())), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn find_matches_whole_component_suffixes() {
+        let d = file();
+        let spec = ProfileName::Spec;
+        let name = "queue-delete-missing-spec.trace";
+        for hit in [
+            format!("fixtures/spec/{name}"),
+            format!("./fixtures/spec/{name}"),
+            format!("/work/main/fixtures/spec/{name}"),
+            format!("../main/fixtures/spec/{name}"),
+            format!("fixtures/./spec//{name}"),
+        ] {
+            assert_eq!(d.find(&hit, spec).map(|e| e.line), Some(5), "{hit}");
+        }
+        for miss in [
+            format!("xfixtures/spec/{name}"),
+            format!("/work/xfixtures/spec/{name}"),
+            format!("spec/{name}"),
+            name.to_string(),
+            format!("fixtures/spec/x{name}"),
+            format!("fixtures/spec/{name}.bak"),
+            format!("fixtures/seed/{name}"),
+            format!("fixtures/spec/{name}/more"),
+        ] {
+            assert!(d.find(&miss, spec).is_none(), "{miss}");
+        }
+        // The profile must match too.
+        assert!(d.find(&format!("fixtures/spec/{name}"), ProfileName::Rabbitmq).is_none());
+        // An entry written with `./` matches a plain path.
+        assert_eq!(d.find("fixtures/spec/other.trace", ProfileName::Rabbitmq).map(|e| e.line), Some(11));
+    }
+
+    #[test]
+    fn the_longest_matching_entry_wins() {
+        let entry = |fixture: &str, rule: &str| {
+            format!("[[deviation]]\nfixture = \"{fixture}\"\nprofile = \"spec\"\nrule = \"{rule}\"\nreason = \"w\"\n")
+        };
+        let d = Deviations::parse(&(entry("x.trace", "short") + &entry("spec/x.trace", "long")), "d").unwrap();
+        assert_eq!(d.find("fixtures/spec/x.trace", ProfileName::Spec).unwrap().rule, "long");
+        assert_eq!(d.find("fixtures/seed/x.trace", ProfileName::Spec).unwrap().rule, "short");
+    }
+
+    #[test]
+    fn apply_turns_fail_into_known_and_pass_into_stale() {
+        let d = file();
+        let f = "./fixtures/spec/queue-delete-missing-spec.trace";
+        let spec = ProfileName::Spec;
+        assert_eq!(
+            d.apply(spec, f, fail()),
+            Status::Known {
+                line: 9,
+                detail: "line 9: after ...".into(),
+                rule: "queue delete queue queue-known".into(),
+                reason: "RabbitMQ answers delete-ok for a queue that does not exist".into(),
+            }
+        );
+        assert_eq!(d.apply(spec, f, Status::Pass), Status::Stale { rule: "queue delete queue queue-known".into() });
+        let skip = Status::Skip { reason: "restart".into() };
+        assert_eq!(d.apply(spec, f, skip.clone()), skip);
+        let error = Status::Error { cause: "gone".into() };
+        assert_eq!(d.apply(spec, f, error.clone()), error);
+        // Under the other profile, or for another trace, nothing changes.
+        assert_eq!(d.apply(ProfileName::Rabbitmq, f, fail()), fail());
+        assert_eq!(d.apply(spec, "fixtures/spec/unlisted.trace", Status::Pass), Status::Pass);
+        assert_eq!(Deviations::none().apply(spec, f, fail()), fail());
+    }
+
+    #[test]
+    fn check_cites_reports_missing_fixtures_and_rules() {
+        let d = file();
+        let load = |f: &str| match f {
+            "fixtures/spec/queue-delete-missing-spec.trace" => Some(vec!["queue delete queue queue-known".to_string()]),
+            "./fixtures/spec/other.trace" => Some(vec!["basic 9".to_string(), "errata 7".to_string()]),
+            _ => None,
+        };
+        assert_eq!(
+            d.check_cites(load),
+            ["deviations/rabbitmq.toml:11: fixture `./fixtures/spec/other.trace` does not cite `basic 10` \
+              (its cite: lines are `basic 9`, `errata 7`)"]
+        );
+        assert_eq!(
+            d.check_cites(|_| None),
+            [
+                "deviations/rabbitmq.toml:5: fixture `fixtures/spec/queue-delete-missing-spec.trace` does not exist",
+                "deviations/rabbitmq.toml:11: fixture `./fixtures/spec/other.trace` does not exist",
+            ]
+        );
+        assert!(d.check_cites(|_| Some(vec![])).iter().all(|m| m.ends_with("(its cite: lines are none)")));
+        assert_eq!(d.check_cites(|_| Some(vec!["queue delete queue queue-known".into(), "basic 10".into()])).len(), 0);
+    }
+
+    #[test]
+    fn check_fixtures_reads_the_traces() {
+        let root = std::env::temp_dir().join(format!("amqpc-deviations-fx-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("fixtures/spec")).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(root.join("fixtures/spec").join(name), text).unwrap();
+        write("good.trace", "title: t\ncite: basic 10\n\nc1 connection.open\n");
+        write("uncited.trace", "cite: basic 9\n\nc1 connection.open\n");
+        write("other-profile.trace", "cite: basic 10\nprofile: rabbitmq\n\nc1 connection.open\n");
+        write("broken.trace", "c1 nonsense\n");
+        let entry = |fixture: &str| {
+            format!("[[deviation]]\nfixture = \"fixtures/spec/{fixture}\"\nprofile = \"spec\"\nrule = \"basic 10\"\nreason = \"w\"\n")
+        };
+        let text: String =
+            ["good.trace", "uncited.trace", "other-profile.trace", "broken.trace", "missing.trace"].map(entry).concat();
+        let d = Deviations::parse(&text, "d.toml").unwrap();
+        let problems = d.check_fixtures(&root);
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems[0].starts_with("d.toml:7: fixture `fixtures/spec/uncited.trace` does not cite `basic 10`"));
+        assert!(
+            problems[1].starts_with("d.toml:12: fixture `fixtures/spec/other-profile.trace` has `profile: rabbitmq`")
+        );
+        assert!(problems[2].starts_with("d.toml:17: fixture `fixtures/spec/broken.trace` does not parse: "));
+        assert_eq!(problems[3], "d.toml:22: fixture `fixtures/spec/missing.trace` does not exist");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -236,6 +236,9 @@ struct ConnFlags {
     last_method: Option<Method>,
     /// The broker is being restarted: its close names no method.
     restarting: bool,
+    /// During a restart, the connection was reset without a close lapin could report: the close
+    /// is taken to be 320 CONNECTION_FORCED.
+    close_inferred: bool,
 }
 
 /// State of a trace channel shared with its consumer delegates.
@@ -288,12 +291,26 @@ type Registry = Arc<Mutex<Vec<(ChanRef, Channel, Arc<Mutex<ChanFlags>>)>>>;
 /// method that would have received it was sent (lapin then fails that method without the code).
 /// lapin's event does not name the channel: it is the one of the connection that is no longer
 /// open and whose close was not reported yet.
-fn watch(connection: &Connection, conn: ConnId, flags: Arc<Mutex<ConnFlags>>, chans: Registry, sink: Sink) -> JoinHandle<()> {
+fn watch(
+    connection: &Connection,
+    conn: ConnId,
+    flags: Arc<Mutex<ConnFlags>>,
+    chans: Registry,
+    sink: Sink,
+) -> JoinHandle<()> {
     let mut events = Box::pin(connection.events_listener());
     runtime().spawn(async move {
         while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
             let lapin::Event::Error(error) = event else { continue };
-            let ErrorKind::ProtocolError(e) = error.kind() else { continue };
+            let ErrorKind::ProtocolError(e) = error.kind() else {
+                // A broker shutting down may reset the socket before lapin has answered (and
+                // reported) its connection.close: lapin then reports only the reset.
+                if lock(&flags).restarting {
+                    lock(&flags).close_inferred = true;
+                    report_connection_close(&sink, conn, &flags, ReplyCode::ConnectionForced);
+                }
+                continue;
+            };
             match (e.kind(), ReplyCode::from_code(e.get_id())) {
                 (AMQPErrorKind::Hard(_), Some(code)) => report_connection_close(&sink, conn, &flags, code),
                 (AMQPErrorKind::Soft(_), Some(_)) => {
@@ -357,6 +374,7 @@ pub struct LiveTarget {
     hint: Hint,
     incomplete: Option<String>,
     problems: Vec<String>,
+    notes: Vec<String>,
     finished: bool,
 }
 
@@ -401,6 +419,7 @@ impl LiveTarget {
             hint: Hint::CONFIRM,
             incomplete: None,
             problems: Vec::new(),
+            notes: Vec::new(),
             finished: false,
         }
     }
@@ -429,6 +448,12 @@ impl LiveTarget {
     /// command at fault.
     pub fn problems(&self) -> &[String] {
         &self.problems
+    }
+
+    /// What may help read a failure (not a problem by itself): a close that followed a method
+    /// the target did not confirm.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// Close every connection and delete every queue and exchange this target declared (by
@@ -523,11 +548,19 @@ impl LiveTarget {
         }
         // The broker's closes arrive through the connections' watchers.
         let deadline = tokio::time::Instant::now() + self.timing.timeout;
-        for c in std::mem::take(&mut self.conns).into_values() {
+        for (id, c) in std::mem::take(&mut self.conns) {
             while !lock(&c.flags).closed_reported && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            lock(&c.flags).client_closing = true;
+            let mut flags = lock(&c.flags);
+            flags.client_closing = true;
+            if flags.close_inferred {
+                self.notes.push(format!(
+                    "c{}: the broker reset the connection during the restart before lapin could report its \
+                     connection.close; it is reported as 320 CONNECTION_FORCED",
+                    id.0
+                ));
+            }
         }
         self.chans.clear();
     }
@@ -573,9 +606,9 @@ impl LiveTarget {
     async fn failed(&mut self, ch: ChanRef, error: lapin::Error) {
         let hard = error.is_amqp_hard_error();
         if let Some(earlier) = self.chans.get_mut(&ch).and_then(|c| c.unprobed.take()) {
-            self.problem(format!(
-                "{ch}: the broker closed the channel after an unconfirmed {} (the model expected no answer to it): \
-                 the close is reported with the method that followed it",
+            self.notes.push(format!(
+                "{ch}: the channel was closed after an unconfirmed {} (the model expected no answer to it): if \
+                 that caused the close, it is reported with the method that followed",
                 earlier.name()
             ));
         }
@@ -755,7 +788,10 @@ impl LiveTarget {
                             ..ChanFlags::default()
                         }));
                         lock(&conn.registry).push((*ch, channel.clone(), flags.clone()));
-                        self.chans.insert(*ch, Chan { channel, flags, consumers: Vec::new(), confirm_seq: None, unprobed: None });
+                        self.chans.insert(
+                            *ch,
+                            Chan { channel, flags, consumers: Vec::new(), confirm_seq: None, unprobed: None },
+                        );
                         self.push(Event::ChannelOpenOk { ch: *ch });
                     }
                     Outcome::Failed(e) => {

@@ -1,16 +1,26 @@
 //! `amqp-conformance`: replay conformance traces and validate the outcome against the model.
 
-use amqp_conformance::live::{check_login, LiveTarget, Timing};
-use amqp_conformance::run::{replay, ModelTarget, Target, Verdict};
-use amqp_conformance::trace::parse;
-use amqp_model::{Faults, Profile, ProfileName};
-use clap::{Parser, Subcommand};
-use std::path::{Path, PathBuf};
+use amqp_conformance::deviations::Deviations;
+use amqp_conformance::live::{check_login, Timing, DEFAULT_FENCE, DEFAULT_GRACE, DEFAULT_TIMEOUT};
+use amqp_conformance::report;
+use amqp_conformance::suite::{find_traces, load, run_suite, Status, SuiteRun, TargetSpec, TraceResult};
+use amqp_model::ProfileName;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// Replay AMQP 0-9-1 conformance traces and validate what the target did against the model.
+/// Replay AMQP 0-9-1 conformance traces against the model or a live broker, and validate what the
+/// target did against the behaviours the model allows.
+///
+/// Exit status: 0 when the target conforms on every trace run, 1 when it does not (a trace failed,
+/// a deviations entry is stale, or the broker stopped answering), 2 for usage and infrastructure
+/// errors (a trace or deviations file that cannot be read or parsed, a broker that cannot be
+/// reached or refuses the login), each with a one-line cause.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -18,119 +28,184 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run traces and report, per trace, pass or the line where the target left the behaviours
-    /// the model allows.
+    /// Run trace files and report, per trace, pass or the line where the target left the
+    /// behaviours the model allows.
     ///
     /// The target is a live broker with `--broker URI`, otherwise the model itself (dispatching
     /// eagerly). On a broker every queue and exchange name gets a run-unique prefix, and what a
-    /// trace created is deleted afterwards. Traces whose `profile:` header names another profile,
-    /// and traces with steps the target cannot perform (`restart` on a broker), are reported as
-    /// skipped. Exits 0 when every trace run passes, 1 when one fails, 2 when a trace cannot be
-    /// read or parsed or the broker cannot be reached.
+    /// trace created is deleted afterwards, also when it fails. Traces whose `profile:` header
+    /// names the other profile, and traces with steps the target cannot perform (`restart`
+    /// without `--restart-cmd`), are reported as skipped.
     Run {
-        /// Trace files or directories (searched for *.trace).
+        /// Trace files, directories (searched recursively for *.trace) or glob patterns
+        /// (quoted: 'fixtures/**/queue-*.trace').
         #[arg(default_value = "fixtures")]
         paths: Vec<PathBuf>,
-        /// The profile to validate against.
-        #[arg(long, default_value = "rabbitmq")]
-        profile: ProfileName,
-        /// Run against the broker at this AMQP URI (e.g. amqp://guest:guest@127.0.0.1:5672/%2f)
-        /// instead of the model. The password is never printed.
-        #[arg(long, value_name = "URI")]
-        broker: Option<String>,
-        /// With --broker: the longest wait for any answer, in milliseconds.
-        #[arg(long, default_value_t = 2000, value_name = "MS")]
-        timeout_ms: u64,
+        #[command(flatten)]
+        common: Common,
     },
 }
 
-/// The trace files under `path`: a file named on the command line is taken as it is; a directory
-/// is searched for `*.trace`.
-fn traces(path: &Path, named: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    if path.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.path());
-        for e in entries {
-            traces(&e.path(), false, out)?;
-        }
-    } else if named || path.extension().is_some_and(|x| x == "trace") {
-        std::fs::metadata(path)?;
-        out.push(path.to_path_buf());
+/// Options shared by the subcommands.
+#[derive(Args, Debug)]
+struct Common {
+    /// The profile to validate against: `spec` (the specification's rules) or `rabbitmq`
+    /// (RabbitMQ's documented choices).
+    #[arg(long, default_value = "rabbitmq")]
+    profile: ProfileName,
+    /// Run against the broker at this AMQP URI (amqp://user:password@host:port/vhost, e.g.
+    /// amqp://guest:guest@127.0.0.1:5672/%2f) instead of the model. The password is never printed.
+    #[arg(long, value_name = "URI")]
+    broker: Option<String>,
+    /// Run this many traces at once, each on its own connections (traces that restart the broker
+    /// always run alone, after the others).
+    #[arg(long, short, default_value_t = 1, value_name = "N")]
+    jobs: usize,
+    /// A file of the broker's known deviations (TOML, see docs/conformance.md): a failure it
+    /// lists is reported as known, not failed; an entry whose trace passes is reported stale.
+    #[arg(long, value_name = "FILE")]
+    deviations: Option<PathBuf>,
+    /// With --broker: the shell command that restarts the broker, keeping durable data (for
+    /// RabbitMQ: 'rabbitmqctl stop_app && rabbitmqctl start_app'). Without it, traces with
+    /// `restart` are skipped.
+    #[arg(long, value_name = "COMMAND")]
+    restart_cmd: Option<String>,
+    /// With --broker: the longest wait for any reply, and for a delivery the model says is owed.
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT.as_millis() as u64, value_name = "MS")]
+    timeout_ms: u64,
+    /// With --broker: how long to listen, at a `wait` and at the end of each trace, once the
+    /// model says the broker may be done (for anything it must not do).
+    #[arg(long, default_value_t = DEFAULT_GRACE.as_millis() as u64, value_name = "MS")]
+    grace_ms: u64,
+    /// With --broker: how long a queue.declare waits after publishes (RabbitMQ answers message
+    /// counts ahead of deliveries still queued).
+    #[arg(long, default_value_t = DEFAULT_FENCE.as_millis() as u64, value_name = "MS")]
+    fence_ms: u64,
+    /// Write a JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+/// A usage or infrastructure error: printed as one line, exit 2.
+struct Fatal(String);
+
+impl Common {
+    fn target(&self) -> Result<TargetSpec, Fatal> {
+        let Some(uri) = &self.broker else {
+            if self.restart_cmd.is_some() {
+                return Err(Fatal("--restart-cmd needs --broker".into()));
+            }
+            return Ok(TargetSpec::Model);
+        };
+        let timing = Timing {
+            timeout: Duration::from_millis(self.timeout_ms),
+            grace: Duration::from_millis(self.grace_ms),
+            fence: Duration::from_millis(self.fence_ms),
+        };
+        check_login(uri, timing.timeout).map_err(Fatal)?;
+        Ok(TargetSpec::Broker { uri: uri.clone(), timing, restart_cmd: self.restart_cmd.clone() })
     }
-    Ok(())
+
+    fn deviations(&self) -> Result<Option<Deviations>, Fatal> {
+        match &self.deviations {
+            None => Ok(None),
+            Some(path) => {
+                let deviations = Deviations::load(path).map_err(Fatal)?;
+                // Entries must name fixtures that exist (paths from the current directory) and
+                // rules those fixtures cite.
+                let problems = deviations.check_fixtures(std::path::Path::new("."));
+                if !problems.is_empty() {
+                    return Err(Fatal(problems.join("; ")));
+                }
+                Ok(Some(deviations))
+            }
+        }
+    }
+
+    /// Write the requested report files.
+    fn write_reports(&self, run: &SuiteRun) -> Result<(), Fatal> {
+        let write = |path: &PathBuf, text: String| {
+            std::fs::write(path, text).map_err(|e| Fatal(format!("{}: {e}", path.display())))
+        };
+        if let Some(path) = &self.json {
+            write(path, report::json(run))?;
+        }
+        if let Some(path) = &self.junit {
+            write(path, report::junit(run))?;
+        }
+        Ok(())
+    }
+}
+
+/// Shows progress: a bar on a terminal (with the lines of traces that did not pass above it),
+/// one line per trace otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} traces, {elapsed} {msg}").expect("a valid template"),
+            );
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn show(&mut self, r: &TraceResult) {
+        match &self.bar {
+            Some(bar) => {
+                if !matches!(r.status, Status::Pass | Status::Skip { .. } | Status::Known { .. }) {
+                    bar.println(report::line(r));
+                }
+                bar.inc(1);
+            }
+            None => println!("{}", report::line(r)),
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn run(paths: &[PathBuf], common: &Common) -> Result<bool, Fatal> {
+    let target = common.target()?;
+    let deviations = common.deviations()?;
+    let files = find_traces(paths).map_err(Fatal)?;
+    let traces = load(&files).map_err(Fatal)?;
+    let profile = common.profile;
+    let classify = |file: &str, status: Status| match &deviations {
+        Some(d) => d.apply(profile, file, status),
+        None => status,
+    };
+    let mut progress = Progress::new(traces.len());
+    let run = run_suite(&traces, &target, profile, common.jobs, &classify, &mut |r| progress.show(r));
+    progress.finish();
+    print!("{}", report::summary(&run));
+    common.write_reports(&run)?;
+    Ok(run.conformant())
 }
 
 fn main() -> ExitCode {
-    let Cmd::Run { paths, profile, broker, timeout_ms } = Cli::parse().command;
-    let timing = Timing { timeout: std::time::Duration::from_millis(timeout_ms), ..Timing::default() };
-    if let Some(uri) = &broker {
-        if let Err(e) = check_login(uri, timing.timeout) {
-            eprintln!("amqp-conformance: {e}");
-            return ExitCode::from(2);
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Cmd::Run { paths, common } => run(paths, common),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(Fatal(cause)) => {
+            eprintln!("amqp-conformance: {cause}");
+            ExitCode::from(2)
         }
-    }
-    let mut files = Vec::new();
-    for p in &paths {
-        if let Err(e) = traces(p, true, &mut files) {
-            eprintln!("amqp-conformance: {}: {e}", p.display());
-            return ExitCode::from(2);
-        }
-    }
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    for file in &files {
-        let name = file.display().to_string();
-        let trace = match std::fs::read_to_string(file)
-            .map_err(|e| format!("{name}: {e}"))
-            .and_then(|t| parse(&t, &name).map_err(|e| e.to_string()))
-        {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("amqp-conformance: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        if trace.profile.is_some_and(|p| p != profile) {
-            println!("skip  {name} (only under the {} profile)", trace.profile.expect("checked"));
-            skipped += 1;
-            continue;
-        }
-        let profile = Profile::named(profile);
-        let (verdict, trouble) = match &broker {
-            Some(uri) => {
-                let mut target = LiveTarget::new(uri, timing);
-                let verdict = replay(&trace, profile, &mut target as &mut dyn Target);
-                match (target.finish(), target.incomplete()) {
-                    (Err(e), _) => (verdict, Some(format!("cleanup failed: {e}"))),
-                    (Ok(()), Some(why)) => {
-                        println!("skip  {name} ({why})");
-                        skipped += 1;
-                        continue;
-                    }
-                    (Ok(()), None) => (verdict, None),
-                }
-            }
-            None => (replay(&trace, profile, &mut ModelTarget::new(profile, Faults::NONE)), None),
-        };
-        if let Some(t) = trouble {
-            println!("FAIL  {name}: {t}");
-            failed += 1;
-            continue;
-        }
-        match verdict {
-            Verdict::Pass => {
-                println!("pass  {name}");
-                passed += 1;
-            }
-            verdict => {
-                println!("FAIL  {name}:{verdict}");
-                failed += 1;
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed, {skipped} skipped");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     }
 }

@@ -1,1 +1,760 @@
-//! (being written)
+//! Rendering a [`SuiteRun`]: JUnit XML for CI dashboards ([`junit`]), JSON for programs
+//! ([`json`]), and the lines a person reads in a terminal ([`line()`] per trace, [`summary`] at
+//! the end).
+//!
+//! A failure's detail is the verdict text the runner produced. When it starts with the
+//! `line N: ` that [`crate::run::Verdict`]'s `Display` puts first, and `N` is the failing line,
+//! that prefix is dropped wherever the report already names the line (`file:N:`), so it is not
+//! said twice.
+
+use crate::run::Recording;
+use crate::suite::{Status, SuiteRun, TraceResult};
+use crate::trace::{write_command, write_event};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::{Component, Path};
+use std::time::Duration;
+
+/// The first line of a detail text, without a leading `line N: ` naming `line`, and the lines
+/// after it (trailing blank lines dropped).
+fn split_detail(line: Option<usize>, detail: &str) -> (String, Vec<&str>) {
+    let mut lines: Vec<&str> = detail.lines().collect();
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    if lines.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    let first = lines.remove(0);
+    let first = match line {
+        Some(n) => first.strip_prefix(&format!("line {n}: ")).unwrap_or(first),
+        None => first,
+    };
+    (first.trim_end().to_string(), lines)
+}
+
+/// `text` with every line indented by `by`, or nothing when `text` has no lines.
+fn indented(lines: &[&str], by: &str) -> String {
+    lines.iter().map(|l| format!("\n{by}{l}")).collect()
+}
+
+/// Seconds with one decimal, as the totals line shows them.
+fn secs1(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// Seconds with two decimals, as a trace's line shows them.
+fn secs2(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// The recorded steps as text: one line per step (`line N: COMMAND`, or `wait`), its events
+/// indented under it.
+fn steps_text(rec: &Recording) -> String {
+    let mut out = String::new();
+    for step in &rec.steps {
+        let cmd = step.command.as_ref().map_or_else(|| "wait".to_string(), write_command);
+        let _ = writeln!(out, "line {}: {cmd}", step.line);
+        if step.events.is_empty() {
+            let _ = writeln!(out, "    (nothing)");
+        }
+        for e in &step.events {
+            let _ = writeln!(out, "    {}", write_event(e));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// JUnit
+
+/// The JUnit class name of a trace: its directory, components joined with `.`
+/// (`fixtures/spec/x.trace` gives `fixtures.spec`), or `traces` for a file given without one.
+/// `.` components and the root of an absolute path are left out.
+fn classname(file: &str) -> String {
+    let parent = Path::new(file).parent().unwrap_or_else(|| Path::new(""));
+    let parts: Vec<String> = parent
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            Component::ParentDir => Some("..".to_string()),
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    if parts.is_empty() {
+        "traces".to_string()
+    } else {
+        parts.join(".")
+    }
+}
+
+/// The note a known deviation carries: `known deviation: RULE: REASON`.
+fn known_note(rule: &str, reason: &str) -> String {
+    format!("known deviation: {rule}: {reason}")
+}
+
+/// The message of a stale deviation.
+fn stale_message(rule: &str) -> String {
+    format!(
+        "stale deviation: listed in the deviations file (rule `{rule}`), but it passed: remove the \
+         entry if the broker now follows the rule"
+    )
+}
+
+/// One trace as a JUnit test case.
+fn test_case(r: &TraceResult) -> TestCase {
+    let status = match &r.status {
+        Status::Pass | Status::Known { .. } | Status::Stale { .. } => TestCaseStatus::success(),
+        Status::Fail { line, detail } => {
+            let (first, _) = split_detail(Some(*line), detail);
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(format!("line {line}: {first}")).set_type("FAIL").set_description(detail.as_str());
+            s
+        }
+        Status::Error { cause } => {
+            let (first, _) = split_detail(None, cause);
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(first).set_type("ERROR").set_description(cause.as_str());
+            s
+        }
+        Status::Skip { reason } => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(reason.as_str());
+            s
+        }
+    };
+    let mut case = TestCase::new(r.file.as_str(), status);
+    case.set_classname(classname(&r.file)).set_time(r.duration);
+    match &r.status {
+        Status::Known { line, detail, rule, reason } => {
+            case.set_system_out(format!("{}\n\nline {line}: {}", known_note(rule, reason), detail_body(*line, detail)));
+        }
+        Status::Stale { rule } => {
+            case.set_system_out(stale_message(rule));
+        }
+        Status::Fail { .. } | Status::Error { .. } => {
+            if let Some(rec) = &r.recording {
+                case.set_system_out(format!("steps:\n{}", steps_text(rec)));
+            }
+        }
+        _ => {}
+    }
+    case
+}
+
+/// A detail without its leading `line N: ` (when it names `line`), trailing blank lines dropped.
+fn detail_body(line: usize, detail: &str) -> String {
+    let (first, rest) = split_detail(Some(line), detail);
+    let mut out = first;
+    for l in rest {
+        out.push('\n');
+        out.push_str(l);
+    }
+    out
+}
+
+/// The run as JUnit XML (built with `quick-junit`): one `testsuite` named `TARGET (PROFILE)`,
+/// one `testcase` per trace, named by its file, with its directory as the class name
+/// (`fixtures.spec`) and its duration as the time.
+///
+/// - FAIL is a `failure` (type `FAIL`): the message is `line N: ` and the first line of the
+///   verdict, the text is the whole verdict, and `system-out` lists the recorded steps.
+/// - stale (a listed trace that passed) is a passing case whose `system-out` is the warning
+///   `stale deviation: ...`, asking for the deviations entry to be removed: the trace passed, and
+///   a stale entry does not make the run non-conformant.
+/// - ERROR is an `error` (type `ERROR`): the run went wrong, the cause is the text.
+/// - skip is `skipped`, with the reason as the message.
+/// - A known deviation is reported as a **passing** case whose `system-out` starts
+///   `known deviation: RULE: REASON`, followed by the verdict. It is not `skipped`: the trace
+///   did run, and what it observed is exactly what the deviations file accepts, so it counts as
+///   run-and-accepted, as it does for the exit code (a run with known deviations is conformant).
+///   Dashboards then neither count it as a failure nor hide it among traces that were never run;
+///   the note says why it passed.
+pub fn junit(run: &SuiteRun) -> String {
+    let mut suite = TestSuite::new(format!("{} ({})", run.target, run.profile));
+    suite.set_time(run.elapsed);
+    suite.add_property(("target", run.target.as_str()));
+    suite.add_property(("profile", run.profile.to_string().as_str()));
+    suite.add_test_cases(run.results.iter().map(test_case));
+    let mut report = Report::new("amqp-conformance");
+    report.set_time(run.elapsed);
+    report.add_test_suite(suite);
+    // Serialising to a String only fails on I/O errors, which a String does not have.
+    report.to_string().expect("JUnit XML serialises into a String")
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+/// The JSON report ([`json`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonReport {
+    /// The target's label (`model`, or the broker's URI without its password).
+    pub target: String,
+    /// The profile: `spec` or `rabbitmq`.
+    pub profile: String,
+    /// Wall-clock time of the whole run, in seconds.
+    pub elapsed_seconds: f64,
+    /// How many traces had each status.
+    pub counts: JsonCounts,
+    /// Whether the target conformed ([`SuiteRun::conformant`]: no FAIL or ERROR).
+    pub conformant: bool,
+    /// One per trace, in input order.
+    pub traces: Vec<JsonTrace>,
+}
+
+/// How many traces had each status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonCounts {
+    /// All traces.
+    pub total: usize,
+    /// pass.
+    pub pass: usize,
+    /// FAIL.
+    pub fail: usize,
+    /// known deviations.
+    pub known: usize,
+    /// stale (deviations entries for traces that passed).
+    pub stale: usize,
+    /// skip.
+    pub skip: usize,
+    /// ERROR.
+    pub error: usize,
+}
+
+/// One trace in the JSON report. Fields a status does not have are `null`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonTrace {
+    /// The trace file, as given.
+    pub file: String,
+    /// Its `title:`.
+    pub title: Option<String>,
+    /// Its `cite:` lines.
+    pub cites: Vec<String>,
+    /// The status label: `pass`, `FAIL`, `known`, `stale`, `skip` or `ERROR`
+    /// ([`Status::label`]).
+    pub status: String,
+    /// The failing line (FAIL and known).
+    pub line: Option<usize>,
+    /// The verdict (FAIL and known) or the cause (ERROR).
+    pub detail: Option<String>,
+    /// The deviations file's rule (known and stale).
+    pub rule: Option<String>,
+    /// The deviations file's reason (known), or why the trace was skipped (skip).
+    pub reason: Option<String>,
+    /// How long the trace took, in seconds.
+    pub duration_seconds: f64,
+    /// What each step observed, for traces that did not pass (FAIL, known, ERROR) and were
+    /// recorded; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<JsonStep>>,
+}
+
+/// One recorded step in the JSON report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonStep {
+    /// The trace line (for the runner's final wait, the last step's line).
+    pub line: usize,
+    /// The command as a trace writes it, or `wait`.
+    pub command: String,
+    /// What the target did, as `expect` lines write it (without `expect`), in arrival order.
+    pub events: Vec<String>,
+}
+
+impl JsonCounts {
+    /// The counts of a run.
+    pub fn of(run: &SuiteRun) -> Self {
+        let mut c = JsonCounts { total: run.results.len(), ..JsonCounts::default() };
+        for r in &run.results {
+            *match r.status {
+                Status::Pass => &mut c.pass,
+                Status::Fail { .. } => &mut c.fail,
+                Status::Known { .. } => &mut c.known,
+                Status::Stale { .. } => &mut c.stale,
+                Status::Skip { .. } => &mut c.skip,
+                Status::Error { .. } => &mut c.error,
+            } += 1;
+        }
+        c
+    }
+}
+
+impl JsonStep {
+    /// The steps of a recording.
+    pub fn of(rec: &Recording) -> Vec<JsonStep> {
+        rec.steps
+            .iter()
+            .map(|s| JsonStep {
+                line: s.line,
+                command: s.command.as_ref().map_or_else(|| "wait".to_string(), write_command),
+                events: s.events.iter().map(write_event).collect(),
+            })
+            .collect()
+    }
+}
+
+impl JsonTrace {
+    /// One trace's result.
+    pub fn of(r: &TraceResult) -> Self {
+        let (line, detail, rule, reason) = match &r.status {
+            Status::Pass => (None, None, None, None),
+            Status::Fail { line, detail } => (Some(*line), Some(detail.clone()), None, None),
+            Status::Known { line, detail, rule, reason } => {
+                (Some(*line), Some(detail.clone()), Some(rule.clone()), Some(reason.clone()))
+            }
+            Status::Stale { rule } => (None, None, Some(rule.clone()), None),
+            Status::Skip { reason } => (None, None, None, Some(reason.clone())),
+            Status::Error { cause } => (None, Some(cause.clone()), None, None),
+        };
+        let failed = matches!(r.status, Status::Fail { .. } | Status::Known { .. } | Status::Error { .. });
+        JsonTrace {
+            file: r.file.clone(),
+            title: r.title.clone(),
+            cites: r.cites.clone(),
+            status: r.status.label().to_string(),
+            line,
+            detail,
+            rule,
+            reason,
+            duration_seconds: r.duration.as_secs_f64(),
+            steps: if failed { r.recording.as_ref().map(JsonStep::of) } else { None },
+        }
+    }
+}
+
+impl JsonReport {
+    /// The report of a run.
+    pub fn of(run: &SuiteRun) -> Self {
+        JsonReport {
+            target: run.target.clone(),
+            profile: run.profile.to_string(),
+            elapsed_seconds: run.elapsed.as_secs_f64(),
+            counts: JsonCounts::of(run),
+            conformant: run.conformant(),
+            traces: run.results.iter().map(JsonTrace::of).collect(),
+        }
+    }
+}
+
+/// The run as pretty-printed JSON: a [`JsonReport`].
+///
+/// ```json
+/// { "target": "model", "profile": "spec", "elapsed_seconds": 1.5,
+///   "counts": { "total": 2, "pass": 1, "fail": 1, "known": 0, "stale": 0, "skip": 0, "error": 0 },
+///   "conformant": false,
+///   "traces": [ { "file": "fixtures/x.trace", "title": "...", "cites": ["basic 10"],
+///                 "status": "FAIL", "line": 12, "detail": "line 12: ...", "rule": null,
+///                 "reason": null, "duration_seconds": 0.05,
+///                 "steps": [ { "line": 3, "command": "c1 connection.open",
+///                              "events": ["c1 connection.open-ok"] } ] } ] }
+/// ```
+///
+/// `steps` is present only for FAIL, known and ERROR traces that were recorded.
+pub fn json(run: &SuiteRun) -> String {
+    serde_json::to_string_pretty(&JsonReport::of(run)).expect("the JSON report serialises")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terminal
+
+/// The line printed for one trace as it finishes (when the output is not a terminal), without
+/// a trailing newline:
+///
+/// ```text
+/// pass  fixtures/seed/x.trace (0.05 s)
+/// FAIL  fixtures/x.trace:12: after `c1.1 queue.declare ja durable` the broker did:
+///         c1.1 closed 403 queue.declare
+///       which the model does not allow. ...
+/// known fixtures/x.trace:12: known deviation: RULE: REASON (0.05 s)
+/// stale fixtures/x.trace: stale deviation: ... remove the entry ... (0.05 s)
+/// skip  fixtures/x.trace: REASON
+/// ERROR fixtures/x.trace: CAUSE
+///         (rest of the cause)
+/// ```
+///
+/// The lines after the first of a FAIL's verdict or an ERROR's cause are indented by six
+/// blanks, under the file name.
+pub fn line(result: &TraceResult) -> String {
+    let label = result.status.label();
+    let file = &result.file;
+    let took = secs2(result.duration);
+    match &result.status {
+        Status::Pass => format!("{label:<5} {file} ({took})"),
+        Status::Fail { line, detail } => {
+            let (first, rest) = split_detail(Some(*line), detail);
+            format!("{label:<5} {file}:{line}: {first}{}", indented(&rest, "      "))
+        }
+        Status::Known { line, rule, reason, .. } => {
+            format!("{label:<5} {file}:{line}: {} ({took})", known_note(rule, reason))
+        }
+        Status::Stale { rule } => format!("{label:<5} {file}: {} ({took})", stale_message(rule)),
+        Status::Skip { reason } => format!("{label:<5} {file}: {reason}"),
+        Status::Error { cause } => {
+            let (first, rest) = split_detail(None, cause);
+            format!("{label:<5} {file}: {first}{}", indented(&rest, "      "))
+        }
+    }
+}
+
+/// `n` and a noun, with an `s` unless `n` is 1.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The summary printed at the end of a run, without a trailing newline: one line per trace
+/// that did not pass (in input order), then the totals, then `conformant` or `NOT conformant`.
+///
+/// ```text
+/// FAIL  fixtures/x.trace:12: after `c1.1 queue.declare ja durable` the broker did:
+/// known fixtures/spec/y.trace:7: known deviation: RULE: REASON
+/// stale fixtures/spec/z.trace: stale deviation: ... remove the entry ...
+/// ERROR fixtures/w.trace: CAUSE (first line)
+/// skip  fixtures/v.trace: REASON
+///
+/// 171 traces: 150 passed, 2 failed, 10 known deviations, 9 skipped (12.3 s)
+/// NOT conformant
+/// ```
+///
+/// Passed, failed and skipped are always counted; known deviations, stale deviations and
+/// errors only when there are some.
+pub fn summary(run: &SuiteRun) -> String {
+    let mut out = String::new();
+    for r in &run.results {
+        let file = &r.file;
+        let label = r.status.label();
+        let l = match &r.status {
+            Status::Pass => continue,
+            Status::Fail { line, detail } => {
+                format!("{label:<5} {file}:{line}: {}", split_detail(Some(*line), detail).0)
+            }
+            Status::Known { line, rule, reason, .. } => {
+                format!("{label:<5} {file}:{line}: {}", known_note(rule, reason))
+            }
+            Status::Stale { rule } => format!("{label:<5} {file}: {}", stale_message(rule)),
+            Status::Skip { reason } => format!("{label:<5} {file}: {reason}"),
+            Status::Error { cause } => format!("{label:<5} {file}: {}", split_detail(None, cause).0),
+        };
+        out.push_str(&l);
+        out.push('\n');
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let c = JsonCounts::of(run);
+    let mut parts = vec![format!("{} passed", c.pass), format!("{} failed", c.fail)];
+    if c.known > 0 {
+        parts.push(count(c.known, "known deviation", "known deviations"));
+    }
+    if c.stale > 0 {
+        parts.push(count(c.stale, "stale deviation", "stale deviations"));
+    }
+    parts.push(format!("{} skipped", c.skip));
+    if c.error > 0 {
+        parts.push(count(c.error, "error", "errors"));
+    }
+    let _ = writeln!(out, "{}: {} ({})", count(c.total, "trace", "traces"), parts.join(", "), secs1(run.elapsed));
+    out.push_str(if run.conformant() { "conformant" } else { "NOT conformant" });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Observation, Verdict};
+    use crate::trace::{parse, parse_event, StepKind};
+    use amqp_model::ProfileName;
+
+    const FAIL_DETAIL: &str = "line 12: after `c1.1 queue.declare ja durable` the broker did:\n  c1.1 closed 403 queue.declare\nwhich the model does not allow. The model allows, for example:\n  possibility 1:\n    c1.1 closed 406 queue.declare\n";
+
+    /// A recording of two steps: `c1 connection.open` and a wait.
+    fn recording() -> Recording {
+        let trace = parse("c1 connection.open\nc1.1 channel.open\n", "t.trace").unwrap();
+        let StepKind::Command { command, .. } = &trace.steps[0].kind else { panic!("a command") };
+        Recording {
+            verdict: Verdict::Pass,
+            steps: vec![
+                Observation {
+                    line: 1,
+                    command: Some(command.clone()),
+                    events: vec![parse_event("c1 connection.open-ok").unwrap()],
+                },
+                Observation { line: 2, command: None, events: vec![] },
+            ],
+        }
+    }
+
+    fn result(file: &str, status: Status, ms: u64) -> TraceResult {
+        TraceResult {
+            file: file.into(),
+            title: Some(format!("title of {file}")),
+            cites: vec!["basic 10".into(), "queue delete queue queue-known".into()],
+            status,
+            duration: Duration::from_millis(ms),
+            recording: Some(recording()),
+        }
+    }
+
+    fn run() -> SuiteRun {
+        SuiteRun {
+            target: "amqp://guest:***@127.0.0.1:5672/%2f".into(),
+            profile: ProfileName::Rabbitmq,
+            results: vec![
+                result("fixtures/seed/a.trace", Status::Pass, 50),
+                result("fixtures/spec/b.trace", Status::Fail { line: 12, detail: FAIL_DETAIL.into() }, 70),
+                result(
+                    "./fixtures/spec/c.trace",
+                    Status::Known {
+                        line: 7,
+                        detail: "line 7: after `x` the broker did:\n  c1.1 queue.delete-ok 0\n".into(),
+                        rule: "queue delete queue queue-known".into(),
+                        reason: "RabbitMQ answers delete-ok".into(),
+                    },
+                    30,
+                ),
+                result("fixtures/spec/d.trace", Status::Stale { rule: "basic 10".into() }, 20),
+                result("fixtures/spec/e.trace", Status::Skip { reason: "needs a restart".into() }, 0),
+                result(
+                    "/abs/fixtures/f.trace",
+                    Status::Error { cause: "cleanup failed: connection refused\nsecond line".into() },
+                    1000,
+                ),
+                result("g.trace", Status::Pass, 10),
+            ],
+            elapsed: Duration::from_millis(12_345),
+        }
+    }
+
+    #[test]
+    fn junit_round_trips_with_counts_and_attributes() {
+        let xml = junit(&run());
+        let report = Report::deserialize_from_str(&xml).expect("valid JUnit XML");
+        assert_eq!(report.tests, 7);
+        assert_eq!(report.failures, 1, "FAIL is a failure, stale is not");
+        assert_eq!(report.errors, 1, "ERROR is an error");
+        assert_eq!(report.test_suites.len(), 1);
+        let suite = &report.test_suites[0];
+        assert_eq!(suite.name.as_str(), "amqp://guest:***@127.0.0.1:5672/%2f (rabbitmq)");
+        assert_eq!((suite.tests, suite.failures, suite.errors, suite.disabled), (7, 1, 1, 1));
+        assert_eq!(suite.time, Some(Duration::from_millis(12_345)));
+        let names: Vec<&str> = suite.test_cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names[1], "fixtures/spec/b.trace");
+        let classes: Vec<Option<&str>> =
+            suite.test_cases.iter().map(|c| c.classname.as_ref().map(|s| s.as_str())).collect();
+        assert_eq!(
+            classes,
+            [
+                Some("fixtures.seed"),
+                Some("fixtures.spec"),
+                Some("fixtures.spec"),
+                Some("fixtures.spec"),
+                Some("fixtures.spec"),
+                Some("abs.fixtures"),
+                Some("traces")
+            ]
+        );
+        assert_eq!(suite.test_cases[1].time, Some(Duration::from_millis(70)));
+
+        let pass = &suite.test_cases[0];
+        assert!(matches!(pass.status, TestCaseStatus::Success { .. }));
+        assert!(pass.system_out.is_none());
+
+        match &suite.test_cases[1].status {
+            TestCaseStatus::NonSuccess { kind: NonSuccessKind::Failure, message, ty, description, .. } => {
+                assert_eq!(
+                    message.as_ref().unwrap().as_str(),
+                    "line 12: after `c1.1 queue.declare ja durable` the broker did:"
+                );
+                assert_eq!(ty.as_ref().unwrap().as_str(), "FAIL");
+                assert!(description.as_ref().unwrap().contains("c1.1 closed 406 queue.declare"));
+            }
+            other => panic!("FAIL should be a failure: {other:?}"),
+        }
+        let steps = suite.test_cases[1].system_out.as_ref().unwrap().as_str();
+        assert!(steps.contains("line 1: c1 connection.open\n    c1 connection.open-ok"), "{steps}");
+        assert!(steps.contains("line 2: wait\n    (nothing)"), "{steps}");
+
+        let known = &suite.test_cases[2];
+        assert!(matches!(known.status, TestCaseStatus::Success { .. }), "known is not a failure");
+        let out = known.system_out.as_ref().unwrap().as_str();
+        assert!(
+            out.starts_with("known deviation: queue delete queue queue-known: RabbitMQ answers delete-ok"),
+            "{out}"
+        );
+        assert!(out.contains("c1.1 queue.delete-ok 0"));
+
+        let stale = &suite.test_cases[3];
+        assert!(matches!(stale.status, TestCaseStatus::Success { .. }), "stale is a warning");
+        let out = stale.system_out.as_ref().unwrap().as_str();
+        assert!(out.starts_with("stale deviation: ") && out.contains("`basic 10`") && out.contains("remove the"));
+        match &suite.test_cases[4].status {
+            TestCaseStatus::Skipped { message, .. } => {
+                assert_eq!(message.as_ref().unwrap().as_str(), "needs a restart")
+            }
+            other => panic!("skip should be skipped: {other:?}"),
+        }
+        match &suite.test_cases[5].status {
+            TestCaseStatus::NonSuccess { kind: NonSuccessKind::Error, message, description, .. } => {
+                assert_eq!(message.as_ref().unwrap().as_str(), "cleanup failed: connection refused");
+                assert!(description.as_ref().unwrap().contains("second line"));
+            }
+            other => panic!("ERROR should be an error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn junit_escapes_markup() {
+        let mut r = run();
+        r.results = vec![result("fixtures/<a&b>.trace", Status::Fail { line: 1, detail: "x <y> & \"z\"".into() }, 1)];
+        let xml = junit(&r);
+        assert!(!xml.contains("<a&b>"));
+        let report = Report::deserialize_from_str(&xml).unwrap();
+        let case = &report.test_suites[0].test_cases[0];
+        assert_eq!(case.name.as_str(), "fixtures/<a&b>.trace");
+        let TestCaseStatus::NonSuccess { message, .. } = &case.status else { panic!() };
+        assert_eq!(message.as_ref().unwrap().as_str(), "line 1: x <y> & \"z\"");
+    }
+
+    #[test]
+    fn json_has_every_field() {
+        let v: serde_json::Value = serde_json::from_str(&json(&run())).unwrap();
+        assert_eq!(v["target"], "amqp://guest:***@127.0.0.1:5672/%2f");
+        assert_eq!(v["profile"], "rabbitmq");
+        assert!((v["elapsed_seconds"].as_f64().unwrap() - 12.345).abs() < 1e-9);
+        assert_eq!(v["conformant"], false);
+        let c = &v["counts"];
+        assert_eq!(
+            [&c["total"], &c["pass"], &c["fail"], &c["known"], &c["stale"], &c["skip"], &c["error"]],
+            [7, 2, 1, 1, 1, 1, 1]
+        );
+        let t = v["traces"].as_array().unwrap();
+        assert_eq!(t.len(), 7);
+
+        assert_eq!(t[0]["file"], "fixtures/seed/a.trace");
+        assert_eq!(t[0]["title"], "title of fixtures/seed/a.trace");
+        assert_eq!(t[0]["cites"][1], "queue delete queue queue-known");
+        assert_eq!(t[0]["status"], "pass");
+        assert!(t[0]["line"].is_null() && t[0]["detail"].is_null());
+        assert!(t[0].get("steps").is_none(), "no steps for a pass");
+        assert!((t[0]["duration_seconds"].as_f64().unwrap() - 0.05).abs() < 1e-9);
+
+        assert_eq!(t[1]["status"], "FAIL");
+        assert_eq!(t[1]["line"], 12);
+        assert_eq!(t[1]["detail"], FAIL_DETAIL);
+        let steps = t[1]["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0]["line"], 1);
+        assert_eq!(steps[0]["command"], "c1 connection.open");
+        assert_eq!(steps[0]["events"][0], "c1 connection.open-ok");
+        assert_eq!(steps[1]["command"], "wait");
+        assert_eq!(steps[1]["events"].as_array().unwrap().len(), 0);
+
+        assert_eq!(t[2]["status"], "known");
+        assert_eq!(t[2]["line"], 7);
+        assert_eq!(t[2]["rule"], "queue delete queue queue-known");
+        assert_eq!(t[2]["reason"], "RabbitMQ answers delete-ok");
+        assert!(t[2]["steps"].is_array());
+
+        assert_eq!(t[3]["status"], "stale");
+        assert_eq!(t[3]["rule"], "basic 10");
+        assert!(t[3].get("steps").is_none());
+
+        assert_eq!(t[4]["status"], "skip");
+        assert_eq!(t[4]["reason"], "needs a restart");
+        assert!(t[4].get("steps").is_none());
+
+        assert_eq!(t[5]["status"], "ERROR");
+        assert_eq!(t[5]["detail"], "cleanup failed: connection refused\nsecond line");
+        assert!(t[5]["steps"].is_array());
+
+        // And it reads back into the typed report.
+        let back: JsonReport = serde_json::from_str(&json(&run())).unwrap();
+        assert_eq!(back, JsonReport::of(&run()));
+    }
+
+    #[test]
+    fn json_of_a_passing_run_is_conformant() {
+        let mut r = run();
+        r.results.retain(|t| !matches!(t.status, Status::Fail { .. } | Status::Error { .. }));
+        let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(v["conformant"], true, "known and stale do not make a run non-conformant");
+        assert_eq!(v["counts"]["total"], 5);
+        assert_eq!(v["counts"]["stale"], 1);
+        assert!(summary(&r).ends_with(
+            "5 traces: 2 passed, 0 failed, 1 known deviation, 1 stale deviation, 1 skipped (12.3 s)\nconformant"
+        ));
+    }
+
+    #[test]
+    fn trace_lines() {
+        let r = run();
+        let lines: Vec<String> = r.results.iter().map(line).collect();
+        assert_eq!(lines[0], "pass  fixtures/seed/a.trace (0.05 s)");
+        assert_eq!(
+            lines[1],
+            "FAIL  fixtures/spec/b.trace:12: after `c1.1 queue.declare ja durable` the broker did:\n\
+             \x20       c1.1 closed 403 queue.declare\n\
+             \x20     which the model does not allow. The model allows, for example:\n\
+             \x20       possibility 1:\n\
+             \x20         c1.1 closed 406 queue.declare"
+        );
+        assert_eq!(
+            lines[2],
+            "known ./fixtures/spec/c.trace:7: known deviation: queue delete queue queue-known: \
+             RabbitMQ answers delete-ok (0.03 s)"
+        );
+        assert!(lines[3].starts_with("stale fixtures/spec/d.trace: stale deviation:"), "{}", lines[3]);
+        assert!(lines[3].contains("`basic 10`") && lines[3].contains("remove the entry"));
+        assert!(lines[3].ends_with(" (0.02 s)"), "{}", lines[3]);
+        assert_eq!(lines[4], "skip  fixtures/spec/e.trace: needs a restart");
+        assert_eq!(lines[5], "ERROR /abs/fixtures/f.trace: cleanup failed: connection refused\n      second line");
+    }
+
+    #[test]
+    fn a_detail_without_the_line_prefix_is_kept_whole() {
+        let r = result("x.trace", Status::Fail { line: 3, detail: "line 4: something".into() }, 1);
+        assert_eq!(line(&r), "FAIL  x.trace:3: line 4: something");
+        let r = result("x.trace", Status::Fail { line: 3, detail: "expected more".into() }, 1);
+        assert_eq!(line(&r), "FAIL  x.trace:3: expected more");
+    }
+
+    #[test]
+    fn summary_lists_what_did_not_pass_and_the_totals() {
+        let s = summary(&run());
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "FAIL  fixtures/spec/b.trace:12: after `c1.1 queue.declare ja durable` the broker did:",
+                "known ./fixtures/spec/c.trace:7: known deviation: queue delete queue queue-known: RabbitMQ answers delete-ok",
+                lines[2],
+                "skip  fixtures/spec/e.trace: needs a restart",
+                "ERROR /abs/fixtures/f.trace: cleanup failed: connection refused",
+                "",
+                "7 traces: 2 passed, 1 failed, 1 known deviation, 1 stale deviation, 1 skipped, 1 error (12.3 s)",
+                "NOT conformant",
+            ]
+        );
+        assert!(lines[2].starts_with("stale fixtures/spec/d.trace: ") && lines[2].contains("remove the entry"));
+        assert!(!s.ends_with('\n'));
+    }
+
+    #[test]
+    fn summary_of_a_clean_run() {
+        let mut r = run();
+        r.results.retain(|t| t.status == Status::Pass);
+        r.results.extend((0..10).map(|i| {
+            result(
+                &format!("k{i}.trace"),
+                Status::Known { line: 1, detail: String::new(), rule: "r".into(), reason: "why".into() },
+                1,
+            )
+        }));
+        assert_eq!(summary(&r).lines().count(), 10 + 1 + 2);
+        assert!(summary(&r)
+            .ends_with("\n12 traces: 2 passed, 0 failed, 10 known deviations, 0 skipped (12.3 s)\nconformant"));
+        r.results.truncate(1);
+        r.elapsed = Duration::from_millis(60);
+        assert_eq!(summary(&r), "1 trace: 1 passed, 0 failed, 0 skipped (0.1 s)\nconformant");
+    }
+}

@@ -248,8 +248,7 @@ pub fn record(trace: &Trace, profile: Profile, target: &mut dyn Target) -> Recor
                     StepKind::Command { command: c, .. } => c.channel().is_some() && c.channel() == command.channel(),
                     _ => false,
                 });
-                let (observed, result) =
-                    command_step(&mut validator, target, &real_command, &model_command, same);
+                let (observed, result) = command_step(&mut validator, target, &real_command, &model_command, same);
                 steps.push(Observation { line: step.line, command: Some(command.clone()), events: observed });
                 if let Err(divergence) = result {
                     return done(Verdict::Diverged { line: step.line, divergence }, steps);

@@ -157,8 +157,11 @@ pub fn find_traces(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     fn walk(path: &Path, named: bool, out: &mut Vec<PathBuf>) -> Result<(), String> {
         let err = |e: std::io::Error| format!("{}: {e}", path.display());
         if path.is_dir() {
-            let mut entries: Vec<PathBuf> =
-                std::fs::read_dir(path).map_err(err)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().map_err(err)?;
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(err)?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
             entries.sort();
             for e in entries {
                 walk(&e, false, out)?;
@@ -247,13 +250,17 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
             let recording = record(trace, model, &mut live);
             let cleanup = live.finish();
             let problems = live.problems().join("; ");
+            let context: Vec<&String> = live.problems().iter().chain(live.notes()).collect();
             result.status = match (live.incomplete(), cleanup) {
                 (Some(why), Ok(())) => Status::Skip { reason: why.to_string() },
                 (_, Err(e)) => Status::Error { cause: e },
                 (None, Ok(())) => match status_of(&recording.verdict) {
                     Status::Pass if !problems.is_empty() => Status::Error { cause: problems },
-                    Status::Fail { line, detail } if !problems.is_empty() => {
-                        Status::Fail { line, detail: format!("{detail}(the target also reported: {problems})\n") }
+                    Status::Fail { line, mut detail } if !context.is_empty() => {
+                        for c in context {
+                            detail += &format!("note: {c}\n");
+                        }
+                        Status::Fail { line, detail }
                     }
                     status => status,
                 },
@@ -298,10 +305,11 @@ pub fn run_suite(
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1).min(together.len().max(1)) {
             let (tx, next, together, judge) = (tx.clone(), &next, &together, &judge);
-            s.spawn(move || loop {
-                let Some(&i) = together.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                if tx.send((i, judge(i))).is_err() {
-                    break;
+            s.spawn(move || {
+                while let Some(&i) = together.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if tx.send((i, judge(i))).is_err() {
+                        break;
+                    }
                 }
             });
         }
