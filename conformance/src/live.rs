@@ -47,10 +47,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the runner listens on once the model says the broker may be done (at a `wait` step
 /// and at the end of every trace), for anything the broker should not do.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(50);
-/// How long a `queue.declare` waits after publishes: RabbitMQ answers the queue's message count
-/// ahead of the deliveries still in its queue's mailbox (it prioritises that query), so a count
-/// read right after an unconfirmed publish can miss it.
-pub const DEFAULT_FENCE: Duration = Duration::from_millis(25);
+/// How long after the last publish (or `tx.commit`) a `queue.declare` is sent: RabbitMQ answers
+/// the queue's message count ahead of the deliveries still in the queue's mailbox (it
+/// prioritises that query), so a count read right after an unconfirmed publish can miss it.
+pub const DEFAULT_FENCE: Duration = Duration::from_millis(50);
 /// How long a `--restart-cmd` may take.
 pub const RESTART_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -61,8 +61,8 @@ pub struct Timing {
     pub timeout: Duration,
     /// How long to listen once the model says the broker may be done.
     pub grace: Duration,
-    /// How long a `queue.declare` (whose reply counts messages) waits when messages were
-    /// published since the last one.
+    /// How long after the last publish or `tx.commit` a `queue.declare` (whose reply counts
+    /// messages) may be sent.
     pub fence: Duration,
 }
 
@@ -368,8 +368,8 @@ pub struct LiveTarget {
     /// Queue names the broker holds as binding keys, prefixed: `queue.bind "" X ""` binds with
     /// the last queue's wire name as the key, so a publish with that key is sent prefixed.
     keyed: BTreeSet<Name>,
-    /// Messages were published since the last `queue.declare`.
-    published: bool,
+    /// When messages were last published (or committed).
+    published: Option<tokio::time::Instant>,
     /// The runner's hint for the command being performed.
     hint: Hint,
     incomplete: Option<String>,
@@ -415,7 +415,7 @@ impl LiveTarget {
             exchanges: BTreeSet::new(),
             last_queue: BTreeMap::new(),
             keyed: BTreeSet::new(),
-            published: false,
+            published: None,
             hint: Hint::CONFIRM,
             incomplete: None,
             problems: Vec::new(),
@@ -869,8 +869,8 @@ impl LiveTarget {
                 .await;
             }
             QueueDeclare { ch, queue, passive, durable, exclusive, auto_delete, arguments } => {
-                if std::mem::take(&mut self.published) {
-                    tokio::time::sleep(self.timing.fence).await;
+                if let Some(at) = self.published {
+                    tokio::time::sleep_until(at + self.timing.fence).await;
                 }
                 let wire = names.wire(queue);
                 if !passive && !queue.is_empty() && !queue.is_reserved() {
@@ -1007,7 +1007,7 @@ impl LiveTarget {
                 .await;
             }
             BasicPublish { ch, exchange, routing_key, mandatory, content } => {
-                self.published = true;
+                self.published = Some(tokio::time::Instant::now());
                 let ch = *ch;
                 let x = names.wire(exchange);
                 let prefixed = exchange.is_empty() || self.keyed.contains(routing_key);
@@ -1141,6 +1141,8 @@ impl LiveTarget {
                     let returns: Vec<Event> = sink.drain(before..).collect();
                     sink.splice(at..at, returns);
                 }
+                drop(sink);
+                self.published = Some(tokio::time::Instant::now());
             }
             TxRollback { ch } => {
                 self.reply(*ch, Method::TxRollback, Reply::TxRollbackOk, |c| async move { c.tx_rollback().await })

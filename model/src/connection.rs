@@ -3,7 +3,7 @@
 
 use crate::event::Event;
 use crate::fault::Fault;
-use crate::state::{Broker, Fate, Ready};
+use crate::state::{Broker, Ready};
 use crate::types::{ConnId, ReplyCode};
 use std::sync::Arc;
 
@@ -61,17 +61,13 @@ impl Broker {
                 r.avoid = None;
             }
         }
-        // Settle in the ledger every copy that did not survive.
+        // Every copy that did not survive is settled.
         let surviving: std::collections::BTreeSet<crate::state::CopyId> = self
             .queues
             .iter()
             .flat_map(|(n, q)| q.ready.iter().map(move |r| crate::state::CopyId { msg: r.msg.id(), queue: n.clone() }))
             .collect();
-        for (copy, fate) in self.ledger.iter_mut() {
-            if matches!(fate, Fate::Live { .. }) && !surviving.contains(copy) {
-                *fate = Fate::Settled;
-            }
-        }
+        self.ledger.retain(|copy, _| surviving.contains(copy));
         Arc::make_mut(&mut self.exchanges).retain(|_, x| x.durable);
         let (exchanges, queues) = (&self.exchanges, &self.queues);
         Arc::make_mut(&mut self.bindings).retain(|b| {

@@ -3,7 +3,7 @@
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
 use crate::profile::{LastQueueError, RABBITMQ_QUEUE_ARGUMENTS};
-use crate::state::{Binding, Broker, Dest, Fate, Queue};
+use crate::state::{Binding, Broker, Dest, Queue};
 use crate::types::{ChanRef, Name, ReplyCode, Table};
 use std::sync::Arc;
 
@@ -258,10 +258,8 @@ impl Broker {
         self.unblock();
     }
 
-    /// Mark a copy settled in the ledger.
+    /// A copy is settled: it leaves the ledger.
     pub(crate) fn settle_copy(&mut self, msg: crate::types::MsgId, queue: &Name) {
-        if let Some(f) = self.ledger.get_mut(&crate::state::CopyId { msg, queue: queue.clone() }) {
-            *f = Fate::Settled;
-        }
+        self.ledger.remove(&crate::state::CopyId { msg, queue: queue.clone() });
     }
 }

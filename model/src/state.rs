@@ -31,8 +31,8 @@ pub struct Broker {
     pub next_msg: u32,
     /// The counter behind server-generated queue names and consumer tags.
     pub next_name: u32,
-    /// Ghost: the fate of every routed copy of every message.
-    pub ledger: BTreeMap<CopyId, Fate>,
+    /// Ghost: every live copy of a message (routed to a queue, not yet settled).
+    pub ledger: BTreeMap<CopyId, Live>,
 }
 
 /// An exchange.
@@ -244,16 +244,15 @@ pub struct CopyId {
     pub queue: Name,
 }
 
-/// What became of a copy (ghost bookkeeping, checked by the properties).
+/// A live copy in the ledger (ghost bookkeeping, checked by the properties): ready in its queue,
+/// or delivered and not yet acknowledged. A copy leaves the ledger when it is settled
+/// (acknowledged, delivered without acknowledgement, dropped, purged or lost with its queue).
+/// Message identities are never reused, so a settled copy that turns up again is one the ledger
+/// does not know; keeping settled copies out keeps the state small on long traces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Fate {
-    /// In the queue or delivered and unacked; `delivered` once handed to a client.
-    Live {
-        /// Handed to a client at least once.
-        delivered: bool,
-    },
-    /// Acknowledged, delivered without acknowledgement, dropped, purged or lost with its queue.
-    Settled,
+pub struct Live {
+    /// Handed to a client at least once.
+    pub delivered: bool,
 }
 
 impl Broker {

@@ -7,7 +7,7 @@ pub mod dispatch;
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
 use crate::profile::QosScope;
-use crate::state::{Broker, Consumer, ConsumerRef, Fate, Mode, PendingPublish, Ready, Unacked};
+use crate::state::{Broker, Consumer, ConsumerRef, Live, Mode, PendingPublish, Ready, Unacked};
 use crate::types::{ChanRef, Content, Message, MessageData, MsgId, Name, ReplyCode};
 use std::sync::Arc;
 
@@ -151,8 +151,7 @@ impl Broker {
             out.push(Event::Return { ch, code: ReplyCode::NoRoute, message: msg.clone() });
         }
         for q in queues {
-            self.ledger
-                .insert(crate::state::CopyId { msg: msg.id(), queue: q.clone() }, Fate::Live { delivered: false });
+            self.ledger.insert(crate::state::CopyId { msg: msg.id(), queue: q.clone() }, Live { delivered: false });
             let queue = self.queues.get_mut(&q).expect("routed to an existing queue");
             queue.ready.push_back(Ready { msg: msg.clone(), redelivered: false, avoid: None });
         }
@@ -188,7 +187,11 @@ impl Broker {
         no_ack: bool,
     ) -> u64 {
         let copy = crate::state::CopyId { msg: r.msg.id(), queue: queue.clone() };
-        self.ledger.insert(copy.clone(), if no_ack { Fate::Settled } else { Fate::Live { delivered: true } });
+        if no_ack {
+            self.ledger.remove(&copy);
+        } else {
+            self.ledger.insert(copy.clone(), Live { delivered: true });
+        }
         let chan = self.channel_mut(ch);
         let tag = chan.next_tag;
         chan.next_tag += 1;

@@ -6,7 +6,7 @@ use super::oracle;
 use super::Action;
 use crate::command::Command;
 use crate::event::{Event, Reply};
-use crate::state::{Broker, CopyId, Dest, Fate, Mode, PendingPublish};
+use crate::state::{Broker, CopyId, Dest, Live, Mode, PendingPublish};
 use crate::types::{ChanRef, Name, ReplyCode};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -139,8 +139,8 @@ fn watch_event(pre: &Broker, e: &Event, ghost: &mut Ghost) -> Result<(), Violati
     ghost.last_tag.insert(*ch, tag);
     let copy = CopyId { msg: msg.id(), queue: queue.clone() };
     match pre.ledger.get(&copy) {
-        Some(Fate::Live { delivered }) if *delivered == redelivered => Ok(()),
-        Some(Fate::Live { delivered }) => fail(
+        Some(Live { delivered }) if *delivered == redelivered => Ok(()),
+        Some(Live { delivered }) => fail(
             Check::Redelivered,
             format!(
                 "{ch} got message {} from {queue} with redelivered={redelivered}, delivered before: {delivered}",
