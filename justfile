@@ -6,8 +6,14 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# What CI runs: fmt, clippy -D warnings, all tests, fixtures on the model, the CI model check.
-check: fmt-check clippy test fixtures model-check
+# The local RabbitMQ the checks run against, and how it is restarted for the restart fixtures.
+rabbitmq := "amqp://guest:guest@127.0.0.1:5672/%2f"
+restart := "rabbitmqctl stop_app && rabbitmqctl start_app"
+
+# The whole suite against the local RabbitMQ is part of it (conform-rabbitmq).
+
+# What CI runs: fmt, clippy, all tests, fixtures on the model, the CI model check, conform-rabbitmq.
+check: fmt-check clippy test fixtures model-check conform-rabbitmq
 
 # Formatting check.
 fmt-check:
@@ -27,9 +33,28 @@ fixtures:
     cargo run -q -p amqp-conformance -- run fixtures --profile rabbitmq
     cargo run -q -p amqp-conformance -- run fixtures --profile spec
 
-# Run every fixture against the broker at $AMQP_URL (default: the local RabbitMQ), rabbitmq profile.
+# Restart fixtures need $RESTART_CMD (given for the local RabbitMQ), otherwise they are skipped.
+
+# Every fixture against the broker at $AMQP_URL (default: the local RabbitMQ), rabbitmq profile.
 conform:
-    cargo run -q -p amqp-conformance -- run fixtures --profile rabbitmq --broker "${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+    #!/usr/bin/env bash
+    set -euo pipefail
+    url="${AMQP_URL:-{{rabbitmq}}}"
+    restart="${RESTART_CMD:-}"
+    if [ -z "${AMQP_URL:-}" ] && [ -z "$restart" ]; then restart="{{restart}}"; fi
+    cargo run -q -p amqp-conformance -- run fixtures --profile rabbitmq --broker "$url" --jobs 4 \
+        ${restart:+--restart-cmd "$restart"}
+
+# Every fixture under the rabbitmq profile (no deviation allowed), under the spec profile with
+# RabbitMQ's deviations file, and 1,000 generated traces of seed 2026 (a failure is shrunk into
+# fixtures/regressions/rabbitmq/).
+
+# The whole suite against the local RabbitMQ, as CI runs it.
+conform-rabbitmq:
+    cargo build -q -p amqp-conformance
+    ./target/debug/amqp-conformance run fixtures --profile rabbitmq --broker "{{rabbitmq}}" --jobs 4 --restart-cmd "{{restart}}"
+    ./target/debug/amqp-conformance run fixtures --profile spec --broker "{{rabbitmq}}" --jobs 4 --restart-cmd "{{restart}}" --deviations deviations/rabbitmq.toml
+    ./target/debug/amqp-conformance generate --seed 2026 --count 1000 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq
 
 # Model-check the CI configuration (exhaustive, every property must hold).
 model-check config="ci":
@@ -39,6 +64,9 @@ model-check config="ci":
 explore config="quick":
     cargo run --release -p amqp-model --bin amqp-model -- explore {{config}}
 
-# Benchmarks: model throughput against its clone+hash floor, and every check configuration.
+# The runner bench uses the local RabbitMQ (AMQP_URI to change it).
+
+# Benchmarks: the model and its checks, the runner against plain lapin, traces/s per --jobs.
 bench:
     cargo bench -p amqp-model --bench model
+    cargo bench -p amqp-conformance --bench runner

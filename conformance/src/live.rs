@@ -47,10 +47,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the runner listens on once the model says the broker may be done (at a `wait` step
 /// and at the end of every trace), for anything the broker should not do.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(50);
-/// How long after the last publish (or `tx.commit`) a `queue.declare` is sent: RabbitMQ answers
-/// the queue's message count ahead of the deliveries still in the queue's mailbox (it
-/// prioritises that query), so a count read right after an unconfirmed publish can miss it.
-pub const DEFAULT_FENCE: Duration = Duration::from_millis(50);
+/// How long after the last command that put messages into queues (a publish, `tx.commit`, a
+/// requeue by reject, nack, recover or a close) a `queue.declare` is sent: RabbitMQ answers the
+/// queue's message count ahead of the messages still in the queue's mailbox (it prioritises
+/// that query), so a count read right after can miss them.
+pub const DEFAULT_FENCE: Duration = Duration::from_millis(100);
 /// How long a `--restart-cmd` may take.
 pub const RESTART_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -61,8 +62,8 @@ pub struct Timing {
     pub timeout: Duration,
     /// How long to listen once the model says the broker may be done.
     pub grace: Duration,
-    /// How long after the last publish or `tx.commit` a `queue.declare` (whose reply counts
-    /// messages) may be sent.
+    /// How long after the last command that put messages into queues a `queue.declare` (whose
+    /// reply counts messages) may be sent.
     pub fence: Duration,
 }
 
@@ -86,8 +87,8 @@ pub fn redact(uri: &str) -> String {
     }
 }
 
-/// `host:port` of an `amqp://` URI.
-fn address(uri: &str) -> String {
+/// `host:port` of an `amqp://` URI (the port defaults to 5672).
+pub fn address(uri: &str) -> String {
     let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     let host = rest.split('/').next().unwrap_or(rest);
@@ -368,7 +369,7 @@ pub struct LiveTarget {
     /// Queue names the broker holds as binding keys, prefixed: `queue.bind "" X ""` binds with
     /// the last queue's wire name as the key, so a publish with that key is sent prefixed.
     keyed: BTreeSet<Name>,
-    /// When messages were last published (or committed).
+    /// When a command last put messages into queues (a publish, a commit, a requeue).
     published: Option<tokio::time::Instant>,
     /// The runner's hint for the command being performed.
     hint: Hint,
@@ -1007,7 +1008,6 @@ impl LiveTarget {
                 .await;
             }
             BasicPublish { ch, exchange, routing_key, mandatory, content } => {
-                self.published = Some(tokio::time::Instant::now());
                 let ch = *ch;
                 let x = names.wire(exchange);
                 let prefixed = exchange.is_empty() || self.keyed.contains(routing_key);
@@ -1141,8 +1141,6 @@ impl LiveTarget {
                     let returns: Vec<Event> = sink.drain(before..).collect();
                     sink.splice(at..at, returns);
                 }
-                drop(sink);
-                self.published = Some(tokio::time::Instant::now());
             }
             TxRollback { ch } => {
                 self.reply(*ch, Method::TxRollback, Reply::TxRollbackOk, |c| async move { c.tx_rollback().await })
@@ -1193,6 +1191,23 @@ async fn cleaner(uri: &str, timeout: Duration) -> Result<Arc<Connection>, String
     Ok(connection)
 }
 
+/// Whether a command may put messages into queues (so that a message count read soon after may
+/// lag it).
+fn enqueues(command: &Command) -> bool {
+    use Command::*;
+    matches!(
+        command,
+        BasicPublish { .. }
+            | TxCommit { .. }
+            | BasicReject { requeue: true, .. }
+            | BasicNack { requeue: true, .. }
+            | BasicRecover { .. }
+            | ChannelClose { .. }
+            | ConnectionClose { .. }
+            | ConnectionDrop { .. }
+    )
+}
+
 /// Run a restart command with `sh -c`, at most [`RESTART_TIMEOUT`].
 async fn run_restart(cmd: &str) -> Result<(), String> {
     let mut child = std::process::Command::new("sh")
@@ -1238,6 +1253,9 @@ impl Target for LiveTarget {
     fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event> {
         self.hint = hint;
         runtime().block_on(self.perform(command));
+        if enqueues(command) {
+            self.published = Some(tokio::time::Instant::now());
+        }
         self.take()
     }
 

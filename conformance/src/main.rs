@@ -1,14 +1,16 @@
 //! `amqp-conformance`: replay conformance traces and validate the outcome against the model.
 
 use amqp_conformance::deviations::Deviations;
-use amqp_conformance::live::{check_login, Timing, DEFAULT_FENCE, DEFAULT_GRACE, DEFAULT_TIMEOUT};
+use amqp_conformance::generate::{save_regression, shrink, GenConfig};
+use amqp_conformance::live::{address, check_login, Timing, DEFAULT_FENCE, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_conformance::report;
-use amqp_conformance::suite::{find_traces, load, run_suite, Status, SuiteRun, TargetSpec, TraceResult};
+use amqp_conformance::suite::{find_traces, load, run_one, run_suite, Status, SuiteRun, TargetSpec, TraceResult};
+use amqp_conformance::trace::Trace;
 use amqp_model::ProfileName;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -41,6 +43,39 @@ enum Cmd {
         /// (quoted: 'fixtures/**/queue-*.trace').
         #[arg(default_value = "fixtures")]
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Generate traces (seeded, reproducible), run them like fixtures, and shrink each one the
+    /// target fails to a minimal trace, saved as a regression fixture.
+    ///
+    /// Traces come from proptest strategies over a small universe (two exchanges of any type,
+    /// four queues, two connections with two channels each): topologies with several queues on
+    /// one exchange, overlapping and near-miss keys, topic patterns with `*`, `#` and empty
+    /// words, headers bindings, consumers with prefetch, acks, nacks and rejects with and without
+    /// requeue, cancels and channel closes. The same seed gives the same traces. A failing trace
+    /// is shrunk against the same target (each attempt a fresh replay) and written to
+    /// `<SAVE>/<NAME>/seed-S-case-I.trace`; run it again with `run`.
+    Generate {
+        /// The seed (default: one from the clock, printed so that the run can be repeated).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// How many traces.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        count: usize,
+        /// About how many actions each trace has.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        steps: usize,
+        /// Where shrunk failures are saved, under a directory named after the target.
+        #[arg(long, default_value = "fixtures/regressions", value_name = "DIR")]
+        save: PathBuf,
+        /// The target's name for the regressions directory (default: `model`, or the broker's
+        /// host and port).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Report failures without shrinking or saving them.
+        #[arg(long)]
+        no_shrink: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -77,8 +112,9 @@ struct Common {
     /// model says the broker may be done (for anything it must not do).
     #[arg(long, default_value_t = DEFAULT_GRACE.as_millis() as u64, value_name = "MS")]
     grace_ms: u64,
-    /// With --broker: how long a queue.declare waits after publishes (RabbitMQ answers message
-    /// counts ahead of deliveries still queued).
+    /// With --broker: how long after a command that put messages into queues (publish, commit,
+    /// requeue) a queue.declare is sent (RabbitMQ answers message counts ahead of messages still
+    /// on their way into the queue).
     #[arg(long, default_value_t = DEFAULT_FENCE.as_millis() as u64, value_name = "MS")]
     fence_ms: u64,
     /// Write a JSON report to FILE.
@@ -195,10 +231,79 @@ fn run(paths: &[PathBuf], common: &Common) -> Result<bool, Fatal> {
     Ok(run.conformant())
 }
 
+/// The `generate` subcommand's own options.
+struct Generation<'a> {
+    seed: Option<u64>,
+    count: usize,
+    steps: usize,
+    save: &'a Path,
+    name: Option<&'a str>,
+    shrink: bool,
+}
+
+fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
+    let target = common.target()?;
+    let seed = g.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    });
+    println!("seed {seed}: {} generated traces of about {} actions", g.count, g.steps);
+    let config = GenConfig { steps: g.steps, ..GenConfig::default() };
+    let traces: Vec<(String, Trace)> = amqp_conformance::generate::generate(seed, g.count, &config)
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (format!("seed-{seed}-case-{i}"), t))
+        .collect();
+    let profile = common.profile;
+    let mut progress = Progress::new(traces.len());
+    let run = run_suite(&traces, &target, profile, common.jobs, &|_, s| s, &mut |r| progress.show(r));
+    progress.finish();
+    print!("{}", report::summary(&run));
+    common.write_reports(&run)?;
+    if g.shrink {
+        let name = g.name.map_or_else(
+            || match &target {
+                TargetSpec::Model => "model".to_string(),
+                TargetSpec::Broker { uri, .. } => address(uri).replace(':', "-"),
+            },
+            str::to_string,
+        );
+        for (i, result) in run.results.iter().enumerate() {
+            let Status::Fail { detail, .. } = &result.status else { continue };
+            let fails = |t: &Trace| matches!(run_one("shrinking", t, &target, profile).status, Status::Fail { .. });
+            let (small, attempts) = shrink(seed, i, &config, fails);
+            let last = run_one("shrunk", &small, &target, profile);
+            let note = match &last.status {
+                Status::Fail { line, detail } => format!("At line {line}: {detail}"),
+                _ => format!("The original case failed: {detail}"),
+            };
+            let path = save_regression(g.save, &name, &small, &note)
+                .map_err(|e| Fatal(format!("{}: {e}", g.save.display())))?;
+            println!(
+                "case {i}: shrunk from {} to {} commands in {attempts} replays: {}",
+                traces[i].1.commands().count(),
+                small.commands().count(),
+                path.display()
+            );
+        }
+    }
+    Ok(run.conformant())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Cmd::Run { paths, common } => run(paths, common),
+        Cmd::Generate { seed, count, steps, save, name, no_shrink, common } => {
+            let g = Generation {
+                seed: *seed,
+                count: *count,
+                steps: *steps,
+                save,
+                name: name.as_deref(),
+                shrink: !no_shrink,
+            };
+            generate(&g, common)
+        }
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
