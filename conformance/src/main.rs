@@ -226,7 +226,7 @@ fn run(paths: &[PathBuf], common: &Common) -> Result<bool, Fatal> {
     let mut progress = Progress::new(traces.len());
     let run = run_suite(&traces, &target, profile, common.jobs, &classify, &mut |r| progress.show(r));
     progress.finish();
-    print!("{}", report::summary(&run));
+    println!("{}", report::summary(&run));
     common.write_reports(&run)?;
     Ok(run.conformant())
 }
@@ -257,7 +257,7 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
     let mut progress = Progress::new(traces.len());
     let run = run_suite(&traces, &target, profile, common.jobs, &|_, s| s, &mut |r| progress.show(r));
     progress.finish();
-    print!("{}", report::summary(&run));
+    println!("{}", report::summary(&run));
     common.write_reports(&run)?;
     if g.shrink {
         let name = g.name.map_or_else(

@@ -33,8 +33,10 @@ fn every_fixture_passes_on_the_model_and_the_summary_counts_them() {
         let out = run(&["run", "fixtures", "--profile", profile]);
         let t = text(&out);
         assert_eq!(out.status.code(), Some(0), "{t}");
-        let last = t.lines().last().unwrap();
-        assert!(last.contains(" passed, 0 failed, ") && last.ends_with(" skipped"), "{last}");
+        let lines: Vec<&str> = t.lines().collect();
+        let totals = lines[lines.len() - 2];
+        assert!(totals.contains(" traces: ") && totals.contains(" passed, 0 failed, "), "{totals}");
+        assert_eq!(lines.last(), Some(&"conformant"), "{t}");
     }
 }
 
@@ -47,7 +49,8 @@ fn a_broken_expectation_exits_1_naming_the_line() {
     let out = run(&["run", path.to_str().unwrap()]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("FAIL") && t.contains("line 4: expected `c1.1 queue.declare-ok q 5 0`"), "{t}");
+    assert!(t.contains("FAIL") && t.contains("wrong.trace:4: expected `c1.1 queue.declare-ok q 5 0`"), "{t}");
+    assert!(t.ends_with("\nNOT conformant\n"), "{t}");
 }
 
 #[test]
@@ -84,5 +87,125 @@ fn a_seed_fixture_passes_against_rabbitmq_and_a_restart_one_is_skipped() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("pass  fixtures/seed/4.3-topic-routing.trace"), "{t}");
     assert!(t.contains("skip  fixtures/seed/3.3-durable-queue-survives-restart.trace"), "{t}");
-    assert!(t.contains("1 passed, 0 failed, 1 skipped"), "{t}");
+    assert!(t.contains("2 traces: 1 passed, 0 failed, 1 skipped"), "{t}");
+}
+
+#[test]
+fn a_glob_selects_traces_and_one_matching_nothing_exits_2() {
+    let out = run(&["run", "fixtures/seed/4.*.trace"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let ran: Vec<&str> = t.lines().filter(|l| l.starts_with("pass")).collect();
+    assert!(!ran.is_empty() && ran.iter().all(|l| l.contains("fixtures/seed/4.")), "{t}");
+    let out = run(&["run", "fixtures/seed/nothing-*.trace"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no trace matches"), "{}", text(&out));
+}
+
+/// The statuses of a JSON report, in order.
+fn statuses(json: &Path) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    v["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["file"].as_str().unwrap().to_string(), t["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn jobs_change_neither_the_results_nor_their_order() {
+    let one = scratch("jobs1.json", "");
+    let four = scratch("jobs4.json", "");
+    for (jobs, json) in [("1", &one), ("4", &four)] {
+        let out = run(&["run", "fixtures/seed", "--jobs", jobs, "--json", json.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let (a, b) = (statuses(&one), statuses(&four));
+    assert!(a.len() >= 18, "{a:?}");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn json_and_junit_reports_count_every_trace() {
+    let json = scratch("report.json", "");
+    let junit = scratch("report.xml", "");
+    let wrong = scratch(
+        "wrong2.trace",
+        "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\nexpect c1.1 queue.declare-ok q 5 0\n",
+    );
+    let out = run(&[
+        "run",
+        "fixtures/seed/4.3-topic-routing.trace",
+        wrong.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["counts"]["pass"], 1);
+    assert_eq!(v["counts"]["fail"], 1);
+    assert_eq!(v["conformant"], false);
+    assert_eq!(v["traces"][1]["line"], 4);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+}
+
+#[test]
+fn a_listed_deviation_is_known_and_one_that_passes_is_stale() {
+    let out = run(&[
+        "run",
+        "conformance/tests/data/known-failure.trace",
+        "conformance/tests/data/passing.trace",
+        "--deviations",
+        "conformance/tests/data/deviations.toml",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "known and stale do not fail the run: {t}");
+    assert!(t.contains("known conformance/tests/data/known-failure.trace"), "{t}");
+    assert!(t.contains("stale conformance/tests/data/passing.trace"), "{t}");
+    // The same failure without the deviations file fails the run.
+    let out = run(&["run", "conformance/tests/data/known-failure.trace"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[test]
+fn a_broken_deviations_file_exits_2_naming_it() {
+    let bad = scratch(
+        "bad.toml",
+        "[[deviation]]\nfixture = \"fixtures/nowhere.trace\"\nprofile = \"spec\"\nrule = \"r\"\nreason = \"x\"\n",
+    );
+    let out = run(&["run", "fixtures/seed", "--deviations", bad.to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("nowhere.trace"), "{t}");
+    let bad = scratch("typo.toml", "[[deviation]]\nfixtur = \"x\"\n");
+    let out = run(&["run", "fixtures/seed", "--deviations", bad.to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("typo.toml:2"), "{t}");
+}
+
+#[test]
+fn generate_is_reproducible_from_its_seed() {
+    let (a, b) = (scratch("gen-a.json", ""), scratch("gen-b.json", ""));
+    for json in [&a, &b] {
+        let out = run(&["generate", "--seed", "7", "--count", "25", "--jobs", "2", "--json", json.to_str().unwrap()]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        assert!(t.starts_with("seed 7: 25 generated traces"), "{t}");
+    }
+    let v = |p: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    assert_eq!(v(&a)["counts"]["pass"], 25);
+    assert_eq!(statuses(&a), statuses(&b));
+}
+
+#[test]
+fn restart_needs_a_broker() {
+    let out = run(&["run", "fixtures/seed", "--restart-cmd", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--restart-cmd needs --broker"), "{}", text(&out));
 }

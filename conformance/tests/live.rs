@@ -1,8 +1,9 @@
 //! Every seed fixture against a live RabbitMQ (`AMQP_URI`, default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`): each must pass validation under the `rabbitmq`
-//! profile, and leave nothing behind. Traces that need a broker restart are reported as skipped
-//! (the target cannot restart the broker yet). No broker at the URI is a failure: CI starts
-//! RabbitMQ (`.ci/run`), and so must a developer (`rabbitmq-server -detached`).
+//! profile, and leave nothing behind, also when a trace fails. Traces that need a broker restart
+//! are skipped here: restarting would disturb the other live tests running beside them (`just
+//! conform-rabbitmq` runs them, with a restart command). No broker at the URI is a failure: CI
+//! starts RabbitMQ (`.ci/run`), and so must a developer (`rabbitmq-server -detached`).
 
 use amqp_conformance::live::{reachable, LiveTarget, Timing};
 use amqp_conformance::run::{replay, Verdict};
@@ -71,6 +72,36 @@ fn seed_fixtures_pass_against_rabbitmq() {
     eprintln!("{} passed, {} failed, {} skipped", passed.len(), failed.len(), skipped.len());
     assert!(failed.is_empty(), "failed against the broker: {failed:?}");
     assert_nothing_left(&format!("amqpc-{}-", std::process::id()));
+}
+
+/// A trace that fails half-way (a wrong expectation after declaring a durable queue, an exchange
+/// and a server-named queue, with a consumer holding a delivery) still leaves nothing behind.
+#[test]
+fn a_failed_trace_leaves_nothing_on_the_broker() {
+    let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
+    let text = r#"
+c1 connection.open
+c1.1 channel.open
+c1.1 exchange.declare x topic durable
+c1.1 queue.declare q durable
+c1.1 queue.declare "" -> $tmp
+c1.1 queue.bind q x a.*
+c1.1 basic.consume q w
+c1.1 basic.publish x a.b m1
+expect c1.1 basic.deliver w 1 x a.b m1
+c1.1 basic.publish x a.c m2
+expect c1.1 basic.deliver w 2 x a.c m1
+c1.1 queue.declare q durable
+"#;
+    let trace = parse(text, "failing.trace").expect("parses");
+    let mut target = LiveTarget::new(&uri, Timing::default());
+    let prefix = target.prefix().to_string();
+    match replay(&trace, Profile::rabbitmq(), &mut target) {
+        Verdict::Unmet { line, .. } => assert_eq!(line, 12),
+        other => panic!("the trace should fail on its wrong expectation: {other}"),
+    }
+    target.finish().expect("cleanup");
+    assert_nothing_left(&prefix);
 }
 
 /// No queue or exchange of this process's runs is left on the broker (checked with rabbitmqctl
