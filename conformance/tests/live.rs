@@ -10,6 +10,7 @@ use amqp_conformance::run::{replay, Verdict};
 use amqp_conformance::trace::parse;
 use amqp_model::{Command, Profile};
 use std::path::PathBuf;
+use std::time::Duration;
 
 const DEFAULT_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -116,4 +117,76 @@ fn assert_nothing_left(prefix: &str) {
         let left: Vec<&str> = listing.lines().filter(|l| l.starts_with(prefix)).collect();
         assert!(left.is_empty(), "left on the broker after the runs: {left:?}");
     }
+}
+
+/// A proxy to the broker that, on each connection, stops passing the broker's frames to the
+/// client once the client has sent `marker`: a broker that never answers.
+fn stalling_proxy(broker: &str, marker: &'static [u8]) -> String {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+    let port = listener.local_addr().unwrap().port();
+    let broker = broker.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(&broker) else { continue };
+            let stalled = Arc::new(AtomicBool::new(false));
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let flag = stalled.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n @ 1..) = c_in.read(&mut buf) {
+                    if buf[..n].windows(marker.len()).any(|w| w == marker) {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                    if s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n @ 1..) = s_in.read(&mut buf) {
+                    if !stalled.load(Ordering::SeqCst) && c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    format!("amqp://guest:guest@127.0.0.1:{port}/%2f")
+}
+
+/// A broker that stops answering (here: after a binding key the cleanup never sends) fails the
+/// trace at that step, within the timeout, says why, and
+/// the next trace runs on fresh connections; cleanup still removes everything.
+#[test]
+fn a_broker_that_stops_answering_fails_the_step_and_the_run_goes_on() {
+    let uri = stalling_proxy("127.0.0.1:5672", b"stall-here");
+    let timing = Timing { timeout: Duration::from_millis(500), ..Timing::default() };
+    let stalls = parse(
+        "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\nc1.1 queue.bind q amq.direct stall-here\nc1.1 queue.declare q\n",
+        "stall.trace",
+    )
+    .unwrap();
+    let mut target = LiveTarget::new(&uri, timing);
+    let prefix = target.prefix().to_string();
+    let started = std::time::Instant::now();
+    match replay(&stalls, Profile::rabbitmq(), &mut target) {
+        Verdict::Diverged { line: 4, .. } => {}
+        other => panic!("the unanswered step should fail: {other}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(target.problems().iter().any(|p| p.contains("no answer to queue.bind")), "{:?}", target.problems());
+    target.finish().expect("cleanup through a fresh connection");
+    assert_nothing_left(&prefix);
+
+    let fine = parse("c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\n", "fine.trace").unwrap();
+    let mut target = LiveTarget::new(&uri, timing);
+    assert_eq!(replay(&fine, Profile::rabbitmq(), &mut target), Verdict::Pass);
+    target.finish().expect("cleanup");
 }
