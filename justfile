@@ -51,10 +51,9 @@ conform:
 
 # The whole suite against the local RabbitMQ, as CI runs it.
 conform-rabbitmq:
-    cargo build -q -p amqp-conformance
-    ./target/debug/amqp-conformance run fixtures --profile rabbitmq --broker "{{rabbitmq}}" --jobs 4 --restart-cmd "{{restart}}"
-    ./target/debug/amqp-conformance run fixtures --profile spec --broker "{{rabbitmq}}" --jobs 4 --restart-cmd "{{restart}}" --deviations deviations/rabbitmq.toml
-    ./target/debug/amqp-conformance generate --seed 2026 --count 1000 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq
+    cargo run -q -p amqp-conformance -- run fixtures --profile rabbitmq --broker "{{rabbitmq}}" --jobs 4 --restart-cmd "{{restart}}"
+    cargo run -q -p amqp-conformance -- run fixtures --profile spec --broker "{{rabbitmq}}" --jobs 4 --restart-cmd "{{restart}}" --deviations deviations/rabbitmq.toml
+    cargo run -q -p amqp-conformance -- generate --seed 2026 --count 1000 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq
     # Nothing of these runs may be left on the broker.
     ! rabbitmqctl -q list_queues name | grep '^amqpc-'
     ! rabbitmqctl -q list_exchanges name | grep '^amqpc-'

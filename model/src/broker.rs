@@ -112,6 +112,7 @@ impl crate::state::Broker {
                 }
             }
         }
+        self.block_full();
         Ok(out)
     }
 
@@ -184,6 +185,7 @@ impl crate::state::Broker {
         match internal {
             Internal::Deliver { queue, consumer } => self.deliver(queue, consumer, &mut out),
         }
+        self.block_full();
         out
     }
 

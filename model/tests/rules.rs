@@ -1258,6 +1258,25 @@ fn rabbitmq_round_robin_skips_full_consumers() {
     assert_eq!(delivered_to(&w.run(consume(a, "q", "A", false))[1..]), ["A"; 6]);
 }
 
+/// RabbitMQ round robin: a queue with a message waiting that none of its consumers can take puts
+/// them out of the rotation at once, not only when it passes one over for another. A, full, leaves
+/// it when m2 waits; m2 is purged and B joins; the message A hands back goes to B, A rejoining
+/// behind it (found by a generated trace against RabbitMQ 3.10.8,
+/// `fixtures/spec/basic-round-robin-full-consumer-leaves-rotation-rabbitmq.trace`).
+#[test]
+fn rabbitmq_round_robin_full_consumer_leaves_the_rotation_when_a_message_waits() {
+    let (mut w, c) = with_queue(RABBIT);
+    w.replies(qos(c, 1, false), Reply::QosOk);
+    w.run(consume(c, "q", "A", false));
+    assert_eq!(delivered_to(&fill(&mut w, c, "q", 2)), ["A"]);
+    w.replies(purge(c, "q"), Reply::QueuePurgeOk { message_count: 1 });
+    let b = w.open(2);
+    w.run(consume(b, "q", "B", false));
+    assert_eq!(delivered_to(&w.run(nack(c, 1, false, true))), ["B"]);
+    // A is back in the rotation, behind B.
+    assert_eq!(delivered_to(&fill(&mut w, c, "q", 2)), ["A", "B"]);
+}
+
 /// The spec's reading of `basic.qos global` (field doc) with `basic qos prefetch-count 01`:
 /// global=false limits the channel, all its consumers together; global=true limits the whole
 /// connection, across its channels.

@@ -108,6 +108,30 @@ impl Broker {
         });
     }
 
+    /// Under round robin, a queue with a message waiting that none of the consumers in its
+    /// rotation can take puts them all out of the rotation, as RabbitMQ's queue does when it
+    /// tries each in turn (a consumer passed over for another one leaves it in [`Self::deliver`]).
+    /// They rejoin at the end when they have capacity again ([`Self::unblock`]). Run after every
+    /// command and internal step.
+    pub(crate) fn block_full(&mut self) {
+        if self.profile.dispatch != Dispatch::RoundRobin {
+            return;
+        }
+        let stuck: Vec<Name> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| {
+                !q.ready.is_empty() && !q.consumers.is_empty() && q.consumers.iter().all(|c| !self.has_capacity(c))
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in stuck {
+            let q = self.queues.get_mut(&n).expect("listed");
+            let full: Vec<ConsumerRef> = q.consumers.drain(..).collect();
+            q.blocked.extend(full);
+        }
+    }
+
     /// Consumers that left the rotation for lack of capacity and have capacity again rejoin it
     /// at the end (called whenever acknowledgements or limits change).
     pub(crate) fn unblock(&mut self) {

@@ -183,7 +183,7 @@ impl CheckConfig {
             max_tag: 3,
             max_names: 0,
             must_reach: &WORK_QUEUE,
-            unique_states: Some(3_095),
+            unique_states: Some(3_080),
         }
     }
 
@@ -214,7 +214,7 @@ impl CheckConfig {
             max_tag: 3,
             max_names: 0,
             must_reach: &ALL_SOMETIMES,
-            unique_states: Some(1_361_285),
+            unique_states: Some(1_349_291),
         }
     }
 
