@@ -12,6 +12,12 @@ restart := "rabbitmqctl stop_app && rabbitmqctl start_app"
 
 # The whole suite against the local RabbitMQ is part of it (conform-rabbitmq).
 
+# Installs and starts what is missing; leaves a broker that answers alone (brokers/up.sh).
+
+# RabbitMQ on 127.0.0.1:5672 and GarageMQ on 127.0.0.1:5673, guest/guest, loopback only.
+brokers:
+    bash brokers/up.sh
+
 # What CI runs: fmt, clippy, all tests, fixtures on the model, the CI model check, conform-rabbitmq.
 check: fmt-check clippy test fixtures model-check conform-rabbitmq
 

@@ -479,18 +479,12 @@ impl LiveTarget {
             let mut channel: Option<Channel> = None;
             let items = queues.iter().map(|q| (true, q)).chain(exchanges.iter().map(|x| (false, x)));
             for (is_queue, name) in items {
-                let ch = match &channel {
-                    Some(ch) if ch.status().connected() => ch.clone(),
-                    _ => match tokio::time::timeout(timeout, connection.create_channel()).await {
-                        Ok(Ok(ch)) => {
-                            channel = Some(ch.clone());
-                            ch
-                        }
-                        _ => {
-                            failures.push(format!("cannot open a channel to delete {name}"));
-                            continue;
-                        }
-                    },
+                let ch = match open(&connection, &mut channel, timeout).await {
+                    Ok(ch) => ch,
+                    Err(e) => {
+                        failures.push(format!("{e} to delete {name}"));
+                        continue;
+                    }
                 };
                 let result = if is_queue {
                     tokio::time::timeout(timeout, async {
@@ -506,10 +500,14 @@ impl LiveTarget {
                 };
                 match result {
                     Ok(Ok(())) => {}
-                    // Already gone (a broker that answers a missing name with 404).
                     Ok(Err(e)) if not_found(&e) => {}
                     Ok(Err(e)) => failures.push(format!("deleting {name}: {e}")),
-                    Err(_) => failures.push(format!("deleting {name}: timed out")),
+                    Err(_) => {
+                        let what = if is_queue { "queue.delete" } else { "exchange.delete" };
+                        failures.push(format!("deleting {name}: no answer to {what} within {timeout:?}"));
+                        // The channel still waits for that answer: the next name gets a new one.
+                        channel = None;
+                    }
                 }
             }
             if let Some(ch) = channel.filter(|c| c.status().connected()) {
@@ -847,11 +845,16 @@ impl LiveTarget {
             }
             ExchangeDelete { ch, exchange, if_unused } => {
                 let wire = names.wire(exchange);
+                let gone = wire.clone();
                 let options = ExchangeDeleteOptions { if_unused: *if_unused, ..Default::default() };
-                self.reply(*ch, Method::ExchangeDelete, Reply::ExchangeDeleteOk, |c| async move {
-                    c.exchange_delete(wire.into(), options).await
-                })
-                .await;
+                let ch = *ch;
+                let ok = self
+                    .sync(ch, Method::ExchangeDelete, |c| async move { c.exchange_delete(wire.into(), options).await })
+                    .await;
+                if ok.is_some() {
+                    self.exchanges.remove(&gone);
+                    self.push(Event::Reply { ch, reply: Reply::ExchangeDeleteOk });
+                }
             }
             ExchangeBind { ch, destination, source, routing_key, arguments } => {
                 let (d, s, k, a) =
@@ -938,12 +941,21 @@ impl LiveTarget {
             }
             QueueDelete { ch, queue, if_unused, if_empty } => {
                 let q = names.wire(queue);
+                // The queue this deletes ("" is the channel's last queue), which cleanup then
+                // need not delete again (some brokers never answer a delete of a missing queue).
+                let gone: Vec<String> = match queue.is_empty() {
+                    true => self.last_queue.get(ch).map(|l| vec![names.wire(l), l.to_string()]).unwrap_or_default(),
+                    false => vec![q.clone()],
+                };
                 let options = QueueDeleteOptions { if_unused: *if_unused, if_empty: *if_empty, ..Default::default() };
                 let ch = *ch;
                 let ok = self
                     .sync(ch, Method::QueueDelete, |c| async move { c.queue_delete(q.into(), options).await })
                     .await;
                 if let Some(message_count) = ok {
+                    for g in gone {
+                        self.queues.remove(&g);
+                    }
                     self.push(Event::Reply { ch, reply: Reply::QueueDeleteOk { message_count } });
                 }
             }
@@ -1236,6 +1248,20 @@ async fn run_restart(cmd: &str) -> Result<(), String> {
             }
             Err(e) => return Err(format!("could not be waited for: {e}")),
         }
+    }
+}
+
+/// The cleanup channel, opened again when it was closed (by a 404) or given up.
+async fn open(connection: &Connection, channel: &mut Option<Channel>, timeout: Duration) -> Result<Channel, String> {
+    if let Some(ch) = channel.as_ref().filter(|c| c.status().connected()) {
+        return Ok(ch.clone());
+    }
+    match tokio::time::timeout(timeout, connection.create_channel()).await {
+        Ok(Ok(ch)) => {
+            *channel = Some(ch.clone());
+            Ok(ch)
+        }
+        _ => Err("cannot open a channel".to_string()),
     }
 }
 

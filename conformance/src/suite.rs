@@ -249,21 +249,20 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
             let mut live = crate::live::LiveTarget::new(uri, *timing).with_restart_cmd(restart_cmd.clone());
             let recording = record(trace, model, &mut live);
             let cleanup = live.finish();
-            let problems = live.problems().join("; ");
-            let context: Vec<&String> = live.problems().iter().chain(live.notes()).collect();
-            result.status = match (live.incomplete(), cleanup) {
-                (Some(why), Ok(())) => Status::Skip { reason: why.to_string() },
-                (_, Err(e)) => Status::Error { cause: e },
-                (None, Ok(())) => match status_of(&recording.verdict) {
-                    Status::Pass if !problems.is_empty() => Status::Error { cause: problems },
-                    Status::Fail { line, mut detail } if !context.is_empty() => {
-                        for c in context {
-                            detail += &format!("note: {c}\n");
-                        }
-                        Status::Fail { line, detail }
+            let mut problems: Vec<String> = live.problems().to_vec();
+            problems.extend(cleanup.err());
+            let context: Vec<&String> = problems.iter().chain(live.notes()).collect();
+            result.status = match (live.incomplete(), status_of(&recording.verdict)) {
+                (Some(why), _) if problems.is_empty() => Status::Skip { reason: why.to_string() },
+                // A failure is the broker's answer; what else went wrong is told with it.
+                (_, Status::Fail { line, mut detail }) => {
+                    for c in context {
+                        detail += &format!("note: {c}\n");
                     }
-                    status => status,
-                },
+                    Status::Fail { line, detail }
+                }
+                (_, _) if !problems.is_empty() => Status::Error { cause: problems.join("; ") },
+                (_, status) => status,
             };
             result.recording = Some(recording);
         }

@@ -107,12 +107,41 @@ fn generated(token: &str) -> Option<&'static str> {
     ["amq.gen-", "amq.ctag-"].into_iter().find(|p| token.starts_with(p))
 }
 
+/// Bind an observed server-generated name to the model's, if neither is bound to another.
+fn bind(names: &mut BTreeMap<Name, Name>, observed: &Name, model: &Name) -> bool {
+    match names.get(observed) {
+        Some(prev) => prev == model,
+        None if names.values().any(|v| v == model) => false,
+        None => {
+            names.insert(observed.clone(), model.clone());
+            true
+        }
+    }
+}
+
 /// Whether a model event and an observed one are the same up to generated names, binding new
 /// pairs of generated names in `names`.
+///
+/// The reply that introduces a server-generated name (`consume-ok` of a consume with an empty
+/// tag, `declare-ok` of a declare with an empty name) binds whatever name the broker chose: the
+/// specification does not say what such names look like (RabbitMQ's begin `amq.ctag-` and
+/// `amq.gen-`, GarageMQ's consumer tags are numbers). Elsewhere a name matches the model's when
+/// they are bound together, or, for names with RabbitMQ's prefixes, when they can be.
 fn same(model: &Event, observed: &Event, names: &mut BTreeMap<Name, Name>) -> bool {
     let (m, o) = (write_event(&blank(model)), write_event(&blank(observed)));
     if m == o {
         return true;
+    }
+    match (model, observed) {
+        (
+            Event::Reply { ch: mc, reply: Reply::ConsumeOk { consumer_tag: mt } },
+            Event::Reply { ch: oc, reply: Reply::ConsumeOk { consumer_tag: ot } },
+        ) if mc == oc && generated(mt.as_str()).is_some() => return bind(names, ot, mt),
+        (
+            Event::Reply { ch: mc, reply: Reply::QueueDeclareOk { queue: mq, message_count: mm, consumer_count: mn } },
+            Event::Reply { ch: oc, reply: Reply::QueueDeclareOk { queue: oq, message_count: om, consumer_count: on } },
+        ) if mc == oc && (mm, mn) == (om, on) && generated(mq.as_str()).is_some() => return bind(names, oq, mq),
+        _ => {}
     }
     let (mt, ot): (Vec<&str>, Vec<&str>) = (m.split(' ').collect(), o.split(' ').collect());
     if mt.len() != ot.len() {
@@ -120,7 +149,7 @@ fn same(model: &Event, observed: &Event, names: &mut BTreeMap<Name, Name>) -> bo
     }
     let mut bound = names.clone();
     for (x, y) in mt.iter().zip(&ot) {
-        if x == y {
+        if x == y || bound.get(*y).is_some_and(|v| v.as_str() == *x) {
             continue;
         }
         match (generated(x), generated(y)) {

@@ -8,6 +8,7 @@
 
 use amqp_conformance::run::{replay, Hint, Listen, ModelTarget, Target, Verdict};
 use amqp_conformance::trace::parse;
+use amqp_model::event::Reply;
 use amqp_model::{Command, Event, Fault, Faults, Profile, ReplyCode};
 
 const WORK: &str = r#"
@@ -241,4 +242,61 @@ fn a_divergence_report_reads_well() {
     println!("{report}");
     assert!(report.starts_with("line 15: after `c1.1 queue.declare ja durable` the broker did:\n  c1.1 closed 403"));
     assert!(report.contains("c1.1 closed 406 queue.declare"), "the allowed alternative names the right code");
+}
+
+/// A target that renames every `amq.ctag-N` consumer tag to `N_tag` (as GarageMQ's numeric tags
+/// look), on every step; with `swap`, deliveries of tag 2 name the first tag instead.
+struct Renamed {
+    inner: ModelTarget,
+    swap: bool,
+}
+
+impl Renamed {
+    fn rename(&self, events: Vec<Event>) -> Vec<Event> {
+        let fix = |t: &amqp_model::Name| {
+            amqp_model::Name::from(t.as_str().strip_prefix("amq.ctag-").map_or(t.to_string(), |n| format!("{n}_tag")))
+        };
+        events
+            .into_iter()
+            .map(|e| match e {
+                Event::Reply { ch, reply: Reply::ConsumeOk { consumer_tag } } => {
+                    Event::Reply { ch, reply: Reply::ConsumeOk { consumer_tag: fix(&consumer_tag) } }
+                }
+                Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue, message } => {
+                    let mut consumer_tag = fix(&consumer_tag);
+                    if self.swap && delivery_tag == 2 {
+                        consumer_tag = amqp_model::Name::from("1_tag");
+                    }
+                    Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue, message }
+                }
+                other => other,
+            })
+            .collect()
+    }
+}
+
+impl Target for Renamed {
+    fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event> {
+        let events = self.inner.command(command, hint);
+        self.rename(events)
+    }
+    fn listen(&mut self, how: Listen) -> Vec<Event> {
+        let events = self.inner.listen(how);
+        self.rename(events)
+    }
+}
+
+/// The specification does not say what a server-generated consumer tag looks like: any tag in the
+/// consume-ok of a consume with an empty tag is bound to the model's, and must then be used
+/// consistently.
+#[test]
+fn server_generated_tags_of_any_form_are_matched_consistently() {
+    let text = "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\nc1.1 basic.consume q \"\" -> $a\n\
+                c1.1 basic.consume q \"\" -> $b\nc1.1 basic.publish \"\" q m1\nc1.1 basic.publish \"\" q m2\n";
+    let trace = parse(text, "tags.trace").unwrap();
+    let rabbit = Profile::rabbitmq();
+    let mut fine = Renamed { inner: ModelTarget::new(rabbit, Faults::NONE), swap: false };
+    assert_eq!(replay(&trace, rabbit, &mut fine), Verdict::Pass);
+    let mut swapped = Renamed { inner: ModelTarget::new(rabbit, Faults::NONE), swap: true };
+    assert!(matches!(replay(&trace, rabbit, &mut swapped), Verdict::Diverged { line: 7, .. }));
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Make the brokers the suite runs against available (`just brokers`, called by .ci/run):
+#   RabbitMQ on 127.0.0.1:5672 and GarageMQ on 127.0.0.1:5673, guest/guest, loopback only.
+# Each is installed from Debian's packages if missing and started if not already answering;
+# one that answers is left alone, so running this twice is harmless. Says what it did, or why
+# it could not, and exits non-zero if a broker is not answering AMQP at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+state="${CARGO_TARGET_DIR:-target}/brokers"
+
+say() { echo "brokers: $*"; }
+
+# Whether an AMQP 0-9-1 server answers the protocol header at 127.0.0.1:$1 with connection.start.
+answers_amqp() {
+    local port=$1 reply
+    reply=$(timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port && printf 'AMQP\x00\x00\x09\x01' >&3 && head -c 1 <&3 | od -An -tx1" 2>/dev/null) || return 1
+    [ "$(echo "$reply" | tr -d ' ')" = "01" ]
+}
+
+wait_for() {
+    local name=$1 port=$2 seconds=$3
+    for _ in $(seq 1 "$seconds"); do
+        answers_amqp "$port" && return 0
+        sleep 1
+    done
+    return 1
+}
+
+install_package() {
+    local package=$1
+    if ! dpkg -s "$package" >/dev/null 2>&1; then
+        say "installing $package (Debian package)"
+        if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            -o Dpkg::Options::=--force-confold "$package" >/dev/null; }; then
+            say "could not install $package with apt-get (are you root, is the mirror reachable?)" >&2
+            return 1
+        fi
+    fi
+}
+
+rabbitmq() {
+    if answers_amqp 5672; then
+        say "RabbitMQ: already answering on 127.0.0.1:5672, left as it is"
+        return 0
+    fi
+    if ! command -v rabbitmq-server >/dev/null 2>&1; then
+        # Loopback only: the listener, epmd and Erlang distribution, written before the package
+        # so that it never listens elsewhere (existing files are kept).
+        mkdir -p /etc/rabbitmq
+        [ -e /etc/rabbitmq/rabbitmq.conf ] || echo "listeners.tcp.local = 127.0.0.1:5672" > /etc/rabbitmq/rabbitmq.conf
+        [ -e /etc/rabbitmq/rabbitmq-env.conf ] || printf '%s\n' 'NODENAME=rabbit@localhost' \
+            'ERL_EPMD_ADDRESS=127.0.0.1' 'export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"' \
+            > /etc/rabbitmq/rabbitmq-env.conf
+        install_package rabbitmq-server || return 1
+    fi
+    say "RabbitMQ: starting (rabbitmq-server -detached)"
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+    if ! wait_for RabbitMQ 5672 60; then
+        say "RabbitMQ did not answer on 127.0.0.1:5672 within 60 s (see /var/log/rabbitmq/)" >&2
+        return 1
+    fi
+    # The port answers before the broker accepts logins.
+    for _ in $(seq 1 30); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
+    say "RabbitMQ: answering on 127.0.0.1:5672"
+}
+
+garagemq() {
+    if answers_amqp 5673; then
+        say "GarageMQ: already answering on 127.0.0.1:5673, left as it is"
+        return 0
+    fi
+    install_package garagemq || return 1
+    mkdir -p "$state/garagemq/db"
+    local dir
+    dir=$(cd "$state/garagemq" && pwd)
+    sed "s|@DB@|$dir/db|" brokers/garagemq.yaml > "$dir/config.yaml"
+    say "GarageMQ: starting from $dir/config.yaml (log: $dir/garagemq.log)"
+    # Never --hprof: it listens on 0.0.0.0:8080.
+    nohup garagemq --config "$dir/config.yaml" --log-file "$dir/garagemq.log" --log-level warning \
+        >"$dir/stdout.log" 2>&1 </dev/null &
+    echo $! > "$dir/garagemq.pid"
+    if ! wait_for GarageMQ 5673 20; then
+        say "GarageMQ did not answer on 127.0.0.1:5673 within 20 s; its log:" >&2
+        tail -n 5 "$dir/garagemq.log" "$dir/stdout.log" >&2 || true
+        return 1
+    fi
+    say "GarageMQ: answering on 127.0.0.1:5673 (pid $(cat "$dir/garagemq.pid"))"
+}
+
+failed=0
+rabbitmq || failed=1
+garagemq || failed=1
+exit $failed
