@@ -374,6 +374,8 @@ pub struct LiveTarget {
     /// The runner's hint for the command being performed.
     hint: Hint,
     incomplete: Option<String>,
+    /// The trace needs frames lapin will not send ([`crate::raw::RawTarget`] may perform it).
+    raw_needed: bool,
     problems: Vec<String>,
     notes: Vec<String>,
     finished: bool,
@@ -419,6 +421,7 @@ impl LiveTarget {
             published: None,
             hint: Hint::CONFIRM,
             incomplete: None,
+            raw_needed: false,
             problems: Vec::new(),
             notes: Vec::new(),
             finished: false,
@@ -433,6 +436,12 @@ impl LiveTarget {
         self
     }
 
+    /// Take queues (wire names) another target declared on this target's prefix into this one's
+    /// cleanup.
+    pub fn adopt_queues(&mut self, queues: BTreeSet<String>) {
+        self.queues.extend(queues);
+    }
+
     /// The prefix this target gives queue and exchange names on the wire.
     pub fn prefix(&self) -> &str {
         &self.names.prefix
@@ -442,6 +451,12 @@ impl LiveTarget {
     /// restart command), so its verdict does not say anything about the broker.
     pub fn incomplete(&self) -> Option<&str> {
         self.incomplete.as_deref()
+    }
+
+    /// Whether the trace was left incomplete because lapin will not send one of its frames (a
+    /// second `channel.open`, a method on a channel that is not open).
+    pub fn raw_needed(&self) -> bool {
+        self.raw_needed
     }
 
     /// What went wrong other than the broker's answers: timeouts (after which the connection was
@@ -765,6 +780,7 @@ impl LiveTarget {
             Restart => self.restart().await,
             ChannelOpen { ch } if self.chans.contains_key(ch) => {
                 self.incomplete = Some(format!("{ch}: lapin cannot open a channel that is already open"));
+                self.raw_needed = true;
             }
             other
                 if other.channel().is_some_and(|ch| {
@@ -775,6 +791,7 @@ impl LiveTarget {
             {
                 let ch = other.channel().expect("a channel method");
                 self.incomplete = Some(format!("{ch}: lapin cannot send a method on a channel that is not open"));
+                self.raw_needed = true;
             }
             ChannelOpen { ch } => {
                 let Some(conn) = self.conns.get(&ch.conn) else { return };

@@ -247,8 +247,30 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
         }
         TargetSpec::Broker { uri, timing, restart_cmd } => {
             let mut live = crate::live::LiveTarget::new(uri, *timing).with_restart_cmd(restart_cmd.clone());
-            let recording = record(trace, model, &mut live);
-            let cleanup = live.finish();
+            let mut recording = record(trace, model, &mut live);
+            let mut cleanup = live.finish();
+            if live.raw_needed() && cleanup.is_ok() {
+                // Frames lapin will not send: run the trace again, writing the frames ourselves.
+                let mut raw = crate::raw::RawTarget::new(uri, *timing);
+                recording = record(trace, model, &mut raw);
+                cleanup = raw.finish();
+                result.recording = Some(recording.clone());
+                let mut problems: Vec<String> = raw.problems().to_vec();
+                problems.extend(cleanup.err());
+                result.status = match (raw.incomplete(), status_of(&recording.verdict)) {
+                    (Some(why), _) if problems.is_empty() => Status::Skip { reason: why.to_string() },
+                    (_, Status::Fail { line, mut detail }) => {
+                        for p in &problems {
+                            detail += &format!("note: {p}\n");
+                        }
+                        Status::Fail { line, detail }
+                    }
+                    (_, _) if !problems.is_empty() => Status::Error { cause: problems.join("; ") },
+                    (_, status) => status,
+                };
+                result.duration = started.elapsed();
+                return result;
+            }
             let mut problems: Vec<String> = live.problems().to_vec();
             problems.extend(cleanup.err());
             let context: Vec<&String> = problems.iter().chain(live.notes()).collect();

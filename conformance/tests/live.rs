@@ -190,3 +190,23 @@ fn a_broker_that_stops_answering_fails_the_step_and_the_run_goes_on() {
     assert_eq!(replay(&fine, Profile::rabbitmq(), &mut target), Verdict::Pass);
     target.finish().expect("cleanup");
 }
+
+/// What lapin will not send (a second `channel.open`, a method on a channel that is not open) is
+/// sent by the raw-frame target: the two fixtures that need it pass against RabbitMQ, and a wrong
+/// expectation about the close they cause fails.
+#[test]
+fn raw_frames_perform_what_lapin_will_not_send() {
+    use amqp_conformance::suite::{run_one, Status, TargetSpec};
+    let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
+    let target = TargetSpec::Broker { uri, timing: Timing::default(), restart_cmd: None };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spec");
+    for name in ["channel-open-twice-504.trace", "channel-method-before-open-504.trace"] {
+        let text = std::fs::read_to_string(dir.join(name)).expect("the fixture");
+        let trace = parse(&text, name).expect("parses");
+        let result = run_one(name, &trace, &target, amqp_model::ProfileName::Rabbitmq);
+        assert_eq!(result.status, Status::Pass, "{name}");
+        let wrong = parse(&text.replace("closed 504", "closed 503"), name).expect("parses");
+        let result = run_one(name, &wrong, &target, amqp_model::ProfileName::Rabbitmq);
+        assert!(matches!(result.status, Status::Fail { .. }), "{name}: {:?}", result.status);
+    }
+}
