@@ -223,6 +223,23 @@ fn status_of(verdict: &Verdict) -> Status {
     }
 }
 
+/// How a trace run on a broker came out: a failure is the broker's answer, with what else went
+/// wrong told as notes; otherwise a problem (timeout, cleanup, restart command) makes it an error,
+/// and a trace the target could not perform whole is skipped.
+fn broker_status(verdict: &Verdict, incomplete: Option<String>, problems: &[String], notes: &[String]) -> Status {
+    match (incomplete, status_of(verdict)) {
+        (Some(why), _) if problems.is_empty() => Status::Skip { reason: why },
+        (_, Status::Fail { line, mut detail }) => {
+            for n in problems.iter().chain(notes) {
+                detail += &format!("note: {n}\n");
+            }
+            Status::Fail { line, detail }
+        }
+        (_, _) if !problems.is_empty() => Status::Error { cause: problems.join("; ") },
+        (_, status) => status,
+    }
+}
+
 /// Replay one trace against a fresh target and judge it.
 pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileName) -> TraceResult {
     let started = Instant::now();
@@ -247,45 +264,23 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
         }
         TargetSpec::Broker { uri, timing, restart_cmd } => {
             let mut live = crate::live::LiveTarget::new(uri, *timing).with_restart_cmd(restart_cmd.clone());
-            let mut recording = record(trace, model, &mut live);
-            let mut cleanup = live.finish();
-            if live.raw_needed() && cleanup.is_ok() {
+            let recording = record(trace, model, &mut live);
+            let cleanup = live.finish();
+            let notes = live.notes().to_vec();
+            let mut problems = live.problems().to_vec();
+            problems.extend(cleanup.err());
+            let (recording, incomplete, problems) = if live.raw_needed() && problems.is_empty() {
                 // Frames lapin will not send: run the trace again, writing the frames ourselves.
                 let mut raw = crate::raw::RawTarget::new(uri, *timing);
-                recording = record(trace, model, &mut raw);
-                cleanup = raw.finish();
-                result.recording = Some(recording.clone());
-                let mut problems: Vec<String> = raw.problems().to_vec();
+                let recording = record(trace, model, &mut raw);
+                let cleanup = raw.finish();
+                let mut problems = raw.problems().to_vec();
                 problems.extend(cleanup.err());
-                result.status = match (raw.incomplete(), status_of(&recording.verdict)) {
-                    (Some(why), _) if problems.is_empty() => Status::Skip { reason: why.to_string() },
-                    (_, Status::Fail { line, mut detail }) => {
-                        for p in &problems {
-                            detail += &format!("note: {p}\n");
-                        }
-                        Status::Fail { line, detail }
-                    }
-                    (_, _) if !problems.is_empty() => Status::Error { cause: problems.join("; ") },
-                    (_, status) => status,
-                };
-                result.duration = started.elapsed();
-                return result;
-            }
-            let mut problems: Vec<String> = live.problems().to_vec();
-            problems.extend(cleanup.err());
-            let context: Vec<&String> = problems.iter().chain(live.notes()).collect();
-            result.status = match (live.incomplete(), status_of(&recording.verdict)) {
-                (Some(why), _) if problems.is_empty() => Status::Skip { reason: why.to_string() },
-                // A failure is the broker's answer; what else went wrong is told with it.
-                (_, Status::Fail { line, mut detail }) => {
-                    for c in context {
-                        detail += &format!("note: {c}\n");
-                    }
-                    Status::Fail { line, detail }
-                }
-                (_, _) if !problems.is_empty() => Status::Error { cause: problems.join("; ") },
-                (_, status) => status,
+                (recording, raw.incomplete().map(str::to_string), problems)
+            } else {
+                (recording, live.incomplete().map(str::to_string), problems)
             };
+            result.status = broker_status(&recording.verdict, incomplete, &problems, &notes);
             result.recording = Some(recording);
         }
     }
