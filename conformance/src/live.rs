@@ -370,7 +370,7 @@ pub struct LiveTarget {
     /// the last queue's wire name as the key, so a publish with that key is sent prefixed.
     keyed: BTreeSet<Name>,
     /// When a command last put messages into queues (a publish, a commit, a requeue).
-    published: Option<tokio::time::Instant>,
+    enqueued: Option<tokio::time::Instant>,
     /// The runner's hint for the command being performed.
     hint: Hint,
     incomplete: Option<String>,
@@ -418,7 +418,7 @@ impl LiveTarget {
             exchanges: BTreeSet::new(),
             last_queue: BTreeMap::new(),
             keyed: BTreeSet::new(),
-            published: None,
+            enqueued: None,
             hint: Hint::CONFIRM,
             incomplete: None,
             raw_needed: false,
@@ -440,6 +440,17 @@ impl LiveTarget {
     /// cleanup.
     pub fn adopt_queues(&mut self, queues: BTreeSet<String>) {
         self.queues.extend(queues);
+    }
+
+    /// A trace's queue or exchange name as this target sends it (prefixed, unless `""` or
+    /// `amq.*`).
+    pub fn wire(&self, name: &Name) -> String {
+        self.names.wire(name)
+    }
+
+    /// A name as the broker sent it, as the trace writes it (the prefix taken off).
+    pub fn trace_name(&self, wire: &str) -> Name {
+        self.names.trace(wire)
     }
 
     /// The prefix this target gives queue and exchange names on the wire.
@@ -890,7 +901,7 @@ impl LiveTarget {
                 .await;
             }
             QueueDeclare { ch, queue, passive, durable, exclusive, auto_delete, arguments } => {
-                if let Some(at) = self.published {
+                if let Some(at) = self.enqueued {
                     tokio::time::sleep_until(at + self.timing.fence).await;
                 }
                 let wire = names.wire(queue);
@@ -1297,7 +1308,7 @@ impl Target for LiveTarget {
         self.hint = hint;
         runtime().block_on(self.perform(command));
         if enqueues(command) {
-            self.published = Some(tokio::time::Instant::now());
+            self.enqueued = Some(tokio::time::Instant::now());
         }
         self.take()
     }

@@ -94,18 +94,6 @@ impl RawTarget {
         self.live.finish()
     }
 
-    fn wire(&self, name: &Name) -> String {
-        if name.is_empty() || name.is_reserved() {
-            name.to_string()
-        } else {
-            format!("{}{}", self.live.prefix(), name)
-        }
-    }
-
-    fn trace_name(&self, wire: &str) -> Name {
-        Name::from(wire.strip_prefix(self.live.prefix()).unwrap_or(wire))
-    }
-
     fn send(&mut self, conn: ConnId, frames: &[AMQPFrame]) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else { return false };
         let mut bytes = Vec::new();
@@ -325,7 +313,7 @@ impl RawTarget {
                 }
             }
             QueueDeclare { ch, queue, passive, durable, exclusive, auto_delete, arguments } if arguments.is_empty() => {
-                let wire = self.wire(queue);
+                let wire = self.live.wire(queue);
                 if !passive && !queue.is_empty() && !queue.is_reserved() {
                     self.queues.insert(wire.clone());
                 }
@@ -348,7 +336,7 @@ impl RawTarget {
                     });
                     if let Some(d) = ok {
                         let reply = Reply::QueueDeclareOk {
-                            queue: self.trace_name(d.queue.as_str()),
+                            queue: self.live.trace_name(d.queue.as_str()),
                             message_count: d.message_count,
                             consumer_count: d.consumer_count,
                         };
@@ -357,9 +345,9 @@ impl RawTarget {
                 }
             }
             BasicPublish { ch, exchange, routing_key, mandatory: false, content } if content.headers.is_empty() => {
-                let key = if exchange.is_empty() { self.wire(routing_key) } else { routing_key.to_string() };
+                let key = if exchange.is_empty() { self.live.wire(routing_key) } else { routing_key.to_string() };
                 let publish = basic::Publish {
-                    exchange: ShortString::from(self.wire(exchange)),
+                    exchange: ShortString::from(self.live.wire(exchange)),
                     routing_key: ShortString::from(key),
                     mandatory: false,
                     immediate: false,
@@ -386,7 +374,7 @@ impl RawTarget {
                 self.drain(ch.conn, Duration::from_millis(100));
             }
             BasicGet { ch, queue, no_ack } => {
-                let get = basic::Get { queue: ShortString::from(self.wire(queue)), no_ack: *no_ack };
+                let get = basic::Get { queue: ShortString::from(self.live.wire(queue)), no_ack: *no_ack };
                 if !self.method(*ch, Method::BasicGet, AMQPClass::Basic(basic::AMQPMethod::Get(get))) {
                     return;
                 }
@@ -404,8 +392,8 @@ impl RawTarget {
                         let Some((persistent, body)) = self.content(ch.conn, id) else { return };
                         let message = Message(Arc::new(MessageData {
                             id: MsgId(0),
-                            exchange: self.trace_name(g.exchange.as_str()),
-                            routing_key: self.trace_name(g.routing_key.as_str()),
+                            exchange: self.live.trace_name(g.exchange.as_str()),
+                            routing_key: self.live.trace_name(g.routing_key.as_str()),
                             content: Content {
                                 body: Name::from(String::from_utf8_lossy(&body).into_owned()),
                                 persistent,

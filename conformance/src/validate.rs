@@ -153,17 +153,7 @@ fn same(model: &Event, observed: &Event, names: &mut BTreeMap<Name, Name>) -> bo
             continue;
         }
         match (generated(x), generated(y)) {
-            (Some(a), Some(b)) if a == b => {
-                let y = Name::from(*y);
-                match bound.get(&y) {
-                    Some(prev) if prev.as_str() == *x => {}
-                    Some(_) => return false,
-                    None if bound.values().any(|v| v.as_str() == *x) => return false,
-                    None => {
-                        bound.insert(y, Name::from(*x));
-                    }
-                }
-            }
+            (Some(a), Some(b)) if a == b && bind(&mut bound, &Name::from(*y), &Name::from(*x)) => {}
             _ => return false,
         }
     }
