@@ -9,6 +9,7 @@ default:
 # The local RabbitMQ the checks run against, and how it is restarted for the restart fixtures.
 rabbitmq := "amqp://guest:guest@127.0.0.1:5672/%2f"
 restart := "rabbitmqctl stop_app && rabbitmqctl start_app"
+garagemq := "amqp://guest:guest@127.0.0.1:5673/%2f"
 
 # The whole suite against the local RabbitMQ is part of it (conform-rabbitmq).
 
@@ -18,8 +19,9 @@ restart := "rabbitmqctl stop_app && rabbitmqctl start_app"
 brokers:
     bash brokers/up.sh
 
-# What CI runs: fmt, clippy, all tests, fixtures on the model, the CI model check, conform-rabbitmq.
-check: fmt-check clippy test fixtures model-check conform-rabbitmq
+# What CI runs: fmt, clippy, all tests, the CI model check, the conformance matrix (every fixture
+# on the model, RabbitMQ and GarageMQ; docs/matrix.md must be current) and generated traces.
+check: fmt-check clippy test model-check matrix-check generated-rabbitmq
 
 # Formatting check.
 fmt-check:
@@ -55,14 +57,33 @@ conform:
 # RabbitMQ's deviations file, and 1,000 generated traces of seed 2026 (a failure is shrunk into
 # fixtures/regressions/rabbitmq/).
 
-# The whole suite against the local RabbitMQ, as CI runs it.
+# The whole suite against the local RabbitMQ.
 conform-rabbitmq:
     cargo run -q -p amqp-conformance -- run fixtures --profile rabbitmq --broker "{{rabbitmq}}" --jobs 4 --restart-cmd "{{restart}}"
     cargo run -q -p amqp-conformance -- run fixtures --profile spec --broker "{{rabbitmq}}" --jobs 4 --restart-cmd "{{restart}}" --deviations deviations/rabbitmq.toml
+    just generated-rabbitmq
+
+# 1,000 generated traces of seed 2026 against the local RabbitMQ (a failure is shrunk into
+# fixtures/regressions/rabbitmq/); nothing of the runs may be left on the broker.
+generated-rabbitmq:
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 1000 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq
-    # Nothing of these runs may be left on the broker.
     ! rabbitmqctl -q list_queues name | grep '^amqpc-'
     ! rabbitmqctl -q list_exchanges name | grep '^amqpc-'
+
+# Every fixture against GarageMQ (127.0.0.1:5673, from `just brokers`) under the spec profile
+# with its deviations file, one trace at a time, restarting it when it stops answering.
+conform-garagemq:
+    cargo run -q -p amqp-conformance -- run fixtures --profile spec --broker "{{garagemq}}" --restart-cmd "bash brokers/up.sh --restart garagemq" --deviations deviations/garagemq.toml
+
+# The conformance matrix: every fixture against each target of matrix.toml (the model under both
+# profiles, RabbitMQ, GarageMQ), written to docs/matrix.md.
+matrix:
+    cargo run -q -p amqp-conformance -- matrix
+
+# The matrix as CI checks it: fails when a target does not conform apart from its deviations file,
+# or when docs/matrix.md differs from the fresh run.
+matrix-check:
+    cargo run -q -p amqp-conformance -- matrix --check
 
 # Model-check the CI configuration (exhaustive, every property must hold).
 model-check config="ci":

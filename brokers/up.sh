@@ -4,6 +4,11 @@
 # Each is installed from Debian's packages if missing and started if not already answering;
 # one that answers is left alone, so running this twice is harmless. Says what it did, or why
 # it could not, and exits non-zero if a broker is not answering AMQP at the end.
+#
+#   brokers/up.sh                      both brokers
+#   brokers/up.sh garagemq             one of them (rabbitmq, garagemq)
+#   brokers/up.sh --restart garagemq   stop GarageMQ (the one this script started) and start it
+#                                      again: the restart command of the restart fixtures
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state="${CARGO_TARGET_DIR:-target}/brokers"
@@ -87,7 +92,54 @@ garagemq() {
     say "GarageMQ: answering on 127.0.0.1:5673 (pid $(cat "$dir/garagemq.pid"))"
 }
 
+# Stop the GarageMQ this script started (found by its config path): SIGTERM, then SIGKILL for
+# whatever is still there after 2 s (a deadlocked GarageMQ never finishes its shutdown).
+stop_garagemq() {
+    local config pids
+    config="$(mkdir -p "$state/garagemq" && cd "$state/garagemq" && pwd)/config.yaml"
+    pids=$(pgrep -f -- "--config $config" || true)
+    [ -n "$pids" ] || return 0
+    kill $pids 2>/dev/null || true
+    for _ in $(seq 1 20); do
+        pgrep -f -- "--config $config" >/dev/null || break
+        sleep 0.1
+    done
+    pids=$(pgrep -f -- "--config $config" || true)
+    if [ -n "$pids" ]; then
+        say "GarageMQ: pid $pids still running 2 s after SIGTERM; killing it"
+        kill -9 $pids 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            pgrep -f -- "--config $config" >/dev/null || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$state/garagemq/garagemq.pid"
+    say "GarageMQ: stopped"
+}
+
+restart=0
+if [ "${1:-}" = "--restart" ]; then restart=1; shift; fi
+brokers=("$@")
+[ ${#brokers[@]} -gt 0 ] || brokers=(rabbitmq garagemq)
 failed=0
-rabbitmq || failed=1
-garagemq || failed=1
+for b in "${brokers[@]}"; do
+    case "$b" in
+    rabbitmq)
+        if [ $restart = 1 ]; then
+            say "RabbitMQ: restarting the application (rabbitmqctl stop_app, start_app)"
+            rabbitmqctl -q stop_app >/dev/null && rabbitmqctl -q start_app >/dev/null || failed=1
+        else
+            rabbitmq || failed=1
+        fi
+        ;;
+    garagemq)
+        if [ $restart = 1 ]; then stop_garagemq; fi
+        garagemq || failed=1
+        ;;
+    *)
+        say "unknown broker '$b' (known: rabbitmq, garagemq)" >&2
+        failed=1
+        ;;
+    esac
+done
 exit $failed

@@ -14,7 +14,7 @@
 //! ```
 //!
 //! - `broker` (optional): which broker and version the file describes, for readers.
-//! - one `[[deviation]]` table per entry, every field required and none other allowed:
+//! - one `[[deviation]]` table per entry, every field but `see` required and none other allowed:
 //!   - `fixture`: the trace, relative to the repository root (no `..`, not absolute). It
 //!     matches a trace file given to the runner whose path ends with the same components, so
 //!     `fixtures/spec/x.trace`, `./fixtures/spec/x.trace` and `/home/me/amqp/fixtures/spec/x.trace`
@@ -22,7 +22,12 @@
 //!   - `profile`: `spec` or `rabbitmq`, the profile under which the broker fails the trace;
 //!   - `rule`: the rule the broker departs from, one of the fixture's `cite:` lines (checked by
 //!     [`Deviations::check_cites`] / [`Deviations::check_fixtures`]);
-//!   - `reason`: what the broker does instead, in a sentence.
+//!   - `reason`: what the broker does instead, in a sentence;
+//!   - `see` (optional): a minimal trace of the same deviation (a regression fixture, which has
+//!     an entry of its own), for a fixture that fails only because of it; `rule` may then be one
+//!     of the regression's `cite:` lines;
+//!   - `intermittent` (optional, default false): the broker shows the deviation only some of the
+//!     time (it depends on timing), so a pass is `known` too rather than `stale`.
 //!
 //! At most one entry per fixture and profile.
 //!
@@ -48,6 +53,12 @@ pub struct Deviation {
     pub rule: String,
     /// What the broker does instead.
     pub reason: String,
+    /// A minimal trace showing the same deviation (a regression fixture), when this entry is a
+    /// fixture that fails because of it; `rule` may then be one the regression cites.
+    pub see: Option<String>,
+    /// The broker shows the deviation only some of the time (it depends on timing): a pass is
+    /// known too, not stale.
+    pub intermittent: bool,
     /// The line of the entry's `fixture =` in the deviations file (1-based).
     pub line: usize,
 }
@@ -78,6 +89,9 @@ struct RawDeviation {
     profile: Spanned<String>,
     rule: Spanned<String>,
     reason: Spanned<String>,
+    see: Option<Spanned<String>>,
+    #[serde(default)]
+    intermittent: bool,
 }
 
 /// The 1-based line of byte `offset` in `text`.
@@ -168,7 +182,23 @@ impl Deviations {
                     first.line
                 ));
             }
-            entries.push(Deviation { fixture, profile, rule, reason, line });
+            let see = match d.see {
+                None => None,
+                Some(see) => {
+                    let path = see.get_ref().trim().to_string();
+                    if components(&path).is_empty()
+                        || Path::new(&path).has_root()
+                        || components(&path).iter().any(|c| c == "..")
+                    {
+                        return Err(format!(
+                            "{}: `see` must be a fixture path relative to the repository root without `..`",
+                            at(&see.span())
+                        ));
+                    }
+                    Some(path)
+                }
+            };
+            entries.push(Deviation { fixture, profile, rule, reason, see, intermittent: d.intermittent, line });
         }
         Ok(Deviations { source: source.to_string(), broker: raw.broker, entries })
     }
@@ -203,7 +233,9 @@ impl Deviations {
     }
 
     /// The status of trace `file` under `profile` once its entry, if any, is taken into
-    /// account: a FAIL becomes known (with the entry's rule and reason), a pass becomes stale
+    /// account: a FAIL becomes known (with the entry's rule and reason), so does an ERROR (with
+    /// line 0: the trace's steps matched, the run went wrong after them, e.g. a delete the broker
+    /// never answers while cleaning up), a pass becomes stale
     /// (the entry may no longer describe the broker). Anything else, and any trace without an
     /// entry, is left as it is.
     pub fn apply(&self, profile: ProfileName, file: &str, status: Status) -> Status {
@@ -212,6 +244,17 @@ impl Deviations {
             Status::Fail { line, detail } => {
                 Status::Known { line, detail, rule: d.rule.clone(), reason: d.reason.clone() }
             }
+            // The run went wrong in the way the entry describes (a method the broker never
+            // answers, met while cleaning up after the trace): no line of the trace is at fault.
+            Status::Error { cause } => {
+                Status::Known { line: 0, detail: cause, rule: d.rule.clone(), reason: d.reason.clone() }
+            }
+            Status::Pass if d.intermittent => Status::Known {
+                line: 0,
+                detail: "passed this time: the deviation shows only some of the time".into(),
+                rule: d.rule.clone(),
+                reason: d.reason.clone(),
+            },
             Status::Pass => Status::Stale { rule: d.rule.clone() },
             other => other,
         }
@@ -221,24 +264,43 @@ impl Deviations {
     /// `load` cannot find (it returns None), and those whose `rule` is not among the fixture's
     /// `cite:` lines (which `load` returns). `load` gets the fixture as the file writes it.
     pub fn check_cites(&self, load: impl Fn(&str) -> Option<Vec<String>>) -> Vec<String> {
+        let list = |cites: &[String]| {
+            if cites.is_empty() {
+                "none".to_string()
+            } else {
+                cites.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+            }
+        };
         self.entries
             .iter()
             .filter_map(|d| {
                 let at = format!("{}:{}", self.source, d.line);
-                match load(&d.fixture) {
-                    None => Some(format!("{at}: fixture `{}` does not exist", d.fixture)),
-                    Some(cites) if !cites.contains(&d.rule) => Some(format!(
+                let Some(mut cites) = load(&d.fixture) else {
+                    return Some(format!("{at}: fixture `{}` does not exist", d.fixture));
+                };
+                if let Some(see) = &d.see {
+                    match load(see) {
+                        None => return Some(format!("{at}: `see` fixture `{see}` does not exist")),
+                        Some(more) => cites.extend(more),
+                    }
+                }
+                if cites.contains(&d.rule) {
+                    return None;
+                }
+                Some(match &d.see {
+                    None => format!(
                         "{at}: fixture `{}` does not cite `{}` (its cite: lines are {})",
                         d.fixture,
                         d.rule,
-                        if cites.is_empty() {
-                            "none".to_string()
-                        } else {
-                            cites.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-                        }
-                    )),
-                    Some(_) => None,
-                }
+                        list(&cites)
+                    ),
+                    Some(see) => format!(
+                        "{at}: neither `{}` nor `{see}` cites `{}` (their cite: lines are {})",
+                        d.fixture,
+                        d.rule,
+                        list(&cites)
+                    ),
+                })
             })
             .collect()
     }
@@ -248,31 +310,35 @@ impl Deviations {
     /// cannot be read or parsed, and entries that can never apply because the fixture's
     /// `profile:` header names the other profile (the runner skips it under the entry's).
     pub fn check_fixtures(&self, root: &Path) -> Vec<String> {
+        // Every fixture an entry names (its own and its `see`), read once: the trace, or why
+        // not (None: it does not exist, which check_cites reports).
+        let mut traces: std::collections::BTreeMap<&str, Result<crate::trace::Trace, Option<String>>> =
+            std::collections::BTreeMap::new();
+        for file in self.entries.iter().flat_map(|d| std::iter::once(&d.fixture).chain(&d.see)) {
+            traces.entry(file).or_insert_with(|| match std::fs::read_to_string(root.join(file)) {
+                Ok(text) => crate::trace::parse(&text, file).map_err(|e| Some(format!("does not parse: {e}"))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(None),
+                Err(e) => Err(Some(format!("cannot be read: {e}"))),
+            });
+        }
         let mut out = Vec::new();
         for d in &self.entries {
             let at = format!("{}:{}", self.source, d.line);
-            let path = root.join(&d.fixture);
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    out.push(format!("{at}: fixture `{}` does not exist", d.fixture));
-                    continue;
-                }
-                Err(e) => {
-                    out.push(format!("{at}: fixture `{}` cannot be read: {e}", d.fixture));
-                    continue;
-                }
-            };
-            let trace = match crate::trace::parse(&text, &d.fixture) {
-                Ok(t) => t,
-                Err(e) => {
-                    out.push(format!("{at}: fixture `{}` does not parse: {e}", d.fixture));
-                    continue;
-                }
-            };
+            let broken: Vec<String> = std::iter::once(&d.fixture)
+                .chain(&d.see)
+                .filter_map(|f| match &traces[f.as_str()] {
+                    Err(Some(why)) => Some(format!("{at}: fixture `{f}` {why}")),
+                    _ => None,
+                })
+                .collect();
+            if !broken.is_empty() {
+                out.extend(broken);
+                continue;
+            }
             let one = Deviations { source: self.source.clone(), broker: None, entries: vec![d.clone()] };
-            out.extend(one.check_cites(|_| Some(trace.cites.clone())));
-            if let Some(p) = trace.profile.filter(|p| *p != d.profile) {
+            out.extend(one.check_cites(|f| traces.get(f).and_then(|t| t.as_ref().ok()).map(|t| t.cites.clone())));
+            let profile = traces[d.fixture.as_str()].as_ref().ok().and_then(|t| t.profile);
+            if let Some(p) = profile.filter(|p| *p != d.profile) {
                 out.push(format!(
                     "{at}: fixture `{}` has `profile: {p}`, so it is skipped under {} and this entry \
                      never applies",
@@ -471,8 +537,21 @@ reason = "something else"
         assert_eq!(d.apply(spec, f, Status::Pass), Status::Stale { rule: "queue delete queue queue-known".into() });
         let skip = Status::Skip { reason: "restart".into() };
         assert_eq!(d.apply(spec, f, skip.clone()), skip);
-        let error = Status::Error { cause: "gone".into() };
-        assert_eq!(d.apply(spec, f, error.clone()), error);
+        // An intermittent entry: a pass is known too.
+        let flaky = Deviations::parse(
+            "[[deviation]]\nfixture = \"fixtures/spec/x.trace\"\nprofile = \"spec\"\nrule = \"r\"\nreason = \"w\"\nintermittent = true\n",
+            "d.toml",
+        )
+        .unwrap();
+        assert!(matches!(flaky.apply(spec, "fixtures/spec/x.trace", Status::Pass), Status::Known { line: 0, .. }));
+        assert!(matches!(flaky.apply(spec, "fixtures/spec/x.trace", fail()), Status::Known { line: 9, .. }));
+        // An error (a method the broker never answers, met while cleaning up) is known too,
+        // at no line of the trace.
+        let error = Status::Error { cause: "cleanup: no answer".into() };
+        assert!(
+            matches!(d.apply(spec, f, error.clone()), Status::Known { line: 0, detail, .. } if detail == "cleanup: no answer")
+        );
+        assert_eq!(d.apply(spec, "fixtures/spec/unlisted.trace", error.clone()), error);
         // Under the other profile, or for another trace, nothing changes.
         assert_eq!(d.apply(ProfileName::Rabbitmq, f, fail()), fail());
         assert_eq!(d.apply(spec, "fixtures/spec/unlisted.trace", Status::Pass), Status::Pass);
@@ -526,6 +605,30 @@ reason = "something else"
         );
         assert!(problems[2].starts_with("d.toml:17: fixture `fixtures/spec/broken.trace` does not parse: "));
         assert_eq!(problems[3], "d.toml:22: fixture `fixtures/spec/missing.trace` does not exist");
+
+        // `see`: the regression must exist, and the rule may be one it cites.
+        write("regression.trace", "cite: queue delete 01\n\nc1 connection.open\n");
+        let see = |rule: &str, see: &str| {
+            format!(
+                "[[deviation]]\nfixture = \"fixtures/spec/good.trace\"\nprofile = \"spec\"\nrule = \"{rule}\"\nreason = \"w\"\nsee = \"fixtures/spec/{see}\"\n"
+            )
+        };
+        let ok = Deviations::parse(&see("queue delete 01", "regression.trace"), "d.toml").unwrap();
+        assert_eq!(ok.entries()[0].see.as_deref(), Some("fixtures/spec/regression.trace"));
+        assert_eq!(ok.check_fixtures(&root), Vec::<String>::new());
+        let own = Deviations::parse(&see("basic 10", "regression.trace"), "d.toml").unwrap();
+        assert_eq!(own.check_fixtures(&root), Vec::<String>::new());
+        let neither = Deviations::parse(&see("basic 11", "regression.trace"), "d.toml").unwrap();
+        assert_eq!(
+            neither.check_fixtures(&root),
+            ["d.toml:2: neither `fixtures/spec/good.trace` nor `fixtures/spec/regression.trace` cites `basic 11` \
+              (their cite: lines are `basic 10`, `queue delete 01`)"]
+        );
+        let gone = Deviations::parse(&see("basic 10", "gone.trace"), "d.toml").unwrap();
+        assert_eq!(gone.check_fixtures(&root), ["d.toml:2: `see` fixture `fixtures/spec/gone.trace` does not exist"]);
+        assert!(
+            Deviations::parse(&see("basic 10", "../x.trace").replace("fixtures/spec/../", "../"), "d.toml").is_err()
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -9,6 +9,7 @@
 pub mod deviations;
 pub mod generate;
 pub mod live;
+pub mod matrix;
 pub mod raw;
 pub mod report;
 pub mod run;

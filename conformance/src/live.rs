@@ -39,7 +39,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 /// How long a reply (or confirm) may take before the step gives up on it.
@@ -513,6 +513,25 @@ impl LiveTarget {
                     }
                 };
                 let result = if is_queue {
+                    // The trace's connections are closed, but a broker may drop their consumers
+                    // a moment later: delete the queue once it has none (GarageMQ deadlocks
+                    // deleting a queue that still has a consumer).
+                    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+                    let deadline = tokio::time::Instant::now() + timeout;
+                    while tokio::time::Instant::now() < deadline {
+                        let declare = ch.queue_declare(name.as_str().into(), passive, FieldTable::default());
+                        match tokio::time::timeout(timeout, declare).await {
+                            Ok(Ok(q)) if q.consumer_count() > 0 => tokio::time::sleep(Duration::from_millis(10)).await,
+                            _ => break,
+                        }
+                    }
+                    let ch = match open(&connection, &mut channel, timeout).await {
+                        Ok(ch) => ch,
+                        Err(e) => {
+                            failures.push(format!("{e} to delete {name}"));
+                            continue;
+                        }
+                    };
                     tokio::time::timeout(timeout, async {
                         ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await.map(|_| ())
                     })
@@ -1186,6 +1205,55 @@ impl LiveTarget {
                 self.reply(*ch, Method::TxRollback, Reply::TxRollbackOk, |c| async move { c.tx_rollback().await })
                     .await;
             }
+        }
+    }
+}
+
+/// Whether the broker at `uri` still serves queue methods: a fresh connection declares a queue of
+/// its own (`amqpc-probe-<pid>`) and deletes it, each answered within `timeout`. A broker can
+/// stop answering after a trace while it still accepts connections (GarageMQ deadlocks deleting
+/// a queue that has a consumer); the error says which step went unanswered.
+pub fn responsive(uri: &str, timeout: Duration) -> Result<(), String> {
+    runtime().block_on(async {
+        let connection = match tokio::time::timeout(timeout, connect(uri)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
+            Err(_) => return Err(format!("no connection within {timeout:?}")),
+        };
+        let probe = async {
+            let late = |what: &str| format!("no answer to {what} within {timeout:?}");
+            let ch = tokio::time::timeout(timeout, connection.create_channel())
+                .await
+                .map_err(|_| late("channel.open"))?
+                .map_err(|e| format!("channel.open failed: {e}"))?;
+            let name = format!("amqpc-probe-{}", std::process::id());
+            let declare = ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), FieldTable::default());
+            tokio::time::timeout(timeout, declare)
+                .await
+                .map_err(|_| late("queue.declare"))?
+                .map_err(|e| format!("queue.declare failed: {e}"))?;
+            tokio::time::timeout(timeout, ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()))
+                .await
+                .map_err(|_| late("queue.delete"))?
+                .map_err(|e| format!("queue.delete failed: {e}"))?;
+            Ok(())
+        };
+        let result = probe.await;
+        let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
+        result
+    })
+}
+
+/// Run the restart command `cmd` outside any trace, then wait (up to [`RESTART_TIMEOUT`]) until
+/// the broker at `uri` is [`responsive`] again.
+pub fn restart_broker(cmd: &str, uri: &str, timeout: Duration) -> Result<(), String> {
+    runtime().block_on(run_restart(cmd)).map_err(|e| format!("restart command `{cmd}` {e}"))?;
+    let deadline = Instant::now() + RESTART_TIMEOUT;
+    loop {
+        match responsive(uri, timeout) {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(format!("after the restart command: {e}")),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `amqp-conformance`: replay conformance traces and validate the outcome against the model.
 
 use amqp_conformance::deviations::Deviations;
-use amqp_conformance::generate::{save_regression, shrink, GenConfig};
+use amqp_conformance::generate::{save_regression, shrink, GenConfig, ACTION_KINDS};
 use amqp_conformance::live::{address, check_login, Timing, DEFAULT_FENCE, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_conformance::report;
 use amqp_conformance::suite::{find_traces, load, run_one, run_suite, Status, SuiteRun, TargetSpec, TraceResult};
@@ -78,8 +78,34 @@ enum Cmd {
         /// Report failures without shrinking or saving them.
         #[arg(long)]
         no_shrink: bool,
+        /// Leave these kinds of action out (comma-separated): declare, bind, exchange-bind,
+        /// publish, consume, qos, get, ack, nack, reject, requeue (nacks and rejects that
+        /// requeue), cancel, close-channel, close-connection, purge, count, unbind,
+        /// delete-queue. For a broker that lacks a feature, or whose known deviation in it
+        /// would fail most traces. The same seed still gives the same plans.
+        #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+        without: Vec<String>,
         #[command(flatten)]
         common: Common,
+    },
+    /// Run the suite against every target of a matrix file (the model under each profile, each
+    /// broker under a profile with its deviations file) and write the conformance matrix: one
+    /// Markdown page with fixtures and rules as rows, targets as columns.
+    ///
+    /// Exit status 1 when a target does not conform (apart from its deviations file), or with
+    /// --check when the page differs from the fresh run (the differing lines are printed); 2
+    /// when the matrix file, a deviations file or a trace cannot be read, or a broker cannot be
+    /// reached.
+    Matrix {
+        /// The targets and traces (TOML; see docs/conformance.md).
+        #[arg(long, default_value = "matrix.toml", value_name = "FILE")]
+        config: PathBuf,
+        /// Where the page is written (or, with --check, compared).
+        #[arg(long, default_value = "docs/matrix.md", value_name = "FILE")]
+        out: PathBuf,
+        /// Do not write the page: compare it with the fresh run and fail when it is stale.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -208,6 +234,13 @@ impl Progress {
         }
     }
 
+    /// Count a trace without printing its line.
+    fn tick(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
     fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
@@ -241,6 +274,7 @@ struct Generation<'a> {
     save: &'a Path,
     name: Option<&'a str>,
     shrink: bool,
+    without: &'a [String],
 }
 
 fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
@@ -249,7 +283,10 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
     });
     println!("seed {seed}: {} generated traces of about {} actions", g.count, g.steps);
-    let config = GenConfig { steps: g.steps, ..GenConfig::default() };
+    if let Some(bad) = g.without.iter().find(|k| !ACTION_KINDS.contains(&k.as_str())) {
+        return Err(Fatal(format!("--without: unknown kind of action `{bad}` (known: {})", ACTION_KINDS.join(", "))));
+    }
+    let config = GenConfig { steps: g.steps, without: g.without.to_vec(), ..GenConfig::default() };
     let traces: Vec<(String, Trace)> = amqp_conformance::generate::generate(seed, g.count, &config)
         .into_iter()
         .enumerate()
@@ -291,11 +328,67 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
     Ok(run.conformant())
 }
 
+/// Run every target of the matrix file and write (or check) the page.
+fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
+    use amqp_conformance::matrix::{differences, render, Column, MatrixConfig};
+    let config = MatrixConfig::load(config_path).map_err(Fatal)?;
+    let files = find_traces(&config.paths).map_err(Fatal)?;
+    let traces = load(&files).map_err(Fatal)?;
+    let mut columns = Vec::new();
+    let mut conformant = true;
+    for t in &config.targets {
+        let spec = t.spec();
+        if let TargetSpec::Broker { uri, timing, .. } = &spec {
+            check_login(uri, timing.timeout).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
+        }
+        let deviations = t.load_deviations().map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
+        println!("{}: {} traces against {} ({} profile)", t.name, traces.len(), spec.label(), t.profile);
+        let classify = |file: &str, status: Status| deviations.apply(t.profile, file, status);
+        let mut progress = Progress::new(traces.len());
+        let run = run_suite(&traces, &spec, t.profile, t.jobs, &classify, &mut |r| {
+            if r.status.is_failure() {
+                progress.show(r)
+            } else {
+                progress.tick()
+            }
+        });
+        progress.finish();
+        // The totals and the verdict (the traces that did not pass are on the page).
+        let summary = report::summary(&run);
+        let lines: Vec<&str> = summary.lines().collect();
+        println!("{}", lines[lines.len().saturating_sub(2)..].join("\n"));
+        conformant &= run.conformant();
+        columns.push(Column { config: t, run });
+    }
+    // Links from the page to the fixtures, relative to where the page lives.
+    let depth = out.parent().map_or(0, |p| p.components().count());
+    let up = "../".repeat(depth);
+    let page = render(&columns, &config_path.display().to_string(), &|file| {
+        format!("{up}{}", file.strip_prefix("./").unwrap_or(file))
+    });
+    if check {
+        let old = std::fs::read_to_string(out).unwrap_or_default();
+        if old != page {
+            eprintln!("{} is stale: it differs from this run (run `just matrix` and commit it):", out.display());
+            for d in differences(&old, &page, 40) {
+                eprintln!("  {d}");
+            }
+            return Ok(false);
+        }
+        println!("{} is up to date", out.display());
+    } else {
+        std::fs::write(out, &page).map_err(|e| Fatal(format!("{}: {e}", out.display())))?;
+        println!("wrote {}", out.display());
+    }
+    Ok(conformant)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Cmd::Run { paths, common } => run(paths, common),
-        Cmd::Generate { seed, count, steps, save, name, no_shrink, common } => {
+        Cmd::Matrix { config, out, check } => matrix(config, out, *check),
+        Cmd::Generate { seed, count, steps, save, name, no_shrink, without, common } => {
             let g = Generation {
                 seed: *seed,
                 count: *count,
@@ -303,6 +396,7 @@ fn main() -> ExitCode {
                 save,
                 name: name.as_deref(),
                 shrink: !no_shrink,
+                without,
             };
             generate(&g, common)
         }

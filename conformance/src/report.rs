@@ -301,7 +301,7 @@ impl JsonTrace {
             Status::Pass => (None, None, None, None),
             Status::Fail { line, detail } => (Some(*line), Some(detail.clone()), None, None),
             Status::Known { line, detail, rule, reason } => {
-                (Some(*line), Some(detail.clone()), Some(rule.clone()), Some(reason.clone()))
+                (Some(*line).filter(|l| *l > 0), Some(detail.clone()), Some(rule.clone()), Some(reason.clone()))
             }
             Status::Stale { rule } => (None, None, Some(rule.clone()), None),
             Status::Skip { reason } => (None, None, None, Some(reason.clone())),
@@ -386,7 +386,7 @@ pub fn line(result: &TraceResult) -> String {
             format!("{label:<5} {file}:{line}: {first}{}", indented(&rest, "      "))
         }
         Status::Known { line, rule, reason, .. } => {
-            format!("{label:<5} {file}:{line}: {} ({took})", known_note(rule, reason))
+            format!("{label:<5} {}: {} ({took})", at(file, *line), known_note(rule, reason))
         }
         Status::Stale { rule } => format!("{label:<5} {file}: {} ({took})", stale_message(rule)),
         Status::Skip { reason } => format!("{label:<5} {file}: {reason}"),
@@ -394,6 +394,15 @@ pub fn line(result: &TraceResult) -> String {
             let (first, rest) = split_detail(None, cause);
             format!("{label:<5} {file}: {first}{}", indented(&rest, "      "))
         }
+    }
+}
+
+/// `file:line`, or `file` alone for line 0 (a known deviation met after the trace's steps).
+fn at(file: &str, line: usize) -> String {
+    if line == 0 {
+        file.to_string()
+    } else {
+        format!("{file}:{line}")
     }
 }
 
@@ -429,7 +438,7 @@ pub fn summary(run: &SuiteRun) -> String {
                 format!("{label:<5} {file}:{line}: {}", split_detail(Some(*line), detail).0)
             }
             Status::Known { line, rule, reason, .. } => {
-                format!("{label:<5} {file}:{line}: {}", known_note(rule, reason))
+                format!("{label:<5} {}: {}", at(file, *line), known_note(rule, reason))
             }
             Status::Stale { rule } => format!("{label:<5} {file}: {}", stale_message(rule)),
             Status::Skip { reason } => format!("{label:<5} {file}: {reason}"),
@@ -492,6 +501,7 @@ mod tests {
             status,
             duration: Duration::from_millis(ms),
             recording: Some(recording()),
+            broker_lost: false,
         }
     }
 

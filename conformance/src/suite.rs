@@ -9,7 +9,7 @@ use crate::trace::{parse, Trace};
 use amqp_model::{Command, Faults, Profile, ProfileName};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What a suite runs against.
@@ -116,6 +116,9 @@ pub struct TraceResult {
     pub duration: Duration,
     /// What each step observed (None when it was not run).
     pub recording: Option<Recording>,
+    /// Whether the broker stopped answering after this trace, and was not brought back: the
+    /// traces not yet started are not run.
+    pub broker_lost: bool,
 }
 
 /// A whole run: every trace's result, in the order the traces were given.
@@ -250,6 +253,7 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
         status: Status::Pass,
         duration: Duration::ZERO,
         recording: None,
+        broker_lost: false,
     };
     if let Some(only) = trace.profile.filter(|p| *p != profile) {
         result.status = Status::Skip { reason: format!("written for the {only} profile") };
@@ -282,10 +286,41 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
             };
             result.status = broker_status(&recording.verdict, incomplete, &problems, &notes);
             result.recording = Some(recording);
+            if result.status.is_failure() {
+                result.broker_lost = check_broker(uri, timing, restart_cmd.as_deref(), &mut result.status);
+            }
         }
     }
     result.duration = started.elapsed();
     result
+}
+
+/// After a failed trace, whether the broker still answers (see [`crate::live::responsive`]): if
+/// not, it is restarted with the restart command when there is one. What happened is added to
+/// the trace's status; the result is true when the broker is left not answering.
+fn check_broker(uri: &str, timing: &crate::live::Timing, restart_cmd: Option<&str>, status: &mut Status) -> bool {
+    let Err(why) = crate::live::responsive(uri, timing.timeout) else { return false };
+    let (note, lost) = match restart_cmd {
+        Some(cmd) => match crate::live::restart_broker(cmd, uri, timing.timeout) {
+            Ok(()) => (format!("after this trace the broker stopped answering ({why}); it was restarted"), false),
+            Err(e) => {
+                (format!("after this trace the broker stopped answering ({why}); restarting it failed: {e}"), true)
+            }
+        },
+        None => (
+            format!(
+                "after this trace the broker stopped answering ({why}); the traces not yet started are not run \
+                 (give --restart-cmd to have it restarted)"
+            ),
+            true,
+        ),
+    };
+    match status {
+        Status::Fail { detail, .. } | Status::Known { detail, .. } => *detail += &format!("note: {note}\n"),
+        Status::Error { cause } => *cause += &format!("; {note}"),
+        _ => {}
+    }
+    lost
 }
 
 /// Run `traces` against `target` under `profile`, `jobs` at a time (traces that restart the
@@ -301,9 +336,26 @@ pub fn run_suite(
     each: &mut dyn FnMut(&TraceResult),
 ) -> SuiteRun {
     let started = Instant::now();
+    // The trace after which the broker stopped answering for good, if one did.
+    let lost: Mutex<Option<String>> = Mutex::new(None);
     let judge = |i: usize| {
         let (file, trace) = &traces[i];
+        if let Some(culprit) = lost.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            let status = Status::Error { cause: format!("not run: the broker stopped answering after {culprit}") };
+            return TraceResult {
+                file: file.clone(),
+                title: trace.title.clone(),
+                cites: trace.cites.clone(),
+                status,
+                duration: Duration::ZERO,
+                recording: None,
+                broker_lost: true,
+            };
+        }
         let mut r = run_one(file, trace, target, profile);
+        if r.broker_lost {
+            lost.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| file.clone());
+        }
         r.status = classify(file, r.status);
         r
     };

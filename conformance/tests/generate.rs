@@ -158,6 +158,28 @@ fn longer_traces_and_a_wider_universe_are_well_formed() {
     }
 }
 
+#[test]
+fn kinds_of_action_can_be_left_out() {
+    use amqp_model::Command;
+    let all = GenConfig::default();
+    let config = GenConfig { without: vec!["get".into(), "exchange-bind".into(), "requeue".into()], ..all.clone() };
+    let (with, without) = (generate(12, 100, &all), generate(12, 100, &config));
+    let gets = |c: &Command| matches!(c, Command::BasicGet { .. });
+    let e2e = |c: &Command| matches!(c, Command::ExchangeBind { .. });
+    let requeue = |c: &Command| {
+        matches!(c, Command::BasicNack { requeue: true, .. } | Command::BasicReject { requeue: true, .. })
+    };
+    for kind in [gets, e2e, requeue] {
+        assert!(with.iter().any(|t| t.commands().any(kind)), "the default batch has some");
+        assert!(!without.iter().any(|t| t.commands().any(kind)), "left out");
+    }
+    for trace in &without {
+        assert_well_formed(trace, &config);
+    }
+    // Acks and publishes are still there.
+    assert!(without.iter().any(|t| t.commands().any(|c| matches!(c, Command::BasicAck { .. }))));
+}
+
 /// Replaying generated traces on the model target is cheap: the validator keeps up.
 #[test]
 fn the_model_replays_a_thousand_traces_quickly() {

@@ -636,7 +636,7 @@ pub fn compile(plan: &Plan, config: &GenConfig, title: &str) -> Trace {
     let spec = config.spec_compatible.then(|| (Broker::new(Profile::spec()), Validator::new(Profile::spec())));
     let state = State { rabbit, spec, life: BTreeMap::new(), unsure: BTreeMap::new(), bodies: 0, tags: 0 };
     let mut compiler = Compiler { plan, config, state, steps: Vec::new() };
-    for action in &plan.actions {
+    for action in plan.actions.iter().filter(|a| !a.is_any_of(&config.without)) {
         let (saved, len) = (compiler.state.clone(), compiler.steps.len());
         if !compiler.action(action) {
             compiler.state = saved;

@@ -177,6 +177,56 @@ pub enum Action {
     },
 }
 
+/// The names of the kinds of action, as `generate --without` takes them; `requeue` stands for
+/// the nacks and rejects that requeue.
+pub const ACTION_KINDS: &[&str] = &[
+    "declare",
+    "bind",
+    "exchange-bind",
+    "publish",
+    "consume",
+    "qos",
+    "get",
+    "ack",
+    "nack",
+    "reject",
+    "requeue",
+    "cancel",
+    "close-channel",
+    "close-connection",
+    "purge",
+    "count",
+    "unbind",
+    "delete-queue",
+];
+
+impl Action {
+    /// Whether the action is of one of the kinds named in `kinds` (see [`ACTION_KINDS`]).
+    pub fn is_any_of(&self, kinds: &[String]) -> bool {
+        let kind = match self {
+            Action::Declare { .. } => "declare",
+            Action::Bind { .. } => "bind",
+            Action::ExchangeBind { .. } => "exchange-bind",
+            Action::Publish { .. } => "publish",
+            Action::Consume { .. } => "consume",
+            Action::Qos { .. } => "qos",
+            Action::Get { .. } => "get",
+            Action::Ack { .. } => "ack",
+            Action::Nack { .. } => "nack",
+            Action::Reject { .. } => "reject",
+            Action::Cancel { .. } => "cancel",
+            Action::CloseChannel { .. } => "close-channel",
+            Action::CloseConnection { .. } => "close-connection",
+            Action::Purge { .. } => "purge",
+            Action::Count { .. } => "count",
+            Action::Unbind { .. } => "unbind",
+            Action::DeleteQueue { .. } => "delete-queue",
+        };
+        let requeues = matches!(self, Action::Nack { requeue: true, .. } | Action::Reject { requeue: true, .. });
+        kinds.iter().any(|k| k == kind || (requeues && k == "requeue"))
+    }
+}
+
 /// How a publish chooses its routing key and headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Route {
