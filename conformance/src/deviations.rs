@@ -95,7 +95,7 @@ struct RawDeviation {
 }
 
 /// The 1-based line of byte `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
 }
@@ -130,6 +130,18 @@ impl Deviations {
         let source = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| format!("{source}: cannot read: {e}"))?;
         Deviations::parse(&text, &source)
+    }
+
+    /// [`Deviations::load`], then [`Deviations::check_fixtures`] against the fixtures under the
+    /// current directory (the repository root): any problem is an error, the problems joined.
+    pub fn load_checked(path: &Path) -> Result<Deviations, String> {
+        let deviations = Deviations::load(path)?;
+        let problems = deviations.check_fixtures(Path::new("."));
+        if problems.is_empty() {
+            Ok(deviations)
+        } else {
+            Err(problems.join("; "))
+        }
     }
 
     /// Check the text of a deviations file; `source` names it in errors.

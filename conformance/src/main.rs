@@ -174,19 +174,9 @@ impl Common {
     }
 
     fn deviations(&self) -> Result<Option<Deviations>, Fatal> {
-        match &self.deviations {
-            None => Ok(None),
-            Some(path) => {
-                let deviations = Deviations::load(path).map_err(Fatal)?;
-                // Entries must name fixtures that exist (paths from the current directory) and
-                // rules those fixtures cite.
-                let problems = deviations.check_fixtures(std::path::Path::new("."));
-                if !problems.is_empty() {
-                    return Err(Fatal(problems.join("; ")));
-                }
-                Ok(Some(deviations))
-            }
-        }
+        // Entries must name fixtures that exist (paths from the current directory) and rules
+        // those fixtures cite.
+        self.deviations.as_deref().map(Deviations::load_checked).transpose().map_err(Fatal)
     }
 
     /// Write the requested report files.

@@ -89,7 +89,7 @@ impl MatrixConfig {
         let config: MatrixConfig = toml::from_str(&text).map_err(|e| {
             let message = e.message().trim().to_string();
             match e.span() {
-                Some(span) => format!("{source}:{}: {message}", text[..span.start].lines().count().max(1)),
+                Some(span) => format!("{source}:{}: {message}", crate::deviations::line_of(&text, span.start)),
                 None => format!("{source}: {message}"),
             }
         })?;
@@ -129,18 +129,7 @@ impl TargetConfig {
     /// Its deviations file, checked against the fixtures (paths relative to the current
     /// directory), or none.
     pub fn load_deviations(&self) -> Result<Deviations, String> {
-        match &self.deviations {
-            None => Ok(Deviations::none()),
-            Some(path) => {
-                let d = Deviations::load(path)?;
-                let problems = d.check_fixtures(std::path::Path::new("."));
-                if problems.is_empty() {
-                    Ok(d)
-                } else {
-                    Err(problems.join("; "))
-                }
-            }
-        }
+        self.deviations.as_deref().map_or(Ok(Deviations::none()), Deviations::load_checked)
     }
 }
 

@@ -243,18 +243,25 @@ fn broker_status(verdict: &Verdict, incomplete: Option<String>, problems: &[Stri
     }
 }
 
+impl TraceResult {
+    /// The result of `trace` (from `file`) before it is run: `status`, nothing recorded.
+    fn unrun(file: &str, trace: &Trace, status: Status) -> Self {
+        TraceResult {
+            file: file.to_string(),
+            title: trace.title.clone(),
+            cites: trace.cites.clone(),
+            status,
+            duration: Duration::ZERO,
+            recording: None,
+            broker_lost: false,
+        }
+    }
+}
+
 /// Replay one trace against a fresh target and judge it.
 pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileName) -> TraceResult {
     let started = Instant::now();
-    let mut result = TraceResult {
-        file: file.to_string(),
-        title: trace.title.clone(),
-        cites: trace.cites.clone(),
-        status: Status::Pass,
-        duration: Duration::ZERO,
-        recording: None,
-        broker_lost: false,
-    };
+    let mut result = TraceResult::unrun(file, trace, Status::Pass);
     if let Some(only) = trace.profile.filter(|p| *p != profile) {
         result.status = Status::Skip { reason: format!("written for the {only} profile") };
         return result;
@@ -342,15 +349,7 @@ pub fn run_suite(
         let (file, trace) = &traces[i];
         if let Some(culprit) = lost.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             let status = Status::Error { cause: format!("not run: the broker stopped answering after {culprit}") };
-            return TraceResult {
-                file: file.clone(),
-                title: trace.title.clone(),
-                cites: trace.cites.clone(),
-                status,
-                duration: Duration::ZERO,
-                recording: None,
-                broker_lost: true,
-            };
+            return TraceResult { broker_lost: true, ..TraceResult::unrun(file, trace, status) };
         }
         let mut r = run_one(file, trace, target, profile);
         if r.broker_lost {
