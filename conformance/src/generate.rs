@@ -37,7 +37,7 @@ mod compile;
 mod plan;
 
 pub use compile::{compile, DIRECT_KEYS, FANOUT_KEYS, PUBLISH_KEYS, TOPIC_PATTERNS};
-pub use plan::{Action, Plan, PlanStrategy, PlanTree, Route, Slot, TagPick, ACTION_KINDS};
+pub use plan::{Action, Plan, PlanStrategy, PlanTree, Route, Slot, TagPick, WITHOUT_KINDS};
 
 use crate::trace::{self, Trace};
 use proptest::strategy::{Strategy, ValueTree};
@@ -75,7 +75,7 @@ pub struct GenConfig {
     pub avoid_known_differences: bool,
     /// How many times [`shrink`] may run its predicate (each run is a replay against a broker).
     pub shrink_attempts: usize,
-    /// Kinds of action left out of the traces ([`ACTION_KINDS`]): for a broker without a
+    /// Kinds of action left out of the traces ([`WITHOUT_KINDS`]): for a broker without a
     /// feature, or with a known deviation in it that would fail most traces.
     pub without: Vec<String>,
 }

@@ -6,6 +6,8 @@
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]
 
+pub mod book;
+pub mod catalogue;
 pub mod deviations;
 pub mod generate;
 pub mod live;
@@ -13,6 +15,7 @@ pub mod matrix;
 pub mod raw;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod snapshot;
 pub mod suite;
 pub mod trace;

@@ -54,6 +54,9 @@ pub const DEFAULT_GRACE: Duration = Duration::from_millis(50);
 pub const DEFAULT_FENCE: Duration = Duration::from_millis(100);
 /// How long a `--restart-cmd` may take.
 pub const RESTART_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a method failed with a connection-level reply code waits for lapin to mark the
+/// connection closed before the close is taken to be the channel's.
+const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
 /// Timing of a [`LiveTarget`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +125,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone, Debug)]
 struct Names {
     prefix: String,
+}
+
+/// A binding's routing key as sent: on the default exchange the keys are queue names, prefixed
+/// as a publish to it prefixes its routing key.
+fn binding_key(names: &Names, exchange: &Name, routing_key: &Name) -> String {
+    if exchange.is_empty() {
+        names.wire(routing_key)
+    } else {
+        routing_key.to_string()
+    }
 }
 
 impl Names {
@@ -227,8 +240,10 @@ impl Inbox {
 type Sink = Arc<Inbox>;
 
 /// State of a trace connection shared with its consumer delegates.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct ConnFlags {
+    /// lapin's view of the connection: whether a server close was for it or for one channel.
+    status: lapin::ConnectionStatus,
     /// The client is closing the connection: cancels and errors are not the server's doing.
     client_closing: bool,
     /// A `connection.close` from the server has been reported.
@@ -261,16 +276,18 @@ fn report_close(sink: &Sink, ch: ChanRef, chan: &Mutex<ChanFlags>, conn: &Mutex<
         eprintln!("live: {ch}: server close with unknown code {}", e.get_id());
         return;
     };
-    match e.kind() {
-        AMQPErrorKind::Soft(_) => {
-            let mut f = lock(chan);
-            if !f.closed_reported && !f.client_closing {
-                f.closed_reported = true;
-                let method = f.last_method.unwrap_or(Method::ChannelOpen);
-                sink.push(Event::ChannelClosed { ch, code, method });
-            }
+    // lapin sorts closes by reply code (a hard one is a connection exception), but a broker may
+    // close only the channel with a connection-level code: the connection is then still open.
+    let channel_level = matches!(e.kind(), AMQPErrorKind::Soft(_)) || lock(conn).status.connected();
+    if channel_level {
+        let mut f = lock(chan);
+        if !f.closed_reported && !f.client_closing {
+            f.closed_reported = true;
+            let method = f.last_method.unwrap_or(Method::ChannelOpen);
+            sink.push(Event::ChannelClosed { ch, code, method });
         }
-        AMQPErrorKind::Hard(_) => report_connection_close(sink, ch.conn, conn, code),
+    } else {
+        report_connection_close(sink, ch.conn, conn, code);
     }
 }
 
@@ -312,9 +329,12 @@ fn watch(
                 }
                 continue;
             };
-            match (e.kind(), ReplyCode::from_code(e.get_id())) {
-                (AMQPErrorKind::Hard(_), Some(code)) => report_connection_close(&sink, conn, &flags, code),
-                (AMQPErrorKind::Soft(_), Some(_)) => {
+            // lapin also reports every channel.close it answered here, and a broker may close a
+            // channel with a connection-level code: the connection is then still open.
+            let connection_level = matches!(e.kind(), AMQPErrorKind::Hard(_)) && !lock(&flags).status.connected();
+            match (connection_level, ReplyCode::from_code(e.get_id())) {
+                (true, Some(code)) => report_connection_close(&sink, conn, &flags, code),
+                (false, Some(_)) => {
                     for (ch, channel, chan_flags) in lock(&chans).iter() {
                         if !channel.status().connected() && !lock(chan_flags).closed_reported {
                             report_close(&sink, *ch, chan_flags, &flags, &error);
@@ -648,7 +668,17 @@ impl LiveTarget {
 
     /// A command on `ch` failed with `error`.
     async fn failed(&mut self, ch: ChanRef, error: lapin::Error) {
-        let hard = error.is_amqp_hard_error();
+        if error.is_amqp_hard_error() {
+            // lapin marks the connection closing before it fails the pending methods; a short
+            // grace covers a reply still in its queue. A connection still open after it means
+            // the broker closed only the channel, with a connection-level code.
+            let deadline = tokio::time::Instant::now() + CLOSE_GRACE;
+            while self.conns.get(&ch.conn).is_some_and(|c| c.connection.status().connected())
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         if let Some(earlier) = self.chans.get_mut(&ch).and_then(|c| c.unprobed.take()) {
             self.notes.push(format!(
                 "{ch}: the channel was closed after an unconfirmed {} (the model expected no answer to it): if \
@@ -673,11 +703,11 @@ impl LiveTarget {
                 }
             }
         }
-        if hard || !conn.connection.status().connected() {
+        if !conn.connection.status().connected() {
             lock(&conn_flags).client_closing = true;
             self.conns.remove(&ch.conn);
             self.chans.retain(|c, _| c.conn != ch.conn);
-        } else if error.is_amqp_soft_error() {
+        } else if matches!(error.kind(), ErrorKind::ProtocolError(_)) {
             self.chans.remove(&ch);
         } else {
             self.problem(format!("{ch}: {error}"));
@@ -789,7 +819,8 @@ impl LiveTarget {
                 }
                 match tokio::time::timeout(self.timing.timeout, connect(&self.uri)).await {
                     Ok(Ok(connection)) => {
-                        let flags: Arc<Mutex<ConnFlags>> = Arc::default();
+                        let status = connection.status().clone();
+                        let flags = Arc::new(Mutex::new(ConnFlags { status, ..ConnFlags::default() }));
                         let registry = Registry::default();
                         let watcher = watch(&connection, *conn, flags.clone(), registry.clone(), self.sink.clone());
                         self.conns.insert(*conn, Conn { connection, flags, registry, watcher });
@@ -904,16 +935,38 @@ impl LiveTarget {
                 }
             }
             ExchangeBind { ch, destination, source, routing_key, arguments } => {
-                let (d, s, k, a) =
-                    (names.wire(destination), names.wire(source), routing_key.to_string(), field_table(arguments));
+                // A binding to the default exchange carries messages on to the queue its key
+                // names: the key is a queue name, and so is a publish's key that it matches.
+                let into_default = destination.is_empty();
+                if into_default {
+                    self.keyed.insert(routing_key.clone());
+                }
+                let exchange = if into_default { destination } else { source };
+                let (d, s, k, a) = (
+                    names.wire(destination),
+                    names.wire(source),
+                    binding_key(&names, exchange, routing_key),
+                    field_table(arguments),
+                );
                 self.reply(*ch, Method::ExchangeBind, Reply::ExchangeBindOk, |c| async move {
                     c.exchange_bind(d.into(), s.into(), k.into(), ExchangeBindOptions::default(), a).await
                 })
                 .await;
             }
             ExchangeUnbind { ch, destination, source, routing_key, arguments } => {
-                let (d, s, k, a) =
-                    (names.wire(destination), names.wire(source), routing_key.to_string(), field_table(arguments));
+                // A binding to the default exchange carries messages on to the queue its key
+                // names: the key is a queue name, and so is a publish's key that it matches.
+                let into_default = destination.is_empty();
+                if into_default {
+                    self.keyed.insert(routing_key.clone());
+                }
+                let exchange = if into_default { destination } else { source };
+                let (d, s, k, a) = (
+                    names.wire(destination),
+                    names.wire(source),
+                    binding_key(&names, exchange, routing_key),
+                    field_table(arguments),
+                );
                 self.reply(*ch, Method::ExchangeUnbind, Reply::ExchangeUnbindOk, |c| async move {
                     c.exchange_unbind(d.into(), s.into(), k.into(), ExchangeUnbindOptions::default(), a).await
                 })
@@ -959,16 +1012,24 @@ impl LiveTarget {
                 if queue.is_empty() && routing_key.is_empty() {
                     self.keyed.extend(self.last_queue.get(ch).cloned());
                 }
-                let (q, x, k, a) =
-                    (names.wire(queue), names.wire(exchange), routing_key.to_string(), field_table(arguments));
+                let (q, x, k, a) = (
+                    names.wire(queue),
+                    names.wire(exchange),
+                    binding_key(&names, exchange, routing_key),
+                    field_table(arguments),
+                );
                 self.reply(*ch, Method::QueueBind, Reply::QueueBindOk, |c| async move {
                     c.queue_bind(q.into(), x.into(), k.into(), QueueBindOptions::default(), a).await
                 })
                 .await;
             }
             QueueUnbind { ch, queue, exchange, routing_key, arguments } => {
-                let (q, x, k, a) =
-                    (names.wire(queue), names.wire(exchange), routing_key.to_string(), field_table(arguments));
+                let (q, x, k, a) = (
+                    names.wire(queue),
+                    names.wire(exchange),
+                    binding_key(&names, exchange, routing_key),
+                    field_table(arguments),
+                );
                 self.reply(*ch, Method::QueueUnbind, Reply::QueueUnbindOk, |c| async move {
                     c.queue_unbind(q.into(), x.into(), k.into(), a).await
                 })
@@ -1060,11 +1121,17 @@ impl LiveTarget {
                 let Some(chan) = self.chans.get(ch) else { return };
                 lock(&chan.flags).cancelled.insert(consumer_tag.to_string());
                 let tag = consumer_tag.to_string();
-                let reply = Reply::CancelOk { consumer_tag: consumer_tag.clone() };
-                self.reply(*ch, Method::BasicCancel, reply, |c| async move {
-                    c.basic_cancel(tag.into(), BasicCancelOptions::default()).await
-                })
-                .await;
+                let channel = chan.channel.clone();
+                let done = self
+                    .sync(*ch, Method::BasicCancel, |c| async move {
+                        c.basic_cancel(tag.into(), BasicCancelOptions::default()).await
+                    })
+                    .await;
+                // lapin also resolves a pending cancel when the server closes the channel (the
+                // consumer is gone either way): that close is the answer, reported by the watcher.
+                if done.is_some() && channel.status().connected() {
+                    self.push(Event::Reply { ch: *ch, reply: Reply::CancelOk { consumer_tag: consumer_tag.clone() } });
+                }
             }
             BasicPublish { ch, exchange, routing_key, mandatory, content } => {
                 let ch = *ch;

@@ -1,7 +1,8 @@
 //! `amqp-conformance`: replay conformance traces and validate the outcome against the model.
 
+use amqp_conformance::catalogue::{Catalogue, Share};
 use amqp_conformance::deviations::Deviations;
-use amqp_conformance::generate::{save_regression, shrink, GenConfig, ACTION_KINDS};
+use amqp_conformance::generate::{save_regression, shrink, GenConfig, WITHOUT_KINDS};
 use amqp_conformance::live::{address, check_login, Timing, DEFAULT_FENCE, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_conformance::report;
 use amqp_conformance::suite::{find_traces, load, run_one, run_suite, Status, SuiteRun, TargetSpec, TraceResult};
@@ -78,15 +79,52 @@ enum Cmd {
         /// Report failures without shrinking or saving them.
         #[arg(long)]
         no_shrink: bool,
-        /// Leave these kinds of action out (comma-separated): declare, bind, exchange-bind,
-        /// publish, consume, qos, get, ack, nack, reject, requeue (nacks and rejects that
-        /// requeue), cancel, close-channel, close-connection, purge, count, unbind,
-        /// delete-queue. For a broker that lacks a feature, or whose known deviation in it
-        /// would fail most traces. The same seed still gives the same plans.
+        /// Leave these out (comma-separated): kinds of action (declare, bind, exchange-bind,
+        /// publish, consume, qos, get, ack, nack, reject, requeue: nacks and rejects that
+        /// requeue, cancel, close-channel, close-connection, purge, count, unbind,
+        /// delete-queue), exchange types (direct, fanout, topic, headers: such exchanges take
+        /// the first type left), or exchange-declare (use the broker's amq.* exchanges and
+        /// declare none, which also leaves exchange-bind out; run with --jobs 1). For a broker
+        /// that lacks a feature, or whose known deviation in it would fail most traces. The same
+        /// seed still gives the same plans.
         #[arg(long, value_delimiter = ',', value_name = "KINDS")]
         without: Vec<String>,
         #[command(flatten)]
         common: Common,
+    },
+    /// Serve the model over AMQP 0-9-1: a reference broker that clients (lapin, pika, ...) and
+    /// `run --broker` talk to over TCP.
+    ///
+    /// One model broker (one virtual host, `/`) is shared by every connection; each client method
+    /// the model implements is applied to it and what the model does is sent back as frames
+    /// (deliveries to other connections' consumers too). Logins use SASL PLAIN against --user
+    /// (default guest:guest). What the model does not implement (channel.flow,
+    /// basic.recover-async, immediate, prefetch-size, no-local, consumer arguments, argument
+    /// values that are not booleans, integers or strings) is refused with connection.close 540.
+    /// Runs until killed; problems with clients are logged on stderr.
+    ///
+    /// Example: `amqp-conformance serve --profile spec &` then `amqp-conformance run fixtures
+    /// --profile spec --broker amqp://guest:guest@127.0.0.1:5690/%2f`.
+    Serve {
+        /// The address to listen on (host:port). The default is loopback only; give another
+        /// address to accept connections from elsewhere.
+        #[arg(long, default_value = amqp_conformance::serve::DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: String,
+        /// The model's profile: `rabbitmq` (RabbitMQ 3.10's behaviour) or `spec` (the 0-9-1
+        /// specification's rules).
+        #[arg(long, default_value = "rabbitmq")]
+        profile: ProfileName,
+        /// When the broker delivers: `round-robin` (after each command, eagerly, the profile's
+        /// first choice each time: round robin under rabbitmq) or `random` (each delivery picked
+        /// at random among those possible, from --seed).
+        #[arg(long, default_value = "round-robin", value_name = "SCHEDULE")]
+        schedule: amqp_conformance::serve::ScheduleKind,
+        /// The seed of the random schedule (default: one from the clock, printed).
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+        /// A user who may log in, as NAME:PASSWORD (repeat for more; default guest:guest).
+        #[arg(long = "user", value_name = "NAME:PASSWORD")]
+        users: Vec<amqp_conformance::serve::User>,
     },
     /// Run the suite against every target of a matrix file (the model under each profile, each
     /// broker under a profile with its deviations file) and write the conformance matrix: one
@@ -106,6 +144,37 @@ enum Cmd {
         /// Do not write the page: compare it with the fresh run and fail when it is stale.
         #[arg(long)]
         check: bool,
+    },
+    /// Write the documentation book's generated pages under docs/ (mdBook; `just docs` builds
+    /// it): a page per AMQP class with its rules, a page per fixture with a sequence diagram and
+    /// the model's outcome under each profile, the profiles' switches, the model's source with
+    /// line anchors, and SUMMARY.md. Made from the rule catalogue, the fixtures, the model and
+    /// docs/matrix.json (written by `matrix`), so it needs no broker.
+    ///
+    /// Run from the repository root. Exit status 1 with --check when a page differs from what
+    /// would be written, or a generated page is no longer made (the paths are printed).
+    Docs {
+        /// Where the book's source is.
+        #[arg(long, default_value = "docs", value_name = "DIR")]
+        out: PathBuf,
+        /// Do not write: compare the pages on disk with fresh ones and fail when any is stale.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print how much of the specification the fixtures cover: per class, the rules in scope,
+    /// out of scope and covered (cited by a fixture), from the rule catalogue (spec/rules.toml,
+    /// spec/amqp0-9-1.names; see docs/coverage.md), and the in-scope rules not covered yet.
+    ///
+    /// Run from the repository root. Exit status 1 when the catalogue is inconsistent (a rule
+    /// without an entry, a cite naming nothing, a covered rule the model's source never names)
+    /// or the covered share of the in-scope rules is below --min; 2 when a file cannot be read.
+    Coverage {
+        /// The traces that cover rules (files, directories or globs).
+        #[arg(default_value = "fixtures")]
+        paths: Vec<PathBuf>,
+        /// The least covered share of the in-scope rules, in percent.
+        #[arg(long, default_value_t = 90.0, value_name = "PERCENT")]
+        min: f64,
     },
 }
 
@@ -273,8 +342,8 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
     });
     println!("seed {seed}: {} generated traces of about {} actions", g.count, g.steps);
-    if let Some(bad) = g.without.iter().find(|k| !ACTION_KINDS.contains(&k.as_str())) {
-        return Err(Fatal(format!("--without: unknown kind of action `{bad}` (known: {})", ACTION_KINDS.join(", "))));
+    if let Some(bad) = g.without.iter().find(|k| !WITHOUT_KINDS.contains(&k.as_str())) {
+        return Err(Fatal(format!("--without: unknown kind `{bad}` (known: {})", WITHOUT_KINDS.join(", "))));
     }
     let config = GenConfig { steps: g.steps, without: g.without.to_vec(), ..GenConfig::default() };
     let traces: Vec<(String, Trace)> = amqp_conformance::generate::generate(seed, g.count, &config)
@@ -320,14 +389,27 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
 
 /// Run every target of the matrix file and write (or check) the page.
 fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
-    use amqp_conformance::matrix::{differences, render, Column, MatrixConfig};
+    use amqp_conformance::matrix::{data as matrix_data, differences, render, Column, MatrixConfig, EMBEDDED};
+    use amqp_conformance::serve::{ServeConfig, ServerHandle};
+    use amqp_model::Profile;
     let config = MatrixConfig::load(config_path).map_err(Fatal)?;
     let files = find_traces(&config.paths).map_err(Fatal)?;
     let traces = load(&files).map_err(Fatal)?;
     let mut columns = Vec::new();
     let mut conformant = true;
     for t in &config.targets {
-        let spec = t.spec();
+        let mut spec = t.spec();
+        // The reference broker, served in-process for this column.
+        let server = match t.broker.as_deref() {
+            Some(EMBEDDED) => Some(
+                ServerHandle::start(ServeConfig::with_profile(Profile::named(t.profile)))
+                    .map_err(|e| Fatal(format!("target `{}`: cannot start the reference broker: {e}", t.name)))?,
+            ),
+            _ => None,
+        };
+        if let (Some(server), TargetSpec::Broker { uri, .. }) = (&server, &mut spec) {
+            *uri = server.uri();
+        }
         if let TargetSpec::Broker { uri, timing, .. } = &spec {
             check_login(uri, timing.timeout).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
         }
@@ -356,8 +438,14 @@ fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
     let page = render(&columns, &config_path.display().to_string(), &|file| {
         format!("{up}{}", file.strip_prefix("./").unwrap_or(file))
     });
+    let json = out.with_extension("json");
+    let data = serde_json::to_string_pretty(&matrix_data(&columns)).expect("the matrix's data") + "\n";
     if check {
         let old = std::fs::read_to_string(out).unwrap_or_default();
+        if std::fs::read_to_string(&json).ok().as_deref() != Some(data.as_str()) {
+            eprintln!("{} is stale: it differs from this run (run `just matrix` and commit it)", json.display());
+            return Ok(false);
+        }
         if old != page {
             eprintln!("{} is stale: it differs from this run (run `just matrix` and commit it):", out.display());
             for d in differences(&old, &page, 40) {
@@ -368,9 +456,130 @@ fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
         println!("{} is up to date", out.display());
     } else {
         std::fs::write(out, &page).map_err(|e| Fatal(format!("{}: {e}", out.display())))?;
-        println!("wrote {}", out.display());
+        std::fs::write(&json, &data).map_err(|e| Fatal(format!("{}: {e}", json.display())))?;
+        println!("wrote {} and {}", out.display(), json.display());
     }
     Ok(conformant)
+}
+
+/// The catalogue of the repository in the current directory, with the traces at `paths`.
+fn catalogue(paths: &[PathBuf]) -> Result<Catalogue, Fatal> {
+    let files = find_traces(paths).map_err(Fatal)?;
+    let traces = load(&files).map_err(Fatal)?;
+    let traces: Vec<_> = traces.into_iter().map(|(f, t)| (f.strip_prefix("./").unwrap_or(&f).to_string(), t)).collect();
+    Catalogue::load(Path::new("."), &traces).map_err(Fatal)
+}
+
+fn docs(out: &Path, check: bool) -> Result<bool, Fatal> {
+    use amqp_conformance::book::{model_source, pages, profile_switches, Sources, GENERATED_DIRS, GENERATED_FILES};
+    use amqp_conformance::matrix::MatrixData;
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| Fatal(format!("{}: {e}", p.display())));
+    let cat = catalogue(&[PathBuf::from("fixtures")])?;
+    let files = find_traces(&[PathBuf::from("fixtures")]).map_err(Fatal)?;
+    let mut fixtures = Vec::new();
+    let mut texts = std::collections::BTreeMap::new();
+    for (file, trace) in load(&files).map_err(Fatal)? {
+        let file = file.strip_prefix("./").unwrap_or(&file).to_string();
+        texts.insert(file.clone(), read(Path::new(&file))?);
+        fixtures.push((file, trace));
+    }
+    let json = out.join("matrix.json");
+    let matrix: MatrixData = serde_json::from_str(&read(&json)?)
+        .map_err(|e| Fatal(format!("{}: {e} (run `just matrix` to write it)", json.display())))?;
+    let switches = profile_switches(&read(Path::new("model/src/profile.rs"))?);
+    let model_source = model_source(Path::new(".")).map_err(Fatal)?;
+    let sources = Sources {
+        catalogue: &cat,
+        fixtures: &fixtures,
+        texts: &texts,
+        matrix: &matrix,
+        switches: &switches,
+        model_source: &model_source,
+    };
+    let pages = pages(&sources);
+    // Files in the generated directories that are no longer made.
+    let mut stale_files = Vec::new();
+    for dir in GENERATED_DIRS {
+        let mut stack = vec![out.join(dir)];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let rel = path.strip_prefix(out).unwrap_or(&path).display().to_string();
+                    if !pages.contains_key(&rel) {
+                        stale_files.push(path);
+                    }
+                }
+            }
+        }
+    }
+    debug_assert!(GENERATED_FILES.iter().all(|f| pages.contains_key(*f)));
+    let mut stale = 0;
+    for (rel, text) in &pages {
+        let path = out.join(rel);
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        stale += 1;
+        if check {
+            eprintln!("stale: {}", path.display());
+        } else {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Fatal(format!("{}: {e}", parent.display())))?;
+            }
+            std::fs::write(&path, text).map_err(|e| Fatal(format!("{}: {e}", path.display())))?;
+        }
+    }
+    for path in &stale_files {
+        if check {
+            eprintln!("no longer generated: {}", path.display());
+        } else {
+            std::fs::remove_file(path).map_err(|e| Fatal(format!("{}: {e}", path.display())))?;
+        }
+    }
+    let changed = stale + stale_files.len();
+    if check && changed > 0 {
+        eprintln!("{changed} generated pages under {} are stale: run `just docs` and commit them", out.display());
+        return Ok(false);
+    }
+    let verb = if check { "up to date" } else { "written" };
+    println!("{} pages under {}: {verb} ({changed} changed)", pages.len(), out.display());
+    Ok(true)
+}
+
+fn coverage(paths: &[PathBuf], min: f64) -> Result<bool, Fatal> {
+    let cat = catalogue(paths)?;
+    println!("{:<12} {:>8} {:>8} {:>8} {:>8}", "class", "in scope", "covered", "share", "out");
+    let row = |name: &str, s: &Share| {
+        let share = if s.in_scope == 0 { "-".to_string() } else { format!("{:.1}%", s.percent()) };
+        println!("{name:<12} {:>8} {:>8} {share:>8} {:>8}", s.in_scope, s.covered, s.out_of_scope)
+    };
+    for owner in cat.owners() {
+        row(&owner, &cat.share(Some(&owner)));
+    }
+    let all = cat.share(None);
+    row("all", &all);
+    let gaps: Vec<&str> =
+        cat.rules.iter().filter(|r| r.out_of_scope.is_none() && !cat.covered(&r.id)).map(|r| r.id.as_str()).collect();
+    if !gaps.is_empty() {
+        println!("\nin scope, not covered by a fixture yet:");
+        for id in gaps {
+            let model = if cat.model.contains_key(id) { "" } else { " (nor implemented by the model)" };
+            println!("  {id}{model}");
+        }
+    }
+    let problems = cat.problems();
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    let enough = all.percent() >= min;
+    if !enough {
+        eprintln!("covered share {:.1}% is below --min {min}%", all.percent());
+    }
+    Ok(problems.is_empty() && enough)
 }
 
 fn main() -> ExitCode {
@@ -378,6 +587,11 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Cmd::Run { paths, common } => run(paths, common),
         Cmd::Matrix { config, out, check } => matrix(config, out, *check),
+        Cmd::Serve { listen, profile, schedule, seed, users } => {
+            amqp_conformance::serve::run_cli(listen, *profile, *schedule, *seed, users).map(|()| true).map_err(Fatal)
+        }
+        Cmd::Coverage { paths, min } => coverage(paths, *min),
+        Cmd::Docs { out, check } => docs(out, *check),
         Cmd::Generate { seed, count, steps, save, name, no_shrink, without, common } => {
             let g = Generation {
                 seed: *seed,

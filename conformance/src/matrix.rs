@@ -29,7 +29,7 @@ use crate::deviations::Deviations;
 use crate::live::{Timing, DEFAULT_FENCE, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use crate::suite::{Status, SuiteRun, TargetSpec};
 use amqp_model::ProfileName;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -59,7 +59,8 @@ pub struct TargetConfig {
     pub name: String,
     /// The profile the target is judged under.
     pub profile: ProfileName,
-    /// A broker's AMQP URI; without it, the model.
+    /// A broker's AMQP URI, or [`EMBEDDED`] for the reference broker started in-process (the
+    /// model served over AMQP); without it, the model itself.
     pub broker: Option<String>,
     /// The broker's deviations file.
     pub deviations: Option<PathBuf>,
@@ -76,6 +77,10 @@ pub struct TargetConfig {
     /// The runner's fence, in ms.
     pub fence_ms: Option<u64>,
 }
+
+/// The `broker` of a target that is the reference broker, started in-process on a loopback
+/// port for the run (`serve`).
+pub const EMBEDDED: &str = "embedded";
 
 fn one() -> usize {
     1
@@ -230,6 +235,45 @@ fn anchor(name: &str) -> String {
         }
     }
     out.trim_end_matches('-').to_string()
+}
+
+/// The matrix's results as data (`docs/matrix.json`, beside the page), for the documentation
+/// book's fixture and rule pages.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MatrixData {
+    /// The columns' names, in order.
+    pub targets: Vec<String>,
+    /// Per fixture (its path, without `./`), one cell per target.
+    pub cells: BTreeMap<String, Vec<Cell>>,
+}
+
+/// One fixture's result on one target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// As the page shows it: `pass`, `known`, `FAIL`, ...
+    pub label: String,
+    /// From best to worst: skip, pass, stale, known, ERROR, FAIL.
+    pub rank: u8,
+    /// What the page's note says (rule and reason, or the failure), if anything.
+    pub note: Option<String>,
+}
+
+/// The results of `columns` as [`MatrixData`].
+pub fn data(columns: &[Column<'_>]) -> MatrixData {
+    let mut out =
+        MatrixData { targets: columns.iter().map(|c| c.config.name.clone()).collect(), ..MatrixData::default() };
+    for c in columns {
+        for r in &c.run.results {
+            let file = r.file.strip_prefix("./").unwrap_or(&r.file).to_string();
+            let note = note(&file, &r.status).map(|n| {
+                let prefix = format!("`{file}`: ");
+                n.strip_prefix(&prefix).map_or(n.clone(), str::to_string)
+            });
+            let cell = Cell { label: label(&r.status).to_string(), rank: rank(&r.status), note };
+            out.cells.entry(file).or_default().push(cell);
+        }
+    }
+    out
 }
 
 /// Render the matrix page. `config_path` is named in the header; `fixture_link` turns a trace

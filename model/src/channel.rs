@@ -8,7 +8,9 @@ use crate::types::{ChanRef, ReplyCode};
 
 impl Broker {
     /// `channel.open`. Opening a channel that is already open is a 504 channel-error
-    /// (`channel open state`).
+    /// (`channel open state`). A new channel is active (`channel flow initial-state`): a consumer
+    /// started on it may be sent messages at once, and with no `channel.flow` in the model it
+    /// stays active.
     pub(crate) fn channel_open(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
         let conn = self.connections.get_mut(&ch.conn).expect("connection checked open");
         if conn.channels.contains_key(&ch.channel) {

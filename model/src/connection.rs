@@ -27,10 +27,11 @@ impl Broker {
     }
 
     /// The broker restarts. Every open connection is forced closed (320). What survives is what
-    /// a restart may keep: durable exchanges (`exchange declare durable`), durable queues (`queue
-    /// declare durable persistence`), bindings between surviving entities (`queue bind
-    /// durable-exchange`) and persistent messages in durable queues (`basic 01`), those that were
-    /// delivered but not acknowledged coming back flagged redelivered.
+    /// a restart may keep: durable exchanges (`exchange declare durable support`: transient ones
+    /// go), durable queues (`queue declare durable persistence`), bindings between surviving
+    /// entities (`queue bind durable-exchange`) and persistent messages in durable queues
+    /// (`basic 01`), those that were delivered but not acknowledged coming back flagged
+    /// redelivered.
     pub(crate) fn restart(&mut self, out: &mut Vec<Event>) {
         for conn in self.connections.keys() {
             out.push(Event::ConnectionClosed { conn: *conn, code: ReplyCode::ConnectionForced, method: None });

@@ -20,7 +20,13 @@ impl Broker {
     /// - redeclaring must be equivalent (`exchange declare passive equivalent`, errata 6):
     ///   406, comparing type, durable and arguments (under `compare_known_arguments_only`, only
     ///   those the broker implements), and under `exchange_equivalence_strict` also auto-delete
-    ///   and internal.
+    ///   and internal. Another type is this same 406 on the channel: errata 6 folds
+    ///   `exchange declare type typed` (a 530 in the XML) into the equivalence check;
+    /// - without `exchange_equivalence_strict` (the spec profile) the auto-delete flag of an
+    ///   existing exchange is ignored and left as it was
+    ///   (`exchange declare auto-delete amq_exchange_25`); RabbitMQ compares it.
+    /// - under `name_syntax_checked` (the spec profile) a name outside the syntax is refused,
+    ///   406 (`exchange declare exchange syntax`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn exchange_declare(
         &mut self,
@@ -36,6 +42,9 @@ impl Broker {
     ) -> Outcome {
         if !passive && matches!(kind, ExchangeKind::Other(_)) {
             return Err(Connection(CommandInvalid));
+        }
+        if self.profile.name_syntax_checked && !name.follows_syntax() {
+            return Err(Channel(PreconditionFailed));
         }
         if name.is_empty() {
             return Err(Channel(AccessRefused));
@@ -110,7 +119,9 @@ impl Broker {
     }
 
     /// An auto-delete exchange goes away when its last binding as a source is removed
-    /// (`exchange declare auto-delete`, errata 25).
+    /// (`exchange declare auto-delete`, errata 25). Only the removal of a binding leads here, so
+    /// a new auto-delete exchange stays until it has had a binding and lost it: a client may
+    /// declare one and bind to it afterwards (`exchange declare auto-delete amq_exchange_02`).
     pub(crate) fn auto_delete_exchange(&mut self, name: &Name, out: &mut Vec<Event>) {
         let unused = self.bindings_from(name).next().is_none();
         if unused && self.exchanges.get(name).is_some_and(|x| x.auto_delete) {
@@ -118,9 +129,12 @@ impl Broker {
         }
     }
 
-    /// Check a name used as an end of an exchange-to-exchange binding: the default exchange is
-    /// refused unless the profile allows it (errata 14); a missing exchange is 404
-    /// (`exchange bind destination exchange-existence`, `source exchange-existence`).
+    /// Check a name used as an end of an exchange-to-exchange binding: `""` is the default
+    /// exchange under `default_exchange_bindable` (the spec profile:
+    /// `exchange bind destination default-exchange`, `exchange bind source default-exchange`,
+    /// `exchange unbind destination default-exchange`, `exchange unbind source default-exchange`)
+    /// and refused with 403 otherwise (RabbitMQ, errata 14); a missing exchange is 404
+    /// (`exchange bind destination exchange-existence`, `exchange bind source exchange-existence`).
     fn binding_end(&self, name: &Name) -> Result<bool, Exception> {
         if name.is_empty() && !self.profile.default_exchange_bindable {
             return Err(Channel(AccessRefused));
@@ -152,7 +166,9 @@ impl Broker {
         Ok(())
     }
 
-    /// `exchange.unbind` (`exchange unbind destination must-exist`, `source must-exist`).
+    /// `exchange.unbind`: a missing destination or source exchange is 404 under the spec profile
+    /// (`exchange unbind destination must-exist`, `exchange unbind source must-exist`); under
+    /// `unbind_missing_ok` (RabbitMQ) it is unbind-ok.
     pub(crate) fn exchange_unbind(
         &mut self,
         ch: ChanRef,

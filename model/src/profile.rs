@@ -72,6 +72,11 @@ pub struct Profile {
     /// queue exists (RabbitMQ, which so refuses to redeclare a server-named queue by name); the
     /// spec allows it for an existing queue (`queue declare queue reserved`).
     pub reserved_prefix_always_refused: bool,
+    /// Names of exchanges and queues outside the specification's syntax (letters, digits, `-`,
+    /// `_`, `.`, `:`, at most 127 characters) are refused with 406 by `exchange.declare` and
+    /// `queue.declare` (`exchange declare exchange syntax`, `queue declare queue syntax`);
+    /// RabbitMQ accepts any UTF-8 name of up to 255 bytes.
+    pub name_syntax_checked: bool,
     /// A queue method naming `""` on a channel that declared no queue: the errata (section 18)
     /// make it a 502 connection exception; RabbitMQ closes the channel with 404.
     pub unknown_last_queue: LastQueueError,
@@ -133,6 +138,7 @@ impl Profile {
             exclusive_in_equivalence: true,
             compare_known_arguments_only: false,
             reserved_prefix_always_refused: false,
+            name_syntax_checked: true,
             unknown_last_queue: LastQueueError::ConnectionSyntaxError,
         }
     }
@@ -153,6 +159,7 @@ impl Profile {
             exclusive_in_equivalence: false,
             compare_known_arguments_only: true,
             reserved_prefix_always_refused: true,
+            name_syntax_checked: false,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }

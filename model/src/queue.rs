@@ -12,7 +12,9 @@ use ReplyCode::{AccessRefused, NotFound, PreconditionFailed, ResourceLocked};
 
 impl Broker {
     /// The queue a queue method names: `""` is the last queue declared on the channel
-    /// (`queue bind queue queue-known` and its siblings); with none, the profile's error.
+    /// (`queue bind queue queue-known`, `queue unbind queue queue-known`,
+    /// `queue purge queue queue-known`, `queue delete queue queue-known`); with none, the
+    /// profile's error: 502 on the connection (spec, errata 18) or 404 on the channel (RabbitMQ).
     pub(crate) fn resolve_queue(&self, ch: ChanRef, queue: &Name) -> Result<Name, Exception> {
         if !queue.is_empty() {
             return Ok(queue.clone());
@@ -40,6 +42,8 @@ impl Broker {
     ///
     /// - `""` asks for a server-generated name (`queue declare queue default-name`); a passive
     ///   declare of `""` names no queue (404);
+    /// - queues may be durable or transient (`queue declare durable types`), exclusive to this
+    ///   connection or shared (`queue declare exclusive types`);
     /// - a durable exclusive queue is made transient (errata 30);
     /// - an existing queue exclusive to another connection: 405, before anything else;
     /// - `passive` asserts existence (`queue declare passive passive`): 404;
@@ -47,7 +51,12 @@ impl Broker {
     ///   (`queue declare passive equivalent`): 406; without `exclusive_in_equivalence`
     ///   (RabbitMQ) an `exclusive` flag that differs from the queue's is a lock conflict, 405,
     ///   in both directions (the owner too), and a passive declare ignores it;
-    /// - new names beginning `amq.` are reserved (`queue declare queue reserved`): 403.
+    /// - a redeclare never changes an existing queue's auto-delete flag
+    ///   (`queue declare auto-delete pre-existence`): a passive one ignores it, and otherwise
+    ///   the equivalence check, which compares it, refuses a different flag (406);
+    /// - new names beginning `amq.` are reserved (`queue declare queue reserved`): 403;
+    /// - under `name_syntax_checked` (the spec profile) a name outside the syntax is refused,
+    ///   406 (`queue declare queue syntax`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn queue_declare(
         &mut self,
@@ -62,6 +71,9 @@ impl Broker {
     ) -> Outcome {
         let durable = durable && !exclusive;
         let name = queue.clone();
+        if self.profile.name_syntax_checked && !name.follows_syntax() {
+            return Err(Channel(PreconditionFailed));
+        }
         if !passive && name.is_reserved() && self.profile.reserved_prefix_always_refused {
             return Err(Channel(AccessRefused));
         }
@@ -107,7 +119,10 @@ impl Broker {
 
     /// The binding a queue.bind/unbind names, after resolving `""`: with both queue and routing
     /// key empty, the routing key is the last queue's name too (spec field doc of
-    /// `queue.bind routing-key`).
+    /// `queue.bind routing-key`). An empty exchange name is the default exchange under
+    /// `default_exchange_bindable` (the spec profile: `queue bind exchange default-exchange`,
+    /// `queue unbind exchange default-exchange`) and refused with 403 otherwise (RabbitMQ,
+    /// errata 14).
     fn queue_binding(
         &self,
         ch: ChanRef,
@@ -125,7 +140,9 @@ impl Broker {
     }
 
     /// `queue.bind`: the queue and exchange must exist (`queue bind queue must-exist`,
-    /// `exchange exchange-existence`): 404; duplicates are ignored (`queue bind duplicates`).
+    /// `queue bind exchange exchange-existence`): 404; duplicates are ignored
+    /// (`queue bind duplicates`). Durability is not compared, so a durable queue may be bound to
+    /// a transient exchange (`queue bind transient-exchange`).
     pub(crate) fn queue_bind(
         &mut self,
         ch: ChanRef,
@@ -146,8 +163,9 @@ impl Broker {
         Ok(())
     }
 
-    /// `queue.unbind` (`queue unbind queue must-exist`, `exchange must-exist`); removing an
-    /// auto-delete exchange's last binding deletes it.
+    /// `queue.unbind`: a missing queue or exchange is 404 under the spec profile
+    /// (`queue unbind queue must-exist`, `queue unbind exchange must-exist`) and unbind-ok under
+    /// `unbind_missing_ok` (RabbitMQ); removing an auto-delete exchange's last binding deletes it.
     pub(crate) fn queue_unbind(
         &mut self,
         ch: ChanRef,
@@ -179,7 +197,7 @@ impl Broker {
     }
 
     /// `queue.purge`: drops the ready messages; delivered, unacknowledged ones stay
-    /// (`queue purge 02`).
+    /// (`queue purge 02`). A missing queue is 404 (`queue purge queue must-exist`).
     pub(crate) fn queue_purge(&mut self, ch: ChanRef, queue: &Name, out: &mut Vec<Event>) -> Outcome {
         let name = self.resolve_queue(ch, queue)?;
         self.usable_queue(ch, &name)?;
@@ -192,8 +210,9 @@ impl Broker {
     }
 
     /// `queue.delete`: `if-unused` refuses a queue with consumers (`queue delete if-unused
-    /// in-use`), `if-empty` one with ready messages (`if-empty not-empty`): 406; a missing
-    /// queue is 404 (`queue delete queue must-exist`) unless the profile answers delete-ok.
+    /// in-use`), `if-empty` one with ready messages (`queue delete if-empty not-empty`): 406; a
+    /// missing queue is 404 (`queue delete queue must-exist`) unless the profile answers
+    /// delete-ok.
     pub(crate) fn queue_delete(
         &mut self,
         ch: ChanRef,

@@ -19,11 +19,13 @@ pub struct Broker {
     /// Deliberately broken rules (empty for the real model).
     pub faults: Faults,
     /// Exchanges by name; the default exchange is the one named `""`. Shared copy-on-write
-    /// between states (they change rarely), as are the bindings.
+    /// between states (they change rarely), as are the bindings. There is no limit on how many
+    /// (`exchange declare minimum`).
     pub exchanges: Arc<BTreeMap<Name, Exchange>>,
-    /// Queues by name.
+    /// Queues by name, as many as are declared (`queue declare minimum-queues`: no limit).
     pub queues: BTreeMap<Name, Queue>,
-    /// Explicit bindings (the default exchange's implicit binding of every queue is not stored).
+    /// Explicit bindings (the default exchange's implicit binding of every queue is not stored),
+    /// with no limit per queue or exchange (`queue bind binding-count`).
     pub bindings: Arc<BTreeSet<Binding>>,
     /// Open connections.
     pub connections: BTreeMap<ConnId, Connection>,
@@ -83,9 +85,11 @@ pub struct Queue {
     pub auto_delete: bool,
     /// Declare arguments (compared for equivalence).
     pub arguments: Table,
-    /// Ready messages, in delivery order.
+    /// Ready messages, in delivery order: the order they arrived in, whatever their persistence
+    /// (`basic 08`; the model has no priorities, so every message has the same one).
     pub ready: VecDeque<Ready>,
-    /// Consumers in dispatch rotation, in turn order.
+    /// Consumers in dispatch rotation, in turn order. A queue takes any number of consumers
+    /// (`basic consume 01`: no limit).
     pub consumers: VecDeque<ConsumerRef>,
     /// Consumers that left the rotation for lack of prefetch capacity (round-robin dispatch).
     pub blocked: Vec<ConsumerRef>,
@@ -136,7 +140,8 @@ pub struct Connection {
 pub struct Channel {
     /// The last queue declared on the channel (what `""` names in queue methods).
     pub last_queue: Option<Name>,
-    /// The delivery tag the next delivery gets.
+    /// The delivery tag the next delivery gets: each channel counts its own from 1, so no
+    /// delivery is ever tagged 0 (`delivery-tag non-zero`).
     pub next_tag: u64,
     /// Deliveries awaiting acknowledgement, by delivery tag.
     pub unacked: BTreeMap<u64, Unacked>,
@@ -256,8 +261,9 @@ pub struct Live {
 }
 
 impl Broker {
-    /// A fresh broker: the default exchange and the predeclared `amq.*` exchanges
-    /// (`exchange` rules `required-instances` and `default-exchange`), all durable (errata 20).
+    /// A fresh broker: the default exchange (`exchange default-exchange`) and an `amq.` exchange
+    /// of every type the model implements (`exchange required-instances`), all durable (errata
+    /// 20).
     pub fn new(profile: Profile) -> Self {
         Broker::with_faults(profile, Faults::NONE)
     }

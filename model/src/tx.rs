@@ -27,8 +27,9 @@ impl Broker {
     }
 
     /// `tx.commit` (`tx commit transacted`: 406 on a channel that is not transactional): the held
-    /// publishes are routed in order (unroutable mandatory ones returned now), then the held
-    /// settlements are carried out.
+    /// publishes are routed in order (unroutable mandatory ones returned now, before commit-ok,
+    /// as RabbitMQ does: `tx not mandatory` leaves this open, and a rolled-back publish is never
+    /// returned), then the held settlements are carried out.
     pub(crate) fn tx_commit(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
         let publishes = std::mem::take(self.transaction(ch)?);
         for p in publishes {

@@ -27,6 +27,13 @@ impl Name {
     pub fn is_reserved(&self) -> bool {
         self.0.starts_with("amq.")
     }
+    /// True when the name keeps to the specification's syntax for exchange and queue names: at
+    /// most 127 characters, each a letter, digit, `-`, `_`, `.` or `:` (the domains'
+    /// assertions, which `exchange declare exchange syntax` and `queue declare queue syntax`
+    /// enforce).
+    pub fn follows_syntax(&self) -> bool {
+        self.0.len() <= 127 && self.0.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    }
 }
 
 impl fmt::Debug for Name {
@@ -155,8 +162,8 @@ impl Message {
     }
 }
 
-/// The exchange types the model implements (`exchange` rules `required-types` and
-/// `recommended-types`); any other type name is refused.
+/// The exchange types the model implements: direct and fanout (`exchange required-types`), topic
+/// and headers (`exchange recommended-types`); any other type name is refused.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExchangeKind {
@@ -168,7 +175,8 @@ pub enum ExchangeKind {
     Topic,
     /// Routes on message headers against binding arguments.
     Headers,
-    /// A type the model does not implement (declaring it is refused with 503).
+    /// A type the model does not implement (declaring it is refused with 503). The model adds no
+    /// type beyond the standard four, which `exchange extensions` leaves to the implementation.
     Other(Name),
 }
 

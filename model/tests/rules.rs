@@ -583,6 +583,28 @@ fn queue_declare_reserved_prefix() {
     }
 }
 
+/// `exchange declare exchange syntax`, `queue declare queue syntax`: under the spec profile a
+/// name outside letters, digits, `- _ . :` or longer than 127 is refused with 406, passively
+/// too; RabbitMQ accepts any name (probed with a space and a slash).
+#[test]
+fn declare_name_syntax() {
+    let long = "q".repeat(128);
+    let (mut w, c) = connected(SPEC);
+    for bad in ["x y", "q/1", "é", long.as_str()] {
+        w.refused(exchange(c, bad, Direct, false, false), PreconditionFailed);
+        w.refused(queue(c, bad, false, false, false), PreconditionFailed);
+        w.refused(passive_queue(c, bad), PreconditionFailed);
+    }
+    let good = "Az09-_.:x";
+    w.replies(exchange(c, good, Direct, false, false), Reply::ExchangeDeclareOk);
+    assert_eq!(w.run(queue(c, &"q".repeat(127), false, false, false)).len(), 1);
+    let (mut w, c) = connected(RABBIT);
+    for bad in ["x y", "q/1"] {
+        w.replies(exchange(c, bad, Direct, false, false), Reply::ExchangeDeclareOk);
+        assert_eq!(w.run(queue(c, bad, false, false, false)), vec![declare_ok(c, bad, 0, 0)]);
+    }
+}
+
 /// Field doc of `queue.declare auto-delete` with errata 5: an auto-delete queue is deleted once
 /// its last consumer is gone (cancelled, or with its channel), and not before; one that never
 /// had a consumer stays, even when used by basic.get (Q14).

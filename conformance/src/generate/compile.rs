@@ -182,7 +182,11 @@ impl Compiler<'_> {
     }
 
     fn exchange_name(&self, i: u8) -> Name {
-        Name::from(format!("x{}", self.exchange_index(i) + 1))
+        if self.config.without.iter().any(|k| k == "exchange-declare") {
+            Name::from(format!("amq.{}", self.kind(i).as_str()))
+        } else {
+            Name::from(format!("x{}", self.exchange_index(i) + 1))
+        }
     }
 
     fn kind(&self, i: u8) -> ExchangeKind {
@@ -632,11 +636,27 @@ impl Compiler<'_> {
 /// out). The trace's line numbers are those of its written form, so that it equals
 /// `trace::parse(&trace::write(&it))`.
 pub fn compile(plan: &Plan, config: &GenConfig, title: &str) -> Trace {
+    // Exchange types left out become the first type left (direct when all are).
+    let allowed = [ExchangeKind::Direct, ExchangeKind::Fanout, ExchangeKind::Topic, ExchangeKind::Headers]
+        .into_iter()
+        .find(|k| !config.without.iter().any(|w| w == k.as_str()))
+        .unwrap_or(ExchangeKind::Direct);
+    let kinds = plan
+        .kinds
+        .iter()
+        .map(|k| if config.without.iter().any(|w| w == k.as_str()) { allowed.clone() } else { k.clone() })
+        .collect();
+    let plan = &Plan { kinds, actions: plan.actions.clone() };
     let rabbit = Broker::new(Profile::rabbitmq());
     let spec = config.spec_compatible.then(|| (Broker::new(Profile::spec()), Validator::new(Profile::spec())));
     let state = State { rabbit, spec, life: BTreeMap::new(), unsure: BTreeMap::new(), bodies: 0, tags: 0 };
     let mut compiler = Compiler { plan, config, state, steps: Vec::new() };
-    for action in plan.actions.iter().filter(|a| !a.is_any_of(&config.without)) {
+    // Bindings between the shared amq.* exchanges would outlive the trace: no exchange-bind.
+    let mut without = config.without.clone();
+    if without.iter().any(|k| k == "exchange-declare") {
+        without.push("exchange-bind".into());
+    }
+    for action in plan.actions.iter().filter(|a| !a.is_any_of(&without)) {
         let (saved, len) = (compiler.state.clone(), compiler.steps.len());
         if !compiler.action(action) {
             compiler.state = saved;

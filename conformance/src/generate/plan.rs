@@ -177,9 +177,18 @@ pub enum Action {
     },
 }
 
-/// The names of the kinds of action, as `generate --without` takes them; `requeue` stands for
-/// the nacks and rejects that requeue.
-pub const ACTION_KINDS: &[&str] = &[
+/// What `generate --without` can leave out: the kinds of action below (`requeue` stands for
+/// the nacks and rejects that requeue), an exchange type (its exchanges become of the first type
+/// left, in the order direct, fanout, topic, headers), or `exchange-declare` (the traces use the
+/// broker's `amq.direct`, `amq.fanout`, `amq.topic` and `amq.headers` and declare no exchange,
+/// so the cleanup deletes none: for a broker whose exchange.delete does not work). Traces run
+/// against `amq.*` exchanges share them: run those one at a time (`--jobs 1`).
+pub const WITHOUT_KINDS: &[&str] = &[
+    "direct",
+    "fanout",
+    "topic",
+    "headers",
+    "exchange-declare",
     "declare",
     "bind",
     "exchange-bind",
@@ -201,7 +210,7 @@ pub const ACTION_KINDS: &[&str] = &[
 ];
 
 impl Action {
-    /// Whether the action is of one of the kinds named in `kinds` (see [`ACTION_KINDS`]).
+    /// Whether the action is of one of the kinds named in `kinds` (see [`WITHOUT_KINDS`]).
     pub fn is_any_of(&self, kinds: &[String]) -> bool {
         let kind = match self {
             Action::Declare { .. } => "declare",

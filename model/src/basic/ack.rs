@@ -11,9 +11,11 @@ impl Broker {
     ///
     /// The delivery tag must name an unacknowledged delivery on this channel, checked at once
     /// even in a transaction (`basic ack multiple exists`, `basic nack multiple exists`, errata
-    /// 21): otherwise 406 closes the channel. `multiple` covers every unacknowledged tag up to
-    /// the given one, and with tag 0 all of them. In a transaction the settlement waits for
-    /// `tx.commit`. A requeued copy goes back to its original place flagged redelivered.
+    /// 21): otherwise 406 closes the channel. Only this channel's deliveries are looked at, so a
+    /// tag from another channel names nothing here (`delivery-tag channel-local`). `multiple`
+    /// covers every unacknowledged tag up to the given one, and with tag 0 all of them. In a
+    /// transaction the settlement waits for `tx.commit`. A requeued copy goes back to its original
+    /// place flagged redelivered.
     pub(crate) fn basic_settle(&mut self, ch: ChanRef, delivery_tag: u64, multiple: bool, how: Settle) -> Outcome {
         let chan = self.channel(ch).expect("open");
         let open = |t: &u64| chan.unacked.get(t).is_some_and(|u| u.pending.is_none());
@@ -56,7 +58,9 @@ impl Broker {
     }
 
     /// Put an unacknowledged copy back in its queue at its original place, flagged redelivered
-    /// (`basic recover 01`); a copy whose queue was deleted is dropped.
+    /// (`basic recover 01`, `redelivered implementation`); a copy whose queue was deleted is
+    /// dropped. Only `basic.recover` without requeue (spec profile) hands copies straight back to
+    /// their original consumer.
     pub(crate) fn requeue(&mut self, u: Unacked, avoid: Option<ChanRef>) {
         let redelivered = !self.faults.has(Fault::NoRedeliveredFlag);
         match self.queues.get_mut(&u.queue).filter(|_| !u.queue_gone) {

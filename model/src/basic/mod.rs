@@ -47,6 +47,9 @@ impl Broker {
     ///
     /// - a tag already used on the channel is a 530 connection error (`basic consume
     ///   consumer-tag 01`); an empty tag gets a server-generated one;
+    /// - tags are kept per channel (`basic consume consumer-tag 02`): only this channel's
+    ///   consumers are looked at, so another channel may use the same tag, and generated tags
+    ///   come from one broker-wide counter, so they never repeat;
     /// - the queue must exist (404) and not be another connection's exclusive queue (405);
     /// - exclusive access is refused on a queue with consumers, and any access on a queue with an
     ///   exclusive consumer (`basic consume exclusive 01`): 403.
@@ -90,9 +93,11 @@ impl Broker {
     }
 
     /// `basic.publish`: the exchange must exist (`basic publish exchange must-exist`: 404) and not
-    /// be internal (`basic publish exchange 02`: 403). On a transactional channel the message
+    /// be internal (`basic publish exchange 02`: 403); `""` is the predeclared default exchange
+    /// (`basic publish exchange default-exchange`). On a transactional channel the message
     /// waits for `tx.commit`; otherwise it is routed now, and on a confirm channel acknowledged
-    /// after any `basic.return` (`confirm unroutable messages`).
+    /// after any `basic.return` (`confirm unroutable messages`) and after the copy has been put
+    /// in every queue it reached (`confirm all queues`).
     pub(crate) fn basic_publish(
         &mut self,
         ch: ChanRef,
@@ -176,8 +181,9 @@ impl Broker {
     }
 
     /// Give a ready copy to a client on `ch` (for `consumer`, or for `basic.get` when `None`):
-    /// it gets the channel's next delivery tag and either waits for acknowledgement or, with
-    /// `no_ack`, is settled at once. Returns the delivery tag.
+    /// it gets the channel's next delivery tag and either waits on the channel for
+    /// acknowledgement (`basic 10`: it goes back to its queue if the channel closes first) or,
+    /// with `no_ack`, is settled at once (`basic 09`). Returns the delivery tag.
     pub(crate) fn hand_over(
         &mut self,
         ch: ChanRef,

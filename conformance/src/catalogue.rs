@@ -1,0 +1,400 @@
+//! The rule catalogue: every `<rule>` of AMQP 0-9-1 that bears on a broker, what it says in our
+//! words, and where the project checks it.
+//!
+//! Three files of the repository hold it:
+//!
+//! - `spec/amqp0-9-1.names`: the specification's names, one fact per line (`class basic`,
+//!   `method basic ack`, `field basic ack multiple`, `domain delivery-tag`, `rule basic ack
+//!   multiple exists`, `errata 14`), generated from the XML by `spec/names.py`. A rule's id is
+//!   its class, method and field (or domain) names and its own name joined by spaces, as a
+//!   fixture's `cite:` line writes it.
+//! - `spec/rules.toml`: one `[[rule]]` per rule of the names file, with `id`, `statement` (one
+//!   line, our reading) and, for a rule the suite does not check, `out_of_scope` (why).
+//! - the model's source (`model/src`), whose comments name the rules the model implements, in
+//!   backticks (`` `queue delete if-unused in-use` ``).
+//!
+//! A rule in scope is *covered* when a fixture cites it; one not covered yet is a gap
+//! (`amqp-conformance coverage` lists them). [`Catalogue::problems`] lists what is inconsistent:
+//! a rule without an entry or an entry without a rule, a fixture citing what does not exist, a
+//! covered rule the model's source never names.
+
+use crate::trace::Trace;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Where the catalogue's files are, relative to the repository root.
+pub const NAMES_FILE: &str = "spec/amqp0-9-1.names";
+/// See [`NAMES_FILE`].
+pub const RULES_FILE: &str = "spec/rules.toml";
+/// The model's source, searched for rule ids in backticks.
+pub const MODEL_SOURCE: &str = "model/src";
+
+/// One entry of `spec/rules.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// The rule's id (class, method, field or domain, and rule name, joined by spaces).
+    pub id: String,
+    /// What the rule says, in one line.
+    pub statement: String,
+    /// Why the suite does not check the rule (absent: it is in scope).
+    pub out_of_scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    rule: Vec<Rule>,
+}
+
+/// The specification's names (`spec/amqp0-9-1.names`).
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    /// Every rule id, in document order, with what it belongs to: its class, or `domains`.
+    pub rules: Vec<(String, String)>,
+    /// Classes, methods, fields and domains, as a cite names them (`basic ack multiple`).
+    pub parts: BTreeSet<String>,
+    /// The classes.
+    pub classes: BTreeSet<String>,
+    /// The errata's section numbers.
+    pub errata: BTreeSet<u32>,
+}
+
+impl Names {
+    /// Parse the names file's text (`file` is for messages).
+    pub fn parse(text: &str, file: &str) -> Result<Names, String> {
+        let mut names = Names::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (kind, rest) = line.split_once(' ').ok_or_else(|| format!("{file}:{}: `{line}`", n + 1))?;
+            match kind {
+                "class" | "method" | "field" | "domain" => {
+                    if kind == "class" {
+                        names.classes.insert(rest.to_string());
+                    }
+                    names.parts.insert(rest.to_string());
+                }
+                "rule" => {
+                    let first = rest.split(' ').next().unwrap_or_default();
+                    let owner = if names.classes.contains(first) { first } else { "domains" };
+                    names.rules.push((rest.to_string(), owner.to_string()));
+                }
+                "errata" => {
+                    let section = rest.parse().map_err(|_| format!("{file}:{}: bad errata section `{rest}`", n + 1))?;
+                    names.errata.insert(section);
+                }
+                _ => return Err(format!("{file}:{}: unknown kind `{kind}`", n + 1)),
+            }
+        }
+        Ok(names)
+    }
+
+    /// Whether `id` is a rule's id.
+    pub fn is_rule(&self, id: &str) -> bool {
+        self.rules.iter().any(|(r, _)| r == id)
+    }
+}
+
+/// A place in the model's source that names a rule.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Place {
+    /// The file, relative to the repository root (`model/src/queue.rs`).
+    pub file: String,
+    /// The line (1-based) where the rule's id begins.
+    pub line: usize,
+    /// The comment that names it, joined into one line.
+    pub comment: String,
+}
+
+/// The whole catalogue with what covers each rule.
+#[derive(Clone, Debug)]
+pub struct Catalogue {
+    /// The entries, in the rules file's order.
+    pub rules: Vec<Rule>,
+    /// The specification's names.
+    pub names: Names,
+    /// The fixtures (paths relative to the root) citing each id, rule or not.
+    pub cited_by: BTreeMap<String, Vec<String>>,
+    /// Where the model's source names each rule.
+    pub model: BTreeMap<String, Vec<Place>>,
+    /// Cites that name nothing: (fixture, cite).
+    pub bad_cites: Vec<(String, String)>,
+}
+
+/// Shares of one class (or of everything).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Share {
+    /// Rules in scope.
+    pub in_scope: usize,
+    /// Rules out of scope.
+    pub out_of_scope: usize,
+    /// In-scope rules a fixture cites.
+    pub covered: usize,
+}
+
+impl Share {
+    /// The covered share of the in-scope rules, in percent.
+    pub fn percent(&self) -> f64 {
+        if self.in_scope == 0 {
+            100.0
+        } else {
+            100.0 * self.covered as f64 / self.in_scope as f64
+        }
+    }
+}
+
+impl Catalogue {
+    /// Load the catalogue from the repository at `root`, with `fixtures` (trace path relative to
+    /// the root, and the trace) as what cites rules.
+    pub fn load(root: &Path, fixtures: &[(String, Trace)]) -> Result<Catalogue, String> {
+        let read = |rel: &str| std::fs::read_to_string(root.join(rel)).map_err(|e| format!("{rel}: {e}"));
+        let names = Names::parse(&read(NAMES_FILE)?, NAMES_FILE)?;
+        let file: RulesFile = toml::from_str(&read(RULES_FILE)?).map_err(|e| format!("{RULES_FILE}: {e}"))?;
+        let mut cited_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut bad_cites = Vec::new();
+        for (path, trace) in fixtures {
+            for cite in &trace.cites {
+                if cite_exists(&names, cite) {
+                    cited_by.entry(cite.clone()).or_default().push(path.clone());
+                } else {
+                    bad_cites.push((path.clone(), cite.clone()));
+                }
+            }
+        }
+        let ids: Vec<&str> = file.rule.iter().map(|r| r.id.as_str()).collect();
+        let model = model_places(&root.join(MODEL_SOURCE), root, &ids)?;
+        Ok(Catalogue { rules: file.rule, names, cited_by, model, bad_cites })
+    }
+
+    /// The entry of rule `id`.
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// What rule `id` belongs to: its class, or `domains`.
+    pub fn owner(&self, id: &str) -> &str {
+        self.names.rules.iter().find(|(r, _)| r == id).map_or("?", |(_, o)| o.as_str())
+    }
+
+    /// The fixtures citing `id`.
+    pub fn fixtures(&self, id: &str) -> &[String] {
+        self.cited_by.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether in-scope rule `id` is covered.
+    pub fn covered(&self, id: &str) -> bool {
+        !self.fixtures(id).is_empty()
+    }
+
+    /// The classes (and `domains`) in the names file's order.
+    pub fn owners(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (_, owner) in &self.names.rules {
+            if !out.contains(owner) {
+                out.push(owner.clone());
+            }
+        }
+        out
+    }
+
+    /// The shares of `owner`'s rules (all rules with `None`).
+    pub fn share(&self, owner: Option<&str>) -> Share {
+        let mut share = Share::default();
+        for rule in self.rules.iter().filter(|r| owner.is_none_or(|o| self.owner(&r.id) == o)) {
+            if rule.out_of_scope.is_some() {
+                share.out_of_scope += 1;
+            } else {
+                share.in_scope += 1;
+                share.covered += usize::from(self.covered(&rule.id));
+            }
+        }
+        share
+    }
+
+    /// Everything inconsistent, one message each (empty when the catalogue is sound).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        for rule in &self.rules {
+            if !seen.insert(rule.id.as_str()) {
+                out.push(format!("{RULES_FILE}: rule `{}` has two entries", rule.id));
+            }
+            if !self.names.is_rule(&rule.id) {
+                out.push(format!("{RULES_FILE}: `{}` is not a rule of the specification ({NAMES_FILE})", rule.id));
+            }
+            if rule.statement.trim().is_empty() || rule.statement.contains('\n') {
+                out.push(format!("{RULES_FILE}: `{}`: the statement must be one non-empty line", rule.id));
+            }
+            match &rule.out_of_scope {
+                Some(reason) if reason.trim().is_empty() => {
+                    out.push(format!("{RULES_FILE}: `{}`: out_of_scope needs a reason", rule.id));
+                }
+                Some(_) => {}
+                // A fixture holds on the model, so the model implements what it covers.
+                None if self.covered(&rule.id) && !self.model.contains_key(&rule.id) => out.push(format!(
+                    "{RULES_FILE}: `{}` is covered by {} but no comment in {MODEL_SOURCE} names it in backticks",
+                    rule.id,
+                    self.fixtures(&rule.id).join(", ")
+                )),
+                None => {}
+            }
+        }
+        for (id, _) in &self.names.rules {
+            if !seen.contains(id.as_str()) {
+                out.push(format!("{RULES_FILE}: rule `{id}` of the specification has no entry"));
+            }
+        }
+        for (fixture, cite) in &self.bad_cites {
+            out.push(format!(
+                "{fixture}: `cite: {cite}` names no rule, class, method, field or domain of the specification \
+                 ({NAMES_FILE}), nor an errata section (`errata N`), a tutorial section (`tutorial 3.2`) or a \
+                 RabbitMQ document (`RabbitMQ ...`)"
+            ));
+        }
+        out
+    }
+}
+
+/// Whether a fixture's cite names something that exists (see [`Catalogue::problems`]).
+fn cite_exists(names: &Names, cite: &str) -> bool {
+    if names.is_rule(cite) || names.parts.contains(cite) || cite.starts_with("RabbitMQ ") {
+        return true;
+    }
+    if let Some(n) = cite.strip_prefix("errata ") {
+        return n.parse().is_ok_and(|n: u32| names.errata.contains(&n));
+    }
+    if let Some(section) = cite.strip_prefix("tutorial ") {
+        return !section.is_empty()
+            && section.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    }
+    false
+}
+
+/// Every `.rs` file under `dir`, sorted.
+pub(crate) fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
+            let path = entry.map_err(|e| format!("{}: {e}", d.display()))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The places in the Rust files under `dir` whose comments name one of `ids` in backticks. A
+/// comment's consecutive lines (`//`, `///`, `//!`) are joined with single spaces, so an id may
+/// wrap at a space.
+pub fn model_places(dir: &Path, root: &Path, ids: &[&str]) -> Result<BTreeMap<String, Vec<Place>>, String> {
+    let mut out: BTreeMap<String, Vec<Place>> = BTreeMap::new();
+    for path in rust_files(dir)? {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+        for (joined, starts) in comments(&text) {
+            for id in ids {
+                let quoted = format!("`{id}`");
+                for (at, _) in joined.match_indices(&quoted) {
+                    // The line of the id's first character: the last joined line starting at or
+                    // before it.
+                    let line = starts.iter().take_while(|(offset, _)| *offset <= at + 1).last().map_or(0, |(_, l)| *l);
+                    out.entry(id.to_string()).or_default().push(Place {
+                        file: file.clone(),
+                        line,
+                        comment: joined.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The comments of a Rust file: each run of comment lines joined into one line, with the offset
+/// in it where each source line starts and that line's number.
+fn comments(text: &str) -> Vec<(String, Vec<(usize, usize)>)> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, Vec<(usize, usize)>)> = None;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let body = ["//!", "///", "//"].iter().find_map(|p| trimmed.strip_prefix(p)).map(str::trim);
+        match (body, current.as_mut()) {
+            (Some(body), Some((joined, starts))) => {
+                joined.push(' ');
+                starts.push((joined.len(), n + 1));
+                joined.push_str(body);
+            }
+            (Some(body), None) => current = Some((body.to_string(), vec![(0, n + 1)])),
+            (None, _) => out.extend(current.take()),
+        }
+    }
+    out.extend(current);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAMES: &str = "# test\nclass basic\nmethod basic ack\nfield basic ack multiple\nrule basic 01\n\
+                         rule basic ack multiple exists\ndomain delivery-tag\nrule delivery-tag non-zero\nerrata 14\n";
+
+    #[test]
+    fn names_sort_rules_by_class_and_domain() {
+        let names = Names::parse(NAMES, "n").unwrap();
+        assert_eq!(
+            names.rules,
+            [
+                ("basic 01".to_string(), "basic".to_string()),
+                ("basic ack multiple exists".into(), "basic".into()),
+                ("delivery-tag non-zero".into(), "domains".into())
+            ]
+        );
+        assert!(names.parts.contains("basic ack multiple"));
+        assert_eq!(names.errata, BTreeSet::from([14]));
+        assert!(Names::parse("rules x", "n").unwrap_err().contains("n:1: unknown kind `rules`"));
+    }
+
+    #[test]
+    fn cites_must_name_something() {
+        let names = Names::parse(NAMES, "n").unwrap();
+        for good in
+            ["basic 01", "basic ack", "basic ack multiple", "errata 14", "tutorial 3.2", "RabbitMQ consumer prefetch"]
+        {
+            assert!(cite_exists(&names, good), "{good}");
+        }
+        for bad in
+            ["basic 02", "basic nack", "errata 99", "errata x", "tutorial", "tutorial 3.", "RabbitMQ", "rabbitmq x"]
+        {
+            assert!(!cite_exists(&names, bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn comments_join_lines_and_keep_line_numbers() {
+        let text =
+            "fn a() {}\n/// Refuses it (`basic ack\n/// multiple exists`): 406.\nfn b() {}\n// `basic 01` here\n";
+        let found = comments(text);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].0, "Refuses it (`basic ack multiple exists`): 406.");
+        let dir = std::env::temp_dir().join(format!("amqpc-catalogue-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(dir.join("src/x.rs"), text).unwrap();
+        let places =
+            model_places(&dir.join("src"), &dir, &["basic ack multiple exists", "basic 01", "basic 02"]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(places["basic ack multiple exists"][0].line, 2);
+        assert_eq!(places["basic ack multiple exists"][0].file, "src/x.rs");
+        assert_eq!(places["basic 01"][0].line, 5);
+        assert!(!places.contains_key("basic 02"));
+    }
+}

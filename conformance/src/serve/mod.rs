@@ -1,0 +1,648 @@
+//! The model served over AMQP 0-9-1: a reference broker that clients (lapin, pika, ...) talk to
+//! over TCP, so that the fixture suite can run against the model over the wire.
+//!
+//! - One shared [`Broker`] (behind a mutex) for every connection. Each connection that completes
+//!   its handshake gets a model [`ConnId`], each of its channels a [`ChanRef`]; every client
+//!   method the model implements becomes a [`Command`], applied with [`Broker::apply`], and the
+//!   resulting events are written, as frames, to the connections they belong to (deliveries to
+//!   other connections' consumers too), through one writer task per connection.
+//! - After each command the broker's internal steps (deliveries) are taken: eagerly with the
+//!   profile's first choice ([`Schedule::RoundRobin`], as the runner's model target does), or
+//!   picked at random from a seeded generator ([`Schedule::Random`]).
+//! - What the model does not implement (`channel.flow`, `basic.recover-async`, `immediate`,
+//!   `prefetch-size`, `no-local`, consumer arguments, argument values of kinds the model does not
+//!   keep) is refused with `connection.close` 540; frames that cannot be parsed with 501.
+//! - Messages keep every property and their exact body as published (beside the model, by the
+//!   model's message identity); the model sees the body, `delivery-mode` and headers.
+//!
+//! `conn.rs` is one connection (handshake, frames, channels, content assembly); `map.rs` maps
+//! methods and events.
+
+mod conn;
+mod map;
+
+use amq_protocol::frame::AMQPFrame;
+use amqp_model::{Broker, ChanRef, Command, ConnId, Event, Profile, ProfileName, UsageError};
+use map::{Contents, Peer, Wire};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Where `serve` listens by default (loopback only).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5690";
+
+/// A user allowed to log in (SASL PLAIN).
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// The user name.
+    pub name: String,
+    /// The password.
+    pub password: String,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User").field("name", &self.name).field("password", &"***").finish()
+    }
+}
+
+impl FromStr for User {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some((name, password)) if !name.is_empty() => {
+                Ok(User { name: name.to_string(), password: password.to_string() })
+            }
+            _ => Err(format!("`{}` is not NAME:PASSWORD", s.split(':').next().unwrap_or(""))),
+        }
+    }
+}
+
+impl User {
+    /// `guest:guest`, RabbitMQ's default user.
+    pub fn guest() -> Self {
+        User { name: "guest".into(), password: "guest".into() }
+    }
+}
+
+/// How the broker's internal steps (deliveries) are scheduled after each command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Eagerly, always the first choice offered ([`Broker::settle_internal`]): round robin under
+    /// the `rabbitmq` profile, as the runner's model target dispatches.
+    RoundRobin,
+    /// Until none is left, each picked at random among those offered, from this seed.
+    Random {
+        /// The generator's seed.
+        seed: u64,
+    },
+}
+
+/// The name of a schedule on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// `round-robin`: [`Schedule::RoundRobin`].
+    RoundRobin,
+    /// `random`: [`Schedule::Random`].
+    Random,
+}
+
+impl FromStr for ScheduleKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "round-robin" => Ok(ScheduleKind::RoundRobin),
+            "random" => Ok(ScheduleKind::Random),
+            other => Err(format!("unknown schedule `{other}` (expected `round-robin` or `random`)")),
+        }
+    }
+}
+
+/// What the server offers in `connection.tune`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// The highest channel number.
+    pub channel_max: u16,
+    /// The largest frame, framing included.
+    pub frame_max: u32,
+    /// The heartbeat interval in seconds (0: none).
+    pub heartbeat: u16,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning { channel_max: 2047, frame_max: 131_072, heartbeat: 60 }
+    }
+}
+
+/// How a server behaves.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The model's profile.
+    pub profile: Profile,
+    /// How internal steps are scheduled.
+    pub schedule: Schedule,
+    /// Who may log in (none: nobody).
+    pub users: Vec<User>,
+    /// What `connection.tune` offers.
+    pub tuning: Tuning,
+    /// Log connections, refusals and errors on stderr.
+    pub log: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            profile: Profile::rabbitmq(),
+            schedule: Schedule::RoundRobin,
+            users: vec![User::guest()],
+            tuning: Tuning::default(),
+            log: false,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The default configuration under `profile`.
+    pub fn with_profile(profile: Profile) -> Self {
+        ServeConfig { profile, ..ServeConfig::default() }
+    }
+}
+
+/// What a connection's writer task is told.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// Write these frames.
+    Frames(Vec<AMQPFrame>),
+    /// Send heartbeats at this interval (seconds, 0: none).
+    Heartbeat(u16),
+    /// A `connection.close` was sent: close the socket if the client has not answered it soon.
+    CloseWait,
+    /// Close the socket (after what was queued before).
+    Shutdown,
+}
+
+/// A connection as the shared state knows it.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// Its writer.
+    pub(crate) tx: UnboundedSender<Out>,
+    /// How it takes events.
+    pub(crate) peer: Peer,
+    /// The model has the connection open (no close sent or answered yet).
+    pub(crate) model_open: bool,
+    /// Channels the server closed whose `channel.close-ok` has not arrived: methods on them are
+    /// discarded.
+    pub(crate) closing: BTreeSet<u16>,
+}
+
+/// Why a command could not be executed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The model cannot take it (a command no client could send).
+    Usage(UsageError),
+    /// The model failed (a bug in the model): the connection is closed with 541.
+    Internal(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Usage(e) => write!(f, "the model cannot take the command: {e}"),
+            Failure::Internal(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Which reply of a command is not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Quiet {
+    /// Every event is sent.
+    No,
+    /// The command's reply (the client asked `nowait`).
+    Reply,
+    /// The channel's close-ok (the server closes the channel itself).
+    CloseOk,
+}
+
+/// A small seeded generator (xorshift64*) for the random schedule.
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as usize % n.max(1)
+    }
+}
+
+/// Everything behind the mutex.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) broker: Broker,
+    pub(crate) slots: BTreeMap<ConnId, Slot>,
+    next_conn: u16,
+    rng: Option<Rng>,
+    /// Published messages as they came, by model message identity.
+    contents: Contents,
+    /// Publishes held by a transaction, in order.
+    pending_tx: BTreeMap<ChanRef, Vec<Arc<Wire>>>,
+    /// Side-table entries added since the last pruning.
+    since_prune: usize,
+}
+
+/// The server's shared part.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: ServeConfig,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn new(config: ServeConfig) -> Self {
+        let rng = match config.schedule {
+            Schedule::RoundRobin => None,
+            Schedule::Random { seed } => Some(Rng::new(seed)),
+        };
+        let state = State {
+            broker: Broker::new(config.profile),
+            slots: BTreeMap::new(),
+            next_conn: 0,
+            rng,
+            contents: Contents::new(),
+            pending_tx: BTreeMap::new(),
+            since_prune: 0,
+        };
+        Shared { config, state: Mutex::new(state) }
+    }
+
+    /// The state, also after a panic elsewhere (each step leaves it whole or is a model bug).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn log(&self, what: impl FnOnce() -> String) {
+        if self.config.log {
+            eprintln!("serve: {}", what());
+        }
+    }
+}
+
+impl State {
+    /// A connection id no open connection has (the model's ids are `u16`: they are reused).
+    pub(crate) fn register(&mut self, tx: UnboundedSender<Out>, peer: Peer) -> Option<ConnId> {
+        for _ in 0..=u16::MAX as usize {
+            self.next_conn = self.next_conn.checked_add(1).unwrap_or(1);
+            let id = ConnId(self.next_conn);
+            if !self.slots.contains_key(&id) && !self.broker.connections.contains_key(&id) {
+                self.slots.insert(id, Slot { tx, peer, model_open: false, closing: BTreeSet::new() });
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Forget a connection whose socket is gone: the model drops it if it still has it open.
+    pub(crate) fn unregister(&mut self, conn: ConnId) {
+        if self.slots.get(&conn).is_some_and(|s| s.model_open) {
+            let _ = self.execute(&Command::ConnectionDrop { conn }, None, Quiet::No);
+        }
+        self.slots.remove(&conn);
+        self.pending_tx.retain(|ch, _| ch.conn != conn);
+    }
+
+    /// Send frames to a connection's writer.
+    pub(crate) fn send(&self, conn: ConnId, out: Out) {
+        if let Some(slot) = self.slots.get(&conn) {
+            let _ = slot.tx.send(out);
+        }
+    }
+
+    /// Apply a command (with the message as published, for a publish), take the internal steps
+    /// the schedule says, and send every event to its connection.
+    ///
+    /// A panic in the model (a model bug) is caught and reported as [`Failure::Internal`], so that
+    /// it closes only the connection whose command caused it.
+    pub(crate) fn execute(&mut self, cmd: &Command, wire: Option<Arc<Wire>>, quiet: Quiet) -> Result<(), Failure> {
+        let before = self.broker.next_msg;
+        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| self.broker.apply(cmd)));
+        let mut events = match applied {
+            Ok(Ok(events)) => events,
+            Ok(Err(e)) => return Err(Failure::Usage(e)),
+            Err(_) => return Err(Failure::Internal(format!("the model panicked applying {cmd:?}"))),
+        };
+        let after = self.broker.next_msg;
+        self.bookkeep(cmd, wire, before, after, &events);
+        if let Some(ch) = cmd.channel() {
+            let quieted = match quiet {
+                Quiet::No => None,
+                Quiet::Reply => events.iter().position(|e| matches!(e, Event::Reply { ch: c, .. } if *c == ch)),
+                Quiet::CloseOk => events.iter().position(|e| *e == Event::ChannelCloseOk { ch }),
+            };
+            if let Some(i) = quieted {
+                events.remove(i);
+            }
+        }
+        self.route(&events);
+        if std::panic::catch_unwind(AssertUnwindSafe(|| self.settle())).is_err() {
+            return Err(Failure::Internal(format!("the model panicked taking internal steps after {cmd:?}")));
+        }
+        self.prune();
+        Ok(())
+    }
+
+    /// The broker restarts: every connection is closed (320).
+    pub(crate) fn restart(&mut self) {
+        let _ = self.execute(&Command::Restart, None, Quiet::No);
+    }
+
+    /// Keep the published messages beside the model: a publish routed now gets the identity the
+    /// model gave it; one held by a transaction waits for the commit, which routes the held
+    /// publishes in order.
+    fn bookkeep(&mut self, cmd: &Command, wire: Option<Arc<Wire>>, before: u32, after: u32, events: &[Event]) {
+        let closed = |ch: ChanRef| {
+            events.iter().any(|e| match e {
+                Event::ChannelClosed { ch: c, .. } => *c == ch,
+                Event::ConnectionClosed { conn, .. } => *conn == ch.conn,
+                _ => false,
+            })
+        };
+        match cmd {
+            Command::BasicPublish { ch, .. } => {
+                let Some(wire) = wire else { return };
+                if after == before + 1 {
+                    self.contents.insert(before, wire);
+                    self.since_prune += 1;
+                } else if after == before && !closed(*ch) {
+                    self.pending_tx.entry(*ch).or_default().push(wire);
+                }
+            }
+            Command::TxCommit { ch } => {
+                let held = self.pending_tx.remove(ch).unwrap_or_default();
+                for (id, wire) in (before..after).zip(held) {
+                    self.contents.insert(id, wire);
+                    self.since_prune += 1;
+                }
+            }
+            Command::TxRollback { ch } => {
+                self.pending_tx.remove(ch);
+            }
+            Command::ConnectionDrop { conn } | Command::ConnectionClose { conn } => {
+                self.pending_tx.retain(|c, _| c.conn != *conn);
+            }
+            Command::Restart => self.pending_tx.clear(),
+            _ => {}
+        }
+    }
+
+    /// Take internal steps until none is left, as the schedule says, sending their events.
+    fn settle(&mut self) {
+        match &mut self.rng {
+            None => {
+                let events = self.broker.settle_internal();
+                self.route(&events);
+            }
+            Some(_) => {
+                let mut steps = Vec::new();
+                loop {
+                    steps.clear();
+                    self.broker.internal_steps(&mut steps);
+                    if steps.is_empty() {
+                        break;
+                    }
+                    let i = self.rng.as_mut().map_or(0, |r| r.below(steps.len()));
+                    let events = self.broker.step(&steps[i]);
+                    self.route(&events);
+                }
+            }
+        }
+    }
+
+    /// Forget published messages the model no longer has anywhere.
+    fn prune(&mut self) {
+        if self.since_prune < 1024 || self.contents.len() < 2 * self.broker.ledger.len() + 1024 {
+            return;
+        }
+        self.since_prune = 0;
+        let live: BTreeSet<u32> = self.broker.ledger.keys().map(|c| c.msg.0).collect();
+        self.contents.retain(|id, _| live.contains(id));
+    }
+
+    /// Send each event to its connection, keeping track of the closes.
+    fn route(&mut self, events: &[Event]) {
+        for e in events {
+            let conn = e.connection();
+            match e {
+                Event::ChannelClosed { ch, .. } | Event::ChannelCloseOk { ch } | Event::ChannelOpenOk { ch } => {
+                    self.pending_tx.remove(ch);
+                }
+                Event::ConnectionClosed { .. } | Event::ConnectionCloseOk { .. } => {
+                    self.pending_tx.retain(|c, _| c.conn != conn);
+                }
+                _ => {}
+            }
+            let Some(slot) = self.slots.get_mut(&conn) else { continue };
+            let frames = map::frames(e, &self.contents, slot.peer);
+            if !frames.is_empty() {
+                let _ = slot.tx.send(Out::Frames(frames));
+            }
+            match e {
+                Event::ChannelClosed { ch, .. } => {
+                    slot.closing.insert(ch.channel);
+                }
+                Event::ConnectionOpenOk { .. } => slot.model_open = true,
+                Event::ConnectionClosed { .. } => {
+                    slot.model_open = false;
+                    let _ = slot.tx.send(Out::CloseWait);
+                }
+                Event::ConnectionCloseOk { .. } => {
+                    slot.model_open = false;
+                    let _ = slot.tx.send(Out::Shutdown);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A reference broker: the model behind an AMQP 0-9-1 listener.
+#[derive(Clone, Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// A server with a fresh broker.
+    pub fn new(config: ServeConfig) -> Self {
+        Server { shared: Arc::new(Shared::new(config)) }
+    }
+
+    /// Accept connections on `listener` until the task is dropped, each served by its own task.
+    pub async fn run(&self, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    tokio::spawn(conn::run(stream, peer, self.shared.clone()));
+                }
+                Err(e) => {
+                    self.shared.log(|| format!("accept: {e}"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    /// The broker restarts (the model's `restart`): every connection is closed with 320
+    /// CONNECTION_FORCED, and only durable entities and persistent messages in durable queues
+    /// remain.
+    pub fn restart(&self) {
+        self.shared.lock().restart();
+    }
+
+    /// How many connections have a socket.
+    pub fn connections(&self) -> usize {
+        self.shared.lock().slots.len()
+    }
+
+    /// A copy of the model's state now.
+    pub fn broker(&self) -> Broker {
+        self.shared.lock().broker.clone()
+    }
+}
+
+/// Serve the model on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, config: ServeConfig) {
+    Server::new(config).run(listener).await
+}
+
+/// A server on an ephemeral loopback port, run by a thread of its own (with its own tokio
+/// runtime); stopped when dropped.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    server: Server,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Start a server on `127.0.0.1:0`.
+    pub fn start(config: ServeConfig) -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0", config)
+    }
+
+    /// Start a server on `addr` (`127.0.0.1:0` for an ephemeral port).
+    pub fn start_on(addr: &str, config: ServeConfig) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("amqp-serve")
+            .enable_all()
+            .build()?;
+        let server = Server::new(config);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let s = server.clone();
+        let thread = std::thread::Builder::new().name("amqp-serve".into()).spawn(move || {
+            runtime.block_on(async move {
+                let listener = match TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("serve: {e}");
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = s.run(listener) => {}
+                    _ = stopped => {}
+                }
+            });
+            // Dropping the runtime ends every connection task, closing their sockets.
+            runtime.shutdown_timeout(Duration::from_millis(200));
+        })?;
+        Ok(ServerHandle { addr, server, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// An AMQP URI for it, with its first user (`amqp://guest:guest@127.0.0.1:PORT/%2f`).
+    pub fn uri(&self) -> String {
+        let user = self.server.shared.config.users.first().cloned().unwrap_or_else(User::guest);
+        format!("amqp://{}:{}@{}/%2f", encode(&user.name), encode(&user.password), self.addr)
+    }
+
+    /// The server.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Stop it: the listener and every connection are closed.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Percent-encode a URI's user information.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The `serve` subcommand: listen on `listen` and serve until killed. The error is one line.
+pub fn run_cli(
+    listen: &str,
+    profile: ProfileName,
+    schedule: ScheduleKind,
+    seed: Option<u64>,
+    users: &[User],
+) -> Result<(), String> {
+    let schedule = match schedule {
+        ScheduleKind::RoundRobin => {
+            if seed.is_some() {
+                eprintln!("serve: --seed is only used with --schedule random");
+            }
+            Schedule::RoundRobin
+        }
+        ScheduleKind::Random => Schedule::Random {
+            seed: seed.unwrap_or_else(|| {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+            }),
+        },
+    };
+    let users = if users.is_empty() { vec![User::guest()] } else { users.to_vec() };
+    let config =
+        ServeConfig { profile: Profile::named(profile), schedule, users, tuning: Tuning::default(), log: true };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let schedule = match config.schedule {
+            Schedule::RoundRobin => "round-robin".to_string(),
+            Schedule::Random { seed } => format!("random, seed {seed}"),
+        };
+        let names: Vec<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
+        println!(
+            "serving the model (profile {profile}, schedule {schedule}) over AMQP 0-9-1 on {addr}, virtual host /, \
+             users {}",
+            names.join(", ")
+        );
+        serve(listener, config).await;
+        Ok(())
+    })
+}
