@@ -37,10 +37,16 @@ test:
     cargo nextest run --workspace --no-fail-fast
     cargo test --workspace --doc
 
-# Run every fixture against the model under both profiles (validated by the conformance runner).
+# Run every fixture on the model itself under both profiles (validated by the conformance runner).
 fixtures:
-    cargo run -q -p amqp-conformance -- run fixtures --profile rabbitmq
-    cargo run -q -p amqp-conformance -- run fixtures --profile spec
+    cargo run -q -p amqp-conformance -- run fixtures --model --profile rabbitmq
+    cargo run -q -p amqp-conformance -- run fixtures --model --profile spec
+
+# Every fixture over the wire against the reference broker (the model served in-process), both
+# profiles: what `run` does with no --broker.
+reference:
+    cargo run -q --release -p amqp-conformance -- run fixtures --profile rabbitmq --jobs 4
+    cargo run -q --release -p amqp-conformance -- run fixtures --profile spec --jobs 4
 
 # Restart fixtures need $RESTART_CMD (given for the local RabbitMQ), otherwise they are skipped.
 

@@ -36,16 +36,22 @@ enum Cmd {
     /// Run trace files and report, per trace, pass or the line where the target left the
     /// behaviours the model allows.
     ///
-    /// The target is a live broker with `--broker URI`, otherwise the model itself (dispatching
-    /// eagerly). On a broker every queue and exchange name gets a run-unique prefix, and what a
-    /// trace created is deleted afterwards, also when it fails. Traces whose `profile:` header
-    /// names the other profile, and traces with steps the target cannot perform (`restart`
-    /// without `--restart-cmd`), are reported as skipped.
+    /// The target is a live broker with `--broker URI`; without it, the reference broker (the
+    /// model served over AMQP, `serve`) started in-process on a loopback port, so the suite runs
+    /// over the wire with nothing installed; with `--model`, the model itself, without the wire
+    /// (dispatching eagerly). On a broker every queue and exchange name gets a run-unique prefix,
+    /// and what a trace created is deleted afterwards, also when it fails. Traces whose
+    /// `profile:` header names the other profile, and traces with steps the target cannot
+    /// perform (`restart` without `--restart-cmd`), are reported as skipped.
     Run {
         /// Trace files, directories (searched recursively for *.trace) or glob patterns
         /// (quoted: 'fixtures/**/queue-*.trace').
         #[arg(default_value = "fixtures")]
         paths: Vec<PathBuf>,
+        /// Validate against the model itself instead of the in-process reference broker (no
+        /// wire, no cleanup; the fastest check of a trace).
+        #[arg(long, conflicts_with = "broker")]
+        model: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -186,7 +192,8 @@ struct Common {
     #[arg(long, default_value = "rabbitmq")]
     profile: ProfileName,
     /// Run against the broker at this AMQP URI (amqp://user:password@host:port/vhost, e.g.
-    /// amqp://guest:guest@127.0.0.1:5672/%2f) instead of the model. The password is never printed.
+    /// amqp://guest:guest@127.0.0.1:5672/%2f) instead of the model or the reference broker. The
+    /// password is never printed.
     #[arg(long, value_name = "URI")]
     broker: Option<String>,
     /// Run this many traces at once, each on its own connections (traces that restart the broker
@@ -233,13 +240,18 @@ impl Common {
             }
             return Ok(TargetSpec::Model);
         };
-        let timing = Timing {
+        let timing = self.timing();
+        check_login(uri, timing.timeout).map_err(Fatal)?;
+        Ok(TargetSpec::Broker { uri: uri.clone(), timing, restart_cmd: self.restart_cmd.clone() })
+    }
+
+    /// The runner's timing options.
+    fn timing(&self) -> Timing {
+        Timing {
             timeout: Duration::from_millis(self.timeout_ms),
             grace: Duration::from_millis(self.grace_ms),
             fence: Duration::from_millis(self.fence_ms),
-        };
-        check_login(uri, timing.timeout).map_err(Fatal)?;
-        Ok(TargetSpec::Broker { uri: uri.clone(), timing, restart_cmd: self.restart_cmd.clone() })
+        }
     }
 
     fn deviations(&self) -> Result<Option<Deviations>, Fatal> {
@@ -307,8 +319,19 @@ impl Progress {
     }
 }
 
-fn run(paths: &[PathBuf], common: &Common) -> Result<bool, Fatal> {
-    let target = common.target()?;
+fn run(paths: &[PathBuf], model: bool, common: &Common) -> Result<bool, Fatal> {
+    use amqp_conformance::serve::{ServeConfig, ServerHandle};
+    // Without a broker, the reference broker in-process (kept alive for the run).
+    let (target, _server) = if common.broker.is_none() && !model {
+        if common.restart_cmd.is_some() {
+            return Err(Fatal("--restart-cmd needs --broker".into()));
+        }
+        let server = ServerHandle::start(ServeConfig::with_profile(amqp_model::Profile::named(common.profile)))
+            .map_err(|e| Fatal(format!("cannot start the reference broker: {e}")))?;
+        (TargetSpec::Broker { uri: server.uri(), timing: common.timing(), restart_cmd: None }, Some(server))
+    } else {
+        (common.target()?, None)
+    };
     let deviations = common.deviations()?;
     let files = find_traces(paths).map_err(Fatal)?;
     let traces = load(&files).map_err(Fatal)?;
@@ -585,7 +608,7 @@ fn coverage(paths: &[PathBuf], min: f64) -> Result<bool, Fatal> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
-        Cmd::Run { paths, common } => run(paths, common),
+        Cmd::Run { paths, model, common } => run(paths, *model, common),
         Cmd::Matrix { config, out, check } => matrix(config, out, *check),
         Cmd::Serve { listen, profile, schedule, seed, users } => {
             amqp_conformance::serve::run_cli(listen, *profile, *schedule, *seed, users).map(|()| true).map_err(Fatal)
