@@ -127,6 +127,24 @@ struct Names {
     prefix: String,
 }
 
+/// An exchange-to-exchange binding's routing key as sent. A binding to the default exchange
+/// carries messages on to the queue its key names: the key is a queue name, and so is a
+/// publish's key that it matches (noted in `keyed`, so that such publishes are prefixed too).
+fn exchange_binding_key(
+    names: &Names,
+    keyed: &mut BTreeSet<Name>,
+    destination: &Name,
+    source: &Name,
+    routing_key: &Name,
+) -> String {
+    if destination.is_empty() {
+        keyed.insert(routing_key.clone());
+        binding_key(names, destination, routing_key)
+    } else {
+        binding_key(names, source, routing_key)
+    }
+}
+
 /// A binding's routing key as sent: on the default exchange the keys are queue names, prefixed
 /// as a publish to it prefixes its routing key.
 fn binding_key(names: &Names, exchange: &Name, routing_key: &Name) -> String {
@@ -167,7 +185,9 @@ impl Names {
     }
 }
 
-fn field_table(table: &Table) -> FieldTable {
+/// A model table as lapin sends it (integers as `I` when they fit, `l` otherwise; strings as
+/// `S`); the reference broker writes tables the same way.
+pub(crate) fn field_table(table: &Table) -> FieldTable {
     let mut t = FieldTable::default();
     for (k, v) in table {
         let v = match v {
@@ -935,38 +955,16 @@ impl LiveTarget {
                 }
             }
             ExchangeBind { ch, destination, source, routing_key, arguments } => {
-                // A binding to the default exchange carries messages on to the queue its key
-                // names: the key is a queue name, and so is a publish's key that it matches.
-                let into_default = destination.is_empty();
-                if into_default {
-                    self.keyed.insert(routing_key.clone());
-                }
-                let exchange = if into_default { destination } else { source };
-                let (d, s, k, a) = (
-                    names.wire(destination),
-                    names.wire(source),
-                    binding_key(&names, exchange, routing_key),
-                    field_table(arguments),
-                );
+                let k = exchange_binding_key(&names, &mut self.keyed, destination, source, routing_key);
+                let (d, s, a) = (names.wire(destination), names.wire(source), field_table(arguments));
                 self.reply(*ch, Method::ExchangeBind, Reply::ExchangeBindOk, |c| async move {
                     c.exchange_bind(d.into(), s.into(), k.into(), ExchangeBindOptions::default(), a).await
                 })
                 .await;
             }
             ExchangeUnbind { ch, destination, source, routing_key, arguments } => {
-                // A binding to the default exchange carries messages on to the queue its key
-                // names: the key is a queue name, and so is a publish's key that it matches.
-                let into_default = destination.is_empty();
-                if into_default {
-                    self.keyed.insert(routing_key.clone());
-                }
-                let exchange = if into_default { destination } else { source };
-                let (d, s, k, a) = (
-                    names.wire(destination),
-                    names.wire(source),
-                    binding_key(&names, exchange, routing_key),
-                    field_table(arguments),
-                );
+                let k = exchange_binding_key(&names, &mut self.keyed, destination, source, routing_key);
+                let (d, s, a) = (names.wire(destination), names.wire(source), field_table(arguments));
                 self.reply(*ch, Method::ExchangeUnbind, Reply::ExchangeUnbindOk, |c| async move {
                     c.exchange_unbind(d.into(), s.into(), k.into(), ExchangeUnbindOptions::default(), a).await
                 })

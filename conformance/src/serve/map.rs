@@ -7,9 +7,10 @@
 //! published (every property, the body's bytes) is kept beside the model as a [`Wire`] and sent
 //! back as it came whenever it agrees with what the model says of the message.
 
+use crate::live::field_table;
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue, tx, AMQPClass};
-use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 use amqp_model::event::Reply;
 use amqp_model::{ChanRef, Command, Content, Event, ExchangeKind, Message, Method, Name, ReplyCode, Table, Value};
 use std::collections::BTreeMap;
@@ -105,23 +106,6 @@ fn value(v: &AMQPValue) -> Option<Value> {
         AMQPValue::LongString(s) => Value::Str(Name::from(String::from_utf8_lossy(s.as_bytes()).into_owned())),
         _ => return None,
     })
-}
-
-/// A model table on the wire (integers as `I` when they fit, `l` otherwise; strings as `S`).
-pub(crate) fn field_table(t: &Table) -> FieldTable {
-    let mut out = FieldTable::default();
-    for (k, v) in t {
-        let v = match v {
-            Value::Bool(b) => AMQPValue::Boolean(*b),
-            Value::Int(i) => match i32::try_from(*i) {
-                Ok(i) => AMQPValue::LongInt(i),
-                Err(_) => AMQPValue::LongLongInt(*i),
-            },
-            Value::Str(s) => AMQPValue::LongString(LongString::from(s.as_str())),
-        };
-        out.insert(ShortString::from(k.as_str()), v);
-    }
-    out
 }
 
 /// The model's content of a published message.

@@ -1,0 +1,20 @@
+//! The tutorial's scenarios as pika programs (`tests/pika/tutorial.py`) against the reference
+//! broker served in-process: a real client other than lapin gets the outcomes the model states.
+//! Needs Python 3 with pika (`.ci/run` installs it); without it the test fails and says so.
+
+use amqp_conformance::serve::{ServeConfig, ServerHandle};
+use amqp_model::Profile;
+use std::process::Command;
+
+#[test]
+fn the_tutorials_pika_programs_behave_as_the_model_says() {
+    let has_pika = Command::new("python3").args(["-c", "import pika"]).status().is_ok_and(|s| s.success());
+    assert!(has_pika, "python3 with pika is needed: pip install pika");
+    let server = ServerHandle::start(ServeConfig::with_profile(Profile::rabbitmq())).expect("the reference broker");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pika/tutorial.py");
+    let out = Command::new("python3").arg(script).arg(server.addr().port().to_string()).output().expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("6 scenarios, 0 failed"), "{text}");
+    server.stop();
+}
