@@ -204,24 +204,25 @@ pub(crate) fn field_table(table: &Table) -> FieldTable {
 }
 
 fn table_of(table: &FieldTable) -> Table {
-    let mut t = Table::new();
-    for (k, v) in table.inner() {
-        let v = match v {
-            AMQPValue::Boolean(b) => Value::Bool(*b),
-            AMQPValue::ShortShortInt(i) => Value::Int(i64::from(*i)),
-            AMQPValue::ShortShortUInt(i) => Value::Int(i64::from(*i)),
-            AMQPValue::ShortInt(i) => Value::Int(i64::from(*i)),
-            AMQPValue::ShortUInt(i) => Value::Int(i64::from(*i)),
-            AMQPValue::LongInt(i) => Value::Int(i64::from(*i)),
-            AMQPValue::LongUInt(i) => Value::Int(i64::from(*i)),
-            AMQPValue::LongLongInt(i) => Value::Int(*i),
-            AMQPValue::ShortString(s) => Value::Str(Name::from(s.as_str())),
-            AMQPValue::LongString(s) => Value::Str(Name::from(String::from_utf8_lossy(s.as_bytes()).into_owned())),
-            _ => continue,
-        };
-        t.insert(Name::from(k.as_str()), v);
-    }
-    t
+    table.inner().iter().filter_map(|(k, v)| Some((Name::from(k.as_str()), model_value(v)?))).collect()
+}
+
+/// A field value as the model keeps it (booleans, integers, strings); other kinds are `None`.
+/// The reference broker reads tables with it too.
+pub(crate) fn model_value(v: &AMQPValue) -> Option<Value> {
+    Some(match v {
+        AMQPValue::Boolean(b) => Value::Bool(*b),
+        AMQPValue::ShortShortInt(i) => Value::Int(i64::from(*i)),
+        AMQPValue::ShortShortUInt(i) => Value::Int(i64::from(*i)),
+        AMQPValue::ShortInt(i) => Value::Int(i64::from(*i)),
+        AMQPValue::ShortUInt(i) => Value::Int(i64::from(*i)),
+        AMQPValue::LongInt(i) => Value::Int(i64::from(*i)),
+        AMQPValue::LongUInt(i) => Value::Int(i64::from(*i)),
+        AMQPValue::LongLongInt(i) => Value::Int(*i),
+        AMQPValue::ShortString(s) => Value::Str(Name::from(s.as_str())),
+        AMQPValue::LongString(s) => Value::Str(Name::from(String::from_utf8_lossy(s.as_bytes()).into_owned())),
+        _ => return None,
+    })
 }
 
 /// What the observed events of a run are written to, by whichever task observes them; a

@@ -7,12 +7,12 @@
 //! published (every property, the body's bytes) is kept beside the model as a [`Wire`] and sent
 //! back as it came whenever it agrees with what the model says of the message.
 
-use crate::live::field_table;
+use crate::live::{field_table, model_value};
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue, tx, AMQPClass};
-use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
+use amq_protocol::types::{FieldTable, ShortString};
 use amqp_model::event::Reply;
-use amqp_model::{ChanRef, Command, Content, Event, ExchangeKind, Message, Method, Name, ReplyCode, Table, Value};
+use amqp_model::{ChanRef, Command, Content, Event, ExchangeKind, Message, Method, Name, ReplyCode, Table};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -76,7 +76,7 @@ fn name(s: &ShortString) -> Name {
 pub(crate) fn table(t: &FieldTable) -> Result<Table, String> {
     let mut out = Table::new();
     for (k, v) in t.inner() {
-        match value(v) {
+        match model_value(v) {
             Some(v) => {
                 out.insert(Name::from(k.as_str()), v);
             }
@@ -89,23 +89,7 @@ pub(crate) fn table(t: &FieldTable) -> Result<Table, String> {
 /// Message headers as the model sees them: the fields of the kinds it keeps (the others cannot
 /// match a binding, whose arguments are of those kinds, so leaving them out changes no routing).
 pub(crate) fn headers(t: &FieldTable) -> Table {
-    t.inner().iter().filter_map(|(k, v)| Some((Name::from(k.as_str()), value(v)?))).collect()
-}
-
-fn value(v: &AMQPValue) -> Option<Value> {
-    Some(match v {
-        AMQPValue::Boolean(b) => Value::Bool(*b),
-        AMQPValue::ShortShortInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::ShortShortUInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::ShortInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::ShortUInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::LongInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::LongUInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::LongLongInt(i) => Value::Int(*i),
-        AMQPValue::ShortString(s) => Value::Str(Name::from(s.as_str())),
-        AMQPValue::LongString(s) => Value::Str(Name::from(String::from_utf8_lossy(s.as_bytes()).into_owned())),
-        _ => return None,
-    })
+    t.inner().iter().filter_map(|(k, v)| Some((Name::from(k.as_str()), model_value(v)?))).collect()
 }
 
 /// The model's content of a published message.
@@ -532,6 +516,8 @@ pub(crate) fn known_method(class_id: u16, method_id: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amq_protocol::types::AMQPValue;
+    use amqp_model::Value;
 
     #[test]
     fn tables_keep_what_the_model_keeps() {
