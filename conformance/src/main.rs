@@ -131,6 +131,11 @@ enum Cmd {
         /// A user who may log in, as NAME:PASSWORD (repeat for more; default guest:guest).
         #[arg(long = "user", value_name = "NAME:PASSWORD")]
         users: Vec<amqp_conformance::serve::User>,
+        /// Seconds a write may wait for a client that does not read what it is sent; then its
+        /// socket is closed (and its unacknowledged messages requeued). Meanwhile the server
+        /// reads nothing more from that client and holds deliveries to it in their queues.
+        #[arg(long, default_value_t = amqp_conformance::serve::DEFAULT_SEND_TIMEOUT.as_secs(), value_name = "SECS")]
+        send_timeout: u64,
     },
     /// Run the suite against every target of a matrix file (the model under each profile, each
     /// broker under a profile with its deviations file) and write the conformance matrix: one
@@ -610,8 +615,11 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Cmd::Run { paths, model, common } => run(paths, *model, common),
         Cmd::Matrix { config, out, check } => matrix(config, out, *check),
-        Cmd::Serve { listen, profile, schedule, seed, users } => {
-            amqp_conformance::serve::run_cli(listen, *profile, *schedule, *seed, users).map(|()| true).map_err(Fatal)
+        Cmd::Serve { listen, profile, schedule, seed, users, send_timeout } => {
+            let send_timeout = std::time::Duration::from_secs((*send_timeout).max(1));
+            amqp_conformance::serve::run_cli(listen, *profile, *schedule, *seed, users, send_timeout)
+                .map(|()| true)
+                .map_err(Fatal)
         }
         Cmd::Coverage { paths, min } => coverage(paths, *min),
         Cmd::Docs { out, check } => docs(out, *check),

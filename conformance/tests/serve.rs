@@ -4,9 +4,9 @@
 //! frames it cannot parse, methods the model lacks and silent clients, and the seed fixtures run
 //! over the wire with the runner's live target.
 
-use amq_protocol::frame::{gen_frame, parse_frame, AMQPFrame, ProtocolVersion};
+use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{basic, connection, AMQPClass};
-use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+use amq_protocol::types::{AMQPValue, FieldTable};
 use amqp_conformance::live::{LiveTarget, Timing};
 use amqp_conformance::run::{replay, Verdict};
 use amqp_conformance::serve::{Schedule, ServeConfig, ServerHandle, User};
@@ -19,13 +19,11 @@ use lapin::options::{
 };
 use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties, ErrorKind};
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-fn server() -> ServerHandle {
-    ServerHandle::start(ServeConfig::default()).expect("a server on an ephemeral port")
-}
+mod common;
+use common::{others_unaffected, server, Raw};
 
 async fn connect(uri: &str) -> lapin::Result<Connection> {
     let runtime = lapin::runtime::default_runtime()?;
@@ -228,103 +226,11 @@ async fn a_restart_closes_connections_with_320() {
     again.close(200, "OK".into()).await.expect("closes");
 }
 
-/// A client that writes frames itself.
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    fn connect(s: &ServerHandle) -> Raw {
-        let stream = TcpStream::connect(s.addr()).expect("connects");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("a timeout");
-        Raw { stream, buf: Vec::new() }
-    }
-
-    fn send(&mut self, frames: &[AMQPFrame]) {
-        for f in frames {
-            let (bytes, _) = cookie_factory::gen(gen_frame(f), Vec::new()).expect("encodes");
-            self.stream.write_all(&bytes).expect("written");
-        }
-    }
-
-    /// The next frame, or None when the socket is closed.
-    fn frame(&mut self) -> Option<AMQPFrame> {
-        loop {
-            if let Ok((rest, frame)) = parse_frame(self.buf.as_slice()) {
-                let used = self.buf.len() - rest.len();
-                self.buf.drain(..used);
-                return Some(frame);
-            }
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) => panic!("no frame: {e}"),
-            }
-        }
-    }
-
-    /// Whether the server closes the socket (after any frames it still sends).
-    fn closed(&mut self) -> bool {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(_) => return false,
-            }
-        }
-    }
-
-    /// Handshake as guest with this heartbeat; returns the server's start.
-    fn open(s: &ServerHandle, heartbeat: u16) -> (Raw, connection::Start) {
-        let mut raw = Raw::connect(s);
-        raw.send(&[AMQPFrame::ProtocolHeader(ProtocolVersion::amqp_0_9_1())]);
-        let Some(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Start(start)))) = raw.frame()
-        else {
-            panic!("expected connection.start")
-        };
-        let start_ok = connection::StartOk {
-            client_properties: FieldTable::default(),
-            mechanism: ShortString::from("PLAIN"),
-            response: LongString::from(&b"\0guest\0guest"[..]),
-            locale: ShortString::from("en_US"),
-        };
-        raw.send(&[AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)))]);
-        let Some(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune)))) = raw.frame() else {
-            panic!("expected connection.tune")
-        };
-        assert_eq!((tune.channel_max, tune.frame_max, tune.heartbeat), (2047, 131_072, 60));
-        let tune_ok = connection::TuneOk { channel_max: 16, frame_max: 8192, heartbeat };
-        let open = connection::Open { virtual_host: ShortString::from("/") };
-        raw.send(&[
-            AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok))),
-            AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Open(open))),
-        ]);
-        let opened = raw.frame();
-        assert!(
-            matches!(opened, Some(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))))),
-            "{opened:?}"
-        );
-        (raw, start)
-    }
-
-    /// The server's next frame is `connection.close` with this code (class, method); answer it.
-    fn expect_close(&mut self, code: u16, class_id: u16, method_id: u16) {
-        match self.frame() {
-            Some(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c)))) => {
-                assert_eq!((c.reply_code, c.class_id, c.method_id), (code, class_id, method_id), "{c:?}");
-            }
-            other => panic!("expected connection.close {code}, got {other:?}"),
-        }
-    }
-}
-
 #[test]
 fn start_advertises_what_the_model_has() {
     let s = server();
-    let (_raw, start) = Raw::open(&s, 0);
+    let raw = Raw::open(&s, 0);
+    let start = raw.start.expect("connection.start");
     assert_eq!((start.version_major, start.version_minor), (0, 9));
     assert_eq!(start.mechanisms.to_string(), "PLAIN");
     assert_eq!(start.locales.to_string(), "en_US");
@@ -355,60 +261,60 @@ fn a_wrong_protocol_header_gets_the_right_one_back() {
 fn frames_it_cannot_take() {
     let s = server();
     // A frame of an unknown type: 501, and the socket is closed at once.
-    let (mut raw, _) = Raw::open(&s, 0);
+    let mut raw = Raw::open(&s, 0);
     raw.stream.write_all(&[9, 0, 0, 0, 0, 0, 0, 0xCE]).expect("written");
     raw.expect_close(501, 0, 0);
     assert!(raw.closed());
 
     // A method that does not exist: 540, naming it; the socket closes after close-ok.
-    let (mut raw, _) = Raw::open(&s, 0);
+    let mut raw = Raw::open(&s, 0);
     raw.stream.write_all(&[1, 0, 1, 0, 0, 0, 4, 0, 60, 0, 99, 0xCE]).expect("written");
     raw.expect_close(540, 60, 99);
     raw.send(&[AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})))]);
     assert!(raw.closed());
 
     // Methods the model does not implement: 540 naming the method.
-    let (mut raw, _) = Raw::open(&s, 0);
+    let mut raw = Raw::open(&s, 0);
     let open =
         AMQPClass::Channel(amq_protocol::protocol::channel::AMQPMethod::Open(amq_protocol::protocol::channel::Open {}));
     raw.send(&[AMQPFrame::Method(1, open.clone())]);
-    assert!(matches!(raw.frame(), Some(AMQPFrame::Method(1, AMQPClass::Channel(_)))));
+    assert!(matches!(raw.frame(), AMQPFrame::Method(1, AMQPClass::Channel(_))));
     let recover = basic::AMQPMethod::RecoverAsync(basic::RecoverAsync { requeue: true });
     raw.send(&[AMQPFrame::Method(1, AMQPClass::Basic(recover))]);
     raw.expect_close(540, 60, 100);
 
     // prefetch-size other than 0 (amq-protocol has no field for it: written by hand), and an
     // immediate publish: 540.
-    let (mut raw, _) = Raw::open(&s, 0);
+    let mut raw = Raw::open(&s, 0);
     raw.send(&[AMQPFrame::Method(1, open.clone())]);
-    assert!(matches!(raw.frame(), Some(AMQPFrame::Method(1, AMQPClass::Channel(_)))));
+    assert!(matches!(raw.frame(), AMQPFrame::Method(1, AMQPClass::Channel(_))));
     raw.stream.write_all(&[1, 0, 1, 0, 0, 0, 11, 0, 60, 0, 10, 0, 0, 0, 1, 0, 0, 0, 0xCE]).expect("written");
     raw.expect_close(540, 60, 10);
-    let (mut raw, _) = Raw::open(&s, 0);
+    let mut raw = Raw::open(&s, 0);
     raw.send(&[AMQPFrame::Method(1, open.clone())]);
-    assert!(matches!(raw.frame(), Some(AMQPFrame::Method(1, AMQPClass::Channel(_)))));
+    assert!(matches!(raw.frame(), AMQPFrame::Method(1, AMQPClass::Channel(_))));
     let publish = basic::Publish { exchange: "".into(), routing_key: "q".into(), mandatory: false, immediate: true };
     raw.send(&[AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Publish(publish)))]);
     raw.expect_close(540, 60, 40);
 
     // A content body without a publish: 505.
-    let (mut raw, _) = Raw::open(&s, 0);
+    let mut raw = Raw::open(&s, 0);
     raw.send(&[AMQPFrame::Body(1, b"stray".to_vec())]);
     raw.expect_close(505, 0, 0);
 
     // None of it disturbed other connections.
-    let (_raw, _) = Raw::open(&s, 0);
+    others_unaffected(&s);
 }
 
 #[test]
 fn heartbeats_are_sent_and_silence_is_not_tolerated() {
     let s = server();
-    let (mut raw, _) = Raw::open(&s, 1);
+    let mut raw = Raw::open(&s, 1);
     let started = Instant::now();
-    assert_eq!(raw.frame(), Some(AMQPFrame::Heartbeat), "the server beats within the interval");
+    assert_eq!(raw.frame(), AMQPFrame::Heartbeat, "the server beats within the interval");
     assert!(started.elapsed() < Duration::from_millis(1500));
     // The client stays silent: after twice the interval the server closes the socket.
-    while raw.frame().is_some() {}
+    while raw.next().is_some() {}
     let silent = started.elapsed();
     assert!(silent >= Duration::from_millis(1500) && silent < Duration::from_secs(4), "{silent:?}");
 }

@@ -10,6 +10,7 @@
 //! with `connection.close` 501 and the socket is closed at once.
 
 use super::map::{self, Peer, Request, Wire};
+use super::outbox::{self, Gauge, Inbox, Outbox};
 use super::{Failure, Out, Quiet, Shared, State};
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
@@ -20,10 +21,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The protocol header of AMQP 0-9-1.
@@ -57,7 +56,7 @@ enum Fault {
 
 /// The reading half of a connection, with what has been read and not yet parsed.
 struct Reader {
-    rd: OwnedReadHalf,
+    rd: Box<dyn AsyncRead + Send + Unpin>,
     buf: Vec<u8>,
     /// Frames larger than this are frame errors.
     frame_max: u32,
@@ -65,6 +64,8 @@ struct Reader {
     idle: Option<Duration>,
     /// Set by the writer when it has closed the socket.
     kill: watch::Receiver<bool>,
+    /// The connection's backlog: while it is congested, nothing more is read.
+    gauge: Gauge,
 }
 
 async fn idle_timer(idle: Option<Duration>) {
@@ -75,8 +76,18 @@ async fn idle_timer(idle: Option<Duration>) {
 }
 
 impl Reader {
-    /// Read more bytes.
+    /// Read more bytes (once the connection's backlog allows).
     async fn fill(&mut self) -> Result<(), &'static str> {
+        if self.gauge.congested() {
+            // The client is not reading what it is sent: stop reading what it sends until the
+            // writer has caught up. Silence meanwhile is not the client's.
+            while !self.gauge.relieved() {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    _ = self.kill.changed() => return Err("the server closed the socket"),
+                }
+            }
+        }
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(64 * 1024);
         }
@@ -175,8 +186,15 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// A connection's writer: frames as they are queued (several queued ones in one write),
-/// heartbeats when nothing else has been written for the interval, and the socket's close.
-async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Out>, kill: watch::Sender<bool>) {
+/// heartbeats when nothing else has been written for the interval, and the socket's close; a
+/// write that cannot be finished within the send timeout closes the socket.
+async fn writer(
+    mut wr: Box<dyn AsyncWrite + Send + Unpin>,
+    mut inbox: Inbox,
+    kill: watch::Sender<bool>,
+    shared: Arc<Shared>,
+) {
+    let send_timeout = shared.config.send_timeout;
     let mut heartbeat: Option<Duration> = None;
     let mut close_by: Option<Instant> = None;
     let mut last = Instant::now();
@@ -188,14 +206,14 @@ async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Out>, ki
             (a, b) => a.or(b),
         };
         let first = tokio::select! {
-            m = rx.recv() => m,
+            m = inbox.rx.recv() => m,
             _ = sleep_until(wake) => {
                 if close_by.is_some_and(|t| Instant::now() >= t) {
                     break 'run;
                 }
                 bytes.clear();
                 encode(&AMQPFrame::Heartbeat, &mut bytes);
-                if wr.write_all(&bytes).await.is_err() {
+                if !matches!(tokio::time::timeout(send_timeout, wr.write_all(&bytes)).await, Ok(Ok(()))) {
                     break 'run;
                 }
                 last = Instant::now();
@@ -205,8 +223,10 @@ async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Out>, ki
         let Some(first) = first else { break };
         bytes.clear();
         let mut shutdown = false;
+        let mut taken = 0;
         let mut next = Some(first);
         while let Some(m) = next {
+            taken += outbox::weight(&m);
             match m {
                 Out::Frames(frames) => {
                     for f in &frames {
@@ -225,13 +245,21 @@ async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Out>, ki
             if bytes.len() > 1 << 20 {
                 break;
             }
-            next = rx.try_recv().ok();
+            next = inbox.rx.try_recv().ok();
         }
         if !bytes.is_empty() {
-            if wr.write_all(&bytes).await.is_err() {
-                break;
+            match tokio::time::timeout(send_timeout, wr.write_all(&bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    shared.log(|| format!("a client read nothing for {send_timeout:?}: its socket is closed"));
+                    break;
+                }
             }
             last = Instant::now();
+        }
+        if inbox.written(taken) {
+            shared.lock().resume();
         }
         if shutdown {
             break;
@@ -261,7 +289,7 @@ enum Flow {
 struct Conn {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    tx: mpsc::UnboundedSender<Out>,
+    out: Outbox,
     reader: Reader,
     /// The model's id, once the handshake is done.
     id: Option<ConnId>,
@@ -270,13 +298,19 @@ struct Conn {
     assembly: HashMap<u16, Assembly>,
 }
 
-/// Serve one accepted socket until it closes.
-pub(super) async fn run(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
+/// Serve one connection (an accepted socket, or any byte stream) until it closes.
+pub(super) async fn run<S>(stream: S, addr: SocketAddr, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    let (rd, mut wr): (Box<dyn AsyncRead + Send + Unpin>, Box<dyn AsyncWrite + Send + Unpin>) =
+        (Box::new(rd), Box::new(wr));
     let (kill_tx, kill_rx) = watch::channel(false);
     let frame_max = shared.config.tuning.frame_max.max(FRAME_MIN);
-    let mut reader = Reader { rd, buf: Vec::with_capacity(8192), frame_max, idle: None, kill: kill_rx };
+    let (out, inbox) = outbox::outbox();
+    let gauge = inbox.gauge();
+    let mut reader = Reader { rd, buf: Vec::with_capacity(8192), frame_max, idle: None, kill: kill_rx, gauge };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.protocol_header()).await {
         Ok(Ok(())) => {}
         Ok(Err(true)) => {
@@ -288,10 +322,9 @@ pub(super) async fn run(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>
         }
         Ok(Err(false)) | Err(_) => return,
     }
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(writer(wr, rx, kill_tx));
+    tokio::spawn(writer(wr, inbox, kill_tx, shared.clone()));
     let peer = Peer { frame_max, cancel_notify: false };
-    let mut conn = Conn { shared, addr, tx, reader, id: None, channel_max: 0, peer, assembly: HashMap::new() };
+    let mut conn = Conn { shared, addr, out, reader, id: None, channel_max: 0, peer, assembly: HashMap::new() };
     if conn.handshake().await {
         conn.serve().await;
     }
@@ -375,11 +408,11 @@ fn cancel_notify(client_properties: &FieldTable) -> bool {
 
 impl Conn {
     fn send(&self, frames: Vec<AMQPFrame>) {
-        let _ = self.tx.send(Out::Frames(frames));
+        self.out.send(Out::Frames(frames));
     }
 
     fn shutdown(&self) {
-        let _ = self.tx.send(Out::Shutdown);
+        self.out.send(Out::Shutdown);
     }
 
     fn who(&self) -> String {
@@ -529,7 +562,7 @@ impl Conn {
         self.reader.frame_max = frame_max;
         let heartbeat = tune_ok.heartbeat;
         self.reader.idle = (heartbeat > 0).then(|| Duration::from_secs(2 * u64::from(heartbeat)));
-        let _ = self.tx.send(Out::Heartbeat(heartbeat));
+        self.out.send(Out::Heartbeat(heartbeat));
         let pick_open = |m| match m {
             connection::AMQPMethod::Open(o) => Ok(o),
             m => Err(m),
@@ -544,7 +577,7 @@ impl Conn {
         let shared = self.shared.clone();
         let registered = {
             let mut state = shared.lock();
-            let id = state.register(self.tx.clone(), self.peer);
+            let id = state.register(self.out.clone(), self.peer);
             if let Some(id) = id {
                 self.id = Some(id);
                 if let Err(e) = state.execute(&Command::ConnectionOpen { conn: id }, None, Quiet::No) {
@@ -623,7 +656,7 @@ impl Conn {
             return self.usage_error(state, e, cause);
         }
         if let Some(slot) = state.slots.get_mut(&ch.conn).filter(|s| s.model_open) {
-            let _ = slot.tx.send(Out::Frames(vec![map::channel_close(ch.channel, code, detail, cause.0, cause.1)]));
+            slot.out.send(Out::Frames(vec![map::channel_close(ch.channel, code, detail, cause.0, cause.1)]));
             slot.closing.insert(ch.channel);
         }
         Flow::Go
@@ -732,7 +765,7 @@ impl Conn {
                     slot.closing.remove(&n);
                     let ok =
                         AMQPFrame::Method(n, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
-                    let _ = slot.tx.send(Out::Frames(vec![ok]));
+                    slot.out.send(Out::Frames(vec![ok]));
                 }
                 _ => {}
             }
@@ -750,6 +783,11 @@ impl Conn {
         match map::request(ch, &class, payload) {
             Request::Ignore => Flow::Go,
             Request::Refuse { code, text } => self.hard_close(state, code.code(), &text, cause, false),
+            // The model sees a publish only once its content is complete: a publish on a channel
+            // that is not open is its 504 now, before any content.
+            Request::Publish { .. } if state.broker.channel(ch).is_none() => {
+                self.hard_close(state, 504, &format!("channel {n} is not open"), cause, false)
+            }
             Request::Publish { exchange, routing_key, mandatory } => {
                 self.assembly.insert(n, Assembly { exchange, routing_key, mandatory, header: None, body: Vec::new() });
                 Flow::Go

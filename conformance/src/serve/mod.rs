@@ -16,14 +16,18 @@
 //!   model's message identity); the model sees the body, `delivery-mode` and headers.
 //!
 //! `conn.rs` is one connection (handshake, frames, channels, content assembly); `map.rs` maps
-//! methods and events.
+//! methods and events; `outbox.rs` bounds what waits for a slow client; `feed.rs` feeds
+//! arbitrary bytes to a connection (the fuzz target's body).
 
 mod conn;
+pub mod feed;
 mod map;
+mod outbox;
 
 use amq_protocol::frame::AMQPFrame;
-use amqp_model::{Broker, ChanRef, Command, ConnId, Event, Profile, ProfileName, UsageError};
+use amqp_model::{Broker, ChanRef, Command, ConnId, Event, Internal, Profile, ProfileName, UsageError};
 use map::{Contents, Peer, Wire};
+use outbox::Outbox;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -32,10 +36,11 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::UnboundedSender;
 
 /// Where `serve` listens by default (loopback only).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5690";
+/// How long a write may wait for a client that does not read, by default.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A user allowed to log in (SASL PLAIN).
 #[derive(Clone, PartialEq, Eq)]
@@ -134,6 +139,9 @@ pub struct ServeConfig {
     pub tuning: Tuning,
     /// Log connections, refusals and errors on stderr.
     pub log: bool,
+    /// How long a write to a client may wait for the client to read before its socket is
+    /// closed (a client that stops reading is dropped; its unacknowledged messages requeued).
+    pub send_timeout: Duration,
 }
 
 impl Default for ServeConfig {
@@ -144,6 +152,7 @@ impl Default for ServeConfig {
             users: vec![User::guest()],
             tuning: Tuning::default(),
             log: false,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
         }
     }
 }
@@ -172,7 +181,7 @@ pub(crate) enum Out {
 #[derive(Debug)]
 pub(crate) struct Slot {
     /// Its writer.
-    pub(crate) tx: UnboundedSender<Out>,
+    pub(crate) out: Outbox,
     /// How it takes events.
     pub(crate) peer: Peer,
     /// The model has the connection open (no close sent or answered yet).
@@ -283,12 +292,12 @@ impl Shared {
 
 impl State {
     /// A connection id no open connection has (the model's ids are `u16`: they are reused).
-    pub(crate) fn register(&mut self, tx: UnboundedSender<Out>, peer: Peer) -> Option<ConnId> {
+    pub(crate) fn register(&mut self, out: Outbox, peer: Peer) -> Option<ConnId> {
         for _ in 0..=u16::MAX as usize {
             self.next_conn = self.next_conn.checked_add(1).unwrap_or(1);
             let id = ConnId(self.next_conn);
             if !self.slots.contains_key(&id) && !self.broker.connections.contains_key(&id) {
-                self.slots.insert(id, Slot { tx, peer, model_open: false, closing: BTreeSet::new() });
+                self.slots.insert(id, Slot { out, peer, model_open: false, closing: BTreeSet::new() });
                 return Some(id);
             }
         }
@@ -307,7 +316,7 @@ impl State {
     /// Send frames to a connection's writer.
     pub(crate) fn send(&self, conn: ConnId, out: Out) {
         if let Some(slot) = self.slots.get(&conn) {
-            let _ = slot.tx.send(out);
+            slot.out.send(out);
         }
     }
 
@@ -388,27 +397,43 @@ impl State {
         }
     }
 
-    /// Take internal steps until none is left, as the schedule says, sending their events.
+    /// Take internal steps until none is left, as the schedule says, sending their events: the
+    /// first one offered (as [`Broker::settle_internal`] does) or one picked at random.
+    /// Deliveries to a connection whose writer is congested are held (see `outbox.rs`).
     fn settle(&mut self) {
-        match &mut self.rng {
-            None => {
-                let events = self.broker.settle_internal();
-                self.route(&events);
+        let mut steps = Vec::new();
+        loop {
+            steps.clear();
+            self.broker.internal_steps(&mut steps);
+            steps.retain(|step| self.may_take(step));
+            if steps.is_empty() {
+                break;
             }
-            Some(_) => {
-                let mut steps = Vec::new();
-                loop {
-                    steps.clear();
-                    self.broker.internal_steps(&mut steps);
-                    if steps.is_empty() {
-                        break;
-                    }
-                    let i = self.rng.as_mut().map_or(0, |r| r.below(steps.len()));
-                    let events = self.broker.step(&steps[i]);
-                    self.route(&events);
-                }
-            }
+            let i = self.rng.as_mut().map_or(0, |r| r.below(steps.len()));
+            let events = self.broker.step(&steps[i]);
+            self.route(&events);
         }
+    }
+
+    /// Whether the step may be taken now: not a delivery to a congested connection (which is
+    /// told, so that it asks again once its backlog is down).
+    fn may_take(&self, step: &Internal) -> bool {
+        let Internal::Deliver { consumer, .. } = step;
+        match self.slots.get(&consumer.ch.conn) {
+            Some(slot) if slot.out.congested() => {
+                slot.out.hold();
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// A congested connection's backlog is down: make the deliveries held for it.
+    pub(crate) fn resume(&mut self) {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| self.settle())).is_err() {
+            eprintln!("serve: the model panicked taking internal steps after a connection's backlog cleared");
+        }
+        self.prune();
     }
 
     /// Forget published messages the model no longer has anywhere.
@@ -437,7 +462,7 @@ impl State {
             let Some(slot) = self.slots.get_mut(&conn) else { continue };
             let frames = map::frames(e, &self.contents, slot.peer);
             if !frames.is_empty() {
-                let _ = slot.tx.send(Out::Frames(frames));
+                slot.out.send(Out::Frames(frames));
             }
             match e {
                 Event::ChannelClosed { ch, .. } => {
@@ -446,11 +471,11 @@ impl State {
                 Event::ConnectionOpenOk { .. } => slot.model_open = true,
                 Event::ConnectionClosed { .. } => {
                     slot.model_open = false;
-                    let _ = slot.tx.send(Out::CloseWait);
+                    slot.out.send(Out::CloseWait);
                 }
                 Event::ConnectionCloseOk { .. } => {
                     slot.model_open = false;
-                    let _ = slot.tx.send(Out::Shutdown);
+                    slot.out.send(Out::Shutdown);
                 }
                 _ => {}
             }
@@ -475,6 +500,7 @@ impl Server {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
                     tokio::spawn(conn::run(stream, peer, self.shared.clone()));
                 }
                 Err(e) => {
@@ -483,6 +509,15 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Serve one connection over any byte stream (an in-memory pipe, in tests and fuzzing) until
+    /// it closes; `peer` names it in the log.
+    pub async fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        conn::run(stream, peer, self.shared.clone()).await
     }
 
     /// The broker restarts (the model's `restart`): every connection is closed with 320
@@ -611,6 +646,7 @@ pub fn run_cli(
     schedule: ScheduleKind,
     seed: Option<u64>,
     users: &[User],
+    send_timeout: Duration,
 ) -> Result<(), String> {
     let schedule = match schedule {
         ScheduleKind::RoundRobin => {
@@ -626,8 +662,14 @@ pub fn run_cli(
         },
     };
     let users = if users.is_empty() { vec![User::guest()] } else { users.to_vec() };
-    let config =
-        ServeConfig { profile: Profile::named(profile), schedule, users, tuning: Tuning::default(), log: true };
+    let config = ServeConfig {
+        profile: Profile::named(profile),
+        schedule,
+        users,
+        tuning: Tuning::default(),
+        log: true,
+        send_timeout,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
