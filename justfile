@@ -22,7 +22,7 @@ brokers:
 # What CI runs: fmt, clippy, all tests, the CI model check, the conformance matrix (every fixture
 # on the model, RabbitMQ and GarageMQ; docs/matrix.md must be current), generated traces and the
 # documentation book (its generated pages must be current and it must build).
-check: fmt-check clippy test model-check matrix-check generated-rabbitmq docs-check
+check: fmt-check clippy test model-check matrix-check generated-rabbitmq generated-reference fuzz docs-check
 
 # Formatting check.
 fmt-check:
@@ -77,6 +77,44 @@ generated-rabbitmq:
     ! rabbitmqctl -q list_queues name | grep '^amqpc-'
     ! rabbitmqctl -q list_exchanges name | grep '^amqpc-'
 
+# 500 generated traces of seed 2026 against the reference broker (in-process) under each profile.
+generated-reference:
+    cargo run -q --release -p amqp-conformance -- generate --seed 2026 --count 500 --jobs 4 --profile rabbitmq
+    cargo run -q --release -p amqp-conformance -- generate --seed 2026 --count 500 --jobs 4 --profile spec
+
+# Fuzz the reference broker's connection handler (fuzz/fuzz_targets/serve_bytes.rs: arbitrary
+# bytes, with or without a handshake, under either profile) for SECS seconds with cargo-fuzz on
+# nightly Rust, from fuzz/seeds/ and the corpus kept under target/fuzz-corpus/ (so repeated runs
+# go on where the last stopped). A panic or a connection that does not end is a finding, saved
+# under fuzz/artifacts/serve_bytes/, and fails the recipe. SANITIZER: none (the default: the
+# project has no unsafe code) or address.
+fuzz secs="60" sanitizer="none":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+        echo "fuzz: cargo-fuzz needs the nightly toolchain (rustup toolchain install nightly)" >&2
+        exit 2
+    fi
+    if ! command -v cargo-fuzz >/dev/null 2>&1; then
+        echo "fuzz: installing cargo-fuzz"
+        cargo install --locked cargo-fuzz
+    fi
+    mkdir -p target/fuzz-corpus/serve_bytes
+    flags=(--sanitizer {{sanitizer}} --target-dir target/fuzz --fuzz-dir fuzz)
+    cargo +nightly fuzz build "${flags[@]}" serve_bytes
+    log=target/fuzz/serve_bytes.log
+    echo "fuzz: serve_bytes for {{secs}} s (libFuzzer's output: $log)"
+    status=0
+    cargo +nightly fuzz run "${flags[@]}" serve_bytes target/fuzz-corpus/serve_bytes fuzz/seeds/serve_bytes -- \
+        -max_total_time={{secs}} -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1 || status=$?
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|peak_rss_mb)' "$log" || true
+    if [ "$status" != 0 ]; then
+        grep -E -A3 "panicked at|ERROR: libFuzzer|Test unit written" "$log" >&2 || tail -n 40 "$log" >&2
+        echo "fuzz: a finding (above; all of it in $log), saved under fuzz/artifacts/serve_bytes/; replay it with:" >&2
+        echo "  cargo +nightly fuzz run ${flags[*]} serve_bytes fuzz/artifacts/serve_bytes/FILE" >&2
+        exit 1
+    fi
+
 # Every fixture against GarageMQ (127.0.0.1:5673, from `just brokers`) under the spec profile
 # with its deviations file, one trace at a time, restarting it when it stops answering.
 conform-garagemq:
@@ -102,10 +140,12 @@ explore config="quick":
 
 # The runner bench uses the local RabbitMQ (AMQP_URI to change it).
 
-# Benchmarks: the model and its checks, the runner against plain lapin, traces/s per --jobs.
+# Benchmarks: the model and its checks, the runner against plain lapin, traces/s per --jobs, the
+# reference broker against RabbitMQ (messages/s, round trips/s).
 bench:
     cargo bench -p amqp-model --bench model
     cargo bench -p amqp-conformance --bench runner
+    cargo bench -p amqp-conformance --bench serve
 
 # The rule catalogue's coverage: per class, the rules in scope, covered by a fixture, out of scope.
 coverage:

@@ -169,7 +169,7 @@ fn main() {
     println!();
     println!("| jobs | seconds | traces/s | speed-up |");
     println!("| ---: | ---: | ---: | ---: |");
-    let target = TargetSpec::Broker { uri: uri.clone(), timing: Timing::default(), restart_cmd: None };
+    let target = TargetSpec::Broker { uri: uri.clone(), timing: Timing::default(), restart: None };
     let mut base = None;
     for jobs in [1, 2, 4, 8] {
         let run = run_suite(&traces, &target, ProfileName::Rabbitmq, jobs, &|_, s| s, &mut |_| {});

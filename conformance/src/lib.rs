@@ -14,6 +14,7 @@ pub mod live;
 pub mod matrix;
 pub mod raw;
 pub mod report;
+pub mod restart;
 pub mod run;
 pub mod serve;
 pub mod snapshot;

@@ -15,10 +15,12 @@
 //!   harmless probe right after, a passive `exchange.declare amq.direct`).
 //! - `drop` closes the connection cleanly (lapin cannot abort its socket): the broker requeues
 //!   and deletes the same as on a lost socket, and the client observes nothing either way.
-//! - `restart` cannot be performed, nor what lapin cannot send (a second `channel.open` of an
+//! - `restart` is performed by the target's [`Restart`] (a command, or the in-process reference
+//!   broker's restart); without one it cannot be performed, nor can what lapin cannot send (a second `channel.open` of an
 //!   open channel, a method on a channel that is not open): such a step returns no events and
 //!   sets [`LiveTarget::incomplete`].
 
+use crate::restart::Restart;
 use crate::run::{Hint, Listen, Target};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
@@ -39,7 +41,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// How long a reply (or confirm) may take before the step gives up on it.
@@ -52,8 +54,6 @@ pub const DEFAULT_GRACE: Duration = Duration::from_millis(50);
 /// queue's message count ahead of the messages still in the queue's mailbox (it prioritises
 /// that query), so a count read right after can miss them.
 pub const DEFAULT_FENCE: Duration = Duration::from_millis(100);
-/// How long a `--restart-cmd` may take.
-pub const RESTART_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a method failed with a connection-level reply code waits for lapin to mark the
 /// connection closed before the close is taken to be the channel's.
 const CLOSE_GRACE: Duration = Duration::from_millis(100);
@@ -399,7 +399,7 @@ pub struct LiveTarget {
     uri: String,
     timing: Timing,
     names: Names,
-    restart_cmd: Option<String>,
+    restart: Option<Restart>,
     sink: Sink,
     conns: BTreeMap<ConnId, Conn>,
     chans: BTreeMap<ChanRef, Chan>,
@@ -428,7 +428,7 @@ impl fmt::Debug for LiveTarget {
             .field("uri", &redact(&self.uri))
             .field("timing", &self.timing)
             .field("prefix", &self.names.prefix)
-            .field("restart_cmd", &self.restart_cmd)
+            .field("restart", &self.restart)
             .field("connections", &self.conns.keys().collect::<Vec<_>>())
             .field("channels", &self.chans.keys().collect::<Vec<_>>())
             .finish()
@@ -451,7 +451,7 @@ impl LiveTarget {
             uri: uri.to_string(),
             timing,
             names: Names { prefix: format!("amqpc-{}-{}-", std::process::id(), n) },
-            restart_cmd: None,
+            restart: None,
             sink: Arc::default(),
             conns: BTreeMap::new(),
             chans: BTreeMap::new(),
@@ -469,11 +469,12 @@ impl LiveTarget {
         }
     }
 
-    /// Perform `restart` steps by running `command` with `sh -c` (for RabbitMQ:
-    /// `rabbitmqctl stop_app && rabbitmqctl start_app`); it must return once the broker accepts
-    /// connections again. Without one, a trace with `restart` is incomplete.
-    pub fn with_restart_cmd(mut self, command: Option<String>) -> Self {
-        self.restart_cmd = command;
+    /// Perform `restart` steps with `restart` (a command such as RabbitMQ's `rabbitmqctl
+    /// stop_app && rabbitmqctl start_app`, which must return once the broker accepts connections
+    /// again, or the in-process reference broker's restart). Without one, a trace with `restart`
+    /// is incomplete.
+    pub fn with_restart(mut self, restart: Option<Restart>) -> Self {
+        self.restart = restart;
         self
     }
 
@@ -617,19 +618,18 @@ impl LiveTarget {
         self.problems.push(what);
     }
 
-    /// Restart the broker with the restart command: every connection must be closed by the
-    /// broker (320 CONNECTION_FORCED on RabbitMQ), and the command must succeed.
+    /// Restart the broker: every connection must be closed by the broker (320
+    /// CONNECTION_FORCED), and the restart (command) must succeed.
     async fn restart(&mut self) {
-        let Some(cmd) = self.restart_cmd.clone() else {
+        let Some(restart) = self.restart.clone() else {
             self.incomplete = Some("restart needs --restart-cmd".into());
             return;
         };
         for c in self.conns.values() {
             lock(&c.flags).restarting = true;
         }
-        match run_restart(&cmd).await {
-            Ok(()) => {}
-            Err(e) => self.problem(format!("restart command `{cmd}` {e}")),
+        if let Err(e) = restart.perform().await {
+            self.problem(e);
         }
         // The broker's closes arrive through the connections' watchers.
         let deadline = tokio::time::Instant::now() + self.timing.timeout;
@@ -1310,20 +1310,6 @@ pub fn responsive(uri: &str, timeout: Duration) -> Result<(), String> {
     })
 }
 
-/// Run the restart command `cmd` outside any trace, then wait (up to [`RESTART_TIMEOUT`]) until
-/// the broker at `uri` is [`responsive`] again.
-pub fn restart_broker(cmd: &str, uri: &str, timeout: Duration) -> Result<(), String> {
-    runtime().block_on(run_restart(cmd)).map_err(|e| format!("restart command `{cmd}` {e}"))?;
-    let deadline = Instant::now() + RESTART_TIMEOUT;
-    loop {
-        match responsive(uri, timeout) {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(format!("after the restart command: {e}")),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
 /// Whether the broker at `uri` accepts a connection (address, credentials, virtual host), within
 /// `timeout`; the error says why not, without the password.
 pub fn check_login(uri: &str, timeout: Duration) -> Result<(), String> {
@@ -1339,6 +1325,11 @@ pub fn check_login(uri: &str, timeout: Duration) -> Result<(), String> {
             Err(_) => Err(format!("the broker at {} did not complete the handshake in {timeout:?}", redact(uri))),
         }
     })
+}
+
+/// Run `f` to completion on the process's runtime (from outside it).
+pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+    runtime().block_on(f)
 }
 
 /// The process's tokio runtime, shared by every target (and every `--jobs` thread).
@@ -1380,37 +1371,6 @@ fn enqueues(command: &Command) -> bool {
             | ConnectionClose { .. }
             | ConnectionDrop { .. }
     )
-}
-
-/// Run a restart command with `sh -c`, at most [`RESTART_TIMEOUT`].
-async fn run_restart(cmd: &str) -> Result<(), String> {
-    let mut child = std::process::Command::new("sh")
-        .args(["-c", cmd])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("could not start: {e}"))?;
-    let deadline = tokio::time::Instant::now() + RESTART_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                let err = err.lines().last().unwrap_or("").trim().to_string();
-                return Err(format!("failed ({status}){}", if err.is_empty() { err } else { format!(": {err}") }));
-            }
-            Ok(None) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
-            Ok(None) => {
-                let _ = child.kill();
-                return Err(format!("did not finish within {RESTART_TIMEOUT:?}"));
-            }
-            Err(e) => return Err(format!("could not be waited for: {e}")),
-        }
-    }
 }
 
 /// The cleanup channel, opened again when it was closed (by a 404) or given up.

@@ -5,6 +5,8 @@ use amqp_conformance::deviations::Deviations;
 use amqp_conformance::generate::{save_regression, shrink, GenConfig, WITHOUT_KINDS};
 use amqp_conformance::live::{address, check_login, Timing, DEFAULT_FENCE, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_conformance::report;
+use amqp_conformance::restart::Restart;
+use amqp_conformance::serve::{ServeConfig, ServerHandle};
 use amqp_conformance::suite::{find_traces, load, run_one, run_suite, Status, SuiteRun, TargetSpec, TraceResult};
 use amqp_conformance::trace::Trace;
 use amqp_model::ProfileName;
@@ -64,7 +66,8 @@ enum Cmd {
     /// words, headers bindings, consumers with prefetch, acks, nacks and rejects with and without
     /// requeue, cancels and channel closes. The same seed gives the same traces. A failing trace
     /// is shrunk against the same target (each attempt a fresh replay) and written to
-    /// `<SAVE>/<NAME>/seed-S-case-I.trace`; run it again with `run`.
+    /// `<SAVE>/<NAME>/seed-S-case-I.trace`; run it again with `run`. The target is chosen as
+    /// `run` chooses it: `--broker URI`, `--model`, or by default the reference broker in-process.
     Generate {
         /// The seed (default: one from the clock, printed so that the run can be repeated).
         #[arg(long)]
@@ -78,8 +81,8 @@ enum Cmd {
         /// Where shrunk failures are saved, under a directory named after the target.
         #[arg(long, default_value = "fixtures/regressions", value_name = "DIR")]
         save: PathBuf,
-        /// The target's name for the regressions directory (default: `model`, or the broker's
-        /// host and port).
+        /// The target's name for the regressions directory (default: `model`, `reference` for the
+        /// in-process reference broker, or the broker's host and port).
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
         /// Report failures without shrinking or saving them.
@@ -95,6 +98,9 @@ enum Cmd {
         /// seed still gives the same plans.
         #[arg(long, value_delimiter = ',', value_name = "KINDS")]
         without: Vec<String>,
+        /// Run the traces on the model itself instead of the in-process reference broker.
+        #[arg(long, conflicts_with = "broker")]
+        model: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -211,7 +217,8 @@ struct Common {
     deviations: Option<PathBuf>,
     /// With --broker: the shell command that restarts the broker, keeping durable data (for
     /// RabbitMQ: 'rabbitmqctl stop_app && rabbitmqctl start_app'). Without it, traces with
-    /// `restart` are skipped.
+    /// `restart` are skipped (the in-process reference broker needs none: it is restarted in
+    /// place).
     #[arg(long, value_name = "COMMAND")]
     restart_cmd: Option<String>,
     /// With --broker: the longest wait for any reply, and for a delivery the model says is owed.
@@ -238,16 +245,23 @@ struct Common {
 struct Fatal(String);
 
 impl Common {
-    fn target(&self) -> Result<TargetSpec, Fatal> {
+    /// The target: the broker at `--broker`, the model itself with `--model`, or else the
+    /// reference broker started in-process under `--profile` (alive as long as the handle).
+    fn target(&self, model: bool) -> Result<(TargetSpec, Option<ServerHandle>), Fatal> {
         let Some(uri) = &self.broker else {
             if self.restart_cmd.is_some() {
                 return Err(Fatal("--restart-cmd needs --broker".into()));
             }
-            return Ok(TargetSpec::Model);
+            if model {
+                return Ok((TargetSpec::Model, None));
+            }
+            let (spec, server) = reference(self.profile, self.timing())?;
+            return Ok((spec, Some(server)));
         };
         let timing = self.timing();
         check_login(uri, timing.timeout).map_err(Fatal)?;
-        Ok(TargetSpec::Broker { uri: uri.clone(), timing, restart_cmd: self.restart_cmd.clone() })
+        let restart = Restart::command(self.restart_cmd.as_deref());
+        Ok((TargetSpec::Broker { uri: uri.clone(), timing, restart }, None))
     }
 
     /// The runner's timing options.
@@ -324,19 +338,17 @@ impl Progress {
     }
 }
 
+/// The reference broker under `profile`, started in-process on a loopback port, as a target
+/// (restarted in place for `restart` steps).
+fn reference(profile: ProfileName, timing: Timing) -> Result<(TargetSpec, ServerHandle), Fatal> {
+    let server = ServerHandle::start(ServeConfig::with_profile(amqp_model::Profile::named(profile)))
+        .map_err(|e| Fatal(format!("cannot start the reference broker: {e}")))?;
+    let restart = Some(Restart::Embedded(server.server().clone()));
+    Ok((TargetSpec::Broker { uri: server.uri(), timing, restart }, server))
+}
+
 fn run(paths: &[PathBuf], model: bool, common: &Common) -> Result<bool, Fatal> {
-    use amqp_conformance::serve::{ServeConfig, ServerHandle};
-    // Without a broker, the reference broker in-process (kept alive for the run).
-    let (target, _server) = if common.broker.is_none() && !model {
-        if common.restart_cmd.is_some() {
-            return Err(Fatal("--restart-cmd needs --broker".into()));
-        }
-        let server = ServerHandle::start(ServeConfig::with_profile(amqp_model::Profile::named(common.profile)))
-            .map_err(|e| Fatal(format!("cannot start the reference broker: {e}")))?;
-        (TargetSpec::Broker { uri: server.uri(), timing: common.timing(), restart_cmd: None }, Some(server))
-    } else {
-        (common.target()?, None)
-    };
+    let (target, _server) = common.target(model)?;
     let deviations = common.deviations()?;
     let files = find_traces(paths).map_err(Fatal)?;
     let traces = load(&files).map_err(Fatal)?;
@@ -362,10 +374,11 @@ struct Generation<'a> {
     name: Option<&'a str>,
     shrink: bool,
     without: &'a [String],
+    model: bool,
 }
 
 fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
-    let target = common.target()?;
+    let (target, server) = common.target(g.model)?;
     let seed = g.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
     });
@@ -389,6 +402,7 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
         let name = g.name.map_or_else(
             || match &target {
                 TargetSpec::Model => "model".to_string(),
+                _ if server.is_some() => "reference".to_string(),
                 TargetSpec::Broker { uri, .. } => address(uri).replace(':', "-"),
             },
             str::to_string,
@@ -418,26 +432,21 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
 /// Run every target of the matrix file and write (or check) the page.
 fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
     use amqp_conformance::matrix::{data as matrix_data, differences, render, Column, MatrixConfig, EMBEDDED};
-    use amqp_conformance::serve::{ServeConfig, ServerHandle};
-    use amqp_model::Profile;
     let config = MatrixConfig::load(config_path).map_err(Fatal)?;
     let files = find_traces(&config.paths).map_err(Fatal)?;
     let traces = load(&files).map_err(Fatal)?;
     let mut columns = Vec::new();
     let mut conformant = true;
     for t in &config.targets {
-        let mut spec = t.spec();
         // The reference broker, served in-process for this column.
-        let server = match t.broker.as_deref() {
-            Some(EMBEDDED) => Some(
-                ServerHandle::start(ServeConfig::with_profile(Profile::named(t.profile)))
-                    .map_err(|e| Fatal(format!("target `{}`: cannot start the reference broker: {e}", t.name)))?,
-            ),
-            _ => None,
+        let (spec, _server) = match (t.broker.as_deref(), t.spec()) {
+            (Some(EMBEDDED), TargetSpec::Broker { timing, .. }) => {
+                let (spec, server) =
+                    reference(t.profile, timing).map_err(|Fatal(e)| Fatal(format!("target `{}`: {e}", t.name)))?;
+                (spec, Some(server))
+            }
+            (_, spec) => (spec, None),
         };
-        if let (Some(server), TargetSpec::Broker { uri, .. }) = (&server, &mut spec) {
-            *uri = server.uri();
-        }
         if let TargetSpec::Broker { uri, timing, .. } = &spec {
             check_login(uri, timing.timeout).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
         }
@@ -623,7 +632,7 @@ fn main() -> ExitCode {
         }
         Cmd::Coverage { paths, min } => coverage(paths, *min),
         Cmd::Docs { out, check } => docs(out, *check),
-        Cmd::Generate { seed, count, steps, save, name, no_shrink, without, common } => {
+        Cmd::Generate { seed, count, steps, save, name, no_shrink, without, model, common } => {
             let g = Generation {
                 seed: *seed,
                 count: *count,
@@ -632,6 +641,7 @@ fn main() -> ExitCode {
                 name: name.as_deref(),
                 shrink: !no_shrink,
                 without,
+                model: *model,
             };
             generate(&g, common)
         }

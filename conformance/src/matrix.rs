@@ -126,7 +126,7 @@ impl TargetConfig {
                     grace: self.grace_ms.map_or(DEFAULT_GRACE, Duration::from_millis),
                     fence: self.fence_ms.map_or(DEFAULT_FENCE, Duration::from_millis),
                 },
-                restart_cmd: self.restart_cmd.clone(),
+                restart: crate::restart::Restart::command(self.restart_cmd.as_deref()),
             },
         }
     }

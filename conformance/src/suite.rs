@@ -23,8 +23,8 @@ pub enum TargetSpec {
         uri: String,
         /// Timeouts and grace periods.
         timing: crate::live::Timing,
-        /// The command that restarts it, if any.
-        restart_cmd: Option<String>,
+        /// How it is restarted, if it can be.
+        restart: Option<crate::restart::Restart>,
     },
 }
 
@@ -273,8 +273,8 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
             result.status = status_of(&recording.verdict);
             result.recording = Some(recording);
         }
-        TargetSpec::Broker { uri, timing, restart_cmd } => {
-            let mut live = crate::live::LiveTarget::new(uri, *timing).with_restart_cmd(restart_cmd.clone());
+        TargetSpec::Broker { uri, timing, restart } => {
+            let mut live = crate::live::LiveTarget::new(uri, *timing).with_restart(restart.clone());
             let recording = record(trace, model, &mut live);
             let cleanup = live.finish();
             let notes = live.notes().to_vec();
@@ -294,7 +294,7 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
             result.status = broker_status(&recording.verdict, incomplete, &problems, &notes);
             result.recording = Some(recording);
             if result.status.is_failure() {
-                result.broker_lost = check_broker(uri, timing, restart_cmd.as_deref(), &mut result.status);
+                result.broker_lost = check_broker(uri, timing, restart.as_ref(), &mut result.status);
             }
         }
     }
@@ -305,10 +305,15 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
 /// After a failed trace, whether the broker still answers (see [`crate::live::responsive`]): if
 /// not, it is restarted with the restart command when there is one. What happened is added to
 /// the trace's status; the result is true when the broker is left not answering.
-fn check_broker(uri: &str, timing: &crate::live::Timing, restart_cmd: Option<&str>, status: &mut Status) -> bool {
+fn check_broker(
+    uri: &str,
+    timing: &crate::live::Timing,
+    restart: Option<&crate::restart::Restart>,
+    status: &mut Status,
+) -> bool {
     let Err(why) = crate::live::responsive(uri, timing.timeout) else { return false };
-    let (note, lost) = match restart_cmd {
-        Some(cmd) => match crate::live::restart_broker(cmd, uri, timing.timeout) {
+    let (note, lost) = match restart {
+        Some(restart) => match crate::restart::restart_broker(restart, uri, timing.timeout) {
             Ok(()) => (format!("after this trace the broker stopped answering ({why}); it was restarted"), false),
             Err(e) => {
                 (format!("after this trace the broker stopped answering ({why}); restarting it failed: {e}"), true)

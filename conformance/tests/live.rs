@@ -198,7 +198,7 @@ fn a_broker_that_stops_answering_fails_the_step_and_the_run_goes_on() {
 fn raw_frames_perform_what_lapin_will_not_send() {
     use amqp_conformance::suite::{run_one, Status, TargetSpec};
     let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
-    let target = TargetSpec::Broker { uri, timing: Timing::default(), restart_cmd: None };
+    let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spec");
     for name in ["channel-open-twice-504.trace", "channel-method-before-open-504.trace"] {
         let text = std::fs::read_to_string(dir.join(name)).expect("the fixture");

@@ -527,6 +527,11 @@ impl Server {
         self.shared.lock().restart();
     }
 
+    /// Whether `other` is this server (a clone of it), not another one.
+    pub fn same(&self, other: &Server) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// How many connections have a socket.
     pub fn connections(&self) -> usize {
         self.shared.lock().slots.len()
