@@ -19,10 +19,36 @@ garagemq := "amqp://guest:guest@127.0.0.1:5673/%2f"
 brokers:
     bash brokers/up.sh
 
-# What CI runs: fmt, clippy, all tests, the CI model check, the conformance matrix (every fixture
-# on the model, RabbitMQ and GarageMQ; docs/matrix.md must be current), generated traces and the
-# documentation book (its generated pages must be current and it must build).
-check: fmt-check clippy test model-check matrix-check generated-rabbitmq generated-reference fuzz docs-check
+# What CI runs: fmt, clippy, all tests, then two lanes at once: the brokers' (the conformance
+# matrix: every fixture on the model, the reference broker, RabbitMQ and GarageMQ, docs/matrix.md
+# must be current; then generated traces against RabbitMQ) and, at low priority, the CPU's (the
+# CI model check, a minute of fuzzing the reference broker, generated traces against it); then
+# the documentation book (its generated pages must be current and it must build).
+#
+# What CI runs (.ci/run): every check.
+check: fmt-check clippy test lanes docs-check
+
+# The two lanes of `check`. The brokers' mostly waits on brokers, so the other runs meanwhile,
+# niced; its output is shown when it ends (all of it is in target/check-lanes/cpu.log).
+#
+# The checks against brokers, with the model check, fuzzing and generated traces alongside.
+lanes:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    mkdir -p target/check-lanes
+    log=target/check-lanes/cpu.log
+    nice -n 19 bash -c 'set -e; just model-check; just fuzz; just generated-reference' >"$log" 2>&1 &
+    cpu=$!
+    brokers=0
+    just matrix-check && just generated-rabbitmq || brokers=$?
+    cpu_status=0
+    wait $cpu || cpu_status=$?
+    echo "--- the CPU lane (model-check, fuzz, generated-reference): $log"
+    cat "$log"
+    if [ "$brokers" != 0 ] || [ "$cpu_status" != 0 ]; then
+        echo "lanes: brokers' lane exit $brokers, CPU lane exit $cpu_status" >&2
+        exit 1
+    fi
 
 # Formatting check.
 fmt-check:
@@ -79,8 +105,8 @@ generated-rabbitmq:
 
 # 500 generated traces of seed 2026 against the reference broker (in-process) under each profile.
 generated-reference:
-    cargo run -q --release -p amqp-conformance -- generate --seed 2026 --count 500 --jobs 4 --profile rabbitmq
-    cargo run -q --release -p amqp-conformance -- generate --seed 2026 --count 500 --jobs 4 --profile spec
+    cargo run -q -p amqp-conformance -- generate --seed 2026 --count 500 --jobs 4 --profile rabbitmq
+    cargo run -q -p amqp-conformance -- generate --seed 2026 --count 500 --jobs 4 --profile spec
 
 # Fuzz the reference broker's connection handler (fuzz/fuzz_targets/serve_bytes.rs: arbitrary
 # bytes, with or without a handshake, under either profile) for SECS seconds with cargo-fuzz on
@@ -88,6 +114,8 @@ generated-reference:
 # go on where the last stopped). A panic or a connection that does not end is a finding, saved
 # under fuzz/artifacts/serve_bytes/, and fails the recipe. SANITIZER: none (the default: the
 # project has no unsafe code) or address.
+#
+# Fuzz the reference broker for SECS seconds (cargo-fuzz, nightly).
 fuzz secs="60" sanitizer="none":
     #!/usr/bin/env bash
     set -euo pipefail
@@ -140,8 +168,10 @@ explore config="quick":
 
 # The runner bench uses the local RabbitMQ (AMQP_URI to change it).
 
-# Benchmarks: the model and its checks, the runner against plain lapin, traces/s per --jobs, the
-# reference broker against RabbitMQ (messages/s, round trips/s).
+# The model and its checks, the runner against plain lapin, traces/s per --jobs, the reference
+# broker against RabbitMQ (messages/s, round trips/s).
+#
+# Benchmarks, each against a baseline measured in the same run.
 bench:
     cargo bench -p amqp-model --bench model
     cargo bench -p amqp-conformance --bench runner

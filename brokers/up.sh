@@ -7,8 +7,9 @@
 #
 #   brokers/up.sh                      both brokers
 #   brokers/up.sh garagemq             one of them (rabbitmq, garagemq)
-#   brokers/up.sh --restart garagemq   stop GarageMQ (the one this script started) and start it
-#                                      again: the restart command of the restart fixtures
+#   brokers/up.sh --restart garagemq   stop GarageMQ (the one this project started, from this
+#                                      checkout or another) and start it again on the same data:
+#                                      the restart command of the restart fixtures
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state="${CARGO_TARGET_DIR:-target}/brokers"
@@ -75,10 +76,10 @@ garagemq() {
         return 0
     fi
     install_package garagemq || return 1
-    mkdir -p "$state/garagemq/db"
-    local dir
-    dir=$(cd "$state/garagemq" && pwd)
-    sed "s|@DB@|$dir/db|" brokers/garagemq.yaml > "$dir/config.yaml"
+    local dir="${garagemq_dir:-$state/garagemq}"
+    mkdir -p "$dir/db"
+    dir=$(cd "$dir" && pwd)
+    [ -n "$garagemq_dir" ] && [ -f "$dir/config.yaml" ] || sed "s|@DB@|$dir/db|" brokers/garagemq.yaml > "$dir/config.yaml"
     say "GarageMQ: starting from $dir/config.yaml (log: $dir/garagemq.log)"
     # Never --hprof: it listens on 0.0.0.0:8080.
     nohup garagemq --config "$dir/config.yaml" --log-file "$dir/garagemq.log" --log-level warning \
@@ -92,28 +93,40 @@ garagemq() {
     say "GarageMQ: answering on 127.0.0.1:5673 (pid $(cat "$dir/garagemq.pid"))"
 }
 
-# Stop the GarageMQ this script started (found by its config path): SIGTERM, then SIGKILL for
-# whatever is still there after 2 s (a deadlocked GarageMQ never finishes its shutdown).
+# The pids of the GarageMQ instances this project started, from any checkout (each runs with
+# a config.yaml under some <checkout>/target/brokers/garagemq/): the one on 127.0.0.1:5673 may
+# have been started from another checkout of the project than this one.
+project_garagemq() {
+    pgrep -f -- "^garagemq --config [^ ]*/brokers/garagemq/config.yaml" || true
+}
+
+# Stop the GarageMQ this project started: SIGTERM, then SIGKILL for whatever is still there after
+# 2 s (a deadlocked GarageMQ never finishes its shutdown). Its directory is kept in
+# $garagemq_dir, so that it is started again on the same data (durable queues survive).
+garagemq_dir=""
 stop_garagemq() {
-    local config pids
-    config="$(mkdir -p "$state/garagemq" && cd "$state/garagemq" && pwd)/config.yaml"
-    pids=$(pgrep -f -- "--config $config" || true)
+    local pids pid config
+    pids=$(project_garagemq)
     [ -n "$pids" ] || return 0
+    for pid in $pids; do
+        config=$(ps -o args= -p "$pid" | sed -n 's/.*--config \([^ ]*\).*/\1/p')
+        [ -n "$config" ] && garagemq_dir=$(dirname "$config")
+    done
     kill $pids 2>/dev/null || true
     for _ in $(seq 1 20); do
-        pgrep -f -- "--config $config" >/dev/null || break
+        [ -n "$(project_garagemq)" ] || break
         sleep 0.1
     done
-    pids=$(pgrep -f -- "--config $config" || true)
+    pids=$(project_garagemq)
     if [ -n "$pids" ]; then
         say "GarageMQ: pid $pids still running 2 s after SIGTERM; killing it"
         kill -9 $pids 2>/dev/null || true
         for _ in $(seq 1 50); do
-            pgrep -f -- "--config $config" >/dev/null || break
+            [ -n "$(project_garagemq)" ] || break
             sleep 0.1
         done
     fi
-    rm -f "$state/garagemq/garagemq.pid"
+    rm -f "${garagemq_dir:-$state/garagemq}/garagemq.pid"
     say "GarageMQ: stopped"
 }
 

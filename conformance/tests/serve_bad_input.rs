@@ -76,6 +76,39 @@ fn a_wrong_frame_end_is_501() {
     others_unaffected(&s);
 }
 
+/// A known method whose arguments cannot be decoded (cut short, a field table longer than the
+/// frame, a field of an unknown type, octets left over) is a frame the server cannot decode: 501
+/// naming the method, which is what RabbitMQ 3.10.8 answers (probed; it resets the socket on the
+/// unknown field type instead). The socket is closed at once.
+#[test]
+fn undecodable_arguments_of_a_known_method_are_501_naming_it() {
+    let s = server();
+    let declare = |rest: &[u8]| {
+        let mut payload = vec![0u8, 50, 0, 10, 0, 0];
+        payload.extend(rest);
+        raw_frame(1, 1, &payload, 0xCE)
+    };
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("cut short", declare(b"\x05ab")),
+        ("a table longer than the frame", declare(b"\x01q\x00\x00\x00\x01\x90")),
+        ("a field of an unknown type", declare(b"\x01q\x00\x00\x00\x00\x04\x01aZ\x00")),
+        ("octets left over", declare(b"\x01q\x00\x00\x00\x00\x00junk")),
+    ];
+    for (what, frame) in cases {
+        let mut raw = Raw::open(&s, 0);
+        raw.channel(1);
+        raw.stream.write_all(&frame).expect("written");
+        match raw.frame() {
+            AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => {
+                assert_eq!((c.reply_code, c.class_id, c.method_id), (501, 50, 10), "{what}: {c:?}");
+            }
+            other => panic!("{what}: expected connection.close 501, got {other:?}"),
+        }
+        assert!(raw.closed(), "{what}: the socket is closed");
+    }
+    others_unaffected(&s);
+}
+
 /// AMQP 0-9-1 names no reply code for an unknown class or method; 540 `not-implemented` ("the
 /// client tried to use functionality that is not implemented in the server") is RabbitMQ's
 /// answer too, with the class and method ids it was sent. 503 `command-invalid` is for an
@@ -93,6 +126,56 @@ fn an_unknown_class_or_method_is_540() {
         payload.extend(b"junk");
         raw.stream.write_all(&raw_frame(1, n, &payload, 0xCE)).expect("written");
         raw.expect_close_and_end(540, class_id, method_id);
+    }
+    others_unaffected(&s);
+}
+
+/// Known methods out of place are 503 `command-invalid`, naming the method: a channel's method
+/// on channel 0, a handshake method on an open connection, a method only a server sends, and a
+/// connection method on a channel other than 0.
+#[test]
+fn methods_out_of_place_are_503() {
+    let s = server();
+    let tune_ok = connection::TuneOk { channel_max: 16, frame_max: FRAME_MAX, heartbeat: 0 };
+    let deliver = basic::Deliver {
+        consumer_tag: "c".into(),
+        delivery_tag: 1,
+        redelivered: false,
+        exchange: "".into(),
+        routing_key: "q".into(),
+    };
+    let cases: [(&str, AMQPFrame, (u16, u16)); 5] = [
+        ("queue.declare on channel 0", method(declare("q-503", false)), (50, 10)),
+        (
+            "connection.tune-ok after the handshake",
+            method(AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok))),
+            (10, 31),
+        ),
+        ("basic.deliver from a client", on(1, AMQPClass::Basic(basic::AMQPMethod::Deliver(deliver))), (60, 60)),
+        (
+            "queue.declare-ok from a client",
+            on(
+                1,
+                AMQPClass::Queue(amq_protocol::protocol::queue::AMQPMethod::DeclareOk(
+                    amq_protocol::protocol::queue::DeclareOk { queue: "q".into(), message_count: 0, consumer_count: 0 },
+                )),
+            ),
+            (50, 11),
+        ),
+        ("connection.close on channel 1", on(1, connection_close_class()), (10, 50)),
+    ];
+    for (what, frame, (class_id, method_id)) in cases {
+        let mut raw = Raw::open(&s, 0);
+        raw.channel(1);
+        raw.send(&[frame]);
+        match raw.frame() {
+            AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => {
+                assert_eq!((c.reply_code, c.class_id, c.method_id), (503, class_id, method_id), "{what}: {c:?}");
+            }
+            other => panic!("{what}: expected connection.close 503, got {other:?}"),
+        }
+        let _ = raw.stream.write_all(&bytes(&[connection_close_ok()]));
+        assert!(raw.closed(), "{what}: the socket is closed after close-ok");
     }
     others_unaffected(&s);
 }

@@ -48,8 +48,9 @@ enum Got {
 }
 
 enum Fault {
-    /// Not a frame: 501, and the socket is closed.
-    Frame(String),
+    /// Not a frame: 501, and the socket is closed. A method frame of a known method whose
+    /// arguments cannot be decoded names the method (class and method ids), as RabbitMQ does.
+    Frame(String, (u16, u16)),
     /// A method frame naming a class or method AMQP 0-9-1 does not have: 540.
     Unknown { class_id: u16, method_id: u16 },
 }
@@ -124,19 +125,22 @@ impl Reader {
         }
         let kind = self.buf[0];
         if !matches!(kind, 1 | 2 | 3 | 8) {
-            return Some(Got::Fault(Fault::Frame(format!("unknown frame type {kind}"))));
+            return Some(Got::Fault(Fault::Frame(format!("unknown frame type {kind}"), (0, 0))));
         }
         let channel = u16::from_be_bytes([self.buf[1], self.buf[2]]);
         let size = u32::from_be_bytes([self.buf[3], self.buf[4], self.buf[5], self.buf[6]]) as usize;
         if size as u64 + 8 > u64::from(self.frame_max) {
             let what = format!("a frame of {} octets is larger than frame-max {}", size + 8, self.frame_max);
-            return Some(Got::Fault(Fault::Frame(what)));
+            return Some(Got::Fault(Fault::Frame(what, (0, 0))));
         }
         if self.buf.len() < size + 8 {
             return None;
         }
         if self.buf[size + 7] != 0xCE {
-            return Some(Got::Fault(Fault::Frame(format!("no frame-end octet after a frame on channel {channel}"))));
+            return Some(Got::Fault(Fault::Frame(
+                format!("no frame-end octet after a frame on channel {channel}"),
+                (0, 0),
+            )));
         }
         let payload = if kind == 1 { self.buf[7..7 + size].to_vec() } else { Vec::new() };
         let got = match parse_frame(&self.buf[..size + 8]) {
@@ -145,12 +149,13 @@ impl Reader {
                 let class_id = u16::from_be_bytes([payload[0], payload[1]]);
                 let method_id = u16::from_be_bytes([payload[2], payload[3]]);
                 if map::known_method(class_id, method_id) {
-                    Got::Fault(Fault::Frame(format!("malformed method frame {class_id}.{method_id}")))
+                    let why = format!("cannot decode the arguments of method {class_id}.{method_id}");
+                    Got::Fault(Fault::Frame(why, (class_id, method_id)))
                 } else {
                     Got::Fault(Fault::Unknown { class_id, method_id })
                 }
             }
-            _ => Got::Fault(Fault::Frame(format!("malformed frame of type {kind} on channel {channel}"))),
+            _ => Got::Fault(Fault::Frame(format!("malformed frame of type {kind} on channel {channel}"), (0, 0))),
         };
         self.buf.drain(..size + 8);
         Some(got)
@@ -464,9 +469,9 @@ impl Conn {
             let frame = match got {
                 Got::Frame(frame, _) => *frame,
                 Got::Gone(_) => return None,
-                Got::Fault(Fault::Frame(why)) => {
+                Got::Fault(Fault::Frame(why, (class_id, method_id))) => {
                     self.shared.log(|| format!("{}: {why}", self.who()));
-                    self.send(vec![map::connection_close(501, &why, 0, 0)]);
+                    self.send(vec![map::connection_close(501, &why, class_id, method_id)]);
                     self.shutdown();
                     return None;
                 }
@@ -610,7 +615,7 @@ impl Conn {
                     let shared = self.shared.clone();
                     let mut state = shared.lock();
                     match fault {
-                        Fault::Frame(why) => self.hard_close(&mut state, 501, &why, (0, 0), true),
+                        Fault::Frame(why, cause) => self.hard_close(&mut state, 501, &why, cause, true),
                         Fault::Unknown { class_id, method_id } => {
                             let text = format!("unknown method {class_id}.{method_id}");
                             self.hard_close(&mut state, 540, &text, (class_id, method_id), false)

@@ -77,13 +77,17 @@ pub fn header(n: u16, size: u64) -> AMQPFrame {
     )
 }
 
-pub fn connection_close() -> AMQPFrame {
-    method(AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+pub fn connection_close_class() -> AMQPClass {
+    AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
         reply_code: 200,
         reply_text: "bye".into(),
         class_id: 0,
         method_id: 0,
-    })))
+    }))
+}
+
+pub fn connection_close() -> AMQPFrame {
+    method(connection_close_class())
 }
 
 pub fn connection_close_ok() -> AMQPFrame {
