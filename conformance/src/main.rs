@@ -113,7 +113,10 @@ enum Cmd {
     /// (default guest:guest). What the model does not implement (channel.flow,
     /// basic.recover-async, immediate, prefetch-size, no-local, consumer arguments, argument
     /// values that are not booleans, integers or strings) is refused with connection.close 540.
-    /// Runs until killed; problems with clients are logged on stderr.
+    /// Runs until killed; problems with clients are logged on stderr. SIGHUP restarts the broker
+    /// (every connection closed with 320; durable queues, exchanges and bindings and persistent
+    /// messages in durable queues kept), which is the restart command to give a runner:
+    /// `--restart-cmd 'kill -HUP PID'` (the pid is printed at start).
     ///
     /// Example: `amqp-conformance serve --profile spec &` then `amqp-conformance run fixtures
     /// --profile spec --broker amqp://guest:guest@127.0.0.1:5690/%2f`.

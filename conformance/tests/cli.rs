@@ -227,3 +227,39 @@ fn restart_needs_a_broker() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--restart-cmd needs --broker"), "{}", text(&out));
 }
+
+/// `serve` in a process of its own is restarted by SIGHUP, so a runner restarts it with
+/// `--restart-cmd 'kill -HUP PID'`: the restart traces pass against it (and without a restart
+/// command they are skipped, so the restart is what makes them pass).
+#[test]
+fn serve_restarts_on_sighup_for_the_restart_fixtures() {
+    use std::io::BufRead;
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_amqp-conformance"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut first = String::new();
+    std::io::BufReader::new(serve.stdout.take().expect("its stdout")).read_line(&mut first).expect("its first line");
+    let addr = first.split(" on ").nth(1).and_then(|r| r.split(',').next()).expect("the address it listens on");
+    assert!(first.contains(&format!("SIGHUP restarts it (pid {})", serve.id())), "{first}");
+    let uri = format!("amqp://guest:guest@{addr}/%2f");
+    let restart = format!("kill -HUP {}", serve.id());
+    let traces =
+        ["fixtures/seed/3.3-durable-queue-survives-restart.trace", "fixtures/spec/restart-durable-survives.trace"];
+    let mut args = vec!["run", "--broker", &uri, "--restart-cmd", &restart];
+    args.extend(traces);
+    let with = run(&args);
+    let mut args = vec!["run", "--broker", &uri];
+    args.extend(traces);
+    let without = run(&args);
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let (with, without) = (text(&with), text(&without));
+    for t in traces {
+        assert!(with.contains(&format!("pass  {t}")), "{with}");
+        assert!(without.contains(&format!("skip  {t}: restart needs --restart-cmd")), "{without}");
+    }
+    assert!(with.ends_with("\nconformant\n"), "{with}");
+}

@@ -543,6 +543,25 @@ impl Server {
     }
 }
 
+/// Restart `server` (the model's `restart`) each time the process gets SIGHUP, so that a runner
+/// can restart a `serve` of another process: `--restart-cmd 'kill -HUP PID'`.
+fn restart_on_hangup(server: Server) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = signal(SignalKind::hangup()).map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                server.shared.log(|| "SIGHUP: restarting (every connection closed with 320)".to_string());
+                server.restart();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = server;
+    Ok(())
+}
+
 /// Serve the model on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, config: ServeConfig) {
     Server::new(config).run(listener).await
@@ -686,10 +705,13 @@ pub fn run_cli(
         let names: Vec<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
         println!(
             "serving the model (profile {profile}, schedule {schedule}) over AMQP 0-9-1 on {addr}, virtual host /, \
-             users {}",
-            names.join(", ")
+             users {}; SIGHUP restarts it (pid {})",
+            names.join(", "),
+            std::process::id()
         );
-        serve(listener, config).await;
+        let server = Server::new(config);
+        restart_on_hangup(server.clone())?;
+        server.run(listener).await;
         Ok(())
     })
 }
