@@ -16,9 +16,9 @@
 //! - `drop` closes the connection cleanly (lapin cannot abort its socket): the broker requeues
 //!   and deletes the same as on a lost socket, and the client observes nothing either way.
 //! - `restart` is performed by the target's [`Restart`] (a command, or the in-process reference
-//!   broker's restart); without one it cannot be performed, nor can what lapin cannot send (a second `channel.open` of an
-//!   open channel, a method on a channel that is not open): such a step returns no events and
-//!   sets [`LiveTarget::incomplete`].
+//!   broker's restart). Without one it cannot be performed, nor can what lapin cannot send (a
+//!   second `channel.open` of an open channel, a method on a channel that is not open): such a
+//!   step returns no events and sets [`LiveTarget::incomplete`].
 
 use crate::restart::Restart;
 use crate::run::{Hint, Listen, Target};

@@ -562,11 +562,6 @@ fn restart_on_hangup(server: Server) -> Result<(), String> {
     Ok(())
 }
 
-/// Serve the model on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, config: ServeConfig) {
-    Server::new(config).run(listener).await
-}
-
 /// A server on an ephemeral loopback port, run by a thread of its own (with its own tokio
 /// runtime); stopped when dropped.
 #[derive(Debug)]

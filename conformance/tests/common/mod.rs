@@ -227,6 +227,16 @@ impl Raw {
         }
     }
 
+    /// Start a consumer on channel `n` and read its `basic.consume-ok`.
+    pub fn consume(&mut self, n: u16, queue: &str, tag: &str, no_ack: bool) {
+        self.send(&[on(n, consume(queue, tag, no_ack))]);
+        let ok = self.frame();
+        assert!(
+            matches!(ok, AMQPFrame::Method(m, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_))) if m == n),
+            "{ok:?}"
+        );
+    }
+
     /// The server's next frame is `connection.close` with this code (class, method).
     pub fn expect_close(&mut self, code: u16, class_id: u16, method_id: u16) {
         match self.frame() {
