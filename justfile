@@ -1,4 +1,4 @@
-# The project's commands. `just check` is what CI runs (through .ci/run).
+# The project's commands. `just check` is what CI runs (through ./check, which .ci/run calls).
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
@@ -25,7 +25,7 @@ brokers:
 # CI model check, a minute of fuzzing the reference broker, generated traces against it); then
 # the documentation book (its generated pages must be current and it must build).
 #
-# What CI runs (.ci/run): every check.
+# What CI runs (./check, from .ci/run): every check.
 check: fmt-check clippy test lanes docs-check
 
 # The two lanes of `check`. The brokers' mostly waits on brokers, so the other runs meanwhile,
@@ -40,7 +40,7 @@ lanes:
     nice -n 19 bash -c 'set -e; just model-check; just fuzz; just generated-reference' >"$log" 2>&1 &
     cpu=$!
     brokers=0
-    just matrix-check && just generated-rabbitmq || brokers=$?
+    just matrix-check && just generated-rabbitmq && just stress 2 || brokers=$?
     cpu_status=0
     wait $cpu || cpu_status=$?
     echo "--- the CPU lane (model-check, fuzz, generated-reference): $log"
@@ -152,6 +152,16 @@ conform-garagemq:
 # profiles, RabbitMQ, GarageMQ), written to docs/matrix.md.
 matrix:
     cargo run -q -p amqp-conformance -- matrix
+
+# Every verdict must be the same on a busy machine: the whole suite RUNS times against the local
+# RabbitMQ under each profile (restarts included, 4 jobs, spec with RabbitMQ's deviations file)
+# while threads of the runner's own keep every core busy. Fails, listing them, when a trace's
+# verdict was not the same in every run. CI runs `just stress 2` in the brokers' lane.
+#
+# The suite again and again on a busy machine: verdicts that changed between runs.
+stress runs="20":
+    cargo run -q -p amqp-conformance -- stress fixtures --runs {{runs}} --jobs 4 --profile rabbitmq --broker "{{rabbitmq}}" --restart-cmd "{{restart}}"
+    cargo run -q -p amqp-conformance -- stress fixtures --runs {{runs}} --jobs 4 --profile spec --broker "{{rabbitmq}}" --restart-cmd "{{restart}}" --deviations deviations/rabbitmq.toml
 
 # The matrix as CI checks it: fails when a target does not conform apart from its deviations file,
 # or when docs/matrix.md differs from the fresh run.

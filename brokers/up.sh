@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make the brokers the suite runs against available (`just brokers`, called by .ci/run):
+# Make the brokers the suite runs against available (`just brokers`, called by ./check):
 #   RabbitMQ on 127.0.0.1:5672 and GarageMQ on 127.0.0.1:5673, guest/guest, loopback only.
 # Each is installed from Debian's packages if missing and started if not already answering;
 # one that answers is left alone, so running this twice is harmless. Says what it did, or why

@@ -3,9 +3,12 @@
 //! outcome under each profile, the profiles' switches, and the model's source with line anchors
 //! for the rules to link to. Every page comes from the repository's files (the rule catalogue,
 //! the fixtures, `docs/matrix.json` written by `amqp-conformance matrix`, the model), so
-//! `amqp-conformance docs --check` can tell when the checked-in pages are stale.
+//! `amqp-conformance docs --check` can tell when the checked-in pages are stale. The hand-written
+//! pages are not generated, but the figures they quote are: each is marked, and brought up to
+//! date from the same sources ([`crate::figures`]).
 
 use crate::catalogue::{Catalogue, Place, Rule};
+use crate::figures::{has_marks, Figures};
 use crate::matrix::MatrixData;
 use crate::run::{record, ModelTarget};
 use crate::snapshot::outcome;
@@ -57,9 +60,37 @@ pub struct Sources<'a> {
     pub model_source: &'a [(String, String)],
 }
 
-/// Every generated page: path under `docs/`, and content.
+/// Where the hand-written pages are read from, relative to the working directory (the
+/// repository root, as for the fixtures).
+pub const HAND_WRITTEN_DIR: &str = "docs";
+
+/// The hand-written pages, under `docs/`: the introduction, the guide, the reference.
+pub fn hand_written() -> impl Iterator<Item = &'static str> {
+    std::iter::once("introduction.md").chain(GUIDE.iter().chain(&REFERENCE).map(|(_, path)| *path))
+}
+
+/// Every generated page: path under `docs/`, and content. Among them are the hand-written pages
+/// (read from [`HAND_WRITTEN_DIR`]) that quote figures, with each figure brought up to date
+/// ([`crate::figures`]).
+///
+/// # Panics
+///
+/// When a hand-written page's figure mark is malformed or cannot be made true (the message
+/// names the page, the line and why): the page must be mended by hand.
 pub fn pages(s: &Sources<'_>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
+    let figures = Figures { fixtures: s.fixtures, matrix: s.matrix, catalogue: s.catalogue };
+    for page in hand_written() {
+        let path = Path::new(HAND_WRITTEN_DIR).join(page);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        if !has_marks(&text) {
+            continue;
+        }
+        match figures.fill(&text) {
+            Ok(filled) => out.insert(page.to_string(), filled),
+            Err(e) => panic!("{}: {e}", path.display()),
+        };
+    }
     let owners = s.catalogue.owners();
     out.insert("spec/index.md".to_string(), spec_index(s, &owners));
     for owner in &owners {

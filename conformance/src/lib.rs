@@ -8,7 +8,9 @@
 
 pub mod book;
 pub mod catalogue;
+pub mod delay;
 pub mod deviations;
+pub mod figures;
 pub mod generate;
 pub mod live;
 pub mod matrix;
@@ -18,6 +20,7 @@ pub mod restart;
 pub mod run;
 pub mod serve;
 pub mod snapshot;
+pub mod stress;
 pub mod suite;
 pub mod trace;
 pub mod validate;

@@ -3,11 +3,14 @@
 use amqp_conformance::catalogue::{Catalogue, Share};
 use amqp_conformance::deviations::Deviations;
 use amqp_conformance::generate::{save_regression, shrink, GenConfig, WITHOUT_KINDS};
-use amqp_conformance::live::{address, check_login, Timing, DEFAULT_FENCE, DEFAULT_GRACE, DEFAULT_TIMEOUT};
+use amqp_conformance::live::{address, check_login, Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_conformance::report;
 use amqp_conformance::restart::Restart;
 use amqp_conformance::serve::{ServeConfig, ServerHandle};
-use amqp_conformance::suite::{find_traces, load, run_one, run_suite, Status, SuiteRun, TargetSpec, TraceResult};
+use amqp_conformance::suite::{
+    check_broker_uri, default_jobs, find_traces, load, run_one, run_suite, trace_errors, Status, SuiteRun, TargetSpec,
+    TraceResult,
+};
 use amqp_conformance::trace::Trace;
 use amqp_model::ProfileName;
 use clap::{Args, Parser, Subcommand};
@@ -24,8 +27,8 @@ use std::time::Duration;
 /// skipped traces do not count against it), 1 when it does not (a trace failed, or the run went
 /// wrong on a trace: cleanup failed, a restart command failed, the broker stopped answering), 2
 /// for usage and infrastructure errors (a trace or deviations file that cannot be read or parsed,
-/// a glob matching nothing, a broker that cannot be reached or refuses the login), each with a
-/// one-line cause.
+/// a trace the model itself cannot follow, a glob matching nothing, a --broker that is not an
+/// AMQP URI, a broker that cannot be reached or refuses the login), each with a one-line cause.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -44,7 +47,9 @@ enum Cmd {
     /// (dispatching eagerly). On a broker every queue and exchange name gets a run-unique prefix,
     /// and what a trace created is deleted afterwards, also when it fails. Traces whose
     /// `profile:` header names the other profile, and traces with steps the target cannot
-    /// perform (`restart` without `--restart-cmd`), are reported as skipped.
+    /// perform (`restart` without `--restart-cmd`), are reported as skipped. Before any broker is
+    /// contacted, every trace is replayed on the model: one the model cannot follow (an `expect`
+    /// it does not meet) is an error in the trace, printed as `file:line: ...` (exit 2).
     Run {
         /// Trace files, directories (searched recursively for *.trace) or glob patterns
         /// (quoted: 'fixtures/**/queue-*.trace').
@@ -54,6 +59,31 @@ enum Cmd {
         /// wire, no cleanup; the fastest check of a trace).
         #[arg(long, conflicts_with = "broker")]
         model: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run the traces again and again while this process keeps the CPUs busy, and report every
+    /// trace whose verdict was not the same in every run.
+    ///
+    /// No verdict may depend on how fast the machine is: a trace whose verdict changes between
+    /// runs is a defect of the runner until it is shown to be the broker's. The target, profile,
+    /// deviations and restart command are chosen as for `run`. --load threads spin beside the
+    /// runs (default: one per core) and stop with them. Exit 0 when every trace kept one verdict
+    /// (whether it passes or not: compare with `run` for that), 1 when some changed, 2 when the
+    /// runs could not be done.
+    ///
+    /// Example: `amqp-conformance stress fixtures --runs 20 --broker URI --restart-cmd CMD`.
+    Stress {
+        /// Trace files, directories or glob patterns, as for `run`.
+        #[arg(default_value = "fixtures")]
+        paths: Vec<PathBuf>,
+        /// How many times to run the whole set.
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        runs: usize,
+        /// CPU-bound threads kept spinning during the runs (0 for an idle machine; default: one
+        /// per core).
+        #[arg(long, value_name = "THREADS")]
+        load: Option<usize>,
         #[command(flatten)]
         common: Common,
     },
@@ -103,6 +133,29 @@ enum Cmd {
         model: bool,
         #[command(flatten)]
         common: Common,
+    },
+    /// A TCP proxy that holds everything the broker sends for --delay-ms before passing it on:
+    /// a slow network between a runner and a broker, to check that no verdict depends on speed.
+    ///
+    /// Every chunk the broker sends is held, in order, for the delay; what clients send passes at
+    /// once (or after --client-delay-ms). AMQP orders frames only within a channel, so a
+    /// conformant broker stays conformant behind it. Runs until killed.
+    ///
+    /// Example: `amqp-conformance delay-proxy --to 127.0.0.1:5672 --delay-ms 150 &` then `run
+    /// --broker amqp://guest:guest@127.0.0.1:5700/%2f`.
+    DelayProxy {
+        /// The address to listen on (host:port).
+        #[arg(long, default_value = "127.0.0.1:5700", value_name = "ADDR")]
+        listen: String,
+        /// The broker's address (host:port).
+        #[arg(long, value_name = "ADDR")]
+        to: String,
+        /// How long each chunk the broker sends is held, in milliseconds.
+        #[arg(long, default_value_t = 150, value_name = "MS")]
+        delay_ms: u64,
+        /// How long each chunk a client sends is held, in milliseconds.
+        #[arg(long, default_value_t = 0, value_name = "MS")]
+        client_delay_ms: u64,
     },
     /// Serve the model over AMQP 0-9-1: a reference broker that clients (lapin, pika, ...) and
     /// `run --broker` talk to over TCP.
@@ -206,13 +259,15 @@ struct Common {
     #[arg(long, default_value = "rabbitmq")]
     profile: ProfileName,
     /// Run against the broker at this AMQP URI (amqp://user:password@host:port/vhost, e.g.
-    /// amqp://guest:guest@127.0.0.1:5672/%2f) instead of the model or the reference broker. The
-    /// password is never printed.
+    /// amqp://guest:guest@127.0.0.1:5672/%2f: the vhost "/" is written %2f, and a URI without a
+    /// path means it too) instead of the model or the reference broker. The password is never
+    /// printed.
     #[arg(long, value_name = "URI")]
     broker: Option<String>,
     /// Run this many traces at once, each on its own connections (traces that restart the broker
-    /// always run alone, after the others).
-    #[arg(long, short, default_value_t = 1, value_name = "N")]
+    /// always run alone, after the others). The default is twice the cores this machine offers,
+    /// at most 8: a trace mostly waits on the broker.
+    #[arg(long, short, default_value_t = default_jobs(), value_name = "N")]
     jobs: usize,
     /// A file of the broker's known deviations (TOML, see docs/conformance.md): a failure it
     /// lists is reported as known, not failed; an entry whose trace passes is reported stale.
@@ -231,11 +286,6 @@ struct Common {
     /// model says the broker may be done (for anything it must not do).
     #[arg(long, default_value_t = DEFAULT_GRACE.as_millis() as u64, value_name = "MS")]
     grace_ms: u64,
-    /// With --broker: how long after a command that put messages into queues (publish, commit,
-    /// requeue) a queue.declare is sent (RabbitMQ answers message counts ahead of messages still
-    /// on their way into the queue).
-    #[arg(long, default_value_t = DEFAULT_FENCE.as_millis() as u64, value_name = "MS")]
-    fence_ms: u64,
     /// Write a JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -248,6 +298,12 @@ struct Common {
 struct Fatal(String);
 
 impl Common {
+    /// Whether `--broker`, if given, is an AMQP URI that names a virtual host (before anything
+    /// is read or run).
+    fn check_broker(&self) -> Result<(), Fatal> {
+        self.broker.as_deref().map_or(Ok(()), check_broker_uri).map_err(Fatal)
+    }
+
     /// The target: the broker at `--broker`, the model itself with `--model`, or else the
     /// reference broker started in-process under `--profile` (alive as long as the handle).
     fn target(&self, model: bool) -> Result<(TargetSpec, Option<ServerHandle>), Fatal> {
@@ -269,11 +325,7 @@ impl Common {
 
     /// The runner's timing options.
     fn timing(&self) -> Timing {
-        Timing {
-            timeout: Duration::from_millis(self.timeout_ms),
-            grace: Duration::from_millis(self.grace_ms),
-            fence: Duration::from_millis(self.fence_ms),
-        }
+        Timing { timeout: Duration::from_millis(self.timeout_ms), grace: Duration::from_millis(self.grace_ms) }
     }
 
     fn deviations(&self) -> Result<Option<Deviations>, Fatal> {
@@ -350,22 +402,104 @@ fn reference(profile: ProfileName, timing: Timing) -> Result<(TargetSpec, Server
     Ok((TargetSpec::Broker { uri: server.uri(), timing, restart }, server))
 }
 
-fn run(paths: &[PathBuf], model: bool, common: &Common) -> Result<bool, Fatal> {
-    let (target, _server) = common.target(model)?;
-    let deviations = common.deviations()?;
-    let files = find_traces(paths).map_err(Fatal)?;
-    let traces = load(&files).map_err(Fatal)?;
-    let profile = common.profile;
-    let classify = |file: &str, status: Status| match &deviations {
-        Some(d) => d.apply(profile, file, status),
-        None => status,
+/// Stop with the traces the model itself cannot follow under `profile`, if there are any: each
+/// is printed on stderr as `file:line: what is wrong` ([`trace_errors`]), before any broker is
+/// contacted.
+fn precheck(traces: &[(String, Trace)], profile: ProfileName) -> Result<(), Fatal> {
+    let errors = trace_errors(traces, profile);
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    let (which, them) = match errors.len() {
+        0 => return Ok(()),
+        1 => ("a trace is".to_string(), "it"),
+        n => (format!("{n} traces are"), "them"),
     };
+    Err(Fatal(format!(
+        "{which} in error (above): the model itself does not follow {them} under the {profile} profile; nothing was run"
+    )))
+}
+
+/// `n traces` (or `1 trace`).
+fn traces_count(n: usize) -> String {
+    format!("{n} trace{}", if n == 1 { "" } else { "s" })
+}
+
+/// What `run` and `stress` start from: the traces read and checked on the model, the
+/// deviations file, and the target (any in-process server alive as long as this).
+struct Suite {
+    traces: Vec<(String, Trace)>,
+    deviations: Option<Deviations>,
+    profile: ProfileName,
+    target: TargetSpec,
+    _server: Option<ServerHandle>,
+}
+
+impl Suite {
+    /// Check the URI, read the traces and the deviations file, check the traces on the model,
+    /// then reach the target: in that order, so that no broker is contacted for a trace error.
+    fn prepare(paths: &[PathBuf], model: bool, common: &Common) -> Result<Suite, Fatal> {
+        common.check_broker()?;
+        let files = find_traces(paths).map_err(Fatal)?;
+        let traces = load(&files).map_err(Fatal)?;
+        let deviations = common.deviations()?;
+        precheck(&traces, common.profile)?;
+        let (target, server) = common.target(model)?;
+        Ok(Suite { traces, deviations, profile: common.profile, target, _server: server })
+    }
+
+    /// A status as the deviations file classifies it.
+    fn classify(&self, file: &str, status: Status) -> Status {
+        match &self.deviations {
+            Some(d) => d.apply(self.profile, file, status),
+            None => status,
+        }
+    }
+}
+
+fn run(paths: &[PathBuf], model: bool, common: &Common) -> Result<bool, Fatal> {
+    let suite = Suite::prepare(paths, model, common)?;
+    let (traces, target, profile) = (&suite.traces, &suite.target, suite.profile);
+    let what = format!("run: {}", traces_count(traces.len()));
+    println!("{}", report::header(&what, &target.label(), profile, common.jobs));
+    let classify = |file: &str, status: Status| suite.classify(file, status);
     let mut progress = Progress::new(traces.len());
-    let run = run_suite(&traces, &target, profile, common.jobs, &classify, &mut |r| progress.show(r));
+    let run = run_suite(traces, target, profile, common.jobs, &classify, &mut |r| progress.show(r));
     progress.finish();
     println!("{}", report::summary(&run));
     common.write_reports(&run)?;
     Ok(run.conformant())
+}
+
+fn stress(paths: &[PathBuf], runs: usize, threads: Option<usize>, common: &Common) -> Result<bool, Fatal> {
+    let suite = Suite::prepare(paths, false, common)?;
+    let (traces, target, profile) = (&suite.traces, &suite.target, suite.profile);
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let what = format!("stress: {} x {runs} runs, {threads} load threads", traces_count(traces.len()));
+    println!("{}", report::header(&what, &target.label(), profile, common.jobs));
+    let classify = |file: &str, status: Status| suite.classify(file, status);
+    let load = amqp_conformance::stress::Load::start(threads);
+    let mut done = Vec::new();
+    for i in 1..=runs {
+        let run = run_suite(traces, target, profile, common.jobs, &classify, &mut |_| {});
+        let counts: Vec<String> =
+            run.counts().iter().filter(|(_, n)| *n > 0).map(|(label, n)| format!("{n} {label}")).collect();
+        println!("run {i}/{runs}: {} ({:.1} s)", counts.join(", "), run.elapsed.as_secs_f64());
+        done.push(run);
+    }
+    drop(load);
+    let differences = amqp_conformance::stress::differences(&done);
+    for d in &differences {
+        print!("{d}");
+    }
+    match differences.len() {
+        0 => println!("stress: every trace had the same verdict in all {runs} runs"),
+        n => println!("stress: {n} of {} traces changed verdict between runs", traces.len()),
+    }
+    if let Some(last) = done.last() {
+        common.write_reports(last)?;
+    }
+    Ok(differences.is_empty())
 }
 
 /// The `generate` subcommand's own options.
@@ -381,11 +515,10 @@ struct Generation<'a> {
 }
 
 fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
-    let (target, server) = common.target(g.model)?;
+    common.check_broker()?;
     let seed = g.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
     });
-    println!("seed {seed}: {} generated traces of about {} actions", g.count, g.steps);
     if let Some(bad) = g.without.iter().find(|k| !WITHOUT_KINDS.contains(&k.as_str())) {
         return Err(Fatal(format!("--without: unknown kind `{bad}` (known: {})", WITHOUT_KINDS.join(", "))));
     }
@@ -396,6 +529,11 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
         .map(|(i, t)| (format!("seed-{seed}-case-{i}"), t))
         .collect();
     let profile = common.profile;
+    precheck(&traces, profile)?;
+    let (target, server) = common.target(g.model)?;
+    // The seed first in the output, so that the run can be repeated.
+    let what = format!("generate: {} of seed {seed} (about {} actions each)", traces_count(g.count), g.steps);
+    println!("{}", report::header(&what, &target.label(), profile, common.jobs));
     let mut progress = Progress::new(traces.len());
     let run = run_suite(&traces, &target, profile, common.jobs, &|_, s| s, &mut |r| progress.show(r));
     progress.finish();
@@ -438,6 +576,18 @@ fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
     let config = MatrixConfig::load(config_path).map_err(Fatal)?;
     let files = find_traces(&config.paths).map_err(Fatal)?;
     let traces = load(&files).map_err(Fatal)?;
+    // Before any target is run: every broker URI, and the traces under each profile a target uses.
+    for t in &config.targets {
+        if let Some(uri) = t.broker.as_deref().filter(|b| *b != EMBEDDED) {
+            check_broker_uri(uri).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
+        }
+    }
+    let mut profiles: Vec<ProfileName> = config.targets.iter().map(|t| t.profile).collect();
+    profiles.sort();
+    profiles.dedup();
+    for profile in profiles {
+        precheck(&traces, profile)?;
+    }
     let mut columns = Vec::new();
     let mut conformant = true;
     for t in &config.targets {
@@ -454,7 +604,8 @@ fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
             check_login(uri, timing.timeout).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
         }
         let deviations = t.load_deviations().map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
-        println!("{}: {} traces against {} ({} profile)", t.name, traces.len(), spec.label(), t.profile);
+        let what = format!("{}: {}", t.name, traces_count(traces.len()));
+        println!("{}", report::header(&what, &spec.label(), t.profile, t.jobs));
         let classify = |file: &str, status: Status| deviations.apply(t.profile, file, status);
         let mut progress = Progress::new(traces.len());
         let run = run_suite(&traces, &spec, t.profile, t.jobs, &classify, &mut |r| {
@@ -633,8 +784,16 @@ fn main() -> ExitCode {
                 .map(|()| true)
                 .map_err(Fatal)
         }
+        Cmd::DelayProxy { listen, to, delay_ms, client_delay_ms } => {
+            let delays = amqp_conformance::delay::Delays {
+                from_broker: std::time::Duration::from_millis(*delay_ms),
+                from_client: std::time::Duration::from_millis(*client_delay_ms),
+            };
+            amqp_conformance::delay::run_cli(listen, to, delays).map(|()| true).map_err(Fatal)
+        }
         Cmd::Coverage { paths, min } => coverage(paths, *min),
         Cmd::Docs { out, check } => docs(out, *check),
+        Cmd::Stress { paths, runs, load, common } => stress(paths, *runs, *load, common),
         Cmd::Generate { seed, count, steps, save, name, no_shrink, without, model, common } => {
             let g = Generation {
                 seed: *seed,

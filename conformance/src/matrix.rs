@@ -26,7 +26,7 @@
 //! page is stale.
 
 use crate::deviations::Deviations;
-use crate::live::{Timing, DEFAULT_FENCE, DEFAULT_GRACE, DEFAULT_TIMEOUT};
+use crate::live::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use crate::suite::{Status, SuiteRun, TargetSpec};
 use amqp_model::ProfileName;
 use serde::{Deserialize, Serialize};
@@ -74,8 +74,6 @@ pub struct TargetConfig {
     pub timeout_ms: Option<u64>,
     /// The runner's grace period, in ms.
     pub grace_ms: Option<u64>,
-    /// The runner's fence, in ms.
-    pub fence_ms: Option<u64>,
 }
 
 /// The `broker` of a target that is the reference broker, started in-process on a loopback
@@ -124,7 +122,6 @@ impl TargetConfig {
                 timing: Timing {
                     timeout: self.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
                     grace: self.grace_ms.map_or(DEFAULT_GRACE, Duration::from_millis),
-                    fence: self.fence_ms.map_or(DEFAULT_FENCE, Duration::from_millis),
                 },
                 restart: crate::restart::Restart::command(self.restart_cmd.as_deref()),
             },
@@ -464,7 +461,6 @@ mod tests {
             jobs: 1,
             timeout_ms: None,
             grace_ms: None,
-            fence_ms: None,
         }
     }
 

@@ -7,9 +7,11 @@
 //! that prefix is dropped wherever the report already names the line (`file:N:`), so it is not
 //! said twice.
 
-use crate::run::Recording;
+use crate::run::{Recording, Verdict};
 use crate::suite::{Status, SuiteRun, TraceResult};
 use crate::trace::{write_command, write_event};
+use crate::validate::Divergence;
+use amqp_model::Event;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -164,7 +166,8 @@ fn detail_body(line: usize, detail: &str) -> String {
 ///   `stale deviation: ...`, asking for the deviations entry to be removed: the trace passed, and
 ///   a stale entry does not make the run non-conformant.
 /// - ERROR is an `error` (type `ERROR`): the run went wrong, the cause is the text.
-/// - skip is `skipped`, with the reason as the message.
+/// - skip is a `skipped` element, with the reason as the message; the `testsuite` counts them in
+///   its `skipped` attribute (and, as quick-junit writes it, in `disabled`).
 /// - A known deviation is reported as a **passing** case whose `system-out` starts
 ///   `known deviation: RULE: REASON`, followed by the verdict. It is not `skipped`: the trace
 ///   did run, and what it observed is exactly what the deviations file accepts, so it counts as
@@ -177,6 +180,9 @@ pub fn junit(run: &SuiteRun) -> String {
     suite.add_property(("target", run.target.as_str()));
     suite.add_property(("profile", run.profile.to_string().as_str()));
     suite.add_test_cases(run.results.iter().map(test_case));
+    // quick-junit counts skipped cases as `disabled`; dashboards read `skipped`.
+    let skipped = suite.disabled.to_string();
+    suite.extra.insert("skipped".into(), skipped.into());
     let mut report = Report::new("amqp-conformance");
     report.set_time(run.elapsed);
     report.add_test_suite(suite);
@@ -190,7 +196,8 @@ pub fn junit(run: &SuiteRun) -> String {
 /// The JSON report ([`json`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JsonReport {
-    /// The target's label (`model`, or the broker's URI without its password).
+    /// What was judged ([`crate::suite::TargetSpec::label`]): `the model`, `the reference broker,
+    /// in-process`, or the broker's URI without its password.
     pub target: String,
     /// The profile: `spec` or `rabbitmq`.
     pub profile: String,
@@ -232,8 +239,8 @@ pub struct JsonTrace {
     pub title: Option<String>,
     /// Its `cite:` lines.
     pub cites: Vec<String>,
-    /// The status label: `pass`, `FAIL`, `known`, `stale`, `skip` or `ERROR`
-    /// ([`Status::label`]).
+    /// The status, lower case: `pass`, `fail`, `known`, `stale`, `skip` or `error`
+    /// ([`Status::key`], the same words as the keys of `counts`).
     pub status: String,
     /// The failing line (FAIL and known).
     pub line: Option<usize>,
@@ -312,7 +319,7 @@ impl JsonTrace {
             file: r.file.clone(),
             title: r.title.clone(),
             cites: r.cites.clone(),
-            status: r.status.label().to_string(),
+            status: r.status.key().to_string(),
             line,
             detail,
             rule,
@@ -340,11 +347,11 @@ impl JsonReport {
 /// The run as pretty-printed JSON: a [`JsonReport`].
 ///
 /// ```json
-/// { "target": "model", "profile": "spec", "elapsed_seconds": 1.5,
+/// { "target": "the model", "profile": "spec", "elapsed_seconds": 1.5,
 ///   "counts": { "total": 2, "pass": 1, "fail": 1, "known": 0, "stale": 0, "skip": 0, "error": 0 },
 ///   "conformant": false,
 ///   "traces": [ { "file": "fixtures/x.trace", "title": "...", "cites": ["basic 10"],
-///                 "status": "FAIL", "line": 12, "detail": "line 12: ...", "rule": null,
+///                 "status": "fail", "line": 12, "detail": "line 12: ...", "rule": null,
 ///                 "reason": null, "duration_seconds": 0.05,
 ///                 "steps": [ { "line": 3, "command": "c1 connection.open",
 ///                              "events": ["c1 connection.open-ok"] } ] } ] }
@@ -411,40 +418,175 @@ fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The summary printed at the end of a run, without a trailing newline: one line per trace
-/// that did not pass (in input order), then the totals, then `conformant` or `NOT conformant`.
+/// The first line a run prints: what it runs, what is judged ([`crate::suite::TargetSpec::label`]),
+/// under which profile, and how many traces at once.
 ///
 /// ```text
-/// FAIL  fixtures/x.trace:12: after `c1.1 queue.declare ja durable` the broker did:
+/// run: 225 traces against amqp://guest:***@127.0.0.1:5672/%2f, profile rabbitmq, 4 jobs
+/// ```
+pub fn header(what: &str, target: &str, profile: amqp_model::ProfileName, jobs: usize) -> String {
+    format!("{what} against {target}, profile {profile}, {}", count(jobs, "job", "jobs"))
+}
+
+/// An event as a report quotes it: `` `c1.1 closed 404 queue.delete` ``.
+fn quote(e: &Event) -> String {
+    format!("`{}`", write_event(e))
+}
+
+/// An event as written, with server-generated names (`amq.gen-...`, `amq.ctag-...`) made
+/// alike, so that a broker's names and the model's compare equal.
+fn comparable(e: &Event) -> String {
+    write_event(e)
+        .split(' ')
+        .map(|t| match ["amq.gen-", "amq.ctag-"].into_iter().find(|p| t.starts_with(p)) {
+            Some(prefix) => prefix,
+            None => t,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The events of `of`, in order, that `against` does not have (counting repeats).
+fn unmatched<'a>(of: &'a [Event], against: &[Event]) -> Vec<&'a Event> {
+    let mut left: Vec<String> = against.iter().map(comparable).collect();
+    of.iter()
+        .filter(|e| match left.iter().position(|x| *x == comparable(e)) {
+            Some(i) => {
+                left.remove(i);
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
+/// The first difference between what a step observed and what the model allows there, as one
+/// whole sentence (the report of a divergence, [`Divergence`]'s `Display`, takes several lines).
+///
+/// The observation is compared with the possibility closest to it (the fewest events in one and
+/// not the other), stream by stream, since AMQP orders frames only within a channel:
+///
+/// ```text
+/// after `c1.1 queue.delete q` the broker did `c1.1 queue.delete-ok 0` where the model allows `c1.1 closed 404 queue.delete`
+/// after `c1.1 basic.ack 1` the broker did `c1.1 basic.deliver a 2 "" q m2`, which the model does not allow there
+/// while waiting, the broker did not send `c1.1 basic.deliver a 1 "" q m1`, which the model would
+/// after `c1.1 basic.recover requeue` the broker did `c1.1 basic.deliver a 2 "" q m2` before `c1.1 basic.deliver a 1 "" q m1`, an order the model does not allow
+/// ```
+pub fn mismatch(d: &Divergence) -> String {
+    let at = match &d.command {
+        Some(c) => format!("after `{}` the broker", write_command(c)),
+        None => "while waiting, the broker".to_string(),
+    };
+    let stream = |e: &Event| (e.connection(), e.channel());
+    let distance = |alt: &Vec<Event>| unmatched(&d.observed, alt).len() + unmatched(alt, &d.observed).len();
+    let Some(alt) = d.allowed.iter().min_by_key(|alt| distance(alt)) else {
+        return match d.observed.first() {
+            Some(e) => format!("{at} did {}, and the model allows nothing there", quote(e)),
+            None => format!("{at} did nothing, and the model allows nothing there"),
+        };
+    };
+    let extra = unmatched(&d.observed, alt);
+    let missing = unmatched(alt, &d.observed);
+    if let Some(x) = extra.first() {
+        // What the model does on the same channel instead, if anything.
+        return match missing.iter().find(|y| stream(y) == stream(x)) {
+            Some(y) => format!("{at} did {} where the model allows {}", quote(x), quote(y)),
+            None => format!("{at} did {}, which the model does not allow there", quote(x)),
+        };
+    }
+    if let Some(y) = missing.first() {
+        return format!("{at} did not send {}, which the model would", quote(y));
+    }
+    // The same events in another order: the first place where a stream differs.
+    for o in &d.observed {
+        let mine: Vec<&Event> = d.observed.iter().filter(|e| stream(e) == stream(o)).collect();
+        let theirs: Vec<&Event> = alt.iter().filter(|e| stream(e) == stream(o)).collect();
+        if let Some((a, b)) = mine.iter().zip(&theirs).find(|(a, b)| comparable(a) != comparable(b)) {
+            return format!("{at} did {} before {}, an order the model does not allow", quote(a), quote(b));
+        }
+    }
+    let all: Vec<String> = d.observed.iter().map(quote).collect();
+    format!("{at} did {} in an order the model does not allow", all.join(", "))
+}
+
+/// An `expect` that a step did not meet, as one whole sentence: the events the step observed of
+/// the same kind on the same channel, or else all of them.
+///
+/// ```text
+/// expected `c1.1 queue.declare-ok q 5 0`, but the step observed `c1.1 queue.declare-ok q 0 0` instead
+/// ```
+pub fn unmet(expected: &Event, observed: &[Event]) -> String {
+    let want = write_event(expected);
+    let kind = |text: &str| text.split(' ').take(2).collect::<Vec<_>>().join(" ");
+    let like: Vec<String> = observed.iter().filter(|e| kind(&write_event(e)) == kind(&want)).map(quote).collect();
+    if observed.is_empty() {
+        format!("expected `{want}`, but the step observed nothing")
+    } else if !like.is_empty() {
+        format!("expected `{want}`, but the step observed {} instead", like.join(", "))
+    } else {
+        let all: Vec<String> = observed.iter().map(quote).collect();
+        format!("expected `{want}`, but the step observed only {}", all.join(", "))
+    }
+}
+
+/// A trace that did not pass, as the summary lists it: one line, or the whole report when it
+/// cannot be said in one line whole (never a line cut off mid-sentence).
+fn listed(r: &TraceResult) -> String {
+    let file = &r.file;
+    let label = r.status.label();
+    let whole = |head: String, text: &str| {
+        let (first, rest) = split_detail(None, text);
+        format!("{head}{first}{}", indented(&rest, "      "))
+    };
+    match &r.status {
+        Status::Pass => format!("{label:<5} {file}"),
+        Status::Fail { line, detail } => {
+            let head = format!("{label:<5} {file}:{line}: ");
+            match r.recording.as_ref().map(|rec| &rec.verdict) {
+                Some(Verdict::Diverged { line: at, divergence }) if at == line => {
+                    format!("{head}{}", mismatch(divergence))
+                }
+                Some(Verdict::Unmet { line: at, expected, observed }) if at == line => {
+                    format!("{head}{}", unmet(expected, observed))
+                }
+                _ => {
+                    let (first, rest) = split_detail(Some(*line), detail);
+                    format!("{head}{first}{}", indented(&rest, "      "))
+                }
+            }
+        }
+        Status::Known { line, rule, reason, .. } => {
+            whole(format!("{label:<5} {}: ", at(file, *line)), &known_note(rule, reason))
+        }
+        Status::Stale { rule } => whole(format!("{label:<5} {file}: "), &stale_message(rule)),
+        Status::Skip { reason } => whole(format!("{label:<5} {file}: "), reason),
+        Status::Error { cause } => whole(format!("{label:<5} {file}: "), cause),
+    }
+}
+
+/// The summary printed at the end of a run, without a trailing newline: each trace that did
+/// not pass (in input order), then the totals with what was judged and under which profile, then
+/// `conformant` or `NOT conformant`.
+///
+/// ```text
+/// FAIL  fixtures/x.trace:12: after `c1.1 queue.declare ja durable` the broker did `c1.1 closed 403 queue.declare` where the model allows `c1.1 closed 406 queue.declare`
 /// known fixtures/spec/y.trace:7: known deviation: RULE: REASON
 /// stale fixtures/spec/z.trace: stale deviation: ... remove the entry ...
-/// ERROR fixtures/w.trace: CAUSE (first line)
+/// ERROR fixtures/w.trace: CAUSE
 /// skip  fixtures/v.trace: REASON
 ///
-/// 171 traces: 150 passed, 2 failed, 10 known deviations, 9 skipped (12.3 s)
+/// 171 traces against amqp://guest:***@127.0.0.1:5672/%2f, profile rabbitmq: 150 passed, 2 failed, 10 known deviations, 9 skipped (12.3 s)
 /// NOT conformant
 /// ```
 ///
-/// Passed, failed and skipped are always counted; known deviations, stale deviations and
-/// errors only when there are some.
+/// A failure is one line with its first mismatch ([`mismatch`], [`unmet`]); where the verdict
+/// is not at hand, and for an error's cause, the whole text, indented. Passed, failed and
+/// skipped are always counted; known deviations, stale deviations and errors only when there
+/// are some.
 pub fn summary(run: &SuiteRun) -> String {
     let mut out = String::new();
-    for r in &run.results {
-        let file = &r.file;
-        let label = r.status.label();
-        let l = match &r.status {
-            Status::Pass => continue,
-            Status::Fail { line, detail } => {
-                format!("{label:<5} {file}:{line}: {}", split_detail(Some(*line), detail).0)
-            }
-            Status::Known { line, rule, reason, .. } => {
-                format!("{label:<5} {}: {}", at(file, *line), known_note(rule, reason))
-            }
-            Status::Stale { rule } => format!("{label:<5} {file}: {}", stale_message(rule)),
-            Status::Skip { reason } => format!("{label:<5} {file}: {reason}"),
-            Status::Error { cause } => format!("{label:<5} {file}: {}", split_detail(None, cause).0),
-        };
-        out.push_str(&l);
+    for r in run.results.iter().filter(|r| r.status != Status::Pass) {
+        out.push_str(&listed(r));
         out.push('\n');
     }
     if !out.is_empty() {
@@ -462,7 +604,15 @@ pub fn summary(run: &SuiteRun) -> String {
     if c.error > 0 {
         parts.push(count(c.error, "error", "errors"));
     }
-    let _ = writeln!(out, "{}: {} ({})", count(c.total, "trace", "traces"), parts.join(", "), secs1(run.elapsed));
+    let _ = writeln!(
+        out,
+        "{} against {}, profile {}: {} ({})",
+        count(c.total, "trace", "traces"),
+        run.target,
+        run.profile,
+        parts.join(", "),
+        secs1(run.elapsed)
+    );
     out.push_str(if run.conformant() { "conformant" } else { "NOT conformant" });
     out
 }
@@ -546,6 +696,8 @@ mod tests {
         let suite = &report.test_suites[0];
         assert_eq!(suite.name.as_str(), "amqp://guest:***@127.0.0.1:5672/%2f (rabbitmq)");
         assert_eq!((suite.tests, suite.failures, suite.errors, suite.disabled), (7, 1, 1, 1));
+        let skipped = suite.extra.iter().find(|(k, _)| k.as_str() == "skipped").map(|(_, v)| v.as_str());
+        assert_eq!(skipped, Some("1"), "the testsuite counts its skipped cases");
         assert_eq!(suite.time, Some(Duration::from_millis(12_345)));
         let names: Vec<&str> = suite.test_cases.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names[1], "fixtures/spec/b.trace");
@@ -648,7 +800,7 @@ mod tests {
         assert!(t[0].get("steps").is_none(), "no steps for a pass");
         assert!((t[0]["duration_seconds"].as_f64().unwrap() - 0.05).abs() < 1e-9);
 
-        assert_eq!(t[1]["status"], "FAIL");
+        assert_eq!(t[1]["status"], "fail");
         assert_eq!(t[1]["line"], 12);
         assert_eq!(t[1]["detail"], FAIL_DETAIL);
         let steps = t[1]["steps"].as_array().unwrap();
@@ -673,7 +825,7 @@ mod tests {
         assert_eq!(t[4]["reason"], "needs a restart");
         assert!(t[4].get("steps").is_none());
 
-        assert_eq!(t[5]["status"], "ERROR");
+        assert_eq!(t[5]["status"], "error");
         assert_eq!(t[5]["detail"], "cleanup failed: connection refused\nsecond line");
         assert!(t[5]["steps"].is_array());
 
@@ -691,7 +843,8 @@ mod tests {
         assert_eq!(v["counts"]["total"], 5);
         assert_eq!(v["counts"]["stale"], 1);
         assert!(summary(&r).ends_with(
-            "5 traces: 2 passed, 0 failed, 1 known deviation, 1 stale deviation, 1 skipped (12.3 s)\nconformant"
+            "5 traces against amqp://guest:***@127.0.0.1:5672/%2f, profile rabbitmq: 2 passed, 0 failed, 1 known \
+             deviation, 1 stale deviation, 1 skipped (12.3 s)\nconformant"
         ));
     }
 
@@ -729,24 +882,108 @@ mod tests {
     }
 
     #[test]
-    fn summary_lists_what_did_not_pass_and_the_totals() {
+    fn summary_lists_what_did_not_pass_whole_and_the_totals() {
         let s = summary(&run());
         let lines: Vec<&str> = s.lines().collect();
+        // The failure's recording has no verdict to make one line of: its report is shown whole,
+        // not cut after its first line.
         assert_eq!(
             lines,
             [
                 "FAIL  fixtures/spec/b.trace:12: after `c1.1 queue.declare ja durable` the broker did:",
+                "        c1.1 closed 403 queue.declare",
+                "      which the model does not allow. The model allows, for example:",
+                "        possibility 1:",
+                "          c1.1 closed 406 queue.declare",
                 "known ./fixtures/spec/c.trace:7: known deviation: queue delete queue queue-known: RabbitMQ answers delete-ok",
-                lines[2],
+                lines[6],
                 "skip  fixtures/spec/e.trace: needs a restart",
                 "ERROR /abs/fixtures/f.trace: cleanup failed: connection refused",
+                "      second line",
                 "",
-                "7 traces: 2 passed, 1 failed, 1 known deviation, 1 stale deviation, 1 skipped, 1 error (12.3 s)",
+                "7 traces against amqp://guest:***@127.0.0.1:5672/%2f, profile rabbitmq: 2 passed, 1 failed, 1 known \
+                 deviation, 1 stale deviation, 1 skipped, 1 error (12.3 s)",
                 "NOT conformant",
             ]
         );
-        assert!(lines[2].starts_with("stale fixtures/spec/d.trace: ") && lines[2].contains("remove the entry"));
+        assert!(lines[6].starts_with("stale fixtures/spec/d.trace: ") && lines[6].contains("remove the entry"));
         assert!(!s.ends_with('\n'));
+    }
+
+    fn events(lines: &[&str]) -> Vec<Event> {
+        lines.iter().map(|l| parse_event(l).unwrap()).collect()
+    }
+
+    fn divergence(command: Option<&str>, observed: &[&str], allowed: &[&[&str]]) -> Divergence {
+        let command = command.map(|c| {
+            let trace = parse(&format!("c1 connection.open\n{c}\n"), "t.trace").unwrap();
+            let StepKind::Command { command, .. } = &trace.steps[1].kind else { panic!("a command") };
+            command.clone()
+        });
+        Divergence { command, observed: events(observed), allowed: allowed.iter().map(|a| events(a)).collect() }
+    }
+
+    #[test]
+    fn a_failure_is_listed_as_one_line_with_its_first_mismatch() {
+        let mut r = run();
+        let d = divergence(
+            Some("c1.1 queue.declare ja durable"),
+            &["c1.1 closed 403 queue.declare"],
+            &[&["c1.1 closed 406 queue.declare"]],
+        );
+        let rec = r.results[1].recording.as_mut().unwrap();
+        rec.verdict = Verdict::Diverged { line: 12, divergence: Box::new(d) };
+        let s = summary(&r);
+        assert_eq!(
+            s.lines().next().unwrap(),
+            "FAIL  fixtures/spec/b.trace:12: after `c1.1 queue.declare ja durable` the broker did \
+             `c1.1 closed 403 queue.declare` where the model allows `c1.1 closed 406 queue.declare`"
+        );
+        assert!(s.lines().nth(1).unwrap().starts_with("known "), "{s}");
+
+        // An expect not met: the events of its kind that the step observed instead.
+        let rec = r.results[1].recording.as_mut().unwrap();
+        rec.verdict = Verdict::Unmet {
+            line: 12,
+            expected: parse_event("c1.1 queue.declare-ok q 5 0").unwrap(),
+            observed: events(&["c1.1 queue.declare-ok q 0 0"]),
+        };
+        assert_eq!(
+            summary(&r).lines().next().unwrap(),
+            "FAIL  fixtures/spec/b.trace:12: expected `c1.1 queue.declare-ok q 5 0`, but the step observed \
+             `c1.1 queue.declare-ok q 0 0` instead"
+        );
+    }
+
+    #[test]
+    fn the_first_mismatch_of_a_divergence() {
+        let deliver = |tag: u64, m: &str| format!("c1.1 basic.deliver a {tag} \"\" q {m}");
+        let (d1, d2) = (deliver(1, "m1"), deliver(2, "m2"));
+        // Something the model does not allow, where it allows nothing else on that channel.
+        let d = divergence(Some("c1.1 basic.ack 1"), &[&d2], &[&[]]);
+        assert_eq!(
+            mismatch(&d),
+            format!("after `c1.1 basic.ack 1` the broker did `{d2}`, which the model does not allow there")
+        );
+        // Something missing: the closest possibility is the one with only the missing delivery.
+        let d = divergence(None, &[], &[&["c2.1 channel.open-ok", &d2], &[&d1]]);
+        assert_eq!(mismatch(&d), format!("while waiting, the broker did not send `{d1}`, which the model would"));
+        // The same events in another order on one channel.
+        let d = divergence(Some("c1.1 basic.recover requeue"), &[&d2, &d1], &[&[&d1, &d2]]);
+        assert_eq!(
+            mismatch(&d),
+            format!(
+                "after `c1.1 basic.recover requeue` the broker did `{d2}` before `{d1}`, an order the model does \
+                 not allow"
+            )
+        );
+        // Server-generated names are alike: only the count differs.
+        let d = divergence(
+            Some("c1.1 queue.declare \"\""),
+            &["c1.1 queue.declare-ok amq.gen-XyZ 1 0"],
+            &[&["c1.1 queue.declare-ok amq.gen-1 0 0"]],
+        );
+        assert!(mismatch(&d).ends_with("did `c1.1 queue.declare-ok amq.gen-XyZ 1 0` where the model allows `c1.1 queue.declare-ok amq.gen-1 0 0`"), "{}", mismatch(&d));
     }
 
     #[test]
@@ -761,10 +998,16 @@ mod tests {
             )
         }));
         assert_eq!(summary(&r).lines().count(), 10 + 1 + 2);
-        assert!(summary(&r)
-            .ends_with("\n12 traces: 2 passed, 0 failed, 10 known deviations, 0 skipped (12.3 s)\nconformant"));
+        assert!(summary(&r).ends_with(
+            "\n12 traces against amqp://guest:***@127.0.0.1:5672/%2f, profile rabbitmq: 2 passed, 0 failed, 10 known \
+             deviations, 0 skipped (12.3 s)\nconformant"
+        ));
         r.results.truncate(1);
         r.elapsed = Duration::from_millis(60);
-        assert_eq!(summary(&r), "1 trace: 1 passed, 0 failed, 0 skipped (0.1 s)\nconformant");
+        r.target = "the model".into();
+        assert_eq!(
+            summary(&r),
+            "1 trace against the model, profile rabbitmq: 1 passed, 0 failed, 0 skipped (0.1 s)\nconformant"
+        );
     }
 }

@@ -47,6 +47,14 @@ pub trait Target {
     fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event>;
     /// Listen for what the broker does on its own (deliveries, confirms, server closes).
     fn listen(&mut self, how: Listen) -> Vec<Event>;
+    /// Ask the broker again what the last command read, when the model says its answer may only
+    /// have been early: the counts of a `queue.declare-ok` (RabbitMQ answers them ahead of
+    /// messages still on their way into the queue). Returns the fresh answer, or None once the
+    /// target's patience for this step is spent (or it cannot ask). Asking changes nothing on
+    /// the broker (a passive declare of the same queue, on the same channel).
+    fn reread(&mut self, _command: &Command) -> Option<Vec<Event>> {
+        None
+    }
 }
 
 /// The model itself as a target: it takes its own internal steps eagerly (round robin under
@@ -182,14 +190,59 @@ fn command_step(
                 observed.extend(more);
             }
             Err(divergence) => {
-                // Something may still be on its way that explains the step: listen once more.
-                let more = if retried { Vec::new() } else { target.listen(Listen::Tail) };
-                retried = true;
+                if let Some(fresh) = reread_counts(validator, target, real, model, &observed) {
+                    observed = fresh;
+                    continue;
+                }
+                // The command's own events may not all have come yet (another connection's
+                // socket, a slow network): while what came is the start of what the model
+                // allows, wait for the rest, up to the timeout. Otherwise something else may
+                // still be on its way that explains the step: listen once more, briefly.
+                let more = if validator.may_explain_with_more(model, &observed) {
+                    target.listen(Listen::Expecting)
+                } else if retried {
+                    Vec::new()
+                } else {
+                    retried = true;
+                    target.listen(Listen::Tail)
+                };
                 if more.is_empty() {
                     return (observed, Err(divergence));
                 }
                 observed.extend(more);
             }
+        }
+    }
+}
+
+/// A `queue.declare` whose answer the model allows but for its counts: ask the target again,
+/// for as long as it is patient, until an answer the model allows comes. A broker's count may
+/// lag messages already on their way into the queue (RabbitMQ answers it first); one that
+/// reports a wrong count for good still fails, with its first answer, once the target's
+/// timeout has passed. Returns the step's events with the accepted answer in place of the first.
+fn reread_counts(
+    validator: &Validator,
+    target: &mut dyn Target,
+    real: &Command,
+    model: &Command,
+    observed: &[Event],
+) -> Option<Vec<Event>> {
+    let Command::QueueDeclare { ch, .. } = model else { return None };
+    let answer = |e: &Event| matches!(e, Event::Reply { ch: c, reply: Reply::QueueDeclareOk { .. } } if c == ch);
+    let at = observed.iter().position(answer)?;
+    if !validator.explains_up_to_counts(model, observed) {
+        return None;
+    }
+    loop {
+        let fresh = target.reread(real)?;
+        let [reply] = fresh.as_slice() else { return None };
+        if !answer(reply) {
+            return None;
+        }
+        let mut candidate = observed.to_vec();
+        candidate[at] = reply.clone();
+        if validator.clone().command(model, &candidate).is_ok() {
+            return Some(candidate);
         }
     }
 }
@@ -283,5 +336,130 @@ pub fn record(trace: &Trace, profile: Profile, target: &mut dyn Target) -> Recor
     match result {
         Ok(()) => done(Verdict::Pass, steps),
         Err(divergence) => done(Verdict::Diverged { line: end, divergence }, steps),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::parse;
+
+    /// The model as a target, except that every `queue.declare-ok` first reports one message
+    /// fewer, and then `lag` more answers the same when asked again (a broker whose count lags
+    /// what is on its way into the queue; `u32::MAX`: one whose count is wrong for good).
+    struct Lagging {
+        model: ModelTarget,
+        lag: u32,
+        asked: u32,
+        rereads: u32,
+    }
+
+    fn short(events: Vec<Event>) -> Vec<Event> {
+        events
+            .into_iter()
+            .map(|e| match e {
+                Event::Reply { ch, reply: Reply::QueueDeclareOk { queue, message_count, consumer_count } } => {
+                    let message_count = message_count.saturating_sub(1);
+                    Event::Reply { ch, reply: Reply::QueueDeclareOk { queue, message_count, consumer_count } }
+                }
+                other => other,
+            })
+            .collect()
+    }
+
+    impl Target for Lagging {
+        fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event> {
+            self.asked = 0;
+            short(self.model.command(command, hint))
+        }
+        fn listen(&mut self, how: Listen) -> Vec<Event> {
+            self.model.listen(how)
+        }
+        fn reread(&mut self, command: &Command) -> Option<Vec<Event>> {
+            let Command::QueueDeclare { ch, queue, .. } = command else { return None };
+            if self.asked == 5 {
+                return None; // the target's patience
+            }
+            self.asked += 1;
+            self.rereads += 1;
+            let passive = Command::QueueDeclare {
+                ch: *ch,
+                queue: queue.clone(),
+                passive: true,
+                durable: false,
+                exclusive: false,
+                auto_delete: false,
+                arguments: Default::default(),
+            };
+            let events = self.model.command(&passive, Hint::CONFIRM);
+            Some(if self.asked <= self.lag { short(events) } else { events })
+        }
+    }
+
+    const TRACE: &str = "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\n\
+        c1.1 basic.publish \"\" q m1\nc1.1 queue.declare q passive\nexpect c1.1 queue.declare-ok q 1 0\n";
+
+    fn replay_lagging(lag: u32) -> (Verdict, u32) {
+        let trace = parse(TRACE, "lag.trace").expect("parses");
+        let model = ModelTarget::new(Profile::rabbitmq(), Faults::NONE);
+        let mut target = Lagging { model, lag, asked: 0, rereads: 0 };
+        (replay(&trace, Profile::rabbitmq(), &mut target), target.rereads)
+    }
+
+    #[test]
+    fn a_count_that_lags_is_asked_for_again_until_it_is_right() {
+        assert_eq!(replay_lagging(0), (Verdict::Pass, 1));
+        assert_eq!(replay_lagging(3), (Verdict::Pass, 4));
+    }
+
+    #[test]
+    fn a_count_that_stays_wrong_fails_with_its_first_answer() {
+        let (verdict, rereads) = replay_lagging(u32::MAX);
+        assert_eq!(rereads, 5, "asked until the target's patience ran out");
+        let Verdict::Diverged { line: 5, divergence } = verdict else { panic!("{verdict}") };
+        assert!(divergence.to_string().contains("queue.declare-ok q 0 0"), "{divergence}");
+    }
+
+    /// The model as a target, except that events on other connections than the command's come
+    /// late: after the grace period of a `Tail` listen, within an `Expecting` one.
+    struct Late {
+        model: ModelTarget,
+        held: Vec<Event>,
+    }
+
+    impl Target for Late {
+        fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event> {
+            let conn = command.connection();
+            let (now, later): (Vec<Event>, Vec<Event>) =
+                self.model.command(command, hint).into_iter().partition(|e| Some(e.connection()) == conn);
+            self.held.extend(later);
+            now
+        }
+        fn listen(&mut self, how: Listen) -> Vec<Event> {
+            let mut events = self.model.listen(how);
+            if how == Listen::Expecting {
+                events.extend(std::mem::take(&mut self.held));
+            }
+            events
+        }
+    }
+
+    #[test]
+    fn events_of_a_command_on_another_connection_are_waited_for() {
+        let text = "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\nc2 connection.open\n\
+            c2.1 channel.open\nc2.1 basic.consume q t\nc1.1 queue.delete q\nexpect c2.1 basic.cancel t\n";
+        let trace = parse(text, "late.trace").expect("parses");
+        let model = ModelTarget::new(Profile::rabbitmq(), Faults::NONE);
+        let mut target = Late { model, held: Vec::new() };
+        assert_eq!(replay(&trace, Profile::rabbitmq(), &mut target), Verdict::Pass);
+    }
+
+    #[test]
+    fn a_count_the_model_allows_is_not_asked_for_again() {
+        let trace = parse("c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\n", "t").expect("parses");
+        let model = ModelTarget::new(Profile::rabbitmq(), Faults::NONE);
+        let mut target = Lagging { model, lag: 0, asked: 0, rereads: 0 };
+        assert_eq!(replay(&trace, Profile::rabbitmq(), &mut target), Verdict::Pass);
+        assert_eq!(target.rereads, 0);
     }
 }

@@ -29,13 +29,49 @@ pub enum TargetSpec {
 }
 
 impl TargetSpec {
-    /// How reports name the target: `model`, or the broker's URI without its password.
+    /// How reports name what is judged: `the model`, `the reference broker, in-process` (the
+    /// reference broker started by this process, whose loopback port changes from run to run),
+    /// or the broker's URI without its password.
     pub fn label(&self) -> String {
         match self {
-            TargetSpec::Model => "model".into(),
+            TargetSpec::Model => "the model".into(),
+            TargetSpec::Broker { restart: Some(crate::restart::Restart::Embedded(_)), .. } => {
+                "the reference broker, in-process".into()
+            }
             TargetSpec::Broker { uri, .. } => crate::live::redact(uri),
         }
     }
+}
+
+/// What `--broker` takes, as the hint that follows a URI that is not one.
+pub const URI_HINT: &str =
+    "--broker takes an AMQP URI, e.g. amqp://user:pass@host:port/%2f (the vhost \"/\" is written %2f)";
+
+/// Whether `uri` can name a broker: an `amqp://` (or `amqps://`) URI that parses and names a
+/// virtual host. A URI with no path names the default virtual host, `/`; one whose path is a
+/// lone `/` names the empty virtual host, which brokers refuse, so it is an error here too. The
+/// error is one line, with the password shown as `***`, and ends with [`URI_HINT`].
+pub fn check_broker_uri(uri: &str) -> Result<(), String> {
+    let shown = crate::live::redact(uri);
+    let scheme = uri.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    if !matches!(scheme.as_deref(), Some("amqp" | "amqps")) {
+        return Err(format!("`{shown}` is not an AMQP URI (no amqp:// scheme): {URI_HINT}"));
+    }
+    let parsed: amq_protocol::uri::AMQPUri =
+        uri.parse().map_err(|e| format!("`{shown}` is not an AMQP URI ({e}): {URI_HINT}"))?;
+    if parsed.vhost.is_empty() {
+        return Err(format!("`{shown}` names the empty virtual host (nothing after the last /): {URI_HINT}"));
+    }
+    Ok(())
+}
+
+/// How many traces `run` and `generate` replay at once by default: twice the cores this process
+/// may use, at most 8. A trace mostly waits (for replies, and for the grace period in which a
+/// broker must do nothing more), so more traces than cores keep them busy; but a broker on the
+/// same machine shares those cores, and on a two-core machine 8 at once sometimes made RabbitMQ
+/// answer a message count late, where 4 never did.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_mul(2).clamp(1, 8)
 }
 
 /// How one trace came out.
@@ -88,7 +124,21 @@ impl Status {
         matches!(self, Status::Fail { .. } | Status::Error { .. })
     }
 
-    /// A one-word label: pass, FAIL, known, stale, skip, ERROR.
+    /// The status as the JSON report writes it, all lower case: pass, fail, known, stale,
+    /// skip, error.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail { .. } => "fail",
+            Status::Known { .. } => "known",
+            Status::Stale { .. } => "stale",
+            Status::Skip { .. } => "skip",
+            Status::Error { .. } => "error",
+        }
+    }
+
+    /// A one-word label, as a person reads it in a list of results (the two that make a run
+    /// non-conformant stand out): pass, FAIL, known, stale, skip, ERROR.
     pub fn label(&self) -> &'static str {
         match self {
             Status::Pass => "pass",
@@ -208,9 +258,96 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<(String, Trace)>, String> {
         .collect()
 }
 
+/// The traces the model itself cannot follow under `profile`, each as `file:line: what is
+/// wrong`: found before any broker is contacted, they are errors in the traces, not failures of
+/// a broker.
+///
+/// Every trace a run under `profile` would replay (not those whose `profile:` names the other
+/// one, which it skips) is replayed on the model, dispatching eagerly ([`ModelTarget`], as `run
+/// --model` does). The model is a conforming broker, so an `expect` it does not meet there is one
+/// a conforming broker may fail; and a step where the model leaves its own behaviours is a fault
+/// of the trace's reading by the model, not of any broker. (An `expect` naming a variable no
+/// earlier capture binds is already refused when the trace is read.) Each trace takes well under
+/// a millisecond: the whole fixture suite, about 0.2 s in a release build.
+pub fn trace_errors(traces: &[(String, Trace)], profile: ProfileName) -> Vec<String> {
+    let model = Profile::named(profile);
+    let check = |(file, trace): &(String, Trace)| -> Option<String> {
+        if trace.profile.is_some_and(|p| p != profile) {
+            return None;
+        }
+        let recording = record(trace, model, &mut ModelTarget::new(model, Faults::NONE));
+        match &recording.verdict {
+            Verdict::Pass => None,
+            Verdict::Unmet { line, expected, observed } => Some(format!(
+                "{file}:{line}: this `expect` does not hold on the model under the {profile} profile: {}",
+                crate::report::unmet(expected, observed)
+            )),
+            Verdict::Diverged { line, divergence } => Some(format!(
+                "{file}:{line}: the model under the {profile} profile does not follow this step: {}",
+                crate::report::mismatch(divergence)
+            )),
+        }
+    };
+    // Spread over the cores: a debug build is some ten times slower than a release one.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(traces.len().max(1));
+    let chunk = traces.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = traces
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().filter_map(check).collect::<Vec<String>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
 /// Whether a trace restarts the broker (and so must run alone).
 pub fn restarts(trace: &Trace) -> bool {
     trace.commands().any(|c| matches!(c, Command::Restart))
+}
+
+/// The right to use a broker's shared `amq.*` exchanges, held by one trace at a time: by every
+/// process on this machine (an exclusive lock on a file named after the broker's address in the
+/// temporary directory: two runs against one broker, or tests run side by side, share it), and
+/// released when dropped. When the file cannot be locked (or the broker is this process's own),
+/// only the traces of this process are kept apart.
+#[derive(Debug)]
+struct SharedExchanges {
+    _file: Option<std::fs::File>,
+    _local: std::sync::MutexGuard<'static, ()>,
+}
+
+impl SharedExchanges {
+    fn lock(uri: &str, other_processes: bool) -> SharedExchanges {
+        static LOCAL: Mutex<()> = Mutex::new(());
+        let local = LOCAL.lock().unwrap_or_else(|e| e.into_inner());
+        if !other_processes {
+            return SharedExchanges { _file: None, _local: local };
+        }
+        let name = format!("amqp-conformance-amq-exchanges-{}.lock", crate::live::address(uri).replace(':', "-"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join(name))
+            .ok()
+            .filter(|f| f.lock().is_ok());
+        SharedExchanges { _file: file, _local: local }
+    }
+}
+
+/// Whether a trace routes messages through one of the broker's predeclared `amq.*` exchanges
+/// (publishes to one, or binds to one as the source). Their names are not the run's own: a
+/// message another trace publishes to `amq.direct` with key `k` reaches every queue bound there
+/// with `k`, whichever trace bound it. Such traces are run one at a time, so that none sees
+/// another's messages however long each takes.
+pub fn shares_exchanges(trace: &Trace) -> bool {
+    let shared = |x: &amqp_model::Name| x.is_reserved() && !x.is_empty();
+    trace.commands().any(|c| match c {
+        Command::BasicPublish { exchange, .. } => shared(exchange),
+        Command::QueueBind { exchange, .. } | Command::QueueUnbind { exchange, .. } => shared(exchange),
+        Command::ExchangeBind { source, destination, .. } => shared(source) || shared(destination),
+        _ => false,
+    })
 }
 
 /// The verdict as a status: where it failed and the report's text.
@@ -245,7 +382,7 @@ fn broker_status(verdict: &Verdict, incomplete: Option<String>, problems: &[Stri
 
 impl TraceResult {
     /// The result of `trace` (from `file`) before it is run: `status`, nothing recorded.
-    fn unrun(file: &str, trace: &Trace, status: Status) -> Self {
+    pub(crate) fn unrun(file: &str, trace: &Trace, status: Status) -> Self {
         TraceResult {
             file: file.to_string(),
             title: trace.title.clone(),
@@ -267,6 +404,16 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
         return result;
     }
     let model = Profile::named(profile);
+    // Traces that share a broker's amq.* exchanges run one at a time (the model is fresh for each).
+    let shared = match target {
+        TargetSpec::Broker { uri, restart, .. } if shares_exchanges(trace) => {
+            // The in-process reference broker is this process's own: no other process uses it.
+            let in_process = matches!(restart, Some(crate::restart::Restart::Embedded(_)));
+            Some(SharedExchanges::lock(uri, !in_process))
+        }
+        _ => None,
+    };
+    let started = if shared.is_some() { Instant::now() } else { started };
     match target {
         TargetSpec::Model => {
             let recording = record(trace, model, &mut ModelTarget::new(model, Faults::NONE));

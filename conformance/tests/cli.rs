@@ -27,23 +27,40 @@ fn scratch(name: &str, body: &str) -> PathBuf {
 
 const URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
+/// How `URI` is shown: without its password.
+const SHOWN: &str = "amqp://guest:***@127.0.0.1:5672/%2f";
+
+/// What `--jobs` defaults to on this machine: twice its cores, at most 8.
+fn default_jobs() -> usize {
+    (2 * std::thread::available_parallelism().map_or(1, |n| n.get())).min(8)
+}
+
 /// Without --broker the suite runs over the wire against the in-process reference broker (what
 /// a fresh machine with no broker gets); with --model, on the model itself. Every fixture
 /// passes both ways, under both profiles, the restart fixtures too (the in-process broker is
 /// restarted in place): the same traces are skipped both ways, those written for the other
-/// profile.
+/// profile. So every fixture also passes the check on the model that comes before a run (a
+/// trace the model cannot follow would stop the run with exit 2). The first line and the totals
+/// name what was judged and the profile.
 #[test]
 fn every_fixture_passes_on_the_reference_broker_and_the_model() {
     for profile in ["rabbitmq", "spec"] {
         let wire = run(&["run", "fixtures", "--profile", profile, "--jobs", "4"]);
-        let model = run(&["run", "fixtures", "--profile", profile, "--model"]);
+        let model = run(&["run", "fixtures", "--profile", profile, "--model", "--jobs", "2"]);
         let mut skipped = Vec::new();
-        for out in [&wire, &model] {
+        for (out, target, jobs) in [(&wire, "the reference broker, in-process", 4), (&model, "the model", 2)] {
             let t = text(out);
             assert_eq!(out.status.code(), Some(0), "{t}");
             let lines: Vec<&str> = t.lines().collect();
+            // Each trace passed or was skipped; a skip is listed again in the closing list.
+            let skips: std::collections::BTreeSet<&str> =
+                lines.iter().copied().filter(|l| l.starts_with("skip  ")).collect();
+            let runs = lines.iter().filter(|l| l.starts_with("pass  ")).count() + skips.len();
+            assert!(runs >= 225, "{t}");
+            assert_eq!(lines[0], format!("run: {runs} traces against {target}, profile {profile}, {jobs} jobs"));
             let totals = lines[lines.len() - 2];
-            assert!(totals.contains(" traces: ") && totals.contains(" passed, 0 failed, "), "{totals}");
+            let head = format!("{runs} traces against {target}, profile {profile}: ");
+            assert!(totals.starts_with(&head) && totals.contains(" passed, 0 failed, "), "{totals}");
             assert_eq!(lines.last(), Some(&"conformant"), "{t}");
             let skips: std::collections::BTreeSet<String> =
                 t.lines().filter(|l| l.starts_with("skip  ")).map(str::to_string).collect();
@@ -58,17 +75,72 @@ fn every_fixture_passes_on_the_reference_broker_and_the_model() {
     }
 }
 
+/// An `expect` the model does not meet, or one naming a variable nothing captured, is an error
+/// in the trace: reported as `file:line: ...` on stderr with exit 2 before any broker is
+/// contacted (here one that does not listen: its address never shows), never as a FAIL of the
+/// broker. A trace written for the other profile is not checked, as a run skips it.
 #[test]
-fn a_broken_expectation_exits_1_naming_the_line() {
-    let path = scratch(
-        "wrong.trace",
-        "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\nexpect c1.1 queue.declare-ok q 5 0\n",
+fn a_trace_the_model_cannot_follow_is_an_error_before_any_broker() {
+    let wrong = "conformance/tests/data/expect-not-met.trace";
+    let nowhere = "amqp://guest:guest@127.0.0.1:5999/%2f";
+    for args in [vec!["run", wrong, "--broker", nowhere], vec!["run", wrong], vec!["run", wrong, "--model"]] {
+        let out = run(&args);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}{stderr}");
+        assert!(stdout.is_empty(), "nothing was run: {stdout}");
+        let first = stderr.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            format!(
+                "{wrong}:7: this `expect` does not hold on the model under the rabbitmq profile: expected \
+                 `c1.1 queue.declare-ok q 5 0`, but the step observed `c1.1 queue.declare-ok q 0 0` instead"
+            )
+        );
+        assert!(stderr.contains("nothing was run") && !stderr.contains("5999") && !stderr.contains("FAIL"), "{stderr}");
+    }
+
+    let unbound = scratch(
+        "unbound.trace",
+        "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare \"\" -> $q\nexpect c1.1 queue.declare-ok $r 0 0\n",
     );
-    let out = run(&["run", path.to_str().unwrap()]);
+    let out = run(&["run", unbound.to_str().unwrap(), "--broker", nowhere]);
     let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("FAIL") && t.contains("wrong.trace:4: expected `c1.1 queue.declare-ok q 5 0`"), "{t}");
-    assert!(t.ends_with("\nNOT conformant\n"), "{t}");
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("unbound.trace:4: variable $r is used before a capture (`-> $r`) binds it"), "{t}");
+    assert!(!t.contains("5999"), "{t}");
+
+    // Written for the spec profile: skipped under rabbitmq, checked (and in error) under spec.
+    let spec_only = scratch(
+        "spec-only.trace",
+        "profile: spec\nc1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\nexpect c1.1 queue.declare-ok q 5 0\n",
+    );
+    let out = run(&["run", spec_only.to_str().unwrap(), "--model"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("skip  "), "{}", text(&out));
+    let out = run(&["run", spec_only.to_str().unwrap(), "--model", "--profile", "spec"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("spec-only.trace:5: this `expect` does not hold on the model under the spec profile"));
+}
+
+/// `--broker` wants an AMQP URI naming a virtual host: a bare address, or a URI whose path is a
+/// lone `/` (the empty virtual host), gets a one-line hint and exit 2 before anything else is
+/// looked at (the traces named here do not exist). A URI without a path means the vhost `/`.
+#[test]
+fn a_broker_that_is_not_an_amqp_uri_gets_a_one_line_hint() {
+    let hint = "--broker takes an AMQP URI, e.g. amqp://user:pass@host:port/%2f (the vhost \"/\" is written %2f)";
+    for uri in ["127.0.0.1:5672", "localhost:5672", "amqp://guest:hunter2@127.0.0.1:5672/", "http://127.0.0.1:5672/%2f"]
+    {
+        let out = run(&["run", "no-such-traces", "--broker", uri]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{uri}: {t}");
+        assert_eq!(t.lines().count(), 1, "one line: {t}");
+        assert!(t.trim_end().ends_with(hint) && !t.contains("no-such-traces") && !t.contains("hunter2"), "{t}");
+    }
+    let out = run(&["generate", "--count", "1", "--broker", "127.0.0.1:5672"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(hint), "{}", text(&out));
+    let out = run(&["run", "fixtures/seed/4.3-topic-routing.trace", "--broker", "amqp://guest:guest@127.0.0.1:5672"]);
+    assert_eq!(out.status.code(), Some(0), "no path is the vhost /: {}", text(&out));
 }
 
 #[test]
@@ -105,7 +177,46 @@ fn a_seed_fixture_passes_against_rabbitmq_and_a_restart_one_is_skipped() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("pass  fixtures/seed/4.3-topic-routing.trace"), "{t}");
     assert!(t.contains("skip  fixtures/seed/3.3-durable-queue-survives-restart.trace"), "{t}");
-    assert!(t.contains("2 traces: 1 passed, 0 failed, 1 skipped"), "{t}");
+    assert!(t.contains(&format!("\n2 traces against {SHOWN}, profile rabbitmq: 1 passed, 0 failed, 1 skipped")), "{t}");
+}
+
+/// The first line names what is judged (the broker's URI without its password, the reference
+/// broker or the model), the profile and how many traces run at once; `--jobs` defaults to twice
+/// the machine's cores, at most 8, and `--help` says so.
+#[test]
+fn the_first_line_names_the_target_profile_and_jobs() {
+    let jobs = default_jobs();
+    let trace = "fixtures/seed/4.3-topic-routing.trace";
+    for (args, target) in [
+        (vec!["run", trace, "--broker", URI], SHOWN),
+        (vec!["run", trace], "the reference broker, in-process"),
+        (vec!["run", trace, "--model", "--profile", "spec"], "the model"),
+    ] {
+        let out = run(&args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        let profile = if args.contains(&"spec") { "spec" } else { "rabbitmq" };
+        let first = format!("run: 1 trace against {target}, profile {profile}, {jobs} jobs");
+        assert_eq!(t.lines().next(), Some(first.as_str()), "{t}");
+        assert!(t.contains(&format!("\n1 trace against {target}, profile {profile}: 1 passed")), "{t}");
+    }
+    let help = text(&run(&["run", "--help"]));
+    assert!(help.contains("twice the cores this machine offers, at most 8"), "{help}");
+    assert!(help.contains(&format!("[default: {jobs}]")), "{help}");
+
+    // The matrix names each target the same way, and checks its URIs first.
+    let config = scratch(
+        "matrix.toml",
+        "paths = [\"fixtures/seed/4.3-topic-routing.trace\"]\n\n[[target]]\nname = \"m\"\nprofile = \"spec\"\n",
+    );
+    let page = config.with_file_name("matrix-page.md");
+    let out = run(&["matrix", "--config", config.to_str().unwrap(), "--out", page.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).starts_with("m: 1 trace against the model, profile spec, 1 job\n"), "{}", text(&out));
+    std::fs::write(&config, "[[target]]\nname = \"b\"\nbroker = \"127.0.0.1:5672\"\nprofile = \"spec\"\n").unwrap();
+    let out = run(&["matrix", "--config", config.to_str().unwrap(), "--out", page.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("target `b`: `127.0.0.1:5672` is not an AMQP URI"), "{}", text(&out));
 }
 
 #[test]
@@ -144,49 +255,77 @@ fn jobs_change_neither_the_results_nor_their_order() {
     assert_eq!(a, b);
 }
 
+/// RabbitMQ under the spec profile: a fixture it fails (it answers delete-ok for a queue that
+/// does not exist), one it passes, and one written for the rabbitmq profile (skipped).
+const MIXED: [&str; 3] = [
+    "fixtures/spec/queue-delete-missing-spec.trace",
+    "fixtures/seed/4.3-topic-routing.trace",
+    "fixtures/spec/queue-delete-missing-rabbitmq.trace",
+];
+
+/// The JSON report's statuses are lower case, as its counts' keys; the JUnit report marks a
+/// skipped trace with a `skipped` element and counts it in the testsuite's `skipped` attribute.
 #[test]
 fn json_and_junit_reports_count_every_trace() {
     let json = scratch("report.json", "");
     let junit = scratch("report.xml", "");
-    let wrong = scratch(
-        "wrong2.trace",
-        "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\nexpect c1.1 queue.declare-ok q 5 0\n",
-    );
-    let out = run(&[
-        "run",
-        "fixtures/seed/4.3-topic-routing.trace",
-        wrong.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-    ]);
+    let mut args = vec!["run", "--profile", "spec", "--broker", URI];
+    args.extend(MIXED);
+    args.extend(["--json", json.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    let out = run(&args);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(v["counts"]["pass"], 1);
-    assert_eq!(v["counts"]["fail"], 1);
+    assert_eq!((&v["counts"]["pass"], &v["counts"]["fail"], &v["counts"]["skip"]), (&1.into(), &1.into(), &1.into()));
     assert_eq!(v["conformant"], false);
-    assert_eq!(v["traces"][1]["line"], 4);
+    assert_eq!(v["target"], SHOWN);
+    assert_eq!(v["traces"][0]["line"], 10);
+    let got: Vec<String> = statuses(&json).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(got, ["fail", "pass", "skip"]);
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
     assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+    let suite = xml.lines().find(|l| l.trim_start().starts_with("<testsuite ")).expect("a testsuite");
+    assert!(suite.contains(" skipped=\"1\""), "{suite}");
+    assert_eq!(xml.matches("<skipped message=\"written for the rabbitmq profile\"").count(), 1, "{xml}");
+}
+
+/// The closing list gives a failure as one whole line with its first mismatch, not the first
+/// line of its report cut off at `the broker did:`.
+#[test]
+fn the_closing_list_gives_a_failure_as_one_whole_line() {
+    let mut args = vec!["run", "--profile", "spec", "--broker", URI];
+    args.extend(MIXED);
+    let out = run(&args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    // The trace lines as they come (the failure's whole report), then the closing list: its last
+    // two lines before the totals.
+    let lines: Vec<&str> = t.split("\n\n").next().expect("the lines before the totals").lines().collect();
+    let list = &lines[lines.len() - 2..];
+    let fail = "FAIL  fixtures/spec/queue-delete-missing-spec.trace:10: after `c1.1 queue.delete q-never-declared` \
+                the broker did `c1.1 queue.delete-ok 0` where the model allows `c1.1 closed 404 queue.delete`";
+    assert_eq!(
+        list,
+        [fail, "skip  fixtures/spec/queue-delete-missing-rabbitmq.trace: written for the rabbitmq profile"]
+    );
 }
 
 #[test]
 fn a_listed_deviation_is_known_and_one_that_passes_is_stale() {
-    let out = run(&[
-        "run",
-        "conformance/tests/data/known-failure.trace",
-        "conformance/tests/data/passing.trace",
-        "--deviations",
-        "conformance/tests/data/deviations.toml",
-    ]);
+    let json = scratch("deviations.json", "");
+    let traces = ["fixtures/spec/queue-delete-missing-spec.trace", "conformance/tests/data/passing.trace"];
+    let mut args = vec!["run", "--profile", "spec", "--broker", URI, "--json", json.to_str().unwrap()];
+    args.extend(traces);
+    args.extend(["--deviations", "conformance/tests/data/deviations.toml"]);
+    let out = run(&args);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "known and stale do not fail the run: {t}");
-    assert!(t.contains("known conformance/tests/data/known-failure.trace"), "{t}");
+    assert!(t.contains("known fixtures/spec/queue-delete-missing-spec.trace"), "{t}");
     assert!(t.contains("stale conformance/tests/data/passing.trace"), "{t}");
+    let got: Vec<String> = statuses(&json).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(got, ["known", "stale"]);
     // The same failure without the deviations file fails the run.
-    let out = run(&["run", "conformance/tests/data/known-failure.trace"]);
+    let out = run(&["run", "--profile", "spec", "--broker", URI, traces[0]]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
 
@@ -214,7 +353,9 @@ fn generate_is_reproducible_from_its_seed() {
         let out = run(&["generate", "--seed", "7", "--count", "25", "--jobs", "2", "--json", json.to_str().unwrap()]);
         let t = text(&out);
         assert_eq!(out.status.code(), Some(0), "{t}");
-        assert!(t.starts_with("seed 7: 25 generated traces"), "{t}");
+        let first = "generate: 25 traces of seed 7 (about 20 actions each) against the reference broker, in-process, \
+                     profile rabbitmq, 2 jobs\n";
+        assert!(t.starts_with(first), "{t}");
     }
     let v = |p: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
     assert_eq!(v(&a)["counts"]["pass"], 25);
@@ -262,4 +403,43 @@ fn serve_restarts_on_sighup_for_the_restart_fixtures() {
         assert!(without.contains(&format!("skip  {t}: restart needs --restart-cmd")), "{without}");
     }
     assert!(with.ends_with("\nconformant\n"), "{with}");
+}
+
+/// `stress` runs the traces again and again on busy CPUs and says whether any verdict changed:
+/// against the reference broker the seed fixtures keep theirs, and the first line names the
+/// target, the runs and the load.
+#[test]
+fn stress_reports_that_no_verdict_changed() {
+    let out = run(&["stress", "fixtures/seed", "--runs", "2", "--load", "1", "--jobs", "2"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let first = t.lines().next().unwrap_or_default();
+    assert!(first.starts_with("stress: "), "{first}");
+    assert!(first.contains("x 2 runs, 1 load threads against the reference broker, in-process"), "{first}");
+    assert_eq!(t.lines().filter(|l| l.starts_with("run ")).count(), 2, "{t}");
+    assert!(t.contains("stress: every trace had the same verdict in all 2 runs"), "{t}");
+}
+
+/// `delay-proxy` passes a broker's bytes on, late: the suite's seed fixtures pass through it
+/// against RabbitMQ.
+#[test]
+fn delay_proxy_passes_the_broker_on() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_amqp-conformance"))
+        .args(["delay-proxy", "--listen", &listen, "--to", "127.0.0.1:5672", "--delay-ms", "20"])
+        .spawn()
+        .expect("the proxy starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the proxy does not listen on {listen}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let uri = format!("amqp://guest:guest@{listen}/%2f");
+    let out = run(&["run", "fixtures/seed/3.1-hello-world-auto-ack.trace", "--broker", &uri]);
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains(&format!("against amqp://guest:***@{listen}/%2f")), "{t}");
 }

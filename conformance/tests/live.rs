@@ -210,3 +210,43 @@ fn raw_frames_perform_what_lapin_will_not_send() {
         assert!(matches!(result.status, Status::Fail { .. }), "{name}: {:?}", result.status);
     }
 }
+
+/// A slow network changes no verdict: through a proxy that holds everything RabbitMQ sends for
+/// 150 ms, the traces that once failed that way (an event on one connection arriving after the
+/// reply on another, a count asked for while messages were still on their way, a close read
+/// late) pass under their profiles, and a wrong expectation still fails at its line.
+#[test]
+fn a_slow_network_changes_no_verdict() {
+    use amqp_conformance::delay::{DelayProxy, Delays};
+    use amqp_conformance::suite::{run_one, Status, TargetSpec};
+    use amqp_model::ProfileName;
+    let delays = Delays { from_broker: Duration::from_millis(150), from_client: Duration::ZERO };
+    let proxy = DelayProxy::start("127.0.0.1:5672", delays).expect("a proxy");
+    let uri = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spec");
+    let cases = [
+        ("basic-recover-requeue-round-robin.trace", ProfileName::Rabbitmq),
+        ("queue-delete-cancels-consumers-rabbitmq.trace", ProfileName::Rabbitmq),
+        ("queue-exclusive-other-connection-405.trace", ProfileName::Rabbitmq),
+        ("routing-topic-empty-key.trace", ProfileName::Rabbitmq),
+        ("routing-default-exchange.trace", ProfileName::Spec),
+        ("exchange-declare-reserved-amq-403.trace", ProfileName::Spec),
+        ("queue-declare-reserved-amq-403.trace", ProfileName::Spec),
+    ];
+    for (name, profile) in cases {
+        let text = std::fs::read_to_string(dir.join(name)).expect("the fixture");
+        let trace = parse(&text, name).expect("parses");
+        let result = run_one(name, &trace, &target, profile);
+        assert_eq!(result.status, Status::Pass, "{name} through a 150 ms proxy");
+    }
+    // The proxy hides nothing: an expectation the broker does not meet still fails at its line.
+    let name = "routing-topic-empty-key.trace";
+    let text = std::fs::read_to_string(dir.join(name)).expect("the fixture");
+    let wrong = parse(
+        &text.replace("expect c1.1 queue.declare-ok q-tek-hash 1 0", "expect c1.1 queue.declare-ok q-tek-hash 2 0"),
+        name,
+    );
+    let result = run_one(name, &wrong.expect("parses"), &target, ProfileName::Rabbitmq);
+    assert!(matches!(result.status, Status::Fail { line: 22, .. }), "{:?}", result.status);
+}

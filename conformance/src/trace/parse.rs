@@ -623,7 +623,14 @@ pub fn parse(text: &str, file: &str) -> std::result::Result<Trace, ParseError> {
             if !trace.steps.iter().any(|s| matches!(s.kind, StepKind::Command { .. })) {
                 return Err(err("`expect` needs a command before it".into()));
             }
-            StepKind::Expect(tokens(rest).and_then(event).map_err(err)?)
+            let expected = tokens(rest).and_then(event).map_err(err)?;
+            // The runner puts a variable's value in place of each word of the expectation that
+            // names one; a variable no capture bound yet would stay as it is, never observed.
+            let written = super::write_event(&expected);
+            if let Some(v) = written.split(' ').find(|t| t.len() > 1 && t.starts_with('$') && !bound.contains(*t)) {
+                return Err(err(format!("variable {v} is used before a capture (`-> {v}`) binds it")));
+            }
+            StepKind::Expect(expected)
         } else {
             let (command, capture) = tokens(text).and_then(command).map_err(err)?;
             let unbound = std::cell::RefCell::new(None);
