@@ -7,6 +7,7 @@
 //! pages are not generated, but the figures they quote are: each is marked, and brought up to
 //! date from the same sources ([`crate::figures`]).
 
+pub use crate::catalogue::profile_switches;
 use crate::catalogue::{Catalogue, Place, Rule};
 use crate::figures::{has_marks, Figures};
 use crate::matrix::MatrixData;
@@ -245,6 +246,9 @@ fn class_page(s: &Sources<'_>, owner: &str) -> String {
             None if cat.covered(&rule.id) => out.push_str("**In scope, covered.**\n\n"),
             None => out.push_str("**In scope, not covered by a fixture yet.**\n\n"),
         }
+        if let Some(r) = cat.reading(&rule.id) {
+            out.push_str(&reading_section(r));
+        }
         if let Some(places) = cat.model.get(&rule.id) {
             out.push_str("Model:\n\n");
             for p in places {
@@ -257,6 +261,40 @@ fn class_page(s: &Sources<'_>, owner: &str) -> String {
             out.push_str(&results_table(s, &page, fixtures, true));
             out.push('\n');
         }
+    }
+    out
+}
+
+/// A rule's reading (spec/readings/): its force, what the specification allows a server, the
+/// text that allows it, and how the `spec` profile compares.
+fn reading_section(r: &crate::catalogue::Reading) -> String {
+    let mut out = format!("**Force**: {}. The specification allows a server:\n\n", r.force);
+    for a in &r.allows {
+        let _ = writeln!(out, "- {}", md_escape(a));
+    }
+    let _ = writeln!(out, "\n**Text**: {}\n", md_escape(&r.text));
+    if r.status == "out-of-scope" {
+        return out;
+    }
+    let status = match r.status.as_str() {
+        "exact" => "allows exactly that",
+        "narrower" => "allows **fewer** outcomes than the text (to be widened)",
+        "wider" => "allows **more** than the text (to be narrowed)",
+        _ => "is **wrong** here (to be fixed)",
+    };
+    match &r.model_spec {
+        Some(m) => {
+            let _ = writeln!(out, "**The `spec` profile** {status}: {}\n", md_escape(m));
+        }
+        None => {
+            let _ = writeln!(out, "**The `spec` profile** {status}.\n");
+        }
+    }
+    if !r.tests_it {
+        out.push_str("No fixture yet fails when the rule is broken.\n\n");
+    }
+    if let Some(fix) = &r.fix {
+        let _ = writeln!(out, "**To do**: {}\n", md_escape(fix));
     }
     out
 }
@@ -548,35 +586,20 @@ fn profiles_page(s: &Sources<'_>) -> String {
         let show = |v: &serde_json::Value| md_escape(&v.get(field).map_or("?".to_string(), |v| v.to_string()));
         let _ = writeln!(out, "| `{field}` | {} | `{}` | `{}` |", md_escape(doc), show(&spec), show(&rabbit));
     }
-    out
-}
-
-/// The fields of `pub struct Profile` in `profile.rs` with their doc comments, joined.
-pub fn profile_switches(source: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut inside = false;
-    let mut doc = Vec::new();
-    for line in source.lines() {
-        let t = line.trim();
-        if t.starts_with("pub struct Profile") {
-            inside = true;
-            continue;
-        }
-        if !inside {
-            continue;
-        }
-        if t == "}" {
-            break;
-        }
-        if let Some(d) = t.strip_prefix("///") {
-            doc.push(d.trim().to_string());
-        } else if let Some(field) = t.strip_prefix("pub ").and_then(|f| f.split_once(':')).map(|(f, _)| f.trim()) {
-            if field != "name" {
-                out.push((field.to_string(), doc.join(" ")));
+    out.push_str(
+        "\n## What the `spec` value follows\n\nFor each switch, the specification's text its `spec` value \
+         follows, and whether that reading is the only one the text allows (the audit in `spec/readings/`; a \
+         switch read from two classes' rules has two entries).\n\n",
+    );
+    for (field, _) in s.switches {
+        for (file, r) in s.catalogue.switches.iter().filter(|(_, r)| &r.name == field) {
+            let _ = writeln!(out, "### `{field}` ({})\n", file.trim_start_matches("spec/readings/"));
+            let _ = writeln!(out, "`spec`: {}. {}\n", md_escape(&r.spec_value), md_escape(&r.text));
+            let _ = writeln!(out, "Reading: **{}**.", r.status);
+            if let Some(fix) = &r.fix {
+                let _ = writeln!(out, " To do: {}", md_escape(fix));
             }
-            doc.clear();
-        } else if !t.starts_with('#') {
-            doc.clear();
+            out.push('\n');
         }
     }
     out

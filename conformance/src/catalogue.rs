@@ -12,6 +12,10 @@
 //!   line, our reading) and, for a rule the suite does not check, `out_of_scope` (why).
 //! - the model's source (`model/src`), whose comments name the rules the model implements, in
 //!   backticks (`` `queue delete if-unused in-use` ``).
+//! - `spec/readings/*.toml`: the audit of every rule (`[[reading]]`: its force, every outcome the
+//!   specification allows a server, the text that allows it, what the `spec` profile does and
+//!   whether that is exactly what the text allows, the fixtures that test it, what to change)
+//!   and of every profile switch (`[[switch]]`).
 //!
 //! A rule in scope is *covered* when a fixture cites it; one not covered yet is a gap
 //! (`amqp-conformance coverage` lists them). [`Catalogue::problems`] lists what is inconsistent:
@@ -29,6 +33,64 @@ pub const NAMES_FILE: &str = "spec/amqp0-9-1.names";
 pub const RULES_FILE: &str = "spec/rules.toml";
 /// The model's source, searched for rule ids in backticks.
 pub const MODEL_SOURCE: &str = "model/src";
+/// The readings of the rules and switches, one file per group of classes.
+pub const READINGS_DIR: &str = "spec/readings";
+/// The profile switches, one `pub` field each of `Profile`.
+pub const PROFILE_SOURCE: &str = "model/src/profile.rs";
+
+/// The force a reading may give a rule.
+pub const FORCES: [&str; 6] = ["MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY", "none"];
+/// How the `spec` profile compares with what the text allows.
+pub const STATUSES: [&str; 5] = ["exact", "narrower", "wider", "wrong", "out-of-scope"];
+
+/// One rule's reading (`[[reading]]` of a file under `spec/readings/`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reading {
+    /// The rule's id.
+    pub id: String,
+    /// MUST, MUST NOT, SHOULD, SHOULD NOT, MAY or none (a definition).
+    pub force: String,
+    /// Every outcome the specification allows a server where the rule applies.
+    pub allows: Vec<String>,
+    /// The text that allows them (rules, doc comments, errata sections).
+    pub text: String,
+    /// What the model does under `spec`, and where (absent for a rule out of scope).
+    pub model_spec: Option<String>,
+    /// `exact`, `narrower`, `wider`, `wrong` or `out-of-scope`.
+    pub status: String,
+    /// The fixtures citing the rule (checked against the cites).
+    pub fixtures: Vec<String>,
+    /// Whether one of them fails when the rule is broken.
+    pub tests_it: bool,
+    /// What to change, when the profile is not exact or no fixture tests the rule.
+    pub fix: Option<String>,
+}
+
+/// One profile switch's reading (`[[switch]]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchReading {
+    /// The switch, as `Profile` names it.
+    pub name: String,
+    /// Its value under `spec`.
+    pub spec_value: String,
+    /// The text it follows, and whether that reading is the only one.
+    pub text: String,
+    /// `exact`, `narrower`, `wider` or `wrong`.
+    pub status: String,
+    /// What to change, when not exact.
+    pub fix: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadingsFile {
+    #[serde(default)]
+    reading: Vec<Reading>,
+    #[serde(default)]
+    switch: Vec<SwitchReading>,
+}
 
 /// One entry of `spec/rules.toml`.
 #[derive(Clone, Debug, Deserialize)]
@@ -99,6 +161,37 @@ impl Names {
     }
 }
 
+/// The fields of `pub struct Profile` in `profile.rs` with their doc comments, joined.
+pub fn profile_switches(source: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    let mut doc = Vec::new();
+    for line in source.lines() {
+        let t = line.trim();
+        if t.starts_with("pub struct Profile") {
+            inside = true;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if t == "}" {
+            break;
+        }
+        if let Some(d) = t.strip_prefix("///") {
+            doc.push(d.trim().to_string());
+        } else if let Some(field) = t.strip_prefix("pub ").and_then(|f| f.split_once(':')).map(|(f, _)| f.trim()) {
+            if field != "name" {
+                out.push((field.to_string(), doc.join(" ")));
+            }
+            doc.clear();
+        } else if !t.starts_with('#') {
+            doc.clear();
+        }
+    }
+    out
+}
+
 /// A place in the model's source that names a rule.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Place {
@@ -123,6 +216,12 @@ pub struct Catalogue {
     pub model: BTreeMap<String, Vec<Place>>,
     /// Cites that name nothing: (fixture, cite).
     pub bad_cites: Vec<(String, String)>,
+    /// The readings, with the file each is in (relative to the root).
+    pub readings: Vec<(String, Reading)>,
+    /// The switch readings, with their files.
+    pub switches: Vec<(String, SwitchReading)>,
+    /// The profile's switches (the `pub` fields of `Profile` but its name).
+    pub profile_switches: Vec<String>,
 }
 
 /// Shares of one class (or of everything).
@@ -167,7 +266,88 @@ impl Catalogue {
         }
         let ids: Vec<&str> = file.rule.iter().map(|r| r.id.as_str()).collect();
         let model = model_places(&root.join(MODEL_SOURCE), root, &ids)?;
-        Ok(Catalogue { rules: file.rule, names, cited_by, model, bad_cites })
+        let (mut readings, mut switches) = (Vec::new(), Vec::new());
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(READINGS_DIR))
+            .map_err(|e| format!("{READINGS_DIR}: {e}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{rel}: {e}"))?;
+            let f: ReadingsFile = toml::from_str(&text).map_err(|e| format!("{rel}: {e}"))?;
+            readings.extend(f.reading.into_iter().map(|r| (rel.clone(), r)));
+            switches.extend(f.switch.into_iter().map(|s| (rel.clone(), s)));
+        }
+        let profile_switches = profile_switches(&read(PROFILE_SOURCE)?).into_iter().map(|(n, _)| n).collect();
+        Ok(Catalogue { rules: file.rule, names, cited_by, model, bad_cites, readings, switches, profile_switches })
+    }
+
+    /// The reading of rule `id`.
+    pub fn reading(&self, id: &str) -> Option<&Reading> {
+        self.readings.iter().find(|(_, r)| r.id == id).map(|(_, r)| r)
+    }
+
+    /// What is wrong with the readings: a rule without one (or with two), a reading of no rule,
+    /// a force or status not in [`FORCES`] and [`STATUSES`], a status that disagrees with the
+    /// catalogue's `out_of_scope`, fixtures that are not the rule's cites, a reading that is not
+    /// exact (or whose fixtures do not test the rule) without a fix; a switch of the profile
+    /// without a reading, or a reading of no switch.
+    fn reading_problems(&self, out: &mut Vec<String>) {
+        let mut read: BTreeMap<&str, &str> = BTreeMap::new();
+        for (file, r) in &self.readings {
+            let at = |what: String| format!("{file}: `{}`: {what}", r.id);
+            if let Some(other) = read.insert(r.id.as_str(), file.as_str()) {
+                out.push(at(format!("read twice (also in {other})")));
+            }
+            let Some(rule) = self.rule(&r.id) else {
+                out.push(at("is not a rule of the catalogue".into()));
+                continue;
+            };
+            if !FORCES.contains(&r.force.as_str()) {
+                out.push(at(format!("force `{}` is none of {FORCES:?}", r.force)));
+            }
+            if !STATUSES.contains(&r.status.as_str()) {
+                out.push(at(format!("status `{}` is none of {STATUSES:?}", r.status)));
+            }
+            if (r.status == "out-of-scope") != rule.out_of_scope.is_some() {
+                out.push(at(format!("status `{}` disagrees with {RULES_FILE}'s out_of_scope", r.status)));
+            }
+            if r.allows.is_empty() || r.text.trim().is_empty() {
+                out.push(at("says nothing of what the text allows".into()));
+            }
+            let mut cited = self.fixtures(&r.id).to_vec();
+            let mut listed = r.fixtures.clone();
+            cited.sort();
+            listed.sort();
+            if cited != listed {
+                out.push(at(format!("lists fixtures {listed:?}, but the fixtures citing it are {cited:?}")));
+            }
+            let in_scope = rule.out_of_scope.is_none();
+            if in_scope && (r.status != "exact" || !r.tests_it) && r.fix.as_deref().is_none_or(|f| f.trim().is_empty())
+            {
+                out.push(at("is not exact, or no fixture tests it, but says no fix".into()));
+            }
+        }
+        for rule in &self.rules {
+            if !read.contains_key(rule.id.as_str()) {
+                out.push(format!("{READINGS_DIR}: rule `{}` has no reading", rule.id));
+            }
+        }
+        for (file, s) in &self.switches {
+            if !self.profile_switches.contains(&s.name) {
+                out.push(format!("{file}: switch `{}` is not a switch of {PROFILE_SOURCE}", s.name));
+            }
+            if !STATUSES.contains(&s.status.as_str()) || s.status == "out-of-scope" {
+                out.push(format!("{file}: switch `{}`: status `{}`", s.name, s.status));
+            }
+        }
+        for name in &self.profile_switches {
+            if !self.switches.iter().any(|(_, s)| &s.name == name) {
+                out.push(format!("{READINGS_DIR}: switch `{name}` of {PROFILE_SOURCE} has no reading"));
+            }
+        }
     }
 
     /// The entry of rule `id`.
@@ -248,6 +428,7 @@ impl Catalogue {
                 out.push(format!("{RULES_FILE}: rule `{id}` of the specification has no entry"));
             }
         }
+        self.reading_problems(&mut out);
         for (fixture, cite) in &self.bad_cites {
             out.push(format!(
                 "{fixture}: `cite: {cite}` names no rule, class, method, field or domain of the specification \
@@ -347,6 +528,58 @@ mod tests {
 
     const NAMES: &str = "# test\nclass basic\nmethod basic ack\nfield basic ack multiple\nrule basic 01\n\
                          rule basic ack multiple exists\ndomain delivery-tag\nrule delivery-tag non-zero\nerrata 14\n";
+
+    fn reading(id: &str, status: &str) -> Reading {
+        Reading {
+            id: id.into(),
+            force: "MUST".into(),
+            allows: vec!["refuses with 406".into()],
+            text: "the rule".into(),
+            model_spec: None,
+            status: status.into(),
+            fixtures: vec![],
+            tests_it: true,
+            fix: None,
+        }
+    }
+
+    fn with_readings(readings: Vec<Reading>) -> Catalogue {
+        let rule = |id: &str| Rule { id: id.into(), statement: "s".into(), out_of_scope: None };
+        Catalogue {
+            rules: vec![rule("basic 01"), rule("basic ack multiple exists")],
+            names: Names::parse(NAMES, "n").unwrap(),
+            cited_by: BTreeMap::from([("basic 01".to_string(), vec!["f.trace".to_string()])]),
+            model: BTreeMap::new(),
+            bad_cites: vec![],
+            readings: readings.into_iter().map(|r| ("r.toml".to_string(), r)).collect(),
+            switches: vec![],
+            profile_switches: vec!["qos_scope".into()],
+        }
+    }
+
+    #[test]
+    fn every_rule_and_switch_needs_a_true_reading() {
+        let mut good = reading("basic 01", "exact");
+        good.fixtures = vec!["f.trace".into()];
+        let mut problems = Vec::new();
+        with_readings(vec![good.clone(), reading("basic ack multiple exists", "narrower")])
+            .reading_problems(&mut problems);
+        let expected = [
+            "r.toml: `basic ack multiple exists`: is not exact, or no fixture tests it, but says no fix",
+            "spec/readings: switch `qos_scope` of model/src/profile.rs has no reading",
+        ];
+        assert_eq!(problems, expected);
+        let mut bad = good.clone();
+        bad.force = "OUGHT".into();
+        bad.fixtures = vec![];
+        let mut problems = Vec::new();
+        with_readings(vec![bad, good]).reading_problems(&mut problems);
+        let text = problems.join("\n");
+        assert!(text.contains("force `OUGHT` is none of"), "{text}");
+        assert!(text.contains("lists fixtures [], but the fixtures citing it are [\"f.trace\"]"), "{text}");
+        assert!(text.contains("read twice (also in r.toml)"), "{text}");
+        assert!(text.contains("rule `basic ack multiple exists` has no reading"), "{text}");
+    }
 
     #[test]
     fn names_sort_rules_by_class_and_domain() {

@@ -507,6 +507,9 @@ mod tests {
             cited_by: BTreeMap::new(),
             model: BTreeMap::new(),
             bad_cites: Vec::new(),
+            readings: Vec::new(),
+            switches: Vec::new(),
+            profile_switches: Vec::new(),
         };
         f(&Figures { fixtures: &fixtures, matrix: &matrix, catalogue: &catalogue })
     }
