@@ -83,7 +83,13 @@ impl Broker {
         if_unused: bool,
         out: &mut Vec<Event>,
     ) -> Outcome {
-        if name.is_empty() || name.is_reserved() {
+        // The default exchange and the predeclared amq.* exchanges cannot be deleted (403). A
+        // missing exchange is not found (`exchange delete exchange exists`), whatever its name;
+        // RabbitMQ refuses every amq.* name before it looks the name up
+        // (`reserved_prefix_always_refused`).
+        let refused =
+            name.is_reserved() && (self.profile.reserved_prefix_always_refused || self.exchanges.contains_key(name));
+        if name.is_empty() || refused {
             return Err(Channel(AccessRefused));
         }
         if !self.exchanges.contains_key(name) {

@@ -68,9 +68,11 @@ pub struct Profile {
     /// table; RabbitMQ only the arguments it implements (`alternate-exchange` for exchanges, its
     /// known `x-` queue arguments), ignoring the rest.
     pub compare_known_arguments_only: bool,
-    /// A non-passive `queue.declare` of a name beginning `amq.` is refused (403) even when the
-    /// queue exists (RabbitMQ, which so refuses to redeclare a server-named queue by name); the
-    /// spec allows it for an existing queue (`queue declare queue reserved`).
+    /// A name beginning `amq.` is refused (403) before it is looked up: a non-passive
+    /// `queue.declare` even when the queue exists (RabbitMQ, which so refuses to redeclare a
+    /// server-named queue by name), and an `exchange.delete` even when no such exchange exists.
+    /// The spec allows the declare for an existing queue (`queue declare queue reserved`), and a
+    /// missing exchange is not found, 404 (`exchange delete exchange exists`).
     pub reserved_prefix_always_refused: bool,
     /// Names of exchanges and queues outside the specification's syntax (letters, digits, `-`,
     /// `_`, `.`, `:`, at most 127 characters) are refused with 406 by `exchange.declare` and

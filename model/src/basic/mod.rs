@@ -168,7 +168,12 @@ impl Broker {
         let name = self.resolve_queue(ch, queue)?;
         self.usable_queue(ch, &name)?;
         let q = self.queues.get_mut(&name).expect("checked");
-        let Some(r) = q.ready.pop_front() else {
+        // A copy this channel rejected or nacked with requeue is not given back to it, by
+        // basic.get either (`basic reject requeue 01`, `basic nack requeue 01`; only under
+        // `requeue_avoids_rejecting_channel` is a copy so marked): the first other one is taken,
+        // or none.
+        let at = q.ready.iter().position(|r| r.avoid != Some(ch));
+        let Some(r) = at.and_then(|at| q.ready.remove(at)) else {
             out.push(Event::Reply { ch, reply: Reply::GetEmpty });
             return Ok(());
         };
