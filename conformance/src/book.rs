@@ -7,7 +7,6 @@
 //! pages are not generated, but the figures they quote are: each is marked, and brought up to
 //! date from the same sources ([`crate::figures`]).
 
-pub use crate::catalogue::profile_switches;
 use crate::catalogue::{Catalogue, Place, Rule};
 use crate::figures::{has_marks, Figures};
 use crate::matrix::MatrixData;
@@ -663,6 +662,9 @@ mod tests {
     fn switches_come_from_the_profile_struct() {
         let src = "pub struct Other {\n    /// no\n    pub a: u8,\n}\n/// The switches.\npub struct Profile {\n    \
                    /// Its name.\n    pub name: ProfileName,\n    /// How qos\n    /// is read.\n    pub qos_scope: QosScope,\n}\n";
-        assert_eq!(profile_switches(src), [("qos_scope".to_string(), "How qos is read.".to_string())]);
+        assert_eq!(
+            crate::catalogue::profile_switches(src),
+            [("qos_scope".to_string(), "How qos is read.".to_string())]
+        );
     }
 }

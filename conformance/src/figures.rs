@@ -212,30 +212,7 @@ impl Figures<'_> {
     /// What `amqp-conformance coverage` prints: per class the rules in scope, covered, the share
     /// and out of scope, then the in-scope rules no fixture covers yet.
     pub fn coverage(&self) -> String {
-        let cat = self.catalogue;
-        let mut out = format!("{:<12} {:>8} {:>8} {:>8} {:>8}\n", "class", "in scope", "covered", "share", "out");
-        let mut row = |name: &str, s: &Share| {
-            let share = if s.in_scope == 0 { "-".to_string() } else { format!("{:.1}%", s.percent()) };
-            let _ = writeln!(out, "{name:<12} {:>8} {:>8} {share:>8} {:>8}", s.in_scope, s.covered, s.out_of_scope);
-        };
-        for owner in cat.owners() {
-            row(&owner, &cat.share(Some(&owner)));
-        }
-        row("all", &cat.share(None));
-        let gaps: Vec<&str> = cat
-            .rules
-            .iter()
-            .filter(|r| r.out_of_scope.is_none() && !cat.covered(&r.id))
-            .map(|r| r.id.as_str())
-            .collect();
-        if !gaps.is_empty() {
-            out.push_str("\nin scope, not covered by a fixture yet:\n");
-            for id in gaps {
-                let model = if cat.model.contains_key(id) { "" } else { " (nor implemented by the model)" };
-                let _ = writeln!(out, "  {id}{model}");
-            }
-        }
-        out
+        self.catalogue.coverage_report()
     }
 
     /// `text` (a page) with every marked figure brought up to date; an error names the line of a

@@ -1,6 +1,6 @@
 //! `amqp-conformance`: replay conformance traces and validate the outcome against the model.
 
-use amqp_conformance::catalogue::{Catalogue, Share};
+use amqp_conformance::catalogue::Catalogue;
 use amqp_conformance::deviations::Deviations;
 use amqp_conformance::generate::{save_regression, shrink, GenConfig, WITHOUT_KINDS};
 use amqp_conformance::live::{address, check_login, Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
@@ -662,7 +662,8 @@ fn catalogue(paths: &[PathBuf]) -> Result<Catalogue, Fatal> {
 }
 
 fn docs(out: &Path, check: bool) -> Result<bool, Fatal> {
-    use amqp_conformance::book::{model_source, pages, profile_switches, Sources, GENERATED_DIRS, GENERATED_FILES};
+    use amqp_conformance::book::{model_source, pages, Sources, GENERATED_DIRS, GENERATED_FILES};
+    use amqp_conformance::catalogue::profile_switches;
     use amqp_conformance::matrix::MatrixData;
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| Fatal(format!("{}: {e}", p.display())));
     let cat = catalogue(&[PathBuf::from("fixtures")])?;
@@ -743,25 +744,8 @@ fn docs(out: &Path, check: bool) -> Result<bool, Fatal> {
 
 fn coverage(paths: &[PathBuf], min: f64) -> Result<bool, Fatal> {
     let cat = catalogue(paths)?;
-    println!("{:<12} {:>8} {:>8} {:>8} {:>8}", "class", "in scope", "covered", "share", "out");
-    let row = |name: &str, s: &Share| {
-        let share = if s.in_scope == 0 { "-".to_string() } else { format!("{:.1}%", s.percent()) };
-        println!("{name:<12} {:>8} {:>8} {share:>8} {:>8}", s.in_scope, s.covered, s.out_of_scope)
-    };
-    for owner in cat.owners() {
-        row(&owner, &cat.share(Some(&owner)));
-    }
+    print!("{}", cat.coverage_report());
     let all = cat.share(None);
-    row("all", &all);
-    let gaps: Vec<&str> =
-        cat.rules.iter().filter(|r| r.out_of_scope.is_none() && !cat.covered(&r.id)).map(|r| r.id.as_str()).collect();
-    if !gaps.is_empty() {
-        println!("\nin scope, not covered by a fixture yet:");
-        for id in gaps {
-            let model = if cat.model.contains_key(id) { "" } else { " (nor implemented by the model)" };
-            println!("  {id}{model}");
-        }
-    }
     let problems = cat.problems();
     for p in &problems {
         eprintln!("{p}");
