@@ -595,6 +595,9 @@ impl LiveTarget {
         let (uri, timeout) = (self.uri.clone(), self.timing.timeout);
         let (queues, exchanges) = (std::mem::take(&mut self.queues), std::mem::take(&mut self.exchanges));
         runtime().block_on(async move {
+            // No verdict hangs on the cleanup, so it waits for a busy broker far longer than a
+            // step does, within one bound for the whole of it.
+            let deadline = tokio::time::Instant::now() + cleanup_budget(timeout);
             let connection = cleaner(&uri, timeout).await?;
             // Each queue costs a round trip or two: a few channels delete queues at once, so that
             // a trace with many queues is cleaned up in a time that does not grow with the
@@ -609,15 +612,18 @@ impl LiveTarget {
             let mut tasks = tokio::task::JoinSet::new();
             for share in shares {
                 let connection = connection.clone();
-                tasks.spawn(async move { delete_all(&connection, share, timeout).await });
+                tasks.spawn(async move { delete_all(&connection, share, timeout, deadline, None).await });
             }
             let mut failures = Vec::new();
             while let Some(done) = tasks.join_next().await {
                 failures.extend(done.unwrap_or_else(|e| vec![format!("a cleanup task failed: {e}")]));
             }
+            // An exchange.delete is answered at once by a broker that answers at all (RabbitMQ
+            // keeps exchanges in a table, not a process), while GarageMQ never answers some: each
+            // gets the step's timeout, not the cleanup's budget.
             let exchanges = exchanges.into_iter().map(|x| (false, x)).collect();
             let connection = cleaner(&uri, timeout).await?;
-            failures.extend(delete_all(&connection, exchanges, timeout).await);
+            failures.extend(delete_all(&connection, exchanges, timeout, deadline, Some(timeout)).await);
             failures.sort();
             if failures.is_empty() {
                 Ok(())
@@ -1398,14 +1404,32 @@ async fn cleaner(uri: &str, timeout: Duration) -> Result<Arc<Connection>, String
 /// How many channels of the cleanup connection delete a trace's names at once.
 const CLEANUP_CHANNELS: usize = 8;
 
+/// How long the cleanup of one trace may wait for the broker's answers to its queue.deletes, in
+/// all: five step timeouts, at least 10 s (a loaded RabbitMQ once took over 2 s to answer one of
+/// 256 queue.deletes sent over 8 channels; GarageMQ never answers a delete it deadlocks on, and
+/// costs the whole budget then).
+fn cleanup_budget(step_timeout: Duration) -> Duration {
+    (step_timeout * 5).max(Duration::from_secs(10))
+}
+
 /// Delete `items` (queue or exchange, by wire name) one after the other over one channel of
-/// `connection` (opened again after a close or a delete that got no answer); what went wrong,
-/// one line per name.
-async fn delete_all(connection: &Connection, items: Vec<(bool, String)>, timeout: Duration) -> Vec<String> {
+/// `connection` (opened again after a close or a delete that got no answer), each answer
+/// awaited until `deadline`, or for `each` at most; what went wrong, one line per name.
+/// `timeout` bounds the wait for a queue's consumers to go.
+async fn delete_all(
+    connection: &Connection,
+    items: Vec<(bool, String)>,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+    each: Option<Duration>,
+) -> Vec<String> {
     let mut failures = Vec::new();
     let mut channel: Option<Channel> = None;
     for (is_queue, name) in items {
-        let ch = match open(connection, &mut channel, timeout).await {
+        let start = tokio::time::Instant::now();
+        let deadline = each.map_or(deadline, |d| deadline.min(start + d));
+        let within = deadline.saturating_duration_since(start);
+        let ch = match open(connection, &mut channel, deadline).await {
             Ok(ch) => ch,
             Err(e) => {
                 failures.push(format!("{e} to delete {name}"));
@@ -1417,28 +1441,28 @@ async fn delete_all(connection: &Connection, items: Vec<(bool, String)>, timeout
             // later: delete the queue once it has none (GarageMQ deadlocks deleting a queue that
             // still has a consumer).
             let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-            let deadline = tokio::time::Instant::now() + timeout;
-            while tokio::time::Instant::now() < deadline {
+            let consumers_gone = deadline.min(tokio::time::Instant::now() + timeout);
+            while tokio::time::Instant::now() < consumers_gone {
                 let declare = ch.queue_declare(name.as_str().into(), passive, FieldTable::default());
-                match tokio::time::timeout(timeout, declare).await {
+                match tokio::time::timeout_at(consumers_gone, declare).await {
                     Ok(Ok(q)) if q.consumer_count() > 0 => tokio::time::sleep(Duration::from_millis(10)).await,
                     _ => break,
                 }
             }
-            let ch = match open(connection, &mut channel, timeout).await {
+            let ch = match open(connection, &mut channel, deadline).await {
                 Ok(ch) => ch,
                 Err(e) => {
                     failures.push(format!("{e} to delete {name}"));
                     continue;
                 }
             };
-            tokio::time::timeout(timeout, async {
+            tokio::time::timeout_at(deadline, async {
                 ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await.map(|_| ())
             })
             .await
         } else {
-            tokio::time::timeout(timeout, ch.exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default()))
-                .await
+            let delete = ch.exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default());
+            tokio::time::timeout_at(deadline, delete).await
         };
         match result {
             Ok(Ok(())) => {}
@@ -1446,24 +1470,28 @@ async fn delete_all(connection: &Connection, items: Vec<(bool, String)>, timeout
             Ok(Err(e)) => failures.push(format!("deleting {name}: {e}")),
             Err(_) => {
                 let what = if is_queue { "queue.delete" } else { "exchange.delete" };
-                failures.push(format!("deleting {name}: no answer to {what} within {timeout:?}"));
+                failures.push(format!("deleting {name}: no answer to {what} within {within:.1?}"));
                 // The channel still waits for that answer: the next name gets a new one.
                 channel = None;
             }
         }
     }
     if let Some(ch) = channel.filter(|c| c.status().connected()) {
-        let _ = tokio::time::timeout(timeout, ch.close(200, "OK".into())).await;
+        let _ = tokio::time::timeout_at(deadline, ch.close(200, "OK".into())).await;
     }
     failures
 }
 
 /// The cleanup channel, opened again when it was closed (by a 404) or given up.
-async fn open(connection: &Connection, channel: &mut Option<Channel>, timeout: Duration) -> Result<Channel, String> {
+async fn open(
+    connection: &Connection,
+    channel: &mut Option<Channel>,
+    deadline: tokio::time::Instant,
+) -> Result<Channel, String> {
     if let Some(ch) = channel.as_ref().filter(|c| c.status().connected()) {
         return Ok(ch.clone());
     }
-    match tokio::time::timeout(timeout, connection.create_channel()).await {
+    match tokio::time::timeout_at(deadline, connection.create_channel()).await {
         Ok(Ok(ch)) => {
             *channel = Some(ch.clone());
             Ok(ch)

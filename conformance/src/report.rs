@@ -9,7 +9,7 @@
 
 use crate::run::{Recording, Verdict};
 use crate::suite::{Status, SuiteRun, TraceResult};
-use crate::trace::{write_command, write_event};
+use crate::trace::{write_command, write_event, write_expected};
 use crate::validate::Divergence;
 use amqp_model::Event;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
@@ -515,8 +515,8 @@ pub fn mismatch(d: &Divergence) -> String {
 /// ```text
 /// expected `c1.1 queue.declare-ok q 5 0`, but the step observed `c1.1 queue.declare-ok q 0 0` instead
 /// ```
-pub fn unmet(expected: &Event, observed: &[Event]) -> String {
-    let want = write_event(expected);
+pub fn unmet(expected: &[Event], observed: &[Event]) -> String {
+    let want = write_expected(expected);
     let kind = |text: &str| text.split(' ').take(2).collect::<Vec<_>>().join(" ");
     let like: Vec<String> = observed.iter().filter(|e| kind(&write_event(e)) == kind(&want)).map(quote).collect();
     if observed.is_empty() {
@@ -945,7 +945,7 @@ mod tests {
         let rec = r.results[1].recording.as_mut().unwrap();
         rec.verdict = Verdict::Unmet {
             line: 12,
-            expected: parse_event("c1.1 queue.declare-ok q 5 0").unwrap(),
+            expected: vec![parse_event("c1.1 queue.declare-ok q 5 0").unwrap()],
             observed: events(&["c1.1 queue.declare-ok q 0 0"]),
         };
         assert_eq!(

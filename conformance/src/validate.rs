@@ -21,7 +21,7 @@
 use crate::trace::write_event;
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
-use amqp_model::{Broker, Command, ConnId, Event, Internal, Message, MsgId, Name, Profile};
+use amqp_model::{Branch, Broker, Command, ConnId, Event, Internal, Message, MsgId, Name, Profile};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -232,7 +232,7 @@ impl<'a> Progress<'a> {
 struct Search<'a, 'b> {
     command: Option<&'a Command>,
     quiescent: bool,
-    /// Accept a path that has matched everything observed while events of the command are
+    /// Accept only a path that has matched everything observed while events of the command are
     /// still to come (they may be on their way: another connection's socket, a slow network).
     partial: bool,
     found: &'b mut Vec<Broker>,
@@ -244,6 +244,7 @@ impl Search<'_, '_> {
     /// `pending`: events of the command not yet matched (None before the command is applied).
     fn explore(&mut self, state: &Broker, pending: Option<&[Event]>, progress: &Progress<'_>) {
         match pending {
+            Some([]) if progress.done() && self.partial => return,
             Some([]) if progress.done() => {
                 let mut steps = Vec::new();
                 state.internal_steps(&mut steps);
@@ -260,9 +261,9 @@ impl Search<'_, '_> {
             }
             None => match self.command {
                 Some(cmd) => {
-                    let mut next = state.clone();
-                    if let Ok(events) = next.apply(cmd) {
-                        self.explore(&next, Some(&events), progress);
+                    // Each answer the profile allows (one, unless the text leaves a choice).
+                    for branch in state.apply_all(cmd).unwrap_or_default() {
+                        self.explore(&branch.broker, Some(&branch.events), progress);
                     }
                 }
                 None => self.explore(state, Some(&[]), progress),
@@ -343,7 +344,16 @@ impl Validator {
     /// Whether, in some consistent state, the broker answers `command` itself (a reply, a close, a
     /// returned message), as opposed to only acting on it later (deliveries).
     pub fn may_answer(&self, command: &Command) -> bool {
-        self.states.iter().any(|s| s.clone().apply(command).map_or(true, |events| !events.is_empty()))
+        self.states
+            .iter()
+            .any(|s| s.apply_all(command).map_or(true, |branches| branches.iter().any(|b| !b.events.is_empty())))
+    }
+
+    /// Whether the profile allows more than one answer to `command` in some consistent state
+    /// ([`amqp_model::choice`]).
+    pub fn has_choices(&self, command: &Command) -> bool {
+        self.states[0].profile.has_choices()
+            && self.states.iter().any(|s| s.apply_all(command).is_ok_and(|branches| branches.len() > 1))
     }
 
     /// Whether the broker may have finished: some consistent state has nothing left that the
@@ -372,10 +382,11 @@ impl Validator {
         self.advance_as(command, observed, quiescent, false)
     }
 
-    /// Whether what was observed of `command` so far could be the start of what the model
+    /// Whether what was observed of `command` so far could be the start of something the model
     /// allows: everything observed is explained, while some of the command's own events have not
     /// come yet (a `basic.cancel` on another connection after the `delete-ok` that caused it).
-    /// The runner then listens on for them, up to its timeout, instead of judging the step.
+    /// The runner then listens on for them, up to its timeout, instead of judging the step (or,
+    /// where the spec allows an answer without them too, before taking that one).
     pub fn may_explain_with_more(&self, command: &Command, observed: &[Event]) -> bool {
         self.clone().advance_as(Some(command), observed, false, true).is_ok()
     }
@@ -413,18 +424,19 @@ impl Validator {
     fn allowed(&self, command: Option<&Command>, quiescent: bool) -> Vec<Vec<Event>> {
         let mut out: Vec<Vec<Event>> = Vec::new();
         for state in &self.states {
-            let mut s = state.clone();
-            let mut events = match command {
-                Some(c) => s.apply(c).unwrap_or_default(),
-                None => Vec::new(),
+            let branches = match command {
+                Some(c) => state.apply_all(c).unwrap_or_default(),
+                None => vec![Branch { choices: Vec::new(), broker: state.clone(), events: Vec::new() }],
             };
-            let eager = s.settle_internal();
-            let mut without = events.clone();
-            events.extend(eager);
-            for alt in [events, std::mem::take(&mut without)] {
-                let alt: Vec<Event> = alt.iter().map(blank).collect();
-                if !out.contains(&alt) && out.len() < SHOWN && !(quiescent && alt.is_empty() && command.is_none()) {
-                    out.push(alt);
+            for Branch { mut broker, mut events, .. } in branches {
+                let eager = broker.settle_internal();
+                let mut without = events.clone();
+                events.extend(eager);
+                for alt in [events, std::mem::take(&mut without)] {
+                    let alt: Vec<Event> = alt.iter().map(blank).collect();
+                    if !out.contains(&alt) && out.len() < SHOWN && !(quiescent && alt.is_empty() && command.is_none()) {
+                        out.push(alt);
+                    }
                 }
             }
         }

@@ -62,6 +62,9 @@ fn take(b: &mut Broker, action: &Action) {
         Action::Client(cmd) => {
             let _ = b.apply(cmd);
         }
+        Action::Answer(cmd, script) => {
+            let _ = b.apply_scripted(cmd, script);
+        }
         Action::Broker(step) => {
             let _ = b.step(step);
         }

@@ -68,7 +68,15 @@ impl crate::state::Broker {
     /// let ch = ChanRef::new(1, 1);
     /// assert_eq!(b.apply(&Command::ChannelOpen { ch }).unwrap(), vec![Event::ChannelOpenOk { ch }]);
     /// ```
+    ///
+    /// Where the profile allows several answers, this is the first ([`crate::choice`]);
+    /// [`Broker::apply_all`] gives them all.
     pub fn apply(&mut self, cmd: &Command) -> Result<Vec<Event>, UsageError> {
+        self.apply_scripted(cmd, &[])
+    }
+
+    /// [`Broker::apply`], making choices as `self.choices` says.
+    pub(crate) fn apply_choosing(&mut self, cmd: &Command) -> Result<Vec<Event>, UsageError> {
         let mut out = Vec::new();
         match cmd {
             Command::Restart => self.restart(&mut out),

@@ -18,7 +18,7 @@ impl Broker {
     /// - `passive` asserts existence (`exchange declare passive not-found`): 404 if missing;
     /// - names beginning `amq.` are reserved (`exchange declare exchange reserved`): 403;
     /// - redeclaring must be equivalent (`exchange declare passive equivalent`, errata 6):
-    ///   406, comparing type, durable and arguments (under `compare_known_arguments_only`, only
+    ///   a channel exception, 406 (or 405 under the spec profile's `equivalence_code`), comparing type, durable and arguments (under `compare_known_arguments_only`, only
     ///   those the broker implements), and under `exchange_equivalence_strict` also auto-delete
     ///   and internal. Another type is this same 406 on the channel: errata 6 folds
     ///   `exchange declare type typed` (a 530 in the XML) into the equivalence check;
@@ -58,7 +58,7 @@ impl Broker {
                     && self.profile.equivalent_arguments(&x.arguments, arguments, &RABBITMQ_EXCHANGE_ARGUMENTS)
                     && (!strict || (x.auto_delete == auto_delete && x.internal == internal));
                 if !equivalent {
-                    return Err(Channel(PreconditionFailed));
+                    return Err(self.not_equivalent("exchange declare passive equivalent"));
                 }
             }
             None if passive => return Err(Channel(NotFound)),
@@ -136,13 +136,14 @@ impl Broker {
     }
 
     /// Check a name used as an end of an exchange-to-exchange binding: `""` is the default
-    /// exchange under `default_exchange_bindable` (the spec profile:
-    /// `exchange bind destination default-exchange`, `exchange bind source default-exchange`,
-    /// `exchange unbind destination default-exchange`, `exchange unbind source default-exchange`)
-    /// and refused with 403 otherwise (RabbitMQ, errata 14); a missing exchange is 404
+    /// exchange as `default_exchange_other_bindings` permits (the spec profile: either, the
+    /// field rules `exchange bind destination default-exchange`, `exchange bind source
+    /// default-exchange`, `exchange unbind destination default-exchange` and `exchange unbind
+    /// source default-exchange` against `exchange default-access`), refused with 403 otherwise
+    /// (RabbitMQ, errata 14); a missing exchange is 404
     /// (`exchange bind destination exchange-existence`, `exchange bind source exchange-existence`).
-    fn binding_end(&self, name: &Name) -> Result<bool, Exception> {
-        if name.is_empty() && !self.profile.default_exchange_bindable {
+    fn binding_end(&mut self, name: &Name) -> Result<bool, Exception> {
+        if name.is_empty() && !self.permits(self.profile.default_exchange_other_bindings, "exchange default-access") {
             return Err(Channel(AccessRefused));
         }
         Ok(self.exchanges.contains_key(name))

@@ -19,6 +19,7 @@ pub mod basic;
 pub mod broker;
 pub mod channel;
 pub mod check;
+pub mod choice;
 pub mod command;
 pub mod confirm;
 pub mod connection;
@@ -33,6 +34,7 @@ pub mod tx;
 pub mod types;
 
 pub use broker::{Internal, UsageError};
+pub use choice::{Branch, Choice};
 pub use command::Command;
 pub use event::{Event, Reply};
 pub use fault::{Fault, Faults};

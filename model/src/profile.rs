@@ -42,10 +42,16 @@ pub struct Profile {
     /// Unbinding a binding whose queue or exchange does not exist: spec `queue unbind queue
     /// must-exist` / `exchange must-exist` (404); RabbitMQ answers unbind-ok.
     pub unbind_missing_ok: bool,
-    /// `queue.bind`/`unbind` and `exchange.bind`/`unbind` naming the default exchange: allowed by
-    /// the spec (`queue bind exchange default-exchange`, `exchange bind source default-exchange`);
-    /// RabbitMQ refuses them with 403 (errata section 14).
+    /// `queue.bind` naming the default exchange: allowed by the spec (`queue bind exchange
+    /// default-exchange`, which `exchange default-access` names as one of the two ways to
+    /// access it); RabbitMQ refuses it with 403 (errata section 14).
     pub default_exchange_bindable: bool,
+    /// `queue.unbind`, `exchange.bind` and `exchange.unbind` naming the default exchange: their
+    /// field rules (`queue unbind exchange default-exchange`, `exchange bind destination
+    /// default-exchange` and the like) take `""` as the default exchange, while `exchange
+    /// default-access` forbids any access but through `queue.bind` and `basic.publish`. The two
+    /// rules conflict, so the spec profile allows both (either); RabbitMQ refuses with 403.
+    pub default_exchange_other_bindings: Permit,
     /// Exchange equivalence also compares `auto-delete` and `internal`: RabbitMQ does; the spec
     /// compares type, durable and arguments only (`exchange declare passive equivalent`) and
     /// ignores `auto-delete` for an existing exchange (`amq_exchange_25`).
@@ -57,13 +63,40 @@ pub struct Profile {
     /// `basic.recover` with `requeue=false`: the spec redelivers to the original consumer;
     /// RabbitMQ refuses it with 540 not-implemented.
     pub recover_without_requeue: bool,
-    /// The server cancels consumers of a deleted queue with `basic.cancel` (RabbitMQ's
-    /// consumer cancel notification extension); the spec has no such method from the server.
-    pub cancel_notify: bool,
+    /// `queue.delete` with `if-empty` of a queue with no ready message but a delivery out of it
+    /// still unacknowledged: `queue delete if-empty not-empty` forbids deleting a queue "that has
+    /// messages on it" and does not say whether such a message is on it (the message-count
+    /// domain counts messages waiting for acknowledgement, the purge doc sets them apart). The
+    /// spec profile allows both readings (either: counted, 406, first); RabbitMQ counts ready
+    /// messages only (Refused: delete-ok 0).
+    pub if_empty_counts_unacked: Permit,
+    /// Whether the server tells the consumers of a deleted queue with a `basic.cancel` of its
+    /// own: RabbitMQ always does (its consumer cancel notification); the 0-9-1 XML has no
+    /// server-sent `basic.cancel`, but the extended XML's `basic.cancel` may be sent by the
+    /// server "e.g. when the queue is deleted", and nothing forbids it, so the spec profile
+    /// allows either, at each deletion.
+    pub cancel_notify: Permit,
+    /// `basic.cancel` of a tag that names no consumer of this channel but one of another channel
+    /// of the same connection: `basic consume consumer-tag 02` (a tag is valid only on its
+    /// channel) makes it a 530 not-allowed connection exception; RabbitMQ answers cancel-ok, as
+    /// for any unknown tag.
+    pub foreign_consumer_tag_refused: bool,
     /// Redeclaring a queue with another `exclusive` flag: the spec's equivalence rule makes it a
-    /// 406; RabbitMQ answers 405 (resource locked), the owner included; a passive declare
-    /// ignores the flag in both.
+    /// channel exception like any other difference; RabbitMQ answers 405 (resource locked), the
+    /// owner included; a passive declare ignores the flag in both.
     pub exclusive_in_equivalence: bool,
+    /// The code of the channel exception for a redeclare that is not equivalent: the rules
+    /// (`queue declare passive equivalent`, `exchange declare passive equivalent`) say only "a
+    /// channel exception" (errata section 6: "the rules fail to specify the exact error code"),
+    /// so the spec profile allows 406 precondition-failed (what RabbitMQ uses) or 405
+    /// resource-locked (either); RabbitMQ's is 406.
+    pub equivalence_code: EquivalenceCode,
+    /// Redeclaring an existing queue with only another `auto-delete` flag: `queue declare
+    /// auto-delete pre-existence` says the server MUST ignore the field, `queue declare passive
+    /// equivalent` that it MUST compare it. The two conflict, so the spec profile allows both a
+    /// declare-ok that keeps the queue's flag and the equivalence rule's channel exception
+    /// (either); RabbitMQ refuses (406).
+    pub auto_delete_redeclare: Permit,
     /// Which declare arguments the equivalence check compares: the spec compares the whole
     /// table; RabbitMQ only the arguments it implements (`alternate-exchange` for exchanges, its
     /// known `x-` queue arguments), ignoring the rest.
@@ -89,8 +122,33 @@ pub struct Profile {
 pub enum LastQueueError {
     /// 502 syntax-error, closing the connection (spec section 1.1 with errata section 18).
     ConnectionSyntaxError,
-    /// 404 not-found, closing the channel (RabbitMQ).
+    /// 404 not-found, closing the channel (the queue-known rules' on-failure; RabbitMQ).
     ChannelNotFound,
+    /// Either of the two: the rules (`queue bind queue queue-known` and the others) say
+    /// not-found, section 1.1 says 502, which errata section 18 makes a connection exception
+    /// without taking the rules' code away (a choice, [`crate::choice`]).
+    Either,
+}
+
+/// Whether a profile allows something the text both allows and forbids (two rules in
+/// conflict) or leaves open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Permit {
+    /// Always allowed (done).
+    Allowed,
+    /// Always refused (not done).
+    Refused,
+    /// Either, at each occasion (a choice, [`crate::choice`]); the allowed answer first.
+    Either,
+}
+
+/// The channel exception of a redeclare that is not equivalent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EquivalenceCode {
+    /// 406 precondition-failed.
+    PreconditionFailed,
+    /// 406 or 405 resource-locked (a choice, [`crate::choice`]).
+    PreconditionFailedOrResourceLocked,
 }
 
 /// The named profiles.
@@ -133,15 +191,20 @@ impl Profile {
             delete_missing_ok: false,
             unbind_missing_ok: false,
             default_exchange_bindable: true,
+            default_exchange_other_bindings: Permit::Either,
             exchange_equivalence_strict: false,
             requeue_avoids_rejecting_channel: true,
             recover_without_requeue: true,
-            cancel_notify: false,
+            cancel_notify: Permit::Either,
+            if_empty_counts_unacked: Permit::Either,
+            foreign_consumer_tag_refused: true,
             exclusive_in_equivalence: true,
+            equivalence_code: EquivalenceCode::PreconditionFailedOrResourceLocked,
+            auto_delete_redeclare: Permit::Either,
             compare_known_arguments_only: false,
             reserved_prefix_always_refused: false,
             name_syntax_checked: true,
-            unknown_last_queue: LastQueueError::ConnectionSyntaxError,
+            unknown_last_queue: LastQueueError::Either,
         }
     }
 
@@ -154,16 +217,35 @@ impl Profile {
             delete_missing_ok: true,
             unbind_missing_ok: true,
             default_exchange_bindable: false,
+            default_exchange_other_bindings: Permit::Refused,
             exchange_equivalence_strict: true,
             requeue_avoids_rejecting_channel: false,
             recover_without_requeue: false,
-            cancel_notify: true,
+            cancel_notify: Permit::Allowed,
+            if_empty_counts_unacked: Permit::Refused,
+            foreign_consumer_tag_refused: false,
             exclusive_in_equivalence: false,
+            equivalence_code: EquivalenceCode::PreconditionFailed,
+            auto_delete_redeclare: Permit::Refused,
             compare_known_arguments_only: true,
             reserved_prefix_always_refused: true,
             name_syntax_checked: false,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
+    }
+
+    /// Whether some switch leaves the broker a choice of answers ([`crate::choice`]): only then
+    /// may [`crate::Broker::apply_all`] give more than one.
+    pub fn has_choices(&self) -> bool {
+        self.unknown_last_queue == LastQueueError::Either
+            || [
+                self.cancel_notify,
+                self.default_exchange_other_bindings,
+                self.auto_delete_redeclare,
+                self.if_empty_counts_unacked,
+            ]
+            .contains(&Permit::Either)
+            || self.equivalence_code == EquivalenceCode::PreconditionFailedOrResourceLocked
     }
 
     /// The profile with this name.

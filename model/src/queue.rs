@@ -15,7 +15,7 @@ impl Broker {
     /// (`queue bind queue queue-known`, `queue unbind queue queue-known`,
     /// `queue purge queue queue-known`, `queue delete queue queue-known`); with none, the
     /// profile's error: 502 on the connection (spec, errata 18) or 404 on the channel (RabbitMQ).
-    pub(crate) fn resolve_queue(&self, ch: ChanRef, queue: &Name) -> Result<Name, Exception> {
+    pub(crate) fn resolve_queue(&mut self, ch: ChanRef, queue: &Name) -> Result<Name, Exception> {
         if !queue.is_empty() {
             return Ok(queue.clone());
         }
@@ -24,6 +24,10 @@ impl Broker {
             None => Err(match self.profile.unknown_last_queue {
                 LastQueueError::ConnectionSyntaxError => Connection(ReplyCode::SyntaxError),
                 LastQueueError::ChannelNotFound => Channel(NotFound),
+                LastQueueError::Either => match self.either("errata 18", 2) {
+                    0 => Connection(ReplyCode::SyntaxError),
+                    _ => Channel(NotFound),
+                },
             }),
         }
     }
@@ -48,12 +52,15 @@ impl Broker {
     /// - an existing queue exclusive to another connection: 405, before anything else;
     /// - `passive` asserts existence (`queue declare passive passive`): 404;
     /// - redeclaring must be equivalent in durable, exclusive, auto-delete and arguments
-    ///   (`queue declare passive equivalent`): 406; without `exclusive_in_equivalence`
-    ///   (RabbitMQ) an `exclusive` flag that differs from the queue's is a lock conflict, 405,
-    ///   in both directions (the owner too), and a passive declare ignores it;
+    ///   (`queue declare passive equivalent`): a channel exception, 406 or (under the spec
+    ///   profile's `equivalence_code`, the rule naming no code) 405; without
+    ///   `exclusive_in_equivalence` (RabbitMQ) an `exclusive` flag that differs from the
+    ///   queue's is a lock conflict, 405, in both directions (the owner too), and a passive
+    ///   declare ignores it;
     /// - a redeclare never changes an existing queue's auto-delete flag
-    ///   (`queue declare auto-delete pre-existence`): a passive one ignores it, and otherwise
-    ///   the equivalence check, which compares it, refuses a different flag (406);
+    ///   (`queue declare auto-delete pre-existence`): a passive one ignores it; otherwise a
+    ///   flag that alone differs is refused by the equivalence check, which compares it, or
+    ///   (`auto_delete_redeclare`, either under the spec profile) ignored, declare-ok;
     /// - new names beginning `amq.` are reserved (`queue declare queue reserved`): 403;
     /// - under `name_syntax_checked` (the spec profile) a name outside the syntax is refused,
     ///   406 (`queue declare queue syntax`).
@@ -88,12 +95,19 @@ impl Broker {
                 }
                 let equivalent = q.durable == durable
                     && (same_exclusive || !self.profile.exclusive_in_equivalence)
-                    && q.auto_delete == auto_delete
                     && self.profile.equivalent_arguments(&q.arguments, arguments, &RABBITMQ_QUEUE_ARGUMENTS);
+                let counts = (q.ready.len() as u32, q.consumer_count() as u32, name);
+                let auto_delete_differs = q.auto_delete != auto_delete;
                 if !passive && !equivalent {
-                    return Err(Channel(PreconditionFailed));
+                    return Err(self.not_equivalent("queue declare passive equivalent"));
                 }
-                (q.ready.len() as u32, q.consumer_count() as u32, name)
+                if !passive
+                    && auto_delete_differs
+                    && !self.permits(self.profile.auto_delete_redeclare, "queue declare auto-delete pre-existence")
+                {
+                    return Err(self.not_equivalent("queue declare passive equivalent"));
+                }
+                counts
             }
             None if passive => return Err(Channel(NotFound)),
             None if name.is_reserved() => return Err(Channel(AccessRefused)),
@@ -119,21 +133,28 @@ impl Broker {
 
     /// The binding a queue.bind/unbind names, after resolving `""`: with both queue and routing
     /// key empty, the routing key is the last queue's name too (spec field doc of
-    /// `queue.bind routing-key`). An empty exchange name is the default exchange under
-    /// `default_exchange_bindable` (the spec profile: `queue bind exchange default-exchange`,
-    /// `queue unbind exchange default-exchange`) and refused with 403 otherwise (RabbitMQ,
-    /// errata 14).
+    /// `queue.bind routing-key`). An empty exchange name is the default exchange in a bind under
+    /// `default_exchange_bindable` (the spec profile: `queue bind exchange default-exchange`)
+    /// and in an unbind as `default_exchange_other_bindings` permits (the spec profile: either,
+    /// `queue unbind exchange default-exchange` against `exchange default-access`), refused with
+    /// 403 otherwise (RabbitMQ, errata 14).
     fn queue_binding(
-        &self,
+        &mut self,
         ch: ChanRef,
         queue: &Name,
         exchange: &Name,
         routing_key: &Name,
         arguments: &Table,
+        unbind: bool,
     ) -> Result<Binding, Exception> {
         let q = self.resolve_queue(ch, queue)?;
         let key = if queue.is_empty() && routing_key.is_empty() { q.clone() } else { routing_key.clone() };
-        if exchange.is_empty() && !self.profile.default_exchange_bindable {
+        if exchange.is_empty()
+            && !match unbind {
+                false => self.profile.default_exchange_bindable,
+                true => self.permits(self.profile.default_exchange_other_bindings, "exchange default-access"),
+            }
+        {
             return Err(Channel(AccessRefused));
         }
         Ok(Binding { source: exchange.clone(), dest: Dest::Queue(q), key, arguments: arguments.clone() })
@@ -152,7 +173,7 @@ impl Broker {
         arguments: &Table,
         out: &mut Vec<Event>,
     ) -> Outcome {
-        let b = self.queue_binding(ch, queue, exchange, routing_key, arguments)?;
+        let b = self.queue_binding(ch, queue, exchange, routing_key, arguments, false)?;
         let Dest::Queue(q) = &b.dest else { unreachable!() };
         self.usable_queue(ch, q)?;
         if !self.exchanges.contains_key(exchange) {
@@ -175,7 +196,7 @@ impl Broker {
         arguments: &Table,
         out: &mut Vec<Event>,
     ) -> Outcome {
-        let b = self.queue_binding(ch, queue, exchange, routing_key, arguments)?;
+        let b = self.queue_binding(ch, queue, exchange, routing_key, arguments, true)?;
         let Dest::Queue(q) = &b.dest else { unreachable!() };
         if self.profile.unbind_missing_ok && !self.bindings.contains(&b) {
             out.push(Event::Reply { ch, reply: Reply::QueueUnbindOk });
@@ -210,9 +231,10 @@ impl Broker {
     }
 
     /// `queue.delete`: `if-unused` refuses a queue with consumers (`queue delete if-unused
-    /// in-use`), `if-empty` one with ready messages (`queue delete if-empty not-empty`): 406; a
-    /// missing queue is 404 (`queue delete queue must-exist`) unless the profile answers
-    /// delete-ok.
+    /// in-use`), `if-empty` one with ready messages (`queue delete if-empty not-empty`): 406, and
+    /// one whose only messages are delivered and unacknowledged as `if_empty_counts_unacked`
+    /// permits (either under the spec profile); a missing queue is 404 (`queue delete queue
+    /// must-exist`) unless the profile answers delete-ok.
     pub(crate) fn queue_delete(
         &mut self,
         ch: ChanRef,
@@ -227,6 +249,18 @@ impl Broker {
                 if if_unused && q.consumer_count() > 0 || if_empty && !q.ready.is_empty() {
                     return Err(Channel(PreconditionFailed));
                 }
+                let unacked = self
+                    .connections
+                    .values()
+                    .flat_map(|c| c.channels.values())
+                    .any(|c| c.unacked.values().any(|u| u.queue == name && !u.queue_gone));
+                if if_empty
+                    && unacked
+                    && self.permits(self.profile.if_empty_counts_unacked, "queue delete if-empty not-empty")
+                {
+                    return Err(Channel(PreconditionFailed));
+                }
+                let q = &self.queues[&name];
                 let n = q.ready.len() as u32;
                 self.delete_queue(&name, out);
                 n
@@ -239,17 +273,20 @@ impl Broker {
     }
 
     /// Delete a queue: its ready messages are dropped, its consumers cancelled (with a
-    /// `basic.cancel` under `cancel_notify`), its unacked deliveries left to be settled without
+    /// `basic.cancel` to each as `cancel_notify` permits: always under RabbitMQ, either under the
+    /// spec profile, one choice for all of them), its unacked deliveries left to be settled without
     /// a queue to return to, its bindings removed (auto-deleting exchanges they leave unused).
     pub(crate) fn delete_queue(&mut self, name: &Name, out: &mut Vec<Event>) {
         let Some(q) = self.queues.remove(name) else { return };
         for r in &q.ready {
             self.settle_copy(r.msg.id(), name);
         }
+        let told = q.all_consumers().any(|c| self.channel(c.ch).is_some())
+            && self.permits(self.profile.cancel_notify, "basic cancel");
         for c in q.consumers.iter().chain(q.blocked.iter()) {
             if let Some(chan) = self.connections.get_mut(&c.ch.conn).and_then(|x| x.channels.get_mut(&c.ch.channel)) {
                 chan.consumers.remove(&c.tag);
-                if self.profile.cancel_notify {
+                if told {
                     out.push(Event::Cancel { ch: c.ch, consumer_tag: c.tag.clone() });
                 }
             }

@@ -35,6 +35,9 @@ pub struct Broker {
     pub next_name: u32,
     /// Ghost: every live copy of a message (routed to a queue, not yet settled).
     pub ledger: BTreeMap<CopyId, Live>,
+    /// The choices of the command being applied (not state: equal in every broker).
+    #[serde(skip)]
+    pub(crate) choices: crate::choice::Choices,
 }
 
 /// An exchange.
@@ -287,6 +290,7 @@ impl Broker {
             next_msg: 0,
             next_name: 0,
             ledger: BTreeMap::new(),
+            choices: Default::default(),
         }
     }
 

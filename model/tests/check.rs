@@ -100,3 +100,31 @@ fn every_fault_has_a_test() {
     // A new fault must be added to one of the tests above (and here).
     assert_eq!(Fault::ALL.len(), 13);
 }
+
+/// The spec configuration reaches a point where the profile allows two answers, and the checker
+/// explores the second as an action of its own (model/src/choice.rs): deleting the queue while
+/// the other connection consumes from it tells the consumer, or not.
+#[test]
+fn the_checker_explores_each_allowed_answer() {
+    use amqp_model::check::{Action, BrokerModel};
+    use amqp_model::Command;
+    use stateright::Model;
+    let model = BrokerModel::new(CheckConfig::spec());
+    let mut state = model.init_states().remove(0);
+    let consume = model.config.menu.iter().find(|c| matches!(c, Command::BasicConsume { ch, .. } if ch.conn.0 == 2));
+    state = model.next_state(&state, Action::Client(consume.expect("a consume on c2").clone())).expect("applies");
+    let mut actions = Vec::new();
+    model.actions(&state, &mut actions);
+    let answers: Vec<&Action> =
+        actions.iter().filter(|a| matches!(a, Action::Answer(Command::QueueDelete { .. }, _))).collect();
+    assert_eq!(answers.len(), 1, "{actions:?}");
+    let Action::Answer(delete, script) = answers[0] else { unreachable!() };
+    // The ghost observes each answer's events (its checks run on both); the states they lead
+    // to are the same, a basic.cancel being no state.
+    let (mut told, mut silent) = (state.broker.clone(), state.broker.clone());
+    let told = told.apply(delete).expect("applies");
+    let silent = silent.apply_scripted(delete, script).expect("applies");
+    assert!(told.iter().any(|e| matches!(e, amqp_model::Event::Cancel { .. })), "{told:?}");
+    assert!(!silent.iter().any(|e| matches!(e, amqp_model::Event::Cancel { .. })), "{silent:?}");
+    assert!(model.next_state(&state, answers[0].clone()).is_some());
+}

@@ -15,7 +15,7 @@ use super::{Failure, Out, Quiet, Shared, State};
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-use amqp_model::profile::QosScope;
+use amqp_model::profile::{Permit, QosScope};
 use amqp_model::{ChanRef, Command, ConnId, UsageError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -365,7 +365,7 @@ fn start(shared: &Shared) -> AMQPFrame {
     caps.insert("publisher_confirms".into(), AMQPValue::Boolean(true));
     caps.insert("exchange_exchange_bindings".into(), AMQPValue::Boolean(true));
     caps.insert("basic.nack".into(), AMQPValue::Boolean(true));
-    caps.insert("consumer_cancel_notify".into(), AMQPValue::Boolean(profile.cancel_notify));
+    caps.insert("consumer_cancel_notify".into(), AMQPValue::Boolean(profile.cancel_notify != Permit::Refused));
     caps.insert("per_consumer_qos".into(), AMQPValue::Boolean(profile.qos_scope == QosScope::ConsumerAndChannel));
     caps.insert("authentication_failure_close".into(), AMQPValue::Boolean(true));
     let text = |s: &str| AMQPValue::LongString(LongString::from(s));

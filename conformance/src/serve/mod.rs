@@ -327,7 +327,16 @@ impl State {
     /// it closes only the connection whose command caused it.
     pub(crate) fn execute(&mut self, cmd: &Command, wire: Option<Arc<Wire>>, quiet: Quiet) -> Result<(), Failure> {
         let before = self.broker.next_msg;
-        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| self.broker.apply(cmd)));
+        // Where the profile allows several answers, the first (round robin) or one at random.
+        let (broker, rng) = (&mut self.broker, &mut self.rng);
+        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| match rng {
+            None => broker.apply(cmd),
+            Some(rng) => broker.apply_all(cmd).map(|mut branches| {
+                let branch = branches.swap_remove(rng.below(branches.len()));
+                *broker = branch.broker;
+                branch.events
+            }),
+        }));
         let mut events = match applied {
             Ok(Ok(events)) => events,
             Ok(Err(e)) => return Err(Failure::Usage(e)),

@@ -22,7 +22,7 @@ mod parse;
 mod write;
 
 pub use parse::{parse, parse_event, ParseError};
-pub use write::{write, write_command, write_event};
+pub use write::{write, write_command, write_event, write_expected};
 
 /// A name as the trace syntax writes it (bare, or quoted when it must be).
 pub fn token_of(name: &str) -> String {
@@ -68,8 +68,9 @@ pub enum StepKind {
     /// `wait`: let the broker finish what it may still do (deliveries); the runner waits its
     /// grace period.
     Wait,
-    /// `expect EVENT`: the preceding command's step must include this observation.
-    Expect(Event),
+    /// `expect EVENT [| EVENT ...]`: the preceding command's step must include this observation,
+    /// or one of these where the specification allows several answers.
+    Expect(Vec<Event>),
 }
 
 impl Trace {

@@ -623,14 +623,22 @@ pub fn parse(text: &str, file: &str) -> std::result::Result<Trace, ParseError> {
             if !trace.steps.iter().any(|s| matches!(s.kind, StepKind::Command { .. })) {
                 return Err(err("`expect` needs a command before it".into()));
             }
-            let expected = tokens(rest).and_then(event).map_err(err)?;
+            let mut one_of = Vec::new();
+            for part in tokens(rest).map_err(err)?.split(|t| matches!(t, Tok::Word(w) if w == "|")) {
+                if part.is_empty() {
+                    return Err(err(
+                        "an empty alternative: `expect EVENT | EVENT ...` needs an event each side of `|`".into(),
+                    ));
+                }
+                one_of.push(event(part.to_vec()).map_err(err)?);
+            }
             // The runner puts a variable's value in place of each word of the expectation that
             // names one; a variable no capture bound yet would stay as it is, never observed.
-            let written = super::write_event(&expected);
+            let written = super::write_expected(&one_of);
             if let Some(v) = written.split(' ').find(|t| t.len() > 1 && t.starts_with('$') && !bound.contains(*t)) {
                 return Err(err(format!("variable {v} is used before a capture (`-> {v}`) binds it")));
             }
-            StepKind::Expect(expected)
+            StepKind::Expect(one_of)
         } else {
             let (command, capture) = tokens(text).and_then(command).map_err(err)?;
             let unbound = std::cell::RefCell::new(None);

@@ -184,7 +184,12 @@ fn message(out: &mut String, m: &Message) {
     content(out, &m.0.content);
 }
 
-/// One observation in the trace syntax (what follows `expect`).
+/// What follows `expect`: one observation, or several allowed ones separated by ` | `.
+pub fn write_expected(one_of: &[Event]) -> String {
+    one_of.iter().map(write_event).collect::<Vec<_>>().join(" | ")
+}
+
+/// One observation in the trace syntax.
 pub fn write_event(e: &Event) -> String {
     let ch_of = |ch: &ChanRef| ch.to_string();
     let mut out = match e {
@@ -302,9 +307,9 @@ pub fn write(trace: &Trace) -> String {
                 }
             }
             StepKind::Wait => out.push_str("wait"),
-            StepKind::Expect(e) => {
+            StepKind::Expect(one_of) => {
                 out.push_str("expect ");
-                out.push_str(&write_event(e));
+                out.push_str(&write_expected(one_of));
             }
         }
         out.push('\n');

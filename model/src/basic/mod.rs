@@ -83,10 +83,16 @@ impl Broker {
 
     /// `basic.cancel`: the consumer stops; its unacknowledged deliveries stay unacknowledged.
     /// An unknown tag is answered with cancel-ok too (`basic cancel 01` asks servers to ignore a
-    /// cancel whose queue is gone).
+    /// cancel whose queue is gone). Under `foreign_consumer_tag_refused` (the spec profile) a tag
+    /// of another channel of the connection is a 530 not-allowed connection exception
+    /// (`basic consume consumer-tag 02`: a tag is valid only on the channel that created it).
     pub(crate) fn basic_cancel(&mut self, ch: ChanRef, consumer_tag: &Name, out: &mut Vec<Event>) -> Outcome {
         if let Some(c) = self.channel_mut(ch).consumers.remove(consumer_tag) {
             self.detach_consumer(&c.queue, &ConsumerRef { ch, tag: consumer_tag.clone() }, out);
+        } else if self.profile.foreign_consumer_tag_refused
+            && self.connections[&ch.conn].channels.values().any(|c| c.consumers.contains_key(consumer_tag))
+        {
+            return Err(Exception::Connection(ReplyCode::NotAllowed));
         }
         out.push(Event::Reply { ch, reply: Reply::CancelOk { consumer_tag: consumer_tag.clone() } });
         Ok(())

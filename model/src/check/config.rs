@@ -223,9 +223,13 @@ impl CheckConfig {
     pub fn spec() -> CheckConfig {
         let (setup, mut menu) = Self::work_queue(Profile::spec());
         menu.push(Command::BasicQos { ch: ch(1), prefetch_count: 1, global: true });
+        // A choice point (model/src/choice.rs): deleting the queue tells its consumers, or not;
+        // declaring it again brings it back.
+        menu.push(Command::QueueDelete { ch: ch(1), queue: n("q"), if_unused: false, if_empty: false });
+        menu.push(queue(ch(1), "q", true, false, false));
         CheckConfig {
             name: "spec",
-            about: "work queue under the spec profile (any-consumer dispatch, channel/connection prefetch, recover)",
+            about: "work queue under the spec profile (any-consumer dispatch, channel/connection prefetch, recover, queue deleted with or without telling its consumers)",
             profile: Profile::spec(),
             faults: Faults::NONE,
             setup,
@@ -234,7 +238,7 @@ impl CheckConfig {
             max_tag: 3,
             max_names: 0,
             must_reach: &WORK_QUEUE,
-            unique_states: Some(5_251),
+            unique_states: Some(12_098),
         }
     }
 

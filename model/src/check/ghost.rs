@@ -80,7 +80,7 @@ pub fn observe(pre: &Broker, action: &Action, events: &[Event], post: &Broker, g
             watch_event(pre, e, ghost)?;
         }
         match action {
-            Action::Client(cmd) => watch_command(pre, cmd, events, post, ghost),
+            Action::Client(cmd) | Action::Answer(cmd, _) => watch_command(pre, cmd, events, post, ghost),
             Action::Broker(_) => Ok(()),
         }?;
         // Whoever got deliveries in this step is within every prefetch limit afterwards.

@@ -25,8 +25,11 @@ use std::collections::BTreeMap;
 /// A step of the checked system: a client command or a broker choice.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// A client (or the environment) acts.
+    /// A client (or the environment) acts, and the broker gives the profile's first answer.
     Client(Command),
+    /// A client acts, and the broker gives another answer the profile allows: the branch of
+    /// [`Broker::apply_all`] with this script ([`crate::choice`]).
+    Answer(Command, Vec<u8>),
     /// The broker acts on its own.
     Broker(Internal),
 }
@@ -95,6 +98,12 @@ impl Model for BrokerModel {
         for cmd in &self.config.menu {
             if self.offered(&state.broker, cmd) {
                 actions.push(Action::Client(cmd.clone()));
+                if self.config.profile.has_choices() {
+                    let branches = state.broker.apply_all(cmd).unwrap_or_default();
+                    for b in branches.iter().skip(1) {
+                        actions.push(Action::Answer(cmd.clone(), b.script()));
+                    }
+                }
             }
         }
         let mut internal = Vec::new();
@@ -106,6 +115,7 @@ impl Model for BrokerModel {
         let mut next = last.clone();
         let events = match &action {
             Action::Client(cmd) => next.broker.apply(cmd).ok()?,
+            Action::Answer(cmd, script) => next.broker.apply_scripted(cmd, script).ok()?,
             Action::Broker(step) => next.broker.step(step),
         };
         ghost::observe(&last.broker, &action, &events, &next.broker, &mut next.ghost);

@@ -42,7 +42,42 @@ impl World {
 
     /// Apply a command, then let the broker deliver what it can; messages lose their ghost id.
     pub fn run(&mut self, cmd: Command) -> Vec<Event> {
-        let mut out = self.0.apply(&cmd).expect("a command the client can send");
+        let n = self.0.apply_all(&cmd).expect("a command the client can send").len();
+        assert_eq!(n, 1, "{cmd:?} has {n} allowed outcomes: use World::outcomes and World::take");
+        self.take(cmd, 0)
+    }
+
+    /// Every outcome the profile allows for a command (with the deliveries that follow, taken
+    /// eagerly), without running it.
+    pub fn outcomes(&self, cmd: &Command) -> Vec<Vec<Event>> {
+        let branches = self.0.apply_all(cmd).expect("a command the client can send");
+        branches
+            .into_iter()
+            .map(|mut b| {
+                let mut out = b.events;
+                out.extend(b.broker.settle_internal());
+                out.into_iter().map(unghost).collect()
+            })
+            .collect()
+    }
+
+    /// Run a command whose outcomes must be exactly a channel close with each of `codes`, in
+    /// that order, naming the command's method; take the first, then reopen the channel.
+    pub fn refused_any(&mut self, cmd: Command, codes: &[ReplyCode]) {
+        let ch = cmd.channel().expect("a channel method");
+        let method = cmd.method().expect("a method");
+        let expected: Vec<Vec<Event>> = codes.iter().map(|c| vec![channel_closed(ch, *c, method)]).collect();
+        assert_eq!(self.outcomes(&cmd), expected, "{cmd:?}");
+        self.take(cmd, 0);
+        self.channel(ch.conn.0, ch.channel);
+    }
+
+    /// Run a command taking the `i`th of its [`World::outcomes`].
+    pub fn take(&mut self, cmd: Command, i: usize) -> Vec<Event> {
+        let mut branches = self.0.apply_all(&cmd).expect("a command the client can send");
+        let b = branches.swap_remove(i);
+        self.0 = b.broker;
+        let mut out = b.events;
         out.extend(self.0.settle_internal());
         out.into_iter().map(unghost).collect()
     }
@@ -175,4 +210,14 @@ pub fn get_ok(
 
 pub fn channel_closed(ch: ChanRef, code: ReplyCode, method: Method) -> Event {
     Event::ChannelClosed { ch, code, method }
+}
+
+/// The codes a redeclare that is not equivalent may close its channel with: the rules say only
+/// "a channel exception" (errata 6), so the spec profile allows 406 or 405; RabbitMQ's is 406.
+pub fn not_equivalent(profile: Profile) -> &'static [ReplyCode] {
+    if profile.name == amqp_model::ProfileName::Spec {
+        &[ReplyCode::PreconditionFailed, ReplyCode::ResourceLocked]
+    } else {
+        &[ReplyCode::PreconditionFailed]
+    }
 }

@@ -1,0 +1,160 @@
+//! Where the specification leaves a server more than one answer to a command.
+//!
+//! A method handler that reaches such a point asks [`Broker::either`] which of `n` answers to
+//! give, naming the rule (or errata section) whose text allows them. [`Broker::apply`] always
+//! takes the first: the profile's preferred answer. [`Broker::apply_all`] gives every answer the
+//! profile allows, each as a [`Branch`] with the state it leads to; the conformance validator
+//! keeps every branch that explains what a broker did, the model checker explores each, and the
+//! reference broker may pick one at random.
+//!
+//! Choices are made only under a profile whose switch says "either" (the `spec` profile, where
+//! the text allows several outcomes, is silent, or has two rules in conflict); the `rabbitmq`
+//! profile, held to one broker, never reaches one.
+
+use crate::broker::UsageError;
+use crate::command::Command;
+use crate::event::Event;
+use crate::state::Broker;
+use serde::{Deserialize, Serialize};
+use std::hash::{Hash, Hasher};
+
+/// One choice made while applying a command.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Choice {
+    /// The rule, switch or errata section whose text allows the answers (as on its book page).
+    pub why: &'static str,
+    /// The answer taken, counted from 0 (the profile's preferred answer).
+    pub option: u8,
+    /// How many answers there were.
+    pub of: u8,
+}
+
+/// One outcome of a command among those the profile allows.
+#[derive(Clone, Debug)]
+pub struct Branch {
+    /// The choices that lead to it, in the order they were made (empty when there was none).
+    pub choices: Vec<Choice>,
+    /// The broker after the command.
+    pub broker: Broker,
+    /// What clients observe, as [`Broker::apply`] returns it.
+    pub events: Vec<Event>,
+}
+
+impl Branch {
+    /// The options taken, a script that [`Broker::apply_scripted`] follows to the same branch.
+    pub fn script(&self) -> Vec<u8> {
+        self.choices.iter().map(|c| c.option).collect()
+    }
+}
+
+/// The choices of the command being applied: a script to follow, then the first answer, with a
+/// record of each choice made. Not part of the broker's state: two brokers that differ only in
+/// it are equal and hash alike, and it is empty between commands.
+#[derive(Clone, Default)]
+pub(crate) struct Choices {
+    script: Vec<u8>,
+    taken: Vec<Choice>,
+}
+
+impl PartialEq for Choices {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Choices {}
+
+impl Hash for Choices {
+    fn hash<H: Hasher>(&self, _: &mut H) {}
+}
+
+impl std::fmt::Debug for Choices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
+}
+
+impl Broker {
+    /// Whether `permit` allows it now: always, never, or as a choice that `why` allows, the
+    /// allowed answer first.
+    pub(crate) fn permits(&mut self, permit: crate::profile::Permit, why: &'static str) -> bool {
+        use crate::profile::Permit;
+        match permit {
+            Permit::Allowed => true,
+            Permit::Refused => false,
+            Permit::Either => self.either(why, 2) == 0,
+        }
+    }
+
+    /// The channel exception for a redeclare that is not equivalent (`why`: the rule).
+    pub(crate) fn not_equivalent(&mut self, why: &'static str) -> crate::broker::Exception {
+        use crate::profile::EquivalenceCode;
+        use crate::types::ReplyCode;
+        crate::broker::Exception::Channel(match self.profile.equivalence_code {
+            EquivalenceCode::PreconditionFailed => ReplyCode::PreconditionFailed,
+            EquivalenceCode::PreconditionFailedOrResourceLocked => {
+                [ReplyCode::PreconditionFailed, ReplyCode::ResourceLocked][self.either(why, 2) as usize]
+            }
+        })
+    }
+
+    /// Which of `of` answers to give at a point where `why` allows each (`of` at least 2): the
+    /// next one the script names, otherwise the first.
+    pub(crate) fn either(&mut self, why: &'static str, of: u8) -> u8 {
+        debug_assert!(of >= 2, "a choice needs two answers at least");
+        debug_assert!(self.profile.has_choices(), "Profile::has_choices leaves out the switch behind `{why}`");
+        let k = self.choices.taken.len();
+        let option = self.choices.script.get(k).copied().unwrap_or(0).min(of - 1);
+        self.choices.taken.push(Choice { why, option, of });
+        option
+    }
+
+    /// Apply `cmd` taking, at its choice points in turn, the answers `script` names (the first
+    /// answer where it names none): the branch of [`Broker::apply_all`] with that
+    /// [`Branch::script`].
+    pub fn apply_scripted(&mut self, cmd: &Command, script: &[u8]) -> Result<Vec<Event>, UsageError> {
+        self.choices = Choices { script: script.to_vec(), taken: Vec::new() };
+        let events = self.apply_choosing(cmd);
+        self.choices = Choices::default();
+        events
+    }
+
+    /// Every outcome of `cmd` that the profile allows, the profile's preferred one (the one
+    /// [`Broker::apply`] gives) first. One branch when the command reaches no choice point.
+    ///
+    /// ```
+    /// use amqp_model::{Broker, ChanRef, Command, ConnId, Event, Name, Profile};
+    /// let mut b = Broker::new(Profile::spec());
+    /// b.apply(&Command::ConnectionOpen { conn: ConnId(1) }).unwrap();
+    /// let ch = ChanRef::new(1, 1);
+    /// b.apply(&Command::ChannelOpen { ch }).unwrap();
+    /// // No queue declared on the channel: errata 18's 502 on the connection, or the rule's 404.
+    /// let purge = Command::QueuePurge { ch, queue: Name::from("") };
+    /// let branches = b.apply_all(&purge).unwrap();
+    /// assert_eq!(branches.len(), 2);
+    /// assert!(matches!(branches[0].events[..], [Event::ConnectionClosed { .. }]));
+    /// assert!(matches!(branches[1].events[..], [Event::ChannelClosed { .. }]));
+    /// assert_eq!(branches[1].choices[0].why, "errata 18");
+    /// ```
+    pub fn apply_all(&self, cmd: &Command) -> Result<Vec<Branch>, UsageError> {
+        let mut branches = Vec::new();
+        let mut todo: Vec<Vec<u8>> = vec![Vec::new()];
+        while let Some(script) = todo.pop() {
+            let mut broker = self.clone();
+            broker.choices = Choices { script: script.clone(), taken: Vec::new() };
+            let events = broker.apply_choosing(cmd)?;
+            let choices = std::mem::take(&mut broker.choices).taken;
+            // The choices past the script were made with the first answer: each other answer
+            // of each is a branch still to take.
+            for k in (script.len()..choices.len()).rev() {
+                for option in (1..choices[k].of).rev() {
+                    let mut next: Vec<u8> = choices[..k].iter().map(|c| c.option).collect();
+                    next.push(option);
+                    todo.push(next);
+                }
+            }
+            branches.push(Branch { choices, broker, events });
+        }
+        Ok(branches)
+    }
+}
