@@ -98,6 +98,17 @@ impl Broker {
         })
     }
 
+    /// The exception of an unbind that failed with not-found (`why`: the rule): on the channel,
+    /// or as `unbind_failure_on_channel` permits on the connection (the method's rule 01).
+    pub(crate) fn unbind_not_found(&mut self, why: &'static str) -> crate::broker::Exception {
+        use crate::broker::Exception;
+        use crate::types::ReplyCode::NotFound;
+        match self.permits(self.profile.unbind_failure_on_channel, why) {
+            true => Exception::Channel(NotFound),
+            false => Exception::Connection(NotFound),
+        }
+    }
+
     /// Which of `of` answers to give at a point where `why` allows each (`of` at least 2): the
     /// next one the script names, otherwise the first.
     pub(crate) fn either(&mut self, why: &'static str, of: u8) -> u8 {

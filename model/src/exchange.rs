@@ -174,7 +174,9 @@ impl Broker {
     }
 
     /// `exchange.unbind`: a missing destination or source exchange is 404 under the spec profile
-    /// (`exchange unbind destination must-exist`, `exchange unbind source must-exist`); under
+    /// (`exchange unbind destination must-exist`, `exchange unbind source must-exist`), closing
+    /// the channel or (`exchange unbind 01`, as `unbind_failure_on_channel` permits) the
+    /// connection; under
     /// `unbind_missing_ok` (RabbitMQ) it is unbind-ok.
     pub(crate) fn exchange_unbind(
         &mut self,
@@ -187,7 +189,7 @@ impl Broker {
     ) -> Outcome {
         let both = self.binding_end(destination)? & self.binding_end(source)?;
         if !both && !self.profile.unbind_missing_ok {
-            return Err(Channel(NotFound));
+            return Err(self.unbind_not_found("exchange unbind 01"));
         }
         let b = Binding {
             source: source.clone(),

@@ -39,9 +39,18 @@ pub struct Profile {
     /// Deleting a queue or exchange that does not exist: spec rules `queue delete queue must-exist`
     /// and `exchange delete exchange exists` (404); RabbitMQ answers delete-ok.
     pub delete_missing_ok: bool,
-    /// Unbinding a binding whose queue or exchange does not exist: spec `queue unbind queue
-    /// must-exist` / `exchange must-exist` (404); RabbitMQ answers unbind-ok.
+    /// Unbinding a binding whose queue or exchange does not exist: the spec's `queue unbind queue
+    /// must-exist`, `queue unbind exchange must-exist`, `exchange unbind destination must-exist`
+    /// and `exchange unbind source must-exist` make it fail with 404 (closing what
+    /// `unbind_failure_on_channel` says); RabbitMQ answers unbind-ok.
     pub unbind_missing_ok: bool,
+    /// Whether a failed `queue.unbind` or `exchange.unbind` (a missing queue or exchange, 404)
+    /// may close the channel: the field rules (`queue unbind queue must-exist`, `exchange unbind
+    /// source must-exist` and the like) give not-found, a channel exception, while each method's
+    /// rule 01 says a failed unbind MUST raise a connection exception. The spec profile allows
+    /// both (either: the channel close first, then the connection close, both 404); RabbitMQ
+    /// answers unbind-ok and never gets there (Allowed).
+    pub unbind_failure_on_channel: Permit,
     /// `queue.bind` naming the default exchange: allowed by the spec (`queue bind exchange
     /// default-exchange`, which `exchange default-access` names as one of the two ways to
     /// access it); RabbitMQ refuses it with 403 (errata section 14).
@@ -196,6 +205,7 @@ impl Profile {
             requeue_avoids_rejecting_channel: true,
             recover_without_requeue: true,
             cancel_notify: Permit::Either,
+            unbind_failure_on_channel: Permit::Either,
             if_empty_counts_unacked: Permit::Either,
             foreign_consumer_tag_refused: true,
             exclusive_in_equivalence: true,
@@ -222,6 +232,7 @@ impl Profile {
             requeue_avoids_rejecting_channel: false,
             recover_without_requeue: false,
             cancel_notify: Permit::Allowed,
+            unbind_failure_on_channel: Permit::Allowed,
             if_empty_counts_unacked: Permit::Refused,
             foreign_consumer_tag_refused: false,
             exclusive_in_equivalence: false,
@@ -243,6 +254,7 @@ impl Profile {
                 self.default_exchange_other_bindings,
                 self.auto_delete_redeclare,
                 self.if_empty_counts_unacked,
+                self.unbind_failure_on_channel,
             ]
             .contains(&Permit::Either)
             || self.equivalence_code == EquivalenceCode::PreconditionFailedOrResourceLocked

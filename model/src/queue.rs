@@ -185,8 +185,9 @@ impl Broker {
     }
 
     /// `queue.unbind`: a missing queue or exchange is 404 under the spec profile
-    /// (`queue unbind queue must-exist`, `queue unbind exchange must-exist`) and unbind-ok under
-    /// `unbind_missing_ok` (RabbitMQ); removing an auto-delete exchange's last binding deletes it.
+    /// (`queue unbind queue must-exist`, `queue unbind exchange must-exist`), closing the channel
+    /// or (`queue unbind 01`, as `unbind_failure_on_channel` permits) the connection, and
+    /// unbind-ok under `unbind_missing_ok` (RabbitMQ); removing an auto-delete exchange's last binding deletes it.
     pub(crate) fn queue_unbind(
         &mut self,
         ch: ChanRef,
@@ -208,7 +209,7 @@ impl Broker {
             Err(e) => return Err(e),
         };
         if !exists && !self.profile.unbind_missing_ok {
-            return Err(Channel(NotFound));
+            return Err(self.unbind_not_found("queue unbind 01"));
         }
         if Arc::make_mut(&mut self.bindings).remove(&b) {
             self.auto_delete_exchange(exchange, out);

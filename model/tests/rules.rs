@@ -805,8 +805,9 @@ fn queue_bind_existence_and_duplicates() {
 }
 
 /// `queue unbind queue must-exist`, `queue unbind exchange must-exist`: the spec answers 404
-/// when the queue or exchange is missing; RabbitMQ answers unbind-ok for a missing queue,
-/// exchange or binding (Q2). An unbound queue no longer receives.
+/// when the queue or exchange is missing, on the channel (the field rules) or on the connection
+/// (`queue unbind 01`: a failed unbind is a connection exception); RabbitMQ answers unbind-ok
+/// for a missing queue, exchange or binding (Q2). An unbound queue no longer receives.
 #[test]
 fn queue_unbind() {
     for p in BOTH {
@@ -820,7 +821,12 @@ fn queue_unbind() {
             if p == RABBIT {
                 w.replies(cmd, Reply::QueueUnbindOk);
             } else {
-                w.refused(cmd, NotFound);
+                let on_channel = vec![channel_closed(c, NotFound, Method::QueueUnbind)];
+                let on_connection =
+                    vec![Event::ConnectionClosed { conn: c.conn, code: NotFound, method: Some(Method::QueueUnbind) }];
+                assert_eq!(w.outcomes(&cmd), vec![on_channel, on_connection]);
+                w.take(cmd, 0);
+                w.channel(1, 1);
             }
         }
     }
