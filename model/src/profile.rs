@@ -121,8 +121,9 @@ pub struct Profile {
     /// `queue.declare` (`exchange declare exchange syntax`, `queue declare queue syntax`);
     /// RabbitMQ accepts any UTF-8 name of up to 255 bytes.
     pub name_syntax_checked: bool,
-    /// A queue method naming `""` on a channel that declared no queue: the errata (section 18)
-    /// make it a 502 connection exception; RabbitMQ closes the channel with 404.
+    /// A queue method naming `""` on a channel that declared no queue: the queue-known rules
+    /// give 404 on the channel, section 1.1 gives 502, which the errata (section 18) make a
+    /// connection exception; the spec profile allows either, RabbitMQ closes the channel with 404.
     pub unknown_last_queue: LastQueueError,
 }
 
