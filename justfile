@@ -29,7 +29,9 @@ brokers:
 check: fmt-check clippy test lanes docs-check
 
 # The two lanes of `check`. The brokers' mostly waits on brokers, so the other runs meanwhile,
-# niced; its output is shown when it ends (all of it is in target/check-lanes/cpu.log).
+# niced; its output is shown when it ends (all of it is in target/check-lanes/cpu.log). When the
+# brokers' lane fails, its failures are shown again at the very end (all of it is in
+# target/check-lanes/brokers.log).
 #
 # The checks against brokers, with the model check, fuzzing and generated traces alongside.
 lanes:
@@ -40,11 +42,18 @@ lanes:
     nice -n 19 bash -c 'set -e; just model-check; just fuzz; just generated-reference' >"$log" 2>&1 &
     cpu=$!
     brokers=0
-    just matrix-check && just generated-rabbitmq && just stress 2 0 || brokers=$?
+    brokers_log=target/check-lanes/brokers.log
+    { just matrix-check && just generated-rabbitmq && just stress 2 0; } 2>&1 | tee "$brokers_log" || brokers=$?
     cpu_status=0
     wait $cpu || cpu_status=$?
     echo "--- the CPU lane (model-check, fuzz, generated-reference): $log"
     cat "$log"
+    if [ "$brokers" != 0 ]; then
+        # Repeated last, where a reader of the end of the output sees it: what went wrong there.
+        echo "--- the brokers' lane failed; its failures and its last lines (all of it: $brokers_log)"
+        grep -E '^(FAIL|ERROR|stale) |is stale|^  [-+]|^stress: .*(differ|changed)|^error' "$brokers_log" | tail -60
+        tail -8 "$brokers_log"
+    fi
     if [ "$brokers" != 0 ] || [ "$cpu_status" != 0 ]; then
         echo "lanes: brokers' lane exit $brokers, CPU lane exit $cpu_status" >&2
         exit 1
