@@ -1500,6 +1500,46 @@ async fn open(
     }
 }
 
+/// Which exchange types of `exchange recommended-types` (topic, headers: a SHOULD) the broker at
+/// `uri` implements, asked once per broker and process: a non-passive `exchange.declare` of a
+/// probe exchange of each type (deleted at once), where a connection close with 503
+/// command-invalid says the type is left out (`exchange declare type support`). Any other failure
+/// (no connection, a timeout, another refusal) counts as implemented, so that the traces run and
+/// show the problem where it is.
+pub fn recommended_types(uri: &str, timeout: Duration) -> amqp_model::RecommendedTypes {
+    static PROBED: OnceLock<Mutex<HashMap<String, amqp_model::RecommendedTypes>>> = OnceLock::new();
+    let probed = PROBED.get_or_init(Default::default);
+    let mut known = probed.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(types) = known.get(uri) {
+        return *types;
+    }
+    let implements = |kind: lapin::ExchangeKind| {
+        runtime().block_on(async {
+            let Ok(Ok(connection)) = tokio::time::timeout(timeout, connect(uri)).await else { return true };
+            let Ok(Ok(ch)) = tokio::time::timeout(timeout, connection.create_channel()).await else { return true };
+            let name = format!("amqpc-probe-{kind:?}-{}", std::process::id()).to_lowercase();
+            let declare = ch.exchange_declare(name.as_str().into(), kind, Default::default(), FieldTable::default());
+            let refused = match tokio::time::timeout(timeout, declare).await {
+                Ok(Err(e)) => matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 503),
+                Ok(Ok(())) => {
+                    let delete = ch.exchange_delete(name.as_str().into(), Default::default());
+                    let _ = tokio::time::timeout(timeout, delete).await;
+                    false
+                }
+                Err(_) => false,
+            };
+            let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
+            !refused
+        })
+    };
+    let types = amqp_model::RecommendedTypes {
+        topic: implements(lapin::ExchangeKind::Topic),
+        headers: implements(lapin::ExchangeKind::Headers),
+    };
+    known.insert(uri.to_string(), types);
+    types
+}
+
 /// Whether a failed method was answered 404 NOT_FOUND.
 fn not_found(e: &lapin::Error) -> bool {
     matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 404)

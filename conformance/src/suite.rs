@@ -347,6 +347,48 @@ pub fn shares_exchanges(trace: &Trace) -> bool {
     })
 }
 
+/// Why a trace cannot be judged on a broker that implements only `types` of the recommended
+/// exchange types: it declares an exchange of a type left out, or names an `amq.` instance of
+/// one (`amq.topic`; `amq.headers` and RabbitMQ's `amq.match`). None when it needs none.
+pub fn needs_left_out_type(trace: &Trace, types: &amqp_model::RecommendedTypes) -> Option<String> {
+    use amqp_model::ExchangeKind;
+    let instance = |kind: &ExchangeKind| match kind {
+        ExchangeKind::Topic => vec!["amq.topic"],
+        ExchangeKind::Headers => vec!["amq.headers", "amq.match"],
+        _ => vec![],
+    };
+    let names = |c: &Command| -> Vec<amqp_model::Name> {
+        match c {
+            Command::ExchangeDeclare { exchange, .. } | Command::ExchangeDelete { exchange, .. } => {
+                vec![exchange.clone()]
+            }
+            Command::BasicPublish { exchange, .. } => vec![exchange.clone()],
+            Command::QueueBind { exchange, .. } | Command::QueueUnbind { exchange, .. } => vec![exchange.clone()],
+            Command::ExchangeBind { source, destination, .. } | Command::ExchangeUnbind { source, destination, .. } => {
+                vec![source.clone(), destination.clone()]
+            }
+            _ => vec![],
+        }
+    };
+    for kind in [ExchangeKind::Topic, ExchangeKind::Headers] {
+        if types.implements(&kind) {
+            continue;
+        }
+        let needs = trace.commands().any(|c| {
+            matches!(c, Command::ExchangeDeclare { kind: k, .. } if *k == kind)
+                || names(c).iter().any(|n| instance(&kind).contains(&n.as_str()))
+        });
+        if needs {
+            return Some(format!(
+                "needs the {} exchange type, which the broker does not implement (it refused a declare with 503): \
+                 `exchange recommended-types` only recommends it",
+                kind.as_str()
+            ));
+        }
+    }
+    None
+}
+
 /// The verdict as a status: where it failed and the report's text.
 fn status_of(verdict: &Verdict) -> Status {
     match verdict {
@@ -400,7 +442,18 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
         result.status = Status::Skip { reason: format!("written for the {only} profile") };
         return result;
     }
-    let model = Profile::named(profile);
+    let mut model = Profile::named(profile);
+    if let TargetSpec::Broker { uri, timing, .. } = target {
+        if profile == ProfileName::Spec {
+            // `exchange recommended-types` is a SHOULD: under the spec profile a broker that
+            // leaves a type out is judged without it.
+            model.recommended_types = crate::live::recommended_types(uri, timing.timeout);
+        }
+    }
+    if let Some(reason) = needs_left_out_type(trace, &model.recommended_types) {
+        result.status = Status::Skip { reason };
+        return result;
+    }
     // Traces that share a broker's amq.* exchanges run one at a time (the model is fresh for each).
     let shared = match target {
         TargetSpec::Broker { uri, restart, .. } if shares_exchanges(trace) => {

@@ -357,3 +357,39 @@ fn seed_fixtures_pass_over_the_wire() {
         assert!(s.server().broker().queues.is_empty(), "the runner's cleanup left queues behind");
     }
 }
+
+/// `exchange recommended-types` is a SHOULD: a broker that leaves out the headers type (the
+/// reference broker with a profile without it) refuses a headers declare with 503 and has no
+/// amq.headers. Under `spec` the runner finds that out with a probe, skips the traces that need
+/// headers with the reason, and judges the others against the profile without it; under
+/// `rabbitmq` nothing is probed, and a headers trace fails.
+#[test]
+fn a_broker_without_a_recommended_type_is_judged_without_it() {
+    use amqp_conformance::suite::{run_one, Status, TargetSpec};
+    use amqp_model::{ProfileName, RecommendedTypes};
+    let mut profile = Profile::spec();
+    profile.recommended_types = RecommendedTypes { topic: true, headers: false };
+    let s = ServerHandle::start(ServeConfig::with_profile(profile)).expect("a server");
+    assert!(!s.server().broker().exchanges.contains_key("amq.headers"));
+    let uri = s.uri();
+    assert_eq!(amqp_conformance::live::recommended_types(&uri, Duration::from_secs(2)), profile.recommended_types);
+    let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let run = |name: &str, profile| {
+        let text = std::fs::read_to_string(dir.join(name)).expect("the fixture");
+        run_one(name, &parse(&text, name).expect("parses"), &target, profile).status
+    };
+    for headers in ["spec/routing-headers-all-any.trace", "regressions/garagemq/exchange-amq-headers-predeclared.trace"]
+    {
+        let status = run(headers, ProfileName::Spec);
+        assert!(
+            matches!(&status, Status::Skip { reason } if reason.contains("headers exchange type")),
+            "{headers}: {status:?}"
+        );
+    }
+    for other in ["spec/routing-topic-wildcards.trace", "spec/routing-direct-exact-key.trace"] {
+        assert_eq!(run(other, ProfileName::Spec), Status::Pass, "{other}");
+    }
+    let status = run("spec/routing-headers-all-any.trace", ProfileName::Rabbitmq);
+    assert!(matches!(status, Status::Fail { .. }), "{status:?}");
+}

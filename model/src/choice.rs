@@ -109,6 +109,59 @@ impl Broker {
         }
     }
 
+    /// Whether a redeclare's arguments are equivalent to the entity's (`why`: the equivalence
+    /// rule), given whether the two tables are equal and whether they agree on every argument
+    /// the broker implements: under `argument_equivalence`, literally, by the known ones, or for
+    /// tables that differ, not equivalent (the first answer) or equivalent.
+    pub(crate) fn arguments_equivalent(&mut self, equal: bool, known_equal: bool, why: &'static str) -> bool {
+        use crate::profile::ArgumentEquivalence::*;
+        match self.profile.argument_equivalence {
+            Literal => equal,
+            KnownOnly => known_equal,
+            Either => equal || self.either(why, 2) == 1,
+        }
+    }
+
+    /// The refusal of a declared name outside the syntax (`why`: the syntax rule), when the
+    /// profile checks names: 406 for a character outside it; for a name over 127 characters, 406
+    /// or, as `any_fitting_code` allows, 502 syntax-error on the connection (the exchange-name
+    /// and queue-name domains' length assertion names no code).
+    pub(crate) fn bad_name(
+        &mut self,
+        name: &crate::types::Name,
+        why: &'static str,
+    ) -> Option<crate::broker::Exception> {
+        use crate::broker::Exception;
+        use crate::types::ReplyCode::{PreconditionFailed, SyntaxError};
+        if !self.profile.name_syntax_checked || name.follows_syntax() {
+            return None;
+        }
+        if !name.has_syntax_characters() || !self.profile.any_fitting_code {
+            return Some(Exception::Channel(PreconditionFailed));
+        }
+        Some(match self.either(why, 2) {
+            0 => Exception::Channel(PreconditionFailed),
+            _ => Exception::Connection(SyntaxError),
+        })
+    }
+
+    /// The refusal of the default exchange `""` by `exchange.declare` (`declare`) or
+    /// `exchange.delete`: 403 access-refused on the channel (`exchange default-access`, the code
+    /// errata 14 reports), or as `any_fitting_code` allows, 530 not-allowed on the connection, or
+    /// for a declare 406 (`exchange declare exchange syntax` asks for a non-empty name).
+    pub(crate) fn default_exchange_refused(&mut self, declare: bool) -> crate::broker::Exception {
+        use crate::broker::Exception;
+        use crate::types::ReplyCode::{AccessRefused, NotAllowed, PreconditionFailed};
+        if !self.profile.any_fitting_code {
+            return Exception::Channel(AccessRefused);
+        }
+        match (declare, self.either("exchange default-access", 2 + u8::from(declare))) {
+            (_, 0) => Exception::Channel(AccessRefused),
+            (_, 1) => Exception::Connection(NotAllowed),
+            _ => Exception::Channel(PreconditionFailed),
+        }
+    }
+
     /// Which of `of` answers to give at a point where `why` allows each (`of` at least 2): the
     /// next one the script names, otherwise the first.
     pub(crate) fn either(&mut self, why: &'static str, of: u8) -> u8 {

@@ -69,13 +69,27 @@ impl Broker {
             .flat_map(|(n, q)| q.ready.iter().map(move |r| crate::state::CopyId { msg: r.msg.id(), queue: n.clone() }))
             .collect();
         self.ledger.retain(|copy, _| surviving.contains(copy));
-        Arc::make_mut(&mut self.exchanges).retain(|_, x| x.durable);
+        // Whether a predeclared exchange keeps its bindings depends on its durability: settle it
+        // if any has one (errata 20).
+        let predeclared = |x: &crate::Name| !x.is_empty() && Broker::is_predeclared(x);
+        if self
+            .bindings
+            .iter()
+            .any(|b| predeclared(&b.source) || matches!(&b.dest, crate::state::Dest::Exchange(x) if predeclared(x)))
+        {
+            self.settle_predeclared_durability();
+        }
+        // Transient exchanges are gone, with their bindings; a transient predeclared one (errata
+        // 20) is made again at start (`exchange required-instances`), without them.
+        let transient: std::collections::BTreeSet<crate::Name> =
+            self.exchanges.iter().filter(|(_, x)| !x.durable).map(|(n, _)| n.clone()).collect();
+        Arc::make_mut(&mut self.exchanges).retain(|n, x| x.durable || Broker::is_predeclared(n));
         let (exchanges, queues) = (&self.exchanges, &self.queues);
         Arc::make_mut(&mut self.bindings).retain(|b| {
-            exchanges.contains_key(&b.source)
+            !transient.contains(&b.source)
                 && match &b.dest {
                     crate::state::Dest::Queue(q) => queues.contains_key(q),
-                    crate::state::Dest::Exchange(x) => exchanges.contains_key(x),
+                    crate::state::Dest::Exchange(x) => exchanges.contains_key(x) && !transient.contains(x),
                 }
         });
     }

@@ -14,19 +14,25 @@ impl Broker {
     /// `exchange.declare`.
     ///
     /// - an unknown type is refused first (`exchange declare type support`): 503 connection error;
-    /// - the default exchange cannot be declared (`exchange default-access`, errata 14): 403;
+    ///   so is a recommended type the profile leaves out (`exchange recommended-types`);
+    /// - the default exchange cannot be declared (`exchange default-access`, errata 14): 403, or
+    ///   under `any_fitting_code` (the spec profile, which names no code) 530 on the connection
+    ///   or the syntax rule's 406;
     /// - `passive` asserts existence (`exchange declare passive not-found`): 404 if missing;
     /// - names beginning `amq.` are reserved (`exchange declare exchange reserved`): 403;
     /// - redeclaring must be equivalent (`exchange declare passive equivalent`, errata 6):
-    ///   a channel exception, 406 (or 405 under the spec profile's `equivalence_code`), comparing type, durable and arguments (under `compare_known_arguments_only`, only
-    ///   those the broker implements), and under `exchange_equivalence_strict` also auto-delete
+    ///   a channel exception, 406 (or 405 under the spec profile's `equivalence_code`),
+    ///   comparing type, durable and arguments (as `argument_equivalence` says: under the spec
+    ///   profile a difference in arguments alone is either; RabbitMQ compares only those it
+    ///   implements), and under `exchange_equivalence_strict` also auto-delete
     ///   and internal. Another type is this same 406 on the channel: errata 6 folds
     ///   `exchange declare type typed` (a 530 in the XML) into the equivalence check;
     /// - without `exchange_equivalence_strict` (the spec profile) the auto-delete flag of an
     ///   existing exchange is ignored and left as it was
     ///   (`exchange declare auto-delete amq_exchange_25`); RabbitMQ compares it.
     /// - under `name_syntax_checked` (the spec profile) a name outside the syntax is refused,
-    ///   406 (`exchange declare exchange syntax`).
+    ///   406 (`exchange declare exchange syntax`), or for a name over 127 characters 406 or
+    ///   502 (`any_fitting_code`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn exchange_declare(
         &mut self,
@@ -40,23 +46,30 @@ impl Broker {
         arguments: &Table,
         out: &mut Vec<Event>,
     ) -> Outcome {
-        if !passive && matches!(kind, ExchangeKind::Other(_)) {
+        if !passive && !self.profile.recommended_types.implements(kind) {
             return Err(Connection(CommandInvalid));
         }
-        if self.profile.name_syntax_checked && !name.follows_syntax() {
-            return Err(Channel(PreconditionFailed));
+        if let Some(refused) = self.bad_name(name, "exchange declare exchange syntax") {
+            return Err(refused);
         }
         if name.is_empty() {
-            return Err(Channel(AccessRefused));
+            return Err(self.default_exchange_refused(true));
         }
         match self.exchanges.get(name) {
             Some(_) if passive => {}
-            Some(x) => {
+            Some(_) => {
+                if Broker::is_predeclared(name) {
+                    self.settle_predeclared_durability();
+                }
+                let x = &self.exchanges[name];
                 let strict = self.profile.exchange_equivalence_strict;
-                let equivalent = x.kind == *kind
+                let equal = x.arguments == *arguments;
+                let known_equal = RABBITMQ_EXCHANGE_ARGUMENTS.iter().all(|k| x.arguments.get(*k) == arguments.get(*k));
+                let flags_equivalent = x.kind == *kind
                     && x.durable == durable
-                    && self.profile.equivalent_arguments(&x.arguments, arguments, &RABBITMQ_EXCHANGE_ARGUMENTS)
                     && (!strict || (x.auto_delete == auto_delete && x.internal == internal));
+                let equivalent = flags_equivalent
+                    && self.arguments_equivalent(equal, known_equal, "exchange declare passive equivalent");
                 if !equivalent {
                     return Err(self.not_equivalent("exchange declare passive equivalent"));
                 }
@@ -72,7 +85,23 @@ impl Broker {
         Ok(())
     }
 
-    /// `exchange.delete`: the default exchange and `amq.` names cannot be deleted (403); a
+    /// Make the durability of the predeclared `amq.` exchanges definite (errata 20: the spec does
+    /// not say it): durable, or as `predeclared_durable` permits, transient; kept from then on.
+    pub(crate) fn settle_predeclared_durability(&mut self) {
+        if self.predeclared_durable.is_some() {
+            return;
+        }
+        let durable = self.permits(self.profile.predeclared_durable, "errata 20");
+        self.predeclared_durable = Some(durable);
+        for (name, x) in Arc::make_mut(&mut self.exchanges).iter_mut() {
+            if Broker::is_predeclared(name) && !name.is_empty() {
+                x.durable = durable;
+            }
+        }
+    }
+
+    /// `exchange.delete`: the default exchange and `amq.` names cannot be deleted (403; for `""`
+    /// also 530 on the connection under `any_fitting_code`); a
     /// missing exchange is 404 (`exchange delete exchange exists`) unless the profile answers
     /// delete-ok; `if-unused` refuses an exchange that is the source of bindings
     /// (`exchange delete if-unused in-use`): 406.
@@ -89,7 +118,10 @@ impl Broker {
         // (`reserved_prefix_always_refused`).
         let refused =
             name.is_reserved() && (self.profile.reserved_prefix_always_refused || self.exchanges.contains_key(name));
-        if name.is_empty() || refused {
+        if name.is_empty() {
+            return Err(self.default_exchange_refused(false));
+        }
+        if refused {
             return Err(Channel(AccessRefused));
         }
         if !self.exchanges.contains_key(name) {

@@ -38,6 +38,6 @@ pub use choice::{Branch, Choice};
 pub use command::Command;
 pub use event::{Event, Reply};
 pub use fault::{Fault, Faults};
-pub use profile::{Profile, ProfileName};
+pub use profile::{Profile, ProfileName, RecommendedTypes};
 pub use state::Broker;
 pub use types::{ChanRef, ConnId, Content, ExchangeKind, Message, Method, MsgId, Name, ReplyCode, Table, Value};

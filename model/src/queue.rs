@@ -78,8 +78,8 @@ impl Broker {
     ) -> Outcome {
         let durable = durable && !exclusive;
         let name = queue.clone();
-        if self.profile.name_syntax_checked && !name.follows_syntax() {
-            return Err(Channel(PreconditionFailed));
+        if let Some(refused) = self.bad_name(&name, "queue declare queue syntax") {
+            return Err(refused);
         }
         if !passive && name.is_reserved() && self.profile.reserved_prefix_always_refused {
             return Err(Channel(AccessRefused));
@@ -93,11 +93,14 @@ impl Broker {
                 if !passive && !same_exclusive && !self.profile.exclusive_in_equivalence {
                     return Err(Channel(ResourceLocked));
                 }
-                let equivalent = q.durable == durable
-                    && (same_exclusive || !self.profile.exclusive_in_equivalence)
-                    && self.profile.equivalent_arguments(&q.arguments, arguments, &RABBITMQ_QUEUE_ARGUMENTS);
+                let equal = q.arguments == *arguments;
+                let known_equal = RABBITMQ_QUEUE_ARGUMENTS.iter().all(|k| q.arguments.get(*k) == arguments.get(*k));
+                let flags_equivalent =
+                    q.durable == durable && (same_exclusive || !self.profile.exclusive_in_equivalence);
                 let counts = (q.ready.len() as u32, q.consumer_count() as u32, name);
                 let auto_delete_differs = q.auto_delete != auto_delete;
+                let equivalent = flags_equivalent
+                    && (passive || self.arguments_equivalent(equal, known_equal, "queue declare passive equivalent"));
                 if !passive && !equivalent {
                     return Err(self.not_equivalent("queue declare passive equivalent"));
                 }

@@ -35,6 +35,9 @@ pub struct Broker {
     pub next_name: u32,
     /// Ghost: every live copy of a message (routed to a queue, not yet settled).
     pub ledger: BTreeMap<CopyId, Live>,
+    /// Whether the predeclared `amq.` exchanges are durable, once a command has needed to know
+    /// (`Profile::predeclared_durable`: errata 20); until then, under `spec`, either.
+    pub predeclared_durable: Option<bool>,
     /// The choices of the command being applied (not state: equal in every broker).
     #[serde(skip)]
     pub(crate) choices: crate::choice::Choices,
@@ -265,8 +268,8 @@ pub struct Live {
 
 impl Broker {
     /// A fresh broker: the default exchange (`exchange default-exchange`) and an `amq.` exchange
-    /// of every type the model implements (`exchange required-instances`), all durable (errata
-    /// 20).
+    /// of every type the profile implements (`exchange required-instances`,
+    /// `Profile::recommended_types`), all durable (errata 20).
     pub fn new(profile: Profile) -> Self {
         Broker::with_faults(profile, Faults::NONE)
     }
@@ -274,7 +277,7 @@ impl Broker {
     /// A fresh broker with deliberately broken rules (see [`crate::fault`]).
     pub fn with_faults(profile: Profile, faults: Faults) -> Self {
         let mut exchanges = BTreeMap::new();
-        for (name, kind) in PREDECLARED {
+        for (name, kind) in PREDECLARED.into_iter().filter(|(_, kind)| profile.recommended_types.implements(kind)) {
             exchanges.insert(
                 Name::from(name),
                 Exchange { kind, durable: true, auto_delete: false, internal: false, arguments: Table::new() },
@@ -290,6 +293,7 @@ impl Broker {
             next_msg: 0,
             next_name: 0,
             ledger: BTreeMap::new(),
+            predeclared_durable: None,
             choices: Default::default(),
         }
     }

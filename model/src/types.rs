@@ -32,7 +32,13 @@ impl Name {
     /// assertions, which `exchange declare exchange syntax` and `queue declare queue syntax`
     /// enforce).
     pub fn follows_syntax(&self) -> bool {
-        self.0.len() <= 127 && self.0.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        self.0.len() <= 127 && self.has_syntax_characters()
+    }
+
+    /// Whether every character is a letter, digit, `-`, `_`, `.` or `:` (the syntax rules'
+    /// characters, whatever the length).
+    pub fn has_syntax_characters(&self) -> bool {
+        self.0.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
     }
 }
 

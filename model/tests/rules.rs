@@ -19,7 +19,7 @@ use support::{
     not_equivalent, passive_queue, qos, send, World, BOTH, RABBIT, SPEC,
 };
 use ExchangeKind::{Direct, Fanout, Topic};
-use ReplyCode::{AccessRefused, NotFound, PreconditionFailed, ResourceLocked};
+use ReplyCode::{AccessRefused, NotAllowed, NotFound, PreconditionFailed, ResourceLocked, SyntaxError};
 
 // ---------------------------------------------------------------------------------------------
 // What these tests add to the client-side view of the model in `support`.
@@ -43,6 +43,24 @@ impl World {
             "{cmd:?}"
         );
         assert!(!self.0.connections.contains_key(&conn));
+    }
+
+    /// Run a command whose outcomes must be exactly these closes, each a channel close
+    /// (`Ok(code)`) or a connection close (`Err(code)`), naming the command's method; then take
+    /// the first and reopen the channel.
+    fn closes_any(&mut self, cmd: Command, closes: &[Result<ReplyCode, ReplyCode>]) {
+        let ch = cmd.channel().expect("a channel method");
+        let method = cmd.method().expect("a method");
+        let expected: Vec<Vec<Event>> = closes
+            .iter()
+            .map(|close| match *close {
+                Ok(code) => vec![channel_closed(ch, code, method)],
+                Err(code) => vec![Event::ConnectionClosed { conn: ch.conn, code, method: Some(method) }],
+            })
+            .collect();
+        assert_eq!(self.outcomes(&cmd), expected, "{cmd:?}");
+        self.take(cmd, 0);
+        self.channel(ch.conn.0, ch.channel);
     }
 }
 
@@ -181,7 +199,9 @@ fn exchange_declare_passive() {
 
 /// `exchange declare exchange reserved`: a new name starting `amq.` is 403 (passive: 404);
 /// `exchange default-access` (errata 14): the default exchange cannot be declared, even
-/// passively (403), and `amq.default` is not its alias (Q3, Q20). A predeclared exchange may be
+/// passively, nor deleted: RabbitMQ says 403; the rule names no code, so under `spec` 530 on the
+/// connection fits too, and for a declare the syntax rule's 406 (a non-empty name). `amq.default`
+/// is not its alias (Q3, Q20). A predeclared exchange may be
 /// redeclared equivalently: `amq.direct` is direct and durable (errata 20), anything else is 406.
 #[test]
 fn exchange_declare_reserved_names() {
@@ -189,13 +209,75 @@ fn exchange_declare_reserved_names() {
         let (mut w, c) = connected(p);
         w.refused(exchange(c, "amq.foo", Direct, false, false), AccessRefused);
         w.refused(passive_exchange(c, "amq.foo", Direct), NotFound);
-        w.refused(exchange(c, "", Direct, true, false), AccessRefused);
-        w.refused(passive_exchange(c, "", Direct), AccessRefused);
+        let delete_default = delete_exchange(c, "", false);
+        if p == SPEC {
+            let declare = [Ok(AccessRefused), Err(NotAllowed), Ok(PreconditionFailed)];
+            w.closes_any(exchange(c, "", Direct, true, false), &declare);
+            w.closes_any(passive_exchange(c, "", Direct), &declare);
+            w.closes_any(delete_default, &[Ok(AccessRefused), Err(NotAllowed)]);
+        } else {
+            w.refused(exchange(c, "", Direct, true, false), AccessRefused);
+            w.refused(passive_exchange(c, "", Direct), AccessRefused);
+            w.refused(delete_default, AccessRefused);
+        }
         w.refused(exchange(c, "amq.default", Direct, true, false), AccessRefused);
         w.refused(passive_exchange(c, "amq.default", Direct), NotFound);
-        w.replies(exchange(c, "amq.direct", Direct, true, false), Reply::ExchangeDeclareOk);
+        if p == SPEC {
+            // Errata 20: their durability is not stated. The first redeclare settles it.
+            let durable_redeclare = exchange(c, "amq.direct", Direct, true, false);
+            let mut transient = w.clone();
+            let outcomes = w.outcomes(&durable_redeclare);
+            assert_eq!(outcomes[0], vec![Event::Reply { ch: c, reply: Reply::ExchangeDeclareOk }]);
+            let refusals = not_equivalent(p).iter().map(|code| vec![channel_closed(c, *code, Method::ExchangeDeclare)]);
+            assert_eq!(outcomes[1..], refusals.collect::<Vec<_>>()[..]);
+            w.take(durable_redeclare.clone(), 0);
+            // Taken transient, it stays so: a redeclare without durable is equivalent, one with is
+            // not, and amq.fanout is transient too.
+            transient.take(durable_redeclare, 1);
+            transient.channel(1, 1);
+            transient.replies(exchange(c, "amq.direct", Direct, false, false), Reply::ExchangeDeclareOk);
+            transient.refused_any(exchange(c, "amq.fanout", Fanout, true, false), not_equivalent(p));
+            transient.replies(exchange(c, "amq.fanout", Fanout, false, false), Reply::ExchangeDeclareOk);
+        } else {
+            w.replies(exchange(c, "amq.direct", Direct, true, false), Reply::ExchangeDeclareOk);
+        }
+        w.replies(exchange(c, "amq.fanout", Fanout, true, false), Reply::ExchangeDeclareOk);
         w.refused_any(exchange(c, "amq.direct", Direct, false, false), not_equivalent(p));
         w.refused_any(exchange(c, "amq.direct", Fanout, true, false), not_equivalent(p));
+    }
+}
+
+/// Errata 20 under `spec`: with transient predeclared exchanges, a restart makes them again (the
+/// server MUST predeclare them, `exchange required-instances`) but without their bindings, even
+/// to a durable queue; with durable ones (RabbitMQ) the binding survives.
+#[test]
+fn a_restart_remakes_transient_predeclared_exchanges_without_their_bindings() {
+    for durable in [true, false] {
+        let (mut w, c) = connected(SPEC);
+        // The branch where this declare is equivalent: amq.direct has the durability asked for.
+        let declare = exchange(c, "amq.direct", Direct, durable, false);
+        let ok = vec![Event::Reply { ch: c, reply: Reply::ExchangeDeclareOk }];
+        let i = w.outcomes(&declare).iter().position(|o| *o == ok).expect("a declare-ok branch");
+        w.take(declare, i);
+        w.declare(queue(c, "d", true, false, false));
+        w.replies(bind(c, "d", "amq.direct", "k"), Reply::QueueBindOk);
+        w.run(Command::Restart);
+        let c = w.open(1);
+        w.replies(passive_exchange(c, "amq.direct", Direct), Reply::ExchangeDeclareOk);
+        assert_eq!(w.run(send(c, "amq.direct", "k", "m")), vec![]);
+        let expected: Vec<(&str, bool)> = if durable { vec![("m", false)] } else { vec![] };
+        assert_eq!(w.ready("d"), expected, "durable amq.direct: {durable}");
+    }
+    // A restart with a binding to a predeclared exchange settles its durability when no declare
+    // has: the binding survives, or is gone and a later redeclare finds amq.direct transient.
+    let (mut w, c) = connected(SPEC);
+    w.declare(queue(c, "d", true, false, false));
+    w.replies(bind(c, "d", "amq.direct", "k"), Reply::QueueBindOk);
+    let branches = w.0.apply_all(&Command::Restart).expect("a restart");
+    assert_eq!(branches.len(), 2);
+    for (b, kept) in branches.into_iter().zip([true, false]) {
+        assert_eq!(b.broker.bindings.iter().any(|x| x.source.as_str() == "amq.direct"), kept);
+        assert_eq!(b.broker.predeclared_durable, Some(kept));
     }
 }
 
@@ -265,9 +347,30 @@ fn exchange_delete_if_unused() {
     }
 }
 
+/// `exchange recommended-types` is a SHOULD: a profile that leaves out topic or headers treats
+/// it as an unknown type (`exchange declare type support`: 503 on the connection for a
+/// non-passive declare) and has none of its `amq.` instances (`exchange required-instances`
+/// asks only for the types implemented); the required types and the other recommended one stay.
+#[test]
+fn a_recommended_type_left_out_is_an_unknown_type() {
+    for (topic, headers) in [(false, true), (true, false)] {
+        let mut profile = SPEC;
+        profile.recommended_types = amqp_model::RecommendedTypes { topic, headers };
+        let (mut w, c) = connected(profile);
+        assert_eq!(w.0.exchanges.contains_key("amq.topic"), topic);
+        assert_eq!(w.0.exchanges.contains_key("amq.headers"), headers);
+        assert_eq!(w.0.exchanges.contains_key("amq.match"), headers);
+        let (kept, left_out) = if topic { (Topic, ExchangeKind::Headers) } else { (ExchangeKind::Headers, Topic) };
+        w.replies(exchange(c, "kept", kept, false, false), Reply::ExchangeDeclareOk);
+        w.replies(exchange(c, "fan", Fanout, false, false), Reply::ExchangeDeclareOk);
+        w.fatal(exchange(c, "left-out", left_out, false, false), ReplyCode::CommandInvalid);
+    }
+}
+
 /// `exchange delete exchange exists`: deleting a missing exchange is 404 under the spec, while
-/// RabbitMQ answers delete-ok (Q1). Under both, the default exchange and `amq.` names cannot be
-/// deleted, even when no such exchange exists: 403 (Q1, Q3; `exchange default-access`).
+/// RabbitMQ answers delete-ok (Q1). Under both, a predeclared `amq.` exchange cannot be deleted
+/// (403), and RabbitMQ refuses every `amq.` name, even when no such exchange exists (Q1, Q3);
+/// the default exchange is tested with its declare (`exchange_declare_reserved_names`).
 #[test]
 fn exchange_delete_missing_and_reserved() {
     let (mut w, c) = connected(RABBIT);
@@ -285,9 +388,7 @@ fn exchange_delete_missing_and_reserved() {
 
     for p in BOTH {
         let (mut w, c) = connected(p);
-        for name in ["", "amq.direct"] {
-            w.refused(delete_exchange(c, name, false), AccessRefused);
-        }
+        w.refused(delete_exchange(c, "amq.direct", false), AccessRefused);
         assert!(w.0.exchanges.contains_key("amq.direct"));
     }
 }
@@ -554,32 +655,54 @@ fn with_arguments(mut cmd: Command, args: &[(&str, amqp_model::Value)]) -> Comma
 }
 
 /// `queue declare passive equivalent` and `exchange declare passive equivalent` over arguments:
-/// the spec compares the whole table; RabbitMQ only the arguments it implements, by value and
-/// type (Q10, Q11).
+/// RabbitMQ compares only the arguments it implements, by value and type (Q10, Q11); the spec
+/// gives no argument a meaning and compares them for semantic equivalence, so under `spec` tables
+/// that differ are not equivalent or are (the entity keeps its arguments), and equal ones are.
 #[test]
 fn declare_equivalence_over_arguments() {
     use amqp_model::Value::{Int, Str};
-    for p in BOTH {
-        let (mut w, c) = connected(p);
-        let q = |args: &[(&str, amqp_model::Value)]| with_arguments(queue(c, "q", false, false, false), args);
-        let x = |args: &[(&str, amqp_model::Value)]| with_arguments(exchange(c, "x", Direct, false, false), args);
-        w.declare(q(&[("x-max-length", Int(5)), ("x-foo", Str("a".into()))]));
-        w.replies(x(&[("alternate-exchange", Str("ae".into()))]), Reply::ExchangeDeclareOk);
-        // A known argument with another value, or another type, is never equivalent.
-        w.refused_any(q(&[("x-max-length", Int(6)), ("x-foo", Str("a".into()))]), not_equivalent(p));
-        w.refused_any(q(&[("x-max-length", Str("5".into())), ("x-foo", Str("a".into()))]), not_equivalent(p));
-        w.refused_any(x(&[("alternate-exchange", Str("other".into()))]), not_equivalent(p));
-        // An argument the broker does not implement: ignored by RabbitMQ, compared by the spec.
-        let unknown_q = q(&[("x-max-length", Int(5)), ("x-foo", Str("b".into()))]);
-        let unknown_x = x(&[("alternate-exchange", Str("ae".into())), ("x-foo", Int(1))]);
-        if p.name == RABBIT.name {
-            assert_eq!(w.run(unknown_q), vec![declare_ok(c, "q", 0, 0)]);
-            w.replies(unknown_x, Reply::ExchangeDeclareOk);
-        } else {
-            w.refused_any(unknown_q, not_equivalent(p));
-            w.refused_any(unknown_x, not_equivalent(p));
+    let (mut w, c) = connected(RABBIT);
+    let q = |args: &[(&str, amqp_model::Value)]| with_arguments(queue(c, "q", false, false, false), args);
+    let x = |args: &[(&str, amqp_model::Value)]| with_arguments(exchange(c, "x", Direct, false, false), args);
+    w.declare(q(&[("x-max-length", Int(5)), ("x-foo", Str("a".into()))]));
+    w.replies(x(&[("alternate-exchange", Str("ae".into()))]), Reply::ExchangeDeclareOk);
+    // A known argument with another value, or another type, is never equivalent.
+    w.refused_any(q(&[("x-max-length", Int(6)), ("x-foo", Str("a".into()))]), not_equivalent(RABBIT));
+    w.refused_any(q(&[("x-max-length", Str("5".into())), ("x-foo", Str("a".into()))]), not_equivalent(RABBIT));
+    w.refused_any(x(&[("alternate-exchange", Str("other".into()))]), not_equivalent(RABBIT));
+    // An argument the broker does not implement is ignored.
+    assert_eq!(w.run(q(&[("x-max-length", Int(5)), ("x-foo", Str("b".into()))])), vec![declare_ok(c, "q", 0, 0)]);
+    w.replies(x(&[("alternate-exchange", Str("ae".into())), ("x-foo", Int(1))]), Reply::ExchangeDeclareOk);
+
+    let (mut w, c) = connected(SPEC);
+    let q = |args: &[(&str, amqp_model::Value)]| with_arguments(queue(c, "q", false, false, false), args);
+    let x = |args: &[(&str, amqp_model::Value)]| with_arguments(exchange(c, "x", Direct, false, false), args);
+    let stored = [("x-max-length", Int(5))];
+    w.declare(q(&stored));
+    w.replies(x(&stored), Reply::ExchangeDeclareOk);
+    w.replies(x(&stored), Reply::ExchangeDeclareOk);
+    assert_eq!(w.run(q(&stored)), vec![declare_ok(c, "q", 0, 0)]);
+    let ok_q = vec![declare_ok(c, "q", 0, 0)];
+    let ok_x = vec![Event::Reply { ch: c, reply: Reply::ExchangeDeclareOk }];
+    for other in [vec![("x-max-length", Int(6))], vec![("x-max-length", Str("5".into()))], vec![]] {
+        for (cmd, ok, method) in [(q(&other), &ok_q, Method::QueueDeclare), (x(&other), &ok_x, Method::ExchangeDeclare)]
+        {
+            let mut outcomes = w.outcomes(&cmd);
+            outcomes.sort_by_key(|o| format!("{o:?}"));
+            let mut expected = vec![ok.clone()];
+            expected.extend(not_equivalent(SPEC).iter().map(|code| vec![channel_closed(c, *code, method)]));
+            expected.sort_by_key(|o| format!("{o:?}"));
+            assert_eq!(outcomes, expected, "{cmd:?}");
         }
     }
+    // Taken as equivalent, the queue keeps the arguments it was declared with.
+    let mut equivalent = w.clone();
+    let changed = q(&[("x-max-length", Int(6))]);
+    let i = equivalent.outcomes(&changed).iter().position(|o| *o == ok_q).expect("a declare-ok branch");
+    equivalent.take(changed, i);
+    assert_eq!(equivalent.0.queues["q"].arguments.get("x-max-length"), Some(&Int(5)));
+    // Arguments never excuse another difference.
+    w.refused_any(with_arguments(queue(c, "q", true, false, false), &[]), not_equivalent(SPEC));
 }
 
 /// Errata 30: a queue declared both durable and exclusive is stored transient (Q12), and
@@ -612,11 +735,16 @@ fn queue_declare_reserved_prefix() {
 fn declare_name_syntax() {
     let long = "q".repeat(128);
     let (mut w, c) = connected(SPEC);
-    for bad in ["x y", "q/1", "é", long.as_str()] {
+    for bad in ["x y", "q/1", "é", "x y".repeat(50).as_str()] {
         w.refused(exchange(c, bad, Direct, false, false), PreconditionFailed);
         w.refused(queue(c, bad, false, false, false), PreconditionFailed);
         w.refused(passive_queue(c, bad), PreconditionFailed);
     }
+    // Over 127 characters: the domains' length assertion names no code, 406 or 502.
+    let too_long = [Ok(PreconditionFailed), Err(SyntaxError)];
+    w.closes_any(exchange(c, &long, Direct, false, false), &too_long);
+    w.closes_any(queue(c, &long, false, false, false), &too_long);
+    w.closes_any(passive_queue(c, &long), &too_long);
     let good = "Az09-_.:x";
     w.replies(exchange(c, good, Direct, false, false), Reply::ExchangeDeclareOk);
     assert_eq!(w.run(queue(c, &"q".repeat(127), false, false, false)).len(), 1);

@@ -17,6 +17,7 @@ pub const BOTH: [Profile; 2] = [RABBIT, SPEC];
 // A small client-side view of the model.
 
 /// A broker seen from its clients: each command is followed by the deliveries it makes possible.
+#[derive(Clone)]
 pub struct World(pub Broker);
 
 impl World {
