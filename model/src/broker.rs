@@ -48,12 +48,15 @@ impl std::error::Error for UsageError {}
 /// A choice the broker makes on its own.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Internal {
-    /// Deliver the next eligible message of `queue` to `consumer`.
+    /// Deliver a message of `queue` that may go out next to `consumer`.
     Deliver {
         /// The queue.
         queue: crate::types::Name,
         /// The consumer that gets it.
         consumer: crate::state::ConsumerRef,
+        /// Where the message is in the queue's ready list: the first eligible one, unless
+        /// requeued messages may have moved (`Profile::requeue_position`).
+        at: usize,
     },
 }
 
@@ -191,7 +194,7 @@ impl crate::state::Broker {
     pub fn step(&mut self, internal: &Internal) -> Vec<Event> {
         let mut out = Vec::new();
         match internal {
-            Internal::Deliver { queue, consumer } => self.deliver(queue, consumer, &mut out),
+            Internal::Deliver { queue, consumer, at } => self.deliver(queue, consumer, *at, &mut out),
         }
         self.block_full();
         out

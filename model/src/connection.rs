@@ -43,7 +43,7 @@ impl Broker {
         for conn in std::mem::take(&mut self.connections).into_values() {
             for ch in conn.channels.into_values() {
                 for u in ch.unacked.into_values().filter(|u| !u.queue_gone) {
-                    returning.push((u.queue, Ready { msg: u.msg, redelivered: true, avoid: None }));
+                    returning.push((u.queue, Ready { msg: u.msg, redelivered: true, avoid: None, floating: None }));
                 }
             }
         }

@@ -146,10 +146,28 @@ pub struct Profile {
     /// one, and kept: a transient one is made again, without its bindings, when the broker
     /// restarts, as `exchange required-instances` asks); RabbitMQ's are durable (allowed).
     pub predeclared_durable: Permit,
+    /// Where a requeued message goes back (reject, nack or recover with requeue, a channel or
+    /// connection closing with unacknowledged messages): the requeue field docs only say the
+    /// server will try to requeue it, and `basic 08` orders deliveries by arrival, so the spec
+    /// profile lets it go out before or after any message that was in the queue when it was
+    /// requeued (anywhere), but not after a later arrival; RabbitMQ puts it back at its original
+    /// place.
+    pub requeue_position: RequeuePosition,
     /// A queue method naming `""` on a channel that declared no queue: the queue-known rules
     /// give 404 on the channel, section 1.1 gives 502, which the errata (section 18) make a
     /// connection exception; the spec profile allows either, RabbitMQ closes the channel with 404.
     pub unknown_last_queue: LastQueueError,
+}
+
+/// Where a requeued message goes back (`Profile::requeue_position`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RequeuePosition {
+    /// Its original place (RabbitMQ).
+    Original,
+    /// Anywhere among the messages in the queue at the time: it may go out before or after
+    /// each of them (a choice at each delivery, [`crate::choice`] for `basic.get`), never after
+    /// a message that came later.
+    Anywhere,
 }
 
 /// How declare arguments are compared for equivalence (`Profile::argument_equivalence`).
@@ -286,6 +304,7 @@ impl Profile {
             any_fitting_code: true,
             recommended_types: RecommendedTypes::BOTH,
             predeclared_durable: Permit::Either,
+            requeue_position: RequeuePosition::Anywhere,
             unknown_last_queue: LastQueueError::Either,
         }
     }
@@ -316,6 +335,7 @@ impl Profile {
             any_fitting_code: false,
             recommended_types: RecommendedTypes::BOTH,
             predeclared_durable: Permit::Allowed,
+            requeue_position: RequeuePosition::Original,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }
@@ -326,6 +346,7 @@ impl Profile {
         self.unknown_last_queue == LastQueueError::Either
             || self.any_fitting_code
             || self.argument_equivalence == ArgumentEquivalence::Either
+            || self.requeue_position == RequeuePosition::Anywhere
             || [
                 self.cancel_notify,
                 self.default_exchange_other_bindings,

@@ -121,6 +121,12 @@ pub struct Ready {
     pub redelivered: bool,
     /// A channel that rejected it with requeue and must not get it again (spec profile only).
     pub avoid: Option<ChanRef>,
+    /// Requeued where the profile leaves its place open (`Profile::requeue_position`): it sits
+    /// at its original place, but may be taken before any message ahead of it or after any
+    /// message behind it that was there when it was requeued. The value is the
+    /// [`Broker::next_msg`] of that moment: a message with a greater or equal id arrived later
+    /// and must wait for it. `None`: it keeps its place.
+    pub floating: Option<u32>,
 }
 
 /// A consumer, named by its channel and tag.

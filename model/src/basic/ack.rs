@@ -3,6 +3,7 @@
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
 use crate::fault::Fault;
+use crate::profile::RequeuePosition;
 use crate::state::{Broker, ConsumerRef, Mode, Ready, Settle, Unacked};
 use crate::types::{ChanRef, ReplyCode};
 
@@ -59,7 +60,9 @@ impl Broker {
 
     /// Put an unacknowledged copy back in its queue at its original place, flagged redelivered
     /// (`basic recover 01`, `redelivered implementation`); a copy whose queue was deleted is
-    /// dropped. Only `basic.recover` without requeue (spec profile) hands copies straight back to
+    /// dropped. Where the profile leaves the place open (`requeue_position`: the spec says
+    /// nothing of it) the copy floats: it may go out before or after any message that was in the
+    /// queue then, never after one that came later (`basic 08`). Only `basic.recover` without requeue (spec profile) hands copies straight back to
     /// their original consumer.
     pub(crate) fn requeue(&mut self, u: Unacked, avoid: Option<ChanRef>) {
         let redelivered = !self.faults.has(Fault::NoRedeliveredFlag);
@@ -67,7 +70,9 @@ impl Broker {
             Some(q) => {
                 let id = u.msg.id();
                 let at = q.ready.partition_point(|r| r.msg.id() < id);
-                q.ready.insert(at, Ready { msg: u.msg, redelivered, avoid });
+                let floating = (self.profile.requeue_position == RequeuePosition::Anywhere).then_some(self.next_msg);
+                let q = self.queues.get_mut(&u.queue).expect("found");
+                q.ready.insert(at, Ready { msg: u.msg, redelivered, avoid, floating });
             }
             None => self.settle_copy(u.msg.id(), &u.queue),
         }
@@ -93,7 +98,7 @@ impl Broker {
             match same {
                 Some(tag) => {
                     let queue = u.queue.clone();
-                    let r = Ready { msg: u.msg, redelivered: true, avoid: None };
+                    let r = Ready { msg: u.msg, redelivered: true, avoid: None, floating: None };
                     let delivery_tag = self.hand_over(ch, &queue, &r, Some(tag.clone()), false);
                     out.push(Event::Deliver {
                         ch,

@@ -11,6 +11,36 @@ use crate::fault::Fault;
 use crate::profile::{Dispatch, QosScope};
 use crate::state::{Broker, ConsumerRef, Ready};
 use crate::types::Name;
+use std::collections::VecDeque;
+
+/// The indexes of the ready messages that may go out next among those `takes` accepts: the first
+/// of them that keeps its place, and every floating one (requeued where the place is open,
+/// [`Ready::floating`]); but not a message that arrived after a floating one still waiting was
+/// requeued. Without floating copies, just the first. (A floating copy that `takes` refuses,
+/// one the taker's channel rejected, holds nothing back: `basic reject requeue 01` lets later
+/// messages pass it for that channel, as for one that keeps its place.)
+pub(crate) fn next_candidates(ready: &VecDeque<Ready>, takes: impl Fn(&Ready) -> bool) -> Vec<usize> {
+    // The earliest requeue among the floating copies still waiting: later arrivals wait for them.
+    let bound = ready.iter().filter(|r| takes(r)).filter_map(|r| r.floating).min();
+    let mut out = Vec::new();
+    let mut fixed_found = false;
+    for (i, r) in ready.iter().enumerate() {
+        if !takes(r) {
+            continue;
+        }
+        match r.floating {
+            Some(_) => out.push(i),
+            None if !fixed_found => {
+                fixed_found = true;
+                if bound.is_none_or(|b| r.msg.id().0 < b) {
+                    out.push(i);
+                }
+            }
+            None => {}
+        }
+    }
+    out
+}
 
 /// Whether `used` unacknowledged messages leave room under `limit` (0 = no limit).
 fn room(limit: u16, used: usize, slack: usize) -> bool {
@@ -46,10 +76,11 @@ impl Broker {
         }
     }
 
-    /// The index of the first ready message `c` may be given (under
-    /// `requeue_avoids_rejecting_channel`, not one its own channel rejected).
-    fn eligible(&self, ready: &std::collections::VecDeque<Ready>, c: &ConsumerRef) -> Option<usize> {
-        ready.iter().position(|r| r.avoid != Some(c.ch))
+    /// The indexes of the ready messages `c` may be given next (under
+    /// `requeue_avoids_rejecting_channel`, not one its own channel rejected): see
+    /// [`next_candidates`].
+    fn eligible(&self, ready: &VecDeque<Ready>, c: &ConsumerRef) -> Vec<usize> {
+        next_candidates(ready, |r| r.avoid != Some(c.ch))
     }
 
     /// The deliveries possible now: for round robin, the next consumer in turn with capacity; for
@@ -59,27 +90,28 @@ impl Broker {
             if q.ready.is_empty() {
                 continue;
             }
-            let mut candidates =
-                q.consumers.iter().filter(|c| self.has_capacity(c) && self.eligible(&q.ready, c).is_some());
-            match self.profile.dispatch {
-                Dispatch::RoundRobin => {
-                    if let Some(c) = candidates.next() {
-                        out.push(Internal::Deliver { queue: name.clone(), consumer: c.clone() });
-                    }
-                }
-                Dispatch::AnyConsumer => {
-                    out.extend(candidates.map(|c| Internal::Deliver { queue: name.clone(), consumer: c.clone() }))
-                }
+            let mut candidates = q.consumers.iter().filter(|c| self.has_capacity(c)).filter_map(|c| {
+                let at = self.eligible(&q.ready, c);
+                (!at.is_empty()).then_some((c, at))
+            });
+            let chosen: Vec<(&ConsumerRef, Vec<usize>)> = match self.profile.dispatch {
+                Dispatch::RoundRobin => candidates.next().into_iter().collect(),
+                Dispatch::AnyConsumer => candidates.collect(),
+            };
+            for (c, at) in chosen {
+                out.extend(at.into_iter().map(|at| Internal::Deliver { queue: name.clone(), consumer: c.clone(), at }));
             }
         }
     }
 
-    /// Deliver the next eligible message of `queue` to `consumer` (`basic.deliver`). Under round
-    /// robin, consumers passed over for lack of capacity leave the rotation and the one served
-    /// moves to its end.
-    pub(crate) fn deliver(&mut self, queue: &Name, consumer: &ConsumerRef, out: &mut Vec<Event>) {
+    /// Deliver the ready message at `at` of `queue`, one it may be given next, to `consumer`
+    /// (`basic.deliver`). Under round robin, consumers passed over for lack of capacity leave
+    /// the rotation and the one served moves to its end.
+    pub(crate) fn deliver(&mut self, queue: &Name, consumer: &ConsumerRef, at: usize, out: &mut Vec<Event>) {
         let Some(q) = self.queues.get(queue) else { return };
-        let Some(at) = self.eligible(&q.ready, consumer) else { return };
+        if !self.eligible(&q.ready, consumer).contains(&at) {
+            return;
+        }
         if !self.has_capacity(consumer) {
             return;
         }

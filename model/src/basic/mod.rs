@@ -164,12 +164,13 @@ impl Broker {
         for q in queues {
             self.ledger.insert(crate::state::CopyId { msg: msg.id(), queue: q.clone() }, Live { delivered: false });
             let queue = self.queues.get_mut(&q).expect("routed to an existing queue");
-            queue.ready.push_back(Ready { msg: msg.clone(), redelivered: false, avoid: None });
+            queue.ready.push_back(Ready { msg: msg.clone(), redelivered: false, avoid: None, floating: None });
         }
     }
 
-    /// `basic.get`: the first ready message, with the number left behind it, or get-empty. Not
-    /// limited by prefetch. Without `no-ack` it waits for acknowledgement like a delivery.
+    /// `basic.get`: the first ready message (or, where requeued copies may have moved, any that
+    /// may come first: a choice), with the number left behind it, or get-empty. Not limited by
+    /// prefetch. Without `no-ack` it waits for acknowledgement like a delivery.
     pub(crate) fn basic_get(&mut self, ch: ChanRef, queue: &Name, no_ack: bool, out: &mut Vec<Event>) -> Outcome {
         let name = self.resolve_queue(ch, queue)?;
         self.usable_queue(ch, &name)?;
@@ -178,7 +179,12 @@ impl Broker {
         // basic.get either (`basic reject requeue 01`, `basic nack requeue 01`; only under
         // `requeue_avoids_rejecting_channel` is a copy so marked): the first other one is taken,
         // or none.
-        let at = q.ready.iter().position(|r| r.avoid != Some(ch));
+        let candidates = crate::basic::dispatch::next_candidates(&q.ready, |r| r.avoid != Some(ch));
+        let at = match candidates.len() {
+            0 | 1 => candidates.first().copied(),
+            n => Some(candidates[self.either("basic 08", n.min(255) as u8) as usize]),
+        };
+        let q = self.queues.get_mut(&name).expect("checked");
         let Some(r) = at.and_then(|at| q.ready.remove(at)) else {
             out.push(Event::Reply { ch, reply: Reply::GetEmpty });
             return Ok(());
