@@ -57,6 +57,9 @@ pub enum Internal {
         /// Where the message is in the queue's ready list: the first eligible one, unless
         /// requeued messages may have moved (`Profile::requeue_position`).
         at: usize,
+        /// The redelivered flag it goes out with: its own, or either where the flag is
+        /// optional (`Profile::redelivered_flag_optional`).
+        redelivered: bool,
     },
 }
 
@@ -194,7 +197,9 @@ impl crate::state::Broker {
     pub fn step(&mut self, internal: &Internal) -> Vec<Event> {
         let mut out = Vec::new();
         match internal {
-            Internal::Deliver { queue, consumer, at } => self.deliver(queue, consumer, *at, &mut out),
+            Internal::Deliver { queue, consumer, at, redelivered } => {
+                self.deliver(queue, consumer, *at, *redelivered, &mut out)
+            }
         }
         self.block_full();
         out

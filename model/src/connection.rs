@@ -39,11 +39,15 @@ impl Broker {
         let keep_transient = self.faults.has(Fault::RestartKeepsTransient);
         let keeps = |persistent: bool| persistent || keep_transient;
         // Unacked copies return to their (durable) queues.
+        let flag_optional = self.profile.redelivered_flag_optional;
         let mut returning: Vec<(crate::types::Name, Ready)> = Vec::new();
         for conn in std::mem::take(&mut self.connections).into_values() {
             for ch in conn.channels.into_values() {
                 for u in ch.unacked.into_values().filter(|u| !u.queue_gone) {
-                    returning.push((u.queue, Ready { msg: u.msg, redelivered: true, avoid: None, floating: None }));
+                    returning.push((
+                        u.queue,
+                        Ready { msg: u.msg, redelivered: true, flag_optional, avoid: None, floating: None },
+                    ));
                 }
             }
         }

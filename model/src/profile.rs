@@ -153,6 +153,11 @@ pub struct Profile {
     /// requeued (anywhere), but not after a later arrival; RabbitMQ puts it back at its original
     /// place.
     pub requeue_position: RequeuePosition,
+    /// Whether a message that goes out again after a delivery that was never settled may come
+    /// without the redelivered flag: `redelivered implementation` is a SHOULD ("when it can"),
+    /// so under `spec` each such delivery may carry it or not, except what `basic.recover`
+    /// resends (`basic recover 01`, a MUST); RabbitMQ always sets it.
+    pub redelivered_flag_optional: bool,
     /// A queue method naming `""` on a channel that declared no queue: the queue-known rules
     /// give 404 on the channel, section 1.1 gives 502, which the errata (section 18) make a
     /// connection exception; the spec profile allows either, RabbitMQ closes the channel with 404.
@@ -305,6 +310,7 @@ impl Profile {
             recommended_types: RecommendedTypes::BOTH,
             predeclared_durable: Permit::Either,
             requeue_position: RequeuePosition::Anywhere,
+            redelivered_flag_optional: true,
             unknown_last_queue: LastQueueError::Either,
         }
     }
@@ -336,6 +342,7 @@ impl Profile {
             recommended_types: RecommendedTypes::BOTH,
             predeclared_durable: Permit::Allowed,
             requeue_position: RequeuePosition::Original,
+            redelivered_flag_optional: false,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }
@@ -347,6 +354,7 @@ impl Profile {
             || self.any_fitting_code
             || self.argument_equivalence == ArgumentEquivalence::Either
             || self.requeue_position == RequeuePosition::Anywhere
+            || self.redelivered_flag_optional
             || [
                 self.cancel_notify,
                 self.default_exchange_other_bindings,

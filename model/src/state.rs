@@ -119,6 +119,10 @@ pub struct Ready {
     pub msg: Message,
     /// Whether it was delivered before (and so will be flagged `redelivered`).
     pub redelivered: bool,
+    /// Whether the flag may also be left clear when it goes out again (`redelivered
+    /// implementation` is a SHOULD: `Profile::redelivered_flag_optional`); never after
+    /// `basic.recover`, whose rule 01 is a MUST.
+    pub flag_optional: bool,
     /// A channel that rejected it with requeue and must not get it again (spec profile only).
     pub avoid: Option<ChanRef>,
     /// Requeued where the profile leaves its place open (`Profile::requeue_position`): it sits

@@ -402,6 +402,8 @@ fn room(limit: u16, used: usize) -> bool {
 /// Keeps its own books from commands and events only (never the broker's state).
 struct Observer {
     scope: QosScope,
+    /// `Profile::redelivered_flag_optional`: a message delivered before may come unflagged.
+    flag_optional: bool,
     chans: BTreeMap<ChanRef, Chan>,
     conn_prefetch: BTreeMap<ConnId, u16>,
     delivered: BTreeSet<(MsgId, Name)>,
@@ -411,6 +413,7 @@ impl Observer {
     fn new(profile: Profile) -> Self {
         Observer {
             scope: profile.qos_scope,
+            flag_optional: profile.redelivered_flag_optional,
             chans: BTreeMap::new(),
             conn_prefetch: BTreeMap::new(),
             delivered: BTreeSet::new(),
@@ -546,7 +549,7 @@ impl Observer {
         }
         chan.last_tag = tag;
         let before = !self.delivered.insert((msg, queue.clone()));
-        if redelivered != before {
+        if redelivered != before && !(self.flag_optional && before) {
             let detail = format!(
                 "{ch} got message {} from {queue} redelivered={redelivered}, delivered before: {before}",
                 msg.0

@@ -65,6 +65,11 @@ impl Broker {
     /// queue then, never after one that came later (`basic 08`). Only `basic.recover` without requeue (spec profile) hands copies straight back to
     /// their original consumer.
     pub(crate) fn requeue(&mut self, u: Unacked, avoid: Option<ChanRef>) {
+        self.requeue_flagged(u, avoid, self.profile.redelivered_flag_optional);
+    }
+
+    /// [`Self::requeue`], with the redelivered flag optional or not on the next delivery.
+    pub(crate) fn requeue_flagged(&mut self, u: Unacked, avoid: Option<ChanRef>, flag_optional: bool) {
         let redelivered = !self.faults.has(Fault::NoRedeliveredFlag);
         match self.queues.get_mut(&u.queue).filter(|_| !u.queue_gone) {
             Some(q) => {
@@ -72,7 +77,7 @@ impl Broker {
                 let at = q.ready.partition_point(|r| r.msg.id() < id);
                 let floating = (self.profile.requeue_position == RequeuePosition::Anywhere).then_some(self.next_msg);
                 let q = self.queues.get_mut(&u.queue).expect("found");
-                q.ready.insert(at, Ready { msg: u.msg, redelivered, avoid, floating });
+                q.ready.insert(at, Ready { msg: u.msg, redelivered, flag_optional, avoid, floating });
             }
             None => self.settle_copy(u.msg.id(), &u.queue),
         }
@@ -98,7 +103,7 @@ impl Broker {
             match same {
                 Some(tag) => {
                     let queue = u.queue.clone();
-                    let r = Ready { msg: u.msg, redelivered: true, avoid: None, floating: None };
+                    let r = Ready { msg: u.msg, redelivered: true, flag_optional: false, avoid: None, floating: None };
                     let delivery_tag = self.hand_over(ch, &queue, &r, Some(tag.clone()), false);
                     out.push(Event::Deliver {
                         ch,
@@ -109,7 +114,8 @@ impl Broker {
                         message: r.msg,
                     });
                 }
-                None => self.requeue(u, None),
+                // `basic recover 01`: the flag is a MUST on what recover resends.
+                None => self.requeue_flagged(u, None, false),
             }
         }
         self.unblock();

@@ -99,17 +99,38 @@ impl Broker {
                 Dispatch::AnyConsumer => candidates.collect(),
             };
             for (c, at) in chosen {
-                out.extend(at.into_iter().map(|at| Internal::Deliver { queue: name.clone(), consumer: c.clone(), at }));
+                for at in at {
+                    let r = &q.ready[at];
+                    let flags: &[bool] = if r.flag_optional { &[true, false] } else { &[r.redelivered] };
+                    out.extend(flags.iter().map(|&redelivered| Internal::Deliver {
+                        queue: name.clone(),
+                        consumer: c.clone(),
+                        at,
+                        redelivered,
+                    }));
+                }
             }
         }
     }
 
     /// Deliver the ready message at `at` of `queue`, one it may be given next, to `consumer`
-    /// (`basic.deliver`). Under round robin, consumers passed over for lack of capacity leave
+    /// (`basic.deliver`), flagged `redelivered` (which must be its flag unless the flag is
+    /// optional, [`Ready::flag_optional`]). Under round robin, consumers passed over for lack of capacity leave
     /// the rotation and the one served moves to its end.
-    pub(crate) fn deliver(&mut self, queue: &Name, consumer: &ConsumerRef, at: usize, out: &mut Vec<Event>) {
+    pub(crate) fn deliver(
+        &mut self,
+        queue: &Name,
+        consumer: &ConsumerRef,
+        at: usize,
+        redelivered: bool,
+        out: &mut Vec<Event>,
+    ) {
         let Some(q) = self.queues.get(queue) else { return };
         if !self.eligible(&q.ready, consumer).contains(&at) {
+            return;
+        }
+        let r = &q.ready[at];
+        if redelivered != r.redelivered && !r.flag_optional {
             return;
         }
         if !self.has_capacity(consumer) {
@@ -123,7 +144,8 @@ impl Broker {
         };
         let no_ack = self.consumer(consumer).expect("has capacity").no_ack;
         let q = self.queues.get_mut(queue).expect("checked");
-        let r = q.ready.remove(at).expect("eligible");
+        let mut r = q.ready.remove(at).expect("eligible");
+        r.redelivered = redelivered;
         if round_robin {
             q.consumers.retain(|c| c != consumer && !skipped.contains(c));
             q.consumers.push_back(consumer.clone());

@@ -164,7 +164,13 @@ impl Broker {
         for q in queues {
             self.ledger.insert(crate::state::CopyId { msg: msg.id(), queue: q.clone() }, Live { delivered: false });
             let queue = self.queues.get_mut(&q).expect("routed to an existing queue");
-            queue.ready.push_back(Ready { msg: msg.clone(), redelivered: false, avoid: None, floating: None });
+            queue.ready.push_back(Ready {
+                msg: msg.clone(),
+                redelivered: false,
+                flag_optional: false,
+                avoid: None,
+                floating: None,
+            });
         }
     }
 
@@ -185,11 +191,14 @@ impl Broker {
             n => Some(candidates[self.either("basic 08", n.min(255) as u8) as usize]),
         };
         let q = self.queues.get_mut(&name).expect("checked");
-        let Some(r) = at.and_then(|at| q.ready.remove(at)) else {
+        let Some(mut r) = at.and_then(|at| q.ready.remove(at)) else {
             out.push(Event::Reply { ch, reply: Reply::GetEmpty });
             return Ok(());
         };
         let message_count = q.ready.len() as u32;
+        if r.flag_optional {
+            r.redelivered = self.either("redelivered implementation", 2) == 0;
+        }
         let delivery_tag = self.hand_over(ch, &name, &r, None, no_ack);
         let reply =
             Reply::GetOk { delivery_tag, redelivered: r.redelivered, queue: name, message_count, message: r.msg };

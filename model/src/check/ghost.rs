@@ -138,8 +138,12 @@ fn watch_event(pre: &Broker, e: &Event, ghost: &mut Ghost) -> Result<(), Violati
     }
     ghost.last_tag.insert(*ch, tag);
     let copy = CopyId { msg: msg.id(), queue: queue.clone() };
+    // Under `redelivered_flag_optional` (the SHOULD of `redelivered implementation`) a copy
+    // delivered before may go out unflagged; never the other way round. (What basic.recover
+    // resends must be flagged: the model never leaves that flag optional.)
+    let optional = pre.profile.redelivered_flag_optional;
     match pre.ledger.get(&copy) {
-        Some(Live { delivered }) if *delivered == redelivered => Ok(()),
+        Some(Live { delivered }) if *delivered == redelivered || (optional && *delivered) => Ok(()),
         Some(Live { delivered }) => fail(
             Check::Redelivered,
             format!(
