@@ -1540,6 +1540,44 @@ pub fn recommended_types(uri: &str, timeout: Duration) -> amqp_model::Recommende
     types
 }
 
+/// Whether the broker at `uri` implements the mandatory flag (`basic publish mandatory 01`, a
+/// SHOULD), asked once per broker and process: a mandatory message published through the
+/// default exchange to a queue name nobody uses, then a round trip (`basic.qos`), after which a
+/// broker that implements the flag has sent the `basic.return` (as the runner itself observes
+/// returns). Any failure counts as implemented, so that the traces run and show the problem.
+pub fn mandatory_returns(uri: &str, timeout: Duration) -> bool {
+    static PROBED: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    let probed = PROBED.get_or_init(Default::default);
+    let mut known = probed.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(returns) = known.get(uri) {
+        return *returns;
+    }
+    let returns = runtime().block_on(async {
+        let Ok(Ok(connection)) = tokio::time::timeout(timeout, connect(uri)).await else { return true };
+        let Ok(Ok(ch)) = tokio::time::timeout(timeout, connection.create_channel()).await else { return true };
+        let key = format!("amqpc-probe-unroutable-{}", std::process::id());
+        let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+        let publish = ch.basic_publish("".into(), key.as_str().into(), options, b"probe", BasicProperties::default());
+        let returned = match tokio::time::timeout(timeout, publish).await {
+            Ok(Ok(_)) => {
+                let round_trip = ch.basic_qos(0, lapin::options::BasicQosOptions::default());
+                match tokio::time::timeout(timeout, round_trip).await {
+                    Ok(Ok(())) => match tokio::time::timeout(timeout, ch.wait_for_confirms()).await {
+                        Ok(Ok(returned)) => !returned.is_empty(),
+                        _ => true,
+                    },
+                    _ => true,
+                }
+            }
+            _ => true,
+        };
+        let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
+        returned
+    });
+    known.insert(uri.to_string(), returns);
+    returns
+}
+
 /// Whether a failed method was answered 404 NOT_FOUND.
 fn not_found(e: &lapin::Error) -> bool {
     matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 404)

@@ -347,10 +347,29 @@ pub fn shares_exchanges(trace: &Trace) -> bool {
     })
 }
 
+/// Why a trace cannot be judged on a broker that leaves out what `profile` says it leaves out of
+/// what the spec only recommends: an exchange type (it declares an exchange of that type, or
+/// names its `amq.` instance: `amq.topic`; `amq.headers` and RabbitMQ's `amq.match`), or the
+/// mandatory flag (an `expect` whose every alternative is a `basic.return`). None when it needs
+/// none of it.
+pub fn needs_left_out(trace: &Trace, profile: &amqp_model::Profile) -> Option<String> {
+    let expects_return = trace.steps.iter().any(|s| {
+        matches!(&s.kind, crate::trace::StepKind::Expect(one_of)
+            if one_of.iter().all(|e| matches!(e, amqp_model::Event::Return { .. })))
+    });
+    if !profile.mandatory_returns && expects_return {
+        return Some(
+            "expects a basic.return, and the broker returns no unroutable mandatory message (probed): \
+             `basic publish mandatory 01` only recommends it"
+                .into(),
+        );
+    }
+    needs_left_out_type(trace, &profile.recommended_types)
+}
+
 /// Why a trace cannot be judged on a broker that implements only `types` of the recommended
-/// exchange types: it declares an exchange of a type left out, or names an `amq.` instance of
-/// one (`amq.topic`; `amq.headers` and RabbitMQ's `amq.match`). None when it needs none.
-pub fn needs_left_out_type(trace: &Trace, types: &amqp_model::RecommendedTypes) -> Option<String> {
+/// exchange types (see [`needs_left_out`]).
+fn needs_left_out_type(trace: &Trace, types: &amqp_model::RecommendedTypes) -> Option<String> {
     use amqp_model::ExchangeKind;
     let instance = |kind: &ExchangeKind| match kind {
         ExchangeKind::Topic => vec!["amq.topic"],
@@ -448,9 +467,11 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
             // `exchange recommended-types` is a SHOULD: under the spec profile a broker that
             // leaves a type out is judged without it.
             model.recommended_types = crate::live::recommended_types(uri, timing.timeout);
+            // So is `basic publish mandatory 01`: a broker that returns nothing is judged without.
+            model.mandatory_returns = crate::live::mandatory_returns(uri, timing.timeout);
         }
     }
-    if let Some(reason) = needs_left_out_type(trace, &model.recommended_types) {
+    if let Some(reason) = needs_left_out(trace, &model) {
         result.status = Status::Skip { reason };
         return result;
     }

@@ -393,3 +393,34 @@ fn a_broker_without_a_recommended_type_is_judged_without_it() {
     let status = run("spec/routing-headers-all-any.trace", ProfileName::Rabbitmq);
     assert!(matches!(status, Status::Fail { .. }), "{status:?}");
 }
+
+/// `basic publish mandatory 01` is a SHOULD: a broker that drops unroutable mandatory messages
+/// like any other (the reference broker with a profile without returns) is found out by the
+/// runner's probe under `spec`, judged against the profile without returns, and the traces that
+/// expect a `basic.return` are skipped with the reason; under `rabbitmq` they fail.
+#[test]
+fn a_broker_without_mandatory_returns_is_judged_without_them() {
+    use amqp_conformance::suite::{run_one, Status, TargetSpec};
+    use amqp_model::ProfileName;
+    let mut profile = Profile::spec();
+    profile.mandatory_returns = false;
+    let s = ServerHandle::start(ServeConfig::with_profile(profile)).expect("a server");
+    let uri = s.uri();
+    assert!(!amqp_conformance::live::mandatory_returns(&uri, Duration::from_secs(2)));
+    let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spec");
+    let run = |name: &str, profile| {
+        let text = std::fs::read_to_string(dir.join(name)).expect("the fixture");
+        run_one(name, &parse(&text, name).expect("parses"), &target, profile).status
+    };
+    let status = run("basic-publish-mandatory-unroutable-312.trace", ProfileName::Spec);
+    assert!(matches!(&status, Status::Skip { reason } if reason.contains("basic.return")), "{status:?}");
+    // Unroutable messages without an expected return: judged, and dropped as the model says.
+    assert_eq!(run("basic-publish-unroutable-dropped.trace", ProfileName::Spec), Status::Pass);
+    assert_eq!(run("basic-ack-single.trace", ProfileName::Spec), Status::Pass);
+    let status = run("basic-publish-mandatory-unroutable-312.trace", ProfileName::Rabbitmq);
+    assert!(matches!(status, Status::Fail { .. }), "{status:?}");
+    // A broker that returns them is found to.
+    let s = ServerHandle::start(ServeConfig::with_profile(Profile::spec())).expect("a server");
+    assert!(amqp_conformance::live::mandatory_returns(&s.uri(), Duration::from_secs(2)));
+}

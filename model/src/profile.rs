@@ -141,6 +141,12 @@ pub struct Profile {
     /// implement both; the conformance runner probes a broker under `spec` and, when it refuses
     /// one, judges against the profile without it and skips the traces that need it.
     pub recommended_types: RecommendedTypes,
+    /// Whether the server implements the mandatory flag: `basic publish mandatory 01` is a
+    /// SHOULD, so a server may drop an unroutable mandatory message like any other. A property of
+    /// the broker: both named profiles return it (312), and the conformance runner probes a
+    /// broker under `spec` and, when it returns nothing, judges it against the profile without
+    /// returns and skips the traces that expect one.
+    pub mandatory_returns: bool,
     /// Whether the predeclared `amq.` exchanges are durable: errata 20 notes that the spec does
     /// not say, so under `spec` either (a choice made once, at the first non-passive declare of
     /// one, and kept: a transient one is made again, without its bindings, when the broker
@@ -308,6 +314,7 @@ impl Profile {
             name_syntax_checked: true,
             any_fitting_code: true,
             recommended_types: RecommendedTypes::BOTH,
+            mandatory_returns: true,
             predeclared_durable: Permit::Either,
             requeue_position: RequeuePosition::Anywhere,
             redelivered_flag_optional: true,
@@ -340,6 +347,7 @@ impl Profile {
             name_syntax_checked: false,
             any_fitting_code: false,
             recommended_types: RecommendedTypes::BOTH,
+            mandatory_returns: true,
             predeclared_durable: Permit::Allowed,
             requeue_position: RequeuePosition::Original,
             redelivered_flag_optional: false,

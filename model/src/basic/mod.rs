@@ -158,7 +158,7 @@ impl Broker {
             content: content.clone(),
         }));
         self.next_msg += 1;
-        if queues.is_empty() && mandatory {
+        if queues.is_empty() && mandatory && self.profile.mandatory_returns {
             out.push(Event::Return { ch, code: ReplyCode::NoRoute, message: msg.clone() });
         }
         for q in queues {
