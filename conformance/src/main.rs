@@ -47,9 +47,14 @@ enum Cmd {
     /// (dispatching eagerly). On a broker every queue and exchange name gets a run-unique prefix,
     /// and what a trace created is deleted afterwards, also when it fails. Traces whose
     /// `profile:` header names the other profile, and traces with steps the target cannot
-    /// perform (`restart` without `--restart-cmd`), are reported as skipped. Before any broker is
-    /// contacted, every trace is replayed on the model: one the model cannot follow (an `expect`
-    /// it does not meet) is an error in the trace, printed as `file:line: ...` (exit 2).
+    /// perform (`restart` without `--restart-cmd`), are reported as skipped. Under `--profile
+    /// spec` a broker is first asked which of what the spec only recommends it implements (the
+    /// topic and headers exchange types, returns of unroutable mandatory messages: a probe
+    /// exchange of each type, declared and deleted, and one mandatory publish): it is judged
+    /// without what it leaves out, and the traces that need it are skipped, with the reason.
+    /// Before any broker is contacted, every trace is replayed on the model: one the model cannot
+    /// follow (an `expect` it does not meet) is an error in the trace, printed as `file:line: ...`
+    /// (exit 2).
     Run {
         /// Trace files, directories (searched recursively for *.trace) or glob patterns
         /// (quoted: 'fixtures/**/queue-*.trace').
