@@ -1508,18 +1508,12 @@ async fn open(
 /// show the problem where it is.
 pub fn recommended_types(uri: &str, timeout: Duration) -> amqp_model::RecommendedTypes {
     static PROBED: OnceLock<Mutex<HashMap<String, amqp_model::RecommendedTypes>>> = OnceLock::new();
-    let probed = PROBED.get_or_init(Default::default);
-    let mut known = probed.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(types) = known.get(uri) {
-        return *types;
-    }
+    // Each type on a connection of its own: a refusal closes it.
     let implements = |kind: lapin::ExchangeKind| {
-        runtime().block_on(async {
-            let Ok(Ok(connection)) = tokio::time::timeout(timeout, connect(uri)).await else { return true };
-            let Ok(Ok(ch)) = tokio::time::timeout(timeout, connection.create_channel()).await else { return true };
-            let name = format!("amqpc-probe-{kind:?}-{}", std::process::id()).to_lowercase();
+        let name = format!("amqpc-probe-{kind:?}-{}", std::process::id()).to_lowercase();
+        let refused = on_probe_channel(uri, timeout, |ch| async move {
             let declare = ch.exchange_declare(name.as_str().into(), kind, Default::default(), FieldTable::default());
-            let refused = match tokio::time::timeout(timeout, declare).await {
+            match tokio::time::timeout(timeout, declare).await {
                 Ok(Err(e)) => matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 503),
                 Ok(Ok(())) => {
                     let delete = ch.exchange_delete(name.as_str().into(), Default::default());
@@ -1527,17 +1521,14 @@ pub fn recommended_types(uri: &str, timeout: Duration) -> amqp_model::Recommende
                     false
                 }
                 Err(_) => false,
-            };
-            let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
-            !refused
-        })
+            }
+        });
+        !refused.unwrap_or(false)
     };
-    let types = amqp_model::RecommendedTypes {
+    once_per_broker(&PROBED, uri, || amqp_model::RecommendedTypes {
         topic: implements(lapin::ExchangeKind::Topic),
         headers: implements(lapin::ExchangeKind::Headers),
-    };
-    known.insert(uri.to_string(), types);
-    types
+    })
 }
 
 /// Whether the broker at `uri` implements the mandatory flag (`basic publish mandatory 01`, a
@@ -1547,35 +1538,51 @@ pub fn recommended_types(uri: &str, timeout: Duration) -> amqp_model::Recommende
 /// returns). Any failure counts as implemented, so that the traces run and show the problem.
 pub fn mandatory_returns(uri: &str, timeout: Duration) -> bool {
     static PROBED: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
-    let probed = PROBED.get_or_init(Default::default);
-    let mut known = probed.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(returns) = known.get(uri) {
-        return *returns;
-    }
-    let returns = runtime().block_on(async {
-        let Ok(Ok(connection)) = tokio::time::timeout(timeout, connect(uri)).await else { return true };
-        let Ok(Ok(ch)) = tokio::time::timeout(timeout, connection.create_channel()).await else { return true };
+    once_per_broker(&PROBED, uri, || {
         let key = format!("amqpc-probe-unroutable-{}", std::process::id());
-        let options = BasicPublishOptions { mandatory: true, ..Default::default() };
-        let publish = ch.basic_publish("".into(), key.as_str().into(), options, b"probe", BasicProperties::default());
-        let returned = match tokio::time::timeout(timeout, publish).await {
-            Ok(Ok(_)) => {
-                let round_trip = ch.basic_qos(0, lapin::options::BasicQosOptions::default());
-                match tokio::time::timeout(timeout, round_trip).await {
-                    Ok(Ok(())) => match tokio::time::timeout(timeout, ch.wait_for_confirms()).await {
-                        Ok(Ok(returned)) => !returned.is_empty(),
-                        _ => true,
-                    },
-                    _ => true,
-                }
+        let returned = on_probe_channel(uri, timeout, |ch| async move {
+            let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+            let publish =
+                ch.basic_publish("".into(), key.as_str().into(), options, b"probe", BasicProperties::default());
+            if !matches!(tokio::time::timeout(timeout, publish).await, Ok(Ok(_))) {
+                return None;
             }
-            _ => true,
+            let round_trip = ch.basic_qos(0, lapin::options::BasicQosOptions::default());
+            if !matches!(tokio::time::timeout(timeout, round_trip).await, Ok(Ok(()))) {
+                return None;
+            }
+            match tokio::time::timeout(timeout, ch.wait_for_confirms()).await {
+                Ok(Ok(returned)) => Some(!returned.is_empty()),
+                _ => None,
+            }
+        });
+        returned.flatten().unwrap_or(true)
+    })
+}
+
+/// What `ask` finds out about the broker at `uri`, asked once per process: `cache` keeps the
+/// answers by URI (held while asking, so that parallel traces do not ask twice).
+fn once_per_broker<T: Copy>(cache: &OnceLock<Mutex<HashMap<String, T>>>, uri: &str, ask: impl FnOnce() -> T) -> T {
+    let mut known = cache.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    *known.entry(uri.to_string()).or_insert_with(ask)
+}
+
+/// Run `probe` on a channel of a fresh connection to the broker at `uri`, then close the
+/// connection; None when no connection or channel is had within `timeout`.
+fn on_probe_channel<T, F: Future<Output = T>>(
+    uri: &str,
+    timeout: Duration,
+    probe: impl FnOnce(Channel) -> F,
+) -> Option<T> {
+    runtime().block_on(async {
+        let connection = tokio::time::timeout(timeout, connect(uri)).await.ok()?.ok()?;
+        let out = match tokio::time::timeout(timeout, connection.create_channel()).await {
+            Ok(Ok(ch)) => Some(probe(ch).await),
+            _ => None,
         };
         let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
-        returned
-    });
-    known.insert(uri.to_string(), returns);
-    returns
+        out
+    })
 }
 
 /// Whether a failed method was answered 404 NOT_FOUND.

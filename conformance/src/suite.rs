@@ -367,35 +367,33 @@ pub fn needs_left_out(trace: &Trace, profile: &amqp_model::Profile) -> Option<St
     needs_left_out_type(trace, &profile.recommended_types)
 }
 
+/// The exchanges a command names.
+fn exchanges_named(c: &Command) -> Vec<&amqp_model::Name> {
+    match c {
+        Command::ExchangeDeclare { exchange, .. }
+        | Command::ExchangeDelete { exchange, .. }
+        | Command::BasicPublish { exchange, .. }
+        | Command::QueueBind { exchange, .. }
+        | Command::QueueUnbind { exchange, .. } => vec![exchange],
+        Command::ExchangeBind { source, destination, .. } | Command::ExchangeUnbind { source, destination, .. } => {
+            vec![source, destination]
+        }
+        _ => vec![],
+    }
+}
+
 /// Why a trace cannot be judged on a broker that implements only `types` of the recommended
 /// exchange types (see [`needs_left_out`]).
 fn needs_left_out_type(trace: &Trace, types: &amqp_model::RecommendedTypes) -> Option<String> {
     use amqp_model::ExchangeKind;
-    let instance = |kind: &ExchangeKind| match kind {
-        ExchangeKind::Topic => vec!["amq.topic"],
-        ExchangeKind::Headers => vec!["amq.headers", "amq.match"],
-        _ => vec![],
-    };
-    let names = |c: &Command| -> Vec<amqp_model::Name> {
-        match c {
-            Command::ExchangeDeclare { exchange, .. } | Command::ExchangeDelete { exchange, .. } => {
-                vec![exchange.clone()]
-            }
-            Command::BasicPublish { exchange, .. } => vec![exchange.clone()],
-            Command::QueueBind { exchange, .. } | Command::QueueUnbind { exchange, .. } => vec![exchange.clone()],
-            Command::ExchangeBind { source, destination, .. } | Command::ExchangeUnbind { source, destination, .. } => {
-                vec![source.clone(), destination.clone()]
-            }
-            _ => vec![],
-        }
-    };
-    for kind in [ExchangeKind::Topic, ExchangeKind::Headers] {
+    let instances = [(ExchangeKind::Topic, &["amq.topic"][..]), (ExchangeKind::Headers, &["amq.headers", "amq.match"])];
+    for (kind, instances) in instances {
         if types.implements(&kind) {
             continue;
         }
         let needs = trace.commands().any(|c| {
             matches!(c, Command::ExchangeDeclare { kind: k, .. } if *k == kind)
-                || names(c).iter().any(|n| instance(&kind).contains(&n.as_str()))
+                || exchanges_named(c).iter().any(|n| instances.contains(&n.as_str()))
         });
         if needs {
             return Some(format!(

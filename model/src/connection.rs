@@ -75,11 +75,8 @@ impl Broker {
         self.ledger.retain(|copy, _| surviving.contains(copy));
         // Whether a predeclared exchange keeps its bindings depends on its durability: settle it
         // if any has one (errata 20).
-        let predeclared = |x: &crate::Name| !x.is_empty() && Broker::is_predeclared(x);
-        if self
-            .bindings
-            .iter()
-            .any(|b| predeclared(&b.source) || matches!(&b.dest, crate::state::Dest::Exchange(x) if predeclared(x)))
+        let amq = Broker::is_predeclared_amq;
+        if self.bindings.iter().any(|b| amq(&b.source) || matches!(&b.dest, crate::state::Dest::Exchange(x) if amq(x)))
         {
             self.settle_predeclared_durability();
         }

@@ -94,7 +94,7 @@ impl Broker {
         let durable = self.permits(self.profile.predeclared_durable, "errata 20");
         self.predeclared_durable = Some(durable);
         for (name, x) in Arc::make_mut(&mut self.exchanges).iter_mut() {
-            if Broker::is_predeclared(name) && !name.is_empty() {
+            if Broker::is_predeclared_amq(name) {
                 x.durable = durable;
             }
         }

@@ -335,6 +335,12 @@ impl Broker {
     pub fn is_predeclared(name: &Name) -> bool {
         PREDECLARED.iter().any(|(n, _)| *n == name.as_str())
     }
+
+    /// Whether an exchange is one of the predeclared `amq.` ones (not the default exchange),
+    /// whose durability errata 20 leaves open (`Profile::predeclared_durable`).
+    pub fn is_predeclared_amq(name: &Name) -> bool {
+        !name.is_empty() && Broker::is_predeclared(name)
+    }
 }
 
 /// The exchanges every virtual host starts with.

@@ -62,8 +62,8 @@ impl Broker {
     /// (`basic recover 01`, `redelivered implementation`); a copy whose queue was deleted is
     /// dropped. Where the profile leaves the place open (`requeue_position`: the spec says
     /// nothing of it) the copy floats: it may go out before or after any message that was in the
-    /// queue then, never after one that came later (`basic 08`). Only `basic.recover` without requeue (spec profile) hands copies straight back to
-    /// their original consumer.
+    /// queue then, never after one that came later (`basic 08`). Only `basic.recover` without
+    /// requeue (spec profile) hands copies straight back to their original consumer.
     pub(crate) fn requeue(&mut self, u: Unacked, avoid: Option<ChanRef>) {
         self.requeue_flagged(u, avoid, self.profile.redelivered_flag_optional);
     }
@@ -71,12 +71,11 @@ impl Broker {
     /// [`Self::requeue`], with the redelivered flag optional or not on the next delivery.
     pub(crate) fn requeue_flagged(&mut self, u: Unacked, avoid: Option<ChanRef>, flag_optional: bool) {
         let redelivered = !self.faults.has(Fault::NoRedeliveredFlag);
+        let floating = (self.profile.requeue_position == RequeuePosition::Anywhere).then_some(self.next_msg);
         match self.queues.get_mut(&u.queue).filter(|_| !u.queue_gone) {
             Some(q) => {
                 let id = u.msg.id();
                 let at = q.ready.partition_point(|r| r.msg.id() < id);
-                let floating = (self.profile.requeue_position == RequeuePosition::Anywhere).then_some(self.next_msg);
-                let q = self.queues.get_mut(&u.queue).expect("found");
                 q.ready.insert(at, Ready { msg: u.msg, redelivered, flag_optional, avoid, floating });
             }
             None => self.settle_copy(u.msg.id(), &u.queue),

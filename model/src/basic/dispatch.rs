@@ -8,7 +8,7 @@
 use crate::broker::Internal;
 use crate::event::Event;
 use crate::fault::Fault;
-use crate::profile::{Dispatch, QosScope};
+use crate::profile::{Dispatch, QosScope, RequeuePosition};
 use crate::state::{Broker, ConsumerRef, Ready};
 use crate::types::Name;
 use std::collections::VecDeque;
@@ -18,8 +18,17 @@ use std::collections::VecDeque;
 /// [`Ready::floating`]); but not a message that arrived after a floating one still waiting was
 /// requeued. Without floating copies, just the first. (A floating copy that `takes` refuses,
 /// one the taker's channel rejected, holds nothing back: `basic reject requeue 01` lets later
-/// messages pass it for that channel, as for one that keeps its place.)
-pub(crate) fn next_candidates(ready: &VecDeque<Ready>, takes: impl Fn(&Ready) -> bool) -> Vec<usize> {
+/// messages pass it for that channel, as for one that keeps its place.) `position` is the
+/// profile's `requeue_position`: under `Original` no copy floats, and the first one is found
+/// without looking further (this runs for every consumer at every step the checker explores).
+pub(crate) fn next_candidates(
+    ready: &VecDeque<Ready>,
+    position: RequeuePosition,
+    takes: impl Fn(&Ready) -> bool,
+) -> Vec<usize> {
+    if position == RequeuePosition::Original {
+        return ready.iter().position(takes).into_iter().collect();
+    }
     // The earliest requeue among the floating copies still waiting: later arrivals wait for them.
     let bound = ready.iter().filter(|r| takes(r)).filter_map(|r| r.floating).min();
     let mut out = Vec::new();
@@ -80,7 +89,7 @@ impl Broker {
     /// `requeue_avoids_rejecting_channel`, not one its own channel rejected): see
     /// [`next_candidates`].
     fn eligible(&self, ready: &VecDeque<Ready>, c: &ConsumerRef) -> Vec<usize> {
-        next_candidates(ready, |r| r.avoid != Some(c.ch))
+        next_candidates(ready, self.profile.requeue_position, |r| r.avoid != Some(c.ch))
     }
 
     /// The deliveries possible now: for round robin, the next consumer in turn with capacity; for
@@ -115,8 +124,8 @@ impl Broker {
 
     /// Deliver the ready message at `at` of `queue`, one it may be given next, to `consumer`
     /// (`basic.deliver`), flagged `redelivered` (which must be its flag unless the flag is
-    /// optional, [`Ready::flag_optional`]). Under round robin, consumers passed over for lack of capacity leave
-    /// the rotation and the one served moves to its end.
+    /// optional, [`Ready::flag_optional`]). Under round robin, consumers passed over for lack of
+    /// capacity leave the rotation and the one served moves to its end.
     pub(crate) fn deliver(
         &mut self,
         queue: &Name,

@@ -185,7 +185,8 @@ impl Broker {
         // basic.get either (`basic reject requeue 01`, `basic nack requeue 01`; only under
         // `requeue_avoids_rejecting_channel` is a copy so marked): the first other one is taken,
         // or none.
-        let candidates = crate::basic::dispatch::next_candidates(&q.ready, |r| r.avoid != Some(ch));
+        let position = self.profile.requeue_position;
+        let candidates = crate::basic::dispatch::next_candidates(&q.ready, position, |r| r.avoid != Some(ch));
         let at = match candidates.len() {
             0 | 1 => candidates.first().copied(),
             n => Some(candidates[self.either("basic 08", n.min(255) as u8) as usize]),
