@@ -193,6 +193,27 @@ impl crate::state::Broker {
         self.dispatch_choices(out);
     }
 
+    /// Whether the broker still has something it must do on its own: a delivery it may make
+    /// ([`Broker::internal_steps`]) that it may not leave unmade. Every one, except under
+    /// `Profile::prefetch_fill_optional`, where a delivery to a consumer that already holds an
+    /// unacknowledged delivery of its own is sending ahead, which the broker may leave out
+    /// (`basic qos prefetch-count 01`); a consumer holding none must still be served while a
+    /// message may go to it (to it or, first, to another consumer).
+    pub fn owes_delivery(&self) -> bool {
+        let mut steps = Vec::new();
+        self.internal_steps(&mut steps);
+        if !self.profile.prefetch_fill_optional {
+            return !steps.is_empty();
+        }
+        steps.iter().any(|Internal::Deliver { consumer, .. }| !self.holds_unacked(consumer))
+    }
+
+    /// Whether `consumer` holds an unacknowledged delivery of its own (not a `basic.get` one).
+    fn holds_unacked(&self, consumer: &crate::state::ConsumerRef) -> bool {
+        self.channel(consumer.ch)
+            .is_some_and(|c| c.unacked.values().any(|u| u.consumer.as_ref() == Some(&consumer.tag)))
+    }
+
     /// Take one of the broker's own choices, returning what clients observe.
     pub fn step(&mut self, internal: &Internal) -> Vec<Event> {
         let mut out = Vec::new();

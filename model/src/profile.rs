@@ -164,6 +164,14 @@ pub struct Profile {
     /// so under `spec` each such delivery may carry it or not, except what `basic.recover`
     /// resends (`basic recover 01`, a MUST); RabbitMQ always sets it.
     pub redelivered_flag_optional: bool,
+    /// Whether the broker may send less than a consumer's prefetch window allows: `basic qos
+    /// prefetch-count 01` lets the server send less in advance than the client permits (it only
+    /// MUST NOT send more), so under `spec` a delivery is owed only to a consumer that holds no
+    /// unacknowledged delivery of its own (and to every no-ack consumer); one to a consumer that
+    /// already holds one stays possible but the broker may also never make it. A wait ends, and
+    /// a trace may finish, once nothing is owed ([`crate::Broker::owes_delivery`]). RabbitMQ
+    /// fills every window at once.
+    pub prefetch_fill_optional: bool,
     /// A queue method naming `""` on a channel that declared no queue: the queue-known rules
     /// give 404 on the channel, section 1.1 gives 502, which the errata (section 18) make a
     /// connection exception; the spec profile allows either, RabbitMQ closes the channel with 404.
@@ -318,6 +326,7 @@ impl Profile {
             predeclared_durable: Permit::Either,
             requeue_position: RequeuePosition::Anywhere,
             redelivered_flag_optional: true,
+            prefetch_fill_optional: true,
             unknown_last_queue: LastQueueError::Either,
         }
     }
@@ -351,6 +360,7 @@ impl Profile {
             predeclared_durable: Permit::Allowed,
             requeue_position: RequeuePosition::Original,
             redelivered_flag_optional: false,
+            prefetch_fill_optional: false,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }

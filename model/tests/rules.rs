@@ -1863,3 +1863,37 @@ fn redelivered_flag_after_requeue() {
         assert_eq!(flags(w.outcomes(&get(c, "q", true))), vec![true]);
     }
 }
+
+/// `basic qos prefetch-count 01`: the server may send less ahead than the windows allow (and
+/// MUST NOT send more). Under `spec` a consumer already holding an unacknowledged delivery may be
+/// sent another, but is not owed it, so a broker that sends one at a time is done; a consumer
+/// holding none, and a no-ack consumer, are owed what waits for them. RabbitMQ fills every window.
+#[test]
+fn a_consumer_holding_a_message_is_owed_no_other_under_spec() {
+    for p in BOTH {
+        let (mut w, c) = connected(p);
+        w.declare(queue(c, "q", false, false, false));
+        w.declare(queue(c, "n", false, false, false));
+        let acking = w.open(2);
+        w.run(consume(acking, "q", "A", false));
+        assert_eq!(w.run(send(c, "", "q", "m0")).len(), 1, "{p:?}: m0 goes to A at once");
+        // Applied without settling: the deliveries it makes possible are the steps left.
+        w.0.apply(&send(c, "", "q", "m1")).expect("publish");
+        let mut steps = Vec::new();
+        w.0.internal_steps(&mut steps);
+        assert_eq!(steps.len(), 1, "{p:?}: m1 may go to A");
+        assert_eq!(w.0.owes_delivery(), p == RABBIT, "{p:?}: m1 owed to A, which holds m0");
+        // Once A acknowledges m0 it holds nothing, and m1 is owed under both.
+        w.0.apply(&ack(acking, 1, false)).expect("ack");
+        assert!(w.0.owes_delivery(), "{p:?}: m1 owed to A, which holds nothing");
+        w.0.settle_internal();
+        // A no-ack consumer holds nothing: each message is owed to it.
+        let free = w.open(3);
+        w.run(consume(free, "n", "B", true));
+        w.0.apply(&send(c, "", "n", "x0")).expect("publish");
+        w.0.apply(&send(c, "", "n", "x1")).expect("publish");
+        w.0.settle_internal();
+        w.0.apply(&send(c, "", "n", "x2")).expect("publish");
+        assert!(w.0.owes_delivery(), "{p:?}: x2 owed to the no-ack consumer");
+    }
+}
