@@ -162,6 +162,18 @@ impl Broker {
         }
     }
 
+    /// Whether a command that adds the `count`+1-th entity of a kind (a queue's consumers or
+    /// bindings, the vhost's queues or declared exchanges) may be refused for lack of room:
+    /// under `resource_limits`, once `count` reaches the `minimum` the rule `why` recommends,
+    /// either accepted (the first answer) or 506 resource-error on the connection.
+    pub(crate) fn out_of_room(&mut self, count: usize, minimum: usize, why: &'static str) -> crate::broker::Outcome {
+        use crate::broker::Exception;
+        if self.profile.resource_limits && count >= minimum && self.either(why, 2) == 1 {
+            return Err(Exception::Connection(crate::types::ReplyCode::ResourceError));
+        }
+        Ok(())
+    }
+
     /// Which of `of` answers to give at a point where `why` allows each (`of` at least 2): the
     /// next one the script names, otherwise the first.
     pub(crate) fn either(&mut self, why: &'static str, of: u8) -> u8 {

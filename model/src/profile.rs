@@ -172,6 +172,14 @@ pub struct Profile {
     /// a trace may finish, once nothing is owed ([`crate::Broker::owes_delivery`]). RabbitMQ
     /// fills every window at once.
     pub prefetch_fill_optional: bool,
+    /// Whether the broker may run out of room once past the minimums the rules recommend: a
+    /// consume past the sixteenth consumer of a queue (`basic consume 01`), a declare creating
+    /// the seventeenth exchange that is not predeclared (`exchange declare minimum`) or the 257th
+    /// queue (`queue declare minimum-queues`), a bind giving a queue a fifth binding (`queue bind
+    /// binding-count`). Under `spec` each such command may also be refused with 506
+    /// resource-error on the connection (a choice: the rules name no code, and resource-error is
+    /// the constant for too many entities); RabbitMQ has no such limits.
+    pub resource_limits: bool,
     /// A queue method naming `""` on a channel that declared no queue: the queue-known rules
     /// give 404 on the channel, section 1.1 gives 502, which the errata (section 18) make a
     /// connection exception; the spec profile allows either, RabbitMQ closes the channel with 404.
@@ -327,6 +335,7 @@ impl Profile {
             requeue_position: RequeuePosition::Anywhere,
             redelivered_flag_optional: true,
             prefetch_fill_optional: true,
+            resource_limits: true,
             unknown_last_queue: LastQueueError::Either,
         }
     }
@@ -361,6 +370,7 @@ impl Profile {
             requeue_position: RequeuePosition::Original,
             redelivered_flag_optional: false,
             prefetch_fill_optional: false,
+            resource_limits: false,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }
@@ -373,6 +383,7 @@ impl Profile {
             || self.argument_equivalence == ArgumentEquivalence::Either
             || self.requeue_position == RequeuePosition::Anywhere
             || self.redelivered_flag_optional
+            || self.resource_limits
             || [
                 self.cancel_notify,
                 self.default_exchange_other_bindings,

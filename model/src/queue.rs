@@ -115,6 +115,7 @@ impl Broker {
             None if passive => return Err(Channel(NotFound)),
             None if name.is_reserved() => return Err(Channel(AccessRefused)),
             None => {
+                self.out_of_room(self.queues.len(), 256, "queue declare minimum-queues")?;
                 let name = if name.is_empty() { self.generate_name("amq.gen-") } else { name };
                 let q = Queue {
                     durable,
@@ -181,6 +182,10 @@ impl Broker {
         self.usable_queue(ch, q)?;
         if !self.exchanges.contains_key(exchange) {
             return Err(Channel(NotFound));
+        }
+        if !self.bindings.contains(&b) {
+            let bound = self.bindings.iter().filter(|x| x.dest == b.dest).count();
+            self.out_of_room(bound, 4, "queue bind binding-count")?;
         }
         Arc::make_mut(&mut self.bindings).insert(b);
         out.push(Event::Reply { ch, reply: Reply::QueueBindOk });

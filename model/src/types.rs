@@ -237,6 +237,8 @@ pub enum ReplyCode {
     ChannelError,
     /// 505 unexpected-frame.
     UnexpectedFrame,
+    /// 506 resource-error (too many entities, e.g. past a resource limit).
+    ResourceError,
     /// 530 not-allowed.
     NotAllowed,
     /// 540 not-implemented.
@@ -261,6 +263,7 @@ impl ReplyCode {
             ReplyCode::CommandInvalid => 503,
             ReplyCode::ChannelError => 504,
             ReplyCode::UnexpectedFrame => 505,
+            ReplyCode::ResourceError => 506,
             ReplyCode::NotAllowed => 530,
             ReplyCode::NotImplemented => 540,
             ReplyCode::InternalError => 541,
@@ -276,7 +279,7 @@ impl ReplyCode {
     }
 }
 
-const ALL_CODES: [ReplyCode; 15] = [
+const ALL_CODES: [ReplyCode; 16] = [
     ReplyCode::ReplySuccess,
     ReplyCode::NoRoute,
     ReplyCode::ConnectionForced,
@@ -289,6 +292,7 @@ const ALL_CODES: [ReplyCode; 15] = [
     ReplyCode::CommandInvalid,
     ReplyCode::ChannelError,
     ReplyCode::UnexpectedFrame,
+    ReplyCode::ResourceError,
     ReplyCode::NotAllowed,
     ReplyCode::NotImplemented,
     ReplyCode::InternalError,

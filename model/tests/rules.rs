@@ -1897,3 +1897,55 @@ fn a_consumer_holding_a_message_is_owed_no_other_under_spec() {
         assert!(w.0.owes_delivery(), "{p:?}: x2 owed to the no-ack consumer");
     }
 }
+
+/// The minimums of `basic consume 01` (16 consumers on a queue), `exchange declare minimum` (16
+/// declared exchanges), `queue declare minimum-queues` (256 queues) and `queue bind
+/// binding-count` (4 bindings on a queue): up to each, one answer; past it, under `spec`, the
+/// command may also be refused with 506 resource-error on the connection (`resource_limits`).
+/// RabbitMQ has no such limits.
+#[test]
+fn past_a_recommended_minimum_the_server_may_run_out_of_room() {
+    let past = |w: &World, cmd: Command, p: Profile| {
+        let outcomes = w.outcomes(&cmd);
+        let refused = vec![Event::ConnectionClosed {
+            conn: cmd.channel().expect("a channel method").conn,
+            code: ReplyCode::ResourceError,
+            method: cmd.method(),
+        }];
+        assert_eq!(outcomes.len(), if p == SPEC { 2 } else { 1 }, "{cmd:?}: {outcomes:?}");
+        assert_ne!(outcomes[0], refused, "{cmd:?}: accepted first");
+        assert_eq!(outcomes.get(1), (p == SPEC).then_some(&refused), "{cmd:?}");
+    };
+    for p in BOTH {
+        let (mut w, c) = connected(p);
+        w.declare(queue(c, "q", false, false, false));
+        for i in 1..=16 {
+            let cmd = consume(c, "q", &format!("t{i}"), true);
+            assert_eq!(w.outcomes(&cmd).len(), 1, "{p:?}: consumer {i}");
+            w.run(cmd);
+        }
+        past(&w, consume(c, "q", "t17", true), p);
+        for i in 1..=16 {
+            let cmd = exchange(c, &format!("x{i}"), Fanout, false, false);
+            assert_eq!(w.outcomes(&cmd).len(), 1, "{p:?}: exchange {i}");
+            w.run(cmd);
+        }
+        past(&w, exchange(c, "x17", Fanout, false, false), p);
+        for i in 1..=4 {
+            let cmd = bind(c, "q", &format!("x{i}"), "");
+            assert_eq!(w.outcomes(&cmd).len(), 1, "{p:?}: binding {i}");
+            w.run(cmd);
+        }
+        // A duplicate adds no binding.
+        assert_eq!(w.outcomes(&bind(c, "q", "x1", "")).len(), 1, "{p:?}: duplicate binding");
+        past(&w, bind(c, "q", "x5", ""), p);
+        for i in 2..=256 {
+            let cmd = queue(c, &format!("q{i}"), false, false, false);
+            assert_eq!(w.outcomes(&cmd).len(), 1, "{p:?}: queue {i}");
+            w.run(cmd);
+        }
+        past(&w, queue(c, "q257", false, false, false), p);
+        // Redeclaring an existing queue creates nothing.
+        assert_eq!(w.outcomes(&queue(c, "q2", false, false, false)).len(), 1, "{p:?}: redeclare");
+    }
+}

@@ -71,6 +71,8 @@ impl Broker {
         if has_exclusive || exclusive && q.consumer_count() > 0 {
             return Err(Channel(ReplyCode::AccessRefused));
         }
+        let consumers = q.consumer_count();
+        self.out_of_room(consumers, 16, "basic consume 01")?;
         let tag = if consumer_tag.is_empty() { self.generate_name("amq.ctag-") } else { consumer_tag.clone() };
         let chan = self.channel_mut(ch);
         let prefetch = chan.consumer_prefetch;
