@@ -168,12 +168,20 @@ impl crate::state::Broker {
                 self.basic_publish(ch, exchange, routing_key, *mandatory, content, out)
             }
             BasicGet { queue, no_ack, .. } => self.basic_get(ch, queue, *no_ack, out),
-            BasicAck { delivery_tag, multiple, .. } => {
-                self.basic_settle(ch, *delivery_tag, *multiple, crate::state::Settle::Ack)
-            }
-            BasicNack { delivery_tag, multiple, requeue, .. } => {
-                self.basic_settle(ch, *delivery_tag, *multiple, crate::state::Settle::rejecting(*requeue))
-            }
+            BasicAck { delivery_tag, multiple, .. } => self.basic_ack_or_nack(
+                ch,
+                *delivery_tag,
+                *multiple,
+                crate::state::Settle::Ack,
+                "basic ack multiple exists",
+            ),
+            BasicNack { delivery_tag, multiple, requeue, .. } => self.basic_ack_or_nack(
+                ch,
+                *delivery_tag,
+                *multiple,
+                crate::state::Settle::rejecting(*requeue),
+                "basic nack multiple exists",
+            ),
             BasicReject { delivery_tag, requeue, .. } => {
                 self.basic_settle(ch, *delivery_tag, false, crate::state::Settle::rejecting(*requeue))
             }

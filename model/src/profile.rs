@@ -132,7 +132,11 @@ pub struct Profile {
     /// connection, or 406 by `exchange declare exchange syntax` (which asks for a non-empty
     /// name), a delete of `""` with 403 or 530, and a name over the 127 characters of the
     /// exchange-name and queue-name domains with 406 (as for the syntax) or 502 syntax-error on
-    /// the connection. RabbitMQ answers 403 for `""` and has no 127-character limit.
+    /// the connection. Where two rules each name a code for one failure, either: a passive
+    /// `queue.declare` of a name outside the syntax is 406 (`queue declare queue syntax`) or 404
+    /// (`queue declare passive passive`: no queue can have it), and a new queue name that is
+    /// reserved and outside the syntax 406 or 403 (`queue declare queue reserved`). RabbitMQ
+    /// answers 403 for `""` and has no 127-character limit.
     pub any_fitting_code: bool,
     /// Which of the exchange types that `exchange recommended-types` recommends (SHOULD) the
     /// server implements. One left out is an unknown type: a non-passive declare of it is 503 on
@@ -180,6 +184,21 @@ pub struct Profile {
     /// resource-error on the connection (a choice: the rules name no code, and resource-error is
     /// the constant for too many entities); RabbitMQ has no such limits.
     pub resource_limits: bool,
+    /// When an unroutable mandatory message published in a transaction is returned: the tx
+    /// class's rule `tx not mandatory` says applications MUST NOT rely on it, so under `spec`
+    /// (`true`) it may come back at the publish, or at `tx.commit` before or after commit-ok,
+    /// or never (a rollback does not undo a return already sent); RabbitMQ returns it at the
+    /// commit, before commit-ok, and never after a rollback.
+    pub tx_return_timing_open: bool,
+    /// `basic.ack` or `basic.nack` of tag 0 without multiple: it names no delivery, but the
+    /// delivery-tag domain reserves 0 for "everything so far" and the multiple-exists rules
+    /// check non-zero tags only, so under `spec` (`true`) it may be 406, settle every outstanding
+    /// delivery of the channel, or do nothing; RabbitMQ: 406.
+    pub zero_tag_alone_open: bool,
+    /// A passive `queue.declare` of `""`: without creation the empty name has no special
+    /// meaning of its own, so it names no queue (404, RabbitMQ) or, by the queue-name domain,
+    /// the channel's last declared queue (`queue declare passive passive`); `spec`: either.
+    pub passive_empty_last_queue: Permit,
     /// A queue method naming `""` on a channel that declared no queue: the queue-known rules
     /// give 404 on the channel, section 1.1 gives 502, which the errata (section 18) make a
     /// connection exception; the spec profile allows either, RabbitMQ closes the channel with 404.
@@ -336,6 +355,9 @@ impl Profile {
             redelivered_flag_optional: true,
             prefetch_fill_optional: true,
             resource_limits: true,
+            tx_return_timing_open: true,
+            zero_tag_alone_open: true,
+            passive_empty_last_queue: Permit::Either,
             unknown_last_queue: LastQueueError::Either,
         }
     }
@@ -371,6 +393,9 @@ impl Profile {
             redelivered_flag_optional: false,
             prefetch_fill_optional: false,
             resource_limits: false,
+            tx_return_timing_open: false,
+            zero_tag_alone_open: false,
+            passive_empty_last_queue: Permit::Refused,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }
@@ -384,6 +409,8 @@ impl Profile {
             || self.requeue_position == RequeuePosition::Anywhere
             || self.redelivered_flag_optional
             || self.resource_limits
+            || self.tx_return_timing_open
+            || self.zero_tag_alone_open
             || [
                 self.cancel_notify,
                 self.default_exchange_other_bindings,
@@ -391,6 +418,7 @@ impl Profile {
                 self.if_empty_counts_unacked,
                 self.unbind_failure_on_channel,
                 self.predeclared_durable,
+                self.passive_empty_last_queue,
             ]
             .contains(&Permit::Either)
             || self.equivalence_code == EquivalenceCode::PreconditionFailedOrResourceLocked

@@ -2,7 +2,7 @@
 
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
-use crate::profile::{LastQueueError, RABBITMQ_QUEUE_ARGUMENTS};
+use crate::profile::{LastQueueError, Permit, RABBITMQ_QUEUE_ARGUMENTS};
 use crate::state::{Binding, Broker, Dest, Queue};
 use crate::types::{ChanRef, Name, ReplyCode, Table};
 use std::sync::Arc;
@@ -77,7 +77,22 @@ impl Broker {
         out: &mut Vec<Event>,
     ) -> Outcome {
         let durable = durable && !exclusive;
-        let name = queue.clone();
+        let last_queue = match self.profile.passive_empty_last_queue {
+            _ if !passive || !queue.is_empty() => false,
+            Permit::Either => self.either("queue declare passive passive", 2) == 1,
+            permit => permit == Permit::Allowed,
+        };
+        let name = if last_queue { self.resolve_queue(ch, queue)? } else { queue.clone() };
+        if self.profile.name_syntax_checked && self.profile.any_fitting_code && !name.follows_syntax() {
+            // No queue can have the name, so a passive declare may also fail as the passive rule
+            // says; a new reserved name may also fail as the reserved rule says.
+            if passive && self.either("queue declare passive passive", 2) == 1 {
+                return Err(Channel(NotFound));
+            }
+            if !passive && name.is_reserved() && self.either("queue declare queue reserved", 2) == 1 {
+                return Err(Channel(AccessRefused));
+            }
+        }
         if let Some(refused) = self.bad_name(&name, "queue declare queue syntax") {
             return Err(refused);
         }

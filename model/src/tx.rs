@@ -1,5 +1,6 @@
-//! The `tx` class: transactions as RabbitMQ implements them. Publishes and settlements made on a
-//! transactional channel take effect at `tx.commit` and are forgotten at `tx.rollback`.
+//! The `tx` class. Publishes and settlements made on a transactional channel take effect at
+//! `tx.commit` and are forgotten at `tx.rollback`; when an unroutable mandatory publish is
+//! returned is RabbitMQ's answer (at the commit) or, under `spec`, open (`tx not mandatory`).
 
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
@@ -27,13 +28,23 @@ impl Broker {
     }
 
     /// `tx.commit` (`tx commit transacted`: 406 on a channel that is not transactional): the held
-    /// publishes are routed in order (unroutable mandatory ones returned now, before commit-ok,
-    /// as RabbitMQ does: `tx not mandatory` leaves this open, and a rolled-back publish is never
-    /// returned), then the held settlements are carried out.
+    /// publishes are routed in order, then the held settlements are carried out. An unroutable
+    /// mandatory one is returned now, before commit-ok, as RabbitMQ does; `tx not mandatory`
+    /// leaves this open, so under `tx_return_timing_open` it may also come after commit-ok, or
+    /// never (or it came at the publish already: [`Broker::basic_publish`]).
     pub(crate) fn tx_commit(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
         let publishes = std::mem::take(self.transaction(ch)?);
+        let mut late = Vec::new();
         for p in publishes {
-            self.enqueue(ch, &p.exchange, &p.routing_key, p.mandatory, &p.content, out);
+            let unroutable = p.mandatory
+                && self.profile.tx_return_timing_open
+                && self.profile.mandatory_returns
+                && self.route(&p.exchange, &p.routing_key, &p.content.headers).is_empty();
+            match if unroutable { self.either("tx not mandatory", 3) } else { 0 } {
+                0 => self.enqueue(ch, &p.exchange, &p.routing_key, p.mandatory, &p.content, out),
+                1 => self.enqueue(ch, &p.exchange, &p.routing_key, true, &p.content, &mut late),
+                _ => self.enqueue(ch, &p.exchange, &p.routing_key, false, &p.content, out),
+            }
         }
         let chan = self.channel_mut(ch);
         let tags: Vec<u64> = chan.unacked.iter().filter(|(_, u)| u.pending.is_some()).map(|(t, _)| *t).collect();
@@ -44,6 +55,7 @@ impl Broker {
         }
         self.unblock();
         out.push(Event::Reply { ch, reply: Reply::TxCommitOk });
+        out.extend(late);
         Ok(())
     }
 

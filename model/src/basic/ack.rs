@@ -17,6 +17,28 @@ impl Broker {
     /// covers every unacknowledged tag up to the given one, and with tag 0 all of them. In a
     /// transaction the settlement waits for `tx.commit`. A requeued copy goes back to its original
     /// place flagged redelivered.
+    /// `basic.ack` or `basic.nack` ([`Broker::basic_settle`]). Tag 0 without multiple names no
+    /// delivery, but the delivery-tag domain reserves 0 for everything received so far and the
+    /// exists rules check non-zero tags only (`why`), so under `zero_tag_alone_open` it is 406
+    /// (RabbitMQ, the first answer), every outstanding delivery, or nothing.
+    pub(crate) fn basic_ack_or_nack(
+        &mut self,
+        ch: ChanRef,
+        delivery_tag: u64,
+        multiple: bool,
+        how: Settle,
+        why: &'static str,
+    ) -> Outcome {
+        if delivery_tag == 0 && !multiple && self.profile.zero_tag_alone_open {
+            match self.either(why, 3) {
+                0 => {}
+                1 => return self.basic_settle(ch, 0, true, how),
+                _ => return Ok(()),
+            }
+        }
+        self.basic_settle(ch, delivery_tag, multiple, how)
+    }
+
     pub(crate) fn basic_settle(&mut self, ch: ChanRef, delivery_tag: u64, multiple: bool, how: Settle) -> Outcome {
         let chan = self.channel(ch).expect("open");
         let open = |t: &u64| chan.unacked.get(t).is_some_and(|u| u.pending.is_none());

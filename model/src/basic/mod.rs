@@ -119,6 +119,14 @@ impl Broker {
         if x.internal {
             return Err(Channel(ReplyCode::AccessRefused));
         }
+        let mut mandatory = mandatory;
+        if matches!(self.channel(ch).expect("open").mode, Mode::Tx { .. })
+            && self.returns_now(exchange, routing_key, mandatory, content)
+        {
+            // Returned at the publish (`tx not mandatory`); routed at the commit as any other.
+            self.enqueue(ch, exchange, routing_key, true, content, out);
+            mandatory = false;
+        }
         let chan = self.channel_mut(ch);
         match &mut chan.mode {
             Mode::Tx { publishes } => {
@@ -139,6 +147,16 @@ impl Broker {
             Mode::Plain => self.enqueue(ch, exchange, routing_key, mandatory, content, out),
         }
         Ok(())
+    }
+
+    /// Whether an unroutable mandatory message published in a transaction is returned at once:
+    /// under `tx_return_timing_open` a choice (`tx not mandatory`), held for the commit first.
+    fn returns_now(&mut self, exchange: &Name, routing_key: &Name, mandatory: bool, content: &Content) -> bool {
+        mandatory
+            && self.profile.mandatory_returns
+            && self.profile.tx_return_timing_open
+            && self.route(exchange, routing_key, &content.headers).is_empty()
+            && self.either("tx not mandatory", 2) == 1
     }
 
     /// Route a message and append a copy to every queue it reaches; an unroutable mandatory
