@@ -9,6 +9,9 @@
 //!    counted over the cycles. The ratio is the runner's share of the plain loop's speed.
 //! 2. Traces per second for `--jobs 1, 2, 4, 8`: the fixture suite (traces that restart the
 //!    broker left out) run through the suite runner, as the CLI runs it.
+//! 3. One step with many deliveries: a fanout to 8 consumers, n deliveries all observed in one
+//!    `wait` (as when a broker's deliveries arrive late on a busy machine), validated; beside it,
+//!    the model making the same deliveries (its eager dispatch), in the same run.
 
 use amqp_conformance::live::{LiveTarget, Timing};
 use amqp_conformance::run::{record, Verdict};
@@ -184,4 +187,59 @@ fn main() {
         let base = *base.get_or_insert(rate);
         println!("| {jobs} | {:.2} | {rate:.1} | {:.2}x |", run.elapsed.as_secs_f64(), rate / base);
     }
+
+    println!();
+    println!("One step with n deliveries (fanout to 8 consumers, spec profile), best of {REPEATS}");
+    println!();
+    println!("| deliveries | model makes them (ms) | validator explains them (ms) | validator/model |");
+    println!("| ---: | ---: | ---: | ---: |");
+    for n in [100, 200, 400, 800] {
+        let (mut made, mut explained) = (f64::MAX, f64::MAX);
+        for _ in 0..REPEATS {
+            let (m, e) = many_deliveries(n);
+            made = made.min(m);
+            explained = explained.min(e);
+        }
+        println!("| {n} | {made:.2} | {explained:.2} | {:.1} |", explained / made);
+    }
+}
+
+/// Milliseconds the model takes to make `n` deliveries of a fanout to 8 consumers, and the
+/// validator to explain them observed in one `wait`.
+fn many_deliveries(n: usize) -> (f64, f64) {
+    use amqp_conformance::validate::Validator;
+    use amqp_model::check::config::cmd::{bind, consume, exchange, publish, queue};
+    use amqp_model::{Broker, ChanRef, Command, ConnId, Content, ExchangeKind};
+    let profile = Profile::spec();
+    let c = ChanRef::new(1, 1);
+    let mut setup = vec![
+        Command::ConnectionOpen { conn: ConnId(1) },
+        Command::ChannelOpen { ch: c },
+        exchange(c, "ex", ExchangeKind::Fanout, false, false),
+    ];
+    for i in 0..8 {
+        let q = format!("q{i}");
+        setup.extend([
+            queue(c, &q, false, false, false),
+            bind(c, &q, "ex", ""),
+            consume(c, &q, &format!("w{i}"), false),
+        ]);
+    }
+    let (mut broker, mut validator) = (Broker::new(profile), Validator::new(profile));
+    for cmd in &setup {
+        let mut events = broker.apply(cmd).expect("setup");
+        events.extend(broker.settle_internal());
+        validator.command(cmd, &events).expect("setup is explained");
+    }
+    for m in 0..n / 8 {
+        let cmd = publish(c, "ex", "", false, Content::text(&format!("m{m}")));
+        broker.apply(&cmd).expect("publish");
+        validator.command(&cmd, &[]).expect("a publish answers nothing");
+    }
+    let t = Instant::now();
+    let all = broker.settle_internal();
+    let made = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    validator.wait(&all).expect("the deliveries are explained");
+    (made, t.elapsed().as_secs_f64() * 1e3)
 }

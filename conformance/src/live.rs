@@ -144,6 +144,17 @@ fn binding_key(names: &Names, exchange: &Name, routing_key: &Name) -> String {
     }
 }
 
+/// A queue binding's routing key as sent: as [`binding_key`], and also prefixed where it is a
+/// queue name the broker holds as a key (`keyed`), as a publish with that key is, so that an
+/// explicit key names the binding `queue.bind "" X ""` made.
+fn queue_binding_key(names: &Names, keyed: &BTreeSet<Name>, exchange: &Name, routing_key: &Name) -> String {
+    if keyed.contains(routing_key) {
+        names.wire(routing_key)
+    } else {
+        binding_key(names, exchange, routing_key)
+    }
+}
+
 impl Names {
     fn wire(&self, name: &Name) -> String {
         if name.is_empty() || name.is_reserved() {
@@ -1059,7 +1070,7 @@ impl LiveTarget {
                 let (q, x, k, a) = (
                     names.wire(queue),
                     names.wire(exchange),
-                    binding_key(&names, exchange, routing_key),
+                    queue_binding_key(&names, &self.keyed, exchange, routing_key),
                     field_table(arguments),
                 );
                 self.reply(*ch, Method::QueueBind, Reply::QueueBindOk, |c| async move {
@@ -1071,7 +1082,7 @@ impl LiveTarget {
                 let (q, x, k, a) = (
                     names.wire(queue),
                     names.wire(exchange),
-                    binding_key(&names, exchange, routing_key),
+                    queue_binding_key(&names, &self.keyed, exchange, routing_key),
                     field_table(arguments),
                 );
                 self.reply(*ch, Method::QueueUnbind, Reply::QueueUnbindOk, |c| async move {

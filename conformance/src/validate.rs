@@ -121,15 +121,40 @@ fn bind(names: &mut BTreeMap<Name, Name>, observed: &Name, model: &Name) -> bool
     }
 }
 
+/// Bind the name a `queue.declare-ok` gave a new queue, as [`bind`] does, except that an observed
+/// name bound to a queue that is `gone` may be bound again: `queue declare queue default-name`
+/// asks for a name no existing queue has, and does not say whether one may be issued again once
+/// its queue is deleted.
+fn bind_new_queue(
+    names: &mut BTreeMap<Name, Name>,
+    observed: &Name,
+    model: &Name,
+    gone: &dyn Fn(&Name) -> bool,
+) -> bool {
+    match names.get(observed) {
+        Some(prev) if prev != model && gone(prev) && !names.values().any(|v| v == model) => {
+            names.insert(observed.clone(), model.clone());
+            true
+        }
+        _ => bind(names, observed, model),
+    }
+}
+
 /// Whether a model event and an observed one are the same up to generated names, binding new
-/// pairs of generated names in `names`.
+/// pairs of generated names in `names` (`gone`: whether a model queue no longer exists).
 ///
 /// The reply that introduces a server-generated name (`consume-ok` of a consume with an empty
 /// tag, `declare-ok` of a declare with an empty name) binds whatever name the broker chose: the
 /// specification does not say what such names look like (RabbitMQ's begin `amq.ctag-` and
 /// `amq.gen-`, GarageMQ's consumer tags are numbers). Elsewhere a name matches the model's when
 /// they are bound together, or, for names with RabbitMQ's prefixes, when they can be.
-fn same(model: &Event, observed: &Event, names: &mut BTreeMap<Name, Name>, loose_counts: bool) -> bool {
+fn same(
+    model: &Event,
+    observed: &Event,
+    names: &mut BTreeMap<Name, Name>,
+    loose_counts: bool,
+    gone: &dyn Fn(&Name) -> bool,
+) -> bool {
     let uncounted = |e: &Event| match e {
         Event::Reply { ch, reply: Reply::QueueDeclareOk { queue, .. } } if loose_counts => Event::Reply {
             ch: *ch,
@@ -150,7 +175,9 @@ fn same(model: &Event, observed: &Event, names: &mut BTreeMap<Name, Name>, loose
         (
             Event::Reply { ch: mc, reply: Reply::QueueDeclareOk { queue: mq, message_count: mm, consumer_count: mn } },
             Event::Reply { ch: oc, reply: Reply::QueueDeclareOk { queue: oq, message_count: om, consumer_count: on } },
-        ) if mc == oc && (mm, mn) == (om, on) && generated(mq.as_str()).is_some() => return bind(names, oq, mq),
+        ) if mc == oc && (mm, mn) == (om, on) && generated(mq.as_str()).is_some() => {
+            return bind_new_queue(names, oq, mq, gone)
+        }
         _ => {}
     }
     let (mt, ot): (Vec<&str>, Vec<&str>) = (m.split(' ').collect(), o.split(' ').collect());
@@ -173,7 +200,7 @@ fn same(model: &Event, observed: &Event, names: &mut BTreeMap<Name, Name>, loose
 
 /// Where an event arrives: a channel, or the connection itself (channel 0). AMQP orders frames
 /// within a channel; a broker may interleave its channels on the connection in any order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Stream {
     Connection(ConnId),
     Channel(amqp_model::ChanRef),
@@ -186,7 +213,8 @@ fn stream(e: &Event) -> Stream {
 /// The observed events of one step, split by stream, with how many of each were matched.
 #[derive(Clone)]
 struct Progress<'a> {
-    per_stream: BTreeMap<Stream, Vec<&'a Event>>,
+    /// Shared by every clone: only `used` changes as the search goes.
+    per_stream: std::rc::Rc<BTreeMap<Stream, Vec<&'a Event>>>,
     used: BTreeMap<Stream, usize>,
     loose_counts: bool,
 }
@@ -197,15 +225,37 @@ impl<'a> Progress<'a> {
         for e in observed {
             per_stream.entry(stream(e)).or_default().push(e);
         }
-        Progress { per_stream, used: BTreeMap::new(), loose_counts }
+        Progress { per_stream: std::rc::Rc::new(per_stream), used: BTreeMap::new(), loose_counts }
     }
 
-    /// Consume `e` (a model event) if it is the next observed one on its stream.
-    fn take_one(&mut self, e: &Event, names: &mut BTreeMap<Name, Name>) -> bool {
+    /// The next observed event not yet matched on stream `s`.
+    fn next_on(&self, s: Stream) -> Option<&'a Event> {
+        let at = self.used.get(&s).copied().unwrap_or(0);
+        self.per_stream.get(&s).and_then(|v| v.get(at)).copied()
+    }
+
+    /// Whether the delivery `step` could match the next observed event on its channel: cheap
+    /// checks of what [`same`] would compare (a delivery there, to the same consumer tag up to
+    /// generated names), so that a step that cannot is not taken (taking one clones the state).
+    fn may_deliver(&self, step: &Internal, names: &BTreeMap<Name, Name>) -> bool {
+        let Internal::Deliver { consumer, .. } = step;
+        match self.next_on(Stream::Channel(consumer.ch)) {
+            Some(Event::Deliver { consumer_tag: observed, .. }) => {
+                observed == &consumer.tag
+                    || names.get(observed) == Some(&consumer.tag)
+                    || (generated(observed.as_str()).is_some() && generated(consumer.tag.as_str()).is_some())
+            }
+            _ => false,
+        }
+    }
+
+    /// Consume `e` (a model event of `state`) if it is the next observed one on its stream.
+    fn take_one(&mut self, e: &Event, names: &mut BTreeMap<Name, Name>, state: &Broker) -> bool {
         let s = stream(e);
         let at = self.used.get(&s).copied().unwrap_or(0);
+        let gone = |q: &Name| !state.queues.contains_key(q);
         match self.per_stream.get(&s).and_then(|v| v.get(at)) {
-            Some(o) if same(e, o, names, self.loose_counts) => {
+            Some(o) if same(e, o, names, self.loose_counts, &gone) => {
                 self.used.insert(s, at + 1);
                 true
             }
@@ -214,8 +264,8 @@ impl<'a> Progress<'a> {
     }
 
     /// Consume all of `events`, in order.
-    fn take(&mut self, events: &[Event], names: &mut BTreeMap<Name, Name>) -> bool {
-        events.iter().all(|e| self.take_one(e, names))
+    fn take(&mut self, events: &[Event], names: &mut BTreeMap<Name, Name>, state: &Broker) -> bool {
+        events.iter().all(|e| self.take_one(e, names, state))
     }
 
     fn done(&self) -> bool {
@@ -238,11 +288,38 @@ struct Search<'a, 'b> {
     found: &'b mut Vec<Broker>,
     seen: HashSet<Broker>,
     names: BTreeMap<Name, Name>,
+    /// The points of the search already explored: a state, how far each stream's observations
+    /// are matched, the command's events still to send (None: the command not yet applied) and
+    /// how many generated names are bound. Different orders of the same steps meet at the same
+    /// point (a command placed before or after a delivery it does not affect), which is explored
+    /// once: without this a step with n observed deliveries costs n^3.
+    visited: HashSet<Point>,
+    /// Whether to keep `visited`: only for steps with more observed events than [`MEMO_FROM`],
+    /// since remembering a point costs a clone of the state, more than a short step's search.
+    memo: bool,
 }
+
+/// A point of the search: a state, how far each stream is matched, the command's events still to
+/// send (None: not applied yet), and how many generated names are bound.
+type Point = (Broker, Vec<(Stream, usize)>, Option<Vec<Event>>, usize);
+
+/// The number of observed events in a step above which the search remembers where it has been.
+const MEMO_FROM: usize = 8;
 
 impl Search<'_, '_> {
     /// `pending`: events of the command not yet matched (None before the command is applied).
     fn explore(&mut self, state: &Broker, pending: Option<&[Event]>, progress: &Progress<'_>) {
+        if self.memo {
+            let point = (
+                state.clone(),
+                progress.used.iter().map(|(s, n)| (*s, *n)).collect(),
+                pending.map(<[Event]>::to_vec),
+                self.names.len(),
+            );
+            if !self.visited.insert(point) {
+                return;
+            }
+        }
         match pending {
             Some([]) if progress.done() && self.partial => return,
             Some([]) if progress.done() => {
@@ -264,7 +341,8 @@ impl Search<'_, '_> {
                         self.explore(&branch.broker, Some(&branch.events), progress);
                     }
                 }
-                None => self.explore(state, Some(&[]), progress),
+                // No command: the broker's steps before it and after it are the same steps.
+                None => return self.explore(state, Some(&[]), progress),
             },
             Some(events) => {
                 // Send the first pending event of any stream.
@@ -275,7 +353,7 @@ impl Search<'_, '_> {
                     let mut p = progress.clone();
                     let names = self.names.clone();
                     let found = self.found.len();
-                    if p.take_one(e, &mut self.names) {
+                    if p.take_one(e, &mut self.names, state) {
                         let rest: Vec<Event> =
                             events.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, x)| x.clone()).collect();
                         self.explore(state, Some(&rest), &p);
@@ -289,11 +367,14 @@ impl Search<'_, '_> {
         let mut steps: Vec<Internal> = Vec::new();
         state.internal_steps(&mut steps);
         for s in steps {
+            if !progress.may_deliver(&s, &self.names) {
+                continue;
+            }
             let mut next = state.clone();
             let events = next.step(&s);
             let mut p = progress.clone();
             let (names, found) = (self.names.clone(), self.found.len());
-            if p.take(&events, &mut self.names) {
+            if p.take(&events, &mut self.names, &next) {
                 self.explore(&next, pending, &p);
             }
             // Keep the names a successful explanation bound; forget those of a dead end.
@@ -394,8 +475,16 @@ impl Validator {
         let mut found = Vec::new();
         let mut names = self.names.clone();
         for state in &self.states {
-            let mut search =
-                Search { command, quiescent, partial, found: &mut found, seen: HashSet::new(), names: names.clone() };
+            let mut search = Search {
+                command,
+                quiescent,
+                partial,
+                found: &mut found,
+                seen: HashSet::new(),
+                names: names.clone(),
+                visited: HashSet::new(),
+                memo: observed.len() > MEMO_FROM,
+            };
             search.explore(state, None, &Progress::new(observed, self.loose_counts));
             if !search.found.is_empty() {
                 names = search.names;

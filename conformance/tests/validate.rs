@@ -300,3 +300,56 @@ fn server_generated_tags_of_any_form_are_matched_consistently() {
     let mut swapped = Renamed { inner: ModelTarget::new(rabbit, Faults::NONE), swap: true };
     assert!(matches!(replay(&trace, rabbit, &mut swapped), Verdict::Diverged { line: 7, .. }));
 }
+
+/// A target that names every server-named queue `srv-q`, as a broker that issues a generated
+/// name again would: the model's `amq.gen-N` is renamed in what the broker says, and `srv-q` in
+/// commands is the model's latest generated queue.
+struct OneQueueName {
+    inner: ModelTarget,
+    latest: Option<amqp_model::Name>,
+}
+
+impl Target for OneQueueName {
+    fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event> {
+        let latest = self.latest.clone();
+        let command = command.map_names(|n| match (n.as_str(), &latest) {
+            ("srv-q", Some(model)) => model.clone(),
+            _ => n.clone(),
+        });
+        let events = self.inner.command(&command, hint);
+        events
+            .into_iter()
+            .map(|e| match e {
+                Event::Reply { ch, reply: Reply::QueueDeclareOk { queue, message_count, consumer_count } }
+                    if queue.as_str().starts_with("amq.gen-") =>
+                {
+                    self.latest = Some(queue);
+                    let queue = amqp_model::Name::from("srv-q");
+                    Event::Reply { ch, reply: Reply::QueueDeclareOk { queue, message_count, consumer_count } }
+                }
+                other => other,
+            })
+            .collect()
+    }
+    fn listen(&mut self, how: Listen) -> Vec<Event> {
+        self.inner.listen(how)
+    }
+}
+
+/// `queue declare queue default-name`: a generated name must differ from every existing queue's,
+/// and the text does not say it may never come again. A broker that names a new queue as one it
+/// deleted passes; one that gives a live queue's name to a new one fails at that declare.
+#[test]
+fn a_generated_queue_name_may_come_again_once_its_queue_is_gone() {
+    let spec = Profile::spec();
+    let again = "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare \"\" -> $a\nc1.1 queue.delete $a\n\
+                 c1.1 queue.declare \"\" -> $b\nc1.1 basic.publish \"\" $b m\nc1.1 queue.declare $b passive\n\
+                 expect c1.1 queue.declare-ok $b 1 0\n";
+    let trace = parse(again, "again.trace").unwrap();
+    let mut target = OneQueueName { inner: ModelTarget::new(spec, Faults::NONE), latest: None };
+    assert_eq!(replay(&trace, spec, &mut target), Verdict::Pass);
+    let live = "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare \"\" -> $a\nc1.1 queue.declare \"\" -> $b\n";
+    let trace = parse(live, "live.trace").unwrap();
+    let mut target = OneQueueName { inner: ModelTarget::new(spec, Faults::NONE), latest: None };
+    assert!(matches!(replay(&trace, spec, &mut target), Verdict::Diverged { line: 4, .. }));
+}

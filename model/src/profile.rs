@@ -199,6 +199,17 @@ pub struct Profile {
     /// meaning of its own, so it names no queue (404, RabbitMQ) or, by the queue-name domain,
     /// the channel's last declared queue (`queue declare passive passive`); `spec`: either.
     pub passive_empty_last_queue: Permit,
+    /// `exchange.delete` with if-unused of an exchange whose only bindings are
+    /// exchange-to-exchange ones: `exchange delete if-unused in-use` forbids deleting an
+    /// exchange with "bindings on it", the if-unused field doc says queue bindings, so under
+    /// `spec` (`true`) it is refused (406) or deleted, whether it is their source or
+    /// destination; RabbitMQ counts the bindings it is the source of.
+    pub e2e_in_use_open: bool,
+    /// `queue.unbind` with both the queue name and the routing key empty: the shortcut that
+    /// makes the key the queue's name is written only in `queue.bind`'s routing-key doc, so for
+    /// an unbind the key is that name by analogy (RabbitMQ, the first answer) or `""` itself;
+    /// `spec`: either.
+    pub unbind_key_shortcut: Permit,
     /// A queue method naming `""` on a channel that declared no queue: the queue-known rules
     /// give 404 on the channel, section 1.1 gives 502, which the errata (section 18) make a
     /// connection exception; the spec profile allows either, RabbitMQ closes the channel with 404.
@@ -358,6 +369,8 @@ impl Profile {
             tx_return_timing_open: true,
             zero_tag_alone_open: true,
             passive_empty_last_queue: Permit::Either,
+            e2e_in_use_open: true,
+            unbind_key_shortcut: Permit::Either,
             unknown_last_queue: LastQueueError::Either,
         }
     }
@@ -396,6 +409,8 @@ impl Profile {
             tx_return_timing_open: false,
             zero_tag_alone_open: false,
             passive_empty_last_queue: Permit::Refused,
+            e2e_in_use_open: false,
+            unbind_key_shortcut: Permit::Allowed,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }
@@ -411,6 +426,7 @@ impl Profile {
             || self.resource_limits
             || self.tx_return_timing_open
             || self.zero_tag_alone_open
+            || self.e2e_in_use_open
             || [
                 self.cancel_notify,
                 self.default_exchange_other_bindings,
@@ -419,6 +435,7 @@ impl Profile {
                 self.unbind_failure_on_channel,
                 self.predeclared_durable,
                 self.passive_empty_last_queue,
+                self.unbind_key_shortcut,
             ]
             .contains(&Permit::Either)
             || self.equivalence_code == EquivalenceCode::PreconditionFailedOrResourceLocked

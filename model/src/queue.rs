@@ -151,8 +151,8 @@ impl Broker {
     }
 
     /// The binding a queue.bind/unbind names, after resolving `""`: with both queue and routing
-    /// key empty, the routing key is the last queue's name too (spec field doc of
-    /// `queue.bind routing-key`). An empty exchange name is the default exchange in a bind under
+    /// key empty, the routing key of a bind is the last queue's name too (spec field doc of
+    /// `queue.bind routing-key`), and of an unbind as `unbind_key_shortcut` permits. An empty exchange name is the default exchange in a bind under
     /// `default_exchange_bindable` (the spec profile: `queue bind exchange default-exchange`)
     /// and in an unbind as `default_exchange_other_bindings` permits (the spec profile: either,
     /// `queue unbind exchange default-exchange` against `exchange default-access`), refused with
@@ -167,7 +167,10 @@ impl Broker {
         unbind: bool,
     ) -> Result<Binding, Exception> {
         let q = self.resolve_queue(ch, queue)?;
-        let key = if queue.is_empty() && routing_key.is_empty() { q.clone() } else { routing_key.clone() };
+        let shortcut = queue.is_empty()
+            && routing_key.is_empty()
+            && (!unbind || self.permits(self.profile.unbind_key_shortcut, "queue unbind queue queue-known"));
+        let key = if shortcut { q.clone() } else { routing_key.clone() };
         if exchange.is_empty()
             && !match unbind {
                 false => self.profile.default_exchange_bindable,

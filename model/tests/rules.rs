@@ -327,8 +327,9 @@ fn exchange_declare_unknown_type_is_503() {
 // exchange.delete and exchange-to-exchange bindings
 
 /// `exchange delete if-unused in-use`: with if-unused, an exchange that is the source of a
-/// binding, to a queue or to an exchange, is not deleted (406); being only the destination of
-/// an exchange-to-exchange binding does not count, and deleting it removes that binding (Q26).
+/// binding to a queue is not deleted (406). RabbitMQ (Q26): so is the source of an
+/// exchange-to-exchange binding, while being only its destination does not count, and deleting
+/// it removes that binding (under `spec` both are choices: if_unused_and_exchange_bindings).
 #[test]
 fn exchange_delete_if_unused() {
     for p in BOTH {
@@ -338,6 +339,11 @@ fn exchange_delete_if_unused() {
         w.replies(bind(c, "q", "src", ""), Reply::QueueBindOk);
         w.refused(delete_exchange(c, "src", true), PreconditionFailed);
         w.replies(unbind(c, "q", "src", ""), Reply::QueueUnbindOk);
+        w.replies(delete_exchange(c, "src", true), Reply::ExchangeDeleteOk);
+        if p == SPEC {
+            continue;
+        }
+        w.replies(exchange(c, "src", Fanout, false, false), Reply::ExchangeDeclareOk);
         w.replies(bind_exchange(c, "dst", "src", ""), Reply::ExchangeBindOk);
         w.refused(delete_exchange(c, "src", true), PreconditionFailed);
         w.replies(delete_exchange(c, "dst", true), Reply::ExchangeDeleteOk);
@@ -992,7 +998,11 @@ fn empty_queue_name_is_the_last_declared_queue() {
         w.run(send(c, "amq.fanout", "", "m1"));
         assert_eq!(w.run(get(c, "", true)), vec![get_ok(c, 1, false, q.as_str(), 1, msg("amq.fanout", "", "m0"))]);
         w.replies(purge(c, ""), Reply::QueuePurgeOk { message_count: 1 });
-        w.replies(unbind(c, "", "amq.fanout", ""), Reply::QueueUnbindOk);
+        // The bind shortcut for the key: RabbitMQ's answer, the first of two under `spec`
+        // (unbind_with_empty_queue_and_key).
+        let unbind_all = unbind(c, "", "amq.fanout", "");
+        assert_eq!(w.outcomes(&unbind_all)[0], vec![Event::Reply { ch: c, reply: Reply::QueueUnbindOk }]);
+        w.take(unbind_all, 0);
         assert!(w.0.bindings.is_empty());
         assert_eq!(w.run(consume(c, "", "A", true)), vec![consume_ok(c, "A")]);
         w.replies(cancel(c, "A"), Reply::CancelOk { consumer_tag: "A".into() });
@@ -2009,6 +2019,63 @@ fn readings_left_open_are_choices_under_spec() {
             assert_eq!(w.outcomes(&bad), vec![closed(PreconditionFailed), closed(NotFound)]);
             let reserved = queue(c, "amq.q/1", false, false, false);
             assert_eq!(w.outcomes(&reserved), vec![closed(PreconditionFailed), closed(AccessRefused)]);
+        }
+    }
+}
+
+/// `exchange delete if-unused in-use`: an exchange bound to a queue is in use (406) under every
+/// reading. One whose only bindings are exchange-to-exchange ones is in use by the rule's
+/// "bindings on it" and unused by the if-unused field doc's "queue bindings": under `spec` 406
+/// or delete-ok, as source or destination; RabbitMQ counts the bindings it is the source of.
+#[test]
+fn if_unused_and_exchange_bindings() {
+    for p in BOTH {
+        let (mut w, c) = connected(p);
+        for x in ["src", "dst", "qx"] {
+            w.run(exchange(c, x, Fanout, false, false));
+        }
+        w.declare(queue(c, "q", false, false, false));
+        w.run(bind(c, "q", "qx", ""));
+        w.run(bind_exchange(c, "dst", "src", ""));
+        let delete = |x: &str| Command::ExchangeDelete { ch: c, exchange: x.into(), if_unused: true };
+        let refused = vec![channel_closed(c, PreconditionFailed, Method::ExchangeDelete)];
+        let deleted = vec![Event::Reply { ch: c, reply: Reply::ExchangeDeleteOk }];
+        assert_eq!(w.outcomes(&delete("qx")), vec![refused.clone()], "{p:?}: bound to a queue");
+        match p == SPEC {
+            true => {
+                assert_eq!(w.outcomes(&delete("src")), vec![refused.clone(), deleted.clone()]);
+                assert_eq!(w.outcomes(&delete("dst")), vec![deleted.clone(), refused.clone()]);
+            }
+            false => {
+                assert_eq!(w.outcomes(&delete("src")), vec![refused.clone()]);
+                assert_eq!(w.outcomes(&delete("dst")), vec![deleted.clone()]);
+            }
+        }
+    }
+}
+
+/// `queue unbind queue queue-known` with an empty key: the shortcut making the key the queue's
+/// name is written for `queue.bind` only, so under `spec` an unbind's empty key is the queue's
+/// name or `""` itself (RabbitMQ: the name, as for bind).
+#[test]
+fn unbind_with_empty_queue_and_key() {
+    for p in BOTH {
+        let (mut w, c) = connected(p);
+        w.declare(queue(c, "q", false, false, false));
+        w.replies(bind(c, "", "amq.direct", ""), Reply::QueueBindOk);
+        let unbind = Command::QueueUnbind {
+            ch: c,
+            queue: "".into(),
+            exchange: "amq.direct".into(),
+            routing_key: "".into(),
+            arguments: Default::default(),
+        };
+        let branches = w.0.apply_all(&unbind).expect("unbind");
+        assert_eq!(branches.len(), if p == SPEC { 2 } else { 1 }, "{p:?}");
+        let routed = |b: &amqp_model::Branch| b.broker.bindings.iter().any(|x| x.key.as_str() == "q");
+        assert!(!routed(&branches[0]), "{p:?}: the shortcut removes the binding keyed q");
+        if p == SPEC {
+            assert!(routed(&branches[1]), "the literal key '' leaves it");
         }
     }
 }
