@@ -210,6 +210,11 @@ pub struct Profile {
     /// an unbind the key is that name by analogy (RabbitMQ, the first answer) or `""` itself;
     /// `spec`: either.
     pub unbind_key_shortcut: Permit,
+    /// When a transacted publish to a missing (`basic publish exchange must-exist`, 404) or
+    /// internal (`basic publish exchange 02`, 403) exchange fails: the rules give no moment, so
+    /// under `spec` (`true`) at the publish or at `tx.commit` (a channel exception, nothing of
+    /// the transaction done; a rollback first forgets it); RabbitMQ: at the publish.
+    pub tx_checks_at_commit: bool,
     /// A queue method naming `""` on a channel that declared no queue: the queue-known rules
     /// give 404 on the channel, section 1.1 gives 502, which the errata (section 18) make a
     /// connection exception; the spec profile allows either, RabbitMQ closes the channel with 404.
@@ -371,6 +376,7 @@ impl Profile {
             passive_empty_last_queue: Permit::Either,
             e2e_in_use_open: true,
             unbind_key_shortcut: Permit::Either,
+            tx_checks_at_commit: true,
             unknown_last_queue: LastQueueError::Either,
         }
     }
@@ -411,6 +417,7 @@ impl Profile {
             passive_empty_last_queue: Permit::Refused,
             e2e_in_use_open: false,
             unbind_key_shortcut: Permit::Allowed,
+            tx_checks_at_commit: false,
             unknown_last_queue: LastQueueError::ChannelNotFound,
         }
     }
@@ -427,6 +434,7 @@ impl Profile {
             || self.tx_return_timing_open
             || self.zero_tag_alone_open
             || self.e2e_in_use_open
+            || self.tx_checks_at_commit
             || [
                 self.cancel_notify,
                 self.default_exchange_other_bindings,

@@ -13,7 +13,7 @@ impl Broker {
         let chan = self.channel_mut(ch);
         match chan.mode {
             Mode::Confirm { .. } => return Err(Exception::Channel(ReplyCode::PreconditionFailed)),
-            Mode::Plain => chan.mode = Mode::Tx { publishes: Vec::new() },
+            Mode::Plain => chan.mode = Mode::Tx { publishes: Vec::new(), failed: None },
             Mode::Tx { .. } => {}
         }
         out.push(Event::Reply { ch, reply: Reply::TxSelectOk });
@@ -22,17 +22,24 @@ impl Broker {
 
     fn transaction(&mut self, ch: ChanRef) -> Result<&mut Vec<crate::state::PendingPublish>, Exception> {
         match &mut self.channel_mut(ch).mode {
-            Mode::Tx { publishes } => Ok(publishes),
+            Mode::Tx { publishes, .. } => Ok(publishes),
             _ => Err(Exception::Channel(ReplyCode::PreconditionFailed)),
         }
     }
 
     /// `tx.commit` (`tx commit transacted`: 406 on a channel that is not transactional): the held
-    /// publishes are routed in order, then the held settlements are carried out. An unroutable
+    /// publishes are routed in order, then the held settlements are carried out; or, when a
+    /// publish failed a check deferred to the commit, the channel closes with that check's code. An unroutable
     /// mandatory one is returned now, before commit-ok, as RabbitMQ does; `tx not mandatory`
     /// leaves this open, so under `tx_return_timing_open` it may also come after commit-ok, or
     /// never (or it came at the publish already: [`Broker::basic_publish`]).
     pub(crate) fn tx_commit(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
+        self.transaction(ch)?;
+        if let Mode::Tx { failed: Some(code), .. } = self.channel(ch).expect("open").mode {
+            // A check deferred to the commit failed: nothing of the transaction is done, and the
+            // channel closes (its held settlements undone, its deliveries requeued).
+            return Err(Exception::Channel(code));
+        }
         let publishes = std::mem::take(self.transaction(ch)?);
         let mut late = Vec::new();
         for p in publishes {
@@ -64,6 +71,9 @@ impl Broker {
     /// unacknowledged again.
     pub(crate) fn tx_rollback(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
         self.transaction(ch)?.clear();
+        if let Mode::Tx { failed, .. } = &mut self.channel_mut(ch).mode {
+            *failed = None;
+        }
         for u in self.channel_mut(ch).unacked.values_mut() {
             u.pending = None;
         }

@@ -1567,7 +1567,8 @@ fn tx_commit_or_rollback_without_select_is_406() {
 
 /// Transactions (Q17b, Q17f): publishes wait for tx.commit, are dropped by tx.rollback or by
 /// closing the channel; tx.select twice and commit or rollback with nothing pending are fine;
-/// a publish to a missing exchange fails at once (`basic publish exchange must-exist`).
+/// a publish to a missing exchange fails at once (`basic publish exchange must-exist`; under
+/// `spec` also at the commit).
 #[test]
 fn tx_holds_publishes_until_commit() {
     for p in BOTH {
@@ -1587,9 +1588,12 @@ fn tx_holds_publishes_until_commit() {
         assert_eq!(w.run(Command::ChannelClose { ch: c }), vec![Event::ChannelCloseOk { ch: c }]);
         assert_eq!(w.ready("q"), vec![("kept", false)]);
 
+        // At once: RabbitMQ's answer, the first of two under `spec`
+        // (transacted_publish_checks_at_once_or_at_commit).
         let c = w.channel(1, 1);
         w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
-        w.refused(send(c, "nope", "k", "m"), NotFound);
+        let bad = send(c, "nope", "k", "m");
+        assert_eq!(w.outcomes(&bad)[0], vec![channel_closed(c, NotFound, Method::BasicPublish)]);
     }
 }
 
@@ -2077,5 +2081,51 @@ fn unbind_with_empty_queue_and_key() {
         if p == SPEC {
             assert!(routed(&branches[1]), "the literal key '' leaves it");
         }
+    }
+}
+
+/// `basic publish exchange must-exist` (404) and `basic publish exchange 02` (403) give no moment
+/// for a transacted publish: under `spec` it fails at once or is held as failed, and then
+/// `tx.commit` closes the channel with that code, nothing of the transaction done; a rollback
+/// forgets it. RabbitMQ fails at once.
+#[test]
+fn transacted_publish_checks_at_once_or_at_commit() {
+    for p in BOTH {
+        let (mut w, c) = connected(p);
+        w.declare(queue(c, "q", false, false, false));
+        w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+        w.run(send(c, "", "q", "held"));
+        let bad = send(c, "nosuch", "q", "lost");
+        let at_once = vec![channel_closed(c, NotFound, Method::BasicPublish)];
+        if p == RABBIT {
+            assert_eq!(w.outcomes(&bad), vec![at_once]);
+            continue;
+        }
+        assert_eq!(w.outcomes(&bad), vec![at_once, vec![]]);
+        let mut rolled = w.clone();
+        rolled.take(bad.clone(), 1);
+        rolled.replies(Command::TxRollback { ch: c }, Reply::TxRollbackOk);
+        rolled.replies(Command::TxCommit { ch: c }, Reply::TxCommitOk);
+        assert_eq!(rolled.ready("q"), vec![]);
+        w.take(bad, 1);
+        assert_eq!(w.run(Command::TxCommit { ch: c }), vec![channel_closed(c, NotFound, Method::TxCommit)]);
+        assert_eq!(w.ready("q"), vec![], "nothing of the transaction is routed");
+        // An internal exchange the same way, with 403.
+        let c = w.channel(1, 2);
+        w.run(Command::ExchangeDeclare {
+            ch: c,
+            exchange: "inner".into(),
+            kind: Fanout,
+            passive: false,
+            durable: false,
+            auto_delete: false,
+            internal: true,
+            arguments: Default::default(),
+        });
+        w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+        let internal = send(c, "inner", "", "m");
+        assert_eq!(w.outcomes(&internal)[1], vec![]);
+        w.take(internal, 1);
+        assert_eq!(w.run(Command::TxCommit { ch: c }), vec![channel_closed(c, AccessRefused, Method::TxCommit)]);
     }
 }

@@ -115,9 +115,13 @@ impl Broker {
         content: &Content,
         out: &mut Vec<Event>,
     ) -> Outcome {
-        let x = self.exchanges.get(exchange).ok_or(Channel(ReplyCode::NotFound))?;
-        if x.internal {
-            return Err(Channel(ReplyCode::AccessRefused));
+        let refused = match self.exchanges.get(exchange) {
+            None => Some(ReplyCode::NotFound),
+            Some(x) if x.internal => Some(ReplyCode::AccessRefused),
+            Some(_) => None,
+        };
+        if let Some(code) = refused {
+            return self.refuse_publish(ch, code);
         }
         let mut mandatory = mandatory;
         if matches!(self.channel(ch).expect("open").mode, Mode::Tx { .. })
@@ -129,7 +133,7 @@ impl Broker {
         }
         let chan = self.channel_mut(ch);
         match &mut chan.mode {
-            Mode::Tx { publishes } => {
+            Mode::Tx { publishes, .. } => {
                 publishes.push(PendingPublish {
                     exchange: exchange.clone(),
                     routing_key: routing_key.clone(),
@@ -147,6 +151,23 @@ impl Broker {
             Mode::Plain => self.enqueue(ch, exchange, routing_key, mandatory, content, out),
         }
         Ok(())
+    }
+
+    /// A publish refused by `basic publish exchange must-exist` (404) or `basic publish exchange
+    /// 02` (403): a channel exception now, or, in a transaction under `tx_checks_at_commit`, as a
+    /// choice, at `tx.commit` (the text gives no moment; commit-ok's doc has a failed commit
+    /// raise a channel exception), the publish then held as failed.
+    fn refuse_publish(&mut self, ch: ChanRef, code: ReplyCode) -> Outcome {
+        let why =
+            if code == ReplyCode::NotFound { "basic publish exchange must-exist" } else { "basic publish exchange 02" };
+        let in_tx = matches!(self.channel(ch).expect("open").mode, Mode::Tx { .. });
+        if in_tx && self.profile.tx_checks_at_commit && self.either(why, 2) == 1 {
+            if let Mode::Tx { failed, .. } = &mut self.channel_mut(ch).mode {
+                failed.get_or_insert(code);
+            }
+            return Ok(());
+        }
+        Err(Channel(code))
     }
 
     /// Whether an unroutable mandatory message published in a transaction is returned at once:

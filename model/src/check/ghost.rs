@@ -294,7 +294,7 @@ fn watch_command(
             }
         }
         Command::TxCommit { ch } => {
-            if let (Some(Mode::Tx { publishes }), None) = (pre.channel(*ch).map(|c| &c.mode), closed(events, *ch)) {
+            if let (Some(Mode::Tx { publishes, .. }), None) = (pre.channel(*ch).map(|c| &c.mode), closed(events, *ch)) {
                 for (i, p) in publishes.iter().enumerate() {
                     let id = pre.next_msg + i as u32;
                     check_route(pre, post, events, id, p)?;
