@@ -162,13 +162,19 @@ impl Broker {
         }
     }
 
-    /// Whether a command that adds the `count`+1-th entity of a kind (a queue's consumers or
-    /// bindings, the vhost's queues or declared exchanges) may be refused for lack of room:
-    /// under `resource_limits`, once `count` reaches the `minimum` the rule `why` recommends,
-    /// either accepted (the first answer) or 506 resource-error on the connection.
-    pub(crate) fn out_of_room(&mut self, count: usize, minimum: usize, why: &'static str) -> crate::broker::Outcome {
+    /// Whether a command that adds one more entity of a kind (a queue's consumers or bindings,
+    /// the vhost's queues or declared exchanges), of which there are `count` now, may be refused
+    /// for lack of room: under `resource_limits`, once the count reaches the `minimum` the rule
+    /// `why` recommends, either accepted (the first answer) or 506 resource-error on the
+    /// connection. The count is taken only under `resource_limits`.
+    pub(crate) fn out_of_room(
+        &mut self,
+        count: impl FnOnce(&Broker) -> usize,
+        minimum: usize,
+        why: &'static str,
+    ) -> crate::broker::Outcome {
         use crate::broker::Exception;
-        if self.profile.resource_limits && count >= minimum && self.either(why, 2) == 1 {
+        if self.profile.resource_limits && count(self) >= minimum && self.either(why, 2) == 1 {
             return Err(Exception::Connection(crate::types::ReplyCode::ResourceError));
         }
         Ok(())

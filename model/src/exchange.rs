@@ -77,7 +77,8 @@ impl Broker {
             None if passive => return Err(Channel(NotFound)),
             None if name.is_reserved() => return Err(Channel(AccessRefused)),
             None => {
-                let declared = self.exchanges.keys().filter(|n| !n.is_empty() && !Broker::is_predeclared(n)).count();
+                let declared =
+                    |b: &Broker| b.exchanges.keys().filter(|n| !n.is_empty() && !Broker::is_predeclared(n)).count();
                 self.out_of_room(declared, 16, "exchange declare minimum")?;
                 let x = Exchange { kind: kind.clone(), durable, auto_delete, internal, arguments: arguments.clone() };
                 Arc::make_mut(&mut self.exchanges).insert(name.clone(), x);

@@ -130,7 +130,7 @@ impl Broker {
             None if passive => return Err(Channel(NotFound)),
             None if name.is_reserved() => return Err(Channel(AccessRefused)),
             None => {
-                self.out_of_room(self.queues.len(), 256, "queue declare minimum-queues")?;
+                self.out_of_room(|b| b.queues.len(), 256, "queue declare minimum-queues")?;
                 let name = if name.is_empty() { self.generate_name("amq.gen-") } else { name };
                 let q = Queue {
                     durable,
@@ -152,7 +152,8 @@ impl Broker {
 
     /// The binding a queue.bind/unbind names, after resolving `""`: with both queue and routing
     /// key empty, the routing key of a bind is the last queue's name too (spec field doc of
-    /// `queue.bind routing-key`), and of an unbind as `unbind_key_shortcut` permits. An empty exchange name is the default exchange in a bind under
+    /// `queue.bind routing-key`), and of an unbind as `unbind_key_shortcut` permits. An empty
+    /// exchange name is the default exchange in a bind under
     /// `default_exchange_bindable` (the spec profile: `queue bind exchange default-exchange`)
     /// and in an unbind as `default_exchange_other_bindings` permits (the spec profile: either,
     /// `queue unbind exchange default-exchange` against `exchange default-access`), refused with
@@ -202,8 +203,11 @@ impl Broker {
             return Err(Channel(NotFound));
         }
         if !self.bindings.contains(&b) {
-            let bound = self.bindings.iter().filter(|x| x.dest == b.dest).count();
-            self.out_of_room(bound, 4, "queue bind binding-count")?;
+            self.out_of_room(
+                |x| x.bindings.iter().filter(|y| y.dest == b.dest).count(),
+                4,
+                "queue bind binding-count",
+            )?;
         }
         Arc::make_mut(&mut self.bindings).insert(b);
         out.push(Event::Reply { ch, reply: Reply::QueueBindOk });

@@ -4,7 +4,7 @@
 
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
-use crate::state::{Broker, Mode};
+use crate::state::{Broker, Mode, PendingPublish};
 use crate::types::{ChanRef, ReplyCode};
 
 impl Broker {
@@ -20,34 +20,33 @@ impl Broker {
         Ok(())
     }
 
-    fn transaction(&mut self, ch: ChanRef) -> Result<&mut Vec<crate::state::PendingPublish>, Exception> {
+    /// The channel's transaction: its held publishes and the code of a check deferred to the
+    /// commit that failed; 406 on a channel that is not transactional.
+    fn transaction(&mut self, ch: ChanRef) -> Result<(&mut Vec<PendingPublish>, &mut Option<ReplyCode>), Exception> {
         match &mut self.channel_mut(ch).mode {
-            Mode::Tx { publishes, .. } => Ok(publishes),
+            Mode::Tx { publishes, failed } => Ok((publishes, failed)),
             _ => Err(Exception::Channel(ReplyCode::PreconditionFailed)),
         }
     }
 
     /// `tx.commit` (`tx commit transacted`: 406 on a channel that is not transactional): the held
     /// publishes are routed in order, then the held settlements are carried out; or, when a
-    /// publish failed a check deferred to the commit, the channel closes with that check's code. An unroutable
-    /// mandatory one is returned now, before commit-ok, as RabbitMQ does; `tx not mandatory`
-    /// leaves this open, so under `tx_return_timing_open` it may also come after commit-ok, or
-    /// never (or it came at the publish already: [`Broker::basic_publish`]).
+    /// publish failed a check deferred to the commit, the channel closes with that check's code.
+    /// An unroutable mandatory one is returned now, before commit-ok, as RabbitMQ does; `tx not
+    /// mandatory` leaves this open, so under `tx_return_timing_open` it may also come after
+    /// commit-ok, or never (or it came at the publish already: [`Broker::basic_publish`]).
     pub(crate) fn tx_commit(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
-        self.transaction(ch)?;
-        if let Mode::Tx { failed: Some(code), .. } = self.channel(ch).expect("open").mode {
+        let (publishes, failed) = self.transaction(ch)?;
+        if let Some(code) = *failed {
             // A check deferred to the commit failed: nothing of the transaction is done, and the
             // channel closes (its held settlements undone, its deliveries requeued).
             return Err(Exception::Channel(code));
         }
-        let publishes = std::mem::take(self.transaction(ch)?);
+        let publishes = std::mem::take(publishes);
         let mut late = Vec::new();
         for p in publishes {
-            let unroutable = p.mandatory
-                && self.profile.tx_return_timing_open
-                && self.profile.mandatory_returns
-                && self.route(&p.exchange, &p.routing_key, &p.content.headers).is_empty();
-            match if unroutable { self.either("tx not mandatory", 3) } else { 0 } {
+            let open = self.tx_return_open(&p.exchange, &p.routing_key, p.mandatory, &p.content);
+            match if open { self.either("tx not mandatory", 3) } else { 0 } {
                 0 => self.enqueue(ch, &p.exchange, &p.routing_key, p.mandatory, &p.content, out),
                 1 => self.enqueue(ch, &p.exchange, &p.routing_key, true, &p.content, &mut late),
                 _ => self.enqueue(ch, &p.exchange, &p.routing_key, false, &p.content, out),
@@ -70,10 +69,9 @@ impl Broker {
     /// publishes are discarded and held settlements undone, so those deliveries are
     /// unacknowledged again.
     pub(crate) fn tx_rollback(&mut self, ch: ChanRef, out: &mut Vec<Event>) -> Outcome {
-        self.transaction(ch)?.clear();
-        if let Mode::Tx { failed, .. } = &mut self.channel_mut(ch).mode {
-            *failed = None;
-        }
+        let (publishes, failed) = self.transaction(ch)?;
+        publishes.clear();
+        *failed = None;
         for u in self.channel_mut(ch).unacked.values_mut() {
             u.pending = None;
         }

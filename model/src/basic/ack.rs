@@ -8,15 +8,6 @@ use crate::state::{Broker, ConsumerRef, Mode, Ready, Settle, Unacked};
 use crate::types::{ChanRef, ReplyCode};
 
 impl Broker {
-    /// `basic.ack`, `basic.nack` and `basic.reject`.
-    ///
-    /// The delivery tag must name an unacknowledged delivery on this channel, checked at once
-    /// even in a transaction (`basic ack multiple exists`, `basic nack multiple exists`, errata
-    /// 21): otherwise 406 closes the channel. Only this channel's deliveries are looked at, so a
-    /// tag from another channel names nothing here (`delivery-tag channel-local`). `multiple`
-    /// covers every unacknowledged tag up to the given one, and with tag 0 all of them. In a
-    /// transaction the settlement waits for `tx.commit`. A requeued copy goes back to its original
-    /// place flagged redelivered.
     /// `basic.ack` or `basic.nack` ([`Broker::basic_settle`]). Tag 0 without multiple names no
     /// delivery, but the delivery-tag domain reserves 0 for everything received so far and the
     /// exists rules check non-zero tags only (`why`), so under `zero_tag_alone_open` it is 406
@@ -39,6 +30,15 @@ impl Broker {
         self.basic_settle(ch, delivery_tag, multiple, how)
     }
 
+    /// `basic.ack`, `basic.nack` and `basic.reject`.
+    ///
+    /// The delivery tag must name an unacknowledged delivery on this channel, checked at once
+    /// even in a transaction (`basic ack multiple exists`, `basic nack multiple exists`, errata
+    /// 21): otherwise 406 closes the channel. Only this channel's deliveries are looked at, so a
+    /// tag from another channel names nothing here (`delivery-tag channel-local`). `multiple`
+    /// covers every unacknowledged tag up to the given one, and with tag 0 all of them. In a
+    /// transaction the settlement waits for `tx.commit`. A requeued copy goes back to its original
+    /// place flagged redelivered.
     pub(crate) fn basic_settle(&mut self, ch: ChanRef, delivery_tag: u64, multiple: bool, how: Settle) -> Outcome {
         let chan = self.channel(ch).expect("open");
         let open = |t: &u64| chan.unacked.get(t).is_some_and(|u| u.pending.is_none());

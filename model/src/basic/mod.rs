@@ -71,8 +71,7 @@ impl Broker {
         if has_exclusive || exclusive && q.consumer_count() > 0 {
             return Err(Channel(ReplyCode::AccessRefused));
         }
-        let consumers = q.consumer_count();
-        self.out_of_room(consumers, 16, "basic consume 01")?;
+        self.out_of_room(|b| b.queues[&name].consumer_count(), 16, "basic consume 01")?;
         let tag = if consumer_tag.is_empty() { self.generate_name("amq.ctag-") } else { consumer_tag.clone() };
         let chan = self.channel_mut(ch);
         let prefetch = chan.consumer_prefetch;
@@ -173,11 +172,23 @@ impl Broker {
     /// Whether an unroutable mandatory message published in a transaction is returned at once:
     /// under `tx_return_timing_open` a choice (`tx not mandatory`), held for the commit first.
     fn returns_now(&mut self, exchange: &Name, routing_key: &Name, mandatory: bool, content: &Content) -> bool {
+        self.tx_return_open(exchange, routing_key, mandatory, content) && self.either("tx not mandatory", 2) == 1
+    }
+
+    /// Whether the return of a publish in a transaction is one whose time `tx not mandatory`
+    /// leaves open: a mandatory message routed nowhere now, under `tx_return_timing_open`, by a
+    /// broker that returns such messages at all.
+    pub(crate) fn tx_return_open(
+        &self,
+        exchange: &Name,
+        routing_key: &Name,
+        mandatory: bool,
+        content: &Content,
+    ) -> bool {
         mandatory
             && self.profile.mandatory_returns
             && self.profile.tx_return_timing_open
             && self.route(exchange, routing_key, &content.headers).is_empty()
-            && self.either("tx not mandatory", 2) == 1
     }
 
     /// Route a message and append a copy to every queue it reaches; an unroutable mandatory
