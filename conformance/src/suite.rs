@@ -291,9 +291,30 @@ pub fn trace_errors(traces: &[(String, Trace)], profile: ProfileName) -> Vec<Str
     std::thread::scope(|s| {
         let handles: Vec<_> = traces
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().filter_map(check).collect::<Vec<String>>()))
+            .map(|part| {
+                s.spawn(move || part.iter().filter_map(|t| on_trace_thread(&t.0, || check(t))).collect::<Vec<String>>())
+            })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
+/// The stack of the thread a trace is run or checked on. Validating a step searches the model's
+/// explanations depth first, one level per observed event of the step (in a debug build about
+/// 1 KiB each), and a step may gather many events: a broker's deliveries that come late on a
+/// busy machine are all observed at the next step. Two thousand overflow the 2 MiB a thread gets
+/// by default (once seen in CI, on a thread that had no name to say which trace it ran);
+/// 64 MiB holds some sixty thousand, and a thread only uses the pages it touches.
+pub const TRACE_STACK: usize = 64 << 20;
+
+/// Run `f` (the run or check of the trace in `file`) on a thread of its own, named after the
+/// file, with a [`TRACE_STACK`]: whatever goes wrong there (a panic, an overflow) names the trace.
+/// A panic is passed on to the caller.
+pub fn on_trace_thread<T: Send>(file: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        let thread = std::thread::Builder::new().name(file.to_string()).stack_size(TRACE_STACK);
+        let handle = thread.spawn_scoped(s, f).unwrap_or_else(|e| panic!("cannot start a thread for {file}: {e}"));
+        handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
     })
 }
 
@@ -572,7 +593,7 @@ pub fn run_suite(
             let status = Status::Error { cause: format!("not run: the broker stopped answering after {culprit}") };
             return TraceResult { broker_lost: true, ..TraceResult::unrun(file, trace, status) };
         }
-        let mut r = run_one(file, trace, target, profile);
+        let mut r = on_trace_thread(file, || run_one(file, trace, target, profile));
         if r.broker_lost {
             lost.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| file.clone());
         }

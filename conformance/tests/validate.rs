@@ -353,3 +353,51 @@ fn a_generated_queue_name_may_come_again_once_its_queue_is_gone() {
     let mut target = OneQueueName { inner: ModelTarget::new(spec, Faults::NONE), latest: None };
     assert!(matches!(replay(&trace, spec, &mut target), Verdict::Diverged { line: 4, .. }));
 }
+
+/// The model as a target whose deliveries all come late, in one batch once there are `all` of
+/// them (as a broker's may on a busy machine): all at the last publish.
+struct DeliversLate {
+    model: ModelTarget,
+    held: Vec<Event>,
+    all: usize,
+}
+
+impl Target for DeliversLate {
+    fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event> {
+        let (held, now): (Vec<Event>, Vec<Event>) =
+            self.model.command(command, hint).into_iter().partition(|e| matches!(e, Event::Deliver { .. }));
+        self.held.extend(held);
+        now
+    }
+    fn listen(&mut self, _: Listen) -> Vec<Event> {
+        if self.held.len() < self.all {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.held)
+    }
+}
+
+/// A step that gathers 2,048 deliveries (a fanout to 8 no-ack consumers, 256 messages) is
+/// explained on the thread a trace runs on. Its search is over 2 MiB deep in a debug build, more
+/// than a thread has by default: on a thread of that size (this test's own), it overflows.
+#[test]
+fn a_step_of_two_thousand_late_deliveries_is_explained_on_a_trace_thread() {
+    let mut text = String::from("c1 connection.open\nc1.1 channel.open\nc1.1 exchange.declare fx fanout\n");
+    for i in 0..8 {
+        text +=
+            &format!("c1.1 queue.declare q{i}\nc1.1 queue.bind q{i} fx \"\"\nc1.1 basic.consume q{i} t{i} no-ack\n");
+    }
+    for m in 0..256 {
+        text += &format!("c1.1 basic.publish fx \"\" m{m}\n");
+    }
+    text += "wait\n";
+    let trace = parse(&text, "late-deliveries.trace").expect("parses");
+    let mut target =
+        DeliversLate { model: ModelTarget::new(Profile::spec(), Faults::NONE), held: Vec::new(), all: 2048 };
+    let verdict = amqp_conformance::suite::on_trace_thread("late-deliveries.trace", || {
+        amqp_conformance::run::record(&trace, Profile::spec(), &mut target)
+    });
+    assert_eq!(verdict.verdict, Verdict::Pass);
+    let most = verdict.steps.iter().map(|s| deliveries(&s.events).len()).max();
+    assert_eq!(most, Some(2048), "every delivery is observed in one step");
+}
