@@ -15,7 +15,7 @@
 //! each (the run least disturbed by the rest of the machine). Both brokers share the machine's
 //! cores with the client.
 
-use amqp_conformance::serve::{ServeConfig, ServerHandle};
+use amqp_broker::{ServeConfig, ServerHandle};
 use futures_core::Stream;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,

@@ -18,11 +18,11 @@ pub mod raw;
 pub mod report;
 pub mod restart;
 pub mod run;
-pub mod serve;
 pub mod snapshot;
 pub mod stress;
 pub mod suite;
 pub mod trace;
 pub mod validate;
 
+pub use amqp_broker;
 pub use amqp_model;

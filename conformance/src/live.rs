@@ -25,7 +25,8 @@ use crate::run::{Hint, Listen, Target};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
 use amqp_model::ReplyCode;
-use amqp_model::{ChanRef, Command, ConnId, Content, Event, ExchangeKind, Message, Method, MsgId, Name, Table, Value};
+use amqp_model::{ChanRef, Command, ConnId, Content, Event, ExchangeKind, Message, Method, MsgId, Name};
+use amqp_wire::{field_table, headers};
 use futures_core::Stream;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -34,7 +35,7 @@ use lapin::options::{
     QueuePurgeOptions,
 };
 use lapin::protocol::AMQPErrorKind;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ErrorKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -179,50 +180,10 @@ impl Names {
             content: Content {
                 body: Name::from(String::from_utf8_lossy(data).into_owned()),
                 persistent: *props.delivery_mode() == Some(2),
-                headers: props.headers().as_ref().map(table_of).unwrap_or_default(),
+                headers: props.headers().as_ref().map(headers).unwrap_or_default(),
             },
         }))
     }
-}
-
-/// A model table as lapin sends it (integers as `I` when they fit, `l` otherwise; strings as
-/// `S`); the reference broker writes tables the same way.
-pub(crate) fn field_table(table: &Table) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in table {
-        let v = match v {
-            Value::Bool(b) => AMQPValue::Boolean(*b),
-            Value::Int(i) => match i32::try_from(*i) {
-                Ok(i) => AMQPValue::LongInt(i),
-                Err(_) => AMQPValue::LongLongInt(*i),
-            },
-            Value::Str(s) => AMQPValue::LongString(LongString::from(s.as_str())),
-        };
-        t.insert(ShortString::from(k.as_str()), v);
-    }
-    t
-}
-
-fn table_of(table: &FieldTable) -> Table {
-    table.inner().iter().filter_map(|(k, v)| Some((Name::from(k.as_str()), model_value(v)?))).collect()
-}
-
-/// A field value as the model keeps it (booleans, integers, strings); other kinds are `None`.
-/// The reference broker reads tables with it too.
-pub(crate) fn model_value(v: &AMQPValue) -> Option<Value> {
-    Some(match v {
-        AMQPValue::Boolean(b) => Value::Bool(*b),
-        AMQPValue::ShortShortInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::ShortShortUInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::ShortInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::ShortUInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::LongInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::LongUInt(i) => Value::Int(i64::from(*i)),
-        AMQPValue::LongLongInt(i) => Value::Int(*i),
-        AMQPValue::ShortString(s) => Value::Str(Name::from(s.as_str())),
-        AMQPValue::LongString(s) => Value::Str(Name::from(String::from_utf8_lossy(s.as_bytes()).into_owned())),
-        _ => return None,
-    })
 }
 
 /// What the observed events of a run are written to, by whichever task observes them; a

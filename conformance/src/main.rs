@@ -1,12 +1,12 @@
 //! `amqp-conformance`: replay conformance traces and validate the outcome against the model.
 
+use amqp_broker::{ServeConfig, ServerHandle};
 use amqp_conformance::catalogue::Catalogue;
 use amqp_conformance::deviations::Deviations;
 use amqp_conformance::generate::{save_regression, shrink, GenConfig, WITHOUT_KINDS};
 use amqp_conformance::live::{address, check_login, Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_conformance::report;
 use amqp_conformance::restart::Restart;
-use amqp_conformance::serve::{ServeConfig, ServerHandle};
 use amqp_conformance::suite::{
     check_broker_uri, default_jobs, find_traces, load, run_one, run_suite, trace_errors, Status, SuiteRun, TargetSpec,
     TraceResult,
@@ -181,7 +181,7 @@ enum Cmd {
     Serve {
         /// The address to listen on (host:port). The default is loopback only; give another
         /// address to accept connections from elsewhere.
-        #[arg(long, default_value = amqp_conformance::serve::DEFAULT_LISTEN, value_name = "ADDR")]
+        #[arg(long, default_value = amqp_broker::DEFAULT_LISTEN, value_name = "ADDR")]
         listen: String,
         /// The model's profile: `rabbitmq` (RabbitMQ 3.10's behaviour) or `spec` (the 0-9-1
         /// specification's rules).
@@ -191,17 +191,17 @@ enum Cmd {
         /// first choice each time: round robin under rabbitmq) or `random` (each delivery picked
         /// at random among those possible, from --seed).
         #[arg(long, default_value = "round-robin", value_name = "SCHEDULE")]
-        schedule: amqp_conformance::serve::ScheduleKind,
+        schedule: amqp_broker::ScheduleKind,
         /// The seed of the random schedule (default: one from the clock, printed).
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
         /// A user who may log in, as NAME:PASSWORD (repeat for more; default guest:guest).
         #[arg(long = "user", value_name = "NAME:PASSWORD")]
-        users: Vec<amqp_conformance::serve::User>,
+        users: Vec<amqp_broker::User>,
         /// Seconds a write may wait for a client that does not read what it is sent; then its
         /// socket is closed (and its unacknowledged messages requeued). Meanwhile the server
         /// reads nothing more from that client and holds deliveries to it in their queues.
-        #[arg(long, default_value_t = amqp_conformance::serve::DEFAULT_SEND_TIMEOUT.as_secs(), value_name = "SECS")]
+        #[arg(long, default_value_t = amqp_broker::DEFAULT_SEND_TIMEOUT.as_secs(), value_name = "SECS")]
         send_timeout: u64,
     },
     /// Run the suite against every target of a matrix file (the model under each profile, each
@@ -772,9 +772,7 @@ fn main() -> ExitCode {
         Cmd::Matrix { config, out, check } => matrix(config, out, *check),
         Cmd::Serve { listen, profile, schedule, seed, users, send_timeout } => {
             let send_timeout = std::time::Duration::from_secs((*send_timeout).max(1));
-            amqp_conformance::serve::run_cli(listen, *profile, *schedule, *seed, users, send_timeout)
-                .map(|()| true)
-                .map_err(Fatal)
+            amqp_broker::run_cli(listen, *profile, *schedule, *seed, users, send_timeout).map(|()| true).map_err(Fatal)
         }
         Cmd::DelayProxy { listen, to, delay_ms, client_delay_ms } => {
             let delays = amqp_conformance::delay::Delays {

@@ -4,10 +4,10 @@
 //!
 //! A live broker is restarted by a shell command of the user's (`--restart-cmd`, for RabbitMQ
 //! `rabbitmqctl stop_app && rabbitmqctl start_app`); the in-process reference broker by
-//! [`crate::serve::Server::restart`], which closes every connection with 320 and keeps what the
+//! [`amqp_broker::Server::restart`], which closes every connection with 320 and keeps what the
 //! model keeps across a restart.
 
-use crate::serve::Server;
+use amqp_broker::Server;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -129,9 +129,9 @@ mod tests {
 
     #[test]
     fn restarts_compare_by_command_or_server() {
-        let a = Server::new(crate::serve::ServeConfig::default());
+        let a = Server::new(amqp_broker::ServeConfig::default());
         assert_eq!(Restart::Embedded(a.clone()), Restart::Embedded(a.clone()));
-        assert_ne!(Restart::Embedded(a), Restart::Embedded(Server::new(crate::serve::ServeConfig::default())));
+        assert_ne!(Restart::Embedded(a), Restart::Embedded(Server::new(amqp_broker::ServeConfig::default())));
         assert_eq!(Restart::command(Some("x")), Some(Restart::Command("x".into())));
         assert_ne!(Restart::command(Some("x")), Restart::command(Some("y")));
     }

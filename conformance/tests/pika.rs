@@ -2,7 +2,7 @@
 //! broker served in-process: a real client other than lapin gets the outcomes the model states.
 //! Needs Python 3 with pika (`.ci/run` installs it); without it the test fails and says so.
 
-use amqp_conformance::serve::{ServeConfig, ServerHandle};
+use amqp_broker::{ServeConfig, ServerHandle};
 use amqp_model::Profile;
 use std::process::Command;
 

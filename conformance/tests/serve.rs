@@ -7,9 +7,9 @@
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{basic, connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable};
+use amqp_broker::{Schedule, ServeConfig, ServerHandle, User};
 use amqp_conformance::live::{LiveTarget, Timing};
 use amqp_conformance::run::{replay, Verdict};
-use amqp_conformance::serve::{Schedule, ServeConfig, ServerHandle, User};
 use amqp_conformance::trace::parse;
 use amqp_model::{Command, Profile};
 use futures_core::Stream;

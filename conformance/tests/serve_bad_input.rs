@@ -8,8 +8,8 @@ mod common;
 
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
-use amqp_conformance::serve::feed::{self, Feeder};
-use amqp_conformance::serve::{ServeConfig, ServerHandle};
+use amqp_broker::feed::{self, Feeder};
+use amqp_broker::{ServeConfig, ServerHandle};
 use amqp_model::Profile;
 use common::*;
 use std::io::Write;

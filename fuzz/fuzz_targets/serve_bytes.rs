@@ -1,12 +1,12 @@
 //! Arbitrary bytes from a client to one connection of a fresh reference broker (an in-memory
-//! pipe, no sockets): `amqp_conformance::serve::feed` says how an input is read. The input's
+//! pipe, no sockets): `amqp_broker::feed` says how an input is read. The input's
 //! first octet chooses a handshake first (bit 0) and the `spec` profile instead of `rabbitmq`
 //! (bit 1). A panic anywhere in the server, or a connection that has not ended
 //! `feed::LIMIT` after its input did, is a finding.
 
 #![no_main]
 
-use amqp_conformance::serve::feed::Feeder;
+use amqp_broker::feed::Feeder;
 use amqp_model::Profile;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;

@@ -8,7 +8,7 @@
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, ProtocolVersion};
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
 use amq_protocol::types::{FieldTable, LongString, ShortString};
-use amqp_conformance::serve::{ServeConfig, ServerHandle};
+use amqp_broker::{ServeConfig, ServerHandle};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -9,7 +9,6 @@
 //! the socket when it arrives or after a few seconds. A frame that cannot be parsed is answered
 //! with `connection.close` 501 and the socket is closed at once.
 
-use super::map::{self, Peer, Request, Wire};
 use super::outbox::{self, Gauge, Inbox, Outbox};
 use super::{Failure, Out, Quiet, Shared, State};
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame};
@@ -17,6 +16,7 @@ use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use amqp_model::profile::{Permit, QosScope};
 use amqp_model::{ChanRef, Command, ConnId, UsageError};
+use amqp_wire::{Peer, Published, Request};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -148,7 +148,7 @@ impl Reader {
             _ if kind == 1 && size >= 4 => {
                 let class_id = u16::from_be_bytes([payload[0], payload[1]]);
                 let method_id = u16::from_be_bytes([payload[2], payload[3]]);
-                if map::known_method(class_id, method_id) {
+                if amqp_wire::known_method(class_id, method_id) {
                     let why = format!("cannot decode the arguments of method {class_id}.{method_id}");
                     Got::Fault(Fault::Frame(why, (class_id, method_id)))
                 } else {
@@ -471,14 +471,14 @@ impl Conn {
                 Got::Gone(_) => return None,
                 Got::Fault(Fault::Frame(why, (class_id, method_id))) => {
                     self.shared.log(|| format!("{}: {why}", self.who()));
-                    self.send(vec![map::connection_close(501, &why, class_id, method_id)]);
+                    self.send(vec![amqp_wire::connection_close(501, &why, class_id, method_id)]);
                     self.shutdown();
                     return None;
                 }
                 Got::Fault(Fault::Unknown { class_id, method_id }) => {
                     let text = format!("unknown method {class_id}.{method_id}");
                     self.shared.log(|| format!("{}: handshake refused: 540 {text}", self.who()));
-                    self.close_and_wait(map::connection_close(540, &text, class_id, method_id)).await;
+                    self.close_and_wait(amqp_wire::connection_close(540, &text, class_id, method_id)).await;
                     return None;
                 }
             };
@@ -504,7 +504,7 @@ impl Conn {
             };
             let (code, text, class_id, method_id) = refused;
             self.shared.log(|| format!("{}: handshake refused: {code} {text}", self.who()));
-            self.close_and_wait(map::connection_close(code, &text, class_id, method_id)).await;
+            self.close_and_wait(amqp_wire::connection_close(code, &text, class_id, method_id)).await;
             return None;
         }
     }
@@ -532,7 +532,7 @@ impl Conn {
                 "Login was refused using authentication mechanism {}. For details see the broker logfile.",
                 start_ok.mechanism
             );
-            self.close_and_wait(map::connection_close(403, &text, 0, 0)).await;
+            self.close_and_wait(amqp_wire::connection_close(403, &text, 0, 0)).await;
             return false;
         }
         self.peer.cancel_notify = cancel_notify(&start_ok.client_properties);
@@ -560,7 +560,7 @@ impl Conn {
         };
         if frame_max < FRAME_MIN {
             let text = format!("frame_max={frame_max} < {FRAME_MIN} min size");
-            self.close_and_wait(map::connection_close(530, &text, 10, 31)).await;
+            self.close_and_wait(amqp_wire::connection_close(530, &text, 10, 31)).await;
             return false;
         }
         self.peer.frame_max = frame_max;
@@ -576,7 +576,7 @@ impl Conn {
         if open.virtual_host.as_str() != "/" {
             let text = format!("vhost {} not found", open.virtual_host);
             self.shared.log(|| format!("{}: {text}", self.who()));
-            self.close_and_wait(map::connection_close(530, &text, 10, 40)).await;
+            self.close_and_wait(amqp_wire::connection_close(530, &text, 10, 40)).await;
             return false;
         }
         let shared = self.shared.clone();
@@ -594,7 +594,7 @@ impl Conn {
             self.id.is_some()
         };
         if !registered {
-            self.close_and_wait(map::connection_close(530, "no connection id is free", 10, 40)).await;
+            self.close_and_wait(amqp_wire::connection_close(530, "no connection id is free", 10, 40)).await;
         }
         registered
     }
@@ -642,7 +642,7 @@ impl Conn {
             if let Some(slot) = state.slots.get_mut(&id) {
                 slot.model_open = false;
             }
-            state.send(id, Out::Frames(vec![map::connection_close(code, detail, cause.0, cause.1)]));
+            state.send(id, Out::Frames(vec![amqp_wire::connection_close(code, detail, cause.0, cause.1)]));
         }
         if now || !open {
             state.send(id, Out::Shutdown);
@@ -661,7 +661,7 @@ impl Conn {
             return self.usage_error(state, e, cause);
         }
         if let Some(slot) = state.slots.get_mut(&ch.conn).filter(|s| s.model_open) {
-            slot.out.send(Out::Frames(vec![map::channel_close(ch.channel, code, detail, cause.0, cause.1)]));
+            slot.out.send(Out::Frames(vec![amqp_wire::channel_close(ch.channel, code, detail, cause.0, cause.1)]));
             slot.closing.insert(ch.channel);
         }
         Flow::Go
@@ -684,7 +684,7 @@ impl Conn {
     }
 
     /// Apply a command, sending what the model does.
-    fn execute(&self, state: &mut State, cmd: &Command, wire: Option<Arc<Wire>>, quiet: Quiet) -> Flow {
+    fn execute(&self, state: &mut State, cmd: &Command, wire: Option<Arc<Published>>, quiet: Quiet) -> Flow {
         match state.execute(cmd, wire, quiet) {
             Ok(()) => Flow::Go,
             Err(e) => self.usage_error(state, e, cmd.method().map_or((0, 0), |m| m.ids())),
@@ -785,7 +785,7 @@ impl Conn {
             let text = format!("channel {n} is above the negotiated channel_max ({})", self.channel_max);
             return self.hard_close(state, 530, &text, cause, false);
         }
-        match map::request(ch, &class, payload) {
+        match amqp_wire::request(ch, &class, payload) {
             Request::Ignore => Flow::Go,
             Request::Refuse { code, text } => self.hard_close(state, code.code(), &text, cause, false),
             // The model sees a publish only once its content is complete: a publish on a channel
@@ -868,13 +868,13 @@ impl Conn {
     fn publish(&mut self, state: &mut State, n: u16) -> Flow {
         let Some(a) = self.assembly.remove(&n) else { return Flow::Go };
         let Some((_, props)) = a.header else { return Flow::Go };
-        let wire = Wire { props, body: a.body };
+        let wire = Published { props, body: a.body };
         let command = Command::BasicPublish {
             ch: ChanRef { conn: self.id.expect("registered"), channel: n },
             exchange: a.exchange,
             routing_key: a.routing_key,
             mandatory: a.mandatory,
-            content: map::content(&wire),
+            content: amqp_wire::content(&wire),
         };
         self.execute(state, &command, Some(Arc::new(wire)), Quiet::No)
     }

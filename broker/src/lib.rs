@@ -1,5 +1,51 @@
-//! The model served over AMQP 0-9-1: a reference broker that clients (lapin, pika, ...) talk to
-//! over TCP, so that the fixture suite can run against the model over the wire.
+//! # amqp-broker
+//!
+//! The executable model of AMQP 0-9-1 ([`amqp_model`]) served over TCP: a reference broker that
+//! clients (lapin, pika, amqp091-go, ...) talk to, which does exactly what the specification
+//! allows under the `spec` profile, or what RabbitMQ does under `rabbitmq`. The conformance suite
+//! runs its fixtures against it over the wire (`amqp-conformance serve`, and the in-process
+//! `run` target), and a Rust project can start one in its own tests: add the crate as a
+//! dev-dependency, start a [`ServerHandle`] on an ephemeral port, point the client at it, and stop
+//! it (or drop the handle) when done. Nothing is installed; every test gets a fresh broker.
+//!
+//! ```
+//! use amqp_broker::{ServeConfig, ServerHandle};
+//! use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+//! use lapin::types::FieldTable;
+//! use lapin::{BasicProperties, Connection, ConnectionProperties};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A fresh broker on 127.0.0.1 and a port of the system's choosing (user guest/guest).
+//! let broker = ServerHandle::start(ServeConfig::default())?;
+//! let uri = format!("amqp://guest:guest@{}/%2f", broker.addr());
+//!
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! let body = runtime.block_on(async {
+//!     let connection = Connection::connect(&uri, ConnectionProperties::default()).await?;
+//!     let channel = connection.create_channel().await?;
+//!     channel.queue_declare("greetings".into(), QueueDeclareOptions::default(), FieldTable::default()).await?;
+//!     let props = BasicProperties::default();
+//!     channel.basic_publish("".into(), "greetings".into(), BasicPublishOptions::default(), b"hello", props).await?;
+//!     let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
+//!     let mut consumer = channel.basic_consume("greetings".into(), "reader".into(), no_ack, FieldTable::default()).await?;
+//!     let delivery = std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut consumer), cx))
+//!         .await
+//!         .expect("a delivery")?;
+//!     connection.close(200, "bye".into()).await?;
+//!     Ok::<_, lapin::Error>(delivery.data)
+//! })?;
+//! assert_eq!(body, b"hello");
+//! broker.stop();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`ServeConfig`] chooses the profile, the order the broker takes its own choices in
+//! ([`Schedule`]: the first one, as RabbitMQ would, or seeded random ones, to shake out a client
+//! that depends on one broker's order), the users, and how long a slow client may hold up its
+//! deliveries. [`Server::restart`] restarts the broker in place, keeping what a real one keeps.
+//!
+//! ## How it works
 //!
 //! - One shared [`Broker`] (behind a mutex) for every connection. Each connection that completes
 //!   its handshake gets a model [`ConnId`], each of its channels a [`ChanRef`]; every client
@@ -15,18 +61,20 @@
 //! - Messages keep every property and their exact body as published (beside the model, by the
 //!   model's message identity); the model sees the body, `delivery-mode` and headers.
 //!
-//! `conn.rs` is one connection (handshake, frames, channels, content assembly); `map.rs` maps
-//! methods and events; `outbox.rs` bounds what waits for a slow client; `feed.rs` feeds
-//! arbitrary bytes to a connection (the fuzz target's body).
+//! `conn.rs` is one connection (handshake, frames, channels, content assembly); `outbox.rs`
+//! bounds what waits for a slow client; `feed.rs` feeds arbitrary bytes to a connection (the fuzz
+//! target's body). Methods and events are mapped to and from the model by `amqp-wire`, which the
+//! conformance runner's targets share.
+
+#![deny(missing_docs, missing_debug_implementations, unsafe_code)]
 
 mod conn;
 pub mod feed;
-mod map;
 mod outbox;
 
 use amq_protocol::frame::AMQPFrame;
 use amqp_model::{Broker, ChanRef, Command, ConnId, Event, Internal, Profile, ProfileName, UsageError};
-use map::{Contents, Peer, Wire};
+use amqp_wire::{Contents, Peer, Published};
 use outbox::Outbox;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -248,7 +296,7 @@ pub(crate) struct State {
     /// Published messages as they came, by model message identity.
     contents: Contents,
     /// Publishes held by a transaction, in order.
-    pending_tx: BTreeMap<ChanRef, Vec<Arc<Wire>>>,
+    pending_tx: BTreeMap<ChanRef, Vec<Arc<Published>>>,
     /// Side-table entries added since the last pruning.
     since_prune: usize,
 }
@@ -325,7 +373,7 @@ impl State {
     ///
     /// A panic in the model (a model bug) is caught and reported as [`Failure::Internal`], so that
     /// it closes only the connection whose command caused it.
-    pub(crate) fn execute(&mut self, cmd: &Command, wire: Option<Arc<Wire>>, quiet: Quiet) -> Result<(), Failure> {
+    pub(crate) fn execute(&mut self, cmd: &Command, wire: Option<Arc<Published>>, quiet: Quiet) -> Result<(), Failure> {
         let before = self.broker.next_msg;
         // Where the profile allows several answers, the first (round robin) or one at random.
         let (broker, rng) = (&mut self.broker, &mut self.rng);
@@ -370,7 +418,7 @@ impl State {
     /// Keep the published messages beside the model: a publish routed now gets the identity the
     /// model gave it; one held by a transaction waits for the commit, which routes the held
     /// publishes in order.
-    fn bookkeep(&mut self, cmd: &Command, wire: Option<Arc<Wire>>, before: u32, after: u32, events: &[Event]) {
+    fn bookkeep(&mut self, cmd: &Command, wire: Option<Arc<Published>>, before: u32, after: u32, events: &[Event]) {
         let closed = |ch: ChanRef| {
             events.iter().any(|e| match e {
                 Event::ChannelClosed { ch: c, .. } => *c == ch,
@@ -469,7 +517,7 @@ impl State {
                 _ => {}
             }
             let Some(slot) = self.slots.get_mut(&conn) else { continue };
-            let frames = map::frames(e, &self.contents, slot.peer);
+            let frames = amqp_wire::frames(e, &self.contents, slot.peer);
             if !frames.is_empty() {
                 slot.out.send(Out::Frames(frames));
             }

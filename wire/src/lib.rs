@@ -1,0 +1,20 @@
+//! AMQP 0-9-1 on the wire <-> the model's commands and events, for every party that speaks it:
+//! the reference broker (`amqp-broker`) reads client methods as commands and writes events as
+//! frames; the conformance runner's targets send commands and read what a broker sends as events.
+//!
+//! - [`table`]: field tables <-> the model's [`amqp_model::Table`] (booleans, integers and
+//!   strings: the kinds the model's behaviour depends on).
+//! - [`request`]: a client method -> a model [`amqp_model::Command`] (or why the model cannot take
+//!   it).
+//! - [`frames`]: a model [`amqp_model::Event`] -> the frames a client receives, with the message as
+//!   its publisher sent it ([`Published`]) whenever it agrees with what the model says of it.
+
+#![deny(missing_docs, missing_debug_implementations, unsafe_code)]
+
+pub mod frames;
+pub mod request;
+pub mod table;
+
+pub use frames::{channel_close, code_name, connection_close, content, frames, reply_text, Contents, Peer, Published};
+pub use request::{known_method, request, Request};
+pub use table::{field_table, headers, model_value, table};

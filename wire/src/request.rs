@@ -1,0 +1,253 @@
+//! A client method as a model command: what a server (the reference broker) or an observer of a
+//! client (the proxy) makes of each method a client sends on a channel.
+
+use crate::table::table;
+use amq_protocol::protocol::{basic, channel, confirm, exchange, queue, tx, AMQPClass};
+use amq_protocol::types::{FieldTable, ShortString};
+use amqp_model::{ChanRef, Command, ExchangeKind, Name, ReplyCode};
+
+/// What a client method asks of the server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// A model command; with `nowait` its reply is not sent.
+    Command {
+        /// The command.
+        command: Command,
+        /// The client asked for no reply.
+        nowait: bool,
+    },
+    /// `basic.publish`: the command is made once its content has arrived.
+    Publish {
+        /// The exchange.
+        exchange: Name,
+        /// The routing key.
+        routing_key: Name,
+        /// The mandatory flag.
+        mandatory: bool,
+    },
+    /// Nothing to do (a client's `basic.cancel-ok` answering a server cancel, a stray
+    /// `channel.close-ok`).
+    Ignore,
+    /// A method the server answers with a connection close.
+    Refuse {
+        /// The reply code (540 not-implemented, 503 command-invalid).
+        code: ReplyCode,
+        /// Why.
+        text: String,
+    },
+}
+
+fn not_implemented(text: impl Into<String>) -> Request {
+    Request::Refuse { code: ReplyCode::NotImplemented, text: text.into() }
+}
+
+fn invalid(text: impl Into<String>) -> Request {
+    Request::Refuse { code: ReplyCode::CommandInvalid, text: text.into() }
+}
+
+fn name(s: &ShortString) -> Name {
+    Name::from(s.as_str())
+}
+
+/// `prefetch-size` of a `basic.qos` method payload (amq-protocol's parser drops it).
+fn prefetch_size(payload: &[u8]) -> u32 {
+    payload.get(4..8).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Read a client method on channel `ch` (a channel above 0; connection methods are the
+/// connection's business). `payload` is the method frame's payload.
+pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
+    let cmd = |command: Command, nowait: bool| Request::Command { command, nowait };
+    let args = |t: &FieldTable| table(t);
+    macro_rules! args {
+        ($t:expr) => {
+            match args($t) {
+                Ok(t) => t,
+                Err(e) => return not_implemented(e),
+            }
+        };
+    }
+    match class {
+        AMQPClass::Channel(m) => match m {
+            channel::AMQPMethod::Open(_) => cmd(Command::ChannelOpen { ch }, false),
+            channel::AMQPMethod::Close(_) => cmd(Command::ChannelClose { ch }, false),
+            channel::AMQPMethod::CloseOk(_) => Request::Ignore,
+            channel::AMQPMethod::Flow(_) | channel::AMQPMethod::FlowOk(_) => {
+                not_implemented("channel.flow is not implemented by the model")
+            }
+            channel::AMQPMethod::OpenOk(_) => invalid("channel.open-ok is a server method"),
+        },
+        AMQPClass::Exchange(m) => match m {
+            exchange::AMQPMethod::Declare(d) => cmd(
+                Command::ExchangeDeclare {
+                    ch,
+                    exchange: name(&d.exchange),
+                    kind: ExchangeKind::parse(d.kind.as_str()),
+                    passive: d.passive,
+                    durable: d.durable,
+                    auto_delete: d.auto_delete,
+                    internal: d.internal,
+                    arguments: args!(&d.arguments),
+                },
+                d.nowait,
+            ),
+            exchange::AMQPMethod::Delete(d) => {
+                cmd(Command::ExchangeDelete { ch, exchange: name(&d.exchange), if_unused: d.if_unused }, d.nowait)
+            }
+            exchange::AMQPMethod::Bind(b) => cmd(
+                Command::ExchangeBind {
+                    ch,
+                    destination: name(&b.destination),
+                    source: name(&b.source),
+                    routing_key: name(&b.routing_key),
+                    arguments: args!(&b.arguments),
+                },
+                b.nowait,
+            ),
+            exchange::AMQPMethod::Unbind(b) => cmd(
+                Command::ExchangeUnbind {
+                    ch,
+                    destination: name(&b.destination),
+                    source: name(&b.source),
+                    routing_key: name(&b.routing_key),
+                    arguments: args!(&b.arguments),
+                },
+                b.nowait,
+            ),
+            _ => invalid("exchange replies are server methods"),
+        },
+        AMQPClass::Queue(m) => match m {
+            queue::AMQPMethod::Declare(d) => cmd(
+                Command::QueueDeclare {
+                    ch,
+                    queue: name(&d.queue),
+                    passive: d.passive,
+                    durable: d.durable,
+                    exclusive: d.exclusive,
+                    auto_delete: d.auto_delete,
+                    arguments: args!(&d.arguments),
+                },
+                d.nowait,
+            ),
+            queue::AMQPMethod::Bind(b) => cmd(
+                Command::QueueBind {
+                    ch,
+                    queue: name(&b.queue),
+                    exchange: name(&b.exchange),
+                    routing_key: name(&b.routing_key),
+                    arguments: args!(&b.arguments),
+                },
+                b.nowait,
+            ),
+            queue::AMQPMethod::Unbind(b) => cmd(
+                Command::QueueUnbind {
+                    ch,
+                    queue: name(&b.queue),
+                    exchange: name(&b.exchange),
+                    routing_key: name(&b.routing_key),
+                    arguments: args!(&b.arguments),
+                },
+                false,
+            ),
+            queue::AMQPMethod::Purge(p) => cmd(Command::QueuePurge { ch, queue: name(&p.queue) }, p.nowait),
+            queue::AMQPMethod::Delete(d) => cmd(
+                Command::QueueDelete { ch, queue: name(&d.queue), if_unused: d.if_unused, if_empty: d.if_empty },
+                d.nowait,
+            ),
+            _ => invalid("queue replies are server methods"),
+        },
+        AMQPClass::Basic(m) => match m {
+            basic::AMQPMethod::Qos(q) => {
+                if prefetch_size(payload) != 0 {
+                    return not_implemented("basic.qos prefetch-size other than 0 is not implemented");
+                }
+                cmd(Command::BasicQos { ch, prefetch_count: q.prefetch_count, global: q.global }, false)
+            }
+            basic::AMQPMethod::Consume(c) => {
+                if c.no_local {
+                    return not_implemented("basic.consume no-local is not implemented by the model");
+                }
+                if !c.arguments.inner().is_empty() {
+                    return not_implemented("basic.consume arguments are not implemented by the model");
+                }
+                cmd(
+                    Command::BasicConsume {
+                        ch,
+                        queue: name(&c.queue),
+                        consumer_tag: name(&c.consumer_tag),
+                        no_ack: c.no_ack,
+                        exclusive: c.exclusive,
+                    },
+                    c.nowait,
+                )
+            }
+            basic::AMQPMethod::Cancel(c) => {
+                cmd(Command::BasicCancel { ch, consumer_tag: name(&c.consumer_tag) }, c.nowait)
+            }
+            basic::AMQPMethod::CancelOk(_) => Request::Ignore,
+            basic::AMQPMethod::Publish(p) => {
+                if p.immediate {
+                    return not_implemented("immediate=true");
+                }
+                Request::Publish {
+                    exchange: name(&p.exchange),
+                    routing_key: name(&p.routing_key),
+                    mandatory: p.mandatory,
+                }
+            }
+            basic::AMQPMethod::Get(g) => cmd(Command::BasicGet { ch, queue: name(&g.queue), no_ack: g.no_ack }, false),
+            basic::AMQPMethod::Ack(a) => {
+                cmd(Command::BasicAck { ch, delivery_tag: a.delivery_tag, multiple: a.multiple }, false)
+            }
+            basic::AMQPMethod::Nack(n) => cmd(
+                Command::BasicNack { ch, delivery_tag: n.delivery_tag, multiple: n.multiple, requeue: n.requeue },
+                false,
+            ),
+            basic::AMQPMethod::Reject(r) => {
+                cmd(Command::BasicReject { ch, delivery_tag: r.delivery_tag, requeue: r.requeue }, false)
+            }
+            basic::AMQPMethod::Recover(r) => cmd(Command::BasicRecover { ch, requeue: r.requeue }, false),
+            basic::AMQPMethod::RecoverAsync(_) => not_implemented("basic.recover-async is not implemented"),
+            _ => invalid("basic replies and deliveries are server methods"),
+        },
+        AMQPClass::Confirm(m) => match m {
+            confirm::AMQPMethod::Select(s) => cmd(Command::ConfirmSelect { ch }, s.nowait),
+            confirm::AMQPMethod::SelectOk(_) => invalid("confirm.select-ok is a server method"),
+        },
+        AMQPClass::Tx(m) => match m {
+            tx::AMQPMethod::Select(_) => cmd(Command::TxSelect { ch }, false),
+            tx::AMQPMethod::Commit(_) => cmd(Command::TxCommit { ch }, false),
+            tx::AMQPMethod::Rollback(_) => cmd(Command::TxRollback { ch }, false),
+            _ => invalid("tx replies are server methods"),
+        },
+        AMQPClass::Access(_) => not_implemented("the access class is not implemented"),
+        AMQPClass::Connection(_) => invalid("a connection method on a channel other than 0"),
+    }
+}
+
+/// Whether `(class_id, method_id)` names a method of AMQP 0-9-1 (with RabbitMQ's extensions),
+/// for telling an unknown method (540) from a malformed one (501).
+pub fn known_method(class_id: u16, method_id: u16) -> bool {
+    let methods: &[u16] = match class_id {
+        10 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51, 60, 61, 70, 71],
+        20 => &[10, 11, 20, 21, 40, 41],
+        30 => &[10, 11],
+        40 => &[10, 11, 20, 21, 30, 31, 40, 51],
+        50 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51],
+        60 => &[10, 11, 20, 21, 30, 31, 40, 50, 60, 70, 71, 72, 80, 90, 100, 110, 111, 120],
+        85 => &[10, 11],
+        90 => &[10, 11, 20, 21, 30, 31],
+        _ => &[],
+    };
+    methods.contains(&method_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_methods_are_told_from_unknown_ones() {
+        assert!(known_method(60, 40) && !known_method(60, 41) && !known_method(99, 10));
+    }
+}
