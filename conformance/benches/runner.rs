@@ -13,9 +13,9 @@
 //!    `wait` (as when a broker's deliveries arrive late on a busy machine), validated; beside it,
 //!    the model making the same deliveries (its eager dispatch), in the same run.
 
-use amqp_conformance::live::{LiveTarget, Timing};
 use amqp_conformance::run::{record, Verdict};
 use amqp_conformance::suite::{find_traces, load, restarts, run_suite, Status, TargetSpec};
+use amqp_conformance::target::live::{LiveTarget, Timing};
 use amqp_conformance::trace::{parse, Trace};
 use amqp_model::{Profile, ProfileName};
 use lapin::options::{
@@ -140,13 +140,16 @@ fn plain(rt: &tokio::runtime::Runtime, uri: &str, cycle: Cycle) -> f64 {
 
 fn main() {
     let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
-    if let Err(e) = amqp_conformance::live::check_login(&uri, Duration::from_secs(2)) {
+    if let Err(e) = amqp_conformance::target::probe::check_login(&uri, Duration::from_secs(2)) {
         eprintln!("runner bench: {e}");
         std::process::exit(2);
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
 
-    println!("Operations/s against {} ({ROUNDS} cycles, best of {REPEATS})", amqp_conformance::live::redact(&uri));
+    println!(
+        "Operations/s against {} ({ROUNDS} cycles, best of {REPEATS})",
+        amqp_conformance::target::probe::redact(&uri)
+    );
     println!();
     println!("| cycle | runner ops/s | plain lapin ops/s | runner/plain |");
     println!("| --- | ---: | ---: | ---: |");

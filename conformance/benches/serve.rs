@@ -154,7 +154,7 @@ fn timed(rt: &tokio::runtime::Runtime, who: &str, uri: &str, measure: Measure) -
 
 fn main() {
     let rabbitmq = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
-    if let Err(e) = amqp_conformance::live::check_login(&rabbitmq, Duration::from_secs(2)) {
+    if let Err(e) = amqp_conformance::target::probe::check_login(&rabbitmq, Duration::from_secs(2)) {
         eprintln!("serve bench: {e}");
         std::process::exit(2);
     }
@@ -164,7 +164,7 @@ fn main() {
 
     println!(
         "The reference broker (in-process, rabbitmq profile) against {} (best of {REPEATS}, alternating)",
-        amqp_conformance::live::redact(&rabbitmq)
+        amqp_conformance::target::probe::redact(&rabbitmq)
     );
     println!();
     println!("| measure | reference broker | RabbitMQ | reference/RabbitMQ |");

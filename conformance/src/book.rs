@@ -33,10 +33,11 @@ const GUIDE: [(&str, &str); 5] = [
     ("For readers of the specification", "intro/spec-readers.md"),
     ("The model", "model.md"),
 ];
-const REFERENCE: [(&str, &str); 7] = [
+const REFERENCE: [(&str, &str); 8] = [
     ("Traces", "traces.md"),
     ("The conformance runner", "conformance.md"),
     ("The reference broker", "serve.md"),
+    ("Architecture", "architecture.md"),
     ("RabbitMQ 3.10", "rabbitmq-3.10.md"),
     ("GarageMQ", "garagemq.md"),
     ("Benchmarks", "bench.md"),

@@ -12,15 +12,13 @@ pub mod delay;
 pub mod deviations;
 pub mod figures;
 pub mod generate;
-pub mod live;
 pub mod matrix;
-pub mod raw;
 pub mod report;
-pub mod restart;
 pub mod run;
 pub mod snapshot;
 pub mod stress;
 pub mod suite;
+pub mod target;
 pub mod trace;
 pub mod validate;
 

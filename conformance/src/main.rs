@@ -4,13 +4,14 @@ use amqp_broker::{ServeConfig, ServerHandle};
 use amqp_conformance::catalogue::Catalogue;
 use amqp_conformance::deviations::Deviations;
 use amqp_conformance::generate::{save_regression, shrink, GenConfig, WITHOUT_KINDS};
-use amqp_conformance::live::{address, check_login, Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_conformance::report;
-use amqp_conformance::restart::Restart;
 use amqp_conformance::suite::{
     check_broker_uri, default_jobs, find_traces, load, run_one, run_suite, trace_errors, Status, SuiteRun, TargetSpec,
     TraceResult,
 };
+use amqp_conformance::target::live::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
+use amqp_conformance::target::probe::{address, check_login};
+use amqp_conformance::target::restart::Restart;
 use amqp_conformance::trace::Trace;
 use amqp_model::ProfileName;
 use clap::{Args, Parser, Subcommand};

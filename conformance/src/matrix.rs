@@ -26,8 +26,8 @@
 //! page is stale.
 
 use crate::deviations::Deviations;
-use crate::live::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use crate::suite::{Status, SuiteRun, TargetSpec};
+use crate::target::live::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_model::ProfileName;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -123,7 +123,7 @@ impl TargetConfig {
                     timeout: self.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
                     grace: self.grace_ms.map_or(DEFAULT_GRACE, Duration::from_millis),
                 },
-                restart: crate::restart::Restart::command(self.restart_cmd.as_deref()),
+                restart: crate::target::restart::Restart::command(self.restart_cmd.as_deref()),
             },
         }
     }

@@ -8,7 +8,7 @@
 //! said twice.
 
 use crate::run::{Recording, Verdict};
-use crate::suite::{Status, SuiteRun, TraceResult};
+use crate::suite::{Status, SuiteRun, TraceError, TraceResult};
 use crate::trace::{write_command, write_event, write_expected};
 use crate::validate::Divergence;
 use amqp_model::Event;
@@ -615,6 +615,25 @@ pub fn summary(run: &SuiteRun) -> String {
     );
     out.push_str(if run.conformant() { "conformant" } else { "NOT conformant" });
     out
+}
+
+impl std::fmt::Display for TraceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let TraceError { file, profile, verdict } = self;
+        match verdict {
+            Verdict::Pass => write!(f, "{file}: the model under the {profile} profile follows this trace"),
+            Verdict::Unmet { line, expected, observed } => write!(
+                f,
+                "{file}:{line}: this `expect` does not hold on the model under the {profile} profile: {}",
+                unmet(expected, observed)
+            ),
+            Verdict::Diverged { line, divergence } => write!(
+                f,
+                "{file}:{line}: the model under the {profile} profile does not follow this step: {}",
+                mismatch(divergence)
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,12 +19,12 @@ pub enum TargetSpec {
     Model,
     /// A live broker.
     Broker {
-        /// Its AMQP URI (with the password: never print it, see [`crate::live::redact`]).
+        /// Its AMQP URI (with the password: never print it, see [`crate::target::probe::redact`]).
         uri: String,
         /// Timeouts and grace periods.
-        timing: crate::live::Timing,
+        timing: crate::target::live::Timing,
         /// How it is restarted, if it can be.
-        restart: Option<crate::restart::Restart>,
+        restart: Option<crate::target::restart::Restart>,
     },
 }
 
@@ -35,10 +35,10 @@ impl TargetSpec {
     pub fn label(&self) -> String {
         match self {
             TargetSpec::Model => "the model".into(),
-            TargetSpec::Broker { restart: Some(crate::restart::Restart::Embedded(_)), .. } => {
+            TargetSpec::Broker { restart: Some(crate::target::restart::Restart::Embedded(_)), .. } => {
                 "the reference broker, in-process".into()
             }
-            TargetSpec::Broker { uri, .. } => crate::live::redact(uri),
+            TargetSpec::Broker { uri, .. } => crate::target::probe::redact(uri),
         }
     }
 }
@@ -52,7 +52,7 @@ pub const URI_HINT: &str =
 /// lone `/` names the empty virtual host, which brokers refuse, so it is an error here too. The
 /// error is one line, with the password shown as `***`, and ends with [`URI_HINT`].
 pub fn check_broker_uri(uri: &str) -> Result<(), String> {
-    let shown = crate::live::redact(uri);
+    let shown = crate::target::probe::redact(uri);
     let scheme = uri.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     if !matches!(scheme.as_deref(), Some("amqp" | "amqps")) {
         return Err(format!("`{shown}` is not an AMQP URI (no amqp:// scheme): {URI_HINT}"));
@@ -255,8 +255,20 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<(String, Trace)>, String> {
         .collect()
 }
 
-/// The traces the model itself cannot follow under `profile`, each as `file:line: what is
-/// wrong`: found before any broker is contacted, they are errors in the traces, not failures of
+/// A trace the model itself cannot follow under a profile ([`trace_errors`]): an error in the
+/// trace, not a failure of any broker. Rendered as `file:line: what is wrong` (in `report`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceError {
+    /// The trace file.
+    pub file: String,
+    /// The profile it was replayed under.
+    pub profile: ProfileName,
+    /// Where and how the model left it: [`Verdict::Unmet`] or [`Verdict::Diverged`].
+    pub verdict: Verdict,
+}
+
+/// The traces the model itself cannot follow under `profile` (each printed as `file:line: what
+/// is wrong`): found before any broker is contacted, they are errors in the traces, not failures of
 /// a broker.
 ///
 /// Every trace a run under `profile` would replay (not those whose `profile:` names the other
@@ -266,23 +278,16 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<(String, Trace)>, String> {
 /// of the trace's reading by the model, not of any broker. (An `expect` naming a variable no
 /// earlier capture binds is already refused when the trace is read.) Each trace takes well under
 /// a millisecond: the whole fixture suite, about 0.2 s in a release build.
-pub fn trace_errors(traces: &[(String, Trace)], profile: ProfileName) -> Vec<String> {
+pub fn trace_errors(traces: &[(String, Trace)], profile: ProfileName) -> Vec<TraceError> {
     let model = Profile::named(profile);
-    let check = |(file, trace): &(String, Trace)| -> Option<String> {
+    let check = |(file, trace): &(String, Trace)| -> Option<TraceError> {
         if trace.profile.is_some_and(|p| p != profile) {
             return None;
         }
         let recording = record(trace, model, &mut ModelTarget::new(model, Faults::NONE));
-        match &recording.verdict {
+        match recording.verdict {
             Verdict::Pass => None,
-            Verdict::Unmet { line, expected, observed } => Some(format!(
-                "{file}:{line}: this `expect` does not hold on the model under the {profile} profile: {}",
-                crate::report::unmet(expected, observed)
-            )),
-            Verdict::Diverged { line, divergence } => Some(format!(
-                "{file}:{line}: the model under the {profile} profile does not follow this step: {}",
-                crate::report::mismatch(divergence)
-            )),
+            verdict => Some(TraceError { file: file.clone(), profile, verdict }),
         }
     };
     // Spread over the cores: a debug build is some ten times slower than a release one.
@@ -292,7 +297,7 @@ pub fn trace_errors(traces: &[(String, Trace)], profile: ProfileName) -> Vec<Str
         let handles: Vec<_> = traces
             .chunks(chunk)
             .map(|part| {
-                s.spawn(move || part.iter().filter_map(|t| on_trace_thread(&t.0, || check(t))).collect::<Vec<String>>())
+                s.spawn(move || part.iter().filter_map(|t| on_trace_thread(&t.0, || check(t))).collect::<Vec<_>>())
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
@@ -341,7 +346,8 @@ impl SharedExchanges {
         if !other_processes {
             return SharedExchanges { _file: None, _local: local };
         }
-        let name = format!("amqp-conformance-amq-exchanges-{}.lock", crate::live::address(uri).replace(':', "-"));
+        let name =
+            format!("amqp-conformance-amq-exchanges-{}.lock", crate::target::probe::address(uri).replace(':', "-"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -485,9 +491,9 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
         if profile == ProfileName::Spec {
             // `exchange recommended-types` is a SHOULD: under the spec profile a broker that
             // leaves a type out is judged without it.
-            model.recommended_types = crate::live::recommended_types(uri, timing.timeout);
+            model.recommended_types = crate::target::probe::recommended_types(uri, timing.timeout);
             // So is `basic publish mandatory 01`: a broker that returns nothing is judged without.
-            model.mandatory_returns = crate::live::mandatory_returns(uri, timing.timeout);
+            model.mandatory_returns = crate::target::probe::mandatory_returns(uri, timing.timeout);
         }
     }
     if let Some(reason) = needs_left_out(trace, &model) {
@@ -498,7 +504,7 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
     let shared = match target {
         TargetSpec::Broker { uri, restart, .. } if shares_exchanges(trace) => {
             // The in-process reference broker is this process's own: no other process uses it.
-            let in_process = matches!(restart, Some(crate::restart::Restart::Embedded(_)));
+            let in_process = matches!(restart, Some(crate::target::restart::Restart::Embedded(_)));
             Some(SharedExchanges::lock(uri, !in_process))
         }
         _ => None,
@@ -511,7 +517,7 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
             result.recording = Some(recording);
         }
         TargetSpec::Broker { uri, timing, restart } => {
-            let mut live = crate::live::LiveTarget::new(uri, *timing).with_restart(restart.clone());
+            let mut live = crate::target::live::LiveTarget::new(uri, *timing).with_restart(restart.clone());
             let recording = record(trace, model, &mut live);
             let cleanup = live.finish();
             let notes = live.notes().to_vec();
@@ -519,7 +525,7 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
             problems.extend(cleanup.err());
             let (recording, incomplete, problems) = if live.raw_needed() && problems.is_empty() {
                 // Frames lapin will not send: run the trace again, writing the frames ourselves.
-                let mut raw = crate::raw::RawTarget::new(uri, *timing);
+                let mut raw = crate::target::raw::RawTarget::new(uri, *timing);
                 let recording = record(trace, model, &mut raw);
                 let cleanup = raw.finish();
                 let mut problems = raw.problems().to_vec();
@@ -539,18 +545,18 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
     result
 }
 
-/// After a failed trace, whether the broker still answers (see [`crate::live::responsive`]): if
+/// After a failed trace, whether the broker still answers (see [`crate::target::probe::responsive`]): if
 /// not, it is restarted with the restart command when there is one. What happened is added to
 /// the trace's status; the result is true when the broker is left not answering.
 fn check_broker(
     uri: &str,
-    timing: &crate::live::Timing,
-    restart: Option<&crate::restart::Restart>,
+    timing: &crate::target::live::Timing,
+    restart: Option<&crate::target::restart::Restart>,
     status: &mut Status,
 ) -> bool {
-    let Err(why) = crate::live::responsive(uri, timing.timeout) else { return false };
+    let Err(why) = crate::target::probe::responsive(uri, timing.timeout) else { return false };
     let (note, lost) = match restart {
-        Some(restart) => match crate::restart::restart_broker(restart, uri, timing.timeout) {
+        Some(restart) => match crate::target::restart::restart_broker(restart, uri, timing.timeout) {
             Ok(()) => (format!("after this trace the broker stopped answering ({why}); it was restarted"), false),
             Err(e) => {
                 (format!("after this trace the broker stopped answering ({why}); restarting it failed: {e}"), true)

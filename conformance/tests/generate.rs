@@ -10,8 +10,9 @@
 use amqp_conformance::generate::{
     case, compile, generate, origin, plan, save_regression, shrink, traces, GenConfig, TOPIC_PATTERNS,
 };
-use amqp_conformance::live::{reachable, LiveTarget, Timing};
 use amqp_conformance::run::{record, replay, ModelTarget, Recording, Verdict};
+use amqp_conformance::target::live::{LiveTarget, Timing};
+use amqp_conformance::target::probe::reachable;
 use amqp_conformance::trace::{parse, write, StepKind, Trace};
 use amqp_model::event::Reply;
 use amqp_model::{ChanRef, Command, ConnId, Event, ExchangeKind, Fault, Faults, Name, Profile, ProfileName, Value};

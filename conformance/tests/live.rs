@@ -5,8 +5,9 @@
 //! conform-rabbitmq` runs them, with a restart command). No broker at the URI is a failure: CI
 //! starts RabbitMQ (`.ci/run`), and so must a developer (`rabbitmq-server -detached`).
 
-use amqp_conformance::live::{reachable, LiveTarget, Timing};
 use amqp_conformance::run::{replay, Verdict};
+use amqp_conformance::target::live::{LiveTarget, Timing};
+use amqp_conformance::target::probe::reachable;
 use amqp_conformance::trace::parse;
 use amqp_model::{Command, Profile};
 use std::path::PathBuf;

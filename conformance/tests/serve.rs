@@ -8,8 +8,8 @@ use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{basic, connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable};
 use amqp_broker::{Schedule, ServeConfig, ServerHandle, User};
-use amqp_conformance::live::{LiveTarget, Timing};
 use amqp_conformance::run::{replay, Verdict};
+use amqp_conformance::target::live::{LiveTarget, Timing};
 use amqp_conformance::trace::parse;
 use amqp_model::{Command, Profile};
 use futures_core::Stream;
@@ -372,7 +372,10 @@ fn a_broker_without_a_recommended_type_is_judged_without_it() {
     let s = ServerHandle::start(ServeConfig::with_profile(profile)).expect("a server");
     assert!(!s.server().broker().exchanges.contains_key("amq.headers"));
     let uri = s.uri();
-    assert_eq!(amqp_conformance::live::recommended_types(&uri, Duration::from_secs(2)), profile.recommended_types);
+    assert_eq!(
+        amqp_conformance::target::probe::recommended_types(&uri, Duration::from_secs(2)),
+        profile.recommended_types
+    );
     let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let run = |name: &str, profile| {
@@ -406,7 +409,7 @@ fn a_broker_without_mandatory_returns_is_judged_without_them() {
     profile.mandatory_returns = false;
     let s = ServerHandle::start(ServeConfig::with_profile(profile)).expect("a server");
     let uri = s.uri();
-    assert!(!amqp_conformance::live::mandatory_returns(&uri, Duration::from_secs(2)));
+    assert!(!amqp_conformance::target::probe::mandatory_returns(&uri, Duration::from_secs(2)));
     let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spec");
     let run = |name: &str, profile| {
@@ -422,5 +425,5 @@ fn a_broker_without_mandatory_returns_is_judged_without_them() {
     assert!(matches!(status, Status::Fail { .. }), "{status:?}");
     // A broker that returns them is found to.
     let s = ServerHandle::start(ServeConfig::with_profile(Profile::spec())).expect("a server");
-    assert!(amqp_conformance::live::mandatory_returns(&s.uri(), Duration::from_secs(2)));
+    assert!(amqp_conformance::target::probe::mandatory_returns(&s.uri(), Duration::from_secs(2)));
 }

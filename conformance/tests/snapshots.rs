@@ -10,9 +10,10 @@
 //! A trace whose `profile:` names the other profile gets no snapshot for that target, nor, on the
 //! live broker, one that needs a restart or sends what the live target cannot.
 
-use amqp_conformance::live::{reachable, LiveTarget, Timing};
 use amqp_conformance::run::{record, ModelTarget, Target};
 use amqp_conformance::snapshot::{outcome, Outcome};
+use amqp_conformance::target::live::{LiveTarget, Timing};
+use amqp_conformance::target::probe::reachable;
 use amqp_conformance::trace::{parse, Trace};
 use amqp_model::{Command, Fault, Faults, Profile};
 use std::path::Path;

@@ -20,7 +20,10 @@
 //!   second `channel.open` of an open channel, a method on a channel that is not open): such a
 //!   step returns no events and sets [`LiveTarget::incomplete`].
 
-use crate::restart::Restart;
+use super::cleanup::{cleaner, cleanup_budget, delete_all, CLEANUP_CHANNELS};
+use super::lock;
+use super::probe::{connect, redact, runtime};
+use super::restart::Restart;
 use crate::run::{Hint, Listen, Target};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
@@ -36,12 +39,12 @@ use lapin::options::{
 };
 use lapin::protocol::AMQPErrorKind;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ErrorKind};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, Consumer, ErrorKind};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -68,48 +71,6 @@ impl Default for Timing {
 
 /// Targets made by this process, for unique prefixes.
 static TARGETS: AtomicUsize = AtomicUsize::new(0);
-
-/// The URI with its password (if any) replaced by `***`.
-pub fn redact(uri: &str) -> String {
-    let Some(scheme) = uri.find("://") else { return uri.to_string() };
-    let rest = &uri[scheme + 3..];
-    let Some(at) = rest.find('@') else { return uri.to_string() };
-    match rest[..at].find(':') {
-        Some(colon) => format!("{}{}:***{}", &uri[..scheme + 3], &rest[..colon], &rest[at..]),
-        None => uri.to_string(),
-    }
-}
-
-/// `host:port` of an `amqp://` URI (the port defaults to 5672).
-pub fn address(uri: &str) -> String {
-    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let host = rest.split('/').next().unwrap_or(rest);
-    if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:5672")
-    }
-}
-
-/// Whether something accepts TCP connections at the URI's address (within a second); the error
-/// names the address, never the password.
-pub fn reachable(uri: &str) -> Result<(), String> {
-    let addr = address(uri);
-    let ok = std::net::ToSocketAddrs::to_socket_addrs(addr.as_str())
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("no AMQP broker listening at {addr} ({})", redact(uri)))
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The names of one run: wire name <-> trace name.
 #[derive(Clone, Debug)]
@@ -440,7 +401,7 @@ pub struct LiveTarget {
     /// The runner's hint for the command being performed.
     hint: Hint,
     incomplete: Option<String>,
-    /// The trace needs frames lapin will not send ([`crate::raw::RawTarget`] may perform it).
+    /// The trace needs frames lapin will not send ([`crate::target::raw::RawTarget`] may perform it).
     raw_needed: bool,
     problems: Vec<String>,
     notes: Vec<String>,
@@ -1290,281 +1251,6 @@ impl LiveTarget {
             }
         }
     }
-}
-
-/// Whether the broker at `uri` still serves queue methods: a fresh connection declares a queue of
-/// its own (`amqpc-probe-<pid>`) and deletes it, each answered within `timeout`. A broker can
-/// stop answering after a trace while it still accepts connections (GarageMQ deadlocks deleting
-/// a queue that has a consumer); the error says which step went unanswered.
-pub fn responsive(uri: &str, timeout: Duration) -> Result<(), String> {
-    runtime().block_on(async {
-        let connection = match tokio::time::timeout(timeout, connect(uri)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
-            Err(_) => return Err(format!("no connection within {timeout:?}")),
-        };
-        let probe = async {
-            let late = |what: &str| format!("no answer to {what} within {timeout:?}");
-            let ch = tokio::time::timeout(timeout, connection.create_channel())
-                .await
-                .map_err(|_| late("channel.open"))?
-                .map_err(|e| format!("channel.open failed: {e}"))?;
-            let name = format!("amqpc-probe-{}", std::process::id());
-            let declare = ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), FieldTable::default());
-            tokio::time::timeout(timeout, declare)
-                .await
-                .map_err(|_| late("queue.declare"))?
-                .map_err(|e| format!("queue.declare failed: {e}"))?;
-            tokio::time::timeout(timeout, ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()))
-                .await
-                .map_err(|_| late("queue.delete"))?
-                .map_err(|e| format!("queue.delete failed: {e}"))?;
-            Ok(())
-        };
-        let result = probe.await;
-        let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
-        result
-    })
-}
-
-/// Whether the broker at `uri` accepts a connection (address, credentials, virtual host), within
-/// `timeout`; the error says why not, without the password.
-pub fn check_login(uri: &str, timeout: Duration) -> Result<(), String> {
-    reachable(uri)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        match tokio::time::timeout(timeout, connect(uri)).await {
-            Ok(Ok(c)) => {
-                let _ = c.close(200, "OK".into()).await;
-                Ok(())
-            }
-            Ok(Err(e)) => Err(format!("the broker at {} refused the connection: {e}", redact(uri))),
-            Err(_) => Err(format!("the broker at {} did not complete the handshake in {timeout:?}", redact(uri))),
-        }
-    })
-}
-
-/// Run `f` to completion on the process's runtime (from outside it).
-pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
-    runtime().block_on(f)
-}
-
-/// The process's tokio runtime, shared by every target (and every `--jobs` thread).
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
-    })
-}
-
-/// A connection for deleting what runs created, one per broker URI, kept open across traces.
-async fn cleaner(uri: &str, timeout: Duration) -> Result<Arc<Connection>, String> {
-    static CLEANERS: OnceLock<Mutex<HashMap<String, Arc<Connection>>>> = OnceLock::new();
-    let cleaners = CLEANERS.get_or_init(Mutex::default);
-    if let Some(c) = lock(cleaners).get(uri).filter(|c| c.status().connected()) {
-        return Ok(c.clone());
-    }
-    let connection = match tokio::time::timeout(timeout, connect(uri)).await {
-        Ok(Ok(c)) => Arc::new(c),
-        Ok(Err(e)) => return Err(format!("cleanup: cannot connect to {}: {e}", redact(uri))),
-        Err(_) => return Err(format!("cleanup: connecting to {} timed out", redact(uri))),
-    };
-    lock(cleaners).insert(uri.to_string(), connection.clone());
-    Ok(connection)
-}
-
-/// How many channels of the cleanup connection delete a trace's names at once.
-const CLEANUP_CHANNELS: usize = 8;
-
-/// How long the cleanup of one trace may wait for the broker's answers to its queue.deletes, in
-/// all: five step timeouts, at least 10 s (a loaded RabbitMQ once took over 2 s to answer one of
-/// 256 queue.deletes sent over 8 channels; GarageMQ never answers a delete it deadlocks on, and
-/// costs the whole budget then).
-fn cleanup_budget(step_timeout: Duration) -> Duration {
-    (step_timeout * 5).max(Duration::from_secs(10))
-}
-
-/// Delete `items` (queue or exchange, by wire name) one after the other over one channel of
-/// `connection` (opened again after a close or a delete that got no answer), each answer
-/// awaited until `deadline`, or for `each` at most; what went wrong, one line per name.
-/// `timeout` bounds the wait for a queue's consumers to go.
-async fn delete_all(
-    connection: &Connection,
-    items: Vec<(bool, String)>,
-    timeout: Duration,
-    deadline: tokio::time::Instant,
-    each: Option<Duration>,
-) -> Vec<String> {
-    let mut failures = Vec::new();
-    let mut channel: Option<Channel> = None;
-    for (is_queue, name) in items {
-        let start = tokio::time::Instant::now();
-        let deadline = each.map_or(deadline, |d| deadline.min(start + d));
-        let within = deadline.saturating_duration_since(start);
-        let ch = match open(connection, &mut channel, deadline).await {
-            Ok(ch) => ch,
-            Err(e) => {
-                failures.push(format!("{e} to delete {name}"));
-                continue;
-            }
-        };
-        let result = if is_queue {
-            // The trace's connections are closed, but a broker may drop their consumers a moment
-            // later: delete the queue once it has none (GarageMQ deadlocks deleting a queue that
-            // still has a consumer).
-            let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-            let consumers_gone = deadline.min(tokio::time::Instant::now() + timeout);
-            while tokio::time::Instant::now() < consumers_gone {
-                let declare = ch.queue_declare(name.as_str().into(), passive, FieldTable::default());
-                match tokio::time::timeout_at(consumers_gone, declare).await {
-                    Ok(Ok(q)) if q.consumer_count() > 0 => tokio::time::sleep(Duration::from_millis(10)).await,
-                    _ => break,
-                }
-            }
-            let ch = match open(connection, &mut channel, deadline).await {
-                Ok(ch) => ch,
-                Err(e) => {
-                    failures.push(format!("{e} to delete {name}"));
-                    continue;
-                }
-            };
-            tokio::time::timeout_at(deadline, async {
-                ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await.map(|_| ())
-            })
-            .await
-        } else {
-            let delete = ch.exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default());
-            tokio::time::timeout_at(deadline, delete).await
-        };
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if not_found(&e) => {}
-            Ok(Err(e)) => failures.push(format!("deleting {name}: {e}")),
-            Err(_) => {
-                let what = if is_queue { "queue.delete" } else { "exchange.delete" };
-                failures.push(format!("deleting {name}: no answer to {what} within {within:.1?}"));
-                // The channel still waits for that answer: the next name gets a new one.
-                channel = None;
-            }
-        }
-    }
-    if let Some(ch) = channel.filter(|c| c.status().connected()) {
-        let _ = tokio::time::timeout_at(deadline, ch.close(200, "OK".into())).await;
-    }
-    failures
-}
-
-/// The cleanup channel, opened again when it was closed (by a 404) or given up.
-async fn open(
-    connection: &Connection,
-    channel: &mut Option<Channel>,
-    deadline: tokio::time::Instant,
-) -> Result<Channel, String> {
-    if let Some(ch) = channel.as_ref().filter(|c| c.status().connected()) {
-        return Ok(ch.clone());
-    }
-    match tokio::time::timeout_at(deadline, connection.create_channel()).await {
-        Ok(Ok(ch)) => {
-            *channel = Some(ch.clone());
-            Ok(ch)
-        }
-        _ => Err("cannot open a channel".to_string()),
-    }
-}
-
-/// Which exchange types of `exchange recommended-types` (topic, headers: a SHOULD) the broker at
-/// `uri` implements, asked once per broker and process: a non-passive `exchange.declare` of a
-/// probe exchange of each type (deleted at once), where a connection close with 503
-/// command-invalid says the type is left out (`exchange declare type support`). Any other failure
-/// (no connection, a timeout, another refusal) counts as implemented, so that the traces run and
-/// show the problem where it is.
-pub fn recommended_types(uri: &str, timeout: Duration) -> amqp_model::RecommendedTypes {
-    static PROBED: OnceLock<Mutex<HashMap<String, amqp_model::RecommendedTypes>>> = OnceLock::new();
-    // Each type on a connection of its own: a refusal closes it.
-    let implements = |kind: lapin::ExchangeKind| {
-        let name = format!("amqpc-probe-{kind:?}-{}", std::process::id()).to_lowercase();
-        let refused = on_probe_channel(uri, timeout, |ch| async move {
-            let declare = ch.exchange_declare(name.as_str().into(), kind, Default::default(), FieldTable::default());
-            match tokio::time::timeout(timeout, declare).await {
-                Ok(Err(e)) => matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 503),
-                Ok(Ok(())) => {
-                    let delete = ch.exchange_delete(name.as_str().into(), Default::default());
-                    let _ = tokio::time::timeout(timeout, delete).await;
-                    false
-                }
-                Err(_) => false,
-            }
-        });
-        !refused.unwrap_or(false)
-    };
-    once_per_broker(&PROBED, uri, || amqp_model::RecommendedTypes {
-        topic: implements(lapin::ExchangeKind::Topic),
-        headers: implements(lapin::ExchangeKind::Headers),
-    })
-}
-
-/// Whether the broker at `uri` implements the mandatory flag (`basic publish mandatory 01`, a
-/// SHOULD), asked once per broker and process: a mandatory message published through the
-/// default exchange to a queue name nobody uses, then a round trip (`basic.qos`), after which a
-/// broker that implements the flag has sent the `basic.return` (as the runner itself observes
-/// returns). Any failure counts as implemented, so that the traces run and show the problem.
-pub fn mandatory_returns(uri: &str, timeout: Duration) -> bool {
-    static PROBED: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
-    once_per_broker(&PROBED, uri, || {
-        let key = format!("amqpc-probe-unroutable-{}", std::process::id());
-        let returned = on_probe_channel(uri, timeout, |ch| async move {
-            let options = BasicPublishOptions { mandatory: true, ..Default::default() };
-            let publish =
-                ch.basic_publish("".into(), key.as_str().into(), options, b"probe", BasicProperties::default());
-            if !matches!(tokio::time::timeout(timeout, publish).await, Ok(Ok(_))) {
-                return None;
-            }
-            let round_trip = ch.basic_qos(0, lapin::options::BasicQosOptions::default());
-            if !matches!(tokio::time::timeout(timeout, round_trip).await, Ok(Ok(()))) {
-                return None;
-            }
-            match tokio::time::timeout(timeout, ch.wait_for_confirms()).await {
-                Ok(Ok(returned)) => Some(!returned.is_empty()),
-                _ => None,
-            }
-        });
-        returned.flatten().unwrap_or(true)
-    })
-}
-
-/// What `ask` finds out about the broker at `uri`, asked once per process: `cache` keeps the
-/// answers by URI (held while asking, so that parallel traces do not ask twice).
-fn once_per_broker<T: Copy>(cache: &OnceLock<Mutex<HashMap<String, T>>>, uri: &str, ask: impl FnOnce() -> T) -> T {
-    let mut known = cache.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    *known.entry(uri.to_string()).or_insert_with(ask)
-}
-
-/// Run `probe` on a channel of a fresh connection to the broker at `uri`, then close the
-/// connection; None when no connection or channel is had within `timeout`.
-fn on_probe_channel<T, F: Future<Output = T>>(
-    uri: &str,
-    timeout: Duration,
-    probe: impl FnOnce(Channel) -> F,
-) -> Option<T> {
-    runtime().block_on(async {
-        let connection = tokio::time::timeout(timeout, connect(uri)).await.ok()?.ok()?;
-        let out = match tokio::time::timeout(timeout, connection.create_channel()).await {
-            Ok(Ok(ch)) => Some(probe(ch).await),
-            _ => None,
-        };
-        let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
-        out
-    })
-}
-
-/// Whether a failed method was answered 404 NOT_FOUND.
-fn not_found(e: &lapin::Error) -> bool {
-    matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 404)
-}
-
-async fn connect(uri: &str) -> lapin::Result<Connection> {
-    let runtime = lapin::runtime::default_runtime()?;
-    Connection::connect_with_runtime(uri, ConnectionProperties::default(), runtime).await
 }
 
 impl Target for LiveTarget {

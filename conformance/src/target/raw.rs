@@ -8,8 +8,9 @@
 //! It is synchronous: each method is written, then frames are read until its reply (or a close)
 //! arrives, within the timeout. Deliveries are never expected (it sends no `basic.consume`).
 
-use crate::live::{redact, LiveTarget, Timing};
 use crate::run::{Hint, Listen, Target};
+use crate::target::live::{LiveTarget, Timing};
+use crate::target::probe::redact;
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, ProtocolVersion};
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
 use amq_protocol::types::{FieldTable, LongString, ShortString};

@@ -70,12 +70,12 @@ impl Restart {
 }
 
 /// Restart the broker outside any trace, then wait (up to [`RESTART_TIMEOUT`]) until the broker
-/// at `uri` is [`crate::live::responsive`] again.
+/// at `uri` is [`crate::target::probe::responsive`] again.
 pub fn restart_broker(restart: &Restart, uri: &str, timeout: Duration) -> Result<(), String> {
-    crate::live::block_on(restart.perform())?;
+    crate::target::probe::block_on(restart.perform())?;
     let deadline = Instant::now() + RESTART_TIMEOUT;
     loop {
-        match crate::live::responsive(uri, timeout) {
+        match crate::target::probe::responsive(uri, timeout) {
             Ok(()) => return Ok(()),
             Err(e) if Instant::now() >= deadline => return Err(format!("after the {restart}: {e}")),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
@@ -121,10 +121,10 @@ mod tests {
     #[test]
     fn a_failing_command_names_itself_and_its_error() {
         let r = Restart::Command("echo nope >&2; exit 3".into());
-        let e = crate::live::block_on(r.perform()).unwrap_err();
+        let e = crate::target::probe::block_on(r.perform()).unwrap_err();
         assert!(e.starts_with("restart command `echo nope >&2; exit 3` failed ("), "{e}");
         assert!(e.ends_with(": nope"), "{e}");
-        assert!(crate::live::block_on(Restart::Command("true".into()).perform()).is_ok());
+        assert!(crate::target::probe::block_on(Restart::Command("true".into()).perform()).is_ok());
     }
 
     #[test]

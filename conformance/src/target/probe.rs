@@ -1,0 +1,205 @@
+//! A broker outside any trace: its address and URI as shown (never with the password), whether it
+//! is there and lets the runner in, whether it still answers (after a restart, between traces),
+//! and which of what the specification only recommends it implements (asked once per broker and
+//! process). Also the process's tokio runtime, which every live target and probe shares.
+
+use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// The URI with its password (if any) replaced by `***`.
+pub fn redact(uri: &str) -> String {
+    let Some(scheme) = uri.find("://") else { return uri.to_string() };
+    let rest = &uri[scheme + 3..];
+    let Some(at) = rest.find('@') else { return uri.to_string() };
+    match rest[..at].find(':') {
+        Some(colon) => format!("{}{}:***{}", &uri[..scheme + 3], &rest[..colon], &rest[at..]),
+        None => uri.to_string(),
+    }
+}
+
+/// `host:port` of an `amqp://` URI (the port defaults to 5672).
+pub fn address(uri: &str) -> String {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest);
+    if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5672")
+    }
+}
+
+/// Whether something accepts TCP connections at the URI's address (within a second); the error
+/// names the address, never the password.
+pub fn reachable(uri: &str) -> Result<(), String> {
+    let addr = address(uri);
+    let ok = std::net::ToSocketAddrs::to_socket_addrs(addr.as_str())
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("no AMQP broker listening at {addr} ({})", redact(uri)))
+    }
+}
+
+/// Whether the broker at `uri` still serves queue methods: a fresh connection declares a queue of
+/// its own (`amqpc-probe-<pid>`) and deletes it, each answered within `timeout`. A broker can
+/// stop answering after a trace while it still accepts connections (GarageMQ deadlocks deleting
+/// a queue that has a consumer); the error says which step went unanswered.
+pub fn responsive(uri: &str, timeout: Duration) -> Result<(), String> {
+    runtime().block_on(async {
+        let connection = match tokio::time::timeout(timeout, connect(uri)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
+            Err(_) => return Err(format!("no connection within {timeout:?}")),
+        };
+        let probe = async {
+            let late = |what: &str| format!("no answer to {what} within {timeout:?}");
+            let ch = tokio::time::timeout(timeout, connection.create_channel())
+                .await
+                .map_err(|_| late("channel.open"))?
+                .map_err(|e| format!("channel.open failed: {e}"))?;
+            let name = format!("amqpc-probe-{}", std::process::id());
+            let declare = ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), FieldTable::default());
+            tokio::time::timeout(timeout, declare)
+                .await
+                .map_err(|_| late("queue.declare"))?
+                .map_err(|e| format!("queue.declare failed: {e}"))?;
+            tokio::time::timeout(timeout, ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()))
+                .await
+                .map_err(|_| late("queue.delete"))?
+                .map_err(|e| format!("queue.delete failed: {e}"))?;
+            Ok(())
+        };
+        let result = probe.await;
+        let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
+        result
+    })
+}
+
+/// Whether the broker at `uri` accepts a connection (address, credentials, virtual host), within
+/// `timeout`; the error says why not, without the password.
+pub fn check_login(uri: &str, timeout: Duration) -> Result<(), String> {
+    reachable(uri)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        match tokio::time::timeout(timeout, connect(uri)).await {
+            Ok(Ok(c)) => {
+                let _ = c.close(200, "OK".into()).await;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(format!("the broker at {} refused the connection: {e}", redact(uri))),
+            Err(_) => Err(format!("the broker at {} did not complete the handshake in {timeout:?}", redact(uri))),
+        }
+    })
+}
+
+/// Run `f` to completion on the process's runtime (from outside it).
+pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+/// The process's tokio runtime, shared by every target (and every `--jobs` thread).
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+    })
+}
+
+/// Which exchange types of `exchange recommended-types` (topic, headers: a SHOULD) the broker at
+/// `uri` implements, asked once per broker and process: a non-passive `exchange.declare` of a
+/// probe exchange of each type (deleted at once), where a connection close with 503
+/// command-invalid says the type is left out (`exchange declare type support`). Any other failure
+/// (no connection, a timeout, another refusal) counts as implemented, so that the traces run and
+/// show the problem where it is.
+pub fn recommended_types(uri: &str, timeout: Duration) -> amqp_model::RecommendedTypes {
+    static PROBED: OnceLock<Mutex<HashMap<String, amqp_model::RecommendedTypes>>> = OnceLock::new();
+    // Each type on a connection of its own: a refusal closes it.
+    let implements = |kind: lapin::ExchangeKind| {
+        let name = format!("amqpc-probe-{kind:?}-{}", std::process::id()).to_lowercase();
+        let refused = on_probe_channel(uri, timeout, |ch| async move {
+            let declare = ch.exchange_declare(name.as_str().into(), kind, Default::default(), FieldTable::default());
+            match tokio::time::timeout(timeout, declare).await {
+                Ok(Err(e)) => matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 503),
+                Ok(Ok(())) => {
+                    let delete = ch.exchange_delete(name.as_str().into(), Default::default());
+                    let _ = tokio::time::timeout(timeout, delete).await;
+                    false
+                }
+                Err(_) => false,
+            }
+        });
+        !refused.unwrap_or(false)
+    };
+    once_per_broker(&PROBED, uri, || amqp_model::RecommendedTypes {
+        topic: implements(lapin::ExchangeKind::Topic),
+        headers: implements(lapin::ExchangeKind::Headers),
+    })
+}
+
+/// Whether the broker at `uri` implements the mandatory flag (`basic publish mandatory 01`, a
+/// SHOULD), asked once per broker and process: a mandatory message published through the
+/// default exchange to a queue name nobody uses, then a round trip (`basic.qos`), after which a
+/// broker that implements the flag has sent the `basic.return` (as the runner itself observes
+/// returns). Any failure counts as implemented, so that the traces run and show the problem.
+pub fn mandatory_returns(uri: &str, timeout: Duration) -> bool {
+    static PROBED: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    once_per_broker(&PROBED, uri, || {
+        let key = format!("amqpc-probe-unroutable-{}", std::process::id());
+        let returned = on_probe_channel(uri, timeout, |ch| async move {
+            let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+            let publish =
+                ch.basic_publish("".into(), key.as_str().into(), options, b"probe", BasicProperties::default());
+            if !matches!(tokio::time::timeout(timeout, publish).await, Ok(Ok(_))) {
+                return None;
+            }
+            let round_trip = ch.basic_qos(0, lapin::options::BasicQosOptions::default());
+            if !matches!(tokio::time::timeout(timeout, round_trip).await, Ok(Ok(()))) {
+                return None;
+            }
+            match tokio::time::timeout(timeout, ch.wait_for_confirms()).await {
+                Ok(Ok(returned)) => Some(!returned.is_empty()),
+                _ => None,
+            }
+        });
+        returned.flatten().unwrap_or(true)
+    })
+}
+
+/// What `ask` finds out about the broker at `uri`, asked once per process: `cache` keeps the
+/// answers by URI (held while asking, so that parallel traces do not ask twice).
+fn once_per_broker<T: Copy>(cache: &OnceLock<Mutex<HashMap<String, T>>>, uri: &str, ask: impl FnOnce() -> T) -> T {
+    let mut known = cache.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    *known.entry(uri.to_string()).or_insert_with(ask)
+}
+
+/// Run `probe` on a channel of a fresh connection to the broker at `uri`, then close the
+/// connection; None when no connection or channel is had within `timeout`.
+fn on_probe_channel<T, F: Future<Output = T>>(
+    uri: &str,
+    timeout: Duration,
+    probe: impl FnOnce(Channel) -> F,
+) -> Option<T> {
+    runtime().block_on(async {
+        let connection = tokio::time::timeout(timeout, connect(uri)).await.ok()?.ok()?;
+        let out = match tokio::time::timeout(timeout, connection.create_channel()).await {
+            Ok(Ok(ch)) => Some(probe(ch).await),
+            _ => None,
+        };
+        let _ = tokio::time::timeout(timeout, connection.close(200, "OK".into())).await;
+        out
+    })
+}
+
+pub(crate) async fn connect(uri: &str) -> lapin::Result<Connection> {
+    let runtime = lapin::runtime::default_runtime()?;
+    Connection::connect_with_runtime(uri, ConnectionProperties::default(), runtime).await
+}
