@@ -11,12 +11,12 @@
 
 use super::outbox::{self, Gauge, Inbox, Outbox};
 use super::{Failure, Out, Quiet, Shared, State};
-use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame};
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use amqp_model::profile::{Permit, QosScope};
 use amqp_model::{ChanRef, Command, ConnId, UsageError};
-use amqp_wire::{Peer, Published, Request};
+use amqp_wire::{FrameBuffer, FrameFault, Framed, Peer, Published, Request};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,18 +47,15 @@ enum Got {
     Gone(&'static str),
 }
 
-enum Fault {
-    /// Not a frame: 501, and the socket is closed. A method frame of a known method whose
-    /// arguments cannot be decoded names the method (class and method ids), as RabbitMQ does.
-    Frame(String, (u16, u16)),
-    /// A method frame naming a class or method AMQP 0-9-1 does not have: 540.
-    Unknown { class_id: u16, method_id: u16 },
-}
+/// A frame that cannot be taken ([`FrameFault`]): `Malformed` is 501, and the socket is
+/// closed (a method frame of a known method whose arguments cannot be decoded names the method,
+/// as RabbitMQ does); `Unknown`, a class or method AMQP 0-9-1 does not have, is 540.
+type Fault = FrameFault;
 
 /// The reading half of a connection, with what has been read and not yet parsed.
 struct Reader {
     rd: Box<dyn AsyncRead + Send + Unpin>,
-    buf: Vec<u8>,
+    buf: FrameBuffer,
     /// Frames larger than this are frame errors.
     frame_max: u32,
     /// Silence longer than this (twice the heartbeat) ends the connection.
@@ -89,11 +86,12 @@ impl Reader {
                 }
             }
         }
-        if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(64 * 1024);
+        let buf = self.buf.bytes_mut();
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
         }
         tokio::select! {
-            r = self.rd.read_buf(&mut self.buf) => match r {
+            r = self.rd.read_buf(buf) => match r {
                 Ok(0) => Err("the client closed the socket"),
                 Ok(_) => Ok(()),
                 Err(_) => Err("the socket failed"),
@@ -106,12 +104,13 @@ impl Reader {
     /// The protocol header: `Err(true)` for a wrong one, `Err(false)` when the socket went away.
     async fn protocol_header(&mut self) -> Result<(), bool> {
         loop {
-            let n = self.buf.len().min(HEADER.len());
-            if self.buf[..n] != HEADER[..n] {
+            let pending = self.buf.pending();
+            let n = pending.len().min(HEADER.len());
+            if pending[..n] != HEADER[..n] {
                 return Err(true);
             }
             if n == HEADER.len() {
-                self.buf.drain(..n);
+                self.buf.consume(n);
                 return Ok(());
             }
             self.fill().await.map_err(|_| false)?;
@@ -120,45 +119,10 @@ impl Reader {
 
     /// The next frame, if the buffer holds a whole one.
     fn parse(&mut self) -> Option<Got> {
-        if self.buf.len() < 7 {
-            return None;
-        }
-        let kind = self.buf[0];
-        if !matches!(kind, 1 | 2 | 3 | 8) {
-            return Some(Got::Fault(Fault::Frame(format!("unknown frame type {kind}"), (0, 0))));
-        }
-        let channel = u16::from_be_bytes([self.buf[1], self.buf[2]]);
-        let size = u32::from_be_bytes([self.buf[3], self.buf[4], self.buf[5], self.buf[6]]) as usize;
-        if size as u64 + 8 > u64::from(self.frame_max) {
-            let what = format!("a frame of {} octets is larger than frame-max {}", size + 8, self.frame_max);
-            return Some(Got::Fault(Fault::Frame(what, (0, 0))));
-        }
-        if self.buf.len() < size + 8 {
-            return None;
-        }
-        if self.buf[size + 7] != 0xCE {
-            return Some(Got::Fault(Fault::Frame(
-                format!("no frame-end octet after a frame on channel {channel}"),
-                (0, 0),
-            )));
-        }
-        let payload = if kind == 1 { self.buf[7..7 + size].to_vec() } else { Vec::new() };
-        let got = match parse_frame(&self.buf[..size + 8]) {
-            Ok((&[], frame)) => Got::Frame(Box::new(frame), payload),
-            _ if kind == 1 && size >= 4 => {
-                let class_id = u16::from_be_bytes([payload[0], payload[1]]);
-                let method_id = u16::from_be_bytes([payload[2], payload[3]]);
-                if amqp_wire::known_method(class_id, method_id) {
-                    let why = format!("cannot decode the arguments of method {class_id}.{method_id}");
-                    Got::Fault(Fault::Frame(why, (class_id, method_id)))
-                } else {
-                    Got::Fault(Fault::Unknown { class_id, method_id })
-                }
-            }
-            _ => Got::Fault(Fault::Frame(format!("malformed frame of type {kind} on channel {channel}"), (0, 0))),
-        };
-        self.buf.drain(..size + 8);
-        Some(got)
+        Some(match self.buf.next(self.frame_max)? {
+            Ok(Framed { frame, payload }) => Got::Frame(Box::new(frame), payload),
+            Err(fault) => Got::Fault(fault),
+        })
     }
 
     async fn next(&mut self) -> Got {
@@ -173,14 +137,9 @@ impl Reader {
     }
 }
 
-fn encode(frame: &AMQPFrame, out: &mut Vec<u8>) -> bool {
-    match cookie_factory::gen(gen_frame(frame), Vec::new()) {
-        Ok((bytes, _)) => {
-            out.extend(bytes);
-            true
-        }
-        Err(_) => false,
-    }
+/// Append `frame`'s octets to `out` (nothing for one that cannot be encoded).
+fn encode(frame: &AMQPFrame, out: &mut Vec<u8>) {
+    out.extend(amqp_wire::encode(std::slice::from_ref(frame)).unwrap_or_default());
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -315,7 +274,7 @@ where
     let frame_max = shared.config.tuning.frame_max.max(FRAME_MIN);
     let (out, inbox) = outbox::outbox();
     let gauge = inbox.gauge();
-    let mut reader = Reader { rd, buf: Vec::with_capacity(8192), frame_max, idle: None, kill: kill_rx, gauge };
+    let mut reader = Reader { rd, buf: FrameBuffer::new(), frame_max, idle: None, kill: kill_rx, gauge };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.protocol_header()).await {
         Ok(Ok(())) => {}
         Ok(Err(true)) => {
@@ -469,7 +428,7 @@ impl Conn {
             let frame = match got {
                 Got::Frame(frame, _) => *frame,
                 Got::Gone(_) => return None,
-                Got::Fault(Fault::Frame(why, (class_id, method_id))) => {
+                Got::Fault(Fault::Malformed(why, (class_id, method_id))) => {
                     self.shared.log(|| format!("{}: {why}", self.who()));
                     self.send(vec![amqp_wire::connection_close(501, &why, class_id, method_id)]);
                     self.shutdown();
@@ -615,7 +574,7 @@ impl Conn {
                     let shared = self.shared.clone();
                     let mut state = shared.lock();
                     match fault {
-                        Fault::Frame(why, cause) => self.hard_close(&mut state, 501, &why, cause, true),
+                        Fault::Malformed(why, cause) => self.hard_close(&mut state, 501, &why, cause, true),
                         Fault::Unknown { class_id, method_id } => {
                             let text = format!("unknown method {class_id}.{method_id}");
                             self.hard_close(&mut state, 540, &text, (class_id, method_id), false)

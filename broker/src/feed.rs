@@ -9,7 +9,7 @@
 //! [`LIMIT`] is a hang, reported by a panic, as is any panic in the server.
 
 use super::{ServeConfig, Server};
-use amq_protocol::frame::{gen_frame, AMQPContentHeader, AMQPFrame, ProtocolVersion};
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame, ProtocolVersion};
 use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue, tx, AMQPClass};
 use amq_protocol::types::{FieldTable, LongString, ShortString};
 use amqp_model::Profile;
@@ -75,13 +75,7 @@ impl Feeder {
 
 /// The octets of these frames.
 pub fn frames(frames: &[AMQPFrame]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in frames {
-        if let Ok((bytes, _)) = cookie_factory::gen(gen_frame(f), Vec::new()) {
-            out.extend(bytes);
-        }
-    }
-    out
+    frames.iter().flat_map(|f| amqp_wire::encode(std::slice::from_ref(f)).unwrap_or_default()).collect()
 }
 
 /// A well-formed client handshake: header, start-ok (guest), tune-ok (frame-max 4096, no

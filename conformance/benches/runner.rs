@@ -14,8 +14,10 @@
 //!    the model making the same deliveries (its eager dispatch), in the same run.
 
 use amqp_conformance::run::{record, Verdict};
-use amqp_conformance::suite::{find_traces, load, restarts, run_suite, Status, TargetSpec};
-use amqp_conformance::target::live::{LiveTarget, Timing};
+use amqp_conformance::suite::{find_traces, load, restarts, run_suite, Status};
+use amqp_conformance::target::live::LiveTarget;
+use amqp_conformance::target::Timing;
+use amqp_conformance::target::{Target, TargetSpec};
 use amqp_conformance::trace::{parse, Trace};
 use amqp_model::{Profile, ProfileName};
 use lapin::options::{
@@ -82,7 +84,8 @@ fn runner(uri: &str, cycle: Cycle) -> f64 {
     let mut target = LiveTarget::new(uri, Timing::default());
     let started = Instant::now();
     let recording = record(&trace, Profile::rabbitmq(), &mut target);
-    target.finish().expect("cleanup");
+    let summary = target.finish();
+    assert!(summary.problems.is_empty(), "{:?}", summary.problems);
     let elapsed = started.elapsed();
     assert_eq!(recording.verdict, Verdict::Pass, "the bench trace must pass against the broker");
     (ROUNDS * cycle.ops()) as f64 / elapsed.as_secs_f64()

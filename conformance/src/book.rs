@@ -10,8 +10,9 @@
 use crate::catalogue::{Catalogue, Place, Rule};
 use crate::figures::{has_marks, Figures};
 use crate::matrix::MatrixData;
-use crate::run::{record, ModelTarget};
+use crate::run::record;
 use crate::snapshot::outcome;
+use crate::target::model::ModelTarget;
 use crate::trace::{write_command, write_event, Trace};
 use amqp_model::event::Reply;
 use amqp_model::{Command, Event, Faults, Profile, ProfileName};

@@ -21,7 +21,8 @@
 //!
 //! ```
 //! use amqp_conformance::generate::{generate, GenConfig};
-//! use amqp_conformance::run::{replay, ModelTarget, Verdict};
+//! use amqp_conformance::run::{replay, Verdict};
+//! use amqp_conformance::target::model::ModelTarget;
 //! use amqp_model::{Faults, Profile};
 //!
 //! let config = GenConfig::default();

@@ -1,17 +1,15 @@
 //! `amqp-conformance`: replay conformance traces and validate the outcome against the model.
 
-use amqp_broker::{ServeConfig, ServerHandle};
 use amqp_conformance::catalogue::Catalogue;
 use amqp_conformance::deviations::Deviations;
 use amqp_conformance::generate::{save_regression, shrink, GenConfig, WITHOUT_KINDS};
 use amqp_conformance::report;
 use amqp_conformance::suite::{
-    check_broker_uri, default_jobs, find_traces, load, run_one, run_suite, trace_errors, Status, SuiteRun, TargetSpec,
-    TraceResult,
+    check_broker_uri, default_jobs, find_traces, load, run_one, run_suite, trace_errors, Status, SuiteRun, TraceResult,
 };
-use amqp_conformance::target::live::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
-use amqp_conformance::target::probe::{address, check_login};
-use amqp_conformance::target::restart::Restart;
+use amqp_conformance::target::probe::address;
+use amqp_conformance::target::{Description, OpenTarget, TargetSpec};
+use amqp_conformance::target::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_conformance::trace::Trace;
 use amqp_model::ProfileName;
 use clap::{Args, Parser, Subcommand};
@@ -311,22 +309,16 @@ impl Common {
     }
 
     /// The target: the broker at `--broker`, the model itself with `--model`, or else the
-    /// reference broker started in-process under `--profile` (alive as long as the handle).
-    fn target(&self, model: bool) -> Result<(TargetSpec, Option<ServerHandle>), Fatal> {
-        let Some(uri) = &self.broker else {
-            if self.restart_cmd.is_some() {
-                return Err(Fatal("--restart-cmd needs --broker".into()));
-            }
-            if model {
-                return Ok((TargetSpec::Model, None));
-            }
-            let (spec, server) = reference(self.profile, self.timing())?;
-            return Ok((spec, Some(server)));
-        };
+    /// reference broker started in-process under `--profile` (alive as long as the target).
+    fn target(&self, model: bool) -> Result<OpenTarget, Fatal> {
         let timing = self.timing();
-        check_login(uri, timing.timeout).map_err(Fatal)?;
-        let restart = Restart::command(self.restart_cmd.as_deref());
-        Ok((TargetSpec::Broker { uri: uri.clone(), timing, restart }, None))
+        let description = match &self.broker {
+            None if self.restart_cmd.is_some() => return Err(Fatal("--restart-cmd needs --broker".into())),
+            None if model => Description::Model,
+            None => Description::Reference { timing },
+            Some(uri) => Description::Broker { uri: uri.clone(), timing, restart_cmd: self.restart_cmd.clone() },
+        };
+        description.open(self.profile).map_err(|e| Fatal(e.to_string()))
     }
 
     /// The runner's timing options.
@@ -399,15 +391,6 @@ impl Progress {
     }
 }
 
-/// The reference broker under `profile`, started in-process on a loopback port, as a target
-/// (restarted in place for `restart` steps).
-fn reference(profile: ProfileName, timing: Timing) -> Result<(TargetSpec, ServerHandle), Fatal> {
-    let server = ServerHandle::start(ServeConfig::with_profile(amqp_model::Profile::named(profile)))
-        .map_err(|e| Fatal(format!("cannot start the reference broker: {e}")))?;
-    let restart = Some(Restart::Embedded(server.server().clone()));
-    Ok((TargetSpec::Broker { uri: server.uri(), timing, restart }, server))
-}
-
 /// Stop with the traces the model itself cannot follow under `profile`, if there are any: each
 /// is printed on stderr as `file:line: what is wrong` ([`trace_errors`]), before any broker is
 /// contacted.
@@ -437,8 +420,7 @@ struct Suite {
     traces: Vec<(String, Trace)>,
     deviations: Option<Deviations>,
     profile: ProfileName,
-    target: TargetSpec,
-    _server: Option<ServerHandle>,
+    target: OpenTarget,
 }
 
 impl Suite {
@@ -450,8 +432,8 @@ impl Suite {
         let traces = load(&files).map_err(Fatal)?;
         let deviations = common.deviations()?;
         precheck(&traces, common.profile)?;
-        let (target, server) = common.target(model)?;
-        Ok(Suite { traces, deviations, profile: common.profile, target, _server: server })
+        let target = common.target(model)?;
+        Ok(Suite { traces, deviations, profile: common.profile, target })
     }
 
     /// A status as the deviations file classifies it.
@@ -465,7 +447,7 @@ impl Suite {
 
 fn run(paths: &[PathBuf], model: bool, common: &Common) -> Result<bool, Fatal> {
     let suite = Suite::prepare(paths, model, common)?;
-    let (traces, target, profile) = (&suite.traces, &suite.target, suite.profile);
+    let (traces, target, profile) = (&suite.traces, &suite.target.spec, suite.profile);
     let what = format!("run: {}", traces_count(traces.len()));
     println!("{}", report::header(&what, &target.label(), profile, common.jobs));
     let classify = |file: &str, status: Status| suite.classify(file, status);
@@ -479,7 +461,7 @@ fn run(paths: &[PathBuf], model: bool, common: &Common) -> Result<bool, Fatal> {
 
 fn stress(paths: &[PathBuf], runs: usize, threads: Option<usize>, common: &Common) -> Result<bool, Fatal> {
     let suite = Suite::prepare(paths, false, common)?;
-    let (traces, target, profile) = (&suite.traces, &suite.target, suite.profile);
+    let (traces, target, profile) = (&suite.traces, &suite.target.spec, suite.profile);
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let what = format!("stress: {} x {runs} runs, {threads} load threads", traces_count(traces.len()));
     println!("{}", report::header(&what, &target.label(), profile, common.jobs));
@@ -536,29 +518,30 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
         .collect();
     let profile = common.profile;
     precheck(&traces, profile)?;
-    let (target, server) = common.target(g.model)?;
+    let open = common.target(g.model)?;
+    let target = &open.spec;
     // The seed first in the output, so that the run can be repeated.
     let what = format!("generate: {} of seed {seed} (about {} actions each)", traces_count(g.count), g.steps);
     println!("{}", report::header(&what, &target.label(), profile, common.jobs));
     let mut progress = Progress::new(traces.len());
-    let run = run_suite(&traces, &target, profile, common.jobs, &|_, s| s, &mut |r| progress.show(r));
+    let run = run_suite(&traces, target, profile, common.jobs, &|_, s| s, &mut |r| progress.show(r));
     progress.finish();
     println!("{}", report::summary(&run));
     common.write_reports(&run)?;
     if g.shrink {
         let name = g.name.map_or_else(
-            || match &target {
+            || match target {
                 TargetSpec::Model => "model".to_string(),
-                _ if server.is_some() => "reference".to_string(),
+                _ if open.in_process() => "reference".to_string(),
                 TargetSpec::Broker { uri, .. } => address(uri).replace(':', "-"),
             },
             str::to_string,
         );
         for (i, result) in run.results.iter().enumerate() {
             let Status::Fail { detail, .. } = &result.status else { continue };
-            let fails = |t: &Trace| matches!(run_one("shrinking", t, &target, profile).status, Status::Fail { .. });
+            let fails = |t: &Trace| matches!(run_one("shrinking", t, target, profile).status, Status::Fail { .. });
             let (small, attempts) = shrink(seed, i, &config, fails);
-            let last = run_one("shrunk", &small, &target, profile);
+            let last = run_one("shrunk", &small, target, profile);
             let note = match &last.status {
                 Status::Fail { line, detail } => format!("At line {line}: {detail}"),
                 _ => format!("The original case failed: {detail}"),
@@ -597,24 +580,15 @@ fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
     let mut columns = Vec::new();
     let mut conformant = true;
     for t in &config.targets {
-        // The reference broker, served in-process for this column.
-        let (spec, _server) = match (t.broker.as_deref(), t.spec()) {
-            (Some(EMBEDDED), TargetSpec::Broker { timing, .. }) => {
-                let (spec, server) =
-                    reference(t.profile, timing).map_err(|Fatal(e)| Fatal(format!("target `{}`: {e}", t.name)))?;
-                (spec, Some(server))
-            }
-            (_, spec) => (spec, None),
-        };
-        if let TargetSpec::Broker { uri, timing, .. } = &spec {
-            check_login(uri, timing.timeout).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
-        }
+        // The reference broker is served in-process for its column.
+        let open = t.description().open(t.profile).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
+        let spec = &open.spec;
         let deviations = t.load_deviations().map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
         let what = format!("{}: {}", t.name, traces_count(traces.len()));
         println!("{}", report::header(&what, &spec.label(), t.profile, t.jobs));
         let classify = |file: &str, status: Status| deviations.apply(t.profile, file, status);
         let mut progress = Progress::new(traces.len());
-        let run = run_suite(&traces, &spec, t.profile, t.jobs, &classify, &mut |r| {
+        let run = run_suite(&traces, spec, t.profile, t.jobs, &classify, &mut |r| {
             if r.status.is_failure() {
                 progress.show(r)
             } else {

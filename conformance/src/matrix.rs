@@ -26,8 +26,9 @@
 //! page is stale.
 
 use crate::deviations::Deviations;
-use crate::suite::{Status, SuiteRun, TargetSpec};
-use crate::target::live::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
+use crate::suite::{Status, SuiteRun};
+use crate::target::Description;
+use crate::target::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_model::ProfileName;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,17 +115,15 @@ impl MatrixConfig {
 
 impl TargetConfig {
     /// The target the runner runs against.
-    pub fn spec(&self) -> TargetSpec {
-        match &self.broker {
-            None => TargetSpec::Model,
-            Some(uri) => TargetSpec::Broker {
-                uri: uri.clone(),
-                timing: Timing {
-                    timeout: self.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
-                    grace: self.grace_ms.map_or(DEFAULT_GRACE, Duration::from_millis),
-                },
-                restart: crate::target::restart::Restart::command(self.restart_cmd.as_deref()),
-            },
+    pub fn description(&self) -> Description {
+        let timing = Timing {
+            timeout: self.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
+            grace: self.grace_ms.map_or(DEFAULT_GRACE, Duration::from_millis),
+        };
+        match self.broker.as_deref() {
+            None => Description::Model,
+            Some(EMBEDDED) => Description::Reference { timing },
+            Some(uri) => Description::Broker { uri: uri.to_string(), timing, restart_cmd: self.restart_cmd.clone() },
         }
     }
 

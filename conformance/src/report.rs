@@ -196,7 +196,7 @@ pub fn junit(run: &SuiteRun) -> String {
 /// The JSON report ([`json`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JsonReport {
-    /// What was judged ([`crate::suite::TargetSpec::label`]): `the model`, `the reference broker,
+    /// What was judged ([`crate::target::TargetSpec::label`]): `the model`, `the reference broker,
     /// in-process`, or the broker's URI without its password.
     pub target: String,
     /// The profile: `spec` or `rabbitmq`.
@@ -418,7 +418,7 @@ fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The first line a run prints: what it runs, what is judged ([`crate::suite::TargetSpec::label`]),
+/// The first line a run prints: what it runs, what is judged ([`crate::target::TargetSpec::label`]),
 /// under which profile, and how many traces at once.
 ///
 /// ```text

@@ -5,83 +5,16 @@
 //! that missing deliveries are noticed. Variables (`$q`) are resolved separately for the target
 //! (the names its broker generated) and for the model (the names the model generated).
 
+use crate::target::live::LiveTarget;
+use crate::target::model::ModelTarget;
+use crate::target::raw::RawTarget;
+use crate::target::{Hint, Listen, Summary, Target, TargetSpec};
 use crate::trace::{write_event, write_expected, StepKind, Trace};
 use crate::validate::{blank, Divergence, Validator};
 use amqp_model::event::Reply;
-use amqp_model::{Broker, Command, Event, Faults, Name, Profile};
+use amqp_model::{Command, Event, Name, Profile};
 use std::collections::BTreeMap;
 use std::fmt;
-
-/// How long [`Target::listen`] listens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Listen {
-    /// The model says the broker still has something to do (a delivery it owes): return as soon
-    /// as anything arrives, or empty-handed after the target's timeout.
-    Expecting,
-    /// The model says the broker may be done: gather whatever else arrives during the target's
-    /// grace period (a duplicate, a delivery the model does not allow).
-    Tail,
-}
-
-/// What the runner tells a target about a command, from the model and the trace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hint {
-    /// The target must know the broker has acted on the command before it returns, even if the
-    /// command has no reply (`basic.publish`, `basic.ack`...): the model says it may answer
-    /// (a channel close, a returned message), or the next step is on another channel or a wait,
-    /// and must come after it. When false, the next step is on the same channel, where AMQP
-    /// keeps the order, and the model expects no answer.
-    pub confirm: bool,
-}
-
-impl Hint {
-    /// Always confirm (what a target does without a hint).
-    pub const CONFIRM: Hint = Hint { confirm: true };
-}
-
-/// Something a trace can be run against.
-pub trait Target {
-    /// Perform a command (its variables already replaced by this target's names) and return
-    /// everything observed until its reply (or, for commands without one, until the target
-    /// knows the broker has acted on it, as `hint` asks), in arrival order.
-    fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event>;
-    /// Listen for what the broker does on its own (deliveries, confirms, server closes).
-    fn listen(&mut self, how: Listen) -> Vec<Event>;
-    /// Ask the broker again what the last command read, when the model says its answer may only
-    /// have been early: the counts of a `queue.declare-ok` (RabbitMQ answers them ahead of
-    /// messages still on their way into the queue). Returns the fresh answer, or None once the
-    /// target's patience for this step is spent (or it cannot ask). Asking changes nothing on
-    /// the broker (a passive declare of the same queue, on the same channel).
-    fn reread(&mut self, _command: &Command) -> Option<Vec<Event>> {
-        None
-    }
-}
-
-/// The model itself as a target: it takes its own internal steps eagerly (round robin under
-/// `rabbitmq`), a broker that dispatches as soon as it can.
-#[derive(Debug)]
-pub struct ModelTarget {
-    broker: Broker,
-}
-
-impl ModelTarget {
-    /// A fresh model broker under `profile`, with deliberate `faults` (none for the real model).
-    pub fn new(profile: Profile, faults: Faults) -> Self {
-        ModelTarget { broker: Broker::with_faults(profile, faults) }
-    }
-}
-
-impl Target for ModelTarget {
-    fn command(&mut self, command: &Command, _: Hint) -> Vec<Event> {
-        let mut events = self.broker.apply(command).unwrap_or_default();
-        events.extend(self.broker.settle_internal());
-        events.iter().map(blank).collect()
-    }
-
-    fn listen(&mut self, _: Listen) -> Vec<Event> {
-        self.broker.settle_internal().iter().map(blank).collect()
-    }
-}
 
 /// The outcome of replaying one trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -285,6 +218,32 @@ fn wait_step(validator: &mut Validator, target: &mut dyn Target) -> (Vec<Event>,
     }
 }
 
+/// Replay `trace` on a fresh target as `spec` describes it, validating under `profile`, and end
+/// the target's session ([`Target::finish`]). On a broker, a trace that lapin cannot perform
+/// whole (a frame it will not send) is replayed again over raw frames, and that run is the one
+/// kept (unless the first had other problems, which are then reported).
+pub fn record_on(spec: &TargetSpec, trace: &Trace, profile: Profile) -> (Recording, Summary) {
+    match spec {
+        TargetSpec::Model => {
+            let mut model = ModelTarget::new(profile, amqp_model::Faults::NONE);
+            let recording = record(trace, profile, &mut model);
+            (recording, model.finish())
+        }
+        TargetSpec::Broker { uri, timing, restart } => {
+            let mut live = LiveTarget::new(uri, *timing).with_restart(restart.clone());
+            let recording = record(trace, profile, &mut live);
+            let summary = live.finish();
+            if !(summary.needs_raw && summary.problems.is_empty()) {
+                return (recording, summary);
+            }
+            let mut raw = RawTarget::new(uri, *timing);
+            let recording = record(trace, profile, &mut raw);
+            // The live run's notes stay: they may explain what made it stop.
+            (recording, Summary { notes: summary.notes, ..raw.finish() })
+        }
+    }
+}
+
 /// Replay `trace` against `target`, validating under `profile`, and keep what every step
 /// observed.
 pub fn record(trace: &Trace, profile: Profile, target: &mut dyn Target) -> Recording {
@@ -347,7 +306,9 @@ pub fn record(trace: &Trace, profile: Profile, target: &mut dyn Target) -> Recor
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::model::ModelTarget;
     use crate::trace::parse;
+    use amqp_model::Faults;
 
     /// The model as a target, except that every `queue.declare-ok` first reports one message
     /// fewer, and then `lag` more answers the same when asked again (a broker whose count lags

@@ -4,44 +4,15 @@
 //! Traces with a `restart` step restart the whole broker, so they never run beside another: they
 //! are run after the others, one at a time.
 
-use crate::run::{record, ModelTarget, Recording, Verdict};
+use crate::run::{record, record_on, Recording, Verdict};
+use crate::target::model::ModelTarget;
+use crate::target::{Summary, TargetSpec};
 use crate::trace::{parse, Trace};
 use amqp_model::{Command, Faults, Profile, ProfileName};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
-
-/// What a suite runs against.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TargetSpec {
-    /// The model itself (dispatching eagerly).
-    Model,
-    /// A live broker.
-    Broker {
-        /// Its AMQP URI (with the password: never print it, see [`crate::target::probe::redact`]).
-        uri: String,
-        /// Timeouts and grace periods.
-        timing: crate::target::live::Timing,
-        /// How it is restarted, if it can be.
-        restart: Option<crate::target::restart::Restart>,
-    },
-}
-
-impl TargetSpec {
-    /// How reports name what is judged: `the model`, `the reference broker, in-process` (the
-    /// reference broker started by this process, whose loopback port changes from run to run),
-    /// or the broker's URI without its password.
-    pub fn label(&self) -> String {
-        match self {
-            TargetSpec::Model => "the model".into(),
-            TargetSpec::Broker { restart: Some(crate::target::restart::Restart::Embedded(_)), .. } => {
-                "the reference broker, in-process".into()
-            }
-            TargetSpec::Broker { uri, .. } => crate::target::probe::redact(uri),
-        }
-    }
-}
 
 /// What `--broker` takes, as the hint that follows a URI that is not one.
 pub const URI_HINT: &str =
@@ -446,19 +417,23 @@ fn status_of(verdict: &Verdict) -> Status {
     }
 }
 
-/// How a trace run on a broker came out: a failure is the broker's answer, with what else went
-/// wrong told as notes; otherwise a problem (timeout, cleanup, restart command) makes it an error,
-/// and a trace the target could not perform whole is skipped.
-fn broker_status(verdict: &Verdict, incomplete: Option<String>, problems: &[String], notes: &[String]) -> Status {
+/// How a trace came out, from its verdict and its target's session: a failure is the target's
+/// answer, with what else went wrong told as notes; otherwise a problem (timeout, cleanup,
+/// restart command) makes it an error, and a trace the target could not perform whole is skipped.
+/// (The model's session has nothing to say: its status is its verdict's.)
+fn session_status(verdict: &Verdict, summary: &Summary) -> Status {
+    let Summary { incomplete, problems, notes, .. } = summary;
     match (incomplete, status_of(verdict)) {
-        (Some(why), _) if problems.is_empty() => Status::Skip { reason: why },
+        (Some(why), _) if problems.is_empty() => Status::Skip { reason: why.clone() },
         (_, Status::Fail { line, mut detail }) => {
-            for n in problems.iter().chain(notes) {
+            for n in problems.iter().map(ToString::to_string).chain(notes.iter().cloned()) {
                 detail += &format!("note: {n}\n");
             }
             Status::Fail { line, detail }
         }
-        (_, _) if !problems.is_empty() => Status::Error { cause: problems.join("; ") },
+        (_, _) if !problems.is_empty() => {
+            Status::Error { cause: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ") }
+        }
         (_, status) => status,
     }
 }
@@ -510,35 +485,12 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
         _ => None,
     };
     let started = if shared.is_some() { Instant::now() } else { started };
-    match target {
-        TargetSpec::Model => {
-            let recording = record(trace, model, &mut ModelTarget::new(model, Faults::NONE));
-            result.status = status_of(&recording.verdict);
-            result.recording = Some(recording);
-        }
-        TargetSpec::Broker { uri, timing, restart } => {
-            let mut live = crate::target::live::LiveTarget::new(uri, *timing).with_restart(restart.clone());
-            let recording = record(trace, model, &mut live);
-            let cleanup = live.finish();
-            let notes = live.notes().to_vec();
-            let mut problems = live.problems().to_vec();
-            problems.extend(cleanup.err());
-            let (recording, incomplete, problems) = if live.raw_needed() && problems.is_empty() {
-                // Frames lapin will not send: run the trace again, writing the frames ourselves.
-                let mut raw = crate::target::raw::RawTarget::new(uri, *timing);
-                let recording = record(trace, model, &mut raw);
-                let cleanup = raw.finish();
-                let mut problems = raw.problems().to_vec();
-                problems.extend(cleanup.err());
-                (recording, raw.incomplete().map(str::to_string), problems)
-            } else {
-                (recording, live.incomplete().map(str::to_string), problems)
-            };
-            result.status = broker_status(&recording.verdict, incomplete, &problems, &notes);
-            result.recording = Some(recording);
-            if result.status.is_failure() {
-                result.broker_lost = check_broker(uri, timing, restart.as_ref(), &mut result.status);
-            }
+    let (recording, summary) = record_on(target, trace, model);
+    result.status = session_status(&recording.verdict, &summary);
+    result.recording = Some(recording);
+    if let TargetSpec::Broker { uri, timing, restart } = target {
+        if result.status.is_failure() {
+            result.broker_lost = check_broker(uri, timing, restart.as_ref(), &mut result.status);
         }
     }
     result.duration = started.elapsed();
@@ -550,7 +502,7 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
 /// the trace's status; the result is true when the broker is left not answering.
 fn check_broker(
     uri: &str,
-    timing: &crate::target::live::Timing,
+    timing: &crate::target::Timing,
     restart: Option<&crate::target::restart::Restart>,
     status: &mut Status,
 ) -> bool {

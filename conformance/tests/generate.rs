@@ -10,9 +10,12 @@
 use amqp_conformance::generate::{
     case, compile, generate, origin, plan, save_regression, shrink, traces, GenConfig, TOPIC_PATTERNS,
 };
-use amqp_conformance::run::{record, replay, ModelTarget, Recording, Verdict};
-use amqp_conformance::target::live::{LiveTarget, Timing};
+use amqp_conformance::run::{record, replay, Recording, Verdict};
+use amqp_conformance::target::live::LiveTarget;
+use amqp_conformance::target::model::ModelTarget;
 use amqp_conformance::target::probe::reachable;
+use amqp_conformance::target::Target;
+use amqp_conformance::target::Timing;
 use amqp_conformance::trace::{parse, write, StepKind, Trace};
 use amqp_model::event::Reply;
 use amqp_model::{ChanRef, Command, ConnId, Event, ExchangeKind, Fault, Faults, Name, Profile, ProfileName, Value};
@@ -413,16 +416,14 @@ fn generated_traces_pass_against_rabbitmq() {
     for trace in generate(2024, 30, &GenConfig::default()) {
         let mut target = LiveTarget::new(&uri, Timing::default());
         let verdict = replay(&trace, Profile::rabbitmq(), &mut target);
-        let cleanup = target.finish();
+        let summary = target.finish();
         let name = trace.title.clone().unwrap_or_default();
-        if let Some(why) = target.incomplete() {
+        if let Some(why) = &summary.incomplete {
             failures.push(format!("{name}: incomplete: {why}\n{}", write(&trace)));
         } else if verdict != Verdict::Pass {
             failures.push(format!("{name}: {verdict}\n{}", write(&trace)));
-        } else if let Err(e) = cleanup {
-            failures.push(format!("{name}: {e}"));
-        } else if !target.problems().is_empty() {
-            failures.push(format!("{name}: {:?}", target.problems()));
+        } else if !summary.problems.is_empty() {
+            failures.push(format!("{name}: {:?}", summary.problems));
         }
     }
     eprintln!("30 generated traces against RabbitMQ in {:?}", start.elapsed());

@@ -6,8 +6,10 @@
 //! starts RabbitMQ (`.ci/run`), and so must a developer (`rabbitmq-server -detached`).
 
 use amqp_conformance::run::{replay, Verdict};
-use amqp_conformance::target::live::{LiveTarget, Timing};
+use amqp_conformance::target::live::LiveTarget;
 use amqp_conformance::target::probe::reachable;
+use amqp_conformance::target::Timing;
+use amqp_conformance::target::{Problem, Target};
 use amqp_conformance::trace::parse;
 use amqp_model::{Command, Profile};
 use std::path::PathBuf;
@@ -49,14 +51,14 @@ fn seed_fixtures_pass_against_rabbitmq() {
         }
         let mut target = LiveTarget::new(&uri, Timing::default());
         let verdict = replay(&trace, Profile::rabbitmq(), &mut target);
-        let cleanup = target.finish();
-        if let Some(why) = target.incomplete() {
+        let summary = target.finish();
+        if let Some(why) = &summary.incomplete {
             eprintln!("skip {name}: {why}");
             skipped.push(name);
             continue;
         }
-        if let Err(e) = cleanup {
-            eprintln!("FAIL {name}: cleanup: {e}");
+        if let Some(e) = summary.problems.iter().find(|p| matches!(p, Problem::Cleanup(_))) {
+            eprintln!("FAIL {name}: {e}");
             failed.push(name);
             continue;
         }
@@ -102,7 +104,7 @@ c1.1 queue.declare q durable
         Verdict::Unmet { line, .. } => assert_eq!(line, 12),
         other => panic!("the trace should fail on its wrong expectation: {other}"),
     }
-    target.finish().expect("cleanup");
+    assert_eq!(target.finish().problems, Vec::new(), "cleanup");
     assert_nothing_left(&prefix);
 }
 
@@ -182,14 +184,19 @@ fn a_broker_that_stops_answering_fails_the_step_and_the_run_goes_on() {
         other => panic!("the unanswered step should fail: {other}"),
     }
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    assert!(target.problems().iter().any(|p| p.contains("no answer to queue.bind")), "{:?}", target.problems());
-    target.finish().expect("cleanup through a fresh connection");
+    let problems = target.finish().problems;
+    let timed_out = |p: &Problem| matches!(p, Problem::Timeout(t) if t.contains("no answer to queue.bind"));
+    assert!(problems.iter().any(timed_out), "{problems:?}");
+    assert!(
+        !problems.iter().any(|p| matches!(p, Problem::Cleanup(_))),
+        "cleanup through a fresh connection: {problems:?}"
+    );
     assert_nothing_left(&prefix);
 
     let fine = parse("c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\n", "fine.trace").unwrap();
     let mut target = LiveTarget::new(&uri, timing);
     assert_eq!(replay(&fine, Profile::rabbitmq(), &mut target), Verdict::Pass);
-    target.finish().expect("cleanup");
+    assert_eq!(target.finish().problems, Vec::new(), "cleanup");
 }
 
 /// What lapin will not send (a second `channel.open`, a method on a channel that is not open) is
@@ -197,7 +204,8 @@ fn a_broker_that_stops_answering_fails_the_step_and_the_run_goes_on() {
 /// expectation about the close they cause fails.
 #[test]
 fn raw_frames_perform_what_lapin_will_not_send() {
-    use amqp_conformance::suite::{run_one, Status, TargetSpec};
+    use amqp_conformance::suite::{run_one, Status};
+    use amqp_conformance::target::TargetSpec;
     let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
     let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spec");
@@ -219,7 +227,8 @@ fn raw_frames_perform_what_lapin_will_not_send() {
 #[test]
 fn a_slow_network_changes_no_verdict() {
     use amqp_conformance::delay::{DelayProxy, Delays};
-    use amqp_conformance::suite::{run_one, Status, TargetSpec};
+    use amqp_conformance::suite::{run_one, Status};
+    use amqp_conformance::target::TargetSpec;
     use amqp_model::ProfileName;
     let delays = Delays { from_broker: Duration::from_millis(150), from_client: Duration::ZERO };
     let proxy = DelayProxy::start("127.0.0.1:5672", delays).expect("a proxy");

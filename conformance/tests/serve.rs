@@ -9,7 +9,9 @@ use amq_protocol::protocol::{basic, connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable};
 use amqp_broker::{Schedule, ServeConfig, ServerHandle, User};
 use amqp_conformance::run::{replay, Verdict};
-use amqp_conformance::target::live::{LiveTarget, Timing};
+use amqp_conformance::target::live::LiveTarget;
+use amqp_conformance::target::Target;
+use amqp_conformance::target::Timing;
 use amqp_conformance::trace::parse;
 use amqp_model::{Command, Profile};
 use futures_core::Stream;
@@ -250,9 +252,9 @@ fn a_wrong_protocol_header_gets_the_right_one_back() {
     let s = server();
     for wrong in [&b"AMQP\x00\x00\x08\x00"[..], b"AMQP\x01\x01\x00\x09", b"GET / HTTP/1.1\r\n\r\n"] {
         let mut raw = Raw::connect(&s);
-        raw.stream.write_all(wrong).expect("written");
+        raw.stream().write_all(wrong).expect("written");
         let mut answer = Vec::new();
-        raw.stream.read_to_end(&mut answer).expect("the socket is closed after the header");
+        raw.stream().read_to_end(&mut answer).expect("the socket is closed after the header");
         assert_eq!(answer, b"AMQP\x00\x00\x09\x01", "after {wrong:?}");
     }
 }
@@ -262,13 +264,13 @@ fn frames_it_cannot_take() {
     let s = server();
     // A frame of an unknown type: 501, and the socket is closed at once.
     let mut raw = Raw::open(&s, 0);
-    raw.stream.write_all(&[9, 0, 0, 0, 0, 0, 0, 0xCE]).expect("written");
+    raw.stream().write_all(&[9, 0, 0, 0, 0, 0, 0, 0xCE]).expect("written");
     raw.expect_close(501, 0, 0);
     assert!(raw.closed());
 
     // A method that does not exist: 540, naming it; the socket closes after close-ok.
     let mut raw = Raw::open(&s, 0);
-    raw.stream.write_all(&[1, 0, 1, 0, 0, 0, 4, 0, 60, 0, 99, 0xCE]).expect("written");
+    raw.stream().write_all(&[1, 0, 1, 0, 0, 0, 4, 0, 60, 0, 99, 0xCE]).expect("written");
     raw.expect_close(540, 60, 99);
     raw.send(&[AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})))]);
     assert!(raw.closed());
@@ -288,7 +290,7 @@ fn frames_it_cannot_take() {
     let mut raw = Raw::open(&s, 0);
     raw.send(&[AMQPFrame::Method(1, open.clone())]);
     assert!(matches!(raw.frame(), AMQPFrame::Method(1, AMQPClass::Channel(_))));
-    raw.stream.write_all(&[1, 0, 1, 0, 0, 0, 11, 0, 60, 0, 10, 0, 0, 0, 1, 0, 0, 0, 0xCE]).expect("written");
+    raw.stream().write_all(&[1, 0, 1, 0, 0, 0, 11, 0, 60, 0, 10, 0, 0, 0, 1, 0, 0, 0, 0xCE]).expect("written");
     raw.expect_close(540, 60, 10);
     let mut raw = Raw::open(&s, 0);
     raw.send(&[AMQPFrame::Method(1, open.clone())]);
@@ -345,10 +347,9 @@ fn seed_fixtures_pass_over_the_wire() {
         for (name, trace) in &traces {
             let mut target = LiveTarget::new(&s.uri(), Timing::default());
             let verdict = replay(trace, Profile::rabbitmq(), &mut target);
-            let cleanup = target.finish();
-            assert!(target.incomplete().is_none(), "{name}: {:?}", target.incomplete());
-            assert!(target.problems().is_empty(), "{name}: {:?}", target.problems());
-            cleanup.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let summary = target.finish();
+            assert!(summary.incomplete.is_none(), "{name}: {:?}", summary.incomplete);
+            assert!(summary.problems.is_empty(), "{name}: {:?}", summary.problems);
             if verdict != Verdict::Pass {
                 failed.push(format!("{name}: {verdict}"));
             }
@@ -365,7 +366,8 @@ fn seed_fixtures_pass_over_the_wire() {
 /// `rabbitmq` nothing is probed, and a headers trace fails.
 #[test]
 fn a_broker_without_a_recommended_type_is_judged_without_it() {
-    use amqp_conformance::suite::{run_one, Status, TargetSpec};
+    use amqp_conformance::suite::{run_one, Status};
+    use amqp_conformance::target::TargetSpec;
     use amqp_model::{ProfileName, RecommendedTypes};
     let mut profile = Profile::spec();
     profile.recommended_types = RecommendedTypes { topic: true, headers: false };
@@ -403,7 +405,8 @@ fn a_broker_without_a_recommended_type_is_judged_without_it() {
 /// expect a `basic.return` are skipped with the reason; under `rabbitmq` they fail.
 #[test]
 fn a_broker_without_mandatory_returns_is_judged_without_them() {
-    use amqp_conformance::suite::{run_one, Status, TargetSpec};
+    use amqp_conformance::suite::{run_one, Status};
+    use amqp_conformance::target::TargetSpec;
     use amqp_model::ProfileName;
     let mut profile = Profile::spec();
     profile.mandatory_returns = false;

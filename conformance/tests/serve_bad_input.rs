@@ -40,7 +40,7 @@ fn an_oversize_frame_is_501() {
     let size = FRAME_MAX - 8 + 1;
     let mut head = vec![3u8, 0, 1];
     head.extend(size.to_be_bytes());
-    raw.stream.write_all(&head).expect("written");
+    raw.stream().write_all(&head).expect("written");
     raw.expect_close(501, 0, 0);
     assert!(raw.closed());
 
@@ -49,13 +49,13 @@ fn an_oversize_frame_is_501() {
     raw.channel(1);
     let mut payload = vec![0u8, 50, 0, 10];
     payload.resize((FRAME_MAX - 8 + 1) as usize, b'x');
-    let _ = raw.stream.write_all(&raw_frame(1, 1, &payload, 0xCE));
+    let _ = raw.stream().write_all(&raw_frame(1, 1, &payload, 0xCE));
     raw.expect_close(501, 0, 0);
     assert!(raw.closed());
 
     // A huge announced size (4 GB): no allocation of it, just 501.
     let mut raw = Raw::open(&s, 0);
-    raw.stream.write_all(&[1, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]).expect("written");
+    raw.stream().write_all(&[1, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]).expect("written");
     raw.expect_close(501, 0, 0);
     assert!(raw.closed());
     others_unaffected(&s);
@@ -69,7 +69,7 @@ fn a_wrong_frame_end_is_501() {
     let method_payload = &method_payload[..method_payload.len() - 1];
     for (kind, n, payload, end) in [(8u8, 0u16, &[][..], 0u8), (1, 1, method_payload, 0xCF), (3, 1, b"abc", 0x00)] {
         let mut raw = Raw::open(&s, 0);
-        raw.stream.write_all(&raw_frame(kind, n, payload, end)).expect("written");
+        raw.stream().write_all(&raw_frame(kind, n, payload, end)).expect("written");
         raw.expect_close(501, 0, 0);
         assert!(raw.closed(), "closed after a frame of type {kind} ending in {end:#x}");
     }
@@ -98,7 +98,7 @@ fn undecodable_arguments_of_a_known_method_are_501_naming_it() {
         let mut raw = Raw::open(&s, 0);
         raw.channel(1);
         eprintln!("case: {what}");
-        raw.stream.write_all(&frame).expect("written");
+        raw.stream().write_all(&frame).expect("written");
         raw.expect_close(501, 50, 10);
         assert!(raw.closed(), "{what}: the socket is closed");
     }
@@ -120,7 +120,7 @@ fn an_unknown_class_or_method_is_540() {
         let mut payload = class_id.to_be_bytes().to_vec();
         payload.extend(method_id.to_be_bytes());
         payload.extend(b"junk");
-        raw.stream.write_all(&raw_frame(1, n, &payload, 0xCE)).expect("written");
+        raw.stream().write_all(&raw_frame(1, n, &payload, 0xCE)).expect("written");
         raw.expect_close_and_end(540, class_id, method_id);
     }
     others_unaffected(&s);
@@ -245,7 +245,7 @@ fn a_client_that_stops_reading_is_bounded_then_dropped() {
     // Publish 40 MB to its own consumer and never read: once its backlog is full the server
     // stops reading from it, so the client's writes stall well short of 40 MB.
     let one = publish_bytes(1, "q-slow", vec![7u8; (FRAME_MAX - 8) as usize]);
-    let mut stream = slow.stream.try_clone().expect("a clone");
+    let mut stream = slow.stream().try_clone().expect("a clone");
     let publisher = std::thread::spawn(move || {
         let mut sent = 0usize;
         for _ in 0..5000 {
@@ -291,7 +291,7 @@ fn deliveries_to_a_client_that_does_not_read_wait_in_the_queue() {
     for i in 0..COUNT {
         let mut body = vec![0u8; (FRAME_MAX - 8) as usize];
         body[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        publisher.stream.write_all(&publish_bytes(1, "q-held", body)).expect("published");
+        publisher.stream().write_all(&publish_bytes(1, "q-held", body)).expect("published");
     }
     // A round trip: every publish has been taken.
     publisher.declare(1, "q-held", true);
@@ -335,8 +335,8 @@ fn a_client_that_vanishes_mid_frame_gives_its_messages_back() {
     }
     // Half of a publish's method frame, then the socket is gone.
     let half = bytes(&[on(1, publish("q-vanish"))]);
-    a.stream.write_all(&half[..half.len() / 2]).expect("written");
-    a.stream.shutdown(Shutdown::Both).expect("shut down");
+    a.stream().write_all(&half[..half.len() / 2]).expect("written");
+    a.stream().shutdown(Shutdown::Both).expect("shut down");
     drop(a);
 
     let mut b = Raw::open(&s, 0);
@@ -460,7 +460,7 @@ fn fuzz_one(s: &ServerHandle, rng: &mut Rng) {
     }
     input.extend(bytes(&[connection_close()]));
     // The server may close the socket before it has read everything.
-    let _ = raw.stream.write_all(&input);
+    let _ = raw.stream().write_all(&input);
     let deadline = Instant::now() + Duration::from_secs(8);
     loop {
         assert!(Instant::now() < deadline, "a fuzzed connection was not ended within 8 s");
@@ -468,7 +468,7 @@ fn fuzz_one(s: &ServerHandle, rng: &mut Rng) {
             None => return,
             Some(f) => {
                 if let AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(_))) = f {
-                    let _ = raw.stream.write_all(&bytes(&[connection_close_ok()]));
+                    let _ = raw.stream().write_all(&bytes(&[connection_close_ok()]));
                 }
             }
         }

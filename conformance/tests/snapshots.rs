@@ -10,10 +10,13 @@
 //! A trace whose `profile:` names the other profile gets no snapshot for that target, nor, on the
 //! live broker, one that needs a restart or sends what the live target cannot.
 
-use amqp_conformance::run::{record, ModelTarget, Target};
+use amqp_conformance::run::record;
 use amqp_conformance::snapshot::{outcome, Outcome};
-use amqp_conformance::target::live::{LiveTarget, Timing};
+use amqp_conformance::target::live::LiveTarget;
+use amqp_conformance::target::model::ModelTarget;
 use amqp_conformance::target::probe::reachable;
+use amqp_conformance::target::Timing;
+use amqp_conformance::target::{Problem, Target};
 use amqp_conformance::trace::{parse, Trace};
 use amqp_model::{Command, Fault, Faults, Profile};
 use std::path::Path;
@@ -94,14 +97,15 @@ fn rabbitmq() {
         }
         let mut target = LiveTarget::new(&uri, Timing::default());
         let recording = record(&trace, profile, &mut target);
-        if let Err(e) = target.finish() {
-            cleanup_failures.push(format!("{name}: {e}"));
-        }
-        if let Some(why) = target.incomplete() {
+        let summary = target.finish();
+        let (cleanup, problems): (Vec<&Problem>, Vec<&Problem>) =
+            summary.problems.iter().partition(|p| matches!(p, Problem::Cleanup(_)));
+        cleanup_failures.extend(cleanup.iter().map(|e| format!("{name}: {e}")));
+        if let Some(why) = &summary.incomplete {
             eprintln!("skip {name}: {why}");
             return;
         }
-        for problem in target.problems() {
+        for problem in problems {
             eprintln!("{name}: {problem}");
         }
         snapshot("rabbitmq", &trace, &outcome(&trace, &recording));

@@ -625,27 +625,7 @@ fn kind(e: &Event) -> &'static str {
         Event::Confirm { ack: true, .. } => "confirm basic.ack",
         Event::Confirm { ack: false, .. } => "confirm basic.nack",
         Event::Cancel { .. } => "server basic.cancel",
-        Event::Reply { reply, .. } => match reply {
-            Reply::ExchangeDeclareOk => "exchange.declare-ok",
-            Reply::ExchangeDeleteOk => "exchange.delete-ok",
-            Reply::ExchangeBindOk => "exchange.bind-ok",
-            Reply::ExchangeUnbindOk => "exchange.unbind-ok",
-            Reply::QueueDeclareOk { .. } => "queue.declare-ok",
-            Reply::QueueBindOk => "queue.bind-ok",
-            Reply::QueueUnbindOk => "queue.unbind-ok",
-            Reply::QueuePurgeOk { .. } => "queue.purge-ok",
-            Reply::QueueDeleteOk { .. } => "queue.delete-ok",
-            Reply::QosOk => "basic.qos-ok",
-            Reply::ConsumeOk { .. } => "basic.consume-ok",
-            Reply::CancelOk { .. } => "basic.cancel-ok",
-            Reply::GetOk { .. } => "basic.get-ok",
-            Reply::GetEmpty => "basic.get-empty",
-            Reply::RecoverOk => "basic.recover-ok",
-            Reply::ConfirmSelectOk => "confirm.select-ok",
-            Reply::TxSelectOk => "tx.select-ok",
-            Reply::TxCommitOk => "tx.commit-ok",
-            Reply::TxRollbackOk => "tx.rollback-ok",
-        },
+        Event::Reply { reply, .. } => reply.name(),
     }
 }
 

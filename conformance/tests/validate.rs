@@ -6,7 +6,9 @@
 // Damage functions take the Vec they may grow or shrink.
 #![allow(clippy::ptr_arg)]
 
-use amqp_conformance::run::{replay, Hint, Listen, ModelTarget, Target, Verdict};
+use amqp_conformance::run::{replay, Verdict};
+use amqp_conformance::target::model::ModelTarget;
+use amqp_conformance::target::{Hint, Listen, Target};
 use amqp_conformance::trace::parse;
 use amqp_model::event::Reply;
 use amqp_model::{Command, Event, Fault, Faults, Profile, ReplyCode};

@@ -164,3 +164,68 @@ pub enum Reply {
     TxCommitOk,
     TxRollbackOk,
 }
+
+impl Reply {
+    /// The replies that carry no fields, each as its method names it.
+    pub const PLAIN: [Reply; 13] = [
+        Reply::ExchangeDeclareOk,
+        Reply::ExchangeDeleteOk,
+        Reply::ExchangeBindOk,
+        Reply::ExchangeUnbindOk,
+        Reply::QueueBindOk,
+        Reply::QueueUnbindOk,
+        Reply::QosOk,
+        Reply::GetEmpty,
+        Reply::RecoverOk,
+        Reply::ConfirmSelectOk,
+        Reply::TxSelectOk,
+        Reply::TxCommitOk,
+        Reply::TxRollbackOk,
+    ];
+
+    /// The reply's method name as the specification writes it (`queue.declare-ok`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reply::ExchangeDeclareOk => "exchange.declare-ok",
+            Reply::ExchangeDeleteOk => "exchange.delete-ok",
+            Reply::ExchangeBindOk => "exchange.bind-ok",
+            Reply::ExchangeUnbindOk => "exchange.unbind-ok",
+            Reply::QueueDeclareOk { .. } => "queue.declare-ok",
+            Reply::QueueBindOk => "queue.bind-ok",
+            Reply::QueueUnbindOk => "queue.unbind-ok",
+            Reply::QueuePurgeOk { .. } => "queue.purge-ok",
+            Reply::QueueDeleteOk { .. } => "queue.delete-ok",
+            Reply::QosOk => "basic.qos-ok",
+            Reply::ConsumeOk { .. } => "basic.consume-ok",
+            Reply::CancelOk { .. } => "basic.cancel-ok",
+            Reply::GetOk { .. } => "basic.get-ok",
+            Reply::GetEmpty => "basic.get-empty",
+            Reply::RecoverOk => "basic.recover-ok",
+            Reply::ConfirmSelectOk => "confirm.select-ok",
+            Reply::TxSelectOk => "tx.select-ok",
+            Reply::TxCommitOk => "tx.commit-ok",
+            Reply::TxRollbackOk => "tx.rollback-ok",
+        }
+    }
+
+    /// The reply without fields that `name` names ([`Reply::PLAIN`]).
+    pub fn plain(name: &str) -> Option<Reply> {
+        Reply::PLAIN.into_iter().find(|r| r.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod reply_names {
+    use super::*;
+
+    #[test]
+    fn every_reply_name_is_a_method_of_the_table() {
+        for r in Reply::PLAIN {
+            assert!(crate::methods::ids(r.name()).is_some(), "{}", r.name());
+            assert_eq!(Reply::plain(r.name()), Some(r.clone()));
+        }
+        for m in crate::Method::ALL {
+            assert!(crate::methods::ids(m.name()).is_some(), "{}", m.name());
+        }
+    }
+}

@@ -26,6 +26,7 @@ pub mod connection;
 pub mod event;
 pub mod exchange;
 pub mod fault;
+pub mod methods;
 pub mod profile;
 pub mod queue;
 pub mod routing;

@@ -408,37 +408,9 @@ impl Method {
         Method::ALL.into_iter().find(|m| m.name() == name)
     }
 
-    /// `(class-id, method-id)` as in the specification.
+    /// `(class-id, method-id)` as in the specification ([`crate::methods::METHODS`]).
     pub fn ids(self) -> (u16, u16) {
-        use Method::*;
-        match self {
-            ConnectionOpen => (10, 40),
-            ConnectionClose => (10, 50),
-            ChannelOpen => (20, 10),
-            ChannelClose => (20, 40),
-            ExchangeDeclare => (40, 10),
-            ExchangeDelete => (40, 20),
-            ExchangeBind => (40, 30),
-            ExchangeUnbind => (40, 40),
-            QueueDeclare => (50, 10),
-            QueueBind => (50, 20),
-            QueuePurge => (50, 30),
-            QueueDelete => (50, 40),
-            QueueUnbind => (50, 50),
-            BasicQos => (60, 10),
-            BasicConsume => (60, 20),
-            BasicCancel => (60, 30),
-            BasicPublish => (60, 40),
-            BasicGet => (60, 70),
-            BasicAck => (60, 80),
-            BasicReject => (60, 90),
-            BasicRecover => (60, 110),
-            BasicNack => (60, 120),
-            ConfirmSelect => (85, 10),
-            TxSelect => (90, 10),
-            TxCommit => (90, 20),
-            TxRollback => (90, 30),
-        }
+        crate::methods::ids(self.name()).expect("every method the model knows is in the table")
     }
 }
 

@@ -2,6 +2,9 @@
 //! the reference broker (`amqp-broker`) reads client methods as commands and writes events as
 //! frames; the conformance runner's targets send commands and read what a broker sends as events.
 //!
+//! - [`client`]: the client's side of the connection handshake, for those who write frames
+//!   themselves.
+//! - [`codec`]: frames to and from octets, split strictly off what a socket gives.
 //! - [`table`]: field tables <-> the model's [`amqp_model::Table`] (booleans, integers and
 //!   strings: the kinds the model's behaviour depends on).
 //! - [`request`]: a client method -> a model [`amqp_model::Command`] (or why the model cannot take
@@ -11,10 +14,13 @@
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]
 
+pub mod client;
+pub mod codec;
 pub mod frames;
 pub mod request;
 pub mod table;
 
+pub use codec::{encode, FrameBuffer, FrameFault, Framed};
 pub use frames::{channel_close, code_name, connection_close, content, frames, reply_text, Contents, Peer, Published};
 pub use request::{known_method, request, Request};
 pub use table::{field_table, headers, model_value, table};

@@ -225,21 +225,10 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
     }
 }
 
-/// Whether `(class_id, method_id)` names a method of AMQP 0-9-1 (with RabbitMQ's extensions),
-/// for telling an unknown method (540) from a malformed one (501).
+/// Whether `(class_id, method_id)` names a method of AMQP 0-9-1 (with RabbitMQ's extensions,
+/// [`amqp_model::methods`]), for telling an unknown method (540) from a malformed one (501).
 pub fn known_method(class_id: u16, method_id: u16) -> bool {
-    let methods: &[u16] = match class_id {
-        10 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51, 60, 61, 70, 71],
-        20 => &[10, 11, 20, 21, 40, 41],
-        30 => &[10, 11],
-        40 => &[10, 11, 20, 21, 30, 31, 40, 51],
-        50 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51],
-        60 => &[10, 11, 20, 21, 30, 31, 40, 50, 60, 70, 71, 72, 80, 90, 100, 110, 111, 120],
-        85 => &[10, 11],
-        90 => &[10, 11, 20, 21, 30, 31],
-        _ => &[],
-    };
-    methods.contains(&method_id)
+    amqp_model::methods::name(class_id, method_id).is_some()
 }
 
 #[cfg(test)]

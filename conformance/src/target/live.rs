@@ -21,10 +21,10 @@
 //!   step returns no events and sets [`LiveTarget::incomplete`].
 
 use super::cleanup::{cleaner, cleanup_budget, delete_all, CLEANUP_CHANNELS};
-use super::lock;
 use super::probe::{connect, redact, runtime};
 use super::restart::Restart;
-use crate::run::{Hint, Listen, Target};
+use super::{lock, Problem, Summary, Timing};
+use crate::target::{Hint, Listen, Target};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
 use amqp_model::ReplyCode;
@@ -47,27 +47,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
-
-/// How long a reply (or confirm) may take before the step gives up on it.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long the runner listens on once the model says the broker may be done (at a `wait` step
-/// and at the end of every trace), for anything the broker should not do.
-pub const DEFAULT_GRACE: Duration = Duration::from_millis(50);
-
-/// Timing of a [`LiveTarget`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timing {
-    /// Longest wait for any answer from the broker, and for a delivery the model says it owes.
-    pub timeout: Duration,
-    /// How long to listen once the model says the broker may be done.
-    pub grace: Duration,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Timing { timeout: DEFAULT_TIMEOUT, grace: DEFAULT_GRACE }
-    }
-}
 
 /// Targets made by this process, for unique prefixes.
 static TARGETS: AtomicUsize = AtomicUsize::new(0);
@@ -403,7 +382,7 @@ pub struct LiveTarget {
     incomplete: Option<String>,
     /// The trace needs frames lapin will not send ([`crate::target::raw::RawTarget`] may perform it).
     raw_needed: bool,
-    problems: Vec<String>,
+    problems: Vec<Problem>,
     notes: Vec<String>,
     finished: bool,
 }
@@ -486,34 +465,10 @@ impl LiveTarget {
         &self.names.prefix
     }
 
-    /// True when the trace asked for something this target cannot do (`restart` without a
-    /// restart command), so its verdict does not say anything about the broker.
-    pub fn incomplete(&self) -> Option<&str> {
-        self.incomplete.as_deref()
-    }
-
-    /// Whether the trace was left incomplete because lapin will not send one of its frames (a
-    /// second `channel.open`, a method on a channel that is not open).
-    pub fn raw_needed(&self) -> bool {
-        self.raw_needed
-    }
-
-    /// What went wrong other than the broker's answers: timeouts (after which the connection was
-    /// given up), connections refused, a failed restart command. Each names the connection or
-    /// command at fault.
-    pub fn problems(&self) -> &[String] {
-        &self.problems
-    }
-
-    /// What may help read a failure (not a problem by itself): a close that followed a method
-    /// the target did not confirm.
-    pub fn notes(&self) -> &[String] {
-        &self.notes
-    }
-
     /// Close every connection and delete every queue and exchange this target declared (by
-    /// prefixed name), over a fresh connection. Also done on drop; calling it again is a no-op.
-    pub fn finish(&mut self) -> Result<(), String> {
+    /// prefixed name), over a fresh connection. Done by [`Target::finish`] and on drop; calling it
+    /// again is a no-op.
+    pub(crate) fn cleanup(&mut self) -> Result<(), String> {
         if self.finished {
             return Ok(());
         }
@@ -570,9 +525,8 @@ impl LiveTarget {
         self.sink.push(e);
     }
 
-    /// Something went wrong that is not the broker's answer (a timeout, a lost connection, a
-    /// failed restart command): kept for the report.
-    fn problem(&mut self, what: String) {
+    /// Something went wrong that is not the broker's answer: kept for the report.
+    fn problem(&mut self, what: Problem) {
         self.problems.push(what);
     }
 
@@ -587,7 +541,7 @@ impl LiveTarget {
             lock(&c.flags).restarting = true;
         }
         if let Err(e) = restart.perform().await {
-            self.problem(e);
+            self.problem(Problem::Restart(e));
         }
         // The broker's closes arrive through the connections' watchers.
         let deadline = tokio::time::Instant::now() + self.timing.timeout;
@@ -641,7 +595,10 @@ impl LiveTarget {
     /// steps do not wait for it too.
     async fn abandon(&mut self, conn: ConnId, what: &str) {
         let timeout = self.timing.timeout;
-        self.problem(format!("c{}: no answer to {what} within {timeout:?}; the connection was closed", conn.0));
+        self.problem(Problem::Timeout(format!(
+            "c{}: no answer to {what} within {timeout:?}; the connection was closed",
+            conn.0
+        )));
         self.close_connection(conn).await;
     }
 
@@ -681,7 +638,7 @@ impl LiveTarget {
         } else if matches!(error.kind(), ErrorKind::ProtocolError(_)) {
             self.chans.remove(&ch);
         } else {
-            self.problem(format!("{ch}: {error}"));
+            self.problem(Problem::Client(format!("{ch}: {error}")));
             if self.chans.get(&ch).is_some_and(|c| !c.channel.status().connected()) {
                 self.chans.remove(&ch);
             }
@@ -816,7 +773,7 @@ impl LiveTarget {
         match command {
             ConnectionOpen { conn } => {
                 if self.conns.contains_key(conn) {
-                    self.problem(format!("c{} is already open", conn.0));
+                    self.problem(Problem::Client(format!("c{} is already open", conn.0)));
                     return;
                 }
                 match tokio::time::timeout(self.timing.timeout, connect(&self.uri)).await {
@@ -828,8 +785,16 @@ impl LiveTarget {
                         self.conns.insert(*conn, Conn { connection, flags, registry, watcher });
                         self.push(Event::ConnectionOpenOk { conn: *conn });
                     }
-                    Ok(Err(e)) => self.problem(format!("c{}: cannot connect to {}: {e}", conn.0, redact(&self.uri))),
-                    Err(_) => self.problem(format!("c{}: connecting to {} timed out", conn.0, redact(&self.uri))),
+                    Ok(Err(e)) => self.problem(Problem::Connect(format!(
+                        "c{}: cannot connect to {}: {e}",
+                        conn.0,
+                        redact(&self.uri)
+                    ))),
+                    Err(_) => self.problem(Problem::Connect(format!(
+                        "c{}: connecting to {} timed out",
+                        conn.0,
+                        redact(&self.uri)
+                    ))),
                 }
             }
             ConnectionClose { conn } => {
@@ -879,7 +844,7 @@ impl LiveTarget {
                             let (sink, flags) = (self.sink.clone(), conn.flags.clone());
                             report_close(&sink, *ch, &Mutex::new(ChanFlags::default()), &flags, &e);
                         } else {
-                            self.problem(format!("{ch}: channel.open: {e}"));
+                            self.problem(Problem::Client(format!("{ch}: channel.open: {e}")));
                         }
                     }
                     Outcome::TimedOut => self.abandon(ch.conn, "channel.open").await,
@@ -1293,7 +1258,7 @@ impl Target for LiveTarget {
                 Some(vec![Event::Reply { ch, reply }])
             }
             Ok(Err(e)) => {
-                self.problem(format!("{ch}: asking again for the counts of queue {wire}: {e}"));
+                self.problem(Problem::Client(format!("{ch}: asking again for the counts of queue {wire}: {e}")));
                 None
             }
             Err(_) => None,
@@ -1314,11 +1279,18 @@ impl Target for LiveTarget {
             }
         }
     }
+
+    fn finish(&mut self) -> Summary {
+        let cleanup = self.cleanup();
+        let mut problems = self.problems.clone();
+        problems.extend(cleanup.err().map(Problem::Cleanup));
+        Summary { incomplete: self.incomplete.clone(), needs_raw: self.raw_needed, problems, notes: self.notes.clone() }
+    }
 }
 
 impl Drop for LiveTarget {
     fn drop(&mut self) {
-        if let Err(e) = self.finish() {
+        if let Err(e) = self.cleanup() {
             eprintln!("live: {e}");
         }
     }

@@ -8,26 +8,25 @@
 //! It is synchronous: each method is written, then frames are read until its reply (or a close)
 //! arrives, within the timeout. Deliveries are never expected (it sends no `basic.consume`).
 
-use crate::run::{Hint, Listen, Target};
-use crate::target::live::{LiveTarget, Timing};
-use crate::target::probe::redact;
-use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, ProtocolVersion};
+use super::live::LiveTarget;
+use super::probe::redact;
+use super::socket::{FrameSocket, Read1};
+use super::{Hint, Listen, Problem, Summary, Target, Timing};
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
-use amq_protocol::types::{FieldTable, LongString, ShortString};
+use amq_protocol::types::{FieldTable, ShortString};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
 use amqp_model::{ChanRef, Command, ConnId, Content, Event, Message, Method, MsgId, Name, ReplyCode};
+use amqp_wire::client::{Awaited, Login};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One raw connection.
 struct Conn {
-    stream: TcpStream,
-    /// Bytes read and not yet parsed.
-    buf: Vec<u8>,
+    socket: FrameSocket,
     /// The last method sent on each channel (what a close names).
     last: BTreeMap<u16, Method>,
 }
@@ -42,7 +41,7 @@ pub struct RawTarget {
     queues: BTreeSet<String>,
     events: Vec<Event>,
     incomplete: Option<String>,
-    problems: Vec<String>,
+    problems: Vec<Problem>,
 }
 
 impl std::fmt::Debug for RawTarget {
@@ -53,13 +52,6 @@ impl std::fmt::Debug for RawTarget {
             .field("connections", &self.conns.keys().collect::<Vec<_>>())
             .finish()
     }
-}
-
-/// What reading for a reply came to.
-enum Read1 {
-    Frame(Box<AMQPFrame>),
-    Closed,
-    TimedOut,
 }
 
 impl RawTarget {
@@ -77,63 +69,26 @@ impl RawTarget {
         }
     }
 
-    /// Why the trace could not be performed whole, if it could not.
-    pub fn incomplete(&self) -> Option<&str> {
-        self.incomplete.as_deref()
-    }
-
-    /// What went wrong other than the broker's answers.
-    pub fn problems(&self) -> &[String] {
-        &self.problems
-    }
-
-    /// Close the connections and delete the queues the trace declared (through the live
-    /// target's cleanup).
-    pub fn finish(&mut self) -> Result<(), String> {
-        self.conns.clear();
-        self.live.adopt_queues(std::mem::take(&mut self.queues));
-        self.live.finish()
-    }
-
     fn send(&mut self, conn: ConnId, frames: &[AMQPFrame]) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else { return false };
-        let mut bytes = Vec::new();
-        for f in frames {
-            match cookie_factory::gen(gen_frame(f), Vec::new()) {
-                Ok((b, _)) => bytes.extend(b),
-                Err(e) => {
-                    self.problems.push(format!("c{}: cannot encode a frame: {e:?}", conn.0));
-                    return false;
-                }
-            }
-        }
-        c.stream.write_all(&bytes).is_ok()
+        let Some(bytes) = amqp_wire::encode(frames) else {
+            self.problems.push(Problem::Client(format!("c{}: cannot encode a frame", conn.0)));
+            return false;
+        };
+        c.socket.stream().write_all(&bytes).is_ok()
     }
 
+    /// The next frame on `conn` before `deadline`; what is not a frame is a problem, and the
+    /// connection's end.
     fn read(&mut self, conn: ConnId, deadline: Instant) -> Read1 {
         let Some(c) = self.conns.get_mut(&conn) else { return Read1::Closed };
-        loop {
-            if !c.buf.is_empty() {
-                if let Ok((rest, frame)) = parse_frame(c.buf.as_slice()) {
-                    let used = c.buf.len() - rest.len();
-                    c.buf.drain(..used);
-                    return Read1::Frame(Box::new(frame));
-                }
+        match c.socket.read(deadline) {
+            Read1::Fault(fault) => {
+                self.problems
+                    .push(Problem::Client(format!("c{}: the broker sent what is not a frame: {fault:?}", conn.0)));
+                Read1::Closed
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Read1::TimedOut;
-            }
-            let _ = c.stream.set_read_timeout(Some(deadline - now));
-            let mut chunk = [0u8; 65536];
-            match c.stream.read(&mut chunk) {
-                Ok(0) => return Read1::Closed,
-                Ok(n) => c.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    return Read1::TimedOut
-                }
-                Err(_) => return Read1::Closed,
-            }
+            other => other,
         }
     }
 
@@ -156,13 +111,15 @@ impl RawTarget {
                         return None;
                     }
                 }
-                Read1::Closed => {
+                Read1::Closed | Read1::Fault(_) => {
                     self.conns.remove(&conn);
                     return None;
                 }
                 Read1::TimedOut => {
-                    self.problems
-                        .push(format!("c{}.{ch}: no answer to {what} within {:?}", conn.0, self.timing.timeout));
+                    self.problems.push(Problem::Timeout(format!(
+                        "c{}.{ch}: no answer to {what} within {:?}",
+                        conn.0, self.timing.timeout
+                    )));
                     self.conns.remove(&conn);
                     return None;
                 }
@@ -213,55 +170,63 @@ impl RawTarget {
         let parsed: amq_protocol::uri::AMQPUri = match self.uri.parse() {
             Ok(u) => u,
             Err(e) => {
-                self.problems.push(format!("c{}: bad URI {}: {e}", conn.0, redact(&self.uri)));
+                self.problems.push(Problem::Connect(format!("c{}: bad URI {}: {e}", conn.0, redact(&self.uri))));
                 return;
             }
         };
         let addr = format!("{}:{}", parsed.authority.host, parsed.authority.port);
-        let stream = match TcpStream::connect(&addr) {
+        let mut socket = match FrameSocket::connect(&addr) {
             Ok(s) => s,
             Err(e) => {
-                self.problems.push(format!("c{}: cannot connect to {addr}: {e}", conn.0));
+                self.problems.push(Problem::Connect(format!("c{}: cannot connect to {addr}: {e}", conn.0)));
                 return;
             }
         };
-        let _ = stream.set_nodelay(true);
-        self.conns.insert(conn, Conn { stream, buf: Vec::new(), last: BTreeMap::new() });
-        self.send(conn, &[AMQPFrame::ProtocolHeader(ProtocolVersion::amqp_0_9_1())]);
-        let started = self.await_reply(conn, 0, "the protocol header", |_, f| {
-            matches!(f, AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Start(_)))).then_some(())
-        });
-        if started.is_none() {
-            return;
-        }
-        let (user, pass) = (parsed.authority.userinfo.username.clone(), parsed.authority.userinfo.password.clone());
-        let response = format!("\0{user}\0{pass}");
-        let start_ok = connection::StartOk {
-            client_properties: FieldTable::default(),
-            mechanism: ShortString::from("PLAIN"),
-            response: LongString::from(response.as_bytes()),
-            locale: ShortString::from("en_US"),
+        let userinfo = &parsed.authority.userinfo;
+        let login = Login { user: &userinfo.username, password: &userinfo.password, vhost: &parsed.vhost };
+        let timeout = self.timing.timeout;
+        // Where the handshake stopped, if it did: the method awaited, and what came instead.
+        let mut stopped: Option<(Awaited, Read1)> = None;
+        let tune_ok = |t: &connection::Tune| connection::TuneOk {
+            channel_max: t.channel_max,
+            frame_max: t.frame_max,
+            heartbeat: 0,
         };
-        self.send(conn, &[AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)))]);
-        let tune = self.await_reply(conn, 0, "connection.start-ok", |_, f| match f {
-            AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(t))) => Some(t.clone()),
-            _ => None,
+        let opened = socket.handshake(&login, tune_ok, |socket, awaited| {
+            let deadline = Instant::now() + timeout;
+            loop {
+                match socket.read(deadline) {
+                    Read1::Frame(f) if awaited.matches(&f) => return Some(*f),
+                    Read1::Frame(f) if !is_close(&f) => {}
+                    other => {
+                        stopped = Some((awaited, other));
+                        return None;
+                    }
+                }
+            }
         });
-        let Some(tune) = tune else { return };
-        let tune_ok = connection::TuneOk { channel_max: tune.channel_max, frame_max: tune.frame_max, heartbeat: 0 };
-        let open = connection::Open { virtual_host: ShortString::from(parsed.vhost.clone()) };
-        self.send(
-            conn,
-            &[
-                AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok))),
-                AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Open(open))),
-            ],
-        );
-        let opened = self.await_reply(conn, 0, "connection.open", |_, f| {
-            matches!(f, AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_)))).then_some(())
-        });
-        if opened.is_some() {
-            self.events.push(Event::ConnectionOpenOk { conn });
+        self.conns.insert(conn, Conn { socket, last: BTreeMap::new() });
+        match stopped {
+            _ if opened.is_some() => self.events.push(Event::ConnectionOpenOk { conn }),
+            Some((_, Read1::Frame(close))) => {
+                self.server_close(conn, &close);
+            }
+            Some((awaited, Read1::TimedOut)) => {
+                self.problems.push(Problem::Timeout(format!(
+                    "c{}.0: no answer to {} within {timeout:?}",
+                    conn.0,
+                    awaited.after()
+                )));
+                self.conns.remove(&conn);
+            }
+            Some((_, Read1::Fault(fault))) => {
+                self.problems
+                    .push(Problem::Client(format!("c{}: the broker sent what is not a frame: {fault:?}", conn.0)));
+                self.conns.remove(&conn);
+            }
+            _ => {
+                self.conns.remove(&conn);
+            }
         }
     }
 
@@ -448,7 +413,7 @@ impl RawTarget {
                 Read1::Frame(f) => {
                     self.server_close(conn, &f);
                 }
-                Read1::Closed => {
+                Read1::Closed | Read1::Fault(_) => {
                     self.conns.remove(&conn);
                 }
                 Read1::TimedOut => return,
@@ -477,4 +442,23 @@ impl Target for RawTarget {
         }
         std::mem::take(&mut self.events)
     }
+
+    /// Close the connections and delete the queues the trace declared (through the live target's
+    /// cleanup).
+    fn finish(&mut self) -> Summary {
+        self.conns.clear();
+        self.live.adopt_queues(std::mem::take(&mut self.queues));
+        let mut problems = self.problems.clone();
+        problems.extend(self.live.cleanup().err().map(Problem::Cleanup));
+        Summary { incomplete: self.incomplete.clone(), problems, ..Summary::default() }
+    }
+}
+
+/// Whether `frame` is a server's close of the connection or of a channel.
+fn is_close(frame: &AMQPFrame) -> bool {
+    matches!(
+        frame,
+        AMQPFrame::Method(_, AMQPClass::Connection(connection::AMQPMethod::Close(_)))
+            | AMQPFrame::Method(_, AMQPClass::Channel(channel::AMQPMethod::Close(_)))
+    )
 }

@@ -1,7 +1,7 @@
 //! Reading traces. Errors name the line (and the file, when the caller gives one) and say what is
 //! wrong and what was expected.
 
-use super::{Step, StepKind, Trace};
+use super::types::{Step, StepKind, Trace};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
 use amqp_model::{
@@ -332,10 +332,10 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
         return Ok((cmd, None));
     }
     let ch = chan(&verb)?;
-    let (cmd, capture) = match verb.as_str() {
-        "channel.open" => (ChannelOpen { ch }, a.rest(&[], &[], false)?.capture),
-        "channel.close" => (ChannelClose { ch }, a.rest(&[], &[], false)?.capture),
-        "exchange.declare" => {
+    let (cmd, capture) = match Method::named(&verb) {
+        Some(Method::ChannelOpen) => (ChannelOpen { ch }, a.rest(&[], &[], false)?.capture),
+        Some(Method::ChannelClose) => (ChannelClose { ch }, a.rest(&[], &[], false)?.capture),
+        Some(Method::ExchangeDeclare) => {
             let exchange = a.name("an exchange name")?;
             let kind = ExchangeKind::parse(a.name("an exchange type")?.as_str());
             let r = a.rest(&["passive", "durable", "auto-delete", "internal"], &["args"], false)?;
@@ -351,12 +351,12 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
             };
             (cmd, None)
         }
-        "exchange.delete" => {
+        Some(Method::ExchangeDelete) => {
             let exchange = a.name("an exchange name")?;
             let r = a.rest(&["if-unused"], &[], false)?;
             (ExchangeDelete { ch, exchange, if_unused: r.has("if-unused") }, None)
         }
-        "exchange.bind" | "exchange.unbind" => {
+        Some(Method::ExchangeBind | Method::ExchangeUnbind) => {
             let destination = a.name("a destination exchange")?;
             let source = a.name("a source exchange")?;
             let routing_key = a.name("a routing key")?;
@@ -368,7 +368,7 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
             };
             (cmd, None)
         }
-        "queue.declare" => {
+        Some(Method::QueueDeclare) => {
             let queue = a.name("a queue name (\"\" for a server-named queue)")?;
             let r = a.rest(&["passive", "durable", "exclusive", "auto-delete"], &["args"], true)?;
             let cmd = QueueDeclare {
@@ -382,7 +382,7 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
             };
             (cmd, r.capture)
         }
-        "queue.bind" | "queue.unbind" => {
+        Some(Method::QueueBind | Method::QueueUnbind) => {
             let queue = a.name("a queue")?;
             let exchange = a.name("an exchange")?;
             let routing_key = a.name("a routing key")?;
@@ -394,22 +394,22 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
             };
             (cmd, None)
         }
-        "queue.purge" => {
+        Some(Method::QueuePurge) => {
             let queue = a.name("a queue")?;
             a.rest(&[], &[], false)?;
             (QueuePurge { ch, queue }, None)
         }
-        "queue.delete" => {
+        Some(Method::QueueDelete) => {
             let queue = a.name("a queue")?;
             let r = a.rest(&["if-unused", "if-empty"], &[], false)?;
             (QueueDelete { ch, queue, if_unused: r.has("if-unused"), if_empty: r.has("if-empty") }, None)
         }
-        "basic.qos" => {
+        Some(Method::BasicQos) => {
             let prefetch_count = a.number("a prefetch count")?;
             let r = a.rest(&["global"], &[], false)?;
             (BasicQos { ch, prefetch_count, global: r.has("global") }, None)
         }
-        "basic.consume" => {
+        Some(Method::BasicConsume) => {
             let queue = a.name("a queue")?;
             let consumer_tag = a.name("a consumer tag (\"\" for a server-generated one)")?;
             let r = a.rest(&["no-ack", "exclusive"], &[], true)?;
@@ -418,50 +418,53 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
                 r.capture,
             )
         }
-        "basic.cancel" => {
+        Some(Method::BasicCancel) => {
             let consumer_tag = a.name("a consumer tag")?;
             a.rest(&[], &[], false)?;
             (BasicCancel { ch, consumer_tag }, None)
         }
-        "basic.publish" => {
+        Some(Method::BasicPublish) => {
             let (exchange, routing_key, content, r) = content(a, &["mandatory", "persistent"], &["headers"])?;
             (BasicPublish { ch, exchange, routing_key, mandatory: r.has("mandatory"), content }, None)
         }
-        "basic.get" => {
+        Some(Method::BasicGet) => {
             let queue = a.name("a queue")?;
             let r = a.rest(&["no-ack"], &[], false)?;
             (BasicGet { ch, queue, no_ack: r.has("no-ack") }, None)
         }
-        "basic.ack" => {
+        Some(Method::BasicAck) => {
             let delivery_tag = a.number("a delivery tag")?;
             let r = a.rest(&["multiple"], &[], false)?;
             (BasicAck { ch, delivery_tag, multiple: r.has("multiple") }, None)
         }
-        "basic.nack" => {
+        Some(Method::BasicNack) => {
             let delivery_tag = a.number("a delivery tag")?;
             let r = a.rest(&["multiple", "requeue"], &[], false)?;
             (BasicNack { ch, delivery_tag, multiple: r.has("multiple"), requeue: r.has("requeue") }, None)
         }
-        "basic.reject" => {
+        Some(Method::BasicReject) => {
             let delivery_tag = a.number("a delivery tag")?;
             let r = a.rest(&["requeue"], &[], false)?;
             (BasicReject { ch, delivery_tag, requeue: r.has("requeue") }, None)
         }
-        "basic.recover" => (BasicRecover { ch, requeue: a.rest(&["requeue"], &[], false)?.has("requeue") }, None),
-        "confirm.select" | "tx.select" | "tx.commit" | "tx.rollback" => {
+        Some(Method::BasicRecover) => {
+            (BasicRecover { ch, requeue: a.rest(&["requeue"], &[], false)?.has("requeue") }, None)
+        }
+        Some(m @ (Method::ConfirmSelect | Method::TxSelect | Method::TxCommit | Method::TxRollback)) => {
             a.rest(&[], &[], false)?;
-            let cmd = match verb.as_str() {
-                "confirm.select" => ConfirmSelect { ch },
-                "tx.select" => TxSelect { ch },
-                "tx.commit" => TxCommit { ch },
+            let cmd = match m {
+                Method::ConfirmSelect => ConfirmSelect { ch },
+                Method::TxSelect => TxSelect { ch },
+                Method::TxCommit => TxCommit { ch },
                 _ => TxRollback { ch },
             };
             (cmd, None)
         }
-        "connection.open" | "connection.close" | "drop" => {
+        Some(Method::ConnectionOpen | Method::ConnectionClose) => {
             return Err(format!("{verb} is a connection method: write c{} {verb}", ch.conn.0))
         }
-        other => return Err(format!("unknown method `{other}`")),
+        None if verb == "drop" => return Err(format!("{verb} is a connection method: write c{} {verb}", ch.conn.0)),
+        None => return Err(format!("unknown method `{verb}`")),
     };
     Ok((cmd, capture))
 }
@@ -515,20 +518,7 @@ fn event(toks: Vec<Tok>) -> Result<Event> {
     let simple = match verb.as_str() {
         "channel.open-ok" => Some(Event::ChannelOpenOk { ch }),
         "channel.close-ok" => Some(Event::ChannelCloseOk { ch }),
-        "exchange.declare-ok" => Some(reply(Reply::ExchangeDeclareOk)),
-        "exchange.delete-ok" => Some(reply(Reply::ExchangeDeleteOk)),
-        "exchange.bind-ok" => Some(reply(Reply::ExchangeBindOk)),
-        "exchange.unbind-ok" => Some(reply(Reply::ExchangeUnbindOk)),
-        "queue.bind-ok" => Some(reply(Reply::QueueBindOk)),
-        "queue.unbind-ok" => Some(reply(Reply::QueueUnbindOk)),
-        "basic.qos-ok" => Some(reply(Reply::QosOk)),
-        "basic.get-empty" => Some(reply(Reply::GetEmpty)),
-        "basic.recover-ok" => Some(reply(Reply::RecoverOk)),
-        "confirm.select-ok" => Some(reply(Reply::ConfirmSelectOk)),
-        "tx.select-ok" => Some(reply(Reply::TxSelectOk)),
-        "tx.commit-ok" => Some(reply(Reply::TxCommitOk)),
-        "tx.rollback-ok" => Some(reply(Reply::TxRollbackOk)),
-        _ => None,
+        other => Reply::plain(other).map(reply),
     };
     if let Some(e) = simple {
         a.rest(&[], &[], false)?;
@@ -634,7 +624,7 @@ pub fn parse(text: &str, file: &str) -> std::result::Result<Trace, ParseError> {
             }
             // The runner puts a variable's value in place of each word of the expectation that
             // names one; a variable no capture bound yet would stay as it is, never observed.
-            let written = super::write_expected(&one_of);
+            let written = super::write::write_expected(&one_of);
             if let Some(v) = written.split(' ').find(|t| t.len() > 1 && t.starts_with('$') && !bound.contains(*t)) {
                 return Err(err(format!("variable {v} is used before a capture (`-> {v}`) binds it")));
             }

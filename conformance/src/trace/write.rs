@@ -1,6 +1,6 @@
 //! Writing traces, commands and events in the trace syntax (the inverse of [`super::parse`]).
 
-use super::{StepKind, Trace};
+use super::types::{StepKind, Trace};
 use amqp_model::event::Reply;
 use amqp_model::{ChanRef, Command, ConnId, Content, Event, Message, Name, Table, Value};
 use std::fmt::Write;
@@ -236,51 +236,25 @@ pub fn write_event(e: &Event) -> String {
 }
 
 fn reply_line(out: &mut String, reply: &Reply) {
-    let simple = match reply {
-        Reply::ExchangeDeclareOk => "exchange.declare-ok",
-        Reply::ExchangeDeleteOk => "exchange.delete-ok",
-        Reply::ExchangeBindOk => "exchange.bind-ok",
-        Reply::ExchangeUnbindOk => "exchange.unbind-ok",
-        Reply::QueueBindOk => "queue.bind-ok",
-        Reply::QueueUnbindOk => "queue.unbind-ok",
-        Reply::QosOk => "basic.qos-ok",
-        Reply::GetEmpty => "basic.get-empty",
-        Reply::RecoverOk => "basic.recover-ok",
-        Reply::ConfirmSelectOk => "confirm.select-ok",
-        Reply::TxSelectOk => "tx.select-ok",
-        Reply::TxCommitOk => "tx.commit-ok",
-        Reply::TxRollbackOk => "tx.rollback-ok",
+    out.push(' ');
+    out.push_str(reply.name());
+    match reply {
         Reply::QueueDeclareOk { queue, message_count, consumer_count } => {
-            out.push_str(" queue.declare-ok");
             names(out, &[queue]);
             let _ = write!(out, " {message_count} {consumer_count}");
-            return;
         }
-        Reply::QueuePurgeOk { message_count } => {
-            let _ = write!(out, " queue.purge-ok {message_count}");
-            return;
+        Reply::QueuePurgeOk { message_count } | Reply::QueueDeleteOk { message_count } => {
+            let _ = write!(out, " {message_count}");
         }
-        Reply::QueueDeleteOk { message_count } => {
-            let _ = write!(out, " queue.delete-ok {message_count}");
-            return;
-        }
-        Reply::ConsumeOk { consumer_tag } | Reply::CancelOk { consumer_tag } => {
-            let verb = if matches!(reply, Reply::ConsumeOk { .. }) { "basic.consume-ok" } else { "basic.cancel-ok" };
-            out.push(' ');
-            out.push_str(verb);
-            names(out, &[consumer_tag]);
-            return;
-        }
+        Reply::ConsumeOk { consumer_tag } | Reply::CancelOk { consumer_tag } => names(out, &[consumer_tag]),
         Reply::GetOk { delivery_tag, redelivered, message_count, message: m, .. } => {
-            let _ = write!(out, " basic.get-ok {delivery_tag}");
+            let _ = write!(out, " {delivery_tag}");
             message(out, m);
             let _ = write!(out, " remaining={message_count}");
             flags(out, &[(*redelivered, "redelivered")]);
-            return;
         }
-    };
-    out.push(' ');
-    out.push_str(simple);
+        _ => {}
+    }
 }
 
 /// A whole trace as text: header lines, a blank line, then one line per step.

@@ -5,10 +5,12 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
-use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, ProtocolVersion};
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
-use amq_protocol::types::{FieldTable, LongString, ShortString};
+use amq_protocol::types::FieldTable;
 use amqp_broker::{ServeConfig, ServerHandle};
+use amqp_conformance::target::socket::{FrameSocket, Read1};
+use amqp_wire::client::Login;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -96,12 +98,7 @@ pub fn connection_close_ok() -> AMQPFrame {
 
 /// The frames as they go on the wire.
 pub fn bytes(frames: &[AMQPFrame]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in frames {
-        let (b, _) = cookie_factory::gen(gen_frame(f), Vec::new()).expect("encodes");
-        out.extend(b);
-    }
-    out
+    amqp_wire::encode(frames).expect("encodes")
 }
 
 /// A frame written by hand: type, channel, payload, then `end` as the frame-end octet.
@@ -114,42 +111,40 @@ pub fn raw_frame(kind: u8, n: u16, payload: &[u8], end: u8) -> Vec<u8> {
     out
 }
 
-/// A client that writes frames itself.
+/// A client that writes frames itself (over the runner's [`FrameSocket`]).
 pub struct Raw {
-    pub stream: TcpStream,
-    buf: Vec<u8>,
+    socket: FrameSocket,
     /// The server's `connection.start`, once [`Raw::open`] has read it.
     pub start: Option<connection::Start>,
 }
 
+/// How long a raw client waits for anything.
+const PATIENCE: Duration = Duration::from_secs(5);
+
 impl Raw {
     pub fn connect(s: &ServerHandle) -> Raw {
-        let stream = TcpStream::connect(s.addr()).expect("connects");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("a timeout");
-        stream.set_write_timeout(Some(Duration::from_secs(5))).expect("a timeout");
-        Raw { stream, buf: Vec::new(), start: None }
+        let mut socket = FrameSocket::connect(s.addr()).expect("connects");
+        socket.stream().set_write_timeout(Some(PATIENCE)).expect("a timeout");
+        Raw { socket, start: None }
+    }
+
+    /// The socket itself, for bytes that are not frames.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.socket.stream()
     }
 
     pub fn send(&mut self, frames: &[AMQPFrame]) {
-        self.stream.write_all(&bytes(frames)).expect("written");
+        self.socket.send(frames).expect("written");
     }
 
     /// The next frame, or `None` when the server has closed (or reset) the socket; panics after
-    /// 5 s of silence.
+    /// 5 s of silence, or on what is not a frame.
     pub fn next(&mut self) -> Option<AMQPFrame> {
-        loop {
-            if let Ok((rest, frame)) = parse_frame(self.buf.as_slice()) {
-                let used = self.buf.len() - rest.len();
-                self.buf.drain(..used);
-                return Some(frame);
-            }
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => return None,
-                Err(e) => panic!("no frame within the read timeout: {e}"),
-            }
+        match self.socket.read(Instant::now() + PATIENCE) {
+            Read1::Frame(frame) => Some(*frame),
+            Read1::Closed => None,
+            Read1::TimedOut => panic!("no frame within {PATIENCE:?}"),
+            Read1::Fault(fault) => panic!("the server sent what is not a frame: {fault:?}"),
         }
     }
 
@@ -160,9 +155,11 @@ impl Raw {
 
     /// Whether the server closes the socket (after any frames it still sends) within 5 s.
     pub fn closed(&mut self) -> bool {
+        let stream = self.socket.stream();
+        stream.set_read_timeout(Some(PATIENCE)).expect("a timeout");
         let mut chunk = [0u8; 4096];
         loop {
-            match self.stream.read(&mut chunk) {
+            match stream.read(&mut chunk) {
                 Ok(0) => return true,
                 Ok(_) => {}
                 Err(e) => return matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted),
@@ -170,36 +167,24 @@ impl Raw {
         }
     }
 
-    /// Handshake as guest (frame-max [`FRAME_MAX`], channel-max 16, this heartbeat).
+    /// Handshake as guest (frame-max [`FRAME_MAX`], channel-max 16, this heartbeat), with the
+    /// runner's client handshake; the server's tune must be the reference broker's.
     pub fn open(s: &ServerHandle, heartbeat: u16) -> Raw {
         let mut raw = Raw::connect(s);
-        raw.send(&[AMQPFrame::ProtocolHeader(ProtocolVersion::amqp_0_9_1())]);
-        let AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Start(start))) = raw.frame() else {
-            panic!("expected connection.start")
+        let login = Login { user: "guest", password: "guest", vhost: "/" };
+        let tune_ok = |tune: &connection::Tune| {
+            assert_eq!((tune.channel_max, tune.frame_max, tune.heartbeat), (2047, 131_072, 60));
+            connection::TuneOk { channel_max: 16, frame_max: FRAME_MAX, heartbeat }
         };
-        raw.start = Some(start);
-        let start_ok = connection::StartOk {
-            client_properties: FieldTable::default(),
-            mechanism: ShortString::from("PLAIN"),
-            response: LongString::from(&b"\0guest\0guest"[..]),
-            locale: ShortString::from("en_US"),
-        };
-        raw.send(&[method(AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)))]);
-        let AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune))) = raw.frame() else {
-            panic!("expected connection.tune")
-        };
-        assert_eq!((tune.channel_max, tune.frame_max, tune.heartbeat), (2047, 131_072, 60));
-        let tune_ok = connection::TuneOk { channel_max: 16, frame_max: FRAME_MAX, heartbeat };
-        let open = connection::Open { virtual_host: ShortString::from("/") };
-        raw.send(&[
-            method(AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok))),
-            method(AMQPClass::Connection(connection::AMQPMethod::Open(open))),
-        ]);
-        let opened = raw.frame();
-        assert!(
-            matches!(opened, AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_)))),
-            "{opened:?}"
-        );
+        let opened = raw.socket.handshake(&login, tune_ok, |socket, awaited| {
+            let frame = match socket.read(Instant::now() + PATIENCE) {
+                Read1::Frame(f) => *f,
+                other => panic!("expected the answer to {}, got {other:?}", awaited.after()),
+            };
+            assert!(awaited.matches(&frame), "expected the answer to {}, got {frame:?}", awaited.after());
+            Some(frame)
+        });
+        raw.start = Some(opened.expect("the handshake completes").start);
         raw
     }
 
@@ -251,7 +236,7 @@ impl Raw {
     pub fn expect_close_and_end(&mut self, code: u16, class_id: u16, method_id: u16) {
         self.expect_close(code, class_id, method_id);
         // The socket may already be closed (a frame error closes it at once).
-        let _ = self.stream.write_all(&bytes(&[connection_close_ok()]));
+        let _ = self.stream().write_all(&bytes(&[connection_close_ok()]));
         assert!(self.closed(), "the socket is closed after connection.close {code}");
     }
 }
