@@ -8,6 +8,10 @@
 //! `connection.close`, every frame but `connection.close-ok` (or a crossing close), and closes
 //! the socket when it arrives or after a few seconds. A frame that cannot be parsed is answered
 //! with `connection.close` 501 and the socket is closed at once.
+//!
+//! One file for one concern, a connection: the handshake, the reader, the channels' states, content
+//! assembly and the writer all act on the one connection's state and its close sequence; apart,
+//! each would need the whole of it.
 
 use super::outbox::{self, Gauge, Inbox, Outbox};
 use super::{Failure, Out, Quiet, Shared, State};

@@ -65,6 +65,10 @@
 //! bounds what waits for a slow client; `feed.rs` feeds arbitrary bytes to a connection (the fuzz
 //! target's body). Methods and events are mapped to and from the model by `amqp-wire`, which the
 //! conformance runner's targets share.
+//!
+//! This file is the server's one shared state and its life (the model behind its lock, the
+//! schedule, the connections' outboxes, start, stop, restart, the CLI entry): what every connection
+//! task shares.
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]
 
@@ -105,14 +109,27 @@ impl fmt::Debug for User {
     }
 }
 
+/// A command-line value the server cannot take (a user, a schedule), with why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadValue(String);
+
+impl fmt::Display for BadValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadValue {}
+
 impl FromStr for User {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, BadValue> {
         match s.split_once(':') {
             Some((name, password)) if !name.is_empty() => {
                 Ok(User { name: name.to_string(), password: password.to_string() })
             }
-            _ => Err(format!("`{}` is not NAME:PASSWORD", s.split(':').next().unwrap_or(""))),
+            // The name only: a password is never shown.
+            _ => Err(BadValue(format!("`{}` is not NAME:PASSWORD", s.split(':').next().unwrap_or("")))),
         }
     }
 }
@@ -147,15 +164,43 @@ pub enum ScheduleKind {
 }
 
 impl FromStr for ScheduleKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, BadValue> {
         match s {
             "round-robin" => Ok(ScheduleKind::RoundRobin),
             "random" => Ok(ScheduleKind::Random),
-            other => Err(format!("unknown schedule `{other}` (expected `round-robin` or `random`)")),
+            other => Err(BadValue(format!("unknown schedule `{other}` (expected `round-robin` or `random`)"))),
         }
     }
 }
+
+/// Why `serve` could not run.
+#[derive(Debug)]
+pub enum ServeError {
+    /// No tokio runtime could be made.
+    Runtime(std::io::Error),
+    /// The address could not be listened on.
+    Listen {
+        /// The address asked for.
+        addr: String,
+        /// Why not.
+        error: std::io::Error,
+    },
+    /// SIGHUP (the restart signal) cannot be watched.
+    Signal(std::io::Error),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Runtime(e) => write!(f, "{e}"),
+            ServeError::Listen { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
+            ServeError::Signal(e) => write!(f, "cannot watch for SIGHUP: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
 
 /// What the server offers in `connection.tune`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -602,11 +647,11 @@ impl Server {
 
 /// Restart `server` (the model's `restart`) each time the process gets SIGHUP, so that a runner
 /// can restart a `serve` of another process: `--restart-cmd 'kill -HUP PID'`.
-fn restart_on_hangup(server: Server) -> Result<(), String> {
+fn restart_on_hangup(server: Server) -> Result<(), ServeError> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut hangups = signal(SignalKind::hangup()).map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
+        let mut hangups = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
                 server.shared.log(|| "SIGHUP: restarting (every connection closed with 320)".to_string());
@@ -723,7 +768,7 @@ pub fn run_cli(
     seed: Option<u64>,
     users: &[User],
     send_timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let schedule = match schedule {
         ScheduleKind::RoundRobin => {
             if seed.is_some() {
@@ -746,10 +791,11 @@ pub fn run_cli(
         log: true,
         send_timeout,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
     runtime.block_on(async move {
-        let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let listen_error = |error| ServeError::Listen { addr: listen.to_string(), error };
+        let listener = TcpListener::bind(listen).await.map_err(listen_error)?;
+        let addr = listener.local_addr().map_err(listen_error)?;
         let schedule = match config.schedule {
             Schedule::RoundRobin => "round-robin".to_string(),
             Schedule::Random { seed } => format!("random, seed {seed}"),

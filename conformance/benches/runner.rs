@@ -16,6 +16,7 @@
 use amqp_conformance::run::{record, Verdict};
 use amqp_conformance::suite::{find_traces, load, restarts, run_suite, Status};
 use amqp_conformance::target::live::LiveTarget;
+use amqp_conformance::target::uri::BrokerUri;
 use amqp_conformance::target::Timing;
 use amqp_conformance::target::{Target, TargetSpec};
 use amqp_conformance::trace::{parse, Trace};
@@ -79,7 +80,7 @@ impl Cycle {
 }
 
 /// The runner: replay the cycle's trace against the broker; operations/s over the cycles.
-fn runner(uri: &str, cycle: Cycle) -> f64 {
+fn runner(uri: &BrokerUri, cycle: Cycle) -> f64 {
     let trace = cycle.trace();
     let mut target = LiveTarget::new(uri, Timing::default());
     let started = Instant::now();
@@ -143,16 +144,14 @@ fn plain(rt: &tokio::runtime::Runtime, uri: &str, cycle: Cycle) -> f64 {
 
 fn main() {
     let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
+    let uri = BrokerUri::parse(&uri).unwrap_or_else(|e| panic!("AMQP_URI: {e}"));
     if let Err(e) = amqp_conformance::target::probe::check_login(&uri, Duration::from_secs(2)) {
         eprintln!("runner bench: {e}");
         std::process::exit(2);
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
 
-    println!(
-        "Operations/s against {} ({ROUNDS} cycles, best of {REPEATS})",
-        amqp_conformance::target::probe::redact(&uri)
-    );
+    println!("Operations/s against {} ({ROUNDS} cycles, best of {REPEATS})", uri);
     println!();
     println!("| cycle | runner ops/s | plain lapin ops/s | runner/plain |");
     println!("| --- | ---: | ---: | ---: |");
@@ -161,7 +160,7 @@ fn main() {
         let (mut r, mut p) = (0.0f64, 0.0f64);
         for _ in 0..REPEATS {
             r = r.max(runner(&uri, cycle));
-            p = p.max(plain(&rt, &uri, cycle));
+            p = p.max(plain(&rt, uri.secret(), cycle));
         }
         println!("| {} | {r:.0} | {p:.0} | {:.2} |", cycle.name(), r / p);
     }

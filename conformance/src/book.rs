@@ -6,6 +6,9 @@
 //! `amqp-conformance docs --check` can tell when the checked-in pages are stale. The hand-written
 //! pages are not generated, but the figures they quote are: each is marked, and brought up to
 //! date from the same sources ([`crate::figures`]).
+//!
+//! One file for one concern, the book's generated pages: each page kind is a function over the same
+//! sources and links, and the SUMMARY must list exactly what they write.
 
 use crate::catalogue::{Catalogue, Place, Rule};
 use crate::figures::{has_marks, Figures};

@@ -21,6 +21,9 @@
 //! (`amqp-conformance coverage` lists them). [`Catalogue::problems`] lists what is inconsistent:
 //! a rule without an entry or an entry without a rule, a fixture citing what does not exist, a
 //! covered rule the model's source never names.
+//!
+//! One file for one concern, the rule catalogue: reading it, checking it against the
+//! specification's names, the fixtures and the model's source (about 100 of its lines are tests).
 
 use crate::trace::Trace;
 use serde::Deserialize;

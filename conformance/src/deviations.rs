@@ -35,6 +35,9 @@
 //! one that passes is `stale` (a warning: its entry may be out of date). The checks
 //! ([`Deviations::check_cites`], [`Deviations::check_fixtures`]) catch entries whose fixture or
 //! rule has gone, so the file cannot rot silently.
+//!
+//! One file for one concern, a deviations file: reading, checking and applying it (nearly half of
+//! its lines are tests).
 
 use crate::suite::Status;
 use amqp_model::ProfileName;

@@ -128,7 +128,7 @@ impl Figures<'_> {
     /// - `rules`, `rules in scope`, `rules covered`, `rules out of scope`: the catalogue's rules.
     pub fn number(&self, key: &str) -> Result<usize, String> {
         let count = |f: &dyn Fn(&Trace) -> bool| self.fixtures.iter().filter(|(_, t)| f(t)).count();
-        let profile = |name: &str| name.parse::<ProfileName>();
+        let profile = |name: &str| name.parse::<ProfileName>().map_err(|e| e.to_string());
         let Share { in_scope, out_of_scope, covered } = self.catalogue.share(None);
         let words: Vec<&str> = key.split_whitespace().collect();
         Ok(match words.as_slice() {

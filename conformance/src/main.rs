@@ -1,13 +1,16 @@
 //! `amqp-conformance`: replay conformance traces and validate the outcome against the model.
+//!
+//! One file for one concern, the command line: each subcommand's arguments, `--help` and how it
+//! calls the library, nothing that decides a verdict.
 
 use amqp_conformance::catalogue::Catalogue;
 use amqp_conformance::deviations::Deviations;
 use amqp_conformance::generate::{save_regression, shrink, GenConfig, WITHOUT_KINDS};
 use amqp_conformance::report;
 use amqp_conformance::suite::{
-    check_broker_uri, default_jobs, find_traces, load, run_one, run_suite, trace_errors, Status, SuiteRun, TraceResult,
+    default_jobs, find_traces, load, run_one, run_suite, trace_errors, Status, SuiteRun, TraceResult,
 };
-use amqp_conformance::target::probe::address;
+use amqp_conformance::target::uri::BrokerUri;
 use amqp_conformance::target::{Description, OpenTarget, TargetSpec};
 use amqp_conformance::target::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_conformance::trace::Trace;
@@ -305,7 +308,7 @@ impl Common {
     /// Whether `--broker`, if given, is an AMQP URI that names a virtual host (before anything
     /// is read or run).
     fn check_broker(&self) -> Result<(), Fatal> {
-        self.broker.as_deref().map_or(Ok(()), check_broker_uri).map_err(Fatal)
+        self.broker.as_deref().map_or(Ok(()), |uri| BrokerUri::parse(uri).map(drop)).map_err(Fatal)
     }
 
     /// The target: the broker at `--broker`, the model itself with `--model`, or else the
@@ -316,7 +319,10 @@ impl Common {
             None if self.restart_cmd.is_some() => return Err(Fatal("--restart-cmd needs --broker".into())),
             None if model => Description::Model,
             None => Description::Reference { timing },
-            Some(uri) => Description::Broker { uri: uri.clone(), timing, restart_cmd: self.restart_cmd.clone() },
+            Some(uri) => {
+                let uri = BrokerUri::parse(uri).map_err(Fatal)?;
+                Description::Broker { uri, timing, restart_cmd: self.restart_cmd.clone() }
+            }
         };
         description.open(self.profile).map_err(|e| Fatal(e.to_string()))
     }
@@ -533,7 +539,7 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
             || match target {
                 TargetSpec::Model => "model".to_string(),
                 _ if open.in_process() => "reference".to_string(),
-                TargetSpec::Broker { uri, .. } => address(uri).replace(':', "-"),
+                TargetSpec::Broker { uri, .. } => uri.address().replace(':', "-"),
             },
             str::to_string,
         );
@@ -568,7 +574,7 @@ fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
     // Before any target is run: every broker URI, and the traces under each profile a target uses.
     for t in &config.targets {
         if let Some(uri) = t.broker.as_deref().filter(|b| *b != EMBEDDED) {
-            check_broker_uri(uri).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
+            BrokerUri::parse(uri).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
         }
     }
     let mut profiles: Vec<ProfileName> = config.targets.iter().map(|t| t.profile).collect();
@@ -581,7 +587,8 @@ fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
     let mut conformant = true;
     for t in &config.targets {
         // The reference broker is served in-process for its column.
-        let open = t.description().open(t.profile).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
+        let description = t.description().map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
+        let open = description.open(t.profile).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
         let spec = &open.spec;
         let deviations = t.load_deviations().map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
         let what = format!("{}: {}", t.name, traces_count(traces.len()));
@@ -747,7 +754,9 @@ fn main() -> ExitCode {
         Cmd::Matrix { config, out, check } => matrix(config, out, *check),
         Cmd::Serve { listen, profile, schedule, seed, users, send_timeout } => {
             let send_timeout = std::time::Duration::from_secs((*send_timeout).max(1));
-            amqp_broker::run_cli(listen, *profile, *schedule, *seed, users, send_timeout).map(|()| true).map_err(Fatal)
+            amqp_broker::run_cli(listen, *profile, *schedule, *seed, users, send_timeout)
+                .map(|()| true)
+                .map_err(|e| Fatal(e.to_string()))
         }
         Cmd::DelayProxy { listen, to, delay_ms, client_delay_ms } => {
             let delays = amqp_conformance::delay::Delays {

@@ -27,6 +27,7 @@
 
 use crate::deviations::Deviations;
 use crate::suite::{Status, SuiteRun};
+use crate::target::uri::BrokerUri;
 use crate::target::Description;
 use crate::target::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_model::ProfileName;
@@ -114,17 +115,19 @@ impl MatrixConfig {
 }
 
 impl TargetConfig {
-    /// The target the runner runs against.
-    pub fn description(&self) -> Description {
+    /// The target the runner runs against; an error says the broker's URI is not one.
+    pub fn description(&self) -> Result<Description, String> {
         let timing = Timing {
             timeout: self.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
             grace: self.grace_ms.map_or(DEFAULT_GRACE, Duration::from_millis),
         };
-        match self.broker.as_deref() {
+        Ok(match self.broker.as_deref() {
             None => Description::Model,
             Some(EMBEDDED) => Description::Reference { timing },
-            Some(uri) => Description::Broker { uri: uri.to_string(), timing, restart_cmd: self.restart_cmd.clone() },
-        }
+            Some(uri) => {
+                Description::Broker { uri: BrokerUri::parse(uri)?, timing, restart_cmd: self.restart_cmd.clone() }
+            }
+        })
     }
 
     /// Its deviations file, checked against the fixtures (paths relative to the current

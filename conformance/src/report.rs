@@ -6,6 +6,10 @@
 //! `line N: ` that [`crate::run::Verdict`]'s `Display` puts first, and `N` is the failing line,
 //! that prefix is dropped wherever the report already names the line (`file:N:`), so it is not
 //! said twice.
+//!
+//! One file for one concern, a suite run as its readers get it: the terminal summary, JSON and
+//! JUnit render the same results with the same detail handling, so they stay together (about 400 of
+//! its lines are tests).
 
 use crate::run::{Recording, Verdict};
 use crate::suite::{Status, SuiteRun, TraceError, TraceResult};

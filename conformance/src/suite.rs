@@ -6,6 +6,7 @@
 
 use crate::run::{record, record_on, Recording, Verdict};
 use crate::target::model::ModelTarget;
+use crate::target::uri::BrokerUri;
 use crate::target::{Summary, TargetSpec};
 use crate::trace::{parse, Trace};
 use amqp_model::{Command, Faults, Profile, ProfileName};
@@ -13,28 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
-
-/// What `--broker` takes, as the hint that follows a URI that is not one.
-pub const URI_HINT: &str =
-    "--broker takes an AMQP URI, e.g. amqp://user:pass@host:port/%2f (the vhost \"/\" is written %2f)";
-
-/// Whether `uri` can name a broker: an `amqp://` (or `amqps://`) URI that parses and names a
-/// virtual host. A URI with no path names the default virtual host, `/`; one whose path is a
-/// lone `/` names the empty virtual host, which brokers refuse, so it is an error here too. The
-/// error is one line, with the password shown as `***`, and ends with [`URI_HINT`].
-pub fn check_broker_uri(uri: &str) -> Result<(), String> {
-    let shown = crate::target::probe::redact(uri);
-    let scheme = uri.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    if !matches!(scheme.as_deref(), Some("amqp" | "amqps")) {
-        return Err(format!("`{shown}` is not an AMQP URI (no amqp:// scheme): {URI_HINT}"));
-    }
-    let parsed: amq_protocol::uri::AMQPUri =
-        uri.parse().map_err(|e| format!("`{shown}` is not an AMQP URI ({e}): {URI_HINT}"))?;
-    if parsed.vhost.is_empty() {
-        return Err(format!("`{shown}` names the empty virtual host (nothing after the last /): {URI_HINT}"));
-    }
-    Ok(())
-}
 
 /// How many traces `run` and `generate` replay at once by default: twice the cores this process
 /// may use, at most 8. A trace mostly waits (for replies, and for the grace period in which a
@@ -311,14 +290,13 @@ struct SharedExchanges {
 }
 
 impl SharedExchanges {
-    fn lock(uri: &str, other_processes: bool) -> SharedExchanges {
+    fn lock(uri: &BrokerUri, other_processes: bool) -> SharedExchanges {
         static LOCAL: Mutex<()> = Mutex::new(());
         let local = LOCAL.lock().unwrap_or_else(|e| e.into_inner());
         if !other_processes {
             return SharedExchanges { _file: None, _local: local };
         }
-        let name =
-            format!("amqp-conformance-amq-exchanges-{}.lock", crate::target::probe::address(uri).replace(':', "-"));
+        let name = format!("amqp-conformance-amq-exchanges-{}.lock", uri.address().replace(':', "-"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -501,7 +479,7 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
 /// not, it is restarted with the restart command when there is one. What happened is added to
 /// the trace's status; the result is true when the broker is left not answering.
 fn check_broker(
-    uri: &str,
+    uri: &BrokerUri,
     timing: &crate::target::Timing,
     restart: Option<&crate::target::restart::Restart>,
     status: &mut Status,

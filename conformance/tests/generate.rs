@@ -14,6 +14,7 @@ use amqp_conformance::run::{record, replay, Recording, Verdict};
 use amqp_conformance::target::live::LiveTarget;
 use amqp_conformance::target::model::ModelTarget;
 use amqp_conformance::target::probe::reachable;
+use amqp_conformance::target::uri::BrokerUri;
 use amqp_conformance::target::Target;
 use amqp_conformance::target::Timing;
 use amqp_conformance::trace::{parse, write, StepKind, Trace};
@@ -408,6 +409,7 @@ fn a_saved_regression_reads_back_as_the_same_trace() {
 #[test]
 fn generated_traces_pass_against_rabbitmq() {
     let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
+    let uri = BrokerUri::parse(&uri).unwrap_or_else(|e| panic!("AMQP_URI: {e}"));
     if let Err(e) = reachable(&uri) {
         panic!("{e}: start RabbitMQ (`rabbitmq-server -detached`) or set AMQP_URI");
     }

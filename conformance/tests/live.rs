@@ -8,6 +8,7 @@
 use amqp_conformance::run::{replay, Verdict};
 use amqp_conformance::target::live::LiveTarget;
 use amqp_conformance::target::probe::reachable;
+use amqp_conformance::target::uri::BrokerUri;
 use amqp_conformance::target::Timing;
 use amqp_conformance::target::{Problem, Target};
 use amqp_conformance::trace::parse;
@@ -20,6 +21,7 @@ const DEFAULT_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 #[test]
 fn seed_fixtures_pass_against_rabbitmq() {
     let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
+    let uri = BrokerUri::parse(&uri).unwrap_or_else(|e| panic!("AMQP_URI: {e}"));
     if let Err(e) = reachable(&uri) {
         panic!("{e}: start RabbitMQ (`rabbitmq-server -detached`) or set AMQP_URI");
     }
@@ -83,6 +85,7 @@ fn seed_fixtures_pass_against_rabbitmq() {
 #[test]
 fn a_failed_trace_leaves_nothing_on_the_broker() {
     let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
+    let uri = BrokerUri::parse(&uri).unwrap_or_else(|e| panic!("AMQP_URI: {e}"));
     let text = r#"
 c1 connection.open
 c1.1 channel.open
@@ -124,7 +127,7 @@ fn assert_nothing_left(prefix: &str) {
 
 /// A proxy to the broker that, on each connection, stops passing the broker's frames to the
 /// client once the client has sent `marker`: a broker that never answers.
-fn stalling_proxy(broker: &str, marker: &'static [u8]) -> String {
+fn stalling_proxy(broker: &str, marker: &'static [u8]) -> BrokerUri {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,7 +164,7 @@ fn stalling_proxy(broker: &str, marker: &'static [u8]) -> String {
             });
         }
     });
-    format!("amqp://guest:guest@127.0.0.1:{port}/%2f")
+    BrokerUri::parse(&format!("amqp://guest:guest@127.0.0.1:{port}/%2f")).expect("a broker URI")
 }
 
 /// A broker that stops answering (here: after a binding key the cleanup never sends) fails the
@@ -207,6 +210,7 @@ fn raw_frames_perform_what_lapin_will_not_send() {
     use amqp_conformance::suite::{run_one, Status};
     use amqp_conformance::target::TargetSpec;
     let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
+    let uri = BrokerUri::parse(&uri).unwrap_or_else(|e| panic!("AMQP_URI: {e}"));
     let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spec");
     for name in ["channel-open-twice-504.trace", "channel-method-before-open-504.trace"] {
@@ -232,7 +236,7 @@ fn a_slow_network_changes_no_verdict() {
     use amqp_model::ProfileName;
     let delays = Delays { from_broker: Duration::from_millis(150), from_client: Duration::ZERO };
     let proxy = DelayProxy::start("127.0.0.1:5672", delays).expect("a proxy");
-    let uri = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let uri = BrokerUri::parse(&format!("amqp://guest:guest@{}/%2f", proxy.addr())).expect("a broker URI");
     let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spec");
     let cases = [

@@ -10,6 +10,7 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use amqp_broker::{Schedule, ServeConfig, ServerHandle, User};
 use amqp_conformance::run::{replay, Verdict};
 use amqp_conformance::target::live::LiveTarget;
+use amqp_conformance::target::uri::BrokerUri;
 use amqp_conformance::target::Target;
 use amqp_conformance::target::Timing;
 use amqp_conformance::trace::parse;
@@ -345,7 +346,7 @@ fn seed_fixtures_pass_over_the_wire() {
         let s = ServerHandle::start(ServeConfig { schedule, ..ServeConfig::default() }).expect("a server");
         let mut failed = Vec::new();
         for (name, trace) in &traces {
-            let mut target = LiveTarget::new(&s.uri(), Timing::default());
+            let mut target = LiveTarget::new(&broker_uri(&s), Timing::default());
             let verdict = replay(trace, Profile::rabbitmq(), &mut target);
             let summary = target.finish();
             assert!(summary.incomplete.is_none(), "{name}: {:?}", summary.incomplete);
@@ -373,7 +374,7 @@ fn a_broker_without_a_recommended_type_is_judged_without_it() {
     profile.recommended_types = RecommendedTypes { topic: true, headers: false };
     let s = ServerHandle::start(ServeConfig::with_profile(profile)).expect("a server");
     assert!(!s.server().broker().exchanges.contains_key("amq.headers"));
-    let uri = s.uri();
+    let uri = broker_uri(&s);
     assert_eq!(
         amqp_conformance::target::probe::recommended_types(&uri, Duration::from_secs(2)),
         profile.recommended_types
@@ -411,7 +412,7 @@ fn a_broker_without_mandatory_returns_is_judged_without_them() {
     let mut profile = Profile::spec();
     profile.mandatory_returns = false;
     let s = ServerHandle::start(ServeConfig::with_profile(profile)).expect("a server");
-    let uri = s.uri();
+    let uri = broker_uri(&s);
     assert!(!amqp_conformance::target::probe::mandatory_returns(&uri, Duration::from_secs(2)));
     let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spec");
@@ -428,5 +429,10 @@ fn a_broker_without_mandatory_returns_is_judged_without_them() {
     assert!(matches!(status, Status::Fail { .. }), "{status:?}");
     // A broker that returns them is found to.
     let s = ServerHandle::start(ServeConfig::with_profile(Profile::spec())).expect("a server");
-    assert!(amqp_conformance::target::probe::mandatory_returns(&s.uri(), Duration::from_secs(2)));
+    assert!(amqp_conformance::target::probe::mandatory_returns(&broker_uri(&s), Duration::from_secs(2)));
+}
+
+/// The reference broker's URI as the runner takes it.
+fn broker_uri(s: &ServerHandle) -> BrokerUri {
+    BrokerUri::parse(&s.uri()).expect("the reference broker's URI parses")
 }

@@ -15,6 +15,7 @@ use amqp_conformance::snapshot::{outcome, Outcome};
 use amqp_conformance::target::live::LiveTarget;
 use amqp_conformance::target::model::ModelTarget;
 use amqp_conformance::target::probe::reachable;
+use amqp_conformance::target::uri::BrokerUri;
 use amqp_conformance::target::Timing;
 use amqp_conformance::target::{Problem, Target};
 use amqp_conformance::trace::{parse, Trace};
@@ -79,6 +80,7 @@ fn model_spec() {
 #[test]
 fn rabbitmq() {
     let uri = std::env::var("AMQP_URI").unwrap_or_else(|_| DEFAULT_URI.to_string());
+    let uri = BrokerUri::parse(&uri).unwrap_or_else(|e| panic!("AMQP_URI: {e}"));
     if let Err(e) = reachable(&uri) {
         panic!("{e}: the live snapshots need RabbitMQ: start it (`rabbitmq-server -detached`) or set AMQP_URI");
     }

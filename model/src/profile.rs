@@ -328,13 +328,25 @@ impl fmt::Display for ProfileName {
     }
 }
 
+/// A profile name that is neither `spec` nor `rabbitmq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownProfile(pub String);
+
+impl std::fmt::Display for UnknownProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown profile `{}` (expected `spec` or `rabbitmq`)", self.0)
+    }
+}
+
+impl std::error::Error for UnknownProfile {}
+
 impl std::str::FromStr for ProfileName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownProfile;
+    fn from_str(s: &str) -> Result<Self, UnknownProfile> {
         match s {
             "spec" => Ok(ProfileName::Spec),
             "rabbitmq" => Ok(ProfileName::Rabbitmq),
-            other => Err(format!("unknown profile `{other}` (expected `spec` or `rabbitmq`)")),
+            other => Err(UnknownProfile(other.to_string())),
         }
     }
 }

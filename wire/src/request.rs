@@ -63,7 +63,7 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
         ($t:expr) => {
             match args($t) {
                 Ok(t) => t,
-                Err(e) => return not_implemented(e),
+                Err(e) => return not_implemented(e.to_string()),
             }
         };
     }

@@ -40,16 +40,34 @@ pub fn model_value(v: &AMQPValue) -> Option<Value> {
     })
 }
 
+/// A method argument of a kind the model does not keep (floats, decimals, timestamps, arrays,
+/// nested tables, byte arrays, void): the reference broker refuses the method (540).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnkeptValue {
+    /// The argument's name.
+    pub field: String,
+    /// Its kind, as amq-protocol names it.
+    pub kind: String,
+}
+
+impl std::fmt::Display for UnkeptValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "argument `{}` is of a kind ({}) the model does not keep", self.field, self.kind)
+    }
+}
+
+impl std::error::Error for UnkeptValue {}
+
 /// A method argument table as the model keeps it; an error names a field whose value kind the
-/// model does not keep (floats, decimals, timestamps, arrays, nested tables, byte arrays, void).
-pub fn table(t: &FieldTable) -> Result<Table, String> {
+/// model does not keep.
+pub fn table(t: &FieldTable) -> Result<Table, UnkeptValue> {
     let mut out = Table::new();
     for (k, v) in t.inner() {
         match model_value(v) {
             Some(v) => {
                 out.insert(Name::from(k.as_str()), v);
             }
-            None => return Err(format!("argument `{}` is of a kind ({:?}) the model does not keep", k, v.get_type())),
+            None => return Err(UnkeptValue { field: k.to_string(), kind: format!("{:?}", v.get_type()) }),
         }
     }
     Ok(out)
@@ -75,7 +93,7 @@ mod tests {
         assert_eq!(m.get("a"), Some(&Value::Int(-3)));
         assert_eq!(field_table(&m).inner().get("b"), Some(&AMQPValue::LongString("x".into())));
         t.insert("d".into(), AMQPValue::Double(1.5));
-        assert!(table(&t).unwrap_err().contains("`d`"));
+        assert!(table(&t).unwrap_err().to_string().contains("`d`"));
         assert_eq!(headers(&t).len(), 3);
     }
 }

@@ -27,6 +27,9 @@
 //!
 //! So every compiled trace runs on both profiles' models without a usage error, and what the
 //! `rabbitmq` model does on it is also a behaviour of the `spec` model.
+//!
+//! One file for one concern, compiling a plan into a trace: the rules above hold across every kind
+//! of action, so the kinds are compiled in one place.
 
 use super::plan::{Action, Plan, Route, Slot, TagPick};
 use super::GenConfig;

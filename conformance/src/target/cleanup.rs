@@ -3,7 +3,8 @@
 //! budget, also when the trace failed.
 
 use super::lock;
-use super::probe::{connect, redact};
+use super::probe::connect;
+use super::uri::BrokerUri;
 use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ErrorKind};
@@ -12,18 +13,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// A connection for deleting what runs created, one per broker URI, kept open across traces.
-pub(super) async fn cleaner(uri: &str, timeout: Duration) -> Result<Arc<Connection>, String> {
+pub(super) async fn cleaner(uri: &BrokerUri, timeout: Duration) -> Result<Arc<Connection>, String> {
     static CLEANERS: OnceLock<Mutex<HashMap<String, Arc<Connection>>>> = OnceLock::new();
     let cleaners = CLEANERS.get_or_init(Mutex::default);
-    if let Some(c) = lock(cleaners).get(uri).filter(|c| c.status().connected()) {
+    if let Some(c) = lock(cleaners).get(uri.secret()).filter(|c| c.status().connected()) {
         return Ok(c.clone());
     }
     let connection = match tokio::time::timeout(timeout, connect(uri)).await {
         Ok(Ok(c)) => Arc::new(c),
-        Ok(Err(e)) => return Err(format!("cleanup: cannot connect to {}: {e}", redact(uri))),
-        Err(_) => return Err(format!("cleanup: connecting to {} timed out", redact(uri))),
+        Ok(Err(e)) => return Err(format!("cleanup: cannot connect to {uri}: {e}")),
+        Err(_) => return Err(format!("cleanup: connecting to {uri} timed out")),
     };
-    lock(cleaners).insert(uri.to_string(), connection.clone());
+    lock(cleaners).insert(uri.secret().to_string(), connection.clone());
     Ok(connection)
 }
 

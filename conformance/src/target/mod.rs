@@ -10,6 +10,7 @@ pub mod probe;
 pub mod raw;
 pub mod restart;
 pub mod socket;
+pub mod uri;
 
 use amqp_model::{Command, Event};
 use std::sync::{Mutex, MutexGuard};
@@ -111,8 +112,8 @@ pub enum TargetSpec {
     Model,
     /// A live broker.
     Broker {
-        /// Its AMQP URI (with the password: never print it, see [`probe::redact`]).
-        uri: String,
+        /// Its AMQP URI.
+        uri: uri::BrokerUri,
         /// Timeouts and grace periods.
         timing: Timing,
         /// How it is restarted, if it can be.
@@ -130,7 +131,7 @@ impl TargetSpec {
             TargetSpec::Broker { restart: Some(restart::Restart::Embedded(_)), .. } => {
                 "the reference broker, in-process".into()
             }
-            TargetSpec::Broker { uri, .. } => probe::redact(uri),
+            TargetSpec::Broker { uri, .. } => uri.to_string(),
         }
     }
 }
@@ -148,8 +149,8 @@ pub enum Description {
     },
     /// A broker by its AMQP URI.
     Broker {
-        /// The URI (with the password: never print it, see [`probe::redact`]).
-        uri: String,
+        /// Its AMQP URI.
+        uri: uri::BrokerUri,
         /// Timeouts and grace periods.
         timing: Timing,
         /// The shell command that restarts it, keeping durable data, if it can be restarted.
@@ -202,7 +203,8 @@ impl Description {
                 let config = amqp_broker::ServeConfig::with_profile(amqp_model::Profile::named(profile));
                 let server = amqp_broker::ServerHandle::start(config).map_err(OpenError::Reference)?;
                 let restart = Some(restart::Restart::Embedded(server.server().clone()));
-                let spec = TargetSpec::Broker { uri: server.uri(), timing: *timing, restart };
+                let uri = uri::BrokerUri::parse(&server.uri()).expect("the reference broker's URI parses");
+                let spec = TargetSpec::Broker { uri, timing: *timing, restart };
                 Ok(OpenTarget { spec, server: Some(server) })
             }
             Description::Broker { uri, timing, restart_cmd } => {

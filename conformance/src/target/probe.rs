@@ -1,8 +1,8 @@
-//! A broker outside any trace: its address and URI as shown (never with the password), whether it
-//! is there and lets the runner in, whether it still answers (after a restart, between traces),
+//! A broker outside any trace ([`BrokerUri`]): whether it is there and lets the runner in, whether it still answers (after a restart, between traces),
 //! and which of what the specification only recommends it implements (asked once per broker and
 //! process). Also the process's tokio runtime, which every live target and probe shares.
 
+use super::uri::BrokerUri;
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind};
@@ -11,33 +11,10 @@ use std::future::Future;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-/// The URI with its password (if any) replaced by `***`.
-pub fn redact(uri: &str) -> String {
-    let Some(scheme) = uri.find("://") else { return uri.to_string() };
-    let rest = &uri[scheme + 3..];
-    let Some(at) = rest.find('@') else { return uri.to_string() };
-    match rest[..at].find(':') {
-        Some(colon) => format!("{}{}:***{}", &uri[..scheme + 3], &rest[..colon], &rest[at..]),
-        None => uri.to_string(),
-    }
-}
-
-/// `host:port` of an `amqp://` URI (the port defaults to 5672).
-pub fn address(uri: &str) -> String {
-    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let host = rest.split('/').next().unwrap_or(rest);
-    if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:5672")
-    }
-}
-
 /// Whether something accepts TCP connections at the URI's address (within a second); the error
 /// names the address, never the password.
-pub fn reachable(uri: &str) -> Result<(), String> {
-    let addr = address(uri);
+pub fn reachable(uri: &BrokerUri) -> Result<(), String> {
+    let addr = uri.address();
     let ok = std::net::ToSocketAddrs::to_socket_addrs(addr.as_str())
         .ok()
         .and_then(|mut a| a.next())
@@ -45,7 +22,7 @@ pub fn reachable(uri: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("no AMQP broker listening at {addr} ({})", redact(uri)))
+        Err(format!("no AMQP broker listening at {addr} ({uri})"))
     }
 }
 
@@ -53,7 +30,7 @@ pub fn reachable(uri: &str) -> Result<(), String> {
 /// its own (`amqpc-probe-<pid>`) and deletes it, each answered within `timeout`. A broker can
 /// stop answering after a trace while it still accepts connections (GarageMQ deadlocks deleting
 /// a queue that has a consumer); the error says which step went unanswered.
-pub fn responsive(uri: &str, timeout: Duration) -> Result<(), String> {
+pub fn responsive(uri: &BrokerUri, timeout: Duration) -> Result<(), String> {
     runtime().block_on(async {
         let connection = match tokio::time::timeout(timeout, connect(uri)).await {
             Ok(Ok(c)) => c,
@@ -86,7 +63,7 @@ pub fn responsive(uri: &str, timeout: Duration) -> Result<(), String> {
 
 /// Whether the broker at `uri` accepts a connection (address, credentials, virtual host), within
 /// `timeout`; the error says why not, without the password.
-pub fn check_login(uri: &str, timeout: Duration) -> Result<(), String> {
+pub fn check_login(uri: &BrokerUri, timeout: Duration) -> Result<(), String> {
     reachable(uri)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
@@ -95,8 +72,8 @@ pub fn check_login(uri: &str, timeout: Duration) -> Result<(), String> {
                 let _ = c.close(200, "OK".into()).await;
                 Ok(())
             }
-            Ok(Err(e)) => Err(format!("the broker at {} refused the connection: {e}", redact(uri))),
-            Err(_) => Err(format!("the broker at {} did not complete the handshake in {timeout:?}", redact(uri))),
+            Ok(Err(e)) => Err(format!("the broker at {uri} refused the connection: {e}")),
+            Err(_) => Err(format!("the broker at {uri} did not complete the handshake in {timeout:?}")),
         }
     })
 }
@@ -120,7 +97,7 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
 /// command-invalid says the type is left out (`exchange declare type support`). Any other failure
 /// (no connection, a timeout, another refusal) counts as implemented, so that the traces run and
 /// show the problem where it is.
-pub fn recommended_types(uri: &str, timeout: Duration) -> amqp_model::RecommendedTypes {
+pub fn recommended_types(uri: &BrokerUri, timeout: Duration) -> amqp_model::RecommendedTypes {
     static PROBED: OnceLock<Mutex<HashMap<String, amqp_model::RecommendedTypes>>> = OnceLock::new();
     // Each type on a connection of its own: a refusal closes it.
     let implements = |kind: lapin::ExchangeKind| {
@@ -150,7 +127,7 @@ pub fn recommended_types(uri: &str, timeout: Duration) -> amqp_model::Recommende
 /// default exchange to a queue name nobody uses, then a round trip (`basic.qos`), after which a
 /// broker that implements the flag has sent the `basic.return` (as the runner itself observes
 /// returns). Any failure counts as implemented, so that the traces run and show the problem.
-pub fn mandatory_returns(uri: &str, timeout: Duration) -> bool {
+pub fn mandatory_returns(uri: &BrokerUri, timeout: Duration) -> bool {
     static PROBED: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
     once_per_broker(&PROBED, uri, || {
         let key = format!("amqpc-probe-unroutable-{}", std::process::id());
@@ -176,15 +153,19 @@ pub fn mandatory_returns(uri: &str, timeout: Duration) -> bool {
 
 /// What `ask` finds out about the broker at `uri`, asked once per process: `cache` keeps the
 /// answers by URI (held while asking, so that parallel traces do not ask twice).
-fn once_per_broker<T: Copy>(cache: &OnceLock<Mutex<HashMap<String, T>>>, uri: &str, ask: impl FnOnce() -> T) -> T {
+fn once_per_broker<T: Copy>(
+    cache: &OnceLock<Mutex<HashMap<String, T>>>,
+    uri: &BrokerUri,
+    ask: impl FnOnce() -> T,
+) -> T {
     let mut known = cache.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    *known.entry(uri.to_string()).or_insert_with(ask)
+    *known.entry(uri.secret().to_string()).or_insert_with(ask)
 }
 
 /// Run `probe` on a channel of a fresh connection to the broker at `uri`, then close the
 /// connection; None when no connection or channel is had within `timeout`.
 fn on_probe_channel<T, F: Future<Output = T>>(
-    uri: &str,
+    uri: &BrokerUri,
     timeout: Duration,
     probe: impl FnOnce(Channel) -> F,
 ) -> Option<T> {
@@ -199,7 +180,7 @@ fn on_probe_channel<T, F: Future<Output = T>>(
     })
 }
 
-pub(crate) async fn connect(uri: &str) -> lapin::Result<Connection> {
+pub(crate) async fn connect(uri: &BrokerUri) -> lapin::Result<Connection> {
     let runtime = lapin::runtime::default_runtime()?;
-    Connection::connect_with_runtime(uri, ConnectionProperties::default(), runtime).await
+    Connection::connect_with_runtime(uri.secret(), ConnectionProperties::default(), runtime).await
 }

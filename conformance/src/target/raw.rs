@@ -9,8 +9,8 @@
 //! arrives, within the timeout. Deliveries are never expected (it sends no `basic.consume`).
 
 use super::live::LiveTarget;
-use super::probe::redact;
 use super::socket::{FrameSocket, Read1};
+use super::uri::BrokerUri;
 use super::{Hint, Listen, Problem, Summary, Target, Timing};
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
@@ -33,7 +33,7 @@ struct Conn {
 
 /// A trace target that writes frames itself (see the module documentation).
 pub struct RawTarget {
-    uri: String,
+    uri: BrokerUri,
     timing: Timing,
     /// For the names, the prefix and the cleanup.
     live: LiveTarget,
@@ -47,7 +47,7 @@ pub struct RawTarget {
 impl std::fmt::Debug for RawTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawTarget")
-            .field("uri", &redact(&self.uri))
+            .field("uri", &self.uri)
             .field("prefix", &self.live.prefix())
             .field("connections", &self.conns.keys().collect::<Vec<_>>())
             .finish()
@@ -56,9 +56,9 @@ impl std::fmt::Debug for RawTarget {
 
 impl RawTarget {
     /// A raw target for the broker at `uri`, with `timing`.
-    pub fn new(uri: &str, timing: Timing) -> Self {
+    pub fn new(uri: &BrokerUri, timing: Timing) -> Self {
         RawTarget {
-            uri: uri.to_string(),
+            uri: uri.clone(),
             timing,
             live: LiveTarget::new(uri, timing),
             conns: BTreeMap::new(),
@@ -167,14 +167,7 @@ impl RawTarget {
     }
 
     fn open(&mut self, conn: ConnId) {
-        let parsed: amq_protocol::uri::AMQPUri = match self.uri.parse() {
-            Ok(u) => u,
-            Err(e) => {
-                self.problems.push(Problem::Connect(format!("c{}: bad URI {}: {e}", conn.0, redact(&self.uri))));
-                return;
-            }
-        };
-        let addr = format!("{}:{}", parsed.authority.host, parsed.authority.port);
+        let addr = self.uri.address();
         let mut socket = match FrameSocket::connect(&addr) {
             Ok(s) => s,
             Err(e) => {
@@ -182,8 +175,7 @@ impl RawTarget {
                 return;
             }
         };
-        let userinfo = &parsed.authority.userinfo;
-        let login = Login { user: &userinfo.username, password: &userinfo.password, vhost: &parsed.vhost };
+        let login = Login { user: self.uri.user(), password: self.uri.password(), vhost: self.uri.vhost() };
         let timeout = self.timing.timeout;
         // Where the handshake stopped, if it did: the method awaited, and what came instead.
         let mut stopped: Option<(Awaited, Read1)> = None;

@@ -71,7 +71,7 @@ impl Restart {
 
 /// Restart the broker outside any trace, then wait (up to [`RESTART_TIMEOUT`]) until the broker
 /// at `uri` is [`crate::target::probe::responsive`] again.
-pub fn restart_broker(restart: &Restart, uri: &str, timeout: Duration) -> Result<(), String> {
+pub fn restart_broker(restart: &Restart, uri: &super::uri::BrokerUri, timeout: Duration) -> Result<(), String> {
     crate::target::probe::block_on(restart.perform())?;
     let deadline = Instant::now() + RESTART_TIMEOUT;
     loop {

@@ -1,5 +1,8 @@
 //! Reading traces. Errors name the line (and the file, when the caller gives one) and say what is
 //! wrong and what was expected.
+//!
+//! One file for one concern, the trace grammar: the header, command and event lines share the
+//! tokenizer and the argument reader, and one error style.
 
 use super::types::{Step, StepKind, Trace};
 use amqp_model::event::Reply;
@@ -602,7 +605,10 @@ pub fn parse(text: &str, file: &str) -> std::result::Result<Trace, ParseError> {
                 "profile" if trace.profile.is_some() => return Err(err("a second `profile:`".into())),
                 "title" => trace.title = Some(value),
                 "cite" => trace.cites.push(value),
-                _ => trace.profile = Some(value.parse().map_err(err)?),
+                _ => {
+                    trace.profile =
+                        Some(value.parse().map_err(|e: amqp_model::profile::UnknownProfile| err(e.to_string()))?)
+                }
             }
             continue;
         }

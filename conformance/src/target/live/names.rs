@@ -1,0 +1,84 @@
+//! The names of one run: a trace's queue and exchange names on the wire (under the run's prefix)
+//! and back.
+
+use amqp_model::types::MessageData;
+use amqp_model::{Content, Message, MsgId, Name};
+use amqp_wire::headers;
+use lapin::BasicProperties;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// The names of one run: wire name <-> trace name.
+#[derive(Clone, Debug)]
+pub(super) struct Names {
+    pub(super) prefix: String,
+}
+
+/// An exchange-to-exchange binding's routing key as sent. A binding to the default exchange
+/// carries messages on to the queue its key names: the key is a queue name, and so is a
+/// publish's key that it matches (noted in `keyed`, so that such publishes are prefixed too).
+pub(super) fn exchange_binding_key(
+    names: &Names,
+    keyed: &mut BTreeSet<Name>,
+    destination: &Name,
+    source: &Name,
+    routing_key: &Name,
+) -> String {
+    if destination.is_empty() {
+        keyed.insert(routing_key.clone());
+        binding_key(names, destination, routing_key)
+    } else {
+        binding_key(names, source, routing_key)
+    }
+}
+
+/// A binding's routing key as sent: on the default exchange the keys are queue names, prefixed
+/// as a publish to it prefixes its routing key.
+pub(super) fn binding_key(names: &Names, exchange: &Name, routing_key: &Name) -> String {
+    if exchange.is_empty() {
+        names.wire(routing_key)
+    } else {
+        routing_key.to_string()
+    }
+}
+
+/// A queue binding's routing key as sent: as [`binding_key`], and also prefixed where it is a
+/// queue name the broker holds as a key (`keyed`), as a publish with that key is, so that an
+/// explicit key names the binding `queue.bind "" X ""` made.
+pub(super) fn queue_binding_key(names: &Names, keyed: &BTreeSet<Name>, exchange: &Name, routing_key: &Name) -> String {
+    if keyed.contains(routing_key) {
+        names.wire(routing_key)
+    } else {
+        binding_key(names, exchange, routing_key)
+    }
+}
+
+impl Names {
+    pub(super) fn wire(&self, name: &Name) -> String {
+        if name.is_empty() || name.is_reserved() {
+            name.as_str().to_string()
+        } else {
+            format!("{}{}", self.prefix, name.as_str())
+        }
+    }
+
+    pub(super) fn trace(&self, wire: &str) -> Name {
+        Name::from(wire.strip_prefix(self.prefix.as_str()).unwrap_or(wire))
+    }
+
+    /// A message as the trace writes it: names mapped back, the routing key too (a prefixed key
+    /// is a queue name: the default exchange's, or a key bound as "the last queue's name").
+    pub(super) fn message(&self, exchange: &str, routing_key: &str, props: &BasicProperties, data: &[u8]) -> Message {
+        let routing_key = self.trace(routing_key);
+        Message(Arc::new(MessageData {
+            id: MsgId(0),
+            exchange: self.trace(exchange),
+            routing_key,
+            content: Content {
+                body: Name::from(String::from_utf8_lossy(data).into_owned()),
+                persistent: *props.delivery_mode() == Some(2),
+                headers: props.headers().as_ref().map(headers).unwrap_or_default(),
+            },
+        }))
+    }
+}
