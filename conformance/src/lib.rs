@@ -1,7 +1,7 @@
 //! # amqp-conformance
 //!
 //! The conformance runner: traces ([`trace`]) of client actions, replayed against the model
-//! ([`amqp_model`]) and against live brokers by AMQP URI ([`live`]), with what a broker did
+//! ([`amqp_model`]) and against live brokers by AMQP URI ([`target::live`]), with what a broker did
 //! validated against the set of behaviours the model allows ([`validate`]).
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]

@@ -1,9 +1,9 @@
-//! The model's interface: [`Broker::apply`] takes a client command and returns what the client
-//! observes; [`Broker::internal_steps`] lists the choices a broker may make on its own (which
-//! consumer gets the next message, and when), and [`Broker::step`] takes one.
+//! The model's interface: `Broker::apply` takes a client command and returns what the client
+//! observes; `Broker::internal_steps` lists the choices a broker may make on its own (which
+//! consumer gets the next message, and when), and `Broker::step` takes one.
 //!
 //! This is the one place where commands are matched to the class modules that implement them;
-//! a method that fails raises an [`Exception`] that this module turns into a channel or
+//! a method that fails raises an `Exception` that this module turns into a channel or
 //! connection close naming the method.
 
 use crate::command::Command;
@@ -76,7 +76,7 @@ impl crate::state::Broker {
     /// ```
     ///
     /// Where the profile allows several answers, this is the first ([`crate::choice`]);
-    /// [`Broker::apply_all`] gives them all.
+    /// `Broker::apply_all` gives them all.
     pub fn apply(&mut self, cmd: &Command) -> Result<Vec<Event>, UsageError> {
         self.apply_scripted(cmd, &[])
     }
@@ -202,7 +202,7 @@ impl crate::state::Broker {
     }
 
     /// Whether the broker still has something it must do on its own: a delivery it may make
-    /// ([`Broker::internal_steps`]) that it may not leave unmade. Every one, except under
+    /// (`Broker::internal_steps`) that it may not leave unmade. Every one, except under
     /// `Profile::prefetch_fill_optional`, where a delivery to a consumer that already holds an
     /// unacknowledged delivery of its own is sending ahead, which the broker may leave out
     /// (`basic qos prefetch-count 01`); a consumer holding none must still be served while a

@@ -1,6 +1,6 @@
 //! Where the specification leaves a server more than one answer to a command.
 //!
-//! A method handler that reaches such a point asks [`Broker::either`] which of `n` answers to
+//! A method handler that reaches such a point asks `Broker::either` which of `n` answers to
 //! give, naming the rule (or errata section) whose text allows them. [`Broker::apply`] always
 //! takes the first: the profile's preferred answer. [`Broker::apply_all`] gives every answer the
 //! profile allows, each as a [`Branch`] with the state it leads to; the conformance validator

@@ -5,12 +5,13 @@
 //! - [`client`]: the client's side of the connection handshake, for those who write frames
 //!   themselves.
 //! - [`codec`]: frames to and from octets, split strictly off what a socket gives.
-//! - [`table`]: field tables <-> the model's [`amqp_model::Table`] (booleans, integers and
-//!   strings: the kinds the model's behaviour depends on).
-//! - [`request`]: a client method -> a model [`amqp_model::Command`] (or why the model cannot take
-//!   it).
-//! - [`frames`]: a model [`amqp_model::Event`] -> the frames a client receives, with the message as
-//!   its publisher sent it ([`Published`]) whenever it agrees with what the model says of it.
+//! - [`table`](mod@table): field tables <-> the model's [`amqp_model::Table`] (booleans, integers
+//!   and strings: the kinds the model's behaviour depends on).
+//! - [`request`](mod@request): a client method -> a model [`amqp_model::Command`] (or why the
+//!   model cannot take it).
+//! - [`frames`](mod@frames): a model [`amqp_model::Event`] -> the frames a client receives, with
+//!   the message as its publisher sent it ([`Published`]) whenever it agrees with what the model
+//!   says of it.
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]
 

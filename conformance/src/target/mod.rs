@@ -1,7 +1,7 @@
 //! Targets: what a trace is replayed against. The model itself ([`model::ModelTarget`]), a
 //! live broker by its URI over lapin ([`live`]), the same broker over raw frames for what lapin
 //! will not send ([`raw`]); how a broker is restarted ([`restart`]), reached and probed outside a
-//! trace ([`probe`]), and cleaned of what a trace made ([`cleanup`]).
+//! trace ([`probe`]), and cleaned of what a trace made (`cleanup`).
 
 mod cleanup;
 pub mod live;

@@ -2,9 +2,9 @@
 //!
 //! A trace is a readable, line-oriented page of client actions on named connections (`c1`) and
 //! channels (`c1.1`), written with the specification's method names, plus optional expectations
-//! a reader wants to state. The same text format is read ([`parse`]) and written ([`write`]), so
-//! a generated or minimised trace is saved in the format people write by hand. See
-//! `docs/traces.md` for the grammar.
+//! a reader wants to state. The same text format is read ([`parse`]) and written
+//! ([`write`](fn@write)), so a generated or minimised trace is saved in the format people write by
+//! hand. See `docs/traces.md` for the grammar.
 //!
 //! ```text
 //! title: Work queue with manual acknowledgement (tutorial 3.2)
