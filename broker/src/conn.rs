@@ -141,11 +141,6 @@ impl Reader {
     }
 }
 
-/// Append `frame`'s octets to `out` (nothing for one that cannot be encoded).
-fn encode(frame: &AMQPFrame, out: &mut Vec<u8>) {
-    out.extend(amqp_wire::encode(std::slice::from_ref(frame)).unwrap_or_default());
-}
-
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -180,7 +175,7 @@ async fn writer(
                     break 'run;
                 }
                 bytes.clear();
-                encode(&AMQPFrame::Heartbeat, &mut bytes);
+                amqp_wire::encode_into(&AMQPFrame::Heartbeat, &mut bytes);
                 if !matches!(tokio::time::timeout(send_timeout, wr.write_all(&bytes)).await, Ok(Ok(()))) {
                     break 'run;
                 }
@@ -198,7 +193,7 @@ async fn writer(
             match m {
                 Out::Frames(frames) => {
                     for f in &frames {
-                        encode(f, &mut bytes);
+                        amqp_wire::encode_into(f, &mut bytes);
                     }
                 }
                 Out::Heartbeat(secs) => heartbeat = (secs > 0).then(|| Duration::from_secs(u64::from(secs))),

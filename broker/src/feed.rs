@@ -75,7 +75,11 @@ impl Feeder {
 
 /// The octets of these frames.
 pub fn frames(frames: &[AMQPFrame]) -> Vec<u8> {
-    frames.iter().flat_map(|f| amqp_wire::encode(std::slice::from_ref(f)).unwrap_or_default()).collect()
+    let mut out = Vec::new();
+    for f in frames {
+        amqp_wire::encode_into(f, &mut out);
+    }
+    out
 }
 
 /// A well-formed client handshake: header, start-ok (guest), tune-ok (frame-max 4096, no

@@ -4,12 +4,11 @@
 //! Traces with a `restart` step restart the whole broker, so they never run beside another: they
 //! are run after the others, one at a time.
 
-use crate::run::{record, record_on, Recording, Verdict};
-use crate::target::model::ModelTarget;
+use crate::run::{record_on, Recording, Verdict};
 use crate::target::uri::BrokerUri;
 use crate::target::{Summary, TargetSpec};
 use crate::trace::{parse, Trace};
-use amqp_model::{Command, Faults, Profile, ProfileName};
+use amqp_model::{Command, Profile, ProfileName};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -222,7 +221,7 @@ pub struct TraceError {
 /// a broker.
 ///
 /// Every trace a run under `profile` would replay (not those whose `profile:` names the other
-/// one, which it skips) is replayed on the model, dispatching eagerly ([`ModelTarget`], as `run
+/// one, which it skips) is replayed on the model, dispatching eagerly ([`crate::target::model::ModelTarget`], as `run
 /// --model` does). The model is a conforming broker, so an `expect` it does not meet there is one
 /// a conforming broker may fail; and a step where the model leaves its own behaviours is a fault
 /// of the trace's reading by the model, not of any broker. (An `expect` naming a variable no
@@ -234,7 +233,7 @@ pub fn trace_errors(traces: &[(String, Trace)], profile: ProfileName) -> Vec<Tra
         if trace.profile.is_some_and(|p| p != profile) {
             return None;
         }
-        let recording = record(trace, model, &mut ModelTarget::new(model, Faults::NONE));
+        let (recording, _) = record_on(&TargetSpec::Model, trace, model);
         match recording.verdict {
             Verdict::Pass => None,
             verdict => Some(TraceError { file: file.clone(), profile, verdict }),

@@ -8,15 +8,22 @@
 use crate::request::known_method;
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPFrame};
 
-/// The octets of `frames`, in order; `None` if one cannot be encoded (a string or table too long
-/// for its field).
+/// The octets of `frames`, in order, written into one buffer; `None` if one cannot be encoded (a
+/// string or table too long for its field).
 pub fn encode(frames: &[AMQPFrame]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    for frame in frames {
-        let (bytes, _) = cookie_factory::gen(gen_frame(frame), Vec::new()).ok()?;
-        out.extend(bytes);
+    frames.iter().try_fold(Vec::new(), |out, frame| cookie_factory::gen(gen_frame(frame), out).ok().map(|(out, _)| out))
+}
+
+/// Append `frame`'s octets to `out`; `false`, and `out` as it was, if it cannot be encoded (a
+/// writer that batches frames keeps the others).
+pub fn encode_into(frame: &AMQPFrame, out: &mut Vec<u8>) -> bool {
+    match cookie_factory::gen(gen_frame(frame), Vec::new()) {
+        Ok((bytes, _)) => {
+            out.extend_from_slice(&bytes);
+            true
+        }
+        Err(_) => false,
     }
-    Some(out)
 }
 
 /// A frame that cannot be taken, with what the frame-error reply says of it.

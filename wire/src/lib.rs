@@ -21,7 +21,7 @@ pub mod frames;
 pub mod request;
 pub mod table;
 
-pub use codec::{encode, FrameBuffer, FrameFault, Framed};
+pub use codec::{encode, encode_into, FrameBuffer, FrameFault, Framed};
 pub use frames::{channel_close, code_name, connection_close, content, frames, reply_text, Contents, Peer, Published};
 pub use request::{known_method, request, Request};
 pub use table::{field_table, headers, model_value, table, UnkeptValue};
