@@ -610,10 +610,10 @@ fn profiles_page(s: &Sources<'_>) -> String {
 }
 
 /// The model's source files under `root`/model/src: (path relative to root, text).
-pub fn model_source(root: &Path) -> Result<Vec<(String, String)>, String> {
+pub fn model_source(root: &Path) -> Result<Vec<(String, String)>, crate::input::InputError> {
     let mut out = Vec::new();
     for path in crate::catalogue::rust_files(&root.join(crate::catalogue::MODEL_SOURCE))? {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| crate::input::InputError::file(path.display(), e))?;
         out.push((path.strip_prefix(root).unwrap_or(&path).display().to_string(), text));
     }
     Ok(out)

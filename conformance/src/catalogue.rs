@@ -25,6 +25,7 @@
 //! One file for one concern, the rule catalogue: reading it, checking it against the
 //! specification's names, the fixtures and the model's source (about 100 of its lines are tests).
 
+use crate::input::InputError;
 use crate::trace::Trace;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,14 +130,14 @@ pub struct Names {
 
 impl Names {
     /// Parse the names file's text (`file` is for messages).
-    pub fn parse(text: &str, file: &str) -> Result<Names, String> {
+    pub fn parse(text: &str, file: &str) -> Result<Names, InputError> {
         let mut names = Names::default();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (kind, rest) = line.split_once(' ').ok_or_else(|| format!("{file}:{}: `{line}`", n + 1))?;
+            let (kind, rest) = line.split_once(' ').ok_or_else(|| InputError::at(file, n + 1, format!("`{line}`")))?;
             match kind {
                 "class" | "method" | "field" | "domain" => {
                     if kind == "class" {
@@ -150,10 +151,12 @@ impl Names {
                     names.rules.push((rest.to_string(), owner.to_string()));
                 }
                 "errata" => {
-                    let section = rest.parse().map_err(|_| format!("{file}:{}: bad errata section `{rest}`", n + 1))?;
+                    let section = rest
+                        .parse()
+                        .map_err(|_| InputError::at(file, n + 1, format!("bad errata section `{rest}`")))?;
                     names.errata.insert(section);
                 }
-                _ => return Err(format!("{file}:{}: unknown kind `{kind}`", n + 1)),
+                _ => return Err(InputError::at(file, n + 1, format!("unknown kind `{kind}`"))),
             }
         }
         Ok(names)
@@ -253,10 +256,10 @@ impl Share {
 impl Catalogue {
     /// Load the catalogue from the repository at `root`, with `fixtures` (trace path relative to
     /// the root, and the trace) as what cites rules.
-    pub fn load(root: &Path, fixtures: &[(String, Trace)]) -> Result<Catalogue, String> {
-        let read = |rel: &str| std::fs::read_to_string(root.join(rel)).map_err(|e| format!("{rel}: {e}"));
+    pub fn load(root: &Path, fixtures: &[(String, Trace)]) -> Result<Catalogue, InputError> {
+        let read = |rel: &str| std::fs::read_to_string(root.join(rel)).map_err(|e| InputError::file(rel, e));
         let names = Names::parse(&read(NAMES_FILE)?, NAMES_FILE)?;
-        let file: RulesFile = toml::from_str(&read(RULES_FILE)?).map_err(|e| format!("{RULES_FILE}: {e}"))?;
+        let file: RulesFile = toml::from_str(&read(RULES_FILE)?).map_err(|e| InputError::file(RULES_FILE, e))?;
         let mut cited_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut bad_cites = Vec::new();
         for (path, trace) in fixtures {
@@ -272,15 +275,15 @@ impl Catalogue {
         let model = model_places(&root.join(MODEL_SOURCE), root, &ids)?;
         let (mut readings, mut switches) = (Vec::new(), Vec::new());
         let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(READINGS_DIR))
-            .map_err(|e| format!("{READINGS_DIR}: {e}"))?
+            .map_err(|e| InputError::file(READINGS_DIR, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         files.sort();
         for path in files {
             let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{rel}: {e}"))?;
-            let f: ReadingsFile = toml::from_str(&text).map_err(|e| format!("{rel}: {e}"))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| InputError::file(&rel, e))?;
+            let f: ReadingsFile = toml::from_str(&text).map_err(|e| InputError::file(&rel, e))?;
             readings.extend(f.reading.into_iter().map(|r| (rel.clone(), r)));
             switches.extend(f.switch.into_iter().map(|s| (rel.clone(), s)));
         }
@@ -489,12 +492,12 @@ fn cite_exists(names: &Names, cite: &str) -> bool {
 }
 
 /// Every `.rs` file under `dir`, sorted.
-pub(crate) fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
-            let path = entry.map_err(|e| format!("{}: {e}", d.display()))?.path();
+        for entry in std::fs::read_dir(&d).map_err(|e| InputError::file(d.display(), e))? {
+            let path = entry.map_err(|e| InputError::file(d.display(), e))?.path();
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
@@ -509,10 +512,10 @@ pub(crate) fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// The places in the Rust files under `dir` whose comments name one of `ids` in backticks. A
 /// comment's consecutive lines (`//`, `///`, `//!`) are joined with single spaces, so an id may
 /// wrap at a space.
-pub fn model_places(dir: &Path, root: &Path, ids: &[&str]) -> Result<BTreeMap<String, Vec<Place>>, String> {
+pub fn model_places(dir: &Path, root: &Path, ids: &[&str]) -> Result<BTreeMap<String, Vec<Place>>, InputError> {
     let mut out: BTreeMap<String, Vec<Place>> = BTreeMap::new();
     for path in rust_files(dir)? {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| InputError::file(path.display(), e))?;
         let file = path.strip_prefix(root).unwrap_or(&path).display().to_string();
         for (joined, starts) in comments(&text) {
             for id in ids {
@@ -627,7 +630,7 @@ mod tests {
         );
         assert!(names.parts.contains("basic ack multiple"));
         assert_eq!(names.errata, BTreeSet::from([14]));
-        assert!(Names::parse("rules x", "n").unwrap_err().contains("n:1: unknown kind `rules`"));
+        assert!(Names::parse("rules x", "n").unwrap_err().to_string().contains("n:1: unknown kind `rules`"));
     }
 
     #[test]

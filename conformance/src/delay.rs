@@ -116,18 +116,16 @@ where
 
 /// `amqp-conformance delay-proxy`: listen on `listen` and pass connections on to `upstream` with
 /// `delays` until killed.
-pub fn run_cli(listen: &str, upstream: &str, delays: Delays) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+/// The error names the address it could not listen or accept on.
+pub fn run_cli(listen: &str, upstream: &str, delays: Delays) -> std::io::Result<()> {
+    let context = |what: String| move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
-        let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let listener = TcpListener::bind(listen).await.map_err(context(format!("cannot listen on {listen}")))?;
         eprintln!(
             "delay-proxy: {listen} -> {upstream}, holding the broker's bytes {:?} and the clients' {:?}",
             delays.from_broker, delays.from_client
         );
-        serve(listener, upstream.to_string(), delays).await.map_err(|e| format!("accepting on {listen}: {e}"))
+        serve(listener, upstream.to_string(), delays).await.map_err(context(format!("accepting on {listen}")))
     })
 }

@@ -39,6 +39,7 @@
 //! One file for one concern, a deviations file: reading, checking and applying it (nearly half of
 //! its lines are tests).
 
+use crate::input::{line_of, InputError, InputErrors};
 use crate::suite::Status;
 use amqp_model::ProfileName;
 use serde::Deserialize;
@@ -97,12 +98,6 @@ struct RawDeviation {
     intermittent: bool,
 }
 
-/// The 1-based line of byte `offset` in `text`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
-}
-
 /// The components of a path that matter for matching: its normal components (and `..`),
 /// without `.`, the root or a prefix.
 fn components(path: &str) -> Vec<String> {
@@ -129,72 +124,73 @@ impl Deviations {
 
     /// Read and check a deviations file. Errors are one line naming the file, and the line
     /// when there is one: `deviations/rabbitmq.toml:12: unknown field ...`.
-    pub fn load(path: &Path) -> Result<Deviations, String> {
+    pub fn load(path: &Path) -> Result<Deviations, InputError> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{source}: cannot read: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|e| InputError::file(&source, format!("cannot read: {e}")))?;
         Deviations::parse(&text, &source)
     }
 
     /// [`Deviations::load`], then [`Deviations::check_fixtures`] against the fixtures under the
     /// current directory (the repository root): any problem is an error, the problems joined.
-    pub fn load_checked(path: &Path) -> Result<Deviations, String> {
+    pub fn load_checked(path: &Path) -> Result<Deviations, InputErrors> {
         let deviations = Deviations::load(path)?;
         let problems = deviations.check_fixtures(Path::new("."));
         if problems.is_empty() {
             Ok(deviations)
         } else {
-            Err(problems.join("; "))
+            Err(InputErrors(problems))
         }
     }
 
     /// Check the text of a deviations file; `source` names it in errors.
-    pub fn parse(text: &str, source: &str) -> Result<Deviations, String> {
+    pub fn parse(text: &str, source: &str) -> Result<Deviations, InputError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let message: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            let mut message = message.join(": ");
-            if message.contains("expected a sequence") {
-                message.push_str(" (write each entry under `[[deviation]]`, with double brackets)");
+            let mut e = InputError::toml(source, text, &e);
+            if e.message.contains("expected a sequence") {
+                e.message.push_str(" (write each entry under `[[deviation]]`, with double brackets)");
             }
-            match e.span() {
-                Some(span) => format!("{source}:{}: {message}", line_of(text, span.start)),
-                None => format!("{source}: {message}"),
-            }
+            e
         })?;
-        let at = |s: &std::ops::Range<usize>| format!("{source}:{}", line_of(text, s.start));
+        let at = |s: &std::ops::Range<usize>, message: String| InputError::at(source, line_of(text, s.start), message);
         let mut entries: Vec<Deviation> = Vec::with_capacity(raw.deviation.len());
         for d in raw.deviation {
             let fixture = d.fixture.get_ref().trim().to_string();
             if components(&fixture).is_empty() {
-                return Err(format!("{}: `fixture` is empty", at(&d.fixture.span())));
+                return Err(at(&d.fixture.span(), "`fixture` is empty".into()));
             }
             if Path::new(&fixture).has_root() || components(&fixture).iter().any(|c| c == "..") {
-                return Err(format!(
-                    "{}: fixture `{fixture}` must be a path relative to the repository root without \
-                     `..`, like `fixtures/spec/x.trace`",
-                    at(&d.fixture.span())
+                return Err(at(
+                    &d.fixture.span(),
+                    format!(
+                        "fixture `{fixture}` must be a path relative to the repository root without `..`, like \
+                         `fixtures/spec/x.trace`"
+                    ),
                 ));
             }
             let profile: ProfileName =
-                d.profile.get_ref().parse().map_err(|e| format!("{}: {e}", at(&d.profile.span())))?;
+                d.profile.get_ref().parse().map_err(|e| at(&d.profile.span(), format!("{e}")))?;
             let rule = d.rule.get_ref().trim().to_string();
             if rule.is_empty() {
-                return Err(format!(
-                    "{}: `rule` is empty: name the rule, one of the fixture's `cite:` lines",
-                    at(&d.rule.span())
+                return Err(at(
+                    &d.rule.span(),
+                    "`rule` is empty: name the rule, one of the fixture's `cite:` lines".into(),
                 ));
             }
             let reason = d.reason.get_ref().trim().to_string();
             if reason.is_empty() {
-                return Err(format!("{}: `reason` is empty: say what the broker does instead", at(&d.reason.span())));
+                return Err(at(&d.reason.span(), "`reason` is empty: say what the broker does instead".into()));
             }
             let line = line_of(text, d.fixture.span().start);
             if let Some(first) =
                 entries.iter().find(|e| e.profile == profile && components(&e.fixture) == components(&fixture))
             {
-                return Err(format!(
-                    "{source}:{line}: a second entry for `{fixture}` under profile {profile} (the first is \
-                     at line {})",
-                    first.line
+                return Err(InputError::at(
+                    source,
+                    line,
+                    format!(
+                        "a second entry for `{fixture}` under profile {profile} (the first is at line {})",
+                        first.line
+                    ),
                 ));
             }
             let see = match d.see {
@@ -205,9 +201,9 @@ impl Deviations {
                         || Path::new(&path).has_root()
                         || components(&path).iter().any(|c| c == "..")
                     {
-                        return Err(format!(
-                            "{}: `see` must be a fixture path relative to the repository root without `..`",
-                            at(&see.span())
+                        return Err(at(
+                            &see.span(),
+                            "`see` must be a fixture path relative to the repository root without `..`".into(),
                         ));
                     }
                     Some(path)
@@ -248,28 +244,23 @@ impl Deviations {
     }
 
     /// The status of trace `file` under `profile` once its entry, if any, is taken into
-    /// account: a FAIL becomes known (with the entry's rule and reason), so does an ERROR (with
-    /// line 0: the trace's steps matched, the run went wrong after them, e.g. a delete the broker
-    /// never answers while cleaning up), a pass becomes stale
-    /// (the entry may no longer describe the broker). Anything else, and any trace without an
-    /// entry, is left as it is.
+    /// account: a FAIL becomes known (with the entry's rule and reason), so does an ERROR
+    /// (without a line: the trace's steps matched, the run went wrong after them, e.g. a delete
+    /// the broker never answers while cleaning up) and, for an intermittent entry, a pass; any
+    /// other pass becomes stale (the entry may no longer describe the broker). Anything else, and
+    /// any trace without an entry, is left as it is.
     pub fn apply(&self, profile: ProfileName, file: &str, status: Status) -> Status {
         let Some(d) = self.find(file, profile) else { return status };
         match status {
-            Status::Fail { line, detail } => {
-                Status::Known { line, detail, rule: d.rule.clone(), reason: d.reason.clone() }
+            // A failure, or a run that went wrong in the way the entry describes (a method the
+            // broker never answers, met while cleaning up after the trace: no line of the trace
+            // is at fault), or an intermittent deviation that did not show this time.
+            seen @ (Status::Fail(_) | Status::Error { .. }) => {
+                Status::Known { seen: Box::new(seen), rule: d.rule.clone(), reason: d.reason.clone() }
             }
-            // The run went wrong in the way the entry describes (a method the broker never
-            // answers, met while cleaning up after the trace): no line of the trace is at fault.
-            Status::Error { cause } => {
-                Status::Known { line: 0, detail: cause, rule: d.rule.clone(), reason: d.reason.clone() }
+            Status::Pass if d.intermittent => {
+                Status::Known { seen: Box::new(Status::Pass), rule: d.rule.clone(), reason: d.reason.clone() }
             }
-            Status::Pass if d.intermittent => Status::Known {
-                line: 0,
-                detail: "passed this time: the deviation shows only some of the time".into(),
-                rule: d.rule.clone(),
-                reason: d.reason.clone(),
-            },
             Status::Pass => Status::Stale { rule: d.rule.clone() },
             other => other,
         }
@@ -278,7 +269,7 @@ impl Deviations {
     /// The entries that have rotted, one message each (`FILE:LINE: ...`): those whose fixture
     /// `load` cannot find (it returns None), and those whose `rule` is not among the fixture's
     /// `cite:` lines (which `load` returns). `load` gets the fixture as the file writes it.
-    pub fn check_cites(&self, load: impl Fn(&str) -> Option<Vec<String>>) -> Vec<String> {
+    pub fn check_cites(&self, load: impl Fn(&str) -> Option<Vec<String>>) -> Vec<InputError> {
         let list = |cites: &[String]| {
             if cites.is_empty() {
                 "none".to_string()
@@ -289,33 +280,33 @@ impl Deviations {
         self.entries
             .iter()
             .filter_map(|d| {
-                let at = format!("{}:{}", self.source, d.line);
+                let at = |message: String| InputError::at(&self.source, d.line, message);
                 let Some(mut cites) = load(&d.fixture) else {
-                    return Some(format!("{at}: fixture `{}` does not exist", d.fixture));
+                    return Some(at(format!("fixture `{}` does not exist", d.fixture)));
                 };
                 if let Some(see) = &d.see {
                     match load(see) {
-                        None => return Some(format!("{at}: `see` fixture `{see}` does not exist")),
+                        None => return Some(at(format!("`see` fixture `{see}` does not exist"))),
                         Some(more) => cites.extend(more),
                     }
                 }
                 if cites.contains(&d.rule) {
                     return None;
                 }
-                Some(match &d.see {
+                Some(at(match &d.see {
                     None => format!(
-                        "{at}: fixture `{}` does not cite `{}` (its cite: lines are {})",
+                        "fixture `{}` does not cite `{}` (its cite: lines are {})",
                         d.fixture,
                         d.rule,
                         list(&cites)
                     ),
                     Some(see) => format!(
-                        "{at}: neither `{}` nor `{see}` cites `{}` (their cite: lines are {})",
+                        "neither `{}` nor `{see}` cites `{}` (their cite: lines are {})",
                         d.fixture,
                         d.rule,
                         list(&cites)
                     ),
-                })
+                }))
             })
             .collect()
     }
@@ -324,7 +315,7 @@ impl Deviations {
     /// fixture paths are relative to (the repository root). It also reports fixtures that
     /// cannot be read or parsed, and entries that can never apply because the fixture's
     /// `profile:` header names the other profile (the runner skips it under the entry's).
-    pub fn check_fixtures(&self, root: &Path) -> Vec<String> {
+    pub fn check_fixtures(&self, root: &Path) -> Vec<InputError> {
         // Every fixture an entry names (its own and its `see`), read once: the trace, or why
         // not (None: it does not exist, which check_cites reports).
         let mut traces: std::collections::BTreeMap<&str, Result<crate::trace::Trace, Option<String>>> =
@@ -338,11 +329,11 @@ impl Deviations {
         }
         let mut out = Vec::new();
         for d in &self.entries {
-            let at = format!("{}:{}", self.source, d.line);
-            let broken: Vec<String> = std::iter::once(&d.fixture)
+            let at = |message: String| InputError::at(&self.source, d.line, message);
+            let broken: Vec<InputError> = std::iter::once(&d.fixture)
                 .chain(&d.see)
                 .filter_map(|f| match &traces[f.as_str()] {
-                    Err(Some(why)) => Some(format!("{at}: fixture `{f}` {why}")),
+                    Err(Some(why)) => Some(at(format!("fixture `{f}` {why}"))),
                     _ => None,
                 })
                 .collect();
@@ -354,11 +345,10 @@ impl Deviations {
             out.extend(one.check_cites(|f| traces.get(f).and_then(|t| t.as_ref().ok()).map(|t| t.cites.clone())));
             let profile = traces[d.fixture.as_str()].as_ref().ok().and_then(|t| t.profile);
             if let Some(p) = profile.filter(|p| *p != d.profile) {
-                out.push(format!(
-                    "{at}: fixture `{}` has `profile: {p}`, so it is skipped under {} and this entry \
-                     never applies",
+                out.push(at(format!(
+                    "fixture `{}` has `profile: {p}`, so it is skipped under {} and this entry never applies",
                     d.fixture, d.profile
-                ));
+                )));
             }
         }
         out
@@ -368,6 +358,8 @@ impl Deviations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::suite::Failure;
+    use crate::target::Problem;
 
     const FILE: &str = r#"# deviations/rabbitmq.toml: where RabbitMQ 3.10 departs from the spec profile
 broker = "RabbitMQ 3.10.8"
@@ -385,12 +377,17 @@ rule = "basic 10"
 reason = "something else"
 "#;
 
+    /// Errors as the runner prints them.
+    fn texts(errors: Vec<InputError>) -> Vec<String> {
+        errors.iter().map(ToString::to_string).collect()
+    }
+
     fn file() -> Deviations {
         Deviations::parse(FILE, "deviations/rabbitmq.toml").unwrap()
     }
 
     fn fail() -> Status {
-        Status::Fail { line: 9, detail: "line 9: after ...".into() }
+        Status::Fail(Failure::diverged(9, "c1.1 queue.delete q", &[], &["c1.1 queue.delete-ok 0"]))
     }
 
     #[test]
@@ -412,7 +409,7 @@ reason = "something else"
     }
 
     fn err(text: &str) -> String {
-        Deviations::parse(text, "dev.toml").unwrap_err()
+        Deviations::parse(text, "dev.toml").unwrap_err().to_string()
     }
 
     #[test]
@@ -482,13 +479,13 @@ reason = "something else"
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("broker.toml");
         std::fs::write(&path, "broker = \"b\"\nwhat = 1\n").unwrap();
-        let e = Deviations::load(&path).unwrap_err();
+        let e = Deviations::load(&path).unwrap_err().to_string();
         assert!(e.starts_with(&format!("{}:2: unknown field `what`", path.display())), "{e}");
         std::fs::write(&path, FILE).unwrap();
         let d = Deviations::load(&path).unwrap();
         assert_eq!(d.entries().len(), 2);
         assert_eq!(d.source(), path.display().to_string());
-        let e = Deviations::load(&dir.join("missing.toml")).unwrap_err();
+        let e = Deviations::load(&dir.join("missing.toml")).unwrap_err().to_string();
         assert!(e.starts_with(&format!("{}: cannot read: ", dir.join("missing.toml").display())), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -543,8 +540,7 @@ reason = "something else"
         assert_eq!(
             d.apply(spec, f, fail()),
             Status::Known {
-                line: 9,
-                detail: "line 9: after ...".into(),
+                seen: Box::new(fail()),
                 rule: "queue delete queue queue-known".into(),
                 reason: "RabbitMQ answers delete-ok for a queue that does not exist".into(),
             }
@@ -558,14 +554,17 @@ reason = "something else"
             "d.toml",
         )
         .unwrap();
-        assert!(matches!(flaky.apply(spec, "fixtures/spec/x.trace", Status::Pass), Status::Known { line: 0, .. }));
-        assert!(matches!(flaky.apply(spec, "fixtures/spec/x.trace", fail()), Status::Known { line: 9, .. }));
+        let passed = flaky.apply(spec, "fixtures/spec/x.trace", Status::Pass);
+        assert!(matches!(&passed, Status::Known { seen, .. } if **seen == Status::Pass));
+        assert_eq!(passed.line(), None);
+        assert_eq!(passed.detail().as_deref(), Some("passed this time: the deviation shows only some of the time"));
+        assert_eq!(flaky.apply(spec, "fixtures/spec/x.trace", fail()).line(), Some(9));
         // An error (a method the broker never answers, met while cleaning up) is known too,
         // at no line of the trace.
-        let error = Status::Error { cause: "cleanup: no answer".into() };
-        assert!(
-            matches!(d.apply(spec, f, error.clone()), Status::Known { line: 0, detail, .. } if detail == "cleanup: no answer")
-        );
+        let error = Status::Error { problems: vec![Problem::Cleanup("cleanup: no answer".into())], notes: Vec::new() };
+        let known = d.apply(spec, f, error.clone());
+        assert!(matches!(&known, Status::Known { seen, .. } if **seen == error));
+        assert_eq!((known.line(), known.detail().as_deref()), (None, Some("cleanup: no answer")));
         assert_eq!(d.apply(spec, "fixtures/spec/unlisted.trace", error.clone()), error);
         // Under the other profile, or for another trace, nothing changes.
         assert_eq!(d.apply(ProfileName::Rabbitmq, f, fail()), fail());
@@ -582,18 +581,18 @@ reason = "something else"
             _ => None,
         };
         assert_eq!(
-            d.check_cites(load),
+            texts(d.check_cites(load)),
             ["deviations/rabbitmq.toml:11: fixture `./fixtures/spec/other.trace` does not cite `basic 10` \
               (its cite: lines are `basic 9`, `errata 7`)"]
         );
         assert_eq!(
-            d.check_cites(|_| None),
+            texts(d.check_cites(|_| None)),
             [
                 "deviations/rabbitmq.toml:5: fixture `fixtures/spec/queue-delete-missing-spec.trace` does not exist",
                 "deviations/rabbitmq.toml:11: fixture `./fixtures/spec/other.trace` does not exist",
             ]
         );
-        assert!(d.check_cites(|_| Some(vec![])).iter().all(|m| m.ends_with("(its cite: lines are none)")));
+        assert!(texts(d.check_cites(|_| Some(vec![]))).iter().all(|m| m.ends_with("(its cite: lines are none)")));
         assert_eq!(d.check_cites(|_| Some(vec!["queue delete queue queue-known".into(), "basic 10".into()])).len(), 0);
     }
 
@@ -612,7 +611,7 @@ reason = "something else"
         let text: String =
             ["good.trace", "uncited.trace", "other-profile.trace", "broken.trace", "missing.trace"].map(entry).concat();
         let d = Deviations::parse(&text, "d.toml").unwrap();
-        let problems = d.check_fixtures(&root);
+        let problems = texts(d.check_fixtures(&root));
         assert_eq!(problems.len(), 4, "{problems:#?}");
         assert!(problems[0].starts_with("d.toml:7: fixture `fixtures/spec/uncited.trace` does not cite `basic 10`"));
         assert!(
@@ -630,17 +629,20 @@ reason = "something else"
         };
         let ok = Deviations::parse(&see("queue delete 01", "regression.trace"), "d.toml").unwrap();
         assert_eq!(ok.entries()[0].see.as_deref(), Some("fixtures/spec/regression.trace"));
-        assert_eq!(ok.check_fixtures(&root), Vec::<String>::new());
+        assert_eq!(texts(ok.check_fixtures(&root)), Vec::<String>::new());
         let own = Deviations::parse(&see("basic 10", "regression.trace"), "d.toml").unwrap();
-        assert_eq!(own.check_fixtures(&root), Vec::<String>::new());
+        assert_eq!(texts(own.check_fixtures(&root)), Vec::<String>::new());
         let neither = Deviations::parse(&see("basic 11", "regression.trace"), "d.toml").unwrap();
         assert_eq!(
-            neither.check_fixtures(&root),
+            texts(neither.check_fixtures(&root)),
             ["d.toml:2: neither `fixtures/spec/good.trace` nor `fixtures/spec/regression.trace` cites `basic 11` \
               (their cite: lines are `basic 10`, `queue delete 01`)"]
         );
         let gone = Deviations::parse(&see("basic 10", "gone.trace"), "d.toml").unwrap();
-        assert_eq!(gone.check_fixtures(&root), ["d.toml:2: `see` fixture `fixtures/spec/gone.trace` does not exist"]);
+        assert_eq!(
+            texts(gone.check_fixtures(&root)),
+            ["d.toml:2: `see` fixture `fixtures/spec/gone.trace` does not exist"]
+        );
         assert!(
             Deviations::parse(&see("basic 10", "../x.trace").replace("fixtures/spec/../", "../"), "d.toml").is_err()
         );

@@ -117,6 +117,46 @@ const LABELS: [&str; 6] = ["pass", "FAIL", "known", "stale", "skip", "ERROR"];
 const KEYS: &str = "fixtures, profile spec, profile rabbitmq, restart, restart under spec, restart under rabbitmq, \
                     rules, rules in scope, rules covered, rules out of scope";
 
+/// A figure mark that cannot be made true (it names nothing, is malformed, or quotes a run whose
+/// text is not the run's): shown as `line N: what` (N the page's line) or, outside a page, what
+/// alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FigureError {
+    /// The page's line, once known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FigureError {
+    fn new(message: String) -> Self {
+        FigureError { line: None, message }
+    }
+
+    /// The error at the page's `line` (the first line given counts).
+    fn on(mut self, line: usize) -> Self {
+        self.line.get_or_insert(line);
+        self
+    }
+}
+
+impl From<String> for FigureError {
+    fn from(message: String) -> Self {
+        FigureError::new(message)
+    }
+}
+
+impl std::fmt::Display for FigureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for FigureError {}
+
 impl Figures<'_> {
     /// The number KEY names:
     ///
@@ -126,9 +166,9 @@ impl Figures<'_> {
     /// - `restart`: those with a `restart` step; `restart under spec`, `restart under rabbitmq`:
     ///   those of them a run under that profile runs (and skips without `--restart-cmd`);
     /// - `rules`, `rules in scope`, `rules covered`, `rules out of scope`: the catalogue's rules.
-    pub fn number(&self, key: &str) -> Result<usize, String> {
+    pub fn number(&self, key: &str) -> Result<usize, FigureError> {
         let count = |f: &dyn Fn(&Trace) -> bool| self.fixtures.iter().filter(|(_, t)| f(t)).count();
-        let profile = |name: &str| name.parse::<ProfileName>().map_err(|e| e.to_string());
+        let profile = |name: &str| name.parse::<ProfileName>().map_err(|e| FigureError::new(e.to_string()));
         let Share { in_scope, out_of_scope, covered } = self.catalogue.share(None);
         let words: Vec<&str> = key.split_whitespace().collect();
         Ok(match words.as_slice() {
@@ -146,20 +186,21 @@ impl Figures<'_> {
             ["rules", "in", "scope"] => in_scope,
             ["rules", "covered"] => covered,
             ["rules", "out", "of", "scope"] => out_of_scope,
-            _ => return Err(format!("no figure `{key}` (there are: {KEYS})")),
+            _ => return Err(format!("no figure `{key}` (there are: {KEYS})").into()),
         })
     }
 
     /// What RUN gives (see the module's documentation): a column of the matrix, with its
     /// modifiers.
-    pub fn run(&self, run: &str) -> Result<Counts, String> {
+    pub fn run(&self, run: &str) -> Result<Counts, FigureError> {
         let mut parts = run.split(',').map(str::trim);
         let target = parts.next().unwrap_or_default();
         let Some(column) = self.matrix.targets.iter().position(|t| t == target) else {
             return Err(format!(
                 "no target `{target}` in docs/matrix.json (there are: {})",
                 self.matrix.targets.join(", ")
-            ));
+            )
+            .into());
         };
         let (mut no_restart, mut no_deviations, mut only) = (false, false, None);
         for part in parts {
@@ -168,12 +209,13 @@ impl Figures<'_> {
                 "no deviations" => no_deviations = true,
                 _ => match part.strip_prefix("only ") {
                     Some(path) if self.matrix.cells.contains_key(path.trim()) => only = Some(path.trim()),
-                    Some(path) => return Err(format!("`{}` is not a fixture of docs/matrix.json", path.trim())),
+                    Some(path) => return Err(format!("`{}` is not a fixture of docs/matrix.json", path.trim()).into()),
                     None => {
                         return Err(format!(
                             "`{part}` in `{run}`: a run is a target of the matrix followed by any of `, no \
                              restart-cmd`, `, no deviations`, `, only PATH`"
-                        ))
+                        )
+                        .into())
                     }
                 },
             }
@@ -185,7 +227,7 @@ impl Figures<'_> {
                 continue;
             }
             let Some(cell) = cells.get(column) else {
-                return Err(format!("docs/matrix.json: `{path}` has no result for `{target}`"));
+                return Err(format!("docs/matrix.json: `{path}` has no result for `{target}`").into());
             };
             let restart = traces.get(path.as_str()).is_some_and(|t| restarts(t));
             let label = match cell.label.as_str() {
@@ -217,7 +259,7 @@ impl Figures<'_> {
 
     /// `text` (a page) with every marked figure brought up to date; an error names the line of a
     /// mark that is malformed, names nothing, or quotes a run whose text cannot be made true.
-    pub fn fill(&self, text: &str) -> Result<String, String> {
+    pub fn fill(&self, text: &str) -> Result<String, FigureError> {
         let lines: Vec<&str> = text.split_inclusive('\n').collect();
         let mut out = String::with_capacity(text.len());
         let mut i = 0;
@@ -225,7 +267,7 @@ impl Figures<'_> {
         let mut fence: Option<String> = None;
         while i < lines.len() {
             let line = lines[i];
-            let at = |e: String| format!("line {}: {e}", i + 1);
+            let at = |e: String| FigureError::new(e).on(i + 1);
             if let Some(f) = &fence {
                 if closes(line, f) {
                     fence = None;
@@ -252,7 +294,7 @@ impl Figures<'_> {
                 out.push_str(lines[i + 1]);
                 let body: String = lines[i + 2..end].concat();
                 let body = match mark {
-                    Mark::Counts(run) => self.fill_block(&body, &self.run(run).map_err(at)?, i + 3)?,
+                    Mark::Counts(run) => self.fill_block(&body, &self.run(run).map_err(|e| e.on(i + 1))?, i + 3)?,
                     Mark::Coverage => {
                         let command = lines[i + 2..end].first().filter(|l| l.starts_with("$ ")).copied();
                         command.unwrap_or_default().to_string() + &self.coverage()
@@ -263,14 +305,14 @@ impl Figures<'_> {
                 i = end + 1;
                 continue;
             }
-            out.push_str(&self.fill_line(line).map_err(at)?);
+            out.push_str(&self.fill_line(line).map_err(|e| e.on(i + 1))?);
             i += 1;
         }
         Ok(out)
     }
 
     /// A line of prose (or a table row) with its inline marks filled.
-    fn fill_line(&self, line: &str) -> Result<String, String> {
+    fn fill_line(&self, line: &str) -> Result<String, FigureError> {
         let mut out = String::new();
         let mut rest = line;
         while let Some(start) = rest.find(['<', '`']) {
@@ -302,22 +344,23 @@ impl Figures<'_> {
                 continue;
             }
             if kind == "generated" {
-                return Err(format!("`{}` must be on a line of its own, before a fenced block", comment));
+                return Err(format!("`{}` must be on a line of its own, before a fenced block", comment).into());
             }
             if out.trim().len() == comment.len() {
                 return Err(format!(
                     "`{comment}` begins the line, where Markdown would take the whole line for HTML: put a word \
                      before it"
-                ));
+                )
+                .into());
             }
             let end = format!("<!-- /{kind} -->");
             let Some(stop) = rest.find(&end) else {
-                return Err(format!("`{comment}` has no `{end}` after it on the same line"));
+                return Err(format!("`{comment}` has no `{end}` after it on the same line").into());
             };
             let (quoted, after) = rest.split_at(stop);
             if kind == "count" {
                 if !quoted.chars().all(|c| c.is_ascii_digit()) {
-                    return Err(format!("`{comment}` holds `{quoted}`, not a number"));
+                    return Err(format!("`{comment}` holds `{quoted}`, not a number").into());
                 }
                 out.push_str(&self.number(what)?.to_string());
             } else {
@@ -334,11 +377,11 @@ impl Figures<'_> {
     }
 
     /// The body of a fenced block quoting a run, whose first line is line `first` of the page.
-    fn fill_block(&self, body: &str, counts: &Counts, first: usize) -> Result<String, String> {
+    fn fill_block(&self, body: &str, counts: &Counts, first: usize) -> Result<String, FigureError> {
         let mut seen = Vec::new();
         let mut out = String::new();
         for (n, line) in body.split_inclusive('\n').enumerate() {
-            let at = |e: String| format!("line {}: {e}", first + n);
+            let at = |e: String| FigureError::new(e).on(first + n);
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["conformant"] if !counts.conformant() => return Err(at("the run is NOT conformant".into())),
@@ -438,7 +481,7 @@ fn set_counts(text: &str, counts: &Counts, seen: &mut Vec<Kind>) -> String {
 }
 
 /// An error when the quoted text leaves out a count that is not 0.
-fn missing(counts: &Counts, seen: &[Kind], what: &str) -> Result<(), String> {
+fn missing(counts: &Counts, seen: &[Kind], what: &str) -> Result<(), FigureError> {
     let left: Vec<String> = PHRASES
         .iter()
         .filter(|(_, _, kind)| counts.get(*kind) > 0 && !seen.contains(kind))
@@ -450,7 +493,7 @@ fn missing(counts: &Counts, seen: &[Kind], what: &str) -> Result<(), String> {
     if left.is_empty() {
         Ok(())
     } else {
-        Err(format!("{what} does not give {} (paste the run's output again)", left.join(", ")))
+        Err(format!("{what} does not give {} (paste the run's output again)", left.join(", ")).into())
     }
 }
 
@@ -498,7 +541,7 @@ mod tests {
             assert_eq!(f.number("profile spec"), Ok(1));
             assert_eq!(f.number("profile rabbitmq"), Ok(0));
             assert_eq!(f.number("restart under rabbitmq"), Ok(1));
-            assert!(f.number("fixturez").unwrap_err().contains("no figure `fixturez`"));
+            assert!(f.number("fixturez").unwrap_err().to_string().contains("no figure `fixturez`"));
         });
     }
 
@@ -512,8 +555,8 @@ mod tests {
             assert_eq!(c.status["fixtures/c.trace"], "skip");
             let c = f.run("model, only fixtures/a.trace").unwrap();
             assert_eq!((c.traces, c.passed), (1, 1));
-            assert!(f.run("nobody").unwrap_err().contains("no target `nobody`"));
-            assert!(f.run("model, sideways").unwrap_err().contains("`sideways`"));
+            assert!(f.run("nobody").unwrap_err().to_string().contains("no target `nobody`"));
+            assert!(f.run("model, sideways").unwrap_err().to_string().contains("`sideways`"));
         });
     }
 
@@ -544,7 +587,7 @@ mod tests {
     #[test]
     fn what_cannot_be_made_true_is_an_error_naming_the_line() {
         with(|f| {
-            let err = |page: &str| f.fill(page).unwrap_err();
+            let err = |page: &str| f.fill(page).unwrap_err().to_string();
             assert!(err("a\n<!-- count: fixtures -->3<!-- /count --> x\n").starts_with("line 2: "));
             assert!(err("x <!-- count: fixtures -->3\n").contains("no `<!-- /count -->`"));
             assert!(err("x <!-- count: fixtures -->three<!-- /count -->\n").contains("not a number"));

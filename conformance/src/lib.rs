@@ -12,6 +12,7 @@ pub mod delay;
 pub mod deviations;
 pub mod figures;
 pub mod generate;
+pub mod input;
 pub mod matrix;
 pub mod report;
 pub mod run;

@@ -304,11 +304,18 @@ struct Common {
 /// A usage or infrastructure error: printed as one line, exit 2.
 struct Fatal(String);
 
+impl Fatal {
+    /// An error of the library, as its `Display` says it.
+    fn of(e: impl std::fmt::Display) -> Fatal {
+        Fatal(e.to_string())
+    }
+}
+
 impl Common {
     /// Whether `--broker`, if given, is an AMQP URI that names a virtual host (before anything
     /// is read or run).
     fn check_broker(&self) -> Result<(), Fatal> {
-        self.broker.as_deref().map_or(Ok(()), |uri| BrokerUri::parse(uri).map(drop)).map_err(Fatal)
+        self.broker.as_deref().map_or(Ok(()), |uri| BrokerUri::parse(uri).map(drop)).map_err(Fatal::of)
     }
 
     /// The target: the broker at `--broker`, the model itself with `--model`, or else the
@@ -320,11 +327,11 @@ impl Common {
             None if model => Description::Model,
             None => Description::Reference { timing },
             Some(uri) => {
-                let uri = BrokerUri::parse(uri).map_err(Fatal)?;
+                let uri = BrokerUri::parse(uri).map_err(Fatal::of)?;
                 Description::Broker { uri, timing, restart_cmd: self.restart_cmd.clone() }
             }
         };
-        description.open(self.profile).map_err(|e| Fatal(e.to_string()))
+        description.open(self.profile).map_err(Fatal::of)
     }
 
     /// The runner's timing options.
@@ -335,7 +342,7 @@ impl Common {
     fn deviations(&self) -> Result<Option<Deviations>, Fatal> {
         // Entries must name fixtures that exist (paths from the current directory) and rules
         // those fixtures cite.
-        self.deviations.as_deref().map(Deviations::load_checked).transpose().map_err(Fatal)
+        self.deviations.as_deref().map(Deviations::load_checked).transpose().map_err(Fatal::of)
     }
 
     /// Write the requested report files.
@@ -434,8 +441,8 @@ impl Suite {
     /// then reach the target: in that order, so that no broker is contacted for a trace error.
     fn prepare(paths: &[PathBuf], model: bool, common: &Common) -> Result<Suite, Fatal> {
         common.check_broker()?;
-        let files = find_traces(paths).map_err(Fatal)?;
-        let traces = load(&files).map_err(Fatal)?;
+        let files = find_traces(paths).map_err(Fatal::of)?;
+        let traces = load(&files).map_err(Fatal::of)?;
         let deviations = common.deviations()?;
         precheck(&traces, common.profile)?;
         let target = common.target(model)?;
@@ -544,13 +551,13 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
             str::to_string,
         );
         for (i, result) in run.results.iter().enumerate() {
-            let Status::Fail { detail, .. } = &result.status else { continue };
-            let fails = |t: &Trace| matches!(run_one("shrinking", t, target, profile).status, Status::Fail { .. });
+            let Status::Fail(original) = &result.status else { continue };
+            let fails = |t: &Trace| matches!(run_one("shrinking", t, target, profile).status, Status::Fail(_));
             let (small, attempts) = shrink(seed, i, &config, fails);
             let last = run_one("shrunk", &small, target, profile);
             let note = match &last.status {
-                Status::Fail { line, detail } => format!("At line {line}: {detail}"),
-                _ => format!("The original case failed: {detail}"),
+                Status::Fail(failure) => format!("At line {}: {}", failure.line, failure.detail()),
+                _ => format!("The original case failed: {}", original.detail()),
             };
             let path = save_regression(g.save, &name, &small, &note)
                 .map_err(|e| Fatal(format!("{}: {e}", g.save.display())))?;
@@ -568,9 +575,9 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
 /// Run every target of the matrix file and write (or check) the page.
 fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
     use amqp_conformance::matrix::{data as matrix_data, differences, render, Column, MatrixConfig, EMBEDDED};
-    let config = MatrixConfig::load(config_path).map_err(Fatal)?;
-    let files = find_traces(&config.paths).map_err(Fatal)?;
-    let traces = load(&files).map_err(Fatal)?;
+    let config = MatrixConfig::load(config_path).map_err(Fatal::of)?;
+    let files = find_traces(&config.paths).map_err(Fatal::of)?;
+    let traces = load(&files).map_err(Fatal::of)?;
     // Before any target is run: every broker URI, and the traces under each profile a target uses.
     for t in &config.targets {
         if let Some(uri) = t.broker.as_deref().filter(|b| *b != EMBEDDED) {
@@ -645,10 +652,10 @@ fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
 
 /// The catalogue of the repository in the current directory, with the traces at `paths`.
 fn catalogue(paths: &[PathBuf]) -> Result<Catalogue, Fatal> {
-    let files = find_traces(paths).map_err(Fatal)?;
-    let traces = load(&files).map_err(Fatal)?;
+    let files = find_traces(paths).map_err(Fatal::of)?;
+    let traces = load(&files).map_err(Fatal::of)?;
     let traces: Vec<_> = traces.into_iter().map(|(f, t)| (f.strip_prefix("./").unwrap_or(&f).to_string(), t)).collect();
-    Catalogue::load(Path::new("."), &traces).map_err(Fatal)
+    Catalogue::load(Path::new("."), &traces).map_err(Fatal::of)
 }
 
 fn docs(out: &Path, check: bool) -> Result<bool, Fatal> {
@@ -657,10 +664,10 @@ fn docs(out: &Path, check: bool) -> Result<bool, Fatal> {
     use amqp_conformance::matrix::MatrixData;
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| Fatal(format!("{}: {e}", p.display())));
     let cat = catalogue(&[PathBuf::from("fixtures")])?;
-    let files = find_traces(&[PathBuf::from("fixtures")]).map_err(Fatal)?;
+    let files = find_traces(&[PathBuf::from("fixtures")]).map_err(Fatal::of)?;
     let mut fixtures = Vec::new();
     let mut texts = std::collections::BTreeMap::new();
-    for (file, trace) in load(&files).map_err(Fatal)? {
+    for (file, trace) in load(&files).map_err(Fatal::of)? {
         let file = file.strip_prefix("./").unwrap_or(&file).to_string();
         texts.insert(file.clone(), read(Path::new(&file))?);
         fixtures.push((file, trace));
@@ -669,7 +676,7 @@ fn docs(out: &Path, check: bool) -> Result<bool, Fatal> {
     let matrix: MatrixData = serde_json::from_str(&read(&json)?)
         .map_err(|e| Fatal(format!("{}: {e} (run `just matrix` to write it)", json.display())))?;
     let switches = profile_switches(&read(Path::new("model/src/profile.rs"))?);
-    let model_source = model_source(Path::new(".")).map_err(Fatal)?;
+    let model_source = model_source(Path::new(".")).map_err(Fatal::of)?;
     let sources = Sources {
         catalogue: &cat,
         fixtures: &fixtures,
@@ -763,7 +770,7 @@ fn main() -> ExitCode {
                 from_broker: std::time::Duration::from_millis(*delay_ms),
                 from_client: std::time::Duration::from_millis(*client_delay_ms),
             };
-            amqp_conformance::delay::run_cli(listen, to, delays).map(|()| true).map_err(Fatal)
+            amqp_conformance::delay::run_cli(listen, to, delays).map(|()| true).map_err(Fatal::of)
         }
         Cmd::Coverage { paths, min } => coverage(paths, *min),
         Cmd::Docs { out, check } => docs(out, *check),

@@ -26,8 +26,9 @@
 //! page is stale.
 
 use crate::deviations::Deviations;
+use crate::input::{InputError, InputErrors};
 use crate::suite::{Status, SuiteRun};
-use crate::target::uri::BrokerUri;
+use crate::target::uri::{BadUri, BrokerUri};
 use crate::target::Description;
 use crate::target::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_model::ProfileName;
@@ -88,26 +89,21 @@ fn one() -> usize {
 
 impl MatrixConfig {
     /// Read a configuration file; errors name the file (and line).
-    pub fn load(path: &std::path::Path) -> Result<MatrixConfig, String> {
-        let source = path.display();
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{source}: cannot read: {e}"))?;
-        let config: MatrixConfig = toml::from_str(&text).map_err(|e| {
-            let message = e.message().trim().to_string();
-            match e.span() {
-                Some(span) => format!("{source}:{}: {message}", crate::deviations::line_of(&text, span.start)),
-                None => format!("{source}: {message}"),
-            }
-        })?;
+    pub fn load(path: &std::path::Path) -> Result<MatrixConfig, InputError> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| InputError::file(&source, format!("cannot read: {e}")))?;
+        let config: MatrixConfig = toml::from_str(&text).map_err(|e| InputError::toml(&source, &text, &e))?;
         if config.targets.is_empty() {
-            return Err(format!("{source}: no [[target]]"));
+            return Err(InputError::file(&source, "no [[target]]"));
         }
         let mut names = BTreeSet::new();
         for t in &config.targets {
             if !names.insert(&t.name) {
-                return Err(format!("{source}: two targets are named `{}`", t.name));
+                return Err(InputError::file(&source, format!("two targets are named `{}`", t.name)));
             }
             if t.broker.is_none() && (t.restart_cmd.is_some() || t.deviations.is_some()) {
-                return Err(format!("{source}: target `{}`: restart_cmd and deviations need a broker", t.name));
+                let message = format!("target `{}`: restart_cmd and deviations need a broker", t.name);
+                return Err(InputError::file(&source, message));
             }
         }
         Ok(config)
@@ -116,7 +112,7 @@ impl MatrixConfig {
 
 impl TargetConfig {
     /// The target the runner runs against; an error says the broker's URI is not one.
-    pub fn description(&self) -> Result<Description, String> {
+    pub fn description(&self) -> Result<Description, BadUri> {
         let timing = Timing {
             timeout: self.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
             grace: self.grace_ms.map_or(DEFAULT_GRACE, Duration::from_millis),
@@ -132,7 +128,7 @@ impl TargetConfig {
 
     /// Its deviations file, checked against the fixtures (paths relative to the current
     /// directory), or none.
-    pub fn load_deviations(&self) -> Result<Deviations, String> {
+    pub fn load_deviations(&self) -> Result<Deviations, InputErrors> {
         self.deviations.as_deref().map_or(Ok(Deviations::none()), Deviations::load_checked)
     }
 }
@@ -154,7 +150,7 @@ fn rank(status: &Status) -> u8 {
         Status::Stale { .. } => 2,
         Status::Known { .. } => 3,
         Status::Error { .. } => 4,
-        Status::Fail { .. } => 5,
+        Status::Fail(_) => 5,
     }
 }
 
@@ -211,8 +207,10 @@ fn note(file: &str, status: &Status) -> Option<String> {
         Status::Stale { rule } => {
             Some(format!("`{file}`: listed as a deviation from `{rule}` but passed (stale entry)"))
         }
-        Status::Fail { line, detail } => Some(format!("`{file}:{line}`: FAIL: {}", first_line(detail))),
-        Status::Error { cause } => Some(format!("`{file}`: ERROR: {}", first_line(cause))),
+        Status::Fail(failure) => Some(format!("`{file}:{}`: FAIL: {}", failure.line, first_line(&failure.detail()))),
+        Status::Error { problems, notes } => {
+            Some(format!("`{file}`: ERROR: {}", first_line(&Status::cause(problems, notes))))
+        }
     }
 }
 
@@ -433,6 +431,7 @@ pub fn differences(old: &str, new: &str, max: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::suite::Failure;
 
     #[test]
     fn run_unique_prefixes_are_removed() {
@@ -470,8 +469,7 @@ mod tests {
     fn the_page_has_a_cell_per_fixture_and_target_with_numbered_notes() {
         let (model, broker) = (target("model (spec)", None), target("Broker (spec)", Some("deviations/b.toml")));
         let known = |line| Status::Known {
-            line,
-            detail: "after `c1.1 queue.delete amqpc-99-1-q` nothing".into(),
+            seen: Box::new(Status::Fail(Failure::diverged(line, "c1.1 queue.delete amqpc-99-1-q", &[], &[]))),
             rule: "queue delete 01".into(),
             reason: "never answers".into(),
         };
@@ -495,10 +493,7 @@ mod tests {
             result(
                 "fixtures/spec/b.trace",
                 &["queue delete 01", "basic ack 02"],
-                Status::Fail {
-                    line: 9,
-                    detail: "after `c1.1 queue.delete amqpc-4242-3-q` the broker did:\n  (nothing)".into(),
-                },
+                Status::Fail(Failure::diverged(9, "c1.1 queue.delete amqpc-4242-3-q", &[], &[])),
             ),
             result(
                 "fixtures/spec/c.trace",

@@ -71,7 +71,7 @@ impl Drop for Load {
 pub fn verdict(status: &Status) -> String {
     match status {
         Status::Pass => "pass".into(),
-        Status::Fail { line, .. } => format!("FAIL at line {line}"),
+        Status::Fail(failure) => format!("FAIL at line {}", failure.line),
         Status::Known { rule, .. } => format!("known ({rule})"),
         Status::Stale { rule } => format!("stale ({rule})"),
         Status::Skip { reason } => format!("skip: {reason}"),
@@ -137,7 +137,7 @@ pub fn differences(runs: &[SuiteRun]) -> Vec<Difference> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::TraceResult;
+    use crate::suite::{Failure, TraceResult};
     use amqp_model::ProfileName;
     use std::time::Duration;
 
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn a_trace_whose_verdict_changes_is_reported_with_the_runs_of_each() {
-        let fail = |line| Status::Fail { line, detail: "observed x".into() };
+        let fail = |line| Status::Fail(Failure::diverged(line, "c1.1 queue.delete q", &[], &[]));
         let runs = [
             run(&[("a.trace", Status::Pass), ("b.trace", fail(3))]),
             run(&[("a.trace", fail(7)), ("b.trace", fail(3))]),

@@ -220,7 +220,7 @@ fn raw_frames_perform_what_lapin_will_not_send() {
         assert_eq!(result.status, Status::Pass, "{name}");
         let wrong = parse(&text.replace("closed 504", "closed 503"), name).expect("parses");
         let result = run_one(name, &wrong, &target, amqp_model::ProfileName::Rabbitmq);
-        assert!(matches!(result.status, Status::Fail { .. }), "{name}: {:?}", result.status);
+        assert!(matches!(result.status, Status::Fail(_)), "{name}: {:?}", result.status);
     }
 }
 
@@ -262,5 +262,5 @@ fn a_slow_network_changes_no_verdict() {
         name,
     );
     let result = run_one(name, &wrong.expect("parses"), &target, ProfileName::Rabbitmq);
-    assert!(matches!(result.status, Status::Fail { line: 22, .. }), "{:?}", result.status);
+    assert!(result.status.line() == Some(22) && matches!(result.status, Status::Fail(_)), "{:?}", result.status);
 }

@@ -2,9 +2,9 @@
 //! its run-unique prefix), over one connection per broker kept open across traces, within a time
 //! budget, also when the trace failed.
 
-use super::lock;
 use super::probe::connect;
 use super::uri::BrokerUri;
+use super::{lock, Problem};
 use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ErrorKind};
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// A connection for deleting what runs created, one per broker URI, kept open across traces.
-pub(super) async fn cleaner(uri: &BrokerUri, timeout: Duration) -> Result<Arc<Connection>, String> {
+pub(super) async fn cleaner(uri: &BrokerUri, timeout: Duration) -> Result<Arc<Connection>, Problem> {
     static CLEANERS: OnceLock<Mutex<HashMap<String, Arc<Connection>>>> = OnceLock::new();
     let cleaners = CLEANERS.get_or_init(Mutex::default);
     if let Some(c) = lock(cleaners).get(uri.secret()).filter(|c| c.status().connected()) {
@@ -21,8 +21,8 @@ pub(super) async fn cleaner(uri: &BrokerUri, timeout: Duration) -> Result<Arc<Co
     }
     let connection = match tokio::time::timeout(timeout, connect(uri)).await {
         Ok(Ok(c)) => Arc::new(c),
-        Ok(Err(e)) => return Err(format!("cleanup: cannot connect to {uri}: {e}")),
-        Err(_) => return Err(format!("cleanup: connecting to {uri} timed out")),
+        Ok(Err(e)) => return Err(Problem::Cleanup(format!("cleanup: cannot connect to {uri}: {e}"))),
+        Err(_) => return Err(Problem::Cleanup(format!("cleanup: connecting to {uri} timed out"))),
     };
     lock(cleaners).insert(uri.secret().to_string(), connection.clone());
     Ok(connection)
@@ -56,12 +56,9 @@ pub(super) async fn delete_all(
         let start = tokio::time::Instant::now();
         let deadline = each.map_or(deadline, |d| deadline.min(start + d));
         let within = deadline.saturating_duration_since(start);
-        let ch = match open(connection, &mut channel, deadline).await {
-            Ok(ch) => ch,
-            Err(e) => {
-                failures.push(format!("{e} to delete {name}"));
-                continue;
-            }
+        let Some(ch) = open(connection, &mut channel, deadline).await else {
+            failures.push(format!("cannot open a channel to delete {name}"));
+            continue;
         };
         let result = if is_queue {
             // The trace's connections are closed, but a broker may drop their consumers a moment
@@ -76,12 +73,9 @@ pub(super) async fn delete_all(
                     _ => break,
                 }
             }
-            let ch = match open(connection, &mut channel, deadline).await {
-                Ok(ch) => ch,
-                Err(e) => {
-                    failures.push(format!("{e} to delete {name}"));
-                    continue;
-                }
+            let Some(ch) = open(connection, &mut channel, deadline).await else {
+                failures.push(format!("cannot open a channel to delete {name}"));
+                continue;
             };
             tokio::time::timeout_at(deadline, async {
                 ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await.map(|_| ())
@@ -109,21 +103,22 @@ pub(super) async fn delete_all(
     failures
 }
 
-/// The cleanup channel, opened again when it was closed (by a 404) or given up.
+/// The cleanup channel, opened again when it was closed (by a 404) or given up; None when no
+/// channel could be had by `deadline`.
 async fn open(
     connection: &Connection,
     channel: &mut Option<Channel>,
     deadline: tokio::time::Instant,
-) -> Result<Channel, String> {
+) -> Option<Channel> {
     if let Some(ch) = channel.as_ref().filter(|c| c.status().connected()) {
-        return Ok(ch.clone());
+        return Some(ch.clone());
     }
     match tokio::time::timeout_at(deadline, connection.create_channel()).await {
         Ok(Ok(ch)) => {
             *channel = Some(ch.clone());
-            Ok(ch)
+            Some(ch)
         }
-        _ => Err("cannot open a channel".to_string()),
+        _ => None,
     }
 }
 

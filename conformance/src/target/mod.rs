@@ -181,14 +181,14 @@ pub enum OpenError {
     /// The reference broker did not start (no loopback port to be had).
     Reference(std::io::Error),
     /// The broker is not there, or does not let the runner in ([`probe::check_login`]).
-    Login(String),
+    Login(probe::ProbeError),
 }
 
 impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OpenError::Reference(e) => write!(f, "cannot start the reference broker: {e}"),
-            OpenError::Login(e) => f.write_str(e),
+            OpenError::Login(e) => write!(f, "{e}"),
         }
     }
 }
@@ -229,19 +229,21 @@ pub enum Problem {
     /// not encode, a connection the trace opened twice.
     Client(String),
     /// The restart command failed.
-    Restart(String),
+    Restart(restart::RestartError),
     /// Deleting what the trace made failed.
     Cleanup(String),
+    /// The broker had stopped answering after an earlier trace and was not brought back: this
+    /// one was not run.
+    Lost(String),
 }
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Problem::Timeout(s)
-            | Problem::Connect(s)
-            | Problem::Client(s)
-            | Problem::Restart(s)
-            | Problem::Cleanup(s) => f.write_str(s),
+            Problem::Timeout(s) | Problem::Connect(s) | Problem::Client(s) | Problem::Cleanup(s) | Problem::Lost(s) => {
+                f.write_str(s)
+            }
+            Problem::Restart(e) => write!(f, "{e}"),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Whether something accepts TCP connections at the URI's address (within a second); the error
 /// names the address, never the password.
-pub fn reachable(uri: &BrokerUri) -> Result<(), String> {
+pub fn reachable(uri: &BrokerUri) -> Result<(), ProbeError> {
     let addr = uri.address();
     let ok = std::net::ToSocketAddrs::to_socket_addrs(addr.as_str())
         .ok()
@@ -22,7 +22,7 @@ pub fn reachable(uri: &BrokerUri) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("no AMQP broker listening at {addr} ({uri})"))
+        Err(ProbeError::Unreachable { address: addr, uri: uri.to_string() })
     }
 }
 
@@ -30,29 +30,30 @@ pub fn reachable(uri: &BrokerUri) -> Result<(), String> {
 /// its own (`amqpc-probe-<pid>`) and deletes it, each answered within `timeout`. A broker can
 /// stop answering after a trace while it still accepts connections (GarageMQ deadlocks deleting
 /// a queue that has a consumer); the error says which step went unanswered.
-pub fn responsive(uri: &BrokerUri, timeout: Duration) -> Result<(), String> {
+pub fn responsive(uri: &BrokerUri, timeout: Duration) -> Result<(), ProbeError> {
     runtime().block_on(async {
         let connection = match tokio::time::timeout(timeout, connect(uri)).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
-            Err(_) => return Err(format!("no connection within {timeout:?}")),
+            Ok(Err(e)) => return Err(ProbeError::Connect(e.to_string())),
+            Err(_) => return Err(ProbeError::NoConnection(timeout)),
         };
         let probe = async {
-            let late = |what: &str| format!("no answer to {what} within {timeout:?}");
+            let late = |method| ProbeError::Unanswered { method, timeout };
+            let failed = |method| move |e: lapin::Error| ProbeError::Failed { method, error: e.to_string() };
             let ch = tokio::time::timeout(timeout, connection.create_channel())
                 .await
                 .map_err(|_| late("channel.open"))?
-                .map_err(|e| format!("channel.open failed: {e}"))?;
+                .map_err(failed("channel.open"))?;
             let name = format!("amqpc-probe-{}", std::process::id());
             let declare = ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), FieldTable::default());
             tokio::time::timeout(timeout, declare)
                 .await
                 .map_err(|_| late("queue.declare"))?
-                .map_err(|e| format!("queue.declare failed: {e}"))?;
+                .map_err(failed("queue.declare"))?;
             tokio::time::timeout(timeout, ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()))
                 .await
                 .map_err(|_| late("queue.delete"))?
-                .map_err(|e| format!("queue.delete failed: {e}"))?;
+                .map_err(failed("queue.delete"))?;
             Ok(())
         };
         let result = probe.await;
@@ -63,20 +64,89 @@ pub fn responsive(uri: &BrokerUri, timeout: Duration) -> Result<(), String> {
 
 /// Whether the broker at `uri` accepts a connection (address, credentials, virtual host), within
 /// `timeout`; the error says why not, without the password.
-pub fn check_login(uri: &BrokerUri, timeout: Duration) -> Result<(), String> {
+pub fn check_login(uri: &BrokerUri, timeout: Duration) -> Result<(), ProbeError> {
     reachable(uri)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ProbeError::Runtime(e.to_string()))?;
     rt.block_on(async {
         match tokio::time::timeout(timeout, connect(uri)).await {
             Ok(Ok(c)) => {
                 let _ = c.close(200, "OK".into()).await;
                 Ok(())
             }
-            Ok(Err(e)) => Err(format!("the broker at {uri} refused the connection: {e}")),
-            Err(_) => Err(format!("the broker at {uri} did not complete the handshake in {timeout:?}")),
+            Ok(Err(e)) => Err(ProbeError::Refused { uri: uri.to_string(), error: e.to_string() }),
+            Err(_) => Err(ProbeError::Handshake { uri: uri.to_string(), timeout }),
         }
     })
 }
+
+/// Why a broker outside a trace is not usable ([`reachable`], [`responsive`], [`check_login`]):
+/// shown as one line naming the address or the method that went unanswered, never the password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeError {
+    /// Nothing accepts TCP connections at the URI's address.
+    Unreachable {
+        /// `host:port`.
+        address: String,
+        /// The URI, as shown (without the password).
+        uri: String,
+    },
+    /// A connection could not be had, for this reason.
+    Connect(String),
+    /// No connection within this time.
+    NoConnection(Duration),
+    /// The broker did not answer this method in time.
+    Unanswered {
+        /// The method.
+        method: &'static str,
+        /// How long it was given.
+        timeout: Duration,
+    },
+    /// The broker refused this method.
+    Failed {
+        /// The method.
+        method: &'static str,
+        /// What the client said.
+        error: String,
+    },
+    /// The broker refused the connection (credentials, virtual host).
+    Refused {
+        /// The broker's URI, as shown (without the password).
+        uri: String,
+        /// What the client said.
+        error: String,
+    },
+    /// The handshake did not complete in time.
+    Handshake {
+        /// The broker's URI, as shown (without the password).
+        uri: String,
+        /// How long it was given.
+        timeout: Duration,
+    },
+    /// No runtime to connect from.
+    Runtime(String),
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Unreachable { address, uri } => write!(f, "no AMQP broker listening at {address} ({uri})"),
+            ProbeError::Connect(e) => write!(f, "cannot connect: {e}"),
+            ProbeError::NoConnection(timeout) => write!(f, "no connection within {timeout:?}"),
+            ProbeError::Unanswered { method, timeout } => write!(f, "no answer to {method} within {timeout:?}"),
+            ProbeError::Failed { method, error } => write!(f, "{method} failed: {error}"),
+            ProbeError::Refused { uri, error } => write!(f, "the broker at {uri} refused the connection: {error}"),
+            ProbeError::Handshake { uri, timeout } => {
+                write!(f, "the broker at {uri} did not complete the handshake in {timeout:?}")
+            }
+            ProbeError::Runtime(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for ProbeError {}
 
 /// Run `f` to completion on the process's runtime (from outside it).
 pub(crate) fn block_on<F: Future>(f: F) -> F::Output {

@@ -441,7 +441,7 @@ impl Target for RawTarget {
         self.conns.clear();
         self.live.adopt_queues(std::mem::take(&mut self.queues));
         let mut problems = self.problems.clone();
-        problems.extend(self.live.cleanup().err().map(Problem::Cleanup));
+        problems.extend(self.live.cleanup().err());
         Summary { incomplete: self.incomplete.clone(), problems, ..Summary::default() }
     }
 }

@@ -58,9 +58,11 @@ impl Restart {
     }
 
     /// Restart the broker; the error says what went wrong, naming the command.
-    pub async fn perform(&self) -> Result<(), String> {
+    pub async fn perform(&self) -> Result<(), RestartError> {
         match self {
-            Restart::Command(cmd) => run_command(cmd).await.map_err(|e| format!("{self} {e}")),
+            Restart::Command(cmd) => {
+                run_command(cmd).await.map_err(|failure| RestartError::Command { restart: self.to_string(), failure })
+            }
             Restart::Embedded(server) => {
                 server.restart();
                 Ok(())
@@ -71,27 +73,86 @@ impl Restart {
 
 /// Restart the broker outside any trace, then wait (up to [`RESTART_TIMEOUT`]) until the broker
 /// at `uri` is [`crate::target::probe::responsive`] again.
-pub fn restart_broker(restart: &Restart, uri: &super::uri::BrokerUri, timeout: Duration) -> Result<(), String> {
+pub fn restart_broker(restart: &Restart, uri: &super::uri::BrokerUri, timeout: Duration) -> Result<(), RestartError> {
     crate::target::probe::block_on(restart.perform())?;
     let deadline = Instant::now() + RESTART_TIMEOUT;
     loop {
         match crate::target::probe::responsive(uri, timeout) {
             Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(format!("after the {restart}: {e}")),
+            Err(error) if Instant::now() >= deadline => {
+                return Err(RestartError::NotBack { restart: restart.to_string(), error })
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
 }
 
+/// Why a restart failed: shown as one line naming the restart command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestartError {
+    /// The command failed.
+    Command {
+        /// The restart, as shown (`restart command `...``).
+        restart: String,
+        /// How.
+        failure: CommandFailure,
+    },
+    /// The command succeeded, but the broker did not answer again within [`RESTART_TIMEOUT`].
+    NotBack {
+        /// The restart, as shown.
+        restart: String,
+        /// The last probe's error.
+        error: super::probe::ProbeError,
+    },
+}
+
+/// How a restart command failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandFailure {
+    /// It could not be started.
+    Start(String),
+    /// It exited with this status (`std::process::ExitStatus`'s text), the last line of its
+    /// standard error after it (empty when it wrote none).
+    Exit {
+        /// The status.
+        status: String,
+        /// The last line it wrote to standard error.
+        stderr: String,
+    },
+    /// It did not finish within [`RESTART_TIMEOUT`] and was killed.
+    Timeout,
+    /// It could not be waited for.
+    Wait(String),
+}
+
+impl fmt::Display for RestartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestartError::Command { restart, failure } => match failure {
+                CommandFailure::Start(e) => write!(f, "{restart} could not start: {e}"),
+                CommandFailure::Exit { status, stderr } if stderr.is_empty() => {
+                    write!(f, "{restart} failed ({status})")
+                }
+                CommandFailure::Exit { status, stderr } => write!(f, "{restart} failed ({status}): {stderr}"),
+                CommandFailure::Timeout => write!(f, "{restart} did not finish within {RESTART_TIMEOUT:?}"),
+                CommandFailure::Wait(e) => write!(f, "{restart} could not be waited for: {e}"),
+            },
+            RestartError::NotBack { restart, error } => write!(f, "after the {restart}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for RestartError {}
+
 /// Run a restart command with `sh -c`, at most [`RESTART_TIMEOUT`].
-async fn run_command(cmd: &str) -> Result<(), String> {
+async fn run_command(cmd: &str) -> Result<(), CommandFailure> {
     let mut child = std::process::Command::new("sh")
         .args(["-c", cmd])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| format!("could not start: {e}"))?;
+        .map_err(|e| CommandFailure::Start(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + RESTART_TIMEOUT;
     loop {
         match child.try_wait() {
@@ -101,15 +162,15 @@ async fn run_command(cmd: &str) -> Result<(), String> {
                 if let Some(mut e) = child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                let err = err.lines().last().unwrap_or("").trim().to_string();
-                return Err(format!("failed ({status}){}", if err.is_empty() { err } else { format!(": {err}") }));
+                let stderr = err.lines().last().unwrap_or("").trim().to_string();
+                return Err(CommandFailure::Exit { status: status.to_string(), stderr });
             }
             Ok(None) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
             Ok(None) => {
                 let _ = child.kill();
-                return Err(format!("did not finish within {RESTART_TIMEOUT:?}"));
+                return Err(CommandFailure::Timeout);
             }
-            Err(e) => return Err(format!("could not be waited for: {e}")),
+            Err(e) => return Err(CommandFailure::Wait(e.to_string())),
         }
     }
 }
@@ -121,7 +182,7 @@ mod tests {
     #[test]
     fn a_failing_command_names_itself_and_its_error() {
         let r = Restart::Command("echo nope >&2; exit 3".into());
-        let e = crate::target::probe::block_on(r.perform()).unwrap_err();
+        let e = crate::target::probe::block_on(r.perform()).unwrap_err().to_string();
         assert!(e.starts_with("restart command `echo nope >&2; exit 3` failed ("), "{e}");
         assert!(e.ends_with(": nope"), "{e}");
         assert!(crate::target::probe::block_on(Restart::Command("true".into()).perform()).is_ok());

@@ -24,15 +24,15 @@ impl BrokerUri {
     /// Parse `text`. A URI with no path names the default virtual host, `/`; one whose path is a
     /// lone `/` names the empty virtual host, which brokers refuse, so it is an error here too.
     /// The error is one line, with the password shown as `***`, and ends with [`URI_HINT`].
-    pub fn parse(text: &str) -> Result<BrokerUri, String> {
-        let shown = redact(text);
+    pub fn parse(text: &str) -> Result<BrokerUri, BadUri> {
+        let bad = |why| BadUri { shown: redact(text), why };
         let scheme = text.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         if !matches!(scheme.as_deref(), Some("amqp" | "amqps")) {
-            return Err(format!("`{shown}` is not an AMQP URI (no amqp:// scheme): {URI_HINT}"));
+            return Err(bad(WhyBad::NoScheme));
         }
-        let parsed: AMQPUri = text.parse().map_err(|e| format!("`{shown}` is not an AMQP URI ({e}): {URI_HINT}"))?;
+        let parsed: AMQPUri = text.parse().map_err(|e: String| bad(WhyBad::Unparsed(e)))?;
         if parsed.vhost.is_empty() {
-            return Err(format!("`{shown}` names the empty virtual host (nothing after the last /): {URI_HINT}"));
+            return Err(bad(WhyBad::EmptyVhost));
         }
         let authority = parsed.authority;
         Ok(BrokerUri {
@@ -94,6 +94,42 @@ fn redact(text: &str) -> String {
     }
 }
 
+/// A text that is not a broker URI: shown (with the password as `***`) with why and
+/// [`URI_HINT`], on one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadUri {
+    /// The text, its password as `***`.
+    pub shown: String,
+    /// What is wrong with it.
+    pub why: WhyBad,
+}
+
+/// What is wrong with a [`BadUri`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WhyBad {
+    /// Not `amqp://` or `amqps://`.
+    NoScheme,
+    /// amq-protocol's parser refused it, saying this.
+    Unparsed(String),
+    /// The path is a lone `/`: the empty virtual host, which brokers refuse.
+    EmptyVhost,
+}
+
+impl fmt::Display for BadUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = &self.shown;
+        match &self.why {
+            WhyBad::NoScheme => write!(f, "`{shown}` is not an AMQP URI (no amqp:// scheme): {URI_HINT}"),
+            WhyBad::Unparsed(e) => write!(f, "`{shown}` is not an AMQP URI ({e}): {URI_HINT}"),
+            WhyBad::EmptyVhost => {
+                write!(f, "`{shown}` names the empty virtual host (nothing after the last /): {URI_HINT}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BadUri {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,7 +149,7 @@ mod tests {
     #[test]
     fn what_is_not_a_broker_uri_is_refused_without_the_password() {
         for bad in ["http://u:s3cret@host/", "amqp://u:s3cret@host:notaport/%2f", "amqp://u:s3cret@host/"] {
-            let e = BrokerUri::parse(bad).expect_err(bad);
+            let e = BrokerUri::parse(bad).expect_err(bad).to_string();
             assert!(!e.contains("s3cret") && e.ends_with(URI_HINT), "{e}");
         }
     }

@@ -579,8 +579,8 @@ fn event(toks: Vec<Tok>) -> Result<Event> {
 }
 
 /// Parse an observation written as after `expect` (used for reports and tests).
-pub fn parse_event(text: &str) -> std::result::Result<Event, String> {
-    event(tokens(text)?)
+pub fn parse_event(text: &str) -> std::result::Result<Event, ParseError> {
+    tokens(text).and_then(event).map_err(|message| ParseError { file: None, line: 1, message })
 }
 
 /// Parse a trace; `file` names the source in errors.

@@ -187,7 +187,7 @@ impl LiveTarget {
     /// Close every connection and delete every queue and exchange this target declared (by
     /// prefixed name), over a fresh connection. Done by [`Target::finish`] and on drop; calling it
     /// again is a no-op.
-    pub(crate) fn cleanup(&mut self) -> Result<(), String> {
+    pub(crate) fn cleanup(&mut self) -> Result<(), Problem> {
         if self.finished {
             return Ok(());
         }
@@ -235,7 +235,7 @@ impl LiveTarget {
             if failures.is_empty() {
                 Ok(())
             } else {
-                Err(format!("cleanup: {}", failures.join("; ")))
+                Err(Problem::Cleanup(format!("cleanup: {}", failures.join("; "))))
             }
         })
     }
@@ -552,7 +552,7 @@ impl Target for LiveTarget {
     fn finish(&mut self) -> Summary {
         let cleanup = self.cleanup();
         let mut problems = self.problems.clone();
-        problems.extend(cleanup.err().map(Problem::Cleanup));
+        problems.extend(cleanup.err());
         Summary { incomplete: self.incomplete.clone(), needs_raw: self.raw_needed, problems, notes: self.notes.clone() }
     }
 }

@@ -4,9 +4,14 @@
 //! Traces with a `restart` step restart the whole broker, so they never run beside another: they
 //! are run after the others, one at a time.
 
-use crate::run::{record_on, Recording, Verdict};
+mod status;
+
+pub use status::{Failure, Finding, Status};
+
+use crate::input::InputError;
+use crate::run::{record_on, Recording};
 use crate::target::uri::BrokerUri;
-use crate::target::{Summary, TargetSpec};
+use crate::target::{Problem, TargetSpec};
 use crate::trace::{parse, Trace};
 use amqp_model::{Command, Profile, ProfileName};
 use std::path::{Path, PathBuf};
@@ -21,80 +26,6 @@ use std::time::{Duration, Instant};
 /// answer a message count late, where 4 never did.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_mul(2).clamp(1, 8)
-}
-
-/// How one trace came out.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// The target did what the model allows, and every `expect` held.
-    Pass,
-    /// The target left the model (or missed an `expect`) at `line`.
-    Fail {
-        /// The trace line.
-        line: usize,
-        /// The verdict, as the runner prints it: what was observed and what the model allowed.
-        detail: String,
-    },
-    /// Failed, as the deviations file says this broker does.
-    Known {
-        /// The trace line.
-        line: usize,
-        /// The verdict text.
-        detail: String,
-        /// The rule the deviations file names.
-        rule: String,
-        /// Why, as the deviations file says.
-        reason: String,
-    },
-    /// Listed in the deviations file, but passed: the entry may be out of date (or the broker
-    /// shows the deviation only sometimes, e.g. when it depends on timing). A warning: it does
-    /// not make the run non-conformant.
-    Stale {
-        /// The rule the deviations file names.
-        rule: String,
-    },
-    /// Not run, or run without a verdict about the broker (a step the target cannot perform).
-    Skip {
-        /// Why.
-        reason: String,
-    },
-    /// The run itself went wrong: cleanup failed, the broker stopped answering, a restart
-    /// command failed. The trace says nothing about conformance; the run is not conformant
-    /// either (exit 1), since the broker did not answer as it must.
-    Error {
-        /// What went wrong, naming the connection, command or name at fault.
-        cause: String,
-    },
-}
-
-impl Status {
-    /// Whether this outcome makes the run non-conformant.
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Status::Fail { .. } | Status::Error { .. })
-    }
-
-    /// The status as the JSON report writes it, all lower case: pass, fail, known, stale,
-    /// skip, error.
-    pub fn key(&self) -> &'static str {
-        match self {
-            Status::Pass => "pass",
-            Status::Fail { .. } => "fail",
-            Status::Known { .. } => "known",
-            Status::Stale { .. } => "stale",
-            Status::Skip { .. } => "skip",
-            Status::Error { .. } => "error",
-        }
-    }
-
-    /// A one-word label, as a person reads it in a list of results (the two that make a run
-    /// non-conformant stand out): pass, FAIL, known, stale, skip, ERROR.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Status::Fail { .. } => "FAIL",
-            Status::Error { .. } => "ERROR",
-            other => other.key(),
-        }
-    }
 }
 
 /// The outcome of one trace.
@@ -152,9 +83,9 @@ impl SuiteRun {
 /// The trace files named by `paths`: a file is taken as it is, a directory is searched
 /// (recursively, in name order) for `*.trace`, and a path containing `*`, `?` or `[` is a glob
 /// (`fixtures/**/queue-*.trace`). Errors name the path.
-pub fn find_traces(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    fn walk(path: &Path, named: bool, out: &mut Vec<PathBuf>) -> Result<(), String> {
-        let err = |e: std::io::Error| format!("{}: {e}", path.display());
+pub fn find_traces(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
+    fn walk(path: &Path, named: bool, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
+        let err = |e: std::io::Error| InputError::file(path.display(), e);
         if path.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(err)?
@@ -175,13 +106,13 @@ pub fn find_traces(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     for p in paths {
         let text = p.to_string_lossy();
         if text.contains(['*', '?', '[']) {
-            let matches = glob::glob(&text).map_err(|e| format!("{text}: bad glob pattern: {e}"))?;
+            let matches = glob::glob(&text).map_err(|e| InputError::file(&text, format!("bad glob pattern: {e}")))?;
             let before = out.len();
             for m in matches {
-                walk(&m.map_err(|e| format!("{text}: {e}"))?, true, &mut out)?;
+                walk(&m.map_err(|e| InputError::file(&text, e))?, true, &mut out)?;
             }
             if out.len() == before {
-                return Err(format!("{text}: no trace matches the pattern"));
+                return Err(InputError::file(&text, "no trace matches the pattern"));
             }
         } else {
             walk(p, true, &mut out)?;
@@ -192,13 +123,13 @@ pub fn find_traces(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 
 /// Read and parse trace files; the first unreadable or malformed one is an error naming
 /// `file:line`.
-pub fn load(files: &[PathBuf]) -> Result<Vec<(String, Trace)>, String> {
+pub fn load(files: &[PathBuf]) -> Result<Vec<(String, Trace)>, InputError> {
     files
         .iter()
         .map(|f| {
             let name = f.display().to_string();
-            let text = std::fs::read_to_string(f).map_err(|e| format!("{name}: {e}"))?;
-            let trace = parse(&text, &name).map_err(|e| e.to_string())?;
+            let text = std::fs::read_to_string(f).map_err(|e| InputError::file(&name, e))?;
+            let trace = parse(&text, &name).map_err(|e| InputError::at(&name, e.line, e.message))?;
             Ok((name, trace))
         })
         .collect()
@@ -212,8 +143,8 @@ pub struct TraceError {
     pub file: String,
     /// The profile it was replayed under.
     pub profile: ProfileName,
-    /// Where and how the model left it: [`Verdict::Unmet`] or [`Verdict::Diverged`].
-    pub verdict: Verdict,
+    /// Where and how the model left it.
+    pub failure: Failure,
 }
 
 /// The traces the model itself cannot follow under `profile` (each printed as `file:line: what
@@ -234,10 +165,7 @@ pub fn trace_errors(traces: &[(String, Trace)], profile: ProfileName) -> Vec<Tra
             return None;
         }
         let (recording, _) = record_on(&TargetSpec::Model, trace, model);
-        match recording.verdict {
-            Verdict::Pass => None,
-            verdict => Some(TraceError { file: file.clone(), profile, verdict }),
-        }
+        Failure::of(&recording.verdict).map(|failure| TraceError { file: file.clone(), profile, failure })
     };
     // Spread over the cores: a debug build is some ten times slower than a release one.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(traces.len().max(1));
@@ -381,40 +309,6 @@ fn needs_left_out_type(trace: &Trace, types: &amqp_model::RecommendedTypes) -> O
     None
 }
 
-/// The verdict as a status: where it failed and the report's text.
-fn status_of(verdict: &Verdict) -> Status {
-    match verdict {
-        Verdict::Pass => Status::Pass,
-        Verdict::Diverged { line, divergence } => Status::Fail { line: *line, detail: divergence.to_string() },
-        Verdict::Unmet { line, .. } => {
-            let text = verdict.to_string();
-            let detail = text.strip_prefix(&format!("line {line}: ")).unwrap_or(&text).to_string();
-            Status::Fail { line: *line, detail }
-        }
-    }
-}
-
-/// How a trace came out, from its verdict and its target's session: a failure is the target's
-/// answer, with what else went wrong told as notes; otherwise a problem (timeout, cleanup,
-/// restart command) makes it an error, and a trace the target could not perform whole is skipped.
-/// (The model's session has nothing to say: its status is its verdict's.)
-fn session_status(verdict: &Verdict, summary: &Summary) -> Status {
-    let Summary { incomplete, problems, notes, .. } = summary;
-    match (incomplete, status_of(verdict)) {
-        (Some(why), _) if problems.is_empty() => Status::Skip { reason: why.clone() },
-        (_, Status::Fail { line, mut detail }) => {
-            for n in problems.iter().map(ToString::to_string).chain(notes.iter().cloned()) {
-                detail += &format!("note: {n}\n");
-            }
-            Status::Fail { line, detail }
-        }
-        (_, _) if !problems.is_empty() => {
-            Status::Error { cause: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ") }
-        }
-        (_, status) => status,
-    }
-}
-
 impl TraceResult {
     /// The result of `trace` (from `file`) before it is run: `status`, nothing recorded.
     pub(crate) fn unrun(file: &str, trace: &Trace, status: Status) -> Self {
@@ -463,7 +357,7 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
     };
     let started = if shared.is_some() { Instant::now() } else { started };
     let (recording, summary) = record_on(target, trace, model);
-    result.status = session_status(&recording.verdict, &summary);
+    result.status = Status::of_session(&recording.verdict, &summary);
     result.recording = Some(recording);
     if let TargetSpec::Broker { uri, timing, restart } = target {
         if result.status.is_failure() {
@@ -499,11 +393,7 @@ fn check_broker(
             true,
         ),
     };
-    match status {
-        Status::Fail { detail, .. } | Status::Known { detail, .. } => *detail += &format!("note: {note}\n"),
-        Status::Error { cause } => *cause += &format!("; {note}"),
-        _ => {}
-    }
+    status.add_note(note);
     lost
 }
 
@@ -525,7 +415,10 @@ pub fn run_suite(
     let judge = |i: usize| {
         let (file, trace) = &traces[i];
         if let Some(culprit) = lost.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            let status = Status::Error { cause: format!("not run: the broker stopped answering after {culprit}") };
+            let status = Status::Error {
+                problems: vec![Problem::Lost(format!("not run: the broker stopped answering after {culprit}"))],
+                notes: Vec::new(),
+            };
             return TraceResult { broker_lost: true, ..TraceResult::unrun(file, trace, status) };
         }
         let mut r = on_trace_thread(file, || run_one(file, trace, target, profile));
