@@ -19,6 +19,19 @@ garagemq := "amqp://guest:guest@127.0.0.1:5673/%2f"
 brokers:
     bash brokers/up.sh
 
+# Built from ../shared/brokers when it is there (cached under ~/.cache; where it is missing, one
+# line says so and nothing fails).
+#
+# LavinMQ 127.0.0.1:5682, GarageMQ master 5683, dispatchd 5684, dispatchd strict mode 5685.
+brokers-extra:
+    bash brokers/up.sh extra
+
+# One process per test, results as JSON in OUT (clients/amqp091-go/README.md).
+#
+# amqp091-go's own integration tests (RabbitMQ's Go client, from Debian) against the broker at URL.
+amqp091-go url=rabbitmq out="target/amqp091-go.json":
+    bash clients/amqp091-go/run.sh -j 2 "{{url}}" "{{out}}"
+
 # What CI runs: fmt, clippy, all tests, then two lanes at once: the brokers' (the conformance
 # matrix: every fixture on the model, the reference broker, RabbitMQ and GarageMQ, docs/matrix.md
 # must be current; then generated traces against RabbitMQ) and, at low priority, the CPU's (the
