@@ -15,9 +15,9 @@ garagemq := "amqp://guest:guest@127.0.0.1:5673/%2f"
 
 # Installs and starts what is missing; leaves a broker that answers alone (brokers/up.sh).
 
-# RabbitMQ on 127.0.0.1:5672 and GarageMQ on 127.0.0.1:5673, guest/guest, loopback only.
+# RabbitMQ on 127.0.0.1:5672 and GarageMQ on 127.0.0.1:5673, guest/guest, loopback only, and the extra brokers.
 brokers:
-    bash brokers/up.sh
+    bash brokers/up.sh all
 
 # Built from ../shared/brokers when it is there (cached under ~/.cache; where it is missing, one
 # line says so and nothing fails).
@@ -33,8 +33,9 @@ amqp091-go url=rabbitmq out="target/amqp091-go.json":
     bash clients/amqp091-go/run.sh -j 2 "{{url}}" "{{out}}"
 
 # What CI runs: fmt, clippy, all tests, then two lanes at once: the brokers' (the conformance
-# matrix: every fixture on the model, the reference broker, RabbitMQ and GarageMQ, docs/matrix.md
-# must be current; then generated traces against RabbitMQ) and, at low priority, the CPU's (the
+# matrix: every fixture on the model, the reference broker and every broker, and amqp091-go's own
+# tests against the brokers, docs/matrix.md must be current; then generated traces against
+# RabbitMQ) and, at low priority, the CPU's (the
 # CI model check, a minute of fuzzing the reference broker, generated traces against it); then
 # the documentation book (its generated pages must be current and it must build).
 #

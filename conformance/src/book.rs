@@ -37,13 +37,14 @@ const GUIDE: [(&str, &str); 5] = [
     ("For readers of the specification", "intro/spec-readers.md"),
     ("The model", "model.md"),
 ];
-const REFERENCE: [(&str, &str); 8] = [
+const REFERENCE: [(&str, &str); 9] = [
     ("Traces", "traces.md"),
     ("The conformance runner", "conformance.md"),
     ("The reference broker", "serve.md"),
     ("Architecture", "architecture.md"),
     ("RabbitMQ 3.10", "rabbitmq-3.10.md"),
     ("GarageMQ", "garagemq.md"),
+    ("Adding a broker", "brokers.md"),
     ("Benchmarks", "bench.md"),
     ("Coverage and the catalogue", "coverage.md"),
 ];

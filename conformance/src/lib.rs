@@ -8,6 +8,7 @@
 
 pub mod book;
 pub mod catalogue;
+pub mod clients;
 pub mod delay;
 pub mod deviations;
 pub mod figures;

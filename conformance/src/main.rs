@@ -208,12 +208,18 @@ enum Cmd {
     },
     /// Run the suite against every target of a matrix file (the model under each profile, each
     /// broker under a profile with its deviations file) and write the conformance matrix: one
-    /// Markdown page with fixtures and rules as rows, targets as columns.
+    /// Markdown page with fixtures and rules as rows, targets as columns, and a section per client
+    /// library's own test suite (`[[client]]`) run against the brokers it names.
     ///
-    /// Exit status 1 when a target does not conform (apart from its deviations file), or with
-    /// --check when the page differs from the fresh run (the differing lines are printed); 2
-    /// when the matrix file, a deviations file or a trace cannot be read, or a broker cannot be
-    /// reached.
+    /// Columns on different brokers run at the same time, those on one broker one after the
+    /// other; each column's report is printed when it ends. A target marked `optional` that does
+    /// not answer keeps its column from the checked-in data (said so; not a failure).
+    ///
+    /// Exit status 1 when a target does not conform (apart from its deviations file), a client's
+    /// test fails that its expectations file does not list, or with --check when the page
+    /// differs from the fresh run (the differing lines are printed); 2 when the matrix file, a
+    /// deviations or expectations file or a trace cannot be read, a broker that is not optional
+    /// cannot be reached, or a client's suite cannot be run.
     Matrix {
         /// The targets and traces (TOML; see docs/conformance.md).
         #[arg(long, default_value = "matrix.toml", value_name = "FILE")]
@@ -224,6 +230,11 @@ enum Cmd {
         /// Do not write the page: compare it with the fresh run and fail when it is stale.
         #[arg(long)]
         check: bool,
+        /// Run only these targets (by name, repeatable); every other column, and its client
+        /// results, is taken from the checked-in data (docs/matrix.json) as it is: to run one
+        /// broker's column again after changing its deviations file.
+        #[arg(long, value_name = "TARGET")]
+        only: Vec<String>,
     },
     /// Write the documentation book's generated pages under docs/ (mdBook; `just docs` builds
     /// it): a page per AMQP class with its rules, a page per fixture with a sequence diagram and
@@ -387,13 +398,6 @@ impl Progress {
                 bar.inc(1);
             }
             None => println!("{}", report::line(r)),
-        }
-    }
-
-    /// Count a trace without printing its line.
-    fn tick(&mut self) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
         }
     }
 
@@ -573,16 +577,43 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
 }
 
 /// Run every target of the matrix file and write (or check) the page.
-fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
-    use amqp_conformance::matrix::{data as matrix_data, differences, render, Column, MatrixConfig, EMBEDDED};
+fn matrix(config_path: &Path, out: &Path, check: bool, only: &[String]) -> Result<bool, Fatal> {
+    use amqp_conformance::clients::Expectations;
+    use amqp_conformance::matrix::{
+        assemble, differences, render, run_columns, ColumnCells, MatrixConfig, MatrixData, EMBEDDED,
+    };
     let config = MatrixConfig::load(config_path).map_err(Fatal::of)?;
     let files = find_traces(&config.paths).map_err(Fatal::of)?;
     let traces = load(&files).map_err(Fatal::of)?;
-    // Before any target is run: every broker URI, and the traces under each profile a target uses.
+    // Before any target is run: every broker URI, the clients' targets and expectations, and the
+    // traces under each profile a target uses.
     for t in &config.targets {
         if let Some(uri) = t.broker.as_deref().filter(|b| *b != EMBEDDED) {
             BrokerUri::parse(uri).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
         }
+    }
+    let names: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
+    let mut expectations = Vec::new();
+    for c in &config.clients {
+        for name in &c.targets {
+            let known = config.targets.iter().any(|t| &t.name == name && t.broker.is_some());
+            if !known {
+                return Err(Fatal(format!(
+                    "client `{}`: `{name}` is not a broker target of {}",
+                    c.name,
+                    config_path.display()
+                )));
+            }
+        }
+        let e = Expectations::load(&c.expected).map_err(Fatal::of)?;
+        if let Some(bad) = e.unknown_targets(&names).first() {
+            return Err(Fatal(format!(
+                "{}: `{bad}` is not a target of {}",
+                c.expected.display(),
+                config_path.display()
+            )));
+        }
+        expectations.push(e);
     }
     let mut profiles: Vec<ProfileName> = config.targets.iter().map(|t| t.profile).collect();
     profiles.sort();
@@ -590,41 +621,41 @@ fn matrix(config_path: &Path, out: &Path, check: bool) -> Result<bool, Fatal> {
     for profile in profiles {
         precheck(&traces, profile)?;
     }
-    let mut columns = Vec::new();
-    let mut conformant = true;
-    for t in &config.targets {
-        // The reference broker is served in-process for its column.
-        let description = t.description().map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
-        let open = description.open(t.profile).map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
-        let spec = &open.spec;
-        let deviations = t.load_deviations().map_err(|e| Fatal(format!("target `{}`: {e}", t.name)))?;
-        let what = format!("{}: {}", t.name, traces_count(traces.len()));
-        println!("{}", report::header(&what, &spec.label(), t.profile, t.jobs));
-        let classify = |file: &str, status: Status| deviations.apply(t.profile, file, status);
-        let mut progress = Progress::new(traces.len());
-        let run = run_suite(&traces, spec, t.profile, t.jobs, &classify, &mut |r| {
-            if r.status.is_failure() {
-                progress.show(r)
-            } else {
-                progress.tick()
-            }
-        });
-        progress.finish();
-        // The totals and the verdict (the traces that did not pass are on the page).
-        let summary = report::summary(&run);
-        let lines: Vec<&str> = summary.lines().collect();
-        println!("{}", lines[lines.len().saturating_sub(2)..].join("\n"));
-        conformant &= run.conformant();
-        columns.push(Column { config: t, run });
+    let json = out.with_extension("json");
+    // What the checked-in data says, for a target not available here.
+    let old: Option<MatrixData> = std::fs::read_to_string(&json).ok().and_then(|t| serde_json::from_str(&t).ok());
+    if let Some(unknown) = only.iter().find(|n| !names.contains(n)) {
+        return Err(Fatal(format!("--only `{unknown}`: not a target of {}", config_path.display())));
     }
+    let run = |t: &amqp_conformance::matrix::TargetConfig| only.is_empty() || only.contains(&t.name);
+    let outcomes = run_columns(&config, &traces, &expectations, old.as_ref(), &json, &run).map_err(Fatal::of)?;
+    let conformant = outcomes.iter().all(|o| o.conformant);
+    let columns: Vec<(String, ColumnCells)> =
+        config.targets.iter().zip(&outcomes).map(|(t, o)| (t.name.clone(), o.cells.clone())).collect();
+    let client_columns: Vec<Vec<(String, ColumnCells)>> = (0..config.clients.len())
+        .map(|k| {
+            config
+                .targets
+                .iter()
+                .zip(&outcomes)
+                .filter_map(|(t, o)| o.clients[k].clone().map(|c| (t.name.clone(), c)))
+                .collect()
+        })
+        .collect();
+    let rows: Vec<(String, Vec<String>)> =
+        traces.iter().map(|(f, t)| (f.strip_prefix("./").unwrap_or(f).to_string(), t.cites.clone())).collect();
+    let row_files: Vec<String> = rows.iter().map(|(f, _)| f.clone()).collect();
+    let clients: Vec<(String, Vec<(String, ColumnCells)>)> =
+        config.clients.iter().map(|c| c.name.clone()).zip(client_columns).collect();
+    let data = assemble(&columns, &row_files, &clients);
+    let configs: Vec<&amqp_conformance::matrix::TargetConfig> = config.targets.iter().collect();
     // Links from the page to the fixtures, relative to where the page lives.
     let depth = out.parent().map_or(0, |p| p.components().count());
     let up = "../".repeat(depth);
-    let page = render(&columns, &config_path.display().to_string(), &|file| {
+    let page = render(&data, &configs, &rows, &config_path.display().to_string(), &|file| {
         format!("{up}{}", file.strip_prefix("./").unwrap_or(file))
     });
-    let json = out.with_extension("json");
-    let data = serde_json::to_string_pretty(&matrix_data(&columns)).expect("the matrix's data") + "\n";
+    let data = serde_json::to_string_pretty(&data).expect("the matrix's data") + "\n";
     if check {
         let old = std::fs::read_to_string(out).unwrap_or_default();
         let old_data = std::fs::read_to_string(&json).unwrap_or_default();
@@ -758,7 +789,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Cmd::Run { paths, model, common } => run(paths, *model, common),
-        Cmd::Matrix { config, out, check } => matrix(config, out, *check),
+        Cmd::Matrix { config, out, check, only } => matrix(config, out, *check, only),
         Cmd::Serve { listen, profile, schedule, seed, users, send_timeout } => {
             let send_timeout = std::time::Duration::from_secs((*send_timeout).max(1));
             amqp_broker::run_cli(listen, *profile, *schedule, *seed, users, send_timeout)

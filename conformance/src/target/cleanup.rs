@@ -73,17 +73,32 @@ pub(super) async fn delete_all(
                     _ => break,
                 }
             }
-            let Some(ch) = open(connection, &mut channel, deadline).await else {
-                failures.push(format!("cannot open a channel to delete {name}"));
-                continue;
-            };
-            tokio::time::timeout_at(deadline, async {
-                ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await.map(|_| ())
-            })
-            .await
+            // An exclusive queue of a connection the trace closed is deleted by the broker with its
+            // connection, but maybe only after close-ok (LavinMQ 1.0.1 deletes it once the client
+            // has closed its socket): until then another connection's delete is refused with 405.
+            // Ask again until the broker has deleted it (404) or deletes it for us, within the
+            // step's timeout.
+            let locked_until = deadline.min(tokio::time::Instant::now() + timeout);
+            loop {
+                let Some(ch) = open(connection, &mut channel, deadline).await else { break None };
+                let delete = tokio::time::timeout_at(deadline, async {
+                    ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await.map(|_| ())
+                })
+                .await;
+                match &delete {
+                    Ok(Err(e)) if locked(e) && tokio::time::Instant::now() < locked_until => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    _ => break Some(delete),
+                }
+            }
         } else {
             let delete = ch.exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default());
-            tokio::time::timeout_at(deadline, delete).await
+            Some(tokio::time::timeout_at(deadline, delete).await)
+        };
+        let Some(result) = result else {
+            failures.push(format!("cannot open a channel to delete {name}"));
+            continue;
         };
         match result {
             Ok(Ok(())) => {}
@@ -120,6 +135,12 @@ async fn open(
         }
         _ => None,
     }
+}
+
+/// Whether a failed method was answered 405 RESOURCE_LOCKED (a queue exclusive to another
+/// connection).
+fn locked(e: &lapin::Error) -> bool {
+    matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 405)
 }
 
 /// Whether a failed method was answered 404 NOT_FOUND.

@@ -193,18 +193,26 @@ pub fn recommended_types(uri: &BrokerUri, timeout: Duration) -> amqp_model::Reco
 }
 
 /// Whether the broker at `uri` implements the mandatory flag (`basic publish mandatory 01`, a
-/// SHOULD), asked once per broker and process: a mandatory message published through the
-/// default exchange to a queue name nobody uses, then a round trip (`basic.qos`), after which a
-/// broker that implements the flag has sent the `basic.return` (as the runner itself observes
-/// returns). Any failure counts as implemented, so that the traces run and show the problem.
+/// SHOULD), asked once per broker and process: a mandatory message published through
+/// `amq.direct` (which every virtual host starts with, `exchange required-instances`) with a routing key no
+/// queue is bound with, then a round trip (`basic.qos`), after which a broker that implements the
+/// flag has sent the `basic.return` (as the runner itself observes returns). Any failure counts
+/// as implemented, so that the traces run and show the problem. (Not the default exchange: a
+/// broker that mishandles it - dispatchd crashes on any publish to it - would be brought down
+/// before the first trace, which would then fail for the probe's sake.)
 pub fn mandatory_returns(uri: &BrokerUri, timeout: Duration) -> bool {
     static PROBED: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
     once_per_broker(&PROBED, uri, || {
         let key = format!("amqpc-probe-unroutable-{}", std::process::id());
         let returned = on_probe_channel(uri, timeout, |ch| async move {
             let options = BasicPublishOptions { mandatory: true, ..Default::default() };
-            let publish =
-                ch.basic_publish("".into(), key.as_str().into(), options, b"probe", BasicProperties::default());
+            let publish = ch.basic_publish(
+                "amq.direct".into(),
+                key.as_str().into(),
+                options,
+                b"probe",
+                BasicProperties::default(),
+            );
             if !matches!(tokio::time::timeout(timeout, publish).await, Ok(Ok(_))) {
                 return None;
             }

@@ -134,7 +134,7 @@ impl LiveTarget {
         LiveTarget {
             uri: uri.clone(),
             timing,
-            names: Names { prefix: format!("amqpc-{}-{}-", std::process::id(), n) },
+            names: Names::new(format!("amqpc-{}-{}-", std::process::id(), n)),
             restart: None,
             sink: Arc::default(),
             conns: BTreeMap::new(),

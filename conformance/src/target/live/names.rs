@@ -6,12 +6,16 @@ use amqp_model::{Content, Message, MsgId, Name};
 use amqp_wire::headers;
 use lapin::BasicProperties;
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// The names of one run: wire name <-> trace name.
+/// The names of one run: wire name <-> trace name. A trace's names go on the wire under the run's
+/// prefix, but for the reserved `amq.` ones and the names the server generated (a queue declared
+/// with the empty name: RabbitMQ's are `amq.gen-...`, other brokers' need not be), which go as
+/// they are.
 #[derive(Clone, Debug)]
 pub(super) struct Names {
     pub(super) prefix: String,
+    generated: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// An exchange-to-exchange binding's routing key as sent. A binding to the default exchange
@@ -54,8 +58,17 @@ pub(super) fn queue_binding_key(names: &Names, keyed: &BTreeSet<Name>, exchange:
 }
 
 impl Names {
+    pub(super) fn new(prefix: String) -> Names {
+        Names { prefix, generated: Arc::default() }
+    }
+
+    /// Note a name the server generated, to be sent as it is from now on.
+    pub(super) fn generated(&self, wire: &str) {
+        super::lock(&self.generated).insert(wire.to_string());
+    }
+
     pub(super) fn wire(&self, name: &Name) -> String {
-        if name.is_empty() || name.is_reserved() {
+        if name.is_empty() || name.is_reserved() || super::lock(&self.generated).contains(name.as_str()) {
             name.as_str().to_string()
         } else {
             format!("{}{}", self.prefix, name.as_str())
@@ -80,5 +93,23 @@ impl Names {
                 headers: props.headers().as_ref().map(headers).unwrap_or_default(),
             },
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_generated_names_go_on_the_wire_as_they_are() {
+        let names = Names::new("amqpc-1-2-".into());
+        assert_eq!(names.wire(&Name::from("q")), "amqpc-1-2-q");
+        assert_eq!(names.wire(&Name::from("amq.gen-x")), "amq.gen-x");
+        // dispatchd names a server-named queue with 32 random letters.
+        let generated = "QzVbWkTfJmRgXyHcPnLdSaEuOiKwYtBq";
+        assert_eq!(names.wire(&Name::from(generated)), format!("amqpc-1-2-{generated}"));
+        names.clone().generated(generated);
+        assert_eq!(names.wire(&Name::from(generated)), generated, "clones share what was generated");
+        assert_eq!(names.trace(generated), Name::from(generated));
     }
 }

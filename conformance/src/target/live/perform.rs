@@ -187,6 +187,7 @@ impl LiveTarget {
                     // A server-named queue is the run's too: cleanup deletes it with the rest.
                     if queue.is_empty() && !passive {
                         self.queues.insert(q.name().to_string());
+                        names.generated(q.name().as_str());
                     }
                     self.last_queue.insert(ch, names.trace(q.name().as_str()));
                     let reply = Reply::QueueDeclareOk {

@@ -21,10 +21,25 @@
 //! timeout_ms = 2000              # the runner's timing options; defaults as `run`'s
 //! ```
 //!
+//! A target with `optional = true` is a broker that may not be there (one built from
+//! `../shared/brokers`): when it does not answer, its column is the checked-in one
+//! (`docs/matrix.json`), said so on the terminal, not failed.
+//!
+//! A `[[client]]` is a client library's own test suite run against some of the targets
+//! ([`crate::clients`]): the page gets a section per client, a row per test.
+//!
 //! The page holds nothing that changes from run to run of the same brokers (no times, no dates,
 //! no run-unique names), so a fresh run reproduces it exactly and CI can fail when the checked-in
-//! page is stale.
+//! page is stale. It is rendered from the data alone ([`page::render`]), which is what lets a
+//! column be carried over.
 
+mod page;
+mod run;
+
+pub use page::render;
+pub use run::{run_columns, ColumnOutcome, MatrixError};
+
+use crate::clients::{ClientConfig, TestVerdict};
 use crate::deviations::Deviations;
 use crate::input::{InputError, InputErrors};
 use crate::suite::{Status, SuiteRun};
@@ -34,7 +49,6 @@ use crate::target::{Timing, DEFAULT_GRACE, DEFAULT_TIMEOUT};
 use amqp_model::ProfileName;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +62,9 @@ pub struct MatrixConfig {
     /// The columns, in order.
     #[serde(rename = "target")]
     pub targets: Vec<TargetConfig>,
+    /// Client libraries' own test suites, each run against some of the targets.
+    #[serde(default, rename = "client")]
+    pub clients: Vec<ClientConfig>,
 }
 
 fn default_paths() -> Vec<PathBuf> {
@@ -77,6 +94,10 @@ pub struct TargetConfig {
     pub timeout_ms: Option<u64>,
     /// The runner's grace period, in ms.
     pub grace_ms: Option<u64>,
+    /// A broker that may not be there: when it does not answer, its column is the checked-in
+    /// one, not a failure.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// The `broker` of a target that is the reference broker, started in-process on a loopback
@@ -133,13 +154,40 @@ impl TargetConfig {
     }
 }
 
-/// One column's outcome: its configuration and the run.
-#[derive(Debug)]
-pub struct Column<'a> {
-    /// How it was configured.
-    pub config: &'a TargetConfig,
-    /// What the suite did on it.
-    pub run: SuiteRun,
+/// One column's cells, by fixture (its path without `./`), or by test for a client's suite.
+pub type ColumnCells = BTreeMap<String, Cell>;
+
+/// A run's results as a column's cells.
+pub fn column(run: &SuiteRun) -> ColumnCells {
+    run.results
+        .iter()
+        .map(|r| {
+            let file = r.file.strip_prefix("./").unwrap_or(&r.file).to_string();
+            let cell = cell(&file, &r.status);
+            (file, cell)
+        })
+        .collect()
+}
+
+/// How `status` of fixture `file` reads in the matrix.
+pub fn cell(file: &str, status: &Status) -> Cell {
+    let note = note(file, status).map(|n| {
+        let prefix = format!("`{file}`: ");
+        n.strip_prefix(&prefix).map_or(n.clone(), str::to_string)
+    });
+    Cell { label: label(status).to_string(), rank: rank(status), note }
+}
+
+/// How a client's test verdict reads in the matrix.
+pub fn test_cell(verdict: &TestVerdict) -> Cell {
+    let rank = match verdict {
+        TestVerdict::Skip => 0,
+        TestVerdict::Pass => 1,
+        TestVerdict::Stale => 2,
+        TestVerdict::Known { .. } => 3,
+        TestVerdict::Fail { .. } => 5,
+    };
+    Cell { label: verdict.label().to_string(), rank, note: verdict.note().map(|n| escape(&stable(&n))) }
 }
 
 /// How a cell reads, from best to worst for a rule's row, where the worst fixture decides.
@@ -221,27 +269,73 @@ fn label(status: &Status) -> &'static str {
     }
 }
 
-/// A GitHub/mdBook heading anchor for a column's notes.
-fn anchor(name: &str) -> String {
-    let mut out = String::from("notes-");
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
-
 /// The matrix's results as data (`docs/matrix.json`, beside the page), for the documentation
-/// book's fixture and rule pages.
+/// book's fixture and rule pages; the page is rendered from it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MatrixData {
     /// The columns' names, in order.
     pub targets: Vec<String>,
     /// Per fixture (its path, without `./`), one cell per target.
     pub cells: BTreeMap<String, Vec<Cell>>,
+    /// Per client suite (by name), its results.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clients: BTreeMap<String, ClientData>,
+}
+
+/// A client suite's results: per test, one cell per target it ran against.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientData {
+    /// The targets, in the matrix's order.
+    pub targets: Vec<String>,
+    /// Per test (by name), one cell per target.
+    pub tests: BTreeMap<String, Vec<Cell>>,
+}
+
+impl MatrixData {
+    /// The column of target `name`, if it has one.
+    pub fn column(&self, name: &str) -> Option<ColumnCells> {
+        let k = self.targets.iter().position(|t| t == name)?;
+        Some(self.cells.iter().filter_map(|(file, cells)| Some((file.clone(), cells.get(k)?.clone()))).collect())
+    }
+
+    /// Client `client`'s cells on target `name` (per test), if it has them.
+    pub fn client_column(&self, client: &str, name: &str) -> Option<ColumnCells> {
+        let c = self.clients.get(client)?;
+        let k = c.targets.iter().position(|t| t == name)?;
+        Some(c.tests.iter().filter_map(|(test, cells)| Some((test.clone(), cells.get(k)?.clone()))).collect())
+    }
+}
+
+/// A cell for what a column lacks: a fixture its checked-in results do not have (a target not
+/// available here, carried over, and a fixture added since).
+pub fn missing_cell(target: &str) -> Cell {
+    Cell { label: "n/a".to_string(), rank: 0, note: Some(format!("not run: {target} was not available here")) }
+}
+
+/// The matrix's data: `targets` (names, in order) with their columns, every fixture of `files`
+/// (a column without one gets [`missing_cell`]); `clients` (name, and per target its cells by
+/// test) likewise.
+pub fn assemble(
+    targets: &[(String, ColumnCells)],
+    files: &[String],
+    clients: &[(String, Vec<(String, ColumnCells)>)],
+) -> MatrixData {
+    let mut out = MatrixData { targets: targets.iter().map(|(n, _)| n.clone()).collect(), ..MatrixData::default() };
+    for file in files {
+        let row = targets.iter().map(|(n, c)| c.get(file).cloned().unwrap_or_else(|| missing_cell(n))).collect();
+        out.cells.insert(file.clone(), row);
+    }
+    for (client, columns) in clients {
+        let mut data =
+            ClientData { targets: columns.iter().map(|(n, _)| n.clone()).collect(), ..ClientData::default() };
+        let tests: BTreeSet<&String> = columns.iter().flat_map(|(_, c)| c.keys()).collect();
+        for test in tests {
+            let row = columns.iter().map(|(n, c)| c.get(test).cloned().unwrap_or_else(|| missing_cell(n))).collect();
+            data.tests.insert(test.clone(), row);
+        }
+        out.clients.insert(client.clone(), data);
+    }
+    out
 }
 
 /// One fixture's result on one target.
@@ -253,168 +347,6 @@ pub struct Cell {
     pub rank: u8,
     /// What the page's note says (rule and reason, or the failure), if anything.
     pub note: Option<String>,
-}
-
-/// The results of `columns` as [`MatrixData`].
-pub fn data(columns: &[Column<'_>]) -> MatrixData {
-    let mut out =
-        MatrixData { targets: columns.iter().map(|c| c.config.name.clone()).collect(), ..MatrixData::default() };
-    for c in columns {
-        for r in &c.run.results {
-            let file = r.file.strip_prefix("./").unwrap_or(&r.file).to_string();
-            let note = note(&file, &r.status).map(|n| {
-                let prefix = format!("`{file}`: ");
-                n.strip_prefix(&prefix).map_or(n.clone(), str::to_string)
-            });
-            let cell = Cell { label: label(&r.status).to_string(), rank: rank(&r.status), note };
-            out.cells.entry(file).or_default().push(cell);
-        }
-    }
-    out
-}
-
-/// Render the matrix page. `config_path` is named in the header; `fixture_link` turns a trace
-/// path into the link the page uses for it (relative to where the page lives).
-pub fn render(columns: &[Column<'_>], config_path: &str, fixture_link: &dyn Fn(&str) -> String) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# Conformance matrix\n");
-    let _ = writeln!(
-        out,
-        "Every fixture run against every target of `{config_path}`: the model under each profile and each broker \
-         under a profile, with its deviations file. Generated by `just matrix`; do not edit it by hand. CI runs \
-         the matrix again and fails when this page differs from the fresh run.\n"
-    );
-    let _ = writeln!(
-        out,
-        "Cells: **pass**; **known**: fails as the broker's deviations file says (the note gives the rule and the \
-         reason; the trace's report, `amqp-conformance run`, gives the step); **stale**: listed as a deviation but passed; \
-         **FAIL**: departs from the model, not listed; **ERROR**: the run went wrong (no answer, failed \
-         cleanup); **skip**: not run (the note says why); **–**: written for the other profile.\n"
-    );
-    let _ = writeln!(out, "## Summary\n");
-    let _ = writeln!(out, "| target | profile | deviations | pass | known | stale | FAIL | ERROR | skip | – |");
-    let _ = writeln!(out, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|");
-    for c in columns {
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for r in &c.run.results {
-            *counts.entry(label(&r.status)).or_default() += 1;
-        }
-        let n = |l: &str| counts.get(l).copied().unwrap_or(0);
-        let deviations =
-            c.config.deviations.as_ref().map_or("–".to_string(), |d| format!("[{0}](../{0})", d.display()));
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            c.config.name,
-            c.config.profile,
-            deviations,
-            n("pass"),
-            n("known"),
-            n("stale"),
-            n("FAIL"),
-            n("ERROR"),
-            n("skip"),
-            n("–")
-        );
-    }
-    out.push('\n');
-
-    // Notes, numbered per column in fixture order; identical texts share a number.
-    let mut notes: Vec<Vec<String>> = vec![Vec::new(); columns.len()];
-    let mut cells: Vec<Vec<String>> = Vec::new();
-    let files: Vec<&str> =
-        columns.first().map_or(Vec::new(), |c| c.run.results.iter().map(|r| r.file.as_str()).collect());
-    for (row, file) in files.iter().enumerate() {
-        let mut line = Vec::new();
-        for (k, c) in columns.iter().enumerate() {
-            let status = &c.run.results[row].status;
-            let text = label(status);
-            match note(file, status) {
-                None => line.push(text.to_string()),
-                Some(n) => {
-                    let at = match notes[k].iter().position(|x| *x == n) {
-                        Some(i) => i,
-                        None => {
-                            notes[k].push(n);
-                            notes[k].len() - 1
-                        }
-                    };
-                    line.push(format!("[{text}](#{}-{})", anchor(&c.config.name), at + 1));
-                }
-            }
-        }
-        cells.push(line);
-    }
-
-    let header = |out: &mut String, first: &str| {
-        let _ = write!(out, "| {first} |");
-        for c in columns {
-            let _ = write!(out, " {} |", c.config.name);
-        }
-        out.push('\n');
-        let _ = write!(out, "|---|");
-        for _ in columns {
-            out.push_str("---|");
-        }
-        out.push('\n');
-    };
-
-    // By rule: the worst outcome among the fixtures citing it.
-    let _ = writeln!(out, "## By rule\n");
-    let _ = writeln!(
-        out,
-        "Each rule cited by a fixture (`cite:`), with the worst outcome among the fixtures citing it (pass < stale \
-         < known < ERROR < FAIL; a skip counts only when every fixture was skipped) and how many fixtures cite it.\n"
-    );
-    let mut by_rule: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    if let Some(c) = columns.first() {
-        for (row, r) in c.run.results.iter().enumerate() {
-            for cite in &r.cites {
-                by_rule.entry(cite.as_str()).or_default().push(row);
-            }
-        }
-    }
-    header(&mut out, "rule (fixtures)");
-    for (rule, rows) in &by_rule {
-        let _ = write!(out, "| `{rule}` ({}) |", rows.len());
-        for c in columns {
-            let worst = rows.iter().map(|&i| &c.run.results[i].status).max_by_key(|s| rank(s));
-            let _ = write!(out, " {} |", worst.map_or("–", label));
-        }
-        out.push('\n');
-    }
-    out.push('\n');
-
-    let _ = writeln!(out, "## By fixture\n");
-    header(&mut out, "fixture");
-    for (row, file) in files.iter().enumerate() {
-        let _ = write!(out, "| [{}]({}) |", short(file), fixture_link(file));
-        for cell in &cells[row] {
-            let _ = write!(out, " {cell} |");
-        }
-        out.push('\n');
-    }
-    out.push('\n');
-
-    let _ = writeln!(out, "## Notes\n");
-    for (k, c) in columns.iter().enumerate() {
-        if notes[k].is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "### {}\n", c.config.name);
-        for (i, n) in notes[k].iter().enumerate() {
-            let _ = writeln!(out, "{}. <a id=\"{}-{}\"></a>{n}", i + 1, anchor(&c.config.name), i + 1);
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// A fixture's path without the leading `fixtures/` and the `.trace` suffix.
-fn short(file: &str) -> &str {
-    let f = file.strip_prefix("./").unwrap_or(file);
-    let f = f.strip_prefix("fixtures/").unwrap_or(f);
-    f.strip_suffix(".trace").unwrap_or(f)
 }
 
 /// The lines that differ between the checked-in page and a fresh one, for a stale check's
@@ -462,6 +394,7 @@ mod tests {
             jobs: 1,
             timeout_ms: None,
             grace_ms: None,
+            optional: false,
         }
     }
 
@@ -501,8 +434,12 @@ mod tests {
                 Status::Skip { reason: "written for the rabbitmq profile".into() },
             ),
         ]);
-        let columns = [Column { config: &model, run: model_run }, Column { config: &broker, run: broker_run }];
-        let page = render(&columns, "matrix.toml", &|f| format!("../{f}"));
+        let rows: Vec<(String, Vec<String>)> =
+            model_run.results.iter().map(|r| (r.file.clone(), r.cites.clone())).collect();
+        let files: Vec<String> = rows.iter().map(|(f, _)| f.clone()).collect();
+        let columns = [(model.name.clone(), column(&model_run)), (broker.name.clone(), column(&broker_run))];
+        let data = assemble(&columns, &files, &[]);
+        let page = render(&data, &[&model, &broker], &rows, "matrix.toml", &|f| format!("../{f}"));
         // Summary: one line per target, counts by cell.
         assert!(page.contains("| model (spec) | spec | – | 2 | 0 | 0 | 0 | 0 | 0 | 1 |"), "{page}");
         assert!(
@@ -537,7 +474,7 @@ mod tests {
 
     #[test]
     fn anchors_are_lowercase_words() {
-        assert_eq!(anchor("GarageMQ (spec)"), "notes-garagemq-spec");
-        assert_eq!(anchor("RabbitMQ 3.10.8 · rabbitmq"), "notes-rabbitmq-3-10-8-rabbitmq");
+        assert_eq!(page::anchor("GarageMQ (spec)"), "notes-garagemq-spec");
+        assert_eq!(page::anchor("RabbitMQ 3.10.8 · rabbitmq"), "notes-rabbitmq-3-10-8-rabbitmq");
     }
 }
