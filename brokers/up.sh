@@ -227,12 +227,16 @@ project_extra() {
     pgrep -f -- "$cmdline" || true
 }
 
-# Waits until 127.0.0.1:PORT answers AMQP, for at most SECONDS; gives up at once when no
-# instance of NAME is left running (it failed to start).
+# Waits until 127.0.0.1:PORT answers AMQP, for at most SECONDS; gives up sooner when no instance
+# of NAME is running 3 s after the start (it failed to start).
 wait_answering() {
-    local name=$1 port=$2 deadline=$((SECONDS + $3))
+    local name=$1 port=$2 deadline=$((SECONDS + $3)) since=$SECONDS
     until answers_amqp "$port"; do
-        [ -n "$(project_extra "$name")" ] && [ $SECONDS -lt $deadline ] || return 1
+        [ $SECONDS -lt $deadline ] || return 1
+        # Right after the launch the broker's command line is still the launching shell's or
+        # setsid's, which project_extra does not match: give up for want of a process only
+        # once it has had 3 s to become itself.
+        if [ -z "$(project_extra "$name")" ] && [ $((SECONDS - since)) -ge 3 ]; then return 1; fi
         sleep 0.2
     done
 }
