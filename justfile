@@ -57,7 +57,7 @@ lanes:
     cpu=$!
     brokers=0
     brokers_log=target/check-lanes/brokers.log
-    { just matrix-check && just generated-rabbitmq && just stress 2 0; } 2>&1 | tee "$brokers_log" || brokers=$?
+    { just matrix-check && just generated-rabbitmq && just generated-lavinmq && just stress 2 0; } 2>&1 | tee "$brokers_log" || brokers=$?
     cpu_status=0
     wait $cpu || cpu_status=$?
     echo "--- the CPU lane (model-check, fuzz, generated-reference): $log"
@@ -125,6 +125,24 @@ generated-rabbitmq:
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 1000 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq
     ! rabbitmqctl -q list_queues name | grep '^amqpc-'
     ! rabbitmqctl -q list_exchanges name | grep '^amqpc-'
+
+# 1,000 generated traces of seed 2026 against LavinMQ (127.0.0.1:5682, `just brokers`) under spec
+# (a failure is shrunk into fixtures/regressions/lavinmq/). Left out: topic exchanges and nacks and
+# rejects that requeue, whose known deviations (fixtures/regressions/lavinmq/topic-*.trace,
+# basic-reject-requeue-other-consumer.trace) would fail most traces; connection.close, after which
+# LavinMQ requeues as redelivered what it delivered while the client was closing (discarded, as a
+# closing client must), which the model does not allow yet (docs/conformance.md). Where
+# ../shared/brokers is missing (LavinMQ cannot be built) it says so and passes, as the matrix's
+# optional columns do.
+generated-lavinmq:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -d ../shared/brokers ]; then
+        echo "generated-lavinmq: ../shared/brokers is missing, so LavinMQ is not available here: not run"
+        exit 0
+    fi
+    cargo run -q -p amqp-conformance -- generate --seed 2026 --count 1000 --profile spec --jobs 4 --name lavinmq \
+        --broker "amqp://guest:guest@127.0.0.1:5682/%2f" --without topic,requeue,close-connection
 
 # 500 generated traces of seed 2026 against the reference broker (in-process) under each profile.
 generated-reference:

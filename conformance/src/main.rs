@@ -294,7 +294,10 @@ struct Common {
     /// With --broker: the shell command that restarts the broker, keeping durable data (for
     /// RabbitMQ: 'rabbitmqctl stop_app && rabbitmqctl start_app'). Without it, traces with
     /// `restart` are skipped (the in-process reference broker needs none: it is restarted in
-    /// place).
+    /// place). It also brings back a broker found not answering after a failed trace; when the
+    /// broker's process was gone and the trace cannot have been what brought it down (its first
+    /// connection found no broker, or all its steps matched), the trace is run again once, and
+    /// its report says so.
     #[arg(long, value_name = "COMMAND")]
     restart_cmd: Option<String>,
     /// With --broker: the longest wait for any reply, and for a delivery the model says is owed.

@@ -257,6 +257,10 @@ pub struct JsonTrace {
     /// recorded; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<JsonStep>>,
+    /// What happened to the broker around the trace that the status does not show (its process
+    /// died, it was restarted, the trace run again); absent when nothing did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<String>,
 }
 
 /// One recorded step in the JSON report.
@@ -327,6 +331,7 @@ impl JsonTrace {
             reason,
             duration_seconds: r.duration.as_secs_f64(),
             steps: if failed { r.recording.as_ref().map(JsonStep::of) } else { None },
+            incidents: r.incidents.clone(),
         }
     }
 }
@@ -384,6 +389,15 @@ pub fn json(run: &SuiteRun) -> String {
 /// The lines after the first of a FAIL's verdict or an ERROR's cause are indented by six
 /// blanks, under the file name.
 pub fn line(result: &TraceResult) -> String {
+    let mut out = status_line(result);
+    for incident in &result.incidents {
+        out += &format!("\n      note: {incident}");
+    }
+    out
+}
+
+/// [`line`] without the incidents.
+fn status_line(result: &TraceResult) -> String {
     let label = result.status.label();
     let file = &result.file;
     let took = secs2(result.duration);
@@ -579,8 +593,11 @@ fn listed(r: &TraceResult) -> String {
 /// are some.
 pub fn summary(run: &SuiteRun) -> String {
     let mut out = String::new();
-    for r in run.results.iter().filter(|r| r.status != Status::Pass) {
+    for r in run.results.iter().filter(|r| r.status != Status::Pass || !r.incidents.is_empty()) {
         out.push_str(&listed(r));
+        for incident in &r.incidents {
+            let _ = write!(out, "\n      note: {incident}");
+        }
         out.push('\n');
     }
     if !out.is_empty() {
@@ -677,6 +694,7 @@ mod tests {
             duration: Duration::from_millis(ms),
             recording: Some(recording()),
             broker_lost: false,
+            incidents: Vec::new(),
         }
     }
 

@@ -238,8 +238,14 @@ pub fn record_on(spec: &TargetSpec, trace: &Trace, profile: Profile) -> (Recordi
             }
             let mut raw = RawTarget::new(uri, *timing);
             let recording = record(trace, profile, &mut raw);
-            // The live run's notes stay: they may explain what made it stop.
-            (recording, Summary { notes: summary.notes, ..raw.finish() })
+            // The live run's notes stay: they may explain what made it stop; so does why it needed
+            // the raw target, when that cannot perform the trace either.
+            let raw_summary = raw.finish();
+            let incomplete = raw_summary.incomplete.map(|why| match &summary.incomplete {
+                Some(live) => format!("{live}, and {why}"),
+                None => why,
+            });
+            (recording, Summary { notes: summary.notes, incomplete, ..raw_summary })
         }
     }
 }

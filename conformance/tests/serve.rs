@@ -436,3 +436,116 @@ fn a_broker_without_mandatory_returns_is_judged_without_them() {
 fn broker_uri(s: &ServerHandle) -> BrokerUri {
     BrokerUri::parse(&s.uri()).expect("the reference broker's URI parses")
 }
+
+/// A TCP relay in front of a broker that dies once, as a broker's process does (dispatchd now
+/// and then, closing a connection): when a connection whose client sent `marker` ends, the relay
+/// stops listening and drops every connection through it; it listens again on the same port when
+/// the file `revive` appears (the restart command creates it).
+struct MortalRelay {
+    port: u16,
+    revive: PathBuf,
+}
+
+impl MortalRelay {
+    fn start(upstream: std::net::SocketAddr, marker: &'static [u8], revive: PathBuf) -> MortalRelay {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        let dead = Arc::new(AtomicBool::new(false));
+        let died_once = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let file = revive.clone();
+        std::thread::spawn(move || {
+            let mut listener = Some(listener);
+            loop {
+                if dead.load(Ordering::SeqCst) {
+                    if listener.take().is_some() {
+                        for s in open.lock().unwrap().drain(..) {
+                            let _ = s.shutdown(Shutdown::Both);
+                        }
+                    }
+                    if std::fs::remove_file(&file).is_ok() {
+                        listener = Some(TcpListener::bind(("127.0.0.1", port)).expect("the same port again"));
+                        dead.store(false, Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                let l = listener.as_ref().expect("alive, so listening");
+                l.set_nonblocking(true).expect("non-blocking");
+                let client = match l.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                client.set_nonblocking(false).expect("blocking");
+                let server = TcpStream::connect(upstream).expect("the broker");
+                open.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut s_read, mut c_write) = (server, client);
+                let (dead, died_once) = (dead.clone(), died_once.clone());
+                std::thread::spawn(move || {
+                    let (mut buf, mut seen, mut carried) = ([0u8; 4096], Vec::new(), false);
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 || s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        carried |= seen.windows(marker.len()).any(|w| w == marker);
+                    }
+                    let _ = s_write.shutdown(Shutdown::Write);
+                    if carried && !died_once.swap(true, Ordering::SeqCst) {
+                        dead.store(true, Ordering::SeqCst);
+                    }
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_read, &mut c_write);
+                    let _ = c_write.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        MortalRelay { port, revive }
+    }
+}
+
+/// A broker whose process is gone after a trace whose steps all matched the model (its cleanup
+/// then finds nobody) is restarted with the restart command, and the trace run again: its result
+/// is the second run's, with the first run told beside it as an incident; the traces after it run
+/// on the restarted broker. Nothing is lost and nothing is reported as the broker's failure.
+#[test]
+fn a_broker_that_died_after_a_matching_trace_is_restarted_and_the_trace_run_again() {
+    use amqp_conformance::suite::{run_suite, Status};
+    use amqp_conformance::target::restart::Restart;
+    use amqp_conformance::target::TargetSpec;
+    use amqp_model::ProfileName;
+    let s = ServerHandle::start(ServeConfig::with_profile(Profile::spec())).expect("a server");
+    let upstream = broker_uri(&s).address().parse().expect("a socket address");
+    let dir = std::env::temp_dir().join(format!("amqpc-mortal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let relay = MortalRelay::start(upstream, b"dies-after-close", dir.join("revive"));
+    let uri = BrokerUri::parse(&format!("amqp://guest:guest@127.0.0.1:{}/%2f", relay.port)).expect("a URI");
+    let restart = Restart::Command(format!("touch {}", relay.revive.display()));
+    let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: Some(restart) };
+    let trace = |queue: &str| {
+        let text = format!(
+            "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare {queue}\n\
+             expect c1.1 queue.declare-ok {queue} 0 0\nc1 connection.close\nexpect c1 connection.close-ok\n"
+        );
+        parse(&text, "relay.trace").expect("parses")
+    };
+    let traces =
+        vec![("dies.trace".to_string(), trace("dies-after-close")), ("after.trace".to_string(), trace("lives"))];
+    let run = run_suite(&traces, &target, ProfileName::Spec, 1, &|_, s| s, &mut |_| {});
+    let [dies, after] = &run.results[..] else { panic!("two results: {:?}", run.results) };
+    assert_eq!(dies.status, Status::Pass, "{:?}", dies);
+    assert_eq!(dies.incidents.len(), 1, "{:?}", dies.incidents);
+    assert!(dies.incidents[0].contains("restarted and the trace run again"), "{}", dies.incidents[0]);
+    assert_eq!(after.status, Status::Pass, "{:?}", after);
+    assert!(after.incidents.is_empty(), "{:?}", after.incidents);
+    assert!(run.conformant());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -381,6 +381,7 @@ mod tests {
             duration: Duration::from_millis(123),
             recording: None,
             broker_lost: false,
+            incidents: Vec::new(),
         }
     }
 

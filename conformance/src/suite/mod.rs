@@ -9,7 +9,7 @@ mod status;
 pub use status::{Failure, Finding, Status};
 
 use crate::input::InputError;
-use crate::run::{record_on, Recording};
+use crate::run::{record_on, Observation, Recording, Verdict};
 use crate::target::uri::BrokerUri;
 use crate::target::{Problem, TargetSpec};
 use crate::trace::{parse, Trace};
@@ -46,6 +46,10 @@ pub struct TraceResult {
     /// Whether the broker stopped answering after this trace, and was not brought back: the
     /// traces not yet started are not run.
     pub broker_lost: bool,
+    /// What happened to the broker around this trace that its status does not show: its process
+    /// was gone (before the trace reached it, or after steps that all matched the model), it was
+    /// restarted, and the trace run again; the status is the second run's.
+    pub incidents: Vec<String>,
 }
 
 /// A whole run: every trace's result, in the order the traces were given.
@@ -320,6 +324,7 @@ impl TraceResult {
             duration: Duration::ZERO,
             recording: None,
             broker_lost: false,
+            incidents: Vec::new(),
         }
     }
 }
@@ -361,40 +366,97 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
     result.recording = Some(recording);
     if let TargetSpec::Broker { uri, timing, restart } = target {
         if result.status.is_failure() {
-            result.broker_lost = check_broker(uri, timing, restart.as_ref(), &mut result.status);
+            match check_broker(uri, timing, restart.as_ref(), &mut result.status) {
+                After::Lost => result.broker_lost = true,
+                After::Restarted { gone: true } if says_nothing_of_the_broker(&result) => {
+                    // The broker's process had died where this trace cannot be at fault (a
+                    // broker that crashes now and then closing a connection: dispatchd): the
+                    // trace is run again on the restarted broker, once.
+                    let first = result.status.detail().unwrap_or_default();
+                    let first = first.lines().next().unwrap_or_default();
+                    result.incidents.push(format!(
+                        "the broker's process was found gone after a first run that says nothing of the broker \
+                         ({first}): it was restarted and the trace run again; this is the second run's outcome"
+                    ));
+                    let (recording, summary) = record_on(target, trace, model);
+                    result.status = Status::of_session(&recording.verdict, &summary);
+                    result.recording = Some(recording);
+                    if result.status.is_failure() {
+                        result.broker_lost =
+                            check_broker(uri, timing, restart.as_ref(), &mut result.status) == After::Lost;
+                    }
+                }
+                _ => {}
+            }
         }
     }
     result.duration = started.elapsed();
     result
 }
 
+/// Whether a failed trace says nothing about the broker: its first `connection.open` found no
+/// broker (it had died after an earlier trace), or every step matched the model and only what
+/// came after them (the cleanup) went wrong.
+fn says_nothing_of_the_broker(result: &TraceResult) -> bool {
+    let Some(recording) = &result.recording else { return false };
+    if recording.verdict == Verdict::Pass {
+        return true;
+    }
+    let first_problem = match &result.status {
+        Status::Fail(failure) => failure.problems.first(),
+        Status::Error { problems, .. } => problems.first(),
+        _ => None,
+    };
+    let never_connected = matches!(
+        recording.steps.as_slice(),
+        [Observation { command: Some(Command::ConnectionOpen { .. }), events, .. }] if events.is_empty()
+    );
+    never_connected && matches!(first_problem, Some(Problem::Connect(_)))
+}
+
+/// What became of a broker found not answering after a trace.
+#[derive(Debug, PartialEq, Eq)]
+enum After {
+    /// It answers.
+    Answering,
+    /// It was restarted; `gone`: its process was gone (connections refused), not merely silent.
+    Restarted { gone: bool },
+    /// It does not answer, and was not brought back.
+    Lost,
+}
+
 /// After a failed trace, whether the broker still answers (see [`crate::target::probe::responsive`]): if
 /// not, it is restarted with the restart command when there is one. What happened is added to
-/// the trace's status; the result is true when the broker is left not answering.
+/// the trace's status.
 fn check_broker(
     uri: &BrokerUri,
     timing: &crate::target::Timing,
     restart: Option<&crate::target::restart::Restart>,
     status: &mut Status,
-) -> bool {
-    let Err(why) = crate::target::probe::responsive(uri, timing.timeout) else { return false };
-    let (note, lost) = match restart {
+) -> After {
+    let Err(why) = crate::target::probe::responsive(uri, timing.timeout) else { return After::Answering };
+    let gone = matches!(why, crate::target::probe::ProbeError::Connect(_));
+    let (note, after) = match restart {
         Some(restart) => match crate::target::restart::restart_broker(restart, uri, timing.timeout) {
-            Ok(()) => (format!("after this trace the broker stopped answering ({why}); it was restarted"), false),
-            Err(e) => {
-                (format!("after this trace the broker stopped answering ({why}); restarting it failed: {e}"), true)
-            }
+            Ok(()) => (
+                format!("after this trace the broker stopped answering ({why}); it was restarted"),
+                After::Restarted { gone },
+            ),
+            Err(e) => (
+                format!("after this trace the broker stopped answering ({why}); restarting it failed: {e}"),
+                After::Lost,
+            ),
         },
         None => (
             format!(
                 "after this trace the broker stopped answering ({why}); the traces not yet started are not run \
                  (give --restart-cmd to have it restarted)"
             ),
-            true,
+            After::Lost,
         ),
     };
     status.add_note(note);
-    lost
+    after
 }
 
 /// Run `traces` against `target` under `profile`, `jobs` at a time (traces that restart the
@@ -462,4 +524,58 @@ pub fn run_suite(
     }
     let results = slots.into_iter().map(|r| r.expect("every trace was run")).collect();
     SuiteRun { target: target.label(), profile, results, elapsed: started.elapsed() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::Divergence;
+    use amqp_model::{ChanRef, ConnId, Event};
+
+    fn failed_at_open(events: Vec<Event>, problem: Problem) -> TraceResult {
+        let trace = parse("c1 connection.open\nc1.1 channel.open\n", "t.trace").expect("parses");
+        let open = Command::ConnectionOpen { conn: ConnId(1) };
+        let divergence = Divergence { command: Some(open.clone()), observed: events.clone(), allowed: vec![] };
+        let recording = Recording {
+            verdict: Verdict::Diverged { line: 1, divergence: Box::new(divergence) },
+            steps: vec![Observation { line: 1, command: Some(open), events }],
+        };
+        let mut status = Status::Fail(status::Failure::of(&recording.verdict).expect("a failure"));
+        if let Status::Fail(f) = &mut status {
+            f.problems.push(problem);
+        }
+        TraceResult { recording: Some(recording), ..TraceResult::unrun("t.trace", &trace, status) }
+    }
+
+    /// A trace is run again after a restart only where its first run cannot be the broker's
+    /// doing: no broker at its first `connection.open`, or every step matched.
+    #[test]
+    fn what_says_nothing_of_the_broker() {
+        let refused = || Problem::Connect("c1: cannot connect: refused".into());
+        assert!(says_nothing_of_the_broker(&failed_at_open(vec![], refused())));
+        // A connection that was had, or another problem, is the broker's answer.
+        let ok = Event::ConnectionOpenOk { conn: ConnId(1) };
+        assert!(!says_nothing_of_the_broker(&failed_at_open(vec![ok], refused())));
+        assert!(!says_nothing_of_the_broker(&failed_at_open(vec![], Problem::Timeout("c1: no answer".into()))));
+        // Past the first step, a refused connection may be the trace's doing.
+        let mut later = failed_at_open(vec![], refused());
+        let recording = later.recording.as_mut().expect("recorded");
+        recording.steps.insert(
+            0,
+            Observation {
+                line: 1,
+                command: Some(Command::ChannelOpen { ch: ChanRef { conn: ConnId(1), channel: 1 } }),
+                events: vec![],
+            },
+        );
+        assert!(!says_nothing_of_the_broker(&later));
+        // Every step matched: only what came after went wrong.
+        let mut matched = failed_at_open(vec![], Problem::Cleanup("cleanup: refused".into()));
+        matched.recording.as_mut().expect("recorded").verdict = Verdict::Pass;
+        assert!(says_nothing_of_the_broker(&matched));
+        // Not run at all.
+        let mut unrun = failed_at_open(vec![], refused());
+        unrun.recording = None;
+        assert!(!says_nothing_of_the_broker(&unrun));
+    }
 }

@@ -277,18 +277,7 @@ impl LiveTarget {
                     let (sink, chan_flags, conn_flags) = (self.sink.clone(), chan.flags.clone(), conn.flags.clone());
                     consumer.set_delegate(move |delivery: lapin::message::DeliveryResult| {
                         match delivery {
-                            Ok(Some(d)) => {
-                                let message =
-                                    names.message(d.exchange.as_str(), d.routing_key.as_str(), &d.properties, &d.data);
-                                sink.push(Event::Deliver {
-                                    ch,
-                                    consumer_tag: Name::from(tag.as_str()),
-                                    delivery_tag: d.delivery_tag,
-                                    redelivered: d.redelivered,
-                                    queue: Name::default(),
-                                    message,
-                                });
-                            }
+                            Ok(Some(d)) => sink.push(delivered(&names, ch, &tag, &d)),
                             Ok(None) => {
                                 let f = lock(&chan_flags);
                                 let ours = f.client_closing || f.cancelled.contains(&tag) || f.errored.contains(&tag);
@@ -317,6 +306,17 @@ impl LiveTarget {
                         c.basic_cancel(tag.into(), BasicCancelOptions::default()).await
                     })
                     .await;
+                // Once it has sent basic.cancel, lapin no longer hands the consumer's deliveries to
+                // its delegate but queues them on the consumer's stream: what the broker delivered
+                // before cancel-ok (as it may) is read from there, and comes before it.
+                if let Some(chan) = self.chans.get_mut(ch) {
+                    let tag = consumer_tag.to_string();
+                    if let Some(consumer) = chan.consumers.iter_mut().find(|c| c.tag().as_str() == tag) {
+                        for d in queued(consumer) {
+                            self.sink.push(delivered(&names, *ch, &tag, &d));
+                        }
+                    }
+                }
                 // lapin also resolves a pending cancel when the server closes the channel (the
                 // consumer is gone either way): that close is the answer, reported by the watcher.
                 if done.is_some() && channel.status().connected() {
@@ -464,4 +464,30 @@ impl LiveTarget {
             }
         }
     }
+}
+
+/// The event of a delivery to consumer `tag` on `ch`, with the trace's names.
+fn delivered(names: &Names, ch: ChanRef, tag: &str, d: &lapin::message::Delivery) -> Event {
+    Event::Deliver {
+        ch,
+        consumer_tag: Name::from(tag),
+        delivery_tag: d.delivery_tag,
+        redelivered: d.redelivered,
+        queue: Name::default(),
+        message: names.message(d.exchange.as_str(), d.routing_key.as_str(), &d.properties, &d.data),
+    }
+}
+
+/// The deliveries waiting on a consumer's stream, in arrival order, without waiting for more
+/// (lapin queues them there once the consumer is being cancelled).
+fn queued(consumer: &mut lapin::Consumer) -> Vec<lapin::message::Delivery> {
+    use futures_core::Stream;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut out = Vec::new();
+    while let Poll::Ready(Some(Ok(d))) = Pin::new(&mut *consumer).poll_next(&mut cx) {
+        out.push(d);
+    }
+    out
 }
