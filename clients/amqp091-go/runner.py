@@ -317,25 +317,26 @@ def main():
                 if gone:
                     why = restart_broker(restart_cmd, a.url)
                     down_before = f"{gone}; restarted before the test" + (f" ({why})" if why else "")
-            attempt = 0
             while True:
                 out, rc, killed, secs = run_one(a.binary, a.src, env, n, a.timeout)
                 status, reason = classify(n, out, rc, killed, a.timeout)
+                tries -= 1
+                if status in ("pass", "skip"):
+                    break
                 # A broker the test hung (a timeout) or brought down (it no longer answers) is
                 # restarted before anything else runs against it, another try included.
-                gone = restart_cmd and status not in ("pass", "skip") and (status == "timeout" or probe(a.url))
-                if gone:
+                if restart_cmd and (status == "timeout" or probe(a.url)):
                     why = restart_broker(restart_cmd, a.url)
                     restarted = why or True
                     if why:
                         print(f"  {n}: {why}", file=sys.stderr, flush=True)
-                # A test that found no broker at its first dial (it died between the check above
-                # and the test) says nothing of the broker: it is run once more, as a try.
-                dial_refused = "connect: connection refused" in out and gone and restarted is True
-                if status in ("pass", "skip") or (attempt >= tries - 1 and not (dial_refused and not earlier)):
+                    # A test that found no broker at a dial (it died between the check above and
+                    # the test) says nothing of the broker: on its first try, it gets one more.
+                    elif "connect: connection refused" in out and not earlier:
+                        tries = max(tries, 1)
+                if tries <= 0:
                     break
                 earlier.append({"status": status, "reason": reason, "seconds": secs})
-                attempt += 1
             r = {"name": n, "status": status, "seconds": secs}
             if down_before:
                 r["broker_down_before"] = down_before

@@ -389,11 +389,13 @@ pub fn json(run: &SuiteRun) -> String {
 /// The lines after the first of a FAIL's verdict or an ERROR's cause are indented by six
 /// blanks, under the file name.
 pub fn line(result: &TraceResult) -> String {
-    let mut out = status_line(result);
-    for incident in &result.incidents {
-        out += &format!("\n      note: {incident}");
-    }
-    out
+    status_line(result) + &incident_notes(result)
+}
+
+/// The incidents beside a trace's result ([`TraceResult::incidents`]), a `note:` line each,
+/// indented under the file name.
+fn incident_notes(result: &TraceResult) -> String {
+    result.incidents.iter().map(|i| format!("\n      note: {i}")).collect()
 }
 
 /// [`line`] without the incidents.
@@ -595,9 +597,7 @@ pub fn summary(run: &SuiteRun) -> String {
     let mut out = String::new();
     for r in run.results.iter().filter(|r| r.status != Status::Pass || !r.incidents.is_empty()) {
         out.push_str(&listed(r));
-        for incident in &r.incidents {
-            let _ = write!(out, "\n      note: {incident}");
-        }
+        out.push_str(&incident_notes(r));
         out.push('\n');
     }
     if !out.is_empty() {

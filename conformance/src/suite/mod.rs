@@ -361,34 +361,31 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
         _ => None,
     };
     let started = if shared.is_some() { Instant::now() } else { started };
-    let (recording, summary) = record_on(target, trace, model);
-    result.status = Status::of_session(&recording.verdict, &summary);
-    result.recording = Some(recording);
-    if let TargetSpec::Broker { uri, timing, restart } = target {
-        if result.status.is_failure() {
-            match check_broker(uri, timing, restart.as_ref(), &mut result.status) {
-                After::Lost => result.broker_lost = true,
-                After::Restarted { gone: true } if says_nothing_of_the_broker(&result) => {
-                    // The broker's process had died where this trace cannot be at fault (a
-                    // broker that crashes now and then closing a connection: dispatchd): the
-                    // trace is run again on the restarted broker, once.
-                    let first = result.status.detail().unwrap_or_default();
-                    let first = first.lines().next().unwrap_or_default();
-                    result.incidents.push(format!(
-                        "the broker's process was found gone after a first run that says nothing of the broker \
-                         ({first}): it was restarted and the trace run again; this is the second run's outcome"
-                    ));
-                    let (recording, summary) = record_on(target, trace, model);
-                    result.status = Status::of_session(&recording.verdict, &summary);
-                    result.recording = Some(recording);
-                    if result.status.is_failure() {
-                        result.broker_lost =
-                            check_broker(uri, timing, restart.as_ref(), &mut result.status) == After::Lost;
-                    }
-                }
-                _ => {}
-            }
+    loop {
+        let (recording, summary) = record_on(target, trace, model);
+        result.status = Status::of_session(&recording.verdict, &summary);
+        result.recording = Some(recording);
+        let TargetSpec::Broker { uri, timing, restart } = target else { break };
+        if !result.status.is_failure() {
+            break;
         }
+        match check_broker(uri, timing, restart.as_ref(), &mut result.status) {
+            After::Lost => result.broker_lost = true,
+            // The broker's process had died where this trace cannot be at fault (a broker that
+            // crashes now and then closing a connection: dispatchd): the trace is run again on
+            // the restarted broker, once.
+            After::Restarted { gone: true } if result.incidents.is_empty() && says_nothing_of_the_broker(&result) => {
+                let first = result.status.detail().unwrap_or_default();
+                let first = first.lines().next().unwrap_or_default();
+                result.incidents.push(format!(
+                    "the broker's process was found gone after a first run that says nothing of the broker \
+                     ({first}): it was restarted and the trace run again; this is the second run's outcome"
+                ));
+                continue;
+            }
+            _ => {}
+        }
+        break;
     }
     result.duration = started.elapsed();
     result
