@@ -223,6 +223,8 @@ pub struct Catalogue {
     pub model: BTreeMap<String, Vec<Place>>,
     /// Cites that name nothing: (fixture, cite).
     pub bad_cites: Vec<(String, String)>,
+    /// The fixtures with a `recommends:` line: (fixture, rule).
+    pub recommending: Vec<(String, String)>,
     /// The readings, with the file each is in (relative to the root).
     pub readings: Vec<(String, Reading)>,
     /// The switch readings, with their files.
@@ -262,6 +264,8 @@ impl Catalogue {
         let file: RulesFile = toml::from_str(&read(RULES_FILE)?).map_err(|e| InputError::file(RULES_FILE, e))?;
         let mut cited_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut bad_cites = Vec::new();
+        let recommending =
+            fixtures.iter().filter_map(|(path, t)| Some((path.clone(), t.recommends.clone()?))).collect();
         for (path, trace) in fixtures {
             for cite in &trace.cites {
                 if cite_exists(&names, cite) {
@@ -288,7 +292,17 @@ impl Catalogue {
             switches.extend(f.switch.into_iter().map(|s| (rel.clone(), s)));
         }
         let profile_switches = profile_switches(&read(PROFILE_SOURCE)?).into_iter().map(|(n, _)| n).collect();
-        Ok(Catalogue { rules: file.rule, names, cited_by, model, bad_cites, readings, switches, profile_switches })
+        Ok(Catalogue {
+            rules: file.rule,
+            names,
+            cited_by,
+            model,
+            bad_cites,
+            recommending,
+            readings,
+            switches,
+            profile_switches,
+        })
     }
 
     /// The reading of rule `id`.
@@ -472,6 +486,17 @@ impl Catalogue {
                  RabbitMQ document (`RabbitMQ ...`)"
             ));
         }
+        // A departure is only excused where the rule's force leaves the server a choice.
+        for (fixture, rule) in &self.recommending {
+            match self.reading(rule).map(|r| r.force.as_str()) {
+                Some("SHOULD") => {}
+                force => out.push(format!(
+                    "{fixture}: `recommends: {rule}` names a rule whose reading's force is {}, not SHOULD: a broker \
+                     that fails this trace would be excused where the specification requires",
+                    force.map_or_else(|| "unrecorded".to_string(), |f| format!("`{f}`"))
+                )),
+            }
+        }
         out
     }
 }
@@ -587,10 +612,29 @@ mod tests {
             cited_by: BTreeMap::from([("basic 01".to_string(), vec!["f.trace".to_string()])]),
             model: BTreeMap::new(),
             bad_cites: vec![],
+            recommending: vec![],
             readings: readings.into_iter().map(|r| ("r.toml".to_string(), r)).collect(),
             switches: vec![],
             profile_switches: vec!["qos_scope".into()],
         }
+    }
+
+    /// A `recommends:` line excuses a failure, so it may only name a rule read as a SHOULD.
+    #[test]
+    fn recommends_needs_a_should() {
+        let mut should = reading("basic 01", "exact");
+        should.force = "SHOULD".into();
+        let mut catalogue = with_readings(vec![should, reading("basic ack multiple exists", "exact")]);
+        catalogue.recommending = vec![("a.trace".into(), "basic 01".into())];
+        let recommends =
+            |c: &Catalogue| c.problems().into_iter().filter(|p| p.contains("recommends")).collect::<Vec<_>>();
+        assert!(recommends(&catalogue).is_empty(), "{:?}", recommends(&catalogue));
+        catalogue.recommending.push(("b.trace".into(), "basic ack multiple exists".into()));
+        catalogue.recommending.push(("c.trace".into(), "errata 14".into()));
+        let found = recommends(&catalogue);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("b.trace: ") && found[0].contains("force is `MUST`"), "{found:?}");
+        assert!(found[1].starts_with("c.trace: ") && found[1].contains("force is unrecorded"), "{found:?}");
     }
 
     #[test]

@@ -246,16 +246,17 @@ impl Deviations {
     /// The status of trace `file` under `profile` once its entry, if any, is taken into
     /// account: a FAIL becomes known (with the entry's rule and reason), so does an ERROR
     /// (without a line: the trace's steps matched, the run went wrong after them, e.g. a delete
-    /// the broker never answers while cleaning up) and, for an intermittent entry, a pass; any
-    /// other pass becomes stale (the entry may no longer describe the broker). Anything else, and
-    /// any trace without an entry, is left as it is.
+    /// the broker never answers while cleaning up), a departure from a recommendation (one that
+    /// shows only sometimes, listed `intermittent` so that both outcomes read alike) and, for an
+    /// intermittent entry, a pass; any other pass becomes stale (the entry may no longer describe
+    /// the broker). Anything else, and any trace without an entry, is left as it is.
     pub fn apply(&self, profile: ProfileName, file: &str, status: Status) -> Status {
         let Some(d) = self.find(file, profile) else { return status };
         match status {
             // A failure, or a run that went wrong in the way the entry describes (a method the
             // broker never answers, met while cleaning up after the trace: no line of the trace
             // is at fault), or an intermittent deviation that did not show this time.
-            seen @ (Status::Fail(_) | Status::Error { .. }) => {
+            seen @ (Status::Fail(_) | Status::Error { .. } | Status::Departs { .. }) => {
                 Status::Known { seen: Box::new(seen), rule: d.rule.clone(), reason: d.reason.clone() }
             }
             Status::Pass if d.intermittent => {
@@ -556,6 +557,11 @@ reason = "something else"
         .unwrap();
         let passed = flaky.apply(spec, "fixtures/spec/x.trace", Status::Pass);
         assert!(matches!(&passed, Status::Known { seen, .. } if **seen == Status::Pass));
+        // A departure from a recommendation that shows only sometimes: known both ways.
+        let departs =
+            Status::Departs { failure: Failure::diverged(4, "c1.1 queue.purge q", &[], &[]), rule: "r".into() };
+        let known = flaky.apply(spec, "fixtures/spec/x.trace", departs.clone());
+        assert!(matches!(&known, Status::Known { seen, .. } if **seen == departs));
         assert_eq!(passed.line(), None);
         assert_eq!(passed.detail().as_deref(), Some("passed this time: the deviation shows only some of the time"));
         assert_eq!(flaky.apply(spec, "fixtures/spec/x.trace", fail()).line(), Some(9));

@@ -14,7 +14,8 @@
 //! - `<!-- counts: RUN -->225 traces: 203 passed, 22 skipped<!-- /counts -->` in a line, or
 //!   `<!-- counts: RUN -->` on a line of its own just before a fenced block (a run's output,
 //!   pasted): each count the text gives (`N traces`, `N passed`, `N failed`, `N known
-//!   deviations`, `N stale deviations`, `N skipped`, `N errors`) is set to what [`Figures::run`]
+//!   deviations`, `N departures from recommendations`, `N stale deviations`, `N skipped`,
+//!   `N errors`) is set to what [`Figures::run`]
 //!   says that run gives, and every count that is not 0 must be there. In a block, a report line
 //!   (`pass  fixtures/x.trace (0.1 s)`, `skip  fixtures/y.trace: ...`) must give the status the
 //!   run gives that fixture, and `conformant` or `NOT conformant` must be the run's verdict. The
@@ -57,13 +58,16 @@ pub struct Counts {
     pub failed: usize,
     /// Known deviations.
     pub known: usize,
+    /// Departures from a recommendation.
+    pub departs: usize,
     /// Stale deviations.
     pub stale: usize,
     /// Skipped (written for the other profile, or a step the target could not perform).
     pub skipped: usize,
     /// Errors.
     pub errors: usize,
-    /// Each fixture's status label (`pass`, `FAIL`, `known`, `stale`, `skip`, `ERROR`), by path.
+    /// Each fixture's status label (`pass`, `FAIL`, `known`, `departs`, `stale`, `skip`, `ERROR`),
+    /// by path.
     pub status: BTreeMap<String, &'static str>,
 }
 
@@ -79,6 +83,7 @@ impl Counts {
             Kind::Passed => self.passed,
             Kind::Failed => self.failed,
             Kind::Known => self.known,
+            Kind::Departs => self.departs,
             Kind::Stale => self.stale,
             Kind::Skipped => self.skipped,
             Kind::Errors => self.errors,
@@ -93,6 +98,7 @@ enum Kind {
     Passed,
     Failed,
     Known,
+    Departs,
     Stale,
     Skipped,
     Errors,
@@ -100,8 +106,9 @@ enum Kind {
 
 /// The words after a count: (plural, singular, what it counts). Longer first, so that `known
 /// deviations` is not read as `known deviation`.
-const PHRASES: [(&str, &str, Kind); 7] = [
+const PHRASES: [(&str, &str, Kind); 8] = [
     ("known deviations", "known deviation", Kind::Known),
+    ("departures from recommendations", "departure from a recommendation", Kind::Departs),
     ("stale deviations", "stale deviation", Kind::Stale),
     ("traces", "trace", Kind::Traces),
     ("passed", "passed", Kind::Passed),
@@ -111,7 +118,7 @@ const PHRASES: [(&str, &str, Kind); 7] = [
 ];
 
 /// The status labels a report line starts with.
-const LABELS: [&str; 6] = ["pass", "FAIL", "known", "stale", "skip", "ERROR"];
+const LABELS: [&str; 7] = ["pass", "FAIL", "known", "departs", "stale", "skip", "ERROR"];
 
 /// The keys [`Figures::number`] knows, for error messages.
 const KEYS: &str = "fixtures, profile spec, profile rabbitmq, restart, restart under spec, restart under rabbitmq, \
@@ -242,6 +249,7 @@ impl Figures<'_> {
                 "pass" => &mut out.passed,
                 "FAIL" => &mut out.failed,
                 "known" => &mut out.known,
+                "departs" => &mut out.departs,
                 "stale" => &mut out.stale,
                 "skip" => &mut out.skipped,
                 _ => &mut out.errors,
@@ -527,6 +535,7 @@ mod tests {
             cited_by: BTreeMap::new(),
             model: BTreeMap::new(),
             bad_cites: Vec::new(),
+            recommending: Vec::new(),
             readings: Vec::new(),
             switches: Vec::new(),
             profile_switches: Vec::new(),

@@ -25,8 +25,8 @@ use std::time::Duration;
 /// Replay AMQP 0-9-1 conformance traces against the model or a live broker, and validate what the
 /// target did against the behaviours the model allows.
 ///
-/// Exit status: 0 when the target conforms on every trace run (known deviations, stale ones and
-/// skipped traces do not count against it), 1 when it does not (a trace failed, or the run went
+/// Exit status: 0 when the target conforms on every trace run (known deviations, stale ones,
+/// departures from a SHOULD rule's recommendation and skipped traces do not count against it), 1 when it does not (a trace failed, or the run went
 /// wrong on a trace: cleanup failed, a restart command failed, the broker stopped answering), 2
 /// for usage and infrastructure errors (a trace or deviations file that cannot be read or parsed,
 /// a trace the model itself cannot follow, a glob matching nothing, a --broker that is not an

@@ -102,10 +102,20 @@ fn stale_message(rule: &str) -> String {
     )
 }
 
+/// What a departure from a recommendation says, before its finding.
+fn departs_note(rule: &str) -> String {
+    format!(
+        "departs from the recommendation of `{rule}` (a SHOULD: the specification allows it, so this is not a \
+         failure of conformance)"
+    )
+}
+
 /// One trace as a JUnit test case.
 fn test_case(r: &TraceResult) -> TestCase {
     let status = match &r.status {
-        Status::Pass | Status::Known { .. } | Status::Stale { .. } => TestCaseStatus::success(),
+        Status::Pass | Status::Known { .. } | Status::Departs { .. } | Status::Stale { .. } => {
+            TestCaseStatus::success()
+        }
         Status::Fail(failure) => {
             let detail = failure.detail();
             let (first, _) = split_detail(&detail);
@@ -135,6 +145,9 @@ fn test_case(r: &TraceResult) -> TestCase {
         }
         Status::Stale { rule } => {
             case.set_system_out(stale_message(rule));
+        }
+        Status::Departs { failure, rule } => {
+            case.set_system_out(format!("{}\n\nline {}: {}", departs_note(rule), failure.line, failure.detail()));
         }
         Status::Fail { .. } | Status::Error { .. } => {
             if let Some(rec) = &r.recording {
@@ -223,6 +236,9 @@ pub struct JsonCounts {
     pub fail: usize,
     /// known deviations.
     pub known: usize,
+    /// departures from a recommendation (failed traces that `recommends:` a SHOULD rule).
+    #[serde(default)]
+    pub departs: usize,
     /// stale (deviations entries for traces that passed).
     pub stale: usize,
     /// skip.
@@ -283,6 +299,7 @@ impl JsonCounts {
                 Status::Pass => &mut c.pass,
                 Status::Fail(_) => &mut c.fail,
                 Status::Known { .. } => &mut c.known,
+                Status::Departs { .. } => &mut c.departs,
                 Status::Stale { .. } => &mut c.stale,
                 Status::Skip { .. } => &mut c.skip,
                 Status::Error { .. } => &mut c.error,
@@ -315,6 +332,7 @@ impl JsonTrace {
             Status::Known { rule, reason, .. } => {
                 (r.status.line().filter(|l| *l > 0), r.status.detail(), Some(rule.clone()), Some(reason.clone()))
             }
+            Status::Departs { rule, .. } => (r.status.line(), r.status.detail(), Some(rule.clone()), None),
             Status::Stale { rule } => (None, None, Some(rule.clone()), None),
             Status::Skip { reason } => (None, None, None, Some(reason.clone())),
             Status::Error { .. } => (None, r.status.detail(), None, None),
@@ -354,7 +372,7 @@ impl JsonReport {
 ///
 /// ```json
 /// { "target": "the model", "profile": "spec", "elapsed_seconds": 1.5,
-///   "counts": { "total": 2, "pass": 1, "fail": 1, "known": 0, "stale": 0, "skip": 0, "error": 0 },
+///   "counts": { "total": 2, "pass": 1, "fail": 1, "known": 0, "departs": 0, "stale": 0, "skip": 0, "error": 0 },
 ///   "conformant": false,
 ///   "traces": [ { "file": "fixtures/x.trace", "title": "...", "cites": ["basic 10"],
 ///                 "status": "fail", "line": 12, "detail": "line 12: ...", "rule": null,
@@ -414,6 +432,11 @@ fn status_line(result: &TraceResult) -> String {
             format!("{label:<5} {}: {} ({took})", at(file, result.status.line()), known_note(rule, reason))
         }
         Status::Stale { rule } => format!("{label:<5} {file}: {} ({took})", stale_message(rule)),
+        Status::Departs { failure, rule } => {
+            let detail = failure.detail();
+            let (first, rest) = split_detail(&detail);
+            format!("{label:<5} {file}:{}: {}: {first}{}", failure.line, departs_note(rule), indented(&rest, "      "))
+        }
         Status::Skip { reason } => format!("{label:<5} {file}: {reason}"),
         Status::Error { problems, notes } => {
             let cause = Status::cause(problems, notes);
@@ -569,6 +592,13 @@ fn listed(r: &TraceResult) -> String {
             whole(format!("{label:<5} {}: ", at(file, r.status.line())), &known_note(rule, reason))
         }
         Status::Stale { rule } => whole(format!("{label:<5} {file}: "), &stale_message(rule)),
+        Status::Departs { failure, rule } => {
+            let head = format!("{label:<5} {file}:{}: {}: ", failure.line, departs_note(rule));
+            match &failure.finding {
+                Finding::Diverged(divergence) => format!("{head}{}", mismatch(divergence)),
+                Finding::Unmet { expected, observed } => format!("{head}{}", unmet(expected, observed)),
+            }
+        }
         Status::Skip { reason } => whole(format!("{label:<5} {file}: "), reason),
         Status::Error { problems, notes } => whole(format!("{label:<5} {file}: "), &Status::cause(problems, notes)),
     }
@@ -607,6 +637,9 @@ pub fn summary(run: &SuiteRun) -> String {
     let mut parts = vec![format!("{} passed", c.pass), format!("{} failed", c.fail)];
     if c.known > 0 {
         parts.push(count(c.known, "known deviation", "known deviations"));
+    }
+    if c.departs > 0 {
+        parts.push(count(c.departs, "departure from a recommendation", "departures from recommendations"));
     }
     if c.stale > 0 {
         parts.push(count(c.stale, "stale deviation", "stale deviations"));

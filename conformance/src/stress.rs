@@ -74,6 +74,7 @@ pub fn verdict(status: &Status) -> String {
         Status::Fail(failure) => format!("FAIL at line {}", failure.line),
         Status::Known { rule, .. } => format!("known ({rule})"),
         Status::Stale { rule } => format!("stale ({rule})"),
+        Status::Departs { failure, rule } => format!("departs from {rule} at line {}", failure.line),
         Status::Skip { reason } => format!("skip: {reason}"),
         Status::Error { .. } => "ERROR".into(),
     }

@@ -69,7 +69,7 @@ fn every_fixture_passes_on_the_reference_broker_and_the_model() {
         assert_eq!(skipped[0], skipped[1]);
         assert!(!skipped[0].is_empty() && skipped[0].iter().all(|l| l.ends_with(" profile")), "{:?}", skipped[0]);
         let wire = text(&wire);
-        for restart in ["seed/3.3-durable-queue-survives-restart.trace", "spec/restart-closes-connections-320.trace"] {
+        for restart in ["spec/restart-durable-survives.trace", "spec/restart-closes-connections-320.trace"] {
             assert!(wire.contains(&format!("pass  fixtures/{restart}")), "{restart}: {wire}");
         }
     }

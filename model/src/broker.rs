@@ -183,7 +183,7 @@ impl crate::state::Broker {
                 "basic nack multiple exists",
             ),
             BasicReject { delivery_tag, requeue, .. } => {
-                self.basic_settle(ch, *delivery_tag, false, crate::state::Settle::rejecting(*requeue))
+                self.basic_reject(ch, *delivery_tag, crate::state::Settle::rejecting(*requeue))
             }
             BasicRecover { requeue, .. } => self.basic_recover(ch, *requeue, out),
             ConfirmSelect { .. } => self.confirm_select(ch, out),

@@ -36,7 +36,7 @@ impl Broker {
                 self.requeue(u, None);
             }
         }
-        for (tag, c) in channel.consumers {
+        for (tag, c) in channel.consumers.into_iter().filter(|(_, c)| !c.queue_gone) {
             self.detach_consumer(&c.queue, &ConsumerRef { ch, tag }, out);
         }
         if self.profile.requeue_avoids_rejecting_channel {

@@ -31,13 +31,46 @@ impl Broker {
     /// go), durable queues (`queue declare durable persistence`), bindings between surviving
     /// entities (`queue bind durable-exchange`) and persistent messages in durable queues
     /// (`basic 01`), those that were delivered but not acknowledged coming back flagged
-    /// redelivered.
+    /// redelivered. Under `restart_open` (the `spec` profile) the texts leave four choices, each
+    /// made once for the whole broker and only where it changes something: the persistent
+    /// messages of durable queues survive (the recommended answer) or are lost, as `basic 01`
+    /// is a SHOULD; the transient ones are lost (errata 27: delivery mode decides) or survive
+    /// (`basic 04` lets a server store them, and the XML never says they must go); transient
+    /// queues are deleted or kept empty (the durable field doc: they are "purged"); a durable
+    /// auto-delete queue that had consumers is kept (`queue declare durable persistence`) or
+    /// deleted, as its last consumer went with the closed connections (the auto-delete field doc).
     pub(crate) fn restart(&mut self, out: &mut Vec<Event>) {
         for conn in self.connections.keys() {
             out.push(Event::ConnectionClosed { conn: *conn, code: ReplyCode::ConnectionForced, method: None });
         }
-        let keep_transient = self.faults.has(Fault::RestartKeepsTransient);
-        let keeps = |persistent: bool| persistent || keep_transient;
+        let open = self.profile.restart_open;
+        let (mut keep_persistent, mut keep_transient) = (true, self.faults.has(Fault::RestartKeepsTransient));
+        let held = |b: &Broker, persistent: bool| {
+            let lasting = |q: &crate::state::Queue| q.durable && q.owner.is_none();
+            b.queues.values().any(|q| lasting(q) && q.ready.iter().any(|r| r.msg.persistent() == persistent))
+                || b.connections.values().flat_map(|c| c.channels.values()).flat_map(|ch| ch.unacked.values()).any(
+                    |u| {
+                        !u.queue_gone && u.msg.persistent() == persistent && b.queues.get(&u.queue).is_some_and(lasting)
+                    },
+                )
+        };
+        if open && held(self, true) {
+            keep_persistent = self.either("basic 01", 2) == 0;
+        }
+        if open && held(self, false) {
+            keep_transient = self.either("basic 04", 2) == 1;
+        }
+        let keep_transient_queues = open
+            && self.queues.values().any(|q| !q.durable && q.owner.is_none())
+            && self.either("queue declare durable persistence", 2) == 1;
+        let consumed: Vec<crate::types::Name> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| q.durable && q.auto_delete && q.owner.is_none() && q.consumer_count() > 0)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let drop_consumed = open && !consumed.is_empty() && self.either("queue declare durable persistence", 2) == 1;
+        let keeps = |persistent: bool| if persistent { keep_persistent } else { keep_transient };
         // Unacked copies return to their (durable) queues.
         let flag_optional = self.profile.redelivered_flag_optional;
         let mut returning: Vec<(crate::types::Name, Ready)> = Vec::new();
@@ -51,7 +84,9 @@ impl Broker {
                 }
             }
         }
-        self.queues.retain(|_, q| q.durable && q.owner.is_none());
+        self.queues.retain(|name, q| {
+            q.owner.is_none() && (q.durable || keep_transient_queues) && !(drop_consumed && consumed.contains(name))
+        });
         for (name, r) in returning {
             if let Some(q) = self.queues.get_mut(&name) {
                 let at = q.ready.partition_point(|x| x.msg.id() < r.msg.id());
@@ -61,7 +96,8 @@ impl Broker {
         for q in self.queues.values_mut() {
             q.consumers.clear();
             q.blocked.clear();
-            q.ready.retain(|r| keeps(r.msg.persistent()));
+            let durable = q.durable;
+            q.ready.retain(|r| durable && keeps(r.msg.persistent()));
             for r in q.ready.iter_mut() {
                 r.avoid = None;
             }
@@ -85,6 +121,8 @@ impl Broker {
         let transient: std::collections::BTreeSet<crate::Name> =
             self.exchanges.iter().filter(|(_, x)| !x.durable).map(|(n, _)| n.clone()).collect();
         Arc::make_mut(&mut self.exchanges).retain(|n, x| x.durable || Broker::is_predeclared(n));
+        // A predeclared exchange a client deleted (`predeclared_delete_open`) is made again.
+        self.remake_predeclared();
         let (exchanges, queues) = (&self.exchanges, &self.queues);
         Arc::make_mut(&mut self.bindings).retain(|b| {
             !transient.contains(&b.source)

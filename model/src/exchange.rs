@@ -135,16 +135,27 @@ impl Broker {
         if_unused: bool,
         out: &mut Vec<Event>,
     ) -> Outcome {
-        // The default exchange and the predeclared amq.* exchanges cannot be deleted (403). A
-        // missing exchange is not found (`exchange delete exchange exists`), whatever its name;
-        // RabbitMQ refuses every amq.* name before it looks the name up
-        // (`reserved_prefix_always_refused`).
-        let refused =
-            name.is_reserved() && (self.profile.reserved_prefix_always_refused || self.exchanges.contains_key(name));
+        // The default exchange cannot be deleted (403); nor can the predeclared amq.* exchanges,
+        // except that under `predeclared_delete_open` (no rule forbids it) a delete may also
+        // succeed (`exchange required-instances`). A missing exchange is not found (`exchange
+        // delete exchange exists`), whatever its name; RabbitMQ refuses every amq.* name before it
+        // looks the name up (`reserved_prefix_always_refused`).
+        let refused = name.is_reserved()
+            && (self.profile.reserved_prefix_always_refused
+                || self.exchanges.contains_key(name)
+                    && !(self.profile.predeclared_delete_open && self.either("exchange required-instances", 2) == 1));
         if name.is_empty() {
             return Err(self.default_exchange_refused(false));
         }
         if refused {
+            // No rule names the refusal's code: under `any_fitting_code` access-refused on the
+            // channel or not-allowed on the connection, as for the default exchange.
+            if self.profile.predeclared_delete_open && self.profile.any_fitting_code {
+                return Err(match self.either("exchange required-instances", 2) {
+                    0 => Channel(AccessRefused),
+                    _ => crate::broker::Exception::Connection(crate::types::ReplyCode::NotAllowed),
+                });
+            }
             return Err(Channel(AccessRefused));
         }
         if !self.exchanges.contains_key(name) {

@@ -59,7 +59,9 @@ pub struct Profile {
     /// field rules (`queue unbind exchange default-exchange`, `exchange bind destination
     /// default-exchange` and the like) take `""` as the default exchange, while `exchange
     /// default-access` forbids any access but through `queue.bind` and `basic.publish`. The two
-    /// rules conflict, so the spec profile allows both (either); RabbitMQ refuses with 403.
+    /// rules conflict, so the spec profile allows both (either), and an accepted unbind of a
+    /// queue's automatic binding (its own name as the key) may keep or remove it, which the text
+    /// leaves open too; RabbitMQ refuses with 403.
     pub default_exchange_other_bindings: Permit,
     /// Exchange equivalence also compares `auto-delete` and `internal`: RabbitMQ does; the spec
     /// compares type, durable and arguments only (`exchange declare passive equivalent`) and
@@ -219,6 +221,30 @@ pub struct Profile {
     /// give 404 on the channel, section 1.1 gives 502, which the errata (section 18) make a
     /// connection exception; the spec profile allows either, RabbitMQ closes the channel with 404.
     pub unknown_last_queue: LastQueueError,
+    /// What a restart keeps beyond the durable queues and exchanges: `basic 01` only recommends
+    /// (SHOULD) that persistent messages in durable queues survive, errata 27 says the delivery
+    /// mode decides while `basic 04` lets a server store transient messages too, the durable
+    /// field doc has transient queues "purged" (removed, or emptied), and a durable auto-delete
+    /// queue whose consumers the restart closed is both kept (`queue declare durable
+    /// persistence`) and due for deletion (the auto-delete field doc). Under `spec` (`true`)
+    /// each is a choice made once per restart, the recommended or first-read answer first
+    /// ([`crate::Broker`]'s restart); RabbitMQ keeps persistent messages and durable queues,
+    /// auto-delete ones included, and drops transient messages and queues.
+    pub restart_open: bool,
+    /// `exchange.delete` of an existing predeclared `amq.` exchange: `exchange required-instances`
+    /// has the server pre-declare them and `exchange declare exchange reserved` keeps clients from
+    /// declaring such names, but no rule forbids deleting one. Under `spec` (`true`) the delete is
+    /// refused with 403 (first) or done; a deleted one is made again at the next restart, which
+    /// is when the rule asks for them. RabbitMQ refuses with 403.
+    pub predeclared_delete_open: bool,
+    /// `basic.ack`, `basic.nack` or `basic.reject` of the tag of a delivery made with no-ack: it
+    /// names a delivered message, which `basic ack multiple exists` asks the tag to, so the
+    /// text allows taking the automatic settlement as its acknowledgement (a further one is
+    /// 406: RabbitMQ) or accepting the superfluous one; and a `basic.reject` of a tag naming no
+    /// outstanding delivery is refused only by errata 21's suggestion. Under `spec` (`true`)
+    /// each is 406 (first) or accepted (nothing happens); the channel then keeps its no-ack
+    /// tags (`Channel::no_ack_tags`).
+    pub no_ack_tag_open: bool,
 }
 
 /// Where a requeued message goes back (`Profile::requeue_position`).
@@ -390,6 +416,9 @@ impl Profile {
             unbind_key_shortcut: Permit::Either,
             tx_checks_at_commit: true,
             unknown_last_queue: LastQueueError::Either,
+            restart_open: true,
+            predeclared_delete_open: true,
+            no_ack_tag_open: true,
         }
     }
 
@@ -431,6 +460,9 @@ impl Profile {
             unbind_key_shortcut: Permit::Allowed,
             tx_checks_at_commit: false,
             unknown_last_queue: LastQueueError::ChannelNotFound,
+            restart_open: false,
+            predeclared_delete_open: false,
+            no_ack_tag_open: false,
         }
     }
 
@@ -447,6 +479,10 @@ impl Profile {
             || self.zero_tag_alone_open
             || self.e2e_in_use_open
             || self.tx_checks_at_commit
+            || self.restart_open
+            || self.recover_without_requeue
+            || self.predeclared_delete_open
+            || self.no_ack_tag_open
             || [
                 self.cancel_notify,
                 self.default_exchange_other_bindings,

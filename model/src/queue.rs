@@ -140,6 +140,7 @@ impl Broker {
                     ready: Default::default(),
                     consumers: Default::default(),
                     blocked: Vec::new(),
+                    default_unbound: false,
                 };
                 self.queues.insert(name.clone(), q);
                 (0, 0, name)
@@ -244,6 +245,17 @@ impl Broker {
         if Arc::make_mut(&mut self.bindings).remove(&b) {
             self.auto_delete_exchange(exchange, out);
         }
+        // The automatic binding to the default exchange under the queue's own name: whether an
+        // unbind can remove it the text does not say (`queue unbind exchange default-exchange`
+        // against `queue declare default-binding`): under `spec` it stays (first) or goes.
+        if exchange.is_empty()
+            && b.key == *q
+            && self.profile.default_exchange_other_bindings == crate::profile::Permit::Either
+            && self.queues.get(q).is_some_and(|x| !x.default_unbound)
+            && self.either("queue unbind exchange default-exchange", 2) == 1
+        {
+            self.queues.get_mut(q).expect("checked").default_unbound = true;
+        }
         out.push(Event::Reply { ch, reply: Reply::QueueUnbindOk });
         Ok(())
     }
@@ -312,11 +324,22 @@ impl Broker {
         for r in &q.ready {
             self.settle_copy(r.msg.id(), name);
         }
-        let told = q.all_consumers().any(|c| self.channel(c.ch).is_some())
-            && self.permits(self.profile.cancel_notify, "basic cancel");
+        let listening = q.all_consumers().any(|c| self.channel(c.ch).is_some());
+        let told = listening && self.permits(self.profile.cancel_notify, "basic cancel");
+        // Not told, a consumer's tag is freed or (under `spec`, a choice for all of them) stays
+        // reserved on its channel until the client cancels it (`basic consume consumer-tag 01`).
+        let reserved = listening
+            && !told
+            && self.profile.cancel_notify == crate::profile::Permit::Either
+            && self.either("basic consume consumer-tag 01", 2) == 1;
         for c in q.consumers.iter().chain(q.blocked.iter()) {
             if let Some(chan) = self.connections.get_mut(&c.ch.conn).and_then(|x| x.channels.get_mut(&c.ch.channel)) {
-                chan.consumers.remove(&c.tag);
+                match chan.consumers.get_mut(&c.tag) {
+                    Some(consumer) if reserved => consumer.queue_gone = true,
+                    _ => {
+                        chan.consumers.remove(&c.tag);
+                    }
+                }
                 if told {
                     out.push(Event::Cancel { ch: c.ch, consumer_tag: c.tag.clone() });
                 }

@@ -99,6 +99,12 @@ pub struct Queue {
     pub consumers: VecDeque<ConsumerRef>,
     /// Consumers that left the rotation for lack of prefetch capacity (round-robin dispatch).
     pub blocked: Vec<ConsumerRef>,
+    /// Whether a `queue.unbind` removed the automatic binding to the default exchange under its
+    /// own name (`queue declare default-binding`): the text does not say whether that binding
+    /// can be removed, so under `spec` the unbind may take it away (`queue unbind exchange
+    /// default-exchange`); a queue declared again after a deletion has it back.
+    #[serde(default)]
+    pub default_unbound: bool,
 }
 
 impl Queue {
@@ -161,6 +167,10 @@ pub struct Channel {
     pub next_tag: u64,
     /// Deliveries awaiting acknowledgement, by delivery tag.
     pub unacked: BTreeMap<u64, Unacked>,
+    /// The tags of deliveries made with no-ack, kept only under `no_ack_tag_open` (an ack of one
+    /// may be accepted there); empty otherwise, so the state does not grow with them.
+    #[serde(default)]
+    pub no_ack_tags: std::collections::BTreeSet<u64>,
     /// Consumers on this channel, by tag.
     pub consumers: BTreeMap<Name, Consumer>,
     /// Per-consumer prefetch for consumers created next (RabbitMQ, `global=false`); 0 = none.
@@ -171,12 +181,21 @@ pub struct Channel {
     pub mode: Mode,
 }
 
+impl Channel {
+    /// Whether `tag` names a delivery of this channel still awaiting its settlement (not one
+    /// already settled in an open transaction).
+    pub fn outstanding(&self, tag: u64) -> bool {
+        self.unacked.get(&tag).is_some_and(|u| u.pending.is_none())
+    }
+}
+
 impl Default for Channel {
     fn default() -> Self {
         Channel {
             last_queue: None,
             next_tag: 1,
             unacked: BTreeMap::new(),
+            no_ack_tags: Default::default(),
             consumers: BTreeMap::new(),
             consumer_prefetch: 0,
             prefetch: 0,
@@ -224,6 +243,11 @@ pub struct Consumer {
     pub exclusive: bool,
     /// Its own prefetch limit (RabbitMQ consumer prefetch); 0 = none.
     pub prefetch: u16,
+    /// Its queue was deleted without telling it, and its tag stays reserved on the channel until
+    /// the client cancels it (`basic consume consumer-tag 01`, under `spec` a choice beside
+    /// freeing the tag): it gets nothing, a consume reusing the tag is 530, a cancel frees it.
+    #[serde(default)]
+    pub queue_gone: bool,
 }
 
 /// The publishing mode of a channel.
@@ -308,6 +332,20 @@ impl Broker {
             ledger: BTreeMap::new(),
             predeclared_durable: None,
             choices: Default::default(),
+        }
+    }
+
+    /// Make again every predeclared exchange that is missing (one a client deleted, as
+    /// `predeclared_delete_open` allows): a restart is when `exchange required-instances` asks
+    /// the server to declare them, with the durability settled for them (errata 20).
+    pub(crate) fn remake_predeclared(&mut self) {
+        let durable = self.predeclared_durable.unwrap_or(true);
+        for (name, kind) in PREDECLARED.into_iter().filter(|(_, kind)| self.profile.recommended_types.implements(kind))
+        {
+            if !self.exchanges.contains_key(name) {
+                let x = Exchange { kind, durable, auto_delete: false, internal: false, arguments: Table::new() };
+                Arc::make_mut(&mut self.exchanges).insert(Name::from(name), x);
+            }
         }
     }
 

@@ -117,7 +117,19 @@ fn the_checker_explores_each_allowed_answer() {
     model.actions(&state, &mut actions);
     let answers: Vec<&Action> =
         actions.iter().filter(|a| matches!(a, Action::Answer(Command::QueueDelete { .. }, _))).collect();
-    assert_eq!(answers.len(), 1, "{actions:?}");
+    // Untold, the consumer's tag is freed ([1, 0]) or stays reserved ([1, 1], `basic consume
+    // consumer-tag 01`); told is the first answer, taken by the client action itself.
+    let scripts: Vec<&Vec<u8>> = answers
+        .iter()
+        .map(|a| match a {
+            Action::Answer(_, script) => script,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(scripts, [&vec![1, 0], &vec![1, 1]], "{actions:?}");
+    let reserved = model.next_state(&state, answers[1].clone()).expect("applies");
+    let c2 = amqp_model::ChanRef { conn: amqp_model::ConnId(2), channel: 1 };
+    assert!(reserved.broker.channel(c2).expect("open").consumers.values().all(|c| c.queue_gone));
     let Action::Answer(delete, script) = answers[0] else { unreachable!() };
     // The ghost observes each answer's events (its checks run on both); the states they lead
     // to are the same, a basic.cancel being no state.

@@ -196,7 +196,9 @@ fn rank(status: &Status) -> u8 {
         Status::Skip { .. } => 0,
         Status::Pass => 1,
         Status::Stale { .. } => 2,
-        Status::Known { .. } => 3,
+        // A departure from a recommendation is, like a known deviation, the broker's way
+        // accounted for, not a failure.
+        Status::Departs { .. } | Status::Known { .. } => 3,
         Status::Error { .. } => 4,
         Status::Fail(_) => 5,
     }
@@ -255,6 +257,11 @@ fn note(file: &str, status: &Status) -> Option<String> {
         Status::Stale { rule } => {
             Some(format!("`{file}`: listed as a deviation from `{rule}` but passed (stale entry)"))
         }
+        Status::Departs { failure, rule } => Some(format!(
+            "`{file}:{}`: departs from the recommendation of `{rule}` (allowed): {}",
+            failure.line,
+            first_line(&failure.detail())
+        )),
         Status::Fail(failure) => Some(format!("`{file}:{}`: FAIL: {}", failure.line, first_line(&failure.detail()))),
         Status::Error { problems, notes } => {
             Some(format!("`{file}`: ERROR: {}", first_line(&Status::cause(problems, notes))))
@@ -421,6 +428,7 @@ mod tests {
                 &["basic ack 02"],
                 Status::Skip { reason: "written for the rabbitmq profile".into() },
             ),
+            result("fixtures/spec/d.trace", &["queue declare minimum-queues"], Status::Pass),
         ]);
         let broker_run = run(vec![
             result("fixtures/spec/a.trace", &["queue delete 01"], known(7)),
@@ -434,6 +442,14 @@ mod tests {
                 &["basic ack 02"],
                 Status::Skip { reason: "written for the rabbitmq profile".into() },
             ),
+            result(
+                "fixtures/spec/d.trace",
+                &["queue declare minimum-queues"],
+                Status::Departs {
+                    failure: Failure::diverged(5, "c1.1 queue.declare amqpc-4242-3-q", &[], &[]),
+                    rule: "queue declare minimum-queues".into(),
+                },
+            ),
         ]);
         let rows: Vec<(String, Vec<String>)> =
             model_run.results.iter().map(|r| (r.file.clone(), r.cites.clone())).collect();
@@ -442,10 +458,10 @@ mod tests {
         let data = assemble(&columns, &files, &[]);
         let page = render(&data, &[&model, &broker], &rows, "matrix.toml", &|f| format!("../{f}"));
         // Summary: one line per target, counts by cell.
-        assert!(page.contains("| model (spec) | spec | – | 2 | 0 | 0 | 0 | 0 | 0 | 1 |"), "{page}");
+        assert!(page.contains("| model (spec) | spec | – | 3 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |"), "{page}");
         assert!(
             page.contains(
-                "| Broker (spec) | spec | [deviations/b.toml](../deviations/b.toml) | 0 | 1 | 0 | 1 | 0 | 0 | 1 |"
+                "| Broker (spec) | spec | [deviations/b.toml](../deviations/b.toml) | 0 | 1 | 1 | 0 | 1 | 0 | 0 | 1 |"
             ),
             "{page}"
         );
@@ -459,6 +475,10 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("| [spec/c](../fixtures/spec/c.trace) | – | – |"), "{page}");
+        assert!(
+            page.contains("| [spec/d](../fixtures/spec/d.trace) | pass | [departs](#notes-broker-spec-3) |"),
+            "{page}"
+        );
         // Rules: the worst outcome among the fixtures citing it.
         assert!(page.contains("| `queue delete 01` (2) | pass | FAIL |"), "{page}");
         assert!(page.contains("| `basic ack 02` (2) | pass | FAIL |"), "{page}");
@@ -468,6 +488,13 @@ mod tests {
         ), "{page}");
         assert!(
             page.contains("`fixtures/spec/b.trace:9`: FAIL: after `c1.1 queue.delete q` the broker did:"),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "`fixtures/spec/d.trace:5`: departs from the recommendation of `queue declare minimum-queues` (allowed): \
+                 after `c1.1 queue.declare q` the broker did:"
+            ),
             "{page}"
         );
         assert!(!page.contains("amqpc-") && !page.contains("0.12"), "{page}");

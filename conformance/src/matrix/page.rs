@@ -115,7 +115,9 @@ pub fn render(
     let _ = writeln!(
         out,
         "Cells: **pass**; **known**: fails as the broker's deviations file says (the note gives the rule and the \
-         reason; the trace's report, `amqp-conformance run`, gives the step); **stale**: listed as a deviation but passed; \
+         reason; the trace's report, `amqp-conformance run`, gives the step); **departs**: under `spec`, fails a trace \
+         that checks only what a SHOULD rule recommends (its `recommends:` line), which the specification allows; \
+         **stale**: listed as a deviation but passed; \
          **FAIL**: departs from the model, not listed; **ERROR**: the run went wrong (no answer, failed \
          cleanup); **skip**: not run (the note says why); **–**: written for the other profile.\n"
     );
@@ -123,8 +125,9 @@ pub fn render(
     let missing = super::missing_cell("this target");
     let cell = |file: &str, k: usize| -> &Cell { data.cells.get(file).and_then(|row| row.get(k)).unwrap_or(&missing) };
     let _ = writeln!(out, "## Summary\n");
-    let _ = writeln!(out, "| target | profile | deviations | pass | known | stale | FAIL | ERROR | skip | – |");
-    let _ = writeln!(out, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|");
+    let _ =
+        writeln!(out, "| target | profile | deviations | pass | known | departs | stale | FAIL | ERROR | skip | – |");
+    let _ = writeln!(out, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (k, config) in configs.iter().enumerate() {
         let counts = counts(rows.iter().map(|(file, _)| cell(file, k)));
         let n = |l: &str| counts.get(l).copied().unwrap_or(0);
@@ -132,12 +135,13 @@ pub fn render(
             config.deviations.as_ref().map_or("–".to_string(), |d| format!("[{0}](../{0})", d.display()));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             config.name,
             config.profile,
             deviations,
             n("pass"),
             n("known"),
+            n("departs"),
             n("stale"),
             n("FAIL"),
             n("ERROR"),

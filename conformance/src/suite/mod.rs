@@ -66,10 +66,10 @@ pub struct SuiteRun {
 }
 
 impl SuiteRun {
-    /// How many results have each status label, in the order pass, FAIL, known, stale, skip,
-    /// ERROR.
-    pub fn counts(&self) -> [(&'static str, usize); 6] {
-        let mut out = [("pass", 0), ("FAIL", 0), ("known", 0), ("stale", 0), ("skip", 0), ("ERROR", 0)];
+    /// How many results have each status label, in the order pass, FAIL, known, departs, stale,
+    /// skip, ERROR.
+    pub fn counts(&self) -> [(&'static str, usize); 7] {
+        let mut out = [("pass", 0), ("FAIL", 0), ("known", 0), ("departs", 0), ("stale", 0), ("skip", 0), ("ERROR", 0)];
         for r in &self.results {
             if let Some(slot) = out.iter_mut().find(|(l, _)| *l == r.status.label()) {
                 slot.1 += 1;
@@ -274,6 +274,22 @@ pub fn needs_left_out(trace: &Trace, profile: &amqp_model::Profile) -> Option<St
     needs_left_out_type(trace, &profile.recommended_types)
 }
 
+/// The exchange types a trace declares (not passively) that the specification does not define.
+fn extension_types(trace: &Trace) -> impl Iterator<Item = &str> {
+    let mut kinds: Vec<&str> = trace
+        .commands()
+        .filter_map(|c| match c {
+            Command::ExchangeDeclare { kind: amqp_model::ExchangeKind::Other(k), passive: false, .. } => {
+                Some(k.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    kinds.into_iter()
+}
+
 /// The exchanges a command names.
 fn exchanges_named(c: &Command) -> Vec<&amqp_model::Name> {
     match c {
@@ -345,6 +361,19 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
             model.recommended_types = crate::target::probe::recommended_types(uri, timing.timeout);
             // So is `basic publish mandatory 01`: a broker that returns nothing is judged without.
             model.mandatory_returns = crate::target::probe::mandatory_returns(uri, timing.timeout);
+            // `exchange extensions` lets a server implement more types, whose routing the model
+            // cannot know: a trace declaring one the broker implements says nothing of it.
+            let extension = extension_types(trace)
+                .find(|kind| crate::target::probe::implements_extension_type(uri, timing.timeout, kind));
+            if let Some(kind) = extension {
+                result.status = Status::Skip {
+                    reason: format!(
+                        "declares an exchange of type `{kind}`, which the broker implements (probed: declare-ok), as \
+                         `exchange extensions` allows; the model does not know how it routes"
+                    ),
+                };
+                return result;
+            }
         }
     }
     if let Some(reason) = needs_left_out(trace, &model) {
@@ -387,6 +416,7 @@ pub fn run_one(file: &str, trace: &Trace, target: &TargetSpec, profile: ProfileN
         }
         break;
     }
+    result.status = result.status.recommended(trace.recommends.as_deref(), profile);
     result.duration = started.elapsed();
     result
 }
@@ -542,6 +572,61 @@ mod tests {
             f.problems.push(problem);
         }
         TraceResult { recording: Some(recording), ..TraceResult::unrun("t.trace", &trace, status) }
+    }
+
+    /// The extension types a trace declares are probed: each non-passive declare of a type the
+    /// specification does not define, once, and none of the standard ones.
+    #[test]
+    fn extension_types_are_the_undefined_ones_declared() {
+        let text = "c1 connection.open\nc1.1 channel.open\nc1.1 exchange.declare a x-nonsense\n\
+                    c1.1 exchange.declare b topic\nc1.2 channel.open\nc1.2 exchange.declare c x-nonsense\n\
+                    c1.2 exchange.declare d nonsense passive\nc1.2 exchange.declare e also-nonsense\n";
+        let trace = parse(text, "x.trace").expect("parses");
+        assert_eq!(extension_types(&trace).collect::<Vec<_>>(), ["also-nonsense", "x-nonsense"]);
+    }
+
+    /// A trace that `recommends:` a SHOULD rule and fails departs from the recommendation under
+    /// `spec`, and fails under `rabbitmq`; any other outcome stays what it was.
+    #[test]
+    fn a_failed_recommendation_departs_under_spec_only() {
+        let text = "cite: queue declare minimum-queues\nrecommends: queue declare minimum-queues\n\
+                    c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare q\nexpect c1.1 queue.declare-ok q 1 0\n";
+        let trace = parse(text, "r.trace").expect("parses");
+        let spec = run_one("r.trace", &trace, &TargetSpec::Model, ProfileName::Spec);
+        let Status::Departs { failure, rule } = &spec.status else { panic!("{:?}", spec.status) };
+        assert_eq!((failure.line, rule.as_str()), (6, "queue declare minimum-queues"));
+        assert!(!spec.status.is_failure());
+        let rabbitmq = run_one("r.trace", &trace, &TargetSpec::Model, ProfileName::Rabbitmq);
+        assert!(matches!(&rabbitmq.status, Status::Fail(f) if f.line == 6), "{:?}", rabbitmq.status);
+        // Without the line, the same failure fails under `spec` too.
+        let plain = parse(&text.replace("recommends: queue declare minimum-queues\n", ""), "p.trace").expect("parses");
+        assert!(matches!(run_one("p.trace", &plain, &TargetSpec::Model, ProfileName::Spec).status, Status::Fail(_)));
+        // A step the model does not allow, at a command of another method than the rule's, is
+        // still a failure: here a delivery where the model has none.
+        let bad = |line: usize, method: &str| {
+            let failure = status::Failure::diverged(line, method, &["c1.1 basic.deliver t 1 \"\" q m"], &[]);
+            Status::Fail(failure).recommended(Some("queue declare minimum-queues"), ProfileName::Spec)
+        };
+        assert!(matches!(bad(3, "c1.1 queue.purge q"), Status::Fail(_)));
+        assert!(matches!(bad(3, "c1.1 queue.declare q"), Status::Fail(_)), "not a refusal");
+        // A refusal of a declare that would create a queue departs; of a passive one, or no
+        // answer at all, does not.
+        let refused = |command: &str, observed: &[&str]| {
+            let failure = status::Failure::diverged(3, command, observed, &[]);
+            Status::Fail(failure).recommended(Some("queue declare minimum-queues"), ProfileName::Spec)
+        };
+        assert!(matches!(refused("c1.1 queue.declare q", &["c1 closed 506 queue.declare"]), Status::Departs { .. }));
+        assert!(matches!(refused("c1.1 queue.declare q", &["c1.1 closed 403 queue.declare"]), Status::Departs { .. }));
+        assert!(matches!(refused("c1.1 queue.declare q passive", &["c1.1 closed 404 queue.declare"]), Status::Fail(_)));
+        assert!(matches!(refused("c1.1 queue.declare q", &[]), Status::Fail(_)));
+        assert!(matches!(
+            Status::Fail(status::Failure::diverged(3, "c1.1 queue.declare q", &[], &[]))
+                .recommended(Some("basic 01"), ProfileName::Spec),
+            Status::Fail(_)
+        ));
+        // A pass stays a pass.
+        let passing = parse(&text.replace("q 1 0", "q 0 0"), "r.trace").expect("parses");
+        assert_eq!(run_one("r.trace", &passing, &TargetSpec::Model, ProfileName::Spec).status, Status::Pass);
     }
 
     /// A trace is run again after a restart only where its first run cannot be the broker's

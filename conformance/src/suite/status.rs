@@ -26,6 +26,15 @@ pub enum Status {
         /// Why, as the deviations file says.
         reason: String,
     },
+    /// Failed a trace that checks only what a SHOULD rule recommends (its `recommends:` line),
+    /// under the `spec` profile: the target departs from a recommendation, as the specification
+    /// lets a server with a reason do. Reported, but not a failure of conformance.
+    Departs {
+        /// Where and how it failed.
+        failure: Failure,
+        /// The rule whose recommendation it does not follow.
+        rule: String,
+    },
     /// Listed in the deviations file, but passed: the entry may be out of date (or the broker
     /// shows the deviation only sometimes, e.g. when it depends on timing). A warning: it does
     /// not make the run non-conformant.
@@ -127,13 +136,14 @@ impl Status {
         matches!(self, Status::Fail(_) | Status::Error { .. })
     }
 
-    /// The status as the JSON report writes it, all lower case: pass, fail, known, stale,
-    /// skip, error.
+    /// The status as the JSON report writes it, all lower case: pass, fail, known, departs,
+    /// stale, skip, error.
     pub fn key(&self) -> &'static str {
         match self {
             Status::Pass => "pass",
             Status::Fail(_) => "fail",
             Status::Known { .. } => "known",
+            Status::Departs { .. } => "departs",
             Status::Stale { .. } => "stale",
             Status::Skip { .. } => "skip",
             Status::Error { .. } => "error",
@@ -141,7 +151,7 @@ impl Status {
     }
 
     /// A one-word label, as a person reads it in a list of results (the two that make a run
-    /// non-conformant stand out): pass, FAIL, known, stale, skip, ERROR.
+    /// non-conformant stand out): pass, FAIL, known, departs, stale, skip, ERROR.
     pub fn label(&self) -> &'static str {
         match self {
             Status::Fail(_) => "FAIL",
@@ -154,7 +164,7 @@ impl Status {
     /// deviation met after the trace's steps, or one that passed this time, has none).
     pub fn line(&self) -> Option<usize> {
         match self {
-            Status::Fail(f) => Some(f.line),
+            Status::Fail(f) | Status::Departs { failure: f, .. } => Some(f.line),
             Status::Known { seen, .. } => seen.line(),
             _ => None,
         }
@@ -174,7 +184,7 @@ impl Status {
     /// the others.
     pub fn detail(&self) -> Option<String> {
         match self {
-            Status::Fail(f) => Some(f.detail()),
+            Status::Fail(f) | Status::Departs { failure: f, .. } => Some(f.detail()),
             Status::Error { problems, notes } => Some(Status::cause(problems, notes)),
             Status::Known { seen, .. } => Some(seen.detail().unwrap_or_else(|| PASSED_THIS_TIME.to_string())),
             _ => None,
@@ -185,10 +195,47 @@ impl Status {
     /// known deviation saw (an outcome without a detail has nowhere to tell it).
     pub fn add_note(&mut self, note: String) {
         match self {
-            Status::Fail(f) => f.notes.push(note),
+            Status::Fail(f) | Status::Departs { failure: f, .. } => f.notes.push(note),
             Status::Error { notes, .. } => notes.push(note),
             Status::Known { seen, .. } => seen.add_note(note),
             _ => {}
+        }
+    }
+
+    /// A failure of a trace that `recommends:` a rule, judged under the `spec` profile, as a
+    /// departure from that recommendation where it is one: an `expect` the target missed while
+    /// doing what the model allows (it took another answer the text leaves it), or a refusal
+    /// (a channel or connection close naming the method) of a command of the method the rule
+    /// belongs to, not passive (a `queue.declare` creating a queue, for `queue declare
+    /// minimum-queues`: a refusal the rule's SHOULD lets a server make). Anything else the
+    /// target did that the model does not allow (no answer, another answer, a close at another
+    /// method) is still a failure, and so is every other status.
+    pub(crate) fn recommended(self, recommends: Option<&str>, profile: amqp_model::ProfileName) -> Status {
+        use amqp_model::{Command, Event};
+        let departs = |failure: &Failure, rule: &str| match &failure.finding {
+            Finding::Unmet { .. } => true,
+            Finding::Diverged(d) => d.command.as_ref().is_some_and(|c| {
+                let written = crate::trace::write_command(c);
+                let rule_method = rule.split(' ').take(2).collect::<Vec<_>>().join(".");
+                let passive = matches!(
+                    c,
+                    Command::QueueDeclare { passive: true, .. } | Command::ExchangeDeclare { passive: true, .. }
+                );
+                let refused = d.observed.iter().any(|e| match e {
+                    Event::ChannelClosed { method, .. } => Some(*method) == c.method(),
+                    Event::ConnectionClosed { method, .. } => *method == c.method(),
+                    _ => false,
+                });
+                written.split_whitespace().nth(1) == Some(rule_method.as_str()) && !passive && refused
+            }),
+        };
+        match (self, recommends) {
+            (Status::Fail(failure), Some(rule))
+                if profile == amqp_model::ProfileName::Spec && departs(&failure, rule) =>
+            {
+                Status::Departs { failure, rule: rule.to_string() }
+            }
+            (other, _) => other,
         }
     }
 

@@ -192,6 +192,32 @@ pub fn recommended_types(uri: &BrokerUri, timeout: Duration) -> amqp_model::Reco
     })
 }
 
+/// Whether the broker at `uri` implements the exchange type `kind`, one the specification does
+/// not define (`exchange extensions`: a server MAY add types), asked once per broker, type and
+/// process: a non-passive `exchange.declare` of a probe exchange of that type, deleted at once
+/// if it was made. Only a declare-ok counts as implemented; a 503 (`exchange declare type
+/// support`) or any other failure does not, so that the traces run and show it.
+pub fn implements_extension_type(uri: &BrokerUri, timeout: Duration, kind: &str) -> bool {
+    static PROBED: OnceLock<Mutex<HashMap<(String, String), bool>>> = OnceLock::new();
+    let mut known = PROBED.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    *known.entry((uri.secret().to_string(), kind.to_string())).or_insert_with(|| {
+        let name = format!("amqpc-probe-extension-{}", std::process::id());
+        let custom = lapin::ExchangeKind::Custom(kind.to_string());
+        on_probe_channel(uri, timeout, |ch| async move {
+            let declare = ch.exchange_declare(name.as_str().into(), custom, Default::default(), FieldTable::default());
+            match tokio::time::timeout(timeout, declare).await {
+                Ok(Ok(())) => {
+                    let delete = ch.exchange_delete(name.as_str().into(), Default::default());
+                    let _ = tokio::time::timeout(timeout, delete).await;
+                    true
+                }
+                _ => false,
+            }
+        })
+        .unwrap_or(false)
+    })
+}
+
 /// Whether the broker at `uri` implements the mandatory flag (`basic publish mandatory 01`, a
 /// SHOULD), asked once per broker and process: a mandatory message published through
 /// `amq.direct` (which every virtual host starts with, `exchange required-instances`) with a routing key no

@@ -595,13 +595,20 @@ pub fn parse(text: &str, file: &str) -> std::result::Result<Trace, ParseError> {
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
-        if let Some((key, value)) = text.split_once(':').filter(|(k, _)| ["title", "cite", "profile"].contains(k)) {
+        if let Some((key, value)) =
+            text.split_once(':').filter(|(k, _)| ["title", "cite", "profile", "recommends"].contains(k))
+        {
             if !in_header {
                 return Err(err(format!("`{key}:` belongs in the header, before the first step")));
             }
             let value = value.trim().to_string();
             match key {
                 "title" if trace.title.is_some() => return Err(err("a second `title:`".into())),
+                "recommends" if trace.recommends.is_some() => return Err(err("a second `recommends:`".into())),
+                "recommends" if !trace.cites.contains(&value) => {
+                    return Err(err(format!("`recommends: {value}` names a rule no `cite:` line above it names")))
+                }
+                "recommends" => trace.recommends = Some(value),
                 "profile" if trace.profile.is_some() => return Err(err("a second `profile:`".into())),
                 "title" => trace.title = Some(value),
                 "cite" => trace.cites.push(value),

@@ -12,6 +12,11 @@ pub struct Trace {
     pub cites: Vec<String>,
     /// `profile:` - when set, the trace is only meaningful under this profile.
     pub profile: Option<amqp_model::ProfileName>,
+    /// `recommends:` - the rule (a SHOULD, cited on a `cite:` line) whose recommended behaviour
+    /// the trace checks, and nothing else. Under the `spec` profile a broker that fails it
+    /// departs from a recommendation, which the specification allows: the run reports it
+    /// (`departs`), not as a failure of conformance.
+    pub recommends: Option<String>,
     /// The steps, in order.
     pub steps: Vec<Step>,
 }

@@ -266,6 +266,9 @@ pub fn write(trace: &Trace) -> String {
     for c in &trace.cites {
         let _ = writeln!(out, "cite: {c}");
     }
+    if let Some(r) = &trace.recommends {
+        let _ = writeln!(out, "recommends: {r}");
+    }
     if let Some(p) = &trace.profile {
         let _ = writeln!(out, "profile: {p}");
     }

@@ -23,11 +23,24 @@ impl Broker {
         if delivery_tag == 0 && !multiple && self.profile.zero_tag_alone_open {
             match self.either(why, 3) {
                 0 => {}
-                1 => return self.basic_settle(ch, 0, true, how),
+                1 => return self.basic_settle(ch, 0, true, how, why),
                 _ => return Ok(()),
             }
         }
-        self.basic_settle(ch, delivery_tag, multiple, how)
+        self.basic_settle(ch, delivery_tag, multiple, how, why)
+    }
+
+    /// `basic.reject`: as an ack of its tag ([`Broker::basic_settle`]), except that no rule
+    /// checks the tag (errata 21 only suggests the 406 of `basic ack multiple exists`): under
+    /// `no_ack_tag_open` a tag naming no outstanding delivery is 406 (first) or ignored (a
+    /// no-ack delivery's tag as for an ack).
+    pub(crate) fn basic_reject(&mut self, ch: ChanRef, delivery_tag: u64, how: Settle) -> Outcome {
+        let chan = self.channel(ch).expect("open");
+        let unknown = !chan.outstanding(delivery_tag) && !chan.no_ack_tags.contains(&delivery_tag);
+        if unknown && self.profile.no_ack_tag_open && self.either("errata 21", 2) == 1 {
+            return Ok(());
+        }
+        self.basic_settle(ch, delivery_tag, false, how, "errata 21")
     }
 
     /// `basic.ack`, `basic.nack` and `basic.reject`.
@@ -39,11 +52,26 @@ impl Broker {
     /// covers every unacknowledged tag up to the given one, and with tag 0 all of them. In a
     /// transaction the settlement waits for `tx.commit`. A requeued copy goes back to its original
     /// place flagged redelivered.
-    pub(crate) fn basic_settle(&mut self, ch: ChanRef, delivery_tag: u64, multiple: bool, how: Settle) -> Outcome {
+    pub(crate) fn basic_settle(
+        &mut self,
+        ch: ChanRef,
+        delivery_tag: u64,
+        multiple: bool,
+        how: Settle,
+        why: &'static str,
+    ) -> Outcome {
+        // The tag of a no-ack delivery names a delivered message: its automatic settlement may
+        // count as its acknowledgement (406 on another, first) or the superfluous one is
+        // accepted (`no_ack_tag_open`; `why`: the method's exists rule).
         let chan = self.channel(ch).expect("open");
-        let open = |t: &u64| chan.unacked.get(t).is_some_and(|u| u.pending.is_none());
+        let no_ack_tag = !chan.outstanding(delivery_tag) && chan.no_ack_tags.contains(&delivery_tag);
+        let accepted = no_ack_tag && self.either(why, 2) == 1;
+        let chan = self.channel(ch).expect("open");
+        let open = |t: &u64| chan.outstanding(*t);
         let tags: Vec<u64> = if multiple && delivery_tag == 0 {
             chan.unacked.keys().copied().filter(open).collect()
+        } else if accepted {
+            chan.unacked.range(..=delivery_tag).map(|(t, _)| *t).filter(open).filter(|_| multiple).collect()
         } else if !open(&delivery_tag) {
             return Err(Exception::Channel(ReplyCode::PreconditionFailed));
         } else if multiple {
@@ -134,6 +162,14 @@ impl Broker {
                         queue,
                         message: r.msg,
                     });
+                }
+                // With requeue off, a delivery that cannot go back to its recipient (a basic.get
+                // one, a cancelled consumer's, one beyond the window) may also stay outstanding
+                // on the channel, its tag still valid: the recover doc lets any number of them,
+                // none included, be resent, and errata 2 notes the requeue field's silence on
+                // them (recover_without_requeue, the spec profile's only way here).
+                None if !requeue && !u.queue_gone && self.either("errata 2", 2) == 1 => {
+                    self.channel_mut(ch).unacked.insert(t, u);
                 }
                 // `basic recover 01`: the flag is a MUST on what recover resends.
                 None => self.requeue_flagged(u, None, false),

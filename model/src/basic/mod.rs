@@ -75,7 +75,8 @@ impl Broker {
         let tag = if consumer_tag.is_empty() { self.generate_name("amq.ctag-") } else { consumer_tag.clone() };
         let chan = self.channel_mut(ch);
         let prefetch = chan.consumer_prefetch;
-        chan.consumers.insert(tag.clone(), Consumer { queue: name.clone(), no_ack, exclusive, prefetch });
+        chan.consumers
+            .insert(tag.clone(), Consumer { queue: name.clone(), no_ack, exclusive, prefetch, queue_gone: false });
         let q = self.queues.get_mut(&name).expect("checked");
         q.consumers.push_back(ConsumerRef { ch, tag: tag.clone() });
         out.push(Event::Reply { ch, reply: Reply::ConsumeOk { consumer_tag: tag } });
@@ -89,7 +90,9 @@ impl Broker {
     /// (`basic consume consumer-tag 02`: a tag is valid only on the channel that created it).
     pub(crate) fn basic_cancel(&mut self, ch: ChanRef, consumer_tag: &Name, out: &mut Vec<Event>) -> Outcome {
         if let Some(c) = self.channel_mut(ch).consumers.remove(consumer_tag) {
-            self.detach_consumer(&c.queue, &ConsumerRef { ch, tag: consumer_tag.clone() }, out);
+            if !c.queue_gone {
+                self.detach_consumer(&c.queue, &ConsumerRef { ch, tag: consumer_tag.clone() }, out);
+            }
         } else if self.profile.foreign_consumer_tag_refused
             && self.connections[&ch.conn].channels.values().any(|c| c.consumers.contains_key(consumer_tag))
         {
@@ -277,9 +280,13 @@ impl Broker {
         } else {
             self.ledger.insert(copy.clone(), Live { delivered: true });
         }
+        let keep_no_ack_tags = self.profile.no_ack_tag_open;
         let chan = self.channel_mut(ch);
         let tag = chan.next_tag;
         chan.next_tag += 1;
+        if no_ack && keep_no_ack_tags {
+            chan.no_ack_tags.insert(tag);
+        }
         if !no_ack {
             let u = Unacked {
                 msg: r.msg.clone(),

@@ -238,7 +238,7 @@ impl CheckConfig {
             max_tag: 3,
             max_names: 0,
             must_reach: &WORK_QUEUE,
-            unique_states: Some(17_482),
+            unique_states: Some(31_641),
         }
     }
 

@@ -49,7 +49,8 @@ impl Broker {
         seen.insert(exchange.clone());
         while let Some(x) = todo.pop() {
             let Some(ex) = self.exchanges.get(&x) else { continue };
-            if x.is_empty() && !self.faults.has(Fault::DefaultExchangeDrops) && self.queues.contains_key(routing_key) {
+            let default_bound = self.queues.get(routing_key).is_some_and(|q| !q.default_unbound);
+            if x.is_empty() && !self.faults.has(Fault::DefaultExchangeDrops) && default_bound {
                 queues.push(routing_key.clone());
             }
             let first = self.bindings_from(&x).next().map(|b| b.dest.clone());
