@@ -392,6 +392,13 @@ fn fixture_page(s: &Sources<'_>, path: &str, trace: &Trace) -> String {
         }
         out.push('\n');
     }
+    if let Some(rule) = &trace.recommends {
+        let _ = writeln!(
+            out,
+            "It checks only what `{rule}` recommends (a SHOULD): under `spec` a broker that takes the other \
+             answer the text allows is reported as departing from the recommendation, not as failing.\n"
+        );
+    }
     out.push_str("## Results\n\n");
     out.push_str(&results_table(s, &page, &[path.to_string()], false));
     if let Some(cells) = s.matrix.cells.get(path) {

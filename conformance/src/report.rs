@@ -727,6 +727,7 @@ mod tests {
             duration: Duration::from_millis(ms),
             recording: Some(recording()),
             broker_lost: false,
+            died_unanswered: false,
             incidents: Vec::new(),
         }
     }

@@ -413,7 +413,8 @@ fn a_broker_without_mandatory_returns_is_judged_without_them() {
     profile.mandatory_returns = false;
     let s = ServerHandle::start(ServeConfig::with_profile(profile)).expect("a server");
     let uri = broker_uri(&s);
-    assert!(!amqp_conformance::target::probe::mandatory_returns(&uri, Duration::from_secs(2)));
+    use amqp_conformance::target::probe::{mandatory_flag, MandatoryFlag};
+    assert_eq!(mandatory_flag(&uri, Duration::from_secs(2)), MandatoryFlag::Drops);
     let target = TargetSpec::Broker { uri, timing: Timing::default(), restart: None };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spec");
     let run = |name: &str, profile| {
@@ -429,7 +430,7 @@ fn a_broker_without_mandatory_returns_is_judged_without_them() {
     assert!(matches!(status, Status::Fail(_)), "{status:?}");
     // A broker that returns them is found to.
     let s = ServerHandle::start(ServeConfig::with_profile(Profile::spec())).expect("a server");
-    assert!(amqp_conformance::target::probe::mandatory_returns(&broker_uri(&s), Duration::from_secs(2)));
+    assert_eq!(mandatory_flag(&broker_uri(&s), Duration::from_secs(2)), MandatoryFlag::Returns);
 }
 
 /// The reference broker's URI as the runner takes it.

@@ -213,9 +213,11 @@ pub struct Profile {
     /// `spec`: either.
     pub unbind_key_shortcut: Permit,
     /// When a transacted publish to a missing (`basic publish exchange must-exist`, 404) or
-    /// internal (`basic publish exchange 02`, 403) exchange fails: the rules give no moment, so
-    /// under `spec` (`true`) at the publish or at `tx.commit` (a channel exception, nothing of
-    /// the transaction done; a rollback first forgets it); RabbitMQ: at the publish.
+    /// internal (`basic publish exchange 02`, 403) exchange fails, and a transacted nack of a tag
+    /// naming no outstanding delivery (`basic nack multiple exists`, 406, which unlike ack's rule
+    /// asks for no immediate check): the rules give no moment, so under `spec` (`true`) at once or
+    /// at `tx.commit` (a channel exception, nothing of the transaction done; a rollback first
+    /// forgets it); RabbitMQ: at once.
     pub tx_checks_at_commit: bool,
     /// A queue method naming `""` on a channel that declared no queue: the queue-known rules
     /// give 404 on the channel, section 1.1 gives 502, which the errata (section 18) make a

@@ -264,8 +264,8 @@ pub enum Mode {
     Tx {
         /// Publishes waiting for `tx.commit`.
         publishes: Vec<PendingPublish>,
-        /// A publish of the transaction that failed a check the broker defers to the commit
-        /// (`Profile::tx_checks_at_commit`): the channel exception `tx.commit` raises.
+        /// A publish (or nack) of the transaction that failed a check the broker defers to the
+        /// commit (`Profile::tx_checks_at_commit`): the channel exception `tx.commit` raises.
         failed: Option<crate::types::ReplyCode>,
     },
 }

@@ -31,7 +31,8 @@ impl Broker {
 
     /// `tx.commit` (`tx commit transacted`: 406 on a channel that is not transactional): the held
     /// publishes are routed in order, then the held settlements are carried out; or, when a
-    /// publish failed a check deferred to the commit, the channel closes with that check's code.
+    /// publish or a nack failed a check deferred to the commit, the channel closes with that
+    /// check's code.
     /// An unroutable mandatory one is returned now, before commit-ok, as RabbitMQ does; `tx not
     /// mandatory` leaves this open, so under `tx_return_timing_open` it may also come after
     /// commit-ok, or never (or it came at the publish already: [`Broker::basic_publish`]).

@@ -1827,6 +1827,32 @@ fn refused_or_ignored(w: &mut World, p: Profile, cmd: Command) {
     }
 }
 
+/// `basic nack multiple exists` does not ask, as ack's rule does, for the check at once on a
+/// transacted channel: under `spec` (`tx_checks_at_commit`) a nack of an unknown tag is 406 at
+/// once or at `tx.commit`, with nothing of the transaction done; an ack's is 406 at once.
+#[test]
+fn tx_nack_of_an_unknown_tag_may_fail_at_commit() {
+    let (mut w, c) = with_queue(SPEC);
+    fill(&mut w, c, "q", 1);
+    w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+    take(&mut w, c, "q", 1);
+    assert_eq!(w.run(ack(c, 1, false)), vec![]);
+    let refused = |m| vec![channel_closed(c, PreconditionFailed, m)];
+    assert_eq!(w.outcomes(&ack(c, 9, false)), vec![refused(Method::BasicAck)]);
+    assert_eq!(w.outcomes(&nack(c, 9, false, true)), vec![refused(Method::BasicNack), vec![]]);
+    assert_eq!(w.take(nack(c, 9, false, true), 1), vec![]);
+    assert_eq!(w.run(Command::TxCommit { ch: c }), refused(Method::TxCommit));
+    // Nothing of the transaction was done: the held ack is undone with the channel, m0 is back.
+    assert_eq!(w.ready("q").len(), 1);
+    let (mut w, c) = with_queue(RABBIT);
+    fill(&mut w, c, "q", 1);
+    w.replies(Command::TxSelect { ch: c }, Reply::TxSelectOk);
+    assert_eq!(
+        w.outcomes(&nack(c, 9, false, true)),
+        vec![vec![channel_closed(c, PreconditionFailed, Method::BasicNack)]]
+    );
+}
+
 /// Transactions and confirms exclude each other (Q17b): confirm.select on a transactional
 /// channel and tx.select on a confirm channel are 406.
 #[test]

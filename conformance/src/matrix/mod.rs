@@ -388,6 +388,7 @@ mod tests {
             duration: Duration::from_millis(123),
             recording: None,
             broker_lost: false,
+            died_unanswered: false,
             incidents: Vec::new(),
         }
     }

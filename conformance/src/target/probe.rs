@@ -218,16 +218,30 @@ pub fn implements_extension_type(uri: &BrokerUri, timeout: Duration, kind: &str)
     })
 }
 
-/// Whether the broker at `uri` implements the mandatory flag (`basic publish mandatory 01`, a
-/// SHOULD), asked once per broker and process: a mandatory message published through
-/// `amq.direct` (which every virtual host starts with, `exchange required-instances`) with a routing key no
-/// queue is bound with, then a round trip (`basic.qos`), after which a broker that implements the
-/// flag has sent the `basic.return` (as the runner itself observes returns). Any failure counts
-/// as implemented, so that the traces run and show the problem. (Not the default exchange: a
-/// broker that mishandles it - dispatchd crashes on any publish to it - would be brought down
-/// before the first trace, which would then fail for the probe's sake.)
-pub fn mandatory_returns(uri: &BrokerUri, timeout: Duration) -> bool {
-    static PROBED: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+/// What a broker does with the mandatory flag (`basic publish mandatory 01`, a SHOULD, which
+/// leaves a server free not to implement it: to drop an unroutable mandatory message like any
+/// other, or to refuse the flag, with no code named for that).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MandatoryFlag {
+    /// It returns an unroutable mandatory message (312).
+    Returns,
+    /// It drops it without a word.
+    Drops,
+    /// It closes the channel or connection at the publish.
+    Refuses,
+}
+
+/// What the broker at `uri` does with the mandatory flag, asked once per broker and process: a
+/// mandatory message published through `amq.direct` (which every virtual host starts with,
+/// `exchange required-instances`) with a routing key no queue is bound with, then a round trip
+/// (`basic.qos`), after which a broker that implements the flag has sent the `basic.return` (as
+/// the runner itself observes returns), and one that refuses it has closed the channel (the
+/// round trip fails with the broker's close). Any other failure counts as implemented, so that
+/// the traces run and show the problem. (Not the default exchange: a broker that mishandles it -
+/// dispatchd crashes on any publish to it - would be brought down before the first trace, which
+/// would then fail for the probe's sake.)
+pub fn mandatory_flag(uri: &BrokerUri, timeout: Duration) -> MandatoryFlag {
+    static PROBED: OnceLock<Mutex<HashMap<String, MandatoryFlag>>> = OnceLock::new();
     once_per_broker(&PROBED, uri, || {
         let key = format!("amqpc-probe-unroutable-{}", std::process::id());
         let returned = on_probe_channel(uri, timeout, |ch| async move {
@@ -243,15 +257,18 @@ pub fn mandatory_returns(uri: &BrokerUri, timeout: Duration) -> bool {
                 return None;
             }
             let round_trip = ch.basic_qos(0, lapin::options::BasicQosOptions::default());
-            if !matches!(tokio::time::timeout(timeout, round_trip).await, Ok(Ok(()))) {
-                return None;
+            match tokio::time::timeout(timeout, round_trip).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if matches!(e.kind(), ErrorKind::ProtocolError(_)) => return Some(MandatoryFlag::Refuses),
+                _ => return None,
             }
             match tokio::time::timeout(timeout, ch.wait_for_confirms()).await {
-                Ok(Ok(returned)) => Some(!returned.is_empty()),
+                Ok(Ok(returned)) if returned.is_empty() => Some(MandatoryFlag::Drops),
+                Ok(Ok(_)) => Some(MandatoryFlag::Returns),
                 _ => None,
             }
         });
-        returned.flatten().unwrap_or(true)
+        returned.flatten().unwrap_or(MandatoryFlag::Returns)
     })
 }
 

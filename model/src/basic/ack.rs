@@ -65,7 +65,24 @@ impl Broker {
         // accepted (`no_ack_tag_open`; `why`: the method's exists rule).
         let chan = self.channel(ch).expect("open");
         let no_ack_tag = !chan.outstanding(delivery_tag) && chan.no_ack_tags.contains(&delivery_tag);
+        let in_tx = matches!(chan.mode, Mode::Tx { .. });
+        let bad = !(chan.outstanding(delivery_tag) || multiple && delivery_tag == 0);
         let accepted = no_ack_tag && self.either(why, 2) == 1;
+        // `basic nack multiple exists`, unlike ack's rule, does not ask for the check at once
+        // on a transacted channel: under `tx_checks_at_commit` the 406 may come at tx.commit
+        // instead, nothing of the transaction done (as for a deferred publish failure).
+        if bad
+            && !accepted
+            && in_tx
+            && why == "basic nack multiple exists"
+            && self.profile.tx_checks_at_commit
+            && self.either(why, 2) == 1
+        {
+            if let Mode::Tx { failed, .. } = &mut self.channel_mut(ch).mode {
+                failed.get_or_insert(ReplyCode::PreconditionFailed);
+            }
+            return Ok(());
+        }
         let chan = self.channel(ch).expect("open");
         let open = |t: &u64| chan.outstanding(*t);
         let tags: Vec<u64> = if multiple && delivery_tag == 0 {
