@@ -215,7 +215,6 @@ impl Status {
         let departs = |failure: &Failure, rule: &str| match &failure.finding {
             Finding::Unmet { .. } => true,
             Finding::Diverged(d) => d.command.as_ref().is_some_and(|c| {
-                let written = crate::trace::write_command(c);
                 let rule_method = rule.split(' ').take(2).collect::<Vec<_>>().join(".");
                 let passive = matches!(
                     c,
@@ -226,7 +225,7 @@ impl Status {
                     Event::ConnectionClosed { method, .. } => *method == c.method(),
                     _ => false,
                 });
-                written.split_whitespace().nth(1) == Some(rule_method.as_str()) && !passive && refused
+                c.method().map(amqp_model::Method::name) == Some(rule_method.as_str()) && !passive && refused
             }),
         };
         match (self, recommends) {
