@@ -153,7 +153,7 @@ generated-lavinmq:
         exit 0
     fi
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 1000 --profile spec --jobs 4 --name lavinmq \
-        --broker "amqp://guest:guest@127.0.0.1:5682/%2f" --without topic,requeue,close-connection
+        --broker "amqp://guest:guest@127.0.0.1:5682/%2f" --without topic,requeue
 
 # 500 generated traces of seed 2026 against the reference broker (in-process) under each profile.
 generated-reference:

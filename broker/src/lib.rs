@@ -518,9 +518,10 @@ impl State {
     }
 
     /// Whether the step may be taken now: not a delivery to a congested connection (which is
-    /// told, so that it asks again once its backlog is down).
+    /// told, so that it asks again once its backlog is down). A deletion the broker owes
+    /// ([`Internal::Remove`]) is always taken: the reference broker makes it as soon as it is due.
     fn may_take(&self, step: &Internal) -> bool {
-        let Internal::Deliver { consumer, .. } = step;
+        let Internal::Deliver { consumer, .. } = step else { return true };
         match self.slots.get(&consumer.ch.conn) {
             Some(slot) if slot.out.congested() => {
                 slot.out.hold();

@@ -284,6 +284,7 @@ fn reading_section(r: &crate::catalogue::Reading) -> String {
     let status = match r.status.as_str() {
         "exact" => "allows exactly that",
         "narrower" => "allows **fewer** outcomes than the text (to be widened)",
+        "narrower-on-purpose" => "allows **fewer** outcomes than the text, on purpose (why: below)",
         "wider" => "allows **more** than the text (to be narrowed)",
         _ => "is **wrong** here (to be fixed)",
     };
@@ -299,7 +300,7 @@ fn reading_section(r: &crate::catalogue::Reading) -> String {
         out.push_str("No fixture yet fails when the rule is broken.\n\n");
     }
     if let Some(fix) = &r.fix {
-        let _ = writeln!(out, "**To do**: {}\n", md_escape(fix));
+        let _ = writeln!(out, "**Fixes, and what is left**: {}\n", md_escape(fix));
     }
     out
 }
@@ -609,7 +610,7 @@ fn profiles_page(s: &Sources<'_>) -> String {
             let _ = writeln!(out, "`spec`: {}. {}\n", md_escape(&r.spec_value), md_escape(&r.text));
             let _ = writeln!(out, "Reading: **{}**.", r.status);
             if let Some(fix) = &r.fix {
-                let _ = writeln!(out, " To do: {}", md_escape(fix));
+                let _ = writeln!(out, " Fixes, and what is left: {}", md_escape(fix));
             }
             out.push('\n');
         }

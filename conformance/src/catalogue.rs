@@ -46,7 +46,9 @@ pub const PROFILE_SOURCE: &str = "model/src/profile.rs";
 /// The force a reading may give a rule.
 pub const FORCES: [&str; 6] = ["MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY", "none"];
 /// How the `spec` profile compares with what the text allows.
-pub const STATUSES: [&str; 5] = ["exact", "narrower", "wider", "wrong", "out-of-scope"];
+/// `narrower-on-purpose`: fewer outcomes than the text, where what is left out could not be told
+/// apart by a trace from what the text forbids (the reading's `fix` says why).
+pub const STATUSES: [&str; 6] = ["exact", "narrower", "narrower-on-purpose", "wider", "wrong", "out-of-scope"];
 
 /// One rule's reading (`[[reading]]` of a file under `spec/readings/`).
 #[derive(Clone, Debug, Deserialize)]
@@ -62,7 +64,7 @@ pub struct Reading {
     pub text: String,
     /// What the model does under `spec`, and where (absent for a rule out of scope).
     pub model_spec: Option<String>,
-    /// `exact`, `narrower`, `wider`, `wrong` or `out-of-scope`.
+    /// `exact`, `narrower`, `narrower-on-purpose`, `wider`, `wrong` or `out-of-scope`.
     pub status: String,
     /// The fixtures citing the rule (checked against the cites).
     pub fixtures: Vec<String>,
@@ -82,7 +84,7 @@ pub struct SwitchReading {
     pub spec_value: String,
     /// The text it follows, and whether that reading is the only one.
     pub text: String,
-    /// `exact`, `narrower`, `wider` or `wrong`.
+    /// `exact`, `narrower`, `narrower-on-purpose`, `wider` or `wrong`.
     pub status: String,
     /// What to change, when not exact.
     pub fix: Option<String>,

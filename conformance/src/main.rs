@@ -300,7 +300,9 @@ struct Common {
     /// its report says so.
     #[arg(long, value_name = "COMMAND")]
     restart_cmd: Option<String>,
-    /// With --broker: the longest wait for any reply, and for a delivery the model says is owed.
+    /// With --broker: the longest wait for any reply, for a delivery the model says is owed, and
+    /// for a deletion the broker may make late (an answer after a `wait` that finds the deleted
+    /// exchange or queue still there is asked for again, until then).
     #[arg(long, default_value_t = DEFAULT_TIMEOUT.as_millis() as u64, value_name = "MS")]
     timeout_ms: u64,
     /// With --broker: how long to listen, at a `wait` and at the end of each trace, once the

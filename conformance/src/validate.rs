@@ -12,8 +12,15 @@
 //! cannot are dropped; the trace fails on the step where none is left, and the report says what
 //! was observed and what the model would have allowed.
 //!
+//! A delivery to a channel or connection that the step's command closes may also have been made
+//! unseen: sent before the broker read the close, and discarded by the client, which reads
+//! nothing but the close's answer once it has sent one; its message then comes back redelivered.
+//!
 //! At a `wait` the runner has given the broker time to finish, so the model must also have nothing
-//! left that it would still have to deliver: that is how a dropped delivery is caught.
+//! left that it would still have to deliver: that is how a dropped delivery is caught. Nor may a
+//! deletion the broker makes on its own be owed (`Internal::Remove`, silent): the states of a
+//! broker still to make one are kept aside ([`Validator::lagging`]), so that the runner can ask
+//! again when an answer after the wait is that of a late broker.
 //!
 //! Server-generated names (`amq.gen-...`, `amq.ctag-...`) are matched up to renaming: the first
 //! time an observed generated name meets a model one in the same place they are bound together.
@@ -33,6 +40,12 @@ const SHOWN: usize = 4;
 #[derive(Clone, Debug)]
 pub struct Validator {
     states: Vec<Broker>,
+    /// The states a broker would be in had it not yet made a deletion that was owed at the last
+    /// `wait` ([`amqp_model::Internal::Remove`]: silent, so the wait cannot tell), carried along
+    /// with every step since. They never make a step pass; they tell the runner that an answer
+    /// may be that of a broker late with a deletion, to be asked again
+    /// ([`Validator::explains_late`]).
+    lagging: Vec<Broker>,
     /// Observed generated name -> model generated name.
     names: BTreeMap<Name, Name>,
     /// Compare `queue.declare-ok` without its counts (see [`Validator::explains_up_to_counts`]).
@@ -234,11 +247,12 @@ impl<'a> Progress<'a> {
         self.per_stream.get(&s).and_then(|v| v.get(at)).copied()
     }
 
-    /// Whether the delivery `step` could match the next observed event on its channel: cheap
+    /// Whether the broker's own `step` could match the next observed event on its channel: cheap
     /// checks of what [`same`] would compare (a delivery there, to the same consumer tag up to
     /// generated names), so that a step that cannot is not taken (taking one clones the state).
-    fn may_deliver(&self, step: &Internal, names: &BTreeMap<Name, Name>) -> bool {
-        let Internal::Deliver { consumer, .. } = step;
+    /// A deletion ([`Internal::Remove`]) shows nothing, so it may always be taken.
+    fn may_take(&self, step: &Internal, names: &BTreeMap<Name, Name>) -> bool {
+        let Internal::Deliver { consumer, .. } = step else { return true };
         match self.next_on(Stream::Channel(consumer.ch)) {
             Some(Event::Deliver { consumer_tag: observed, .. }) => {
                 observed == &consumer.tag
@@ -287,6 +301,9 @@ struct Search<'a, 'b> {
     partial: bool,
     found: &'b mut Vec<Broker>,
     seen: HashSet<Broker>,
+    /// At a wait: the states that explain it but for a deletion still owed.
+    late: &'b mut Vec<Broker>,
+    seen_late: HashSet<Broker>,
     names: BTreeMap<Name, Name>,
     /// The points of the search already explored: a state, how far each stream's observations
     /// are matched, the command's events still to send (None: the command not yet applied) and
@@ -307,6 +324,17 @@ type Point = (Broker, Vec<(Stream, usize)>, Option<Vec<Event>>, usize);
 const MEMO_FROM: usize = 8;
 
 impl Search<'_, '_> {
+    /// Whether `step` is a delivery to a consumer on the channel or connection that the step's
+    /// command closes (or whose socket it drops).
+    fn crosses_close(&self, step: &Internal) -> bool {
+        let Internal::Deliver { consumer, .. } = step else { return false };
+        match self.command {
+            Some(Command::ChannelClose { ch }) => consumer.ch == *ch,
+            Some(Command::ConnectionClose { conn } | Command::ConnectionDrop { conn }) => consumer.ch.conn == *conn,
+            _ => false,
+        }
+    }
+
     /// `pending`: events of the command not yet matched (None before the command is applied).
     fn explore(&mut self, state: &Broker, pending: Option<&[Event]>, progress: &Progress<'_>) {
         if self.memo {
@@ -322,6 +350,13 @@ impl Search<'_, '_> {
         }
         match pending {
             Some([]) if progress.done() && self.partial => return,
+            // At a wait, a deletion still owed is made by a silent step below; a state that owes
+            // one and nothing else is kept aside as a late broker's ([`Validator::lagging`]).
+            Some([]) if progress.done() && self.quiescent && state.owes_removal() => {
+                if !state.owes_delivery() && self.seen_late.insert(state.clone()) {
+                    self.late.push(state.clone());
+                }
+            }
             Some([]) if progress.done() => {
                 if (!self.quiescent || !state.owes_delivery()) && self.seen.insert(state.clone()) {
                     self.found.push(state.clone());
@@ -367,7 +402,16 @@ impl Search<'_, '_> {
         let mut steps: Vec<Internal> = Vec::new();
         state.internal_steps(&mut steps);
         for s in steps {
-            if !progress.may_deliver(&s, &self.names) {
+            // A delivery that crossed the client's close on its way: sent before the broker read
+            // the close, and discarded by the client, which after sending a close reads nothing
+            // but its answer (`channel.close`, `connection.close`). Never seen, but made: its
+            // message is then requeued by the close, flagged redelivered.
+            if pending.is_none() && self.crosses_close(&s) {
+                let mut next = state.clone();
+                next.step(&s);
+                self.explore(&next, pending, progress);
+            }
+            if !progress.may_take(&s, &self.names) {
                 continue;
             }
             let mut next = state.clone();
@@ -388,7 +432,12 @@ impl Search<'_, '_> {
 impl Validator {
     /// A validator starting from a fresh broker under `profile`.
     pub fn new(profile: Profile) -> Self {
-        Validator { states: vec![Broker::new(profile)], names: BTreeMap::new(), loose_counts: false }
+        Validator {
+            states: vec![Broker::new(profile)],
+            lagging: Vec::new(),
+            names: BTreeMap::new(),
+            loose_counts: false,
+        }
     }
 
     /// The model states still consistent with what was observed.
@@ -412,6 +461,18 @@ impl Validator {
     /// (a count may lag what is on its way into the queue).
     pub fn explains_up_to_counts(&self, command: &Command, observed: &[Event]) -> bool {
         let mut v = Validator { loose_counts: true, ..self.clone() };
+        v.command(command, observed).is_ok()
+    }
+
+    /// Whether `observed` is what the model allows for `command` from a state in which a deletion
+    /// owed at the last `wait` has not been made yet ([`Validator::lagging`]): a broker may take
+    /// its time over a silent step, so the runner asks again (a passive declare) until the answer
+    /// the model requires comes, or its timeout has passed.
+    pub fn explains_late(&self, command: &Command, observed: &[Event]) -> bool {
+        if self.lagging.is_empty() {
+            return false;
+        }
+        let mut v = Validator { states: self.lagging.clone(), lagging: Vec::new(), ..self.clone() };
         v.command(command, observed).is_ok()
     }
 
@@ -472,33 +533,67 @@ impl Validator {
         quiescent: bool,
         partial: bool,
     ) -> Result<(), Box<Divergence>> {
-        let mut found = Vec::new();
+        let (mut found, mut late) = (Vec::new(), Vec::new());
         let mut names = self.names.clone();
-        for state in &self.states {
-            let mut search = Search {
-                command,
-                quiescent,
-                partial,
-                found: &mut found,
-                seen: HashSet::new(),
-                names: names.clone(),
-                visited: HashSet::new(),
-                memo: observed.len() > MEMO_FROM,
-            };
-            search.explore(state, None, &Progress::new(observed, self.loose_counts));
-            if !search.found.is_empty() {
-                names = search.names;
-            }
-        }
+        self.search(&self.states, command, observed, quiescent, partial, &mut found, &mut late, &mut names);
         if found.is_empty() {
             let allowed = self.allowed(command, quiescent);
             return Err(Box::new(Divergence { command: command.cloned(), observed: observed.to_vec(), allowed }));
+        }
+        if !partial && (quiescent || !self.lagging.is_empty()) {
+            // The late states go on: at a wait, those still owing a deletion (from either set);
+            // at other steps, those of the late set that explain it.
+            let (mut on_time, mut later) = (Vec::new(), Vec::new());
+            let mut scratch = names.clone();
+            let lagging = std::mem::take(&mut self.lagging);
+            self.search(&lagging, command, observed, quiescent, false, &mut on_time, &mut later, &mut scratch);
+            let mut next = if quiescent { late } else { on_time };
+            next.extend(later);
+            let mut seen: HashSet<Broker> = found.iter().cloned().collect();
+            next.retain(|s| seen.insert(s.clone()));
+            self.lagging = next;
         }
         let mut seen = HashSet::new();
         found.retain(|s| seen.insert(s.clone()));
         self.states = found;
         self.names = names;
         Ok(())
+    }
+
+    /// Search from each of `states` for the ways the model explains a step, collecting the
+    /// states that do in `found` (and, at a wait, those that do but for an owed deletion in
+    /// `late`), and the generated names they bound in `names`.
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        states: &[Broker],
+        command: Option<&Command>,
+        observed: &[Event],
+        quiescent: bool,
+        partial: bool,
+        found: &mut Vec<Broker>,
+        late: &mut Vec<Broker>,
+        names: &mut BTreeMap<Name, Name>,
+    ) {
+        for state in states {
+            let before = found.len();
+            let mut search = Search {
+                command,
+                quiescent,
+                partial,
+                found: &mut *found,
+                seen: HashSet::new(),
+                late: &mut *late,
+                seen_late: HashSet::new(),
+                names: names.clone(),
+                visited: HashSet::new(),
+                memo: observed.len() > MEMO_FROM,
+            };
+            search.explore(state, None, &Progress::new(observed, self.loose_counts));
+            if search.found.len() > before {
+                *names = search.names;
+            }
+        }
     }
 
     /// Some complete behaviours the model allows for a step: the command followed by deliveries

@@ -403,3 +403,156 @@ fn a_step_of_two_thousand_late_deliveries_is_explained_on_a_trace_thread() {
     let most = verdict.steps.iter().map(|s| deliveries(&s.events).len()).max();
     assert_eq!(most, Some(2048), "every delivery is observed in one step");
 }
+
+/// A broker that makes the deletions it owes ([`amqp_model::Internal::Remove`]) only when asked
+/// again `late` times ([`Target::recheck`]), or never (`late` None): the spec profile's model,
+/// its deliveries eager.
+struct Late {
+    broker: amqp_model::Broker,
+    late: Option<usize>,
+    rechecked: usize,
+    forgotten: Vec<amqp_model::ChanRef>,
+}
+
+impl Late {
+    fn new(late: Option<usize>) -> Self {
+        Late { broker: amqp_model::Broker::new(Profile::spec()), late, rechecked: 0, forgotten: Vec::new() }
+    }
+    fn deliveries(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        loop {
+            let mut steps = Vec::new();
+            self.broker.internal_steps(&mut steps);
+            let Some(s) = steps.into_iter().find(|s| matches!(s, amqp_model::Internal::Deliver { .. })) else {
+                return out;
+            };
+            out.extend(self.broker.step(&s));
+        }
+    }
+}
+
+impl Target for Late {
+    fn command(&mut self, command: &Command, _hint: Hint) -> Vec<Event> {
+        let mut events = self.broker.apply(command).expect("a command the client can send");
+        events.extend(self.deliveries());
+        events
+    }
+    fn listen(&mut self, _how: Listen) -> Vec<Event> {
+        self.deliveries()
+    }
+    fn recheck(&mut self, command: &Command) -> Option<Event> {
+        let Command::ExchangeDeclare { ch, exchange, .. } = command else { return None };
+        self.rechecked += 1;
+        if self.late? < self.rechecked {
+            return None;
+        }
+        if self.late == Some(self.rechecked) {
+            self.broker.settle_internal();
+        }
+        let mut scratch = self.broker.clone();
+        let ask = Command::ExchangeDeclare {
+            ch: *ch,
+            exchange: exchange.clone(),
+            kind: amqp_model::ExchangeKind::Direct,
+            passive: true,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: Default::default(),
+        };
+        scratch.apply(&ask).ok()?.into_iter().find(|e| e.channel() == Some(*ch))
+    }
+    fn forget_channel(&mut self, ch: amqp_model::ChanRef) {
+        self.forgotten.push(ch);
+    }
+}
+
+const UNUSED: &str = "c1 connection.open\nc1.1 channel.open\nc1.1 exchange.declare x direct auto-delete\n\
+    c1.1 queue.declare q\nc1.1 queue.bind q x k\nc1.1 queue.unbind q x k\nwait\n\
+    c1.1 exchange.declare x direct passive\nexpect c1.1 closed 404 exchange.declare\n";
+
+/// Under `spec` a broker may delete an unused auto-delete exchange after a delay: the runner asks
+/// again until it is gone, and takes that answer (closing the step's channel, as the answer did).
+#[test]
+fn a_deletion_made_late_is_waited_for() {
+    let mut late = Late::new(Some(3));
+    let verdict = replay(&parse(UNUSED, "late.trace").unwrap(), Profile::spec(), &mut late);
+    assert_eq!(verdict, Verdict::Pass);
+    assert_eq!(late.rechecked, 3);
+    assert_eq!(late.forgotten.len(), 1);
+}
+
+/// One that never deletes it fails at the check after the wait, once the runner's patience is out,
+/// on its first answer; the rabbitmq profile (deletion at once) does not ask again.
+#[test]
+fn a_deletion_never_made_fails_after_the_wait() {
+    let mut never = Late::new(None);
+    match replay(&parse(UNUSED, "never.trace").unwrap(), Profile::spec(), &mut never) {
+        Verdict::Diverged { line, divergence } => {
+            assert_eq!(line, 8, "{divergence}");
+            assert!(divergence
+                .observed
+                .iter()
+                .any(|e| matches!(e, Event::Reply { reply: Reply::ExchangeDeclareOk, .. })));
+        }
+        other => panic!("a broker that never deletes passed: {other}"),
+    }
+    assert_eq!(never.rechecked, 1);
+    let mut late = Late::new(Some(1));
+    assert!(matches!(
+        replay(&parse(UNUSED, "late.trace").unwrap(), Profile::rabbitmq(), &mut late),
+        Verdict::Diverged { line: 8, .. }
+    ));
+    assert_eq!(late.rechecked, 0);
+}
+
+/// A broker that, at a connection's close, first delivers what it can to that connection's
+/// consumers, which the client, having sent the close, never sees; the close then requeues those
+/// messages flagged redelivered (as LavinMQ, reading the close late, does).
+struct CrossingClose {
+    broker: amqp_model::Broker,
+}
+
+impl Target for CrossingClose {
+    fn command(&mut self, command: &Command, _hint: Hint) -> Vec<Event> {
+        if let Command::ConnectionClose { .. } = command {
+            self.broker.settle_internal();
+        }
+        let mut events = self.broker.apply(command).expect("a command the client can send");
+        if !matches!(command, Command::BasicPublish { .. }) {
+            events.extend(self.broker.settle_internal());
+        }
+        events
+    }
+    /// Its deliveries go out only at the close.
+    fn listen(&mut self, _how: Listen) -> Vec<Event> {
+        Vec::new()
+    }
+}
+
+/// A delivery that crossed the client's connection.close is never seen, yet its message comes
+/// back flagged redelivered: the validator allows it under both profiles (it may have been sent
+/// before the broker read the close), and still refuses the flag on a message never sent.
+#[test]
+fn a_delivery_that_crossed_the_close_may_come_back_redelivered() {
+    let trace = "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare ja\nc1.1 basic.consume ja w1 \
+                 \nc2 connection.open\nc2.1 channel.open\nc2.1 basic.publish \"\" ja m1\nc1 connection.close\n\
+                 c2.1 basic.get ja\nexpect c2.1 basic.get-ok 1 \"\" ja m1 remaining=0 redelivered\n";
+    for profile in [Profile::rabbitmq(), Profile::spec()] {
+        let mut target = CrossingClose { broker: amqp_model::Broker::new(profile) };
+        let verdict = replay(&parse(trace, "cross.trace").unwrap(), profile, &mut target);
+        assert_eq!(verdict, Verdict::Pass, "{}", profile.name);
+    }
+    // Without a close in between, the flag is refused.
+    let unflagged = "c1 connection.open\nc1.1 channel.open\nc1.1 queue.declare ja\nc1.1 basic.publish \"\" ja m1\n\
+                     c1.1 basic.get ja\n";
+    let mut flagging = Damaged::new(Profile::rabbitmq(), |e| match e.as_mut_slice() {
+        [Event::Reply { reply: Reply::GetOk { redelivered, .. }, .. }] => {
+            *redelivered = true;
+            true
+        }
+        _ => false,
+    });
+    let verdict = replay(&parse(unflagged, "flag.trace").unwrap(), Profile::rabbitmq(), &mut flagging);
+    assert!(matches!(verdict, Verdict::Diverged { line: 5, .. }), "{verdict}");
+}

@@ -61,6 +61,21 @@ pub enum Internal {
         /// optional (`Profile::redelivered_flag_optional`).
         redelivered: bool,
     },
+    /// Delete what is due for deletion without a client asking, at a time of the broker's
+    /// choosing (`Profile::deferred_deletion`). Clients see nothing: the step is silent, and is
+    /// owed once a `wait` is over ([`crate::Broker::owes_removal`]).
+    Remove(Removal),
+}
+
+/// What an [`Internal::Remove`] deletes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Removal {
+    /// An auto-delete exchange that lost its last binding as a source
+    /// (`exchange declare auto-delete amq_exchange_02`).
+    Exchange(crate::types::Name),
+    /// An exclusive queue whose connection closed (`queue declare exclusive exclusive`), or an
+    /// auto-delete queue that lost its last consumer (`queue declare auto-delete`).
+    Queue(crate::types::Name),
 }
 
 impl crate::state::Broker {
@@ -111,7 +126,7 @@ impl crate::state::Broker {
                 let result = match cmd {
                     Command::ChannelOpen { ch } => self.channel_open(*ch, &mut out),
                     _ if self.channel(ch).is_none() => Err(Exception::Connection(ReplyCode::ChannelError)),
-                    _ => self.channel_method(ch, cmd, &mut out),
+                    _ => self.lock_or_other_failure(ch, cmd, &mut out),
                 };
                 match result {
                     Ok(()) => {}
@@ -130,7 +145,7 @@ impl crate::state::Broker {
         Ok(out)
     }
 
-    fn channel_method(&mut self, ch: ChanRef, cmd: &Command, out: &mut Vec<Event>) -> Outcome {
+    pub(crate) fn channel_method(&mut self, ch: ChanRef, cmd: &Command, out: &mut Vec<Event>) -> Outcome {
         use Command::*;
         match cmd {
             ChannelClose { .. } => {
@@ -196,9 +211,24 @@ impl crate::state::Broker {
         }
     }
 
-    /// The broker's own choices available now (deliveries to consumers with capacity).
+    /// The broker's own choices available now: deliveries to consumers with capacity, then the
+    /// deletions it owes ([`Internal::Remove`]).
     pub fn internal_steps(&self, out: &mut Vec<Internal>) {
         self.dispatch_choices(out);
+        self.removal_choices(out);
+    }
+
+    /// The deletions due under `Profile::deferred_deletion`.
+    fn removal_choices(&self, out: &mut Vec<Internal>) {
+        let exchanges = self.exchanges.iter().filter(|(_, x)| x.unused).map(|(n, _)| Removal::Exchange(n.clone()));
+        let queues = self.queues.iter().filter(|(_, q)| q.orphaned || q.unused).map(|(n, _)| Removal::Queue(n.clone()));
+        out.extend(exchanges.chain(queues).map(Internal::Remove));
+    }
+
+    /// Whether a deletion is due ([`Internal::Remove`]): a step that must have been taken once
+    /// a `wait` is over, though nothing shows it but the answers to later commands.
+    pub fn owes_removal(&self) -> bool {
+        self.exchanges.values().any(|x| x.unused) || self.queues.values().any(|q| q.orphaned || q.unused)
     }
 
     /// Whether the broker still has something it must do on its own: a delivery it may make
@@ -206,14 +236,32 @@ impl crate::state::Broker {
     /// `Profile::prefetch_fill_optional`, where a delivery to a consumer that already holds an
     /// unacknowledged delivery of its own is sending ahead, which the broker may leave out
     /// (`basic qos prefetch-count 01`); a consumer holding none must still be served while a
-    /// message may go to it (to it or, first, to another consumer).
+    /// message may go to it (to it or, first, to another consumer), unless its channel's or
+    /// connection's window is full counting `basic.get` deliveries too (the texts do not say
+    /// whether those count, and a server that counts them sends less), or the message would pass
+    /// one its channel rejected and may not take ([`Broker::passes_avoided`]).
     pub fn owes_delivery(&self) -> bool {
         let mut steps = Vec::new();
-        self.internal_steps(&mut steps);
+        self.dispatch_choices(&mut steps);
         if !self.profile.prefetch_fill_optional {
             return !steps.is_empty();
         }
-        steps.iter().any(|Internal::Deliver { consumer, .. }| !self.holds_unacked(consumer))
+        steps.iter().any(|step| match step {
+            Internal::Deliver { queue, consumer, at, .. } => {
+                !self.holds_unacked(consumer)
+                    && self.capacity(consumer, true)
+                    && !self.passes_avoided(queue, consumer, *at)
+            }
+            Internal::Remove(_) => false,
+        })
+    }
+
+    /// Whether the message at `at` of `queue` would pass one that `consumer`'s channel rejected
+    /// and may not take (`basic reject requeue 01`): `basic 08` keeps arrival order, so a broker
+    /// may hold that channel's consumers back until the avoided message has gone elsewhere; it
+    /// may also let them pass it, so such a delivery is possible but never owed.
+    fn passes_avoided(&self, queue: &crate::types::Name, consumer: &crate::state::ConsumerRef, at: usize) -> bool {
+        self.queues.get(queue).is_some_and(|q| q.ready.iter().take(at).any(|r| r.avoid == Some(consumer.ch)))
     }
 
     /// Whether `consumer` holds an unacknowledged delivery of its own (not a `basic.get` one).
@@ -229,6 +277,8 @@ impl crate::state::Broker {
             Internal::Deliver { queue, consumer, at, redelivered } => {
                 self.deliver(queue, consumer, *at, *redelivered, &mut out)
             }
+            Internal::Remove(Removal::Exchange(name)) => self.delete_exchange(name, &mut out),
+            Internal::Remove(Removal::Queue(name)) => self.delete_queue(name, &mut out),
         }
         self.block_full();
         out

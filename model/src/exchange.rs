@@ -80,7 +80,14 @@ impl Broker {
                 let declared =
                     |b: &Broker| b.exchanges.keys().filter(|n| !n.is_empty() && !Broker::is_predeclared(n)).count();
                 self.out_of_room(declared, 16, "exchange declare minimum")?;
-                let x = Exchange { kind: kind.clone(), durable, auto_delete, internal, arguments: arguments.clone() };
+                let x = Exchange {
+                    kind: kind.clone(),
+                    durable,
+                    auto_delete,
+                    internal,
+                    arguments: arguments.clone(),
+                    unused: false,
+                };
                 Arc::make_mut(&mut self.exchanges).insert(name.clone(), x);
             }
         }
@@ -194,11 +201,30 @@ impl Broker {
     /// (`exchange declare auto-delete`, errata 25). Only the removal of a binding leads here, so
     /// a new auto-delete exchange stays until it has had a binding and lost it: a client may
     /// declare one and bind to it afterwards (`exchange declare auto-delete amq_exchange_02`).
+    /// Under `Profile::deferred_deletion` the deletion is left to a step of the broker's own
+    /// ([`crate::Internal::Remove`]), after the delay the rule recommends: the exchange is only
+    /// marked unused.
     pub(crate) fn auto_delete_exchange(&mut self, name: &Name, out: &mut Vec<Event>) {
         let unused = self.bindings_from(name).next().is_none();
         if unused && self.exchanges.get(name).is_some_and(|x| x.auto_delete) {
-            self.delete_exchange(name, out);
+            if self.profile.deferred_deletion {
+                if let Some(x) = Arc::make_mut(&mut self.exchanges).get_mut(name) {
+                    x.unused = true;
+                }
+            } else {
+                self.delete_exchange(name, out);
+            }
         }
+    }
+
+    /// Add a binding; an auto-delete source waiting for its deletion is in use again.
+    pub(crate) fn add_binding(&mut self, b: Binding) {
+        if self.exchanges.get(&b.source).is_some_and(|x| x.unused) {
+            if let Some(x) = Arc::make_mut(&mut self.exchanges).get_mut(&b.source) {
+                x.unused = false;
+            }
+        }
+        Arc::make_mut(&mut self.bindings).insert(b);
     }
 
     /// Check a name used as an end of an exchange-to-exchange binding: `""` is the default
@@ -229,7 +255,7 @@ impl Broker {
         if !self.binding_end(destination)? || !self.binding_end(source)? {
             return Err(Channel(NotFound));
         }
-        Arc::make_mut(&mut self.bindings).insert(Binding {
+        self.add_binding(Binding {
             source: source.clone(),
             dest: Dest::Exchange(destination.clone()),
             key: routing_key.clone(),

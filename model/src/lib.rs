@@ -34,7 +34,7 @@ pub mod state;
 pub mod tx;
 pub mod types;
 
-pub use broker::{Internal, UsageError};
+pub use broker::{Internal, Removal, UsageError};
 pub use choice::{Branch, Choice};
 pub use command::Command;
 pub use event::{Event, Reply};

@@ -247,6 +247,38 @@ pub struct Profile {
     /// each is 406 (first) or accepted (nothing happens); the channel then keeps its no-ack
     /// tags (`Channel::no_ack_tags`).
     pub no_ack_tag_open: bool,
+    /// When a deletion the broker makes on its own happens: an auto-delete exchange whose last
+    /// binding as a source went (`exchange declare auto-delete amq_exchange_02` recommends a
+    /// reasonable delay after it is unused), an exclusive queue whose connection closed (its
+    /// field doc says it is deleted then, errata 5 that the text does not say whether before the
+    /// close is answered), and an auto-delete queue whose last consumer went (its field doc:
+    /// when all consumers have finished using it; errata 5 again). Under `spec` (`true`) each is
+    /// a silent step of the broker's own ([`crate::Internal::Remove`]) that may come any time
+    /// after, must have come once a `wait` is over, and meanwhile leaves the exchange or the
+    /// auto-delete queue in place (a new binding or consumer keeps it) and the exclusive queue
+    /// locked to every connection (405). RabbitMQ deletes each at once, inside the command.
+    pub deferred_deletion: bool,
+    /// A command on a queue locked to another connection (`queue declare exclusive exclusive`,
+    /// 405) that another rule refuses too (an inequivalent redeclare, a missing exchange,
+    /// `if-unused` or `if-empty`): the text does not order the checks, and errata 8 only reports
+    /// that RabbitMQ checks the lock first. Under `spec` (Either) the answer is the lock's 405
+    /// (first) or the other rule's failure; RabbitMQ (Allowed): the lock first, except that
+    /// `queue.bind` looks its exchange up before (404; probed, docs/rabbitmq-3.10.md Q9).
+    pub exclusive_lock_first: Permit,
+    /// A publish on a channel in confirm mode that the server could not handle: the confirm class
+    /// has every message acknowledged, and the basic.nack doc gives the server a nack for
+    /// "unhandled messages", which a publisher should publish again; the text says neither when
+    /// that happens nor what became of the message. Under `spec` (`true`) each such publish is
+    /// acked (first), or nacked with its copy kept or lost in each queue it reached, or nacked
+    /// and routed nowhere. RabbitMQ nacks only on internal errors, which the model has none of:
+    /// `false`.
+    pub confirm_nack_open: bool,
+    /// A queue declared both durable and exclusive (errata 30: the text does not say what that
+    /// means, RabbitMQ makes it an exclusive transient queue). Under `spec` (`true`) the broker's
+    /// reading is settled the first time a declare asks for one: a transient queue (first), a
+    /// durable one as requested (so a redeclare with the other durable value differs), or the
+    /// combination refused (406). RabbitMQ: `false`, transient.
+    pub durable_exclusive_open: bool,
 }
 
 /// Where a requeued message goes back (`Profile::requeue_position`).
@@ -421,6 +453,10 @@ impl Profile {
             restart_open: true,
             predeclared_delete_open: true,
             no_ack_tag_open: true,
+            deferred_deletion: true,
+            exclusive_lock_first: Permit::Either,
+            confirm_nack_open: true,
+            durable_exclusive_open: true,
         }
     }
 
@@ -465,6 +501,10 @@ impl Profile {
             restart_open: false,
             predeclared_delete_open: false,
             no_ack_tag_open: false,
+            deferred_deletion: false,
+            exclusive_lock_first: Permit::Allowed,
+            confirm_nack_open: false,
+            durable_exclusive_open: false,
         }
     }
 
@@ -485,10 +525,13 @@ impl Profile {
             || self.recover_without_requeue
             || self.predeclared_delete_open
             || self.no_ack_tag_open
+            || self.confirm_nack_open
+            || self.durable_exclusive_open
             || [
                 self.cancel_notify,
                 self.default_exchange_other_bindings,
                 self.auto_delete_redeclare,
+                self.exclusive_lock_first,
                 self.if_empty_counts_unacked,
                 self.unbind_failure_on_channel,
                 self.predeclared_durable,

@@ -1,9 +1,10 @@
 //! The `queue` class: declare, bind, unbind, purge, delete, and what deleting a queue entails.
 
 use crate::broker::{Exception, Outcome};
+use crate::command::Command;
 use crate::event::{Event, Reply};
 use crate::profile::{LastQueueError, Permit, RABBITMQ_QUEUE_ARGUMENTS};
-use crate::state::{Binding, Broker, Dest, Queue};
+use crate::state::{Binding, Broker, Dest, DurableExclusive, Queue};
 use crate::types::{ChanRef, Name, ReplyCode, Table};
 use std::sync::Arc;
 
@@ -36,10 +37,70 @@ impl Broker {
     /// (`queue declare exclusive exclusive`, errata 7 and 8: 405, checked first).
     pub(crate) fn usable_queue(&self, ch: ChanRef, name: &Name) -> Result<&Queue, Exception> {
         let q = self.queues.get(name).ok_or(Channel(NotFound))?;
-        if q.owner.is_some_and(|o| o != ch.conn) && !self.faults.has(crate::fault::Fault::ExclusiveIgnored) {
+        if q.locked_for(ch.conn) && !self.faults.has(crate::fault::Fault::ExclusiveIgnored) {
             return Err(Channel(ResourceLocked));
         }
         Ok(q)
+    }
+
+    /// The queue a command on a queue names (`""`: the channel's last declared queue).
+    pub(crate) fn named_queue(&self, cmd: &Command) -> Option<Name> {
+        let (ch, q) = match cmd {
+            Command::QueueDeclare { ch, queue, .. }
+            | Command::QueueBind { ch, queue, .. }
+            | Command::QueueUnbind { ch, queue, .. }
+            | Command::QueuePurge { ch, queue }
+            | Command::QueueDelete { ch, queue, .. }
+            | Command::BasicConsume { ch, queue, .. }
+            | Command::BasicGet { ch, queue, .. } => (ch, queue),
+            _ => return None,
+        };
+        match q.is_empty() {
+            true => self.channel(*ch)?.last_queue.clone(),
+            false => Some(q.clone()),
+        }
+    }
+
+    /// A channel method, with the order of the exclusive lock's check against the others: under
+    /// `Profile::exclusive_lock_first` Either (errata 8: the text orders no checks), a command on
+    /// a queue locked to another connection that another rule refuses as well gets the lock's 405
+    /// or that rule's failure, found by applying the command to a copy of the broker in which the
+    /// queue is not locked (its choices are the command's own). Otherwise the handlers' own order
+    /// holds: the lock first, but for `queue.bind`'s exchange (RabbitMQ's order).
+    pub(crate) fn lock_or_other_failure(&mut self, ch: ChanRef, cmd: &Command, out: &mut Vec<Event>) -> Outcome {
+        let locked = self.profile.exclusive_lock_first != crate::profile::Permit::Allowed
+            && self.named_queue(cmd).is_some_and(|q| self.queues.get(&q).is_some_and(|x| x.locked_for(ch.conn)));
+        if locked {
+            let q = self.named_queue(cmd).expect("checked above");
+            let mut unlocked = self.clone();
+            let x = unlocked.queues.get_mut(&q).expect("checked above");
+            (x.owner, x.orphaned) = (Some(ch.conn), false);
+            let other = unlocked.channel_method(ch, cmd, &mut Vec::new());
+            self.choices = unlocked.choices;
+            match other {
+                Err(e) if e != Channel(ResourceLocked) => {
+                    let lock_first = self.permits(self.profile.exclusive_lock_first, "errata 8");
+                    return Err(if lock_first { Channel(ResourceLocked) } else { e });
+                }
+                _ => {}
+            }
+        }
+        self.channel_method(ch, cmd, out)
+    }
+
+    /// The broker's reading of durable with exclusive (errata 30), settled the first time it is
+    /// needed: under `durable_exclusive_open` a choice, otherwise RabbitMQ's transient queue.
+    fn durable_exclusive_reading(&mut self) -> DurableExclusive {
+        if !self.profile.durable_exclusive_open {
+            return DurableExclusive::Transient;
+        }
+        if let Some(r) = self.durable_exclusive {
+            return r;
+        }
+        let readings = [DurableExclusive::Transient, DurableExclusive::AsRequested, DurableExclusive::Refused];
+        let r = readings[usize::from(self.either("errata 30", 3))];
+        self.durable_exclusive = Some(r);
+        r
     }
 
     /// `queue.declare`.
@@ -48,7 +109,9 @@ impl Broker {
     ///   declare of `""` names no queue (404);
     /// - queues may be durable or transient (`queue declare durable types`), exclusive to this
     ///   connection or shared (`queue declare exclusive types`);
-    /// - a durable exclusive queue is made transient (errata 30);
+    /// - a durable exclusive queue is made transient (errata 30), or under
+    ///   `durable_exclusive_open` as the broker's reading, settled once, says (transient, durable
+    ///   as requested, or refused with 406);
     /// - an existing queue exclusive to another connection: 405, before anything else;
     /// - `passive` asserts existence (`queue declare passive passive`): 404;
     /// - redeclaring must be equivalent in durable, exclusive, auto-delete and arguments
@@ -76,7 +139,6 @@ impl Broker {
         arguments: &Table,
         out: &mut Vec<Event>,
     ) -> Outcome {
-        let durable = durable && !exclusive;
         let last_queue = match self.profile.passive_empty_last_queue {
             _ if !passive || !queue.is_empty() => false,
             Permit::Either => self.either("queue declare passive passive", 2) == 1,
@@ -99,9 +161,22 @@ impl Broker {
         if !passive && name.is_reserved() && self.profile.reserved_prefix_always_refused {
             return Err(Channel(AccessRefused));
         }
+        // A new reserved name (`queue declare queue reserved`); then, once the name is good, what
+        // durable with exclusive means (errata 30).
+        if !passive && name.is_reserved() && !self.queues.contains_key(&name) {
+            return Err(Channel(AccessRefused));
+        }
+        let durable = match durable && exclusive && !passive {
+            false => durable && !exclusive,
+            true => match self.durable_exclusive_reading() {
+                DurableExclusive::Transient => false,
+                DurableExclusive::AsRequested => true,
+                DurableExclusive::Refused => return Err(Channel(PreconditionFailed)),
+            },
+        };
         let (message_count, consumer_count, name) = match self.queues.get(&name) {
             Some(q) => {
-                if q.owner.is_some_and(|o| o != ch.conn) {
+                if q.locked_for(ch.conn) {
                     return Err(Channel(ResourceLocked));
                 }
                 let same_exclusive = q.owner.is_some() == exclusive;
@@ -128,7 +203,6 @@ impl Broker {
                 counts
             }
             None if passive => return Err(Channel(NotFound)),
-            None if name.is_reserved() => return Err(Channel(AccessRefused)),
             None => {
                 self.out_of_room(|b| b.queues.len(), 256, "queue declare minimum-queues")?;
                 let name = if name.is_empty() { self.generate_name("amq.gen-") } else { name };
@@ -141,6 +215,8 @@ impl Broker {
                     consumers: Default::default(),
                     blocked: Vec::new(),
                     default_unbound: false,
+                    orphaned: false,
+                    unused: false,
                 };
                 self.queues.insert(name.clone(), q);
                 (0, 0, name)
@@ -199,10 +275,13 @@ impl Broker {
     ) -> Outcome {
         let b = self.queue_binding(ch, queue, exchange, routing_key, arguments, false)?;
         let Dest::Queue(q) = &b.dest else { unreachable!() };
-        self.usable_queue(ch, q)?;
+        // RabbitMQ looks the exchange up before the queue's lock (probed: 404, not 405); under
+        // `spec` the order is a choice (Broker::lock_or_other_failure).
         if !self.exchanges.contains_key(exchange) {
+            self.queues.get(q).ok_or(Channel(NotFound))?;
             return Err(Channel(NotFound));
         }
+        self.usable_queue(ch, q)?;
         if !self.bindings.contains(&b) {
             self.out_of_room(
                 |x| x.bindings.iter().filter(|y| y.dest == b.dest).count(),
@@ -210,7 +289,7 @@ impl Broker {
                 "queue bind binding-count",
             )?;
         }
-        Arc::make_mut(&mut self.bindings).insert(b);
+        self.add_binding(b);
         out.push(Event::Reply { ch, reply: Reply::QueueBindOk });
         Ok(())
     }

@@ -38,6 +38,11 @@ pub struct Broker {
     /// Whether the predeclared `amq.` exchanges are durable, once a command has needed to know
     /// (`Profile::predeclared_durable`: errata 20); until then, under `spec`, either.
     pub predeclared_durable: Option<bool>,
+    /// What a queue declared both durable and exclusive is, once a declare has asked for one
+    /// (`Profile::durable_exclusive_open`: errata 30): an exclusive transient queue, a durable
+    /// one as requested, or refused.
+    #[serde(default)]
+    pub durable_exclusive: Option<DurableExclusive>,
     /// The choices of the command being applied (not state: equal in every broker).
     #[serde(skip)]
     pub(crate) choices: crate::choice::Choices,
@@ -56,6 +61,11 @@ pub struct Exchange {
     pub internal: bool,
     /// Declare arguments (compared for equivalence).
     pub arguments: Table,
+    /// An auto-delete exchange that lost its last binding as a source, under
+    /// `Profile::deferred_deletion`: the broker deletes it in a step of its own
+    /// ([`crate::Internal::Remove`]) unless a new binding from it comes first.
+    #[serde(default)]
+    pub unused: bool,
 }
 
 /// Where a binding leads.
@@ -105,6 +115,16 @@ pub struct Queue {
     /// default-exchange`); a queue declared again after a deletion has it back.
     #[serde(default)]
     pub default_unbound: bool,
+    /// An exclusive queue whose connection has closed, under `Profile::deferred_deletion`: the
+    /// broker deletes it in a step of its own ([`crate::Internal::Remove`]); until then it is
+    /// locked to every connection (405), a new one under its owner's id included.
+    #[serde(default)]
+    pub orphaned: bool,
+    /// An auto-delete queue that lost its last consumer, under `Profile::deferred_deletion`: the
+    /// broker deletes it in a step of its own ([`crate::Internal::Remove`]) unless a consumer
+    /// comes first.
+    #[serde(default)]
+    pub unused: bool,
 }
 
 impl Queue {
@@ -115,6 +135,12 @@ impl Queue {
     /// How many consumers the queue has.
     pub fn consumer_count(&self) -> usize {
         self.consumers.len() + self.blocked.len()
+    }
+    /// Whether connection `conn` may not use the queue: it is exclusive to another connection, or
+    /// its own connection has closed and it waits for its deletion (`queue declare exclusive
+    /// exclusive`).
+    pub fn locked_for(&self, conn: ConnId) -> bool {
+        self.orphaned || self.owner.is_some_and(|o| o != conn)
     }
 }
 
@@ -317,7 +343,14 @@ impl Broker {
         for (name, kind) in PREDECLARED.into_iter().filter(|(_, kind)| profile.recommended_types.implements(kind)) {
             exchanges.insert(
                 Name::from(name),
-                Exchange { kind, durable: true, auto_delete: false, internal: false, arguments: Table::new() },
+                Exchange {
+                    kind,
+                    durable: true,
+                    auto_delete: false,
+                    internal: false,
+                    arguments: Table::new(),
+                    unused: false,
+                },
             );
         }
         Broker {
@@ -331,6 +364,7 @@ impl Broker {
             next_name: 0,
             ledger: BTreeMap::new(),
             predeclared_durable: None,
+            durable_exclusive: None,
             choices: Default::default(),
         }
     }
@@ -343,7 +377,14 @@ impl Broker {
         for (name, kind) in PREDECLARED.into_iter().filter(|(_, kind)| self.profile.recommended_types.implements(kind))
         {
             if !self.exchanges.contains_key(name) {
-                let x = Exchange { kind, durable, auto_delete: false, internal: false, arguments: Table::new() };
+                let x = Exchange {
+                    kind,
+                    durable,
+                    auto_delete: false,
+                    internal: false,
+                    arguments: Table::new(),
+                    unused: false,
+                };
                 Arc::make_mut(&mut self.exchanges).insert(Name::from(name), x);
             }
         }
@@ -382,6 +423,17 @@ impl Broker {
     pub fn is_predeclared_amq(name: &Name) -> bool {
         !name.is_empty() && Broker::is_predeclared(name)
     }
+}
+
+/// What a declare of a queue both durable and exclusive gets (errata 30: the text does not say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DurableExclusive {
+    /// An exclusive transient queue: durable is not compared (RabbitMQ).
+    Transient,
+    /// A durable exclusive queue, durable compared as for any queue.
+    AsRequested,
+    /// The combination is refused: 406.
+    Refused,
 }
 
 /// The exchanges every virtual host starts with.

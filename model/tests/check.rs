@@ -91,8 +91,16 @@ fn restart_keeping_transient_messages_is_caught() {
 }
 
 #[test]
+fn lifecycle_spec_space_is_pinned() {
+    let config = CheckConfig::lifecycle_spec();
+    assert_eq!(Some(explore(config.clone()).1), config.unique_states);
+}
+
+#[test]
 fn ignored_exclusivity_is_caught() {
     caught(Fault::ExclusiveIgnored, CheckConfig::lifecycle(), "exclusive queues only for their owner");
+    // Under spec also while a closed connection's queue waits for its deletion.
+    caught(Fault::ExclusiveIgnored, CheckConfig::lifecycle_spec(), "exclusive queues only for their owner");
 }
 
 #[test]

@@ -59,6 +59,17 @@ pub trait Target {
     fn reread(&mut self, _command: &Command) -> Option<Vec<Event>> {
         None
     }
+    /// Ask the broker again whether the exchange or queue the step's declare names is there,
+    /// when the model says its answer may be that of a broker late with a deletion it owed
+    /// ([`crate::validate::Validator::explains_late`]): a passive declare, on a channel of the
+    /// target's own. Returns the answer as the step's (declare-ok or the close, on the step's
+    /// channel), or None once the target's patience for this step is spent (or it cannot ask).
+    fn recheck(&mut self, _command: &Command) -> Option<Event> {
+        None
+    }
+    /// The runner took a close from [`Target::recheck`] as the step's answer: close the step's
+    /// channel, if still open, without reporting anything.
+    fn forget_channel(&mut self, _ch: amqp_model::ChanRef) {}
     /// End the session once the trace is done: close what is open, delete what the trace made,
     /// and say how it went beside what was observed. Called once; the model has nothing to say.
     fn finish(&mut self) -> Summary {

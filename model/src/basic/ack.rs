@@ -115,11 +115,25 @@ impl Broker {
     }
 
     /// Carry out a settlement decided for an unacked delivery taken off channel `ch`.
+    ///
+    /// A copy rejected with requeue is kept from the rejecting channel under
+    /// `requeue_avoids_rejecting_channel` (`basic reject requeue 01`, `basic nack requeue 01`:
+    /// not to the same client on this channel). Those rules recommend another consumer and,
+    /// where none can take it, a dead-letter queue; the requeue field docs add that a failed
+    /// requeue means the message is discarded or dead-lettered. So with no consumer of the queue
+    /// on another channel, the copy is held for one (first) or dead-lettered, which in a model
+    /// without dead-letter queues is its end.
     pub(crate) fn finish(&mut self, ch: ChanRef, u: Unacked, how: Settle) {
         match how {
             Settle::Ack | Settle::Discard => self.settle_copy(u.msg.id(), &u.queue),
             Settle::Requeue => {
                 let avoid = self.profile.requeue_avoids_rejecting_channel.then_some(ch);
+                let elsewhere = |b: &Broker| {
+                    b.queues.get(&u.queue).is_none_or(|q| u.queue_gone || q.all_consumers().any(|c| c.ch != ch))
+                };
+                if avoid.is_some() && !elsewhere(self) && self.either("basic reject requeue 01", 2) == 1 {
+                    return self.settle_copy(u.msg.id(), &u.queue);
+                }
                 self.requeue(u, avoid);
             }
         }

@@ -63,11 +63,19 @@ impl Broker {
     /// profile must have room (`basic qos prefetch-count 01`). Deliveries made by `basic.get`
     /// are not prefetched and do not count.
     pub fn has_capacity(&self, c: &ConsumerRef) -> bool {
+        self.capacity(c, false)
+    }
+
+    /// [`Broker::has_capacity`] with `basic.get` deliveries counted in the windows too when
+    /// `count_gets`: the other reading of the prefetch-count field doc, under which a server sends
+    /// less (`Broker::owes_delivery` under `spec`).
+    pub(crate) fn capacity(&self, c: &ConsumerRef, count_gets: bool) -> bool {
         let Some(conn) = self.connections.get(&c.ch.conn) else { return false };
         let Some(chan) = conn.channels.get(&c.ch.channel) else { return false };
         let Some(consumer) = chan.consumers.get(&c.tag) else { return false };
         let slack = usize::from(self.faults.has(Fault::PrefetchOffByOne));
-        let pushed = |ch: &crate::state::Channel| ch.unacked.values().filter(|u| u.consumer.is_some()).count();
+        let pushed =
+            |ch: &crate::state::Channel| ch.unacked.values().filter(|u| count_gets || u.consumer.is_some()).count();
         if consumer.no_ack {
             // RabbitMQ stops the whole channel, no-ack consumers included, at its channel limit.
             return self.profile.qos_scope == QosScope::ChannelAndConnection
@@ -214,13 +222,19 @@ impl Broker {
     }
 
     /// Take a consumer (already removed from its channel) out of its queue; an auto-delete queue
-    /// that loses its last consumer is deleted (`queue declare auto-delete`, errata 5).
+    /// that loses its last consumer is deleted (`queue declare auto-delete`), at once or, under
+    /// `Profile::deferred_deletion` (errata 5: the text does not say when), in a step of the
+    /// broker's own ([`crate::Internal::Remove`]) unless a consumer comes first.
     pub(crate) fn detach_consumer(&mut self, queue: &Name, c: &ConsumerRef, out: &mut Vec<Event>) {
         let Some(q) = self.queues.get_mut(queue) else { return };
         q.consumers.retain(|x| x != c);
         q.blocked.retain(|x| x != c);
         if q.auto_delete && q.consumer_count() == 0 {
-            self.delete_queue(queue, out);
+            if self.profile.deferred_deletion {
+                q.unused = true;
+            } else {
+                self.delete_queue(queue, out);
+            }
         }
     }
 }

@@ -79,6 +79,8 @@ impl Broker {
             .insert(tag.clone(), Consumer { queue: name.clone(), no_ack, exclusive, prefetch, queue_gone: false });
         let q = self.queues.get_mut(&name).expect("checked");
         q.consumers.push_back(ConsumerRef { ch, tag: tag.clone() });
+        // An auto-delete queue waiting for its deletion is in use again.
+        q.unused = false;
         out.push(Event::Reply { ch, reply: Reply::ConsumeOk { consumer_tag: tag } });
         Ok(())
     }
@@ -147,8 +149,26 @@ impl Broker {
             Mode::Confirm { next_seq } => {
                 let seq = *next_seq;
                 *next_seq += 1;
-                self.enqueue(ch, exchange, routing_key, mandatory, content, out);
-                out.push(Event::Confirm { ch, seq, ack: true });
+                // Handled and acked; or, under `confirm_nack_open`, not handled and nacked (the
+                // basic.nack doc's unhandled message): routed, each copy then kept or lost, or
+                // not routed at all.
+                let why = "confirm all messages acknowledged";
+                let answer = if self.profile.confirm_nack_open { self.either(why, 3) } else { 0 };
+                if answer != 2 {
+                    let id = crate::types::MsgId(self.next_msg);
+                    self.enqueue(ch, exchange, routing_key, mandatory, content, out);
+                    if answer == 1 {
+                        let reached: Vec<Name> =
+                            self.ledger.keys().filter(|c| c.msg == id).map(|c| c.queue.clone()).collect();
+                        for q in reached {
+                            if self.either(why, 2) == 1 {
+                                self.queues.get_mut(&q).expect("reached").ready.retain(|r| r.msg.id() != id);
+                                self.settle_copy(id, &q);
+                            }
+                        }
+                    }
+                }
+                out.push(Event::Confirm { ch, seq, ack: answer == 0 });
             }
             Mode::Plain => self.enqueue(ch, exchange, routing_key, mandatory, content, out),
         }

@@ -135,7 +135,15 @@ const WORK_QUEUE: [&str; 3] = ["a redelivery happens", "a consumer is blocked by
 impl CheckConfig {
     /// All named configurations.
     pub fn all() -> Vec<CheckConfig> {
-        vec![Self::quick(), Self::ci(), Self::spec(), Self::routing(), Self::lifecycle(), Self::deep()]
+        vec![
+            Self::quick(),
+            Self::ci(),
+            Self::spec(),
+            Self::routing(),
+            Self::lifecycle(),
+            Self::lifecycle_spec(),
+            Self::deep(),
+        ]
     }
 
     /// The configuration with this name.
@@ -353,6 +361,48 @@ impl CheckConfig {
                 "a persistent message survives a restart",
             ],
             unique_states: Some(416_236),
+        }
+    }
+
+    /// Exclusive queues and an auto-delete exchange under the spec profile: deletions the broker
+    /// makes on its own, later (`Profile::deferred_deletion`), a queue locked meanwhile to every
+    /// connection, and the order of the lock against other failing checks
+    /// (`Profile::exclusive_lock_first`).
+    pub fn lifecycle_spec() -> CheckConfig {
+        let mut setup = Vec::new();
+        setup.extend(connect(1));
+        setup.extend(connect(2));
+        let mut menu = vec![
+            queue(ch(1), "x", false, true, false),
+            queue(ch(2), "x", false, false, false),
+            exchange(ch(1), "a", ExchangeKind::Fanout, false, true),
+            bind(ch(1), "x", "a", ""),
+            bind(ch(2), "x", "a", ""),
+            publish(ch(2), "a", "", false, Content::text("a")),
+            Command::BasicGet { ch: ch(2), queue: n("x"), no_ack: false },
+            Command::QueueDelete { ch: ch(2), queue: n("x"), if_unused: false, if_empty: true },
+            Command::QueueUnbind {
+                ch: ch(1),
+                queue: n("x"),
+                exchange: n("a"),
+                routing_key: n(""),
+                arguments: Table::new(),
+            },
+            Command::ConnectionDrop { conn: ConnId(1) },
+        ];
+        menu.extend(reconnect().take(2));
+        CheckConfig {
+            name: "lifecycle-spec",
+            about: "exclusive queues and an auto-delete exchange under the spec profile: deletions made later, the lock meanwhile, the lock's order against other checks",
+            profile: Profile::spec(),
+            faults: Faults::NONE,
+            setup,
+            menu,
+            max_messages: 2,
+            max_tag: 2,
+            max_names: 0,
+            must_reach: &["a 406 closes a channel", "a deletion is made later"],
+            unique_states: Some(3_230),
         }
     }
 

@@ -60,6 +60,8 @@ pub enum Notable {
     Survived,
     /// A mandatory message came back.
     Returned,
+    /// The broker made a deletion it owed, in a step of its own (`Profile::deferred_deletion`).
+    RemovedLater,
 }
 
 impl fmt::Display for Violation {
@@ -81,6 +83,10 @@ pub fn observe(pre: &Broker, action: &Action, events: &[Event], post: &Broker, g
         }
         match action {
             Action::Client(cmd) | Action::Answer(cmd, _) => watch_command(pre, cmd, events, post, ghost),
+            Action::Broker(crate::Internal::Remove(_)) => {
+                ghost.last = Some(Notable::RemovedLater);
+                Ok(())
+            }
             Action::Broker(_) => Ok(()),
         }?;
         // Whoever got deliveries in this step is within every prefetch limit afterwards.
@@ -241,25 +247,6 @@ fn check_route(
     Ok(())
 }
 
-/// The queue a queue-using command names, resolved as the pre-state would.
-fn named_queue(pre: &Broker, cmd: &Command) -> Option<Name> {
-    let (ch, q) = match cmd {
-        Command::QueueDeclare { ch, queue, .. }
-        | Command::QueueBind { ch, queue, .. }
-        | Command::QueueUnbind { ch, queue, .. }
-        | Command::QueuePurge { ch, queue }
-        | Command::QueueDelete { ch, queue, .. }
-        | Command::BasicConsume { ch, queue, .. }
-        | Command::BasicGet { ch, queue, .. } => (ch, queue),
-        _ => return None,
-    };
-    if q.is_empty() {
-        pre.channel(*ch)?.last_queue.clone()
-    } else {
-        Some(q.clone())
-    }
-}
-
 fn watch_command(
     pre: &Broker,
     cmd: &Command,
@@ -267,11 +254,14 @@ fn watch_command(
     post: &Broker,
     ghost: &mut Ghost,
 ) -> Result<(), Violation> {
-    // Exclusivity: a method naming another connection's exclusive queue never succeeds.
-    if let (Some(q), Some(ch)) = (named_queue(pre, cmd), cmd.channel()) {
-        if let Some(owner) = pre.queues.get(&q).and_then(|x| x.owner) {
-            if owner != ch.conn && closed(events, ch).is_none() {
-                return fail(Check::Exclusive, format!("{ch} used {q}, exclusive to c{}", owner.0));
+    // Exclusivity: a method naming another connection's exclusive queue, or one whose connection
+    // has closed (waiting for its deletion), never succeeds.
+    if let (Some(q), Some(ch)) = (pre.named_queue(cmd), cmd.channel()) {
+        if let Some(x) = pre.queues.get(&q) {
+            if let Some(owner) = x.owner.filter(|o| x.orphaned || *o != ch.conn) {
+                if closed(events, ch).is_none() {
+                    return fail(Check::Exclusive, format!("{ch} used {q}, exclusive to c{}", owner.0));
+                }
             }
         }
     }

@@ -163,6 +163,9 @@ impl Model for BrokerModel {
             Property::sometimes("a mandatory message is returned", |_, s: &CheckState| {
                 s.ghost.last == Some(Notable::Returned)
             }),
+            Property::sometimes("a deletion is made later", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::RemovedLater)
+            }),
         ]
     }
 }
@@ -199,10 +202,12 @@ pub fn copies_accounted(b: &Broker) -> Result<(), String> {
     }
 }
 
-/// Every exclusive queue's owner is connected, and all its consumers are the owner's.
+/// Every exclusive queue's owner is connected, and all its consumers are the owner's; one whose
+/// owner has gone, waiting for its deletion (`Profile::deferred_deletion`), has no consumer.
 fn exclusive_owned(b: &Broker) -> bool {
     b.queues.values().all(|q| match q.owner {
         None => true,
+        Some(_) if q.orphaned => q.consumer_count() == 0,
         Some(o) => b.connections.contains_key(&o) && q.all_consumers().all(|c| c.ch.conn == o),
     })
 }

@@ -502,18 +502,12 @@ impl Target for LiveTarget {
     fn reread(&mut self, command: &Command) -> Option<Vec<Event>> {
         let Command::QueueDeclare { ch, .. } = command else { return None };
         let ch = *ch;
-        let now = tokio::time::Instant::now();
-        let (deadline, asked) = *self.reread.get_or_insert((now + self.timing.timeout, 0));
-        if now >= deadline {
-            return None;
-        }
-        self.reread = Some((deadline, asked + 1));
+        let (next, deadline) = self.next_ask()?;
         let wire = self.names.wire(self.last_queue.get(&ch)?);
         let channel = self.chans.get(&ch)?.channel.clone();
-        let pause = Duration::from_millis(1 << asked.min(6));
         let passive = QueueDeclareOptions { passive: true, ..Default::default() };
         let answer = runtime().block_on(async {
-            tokio::time::sleep_until((now + pause).min(deadline)).await;
+            tokio::time::sleep_until(next).await;
             let declare = channel.queue_declare(wire.as_str().into(), passive, FieldTable::default());
             tokio::time::timeout_at(deadline, declare).await
         });
@@ -532,6 +526,74 @@ impl Target for LiveTarget {
             }
             Err(_) => None,
         }
+    }
+
+    /// A passive declare of the exchange or queue the step's declare named, on a channel of its
+    /// own on the same connection (opened for it and closed after), until the timeout, spaced
+    /// as [`Target::reread`]'s. The answer is reported on the step's channel: declare-ok, or the
+    /// close it got (its method the step's).
+    fn recheck(&mut self, command: &Command) -> Option<Event> {
+        let (ch, method, wire, is_queue) = match command {
+            Command::ExchangeDeclare { ch, exchange, .. } => {
+                (*ch, Method::ExchangeDeclare, self.names.wire(exchange), false)
+            }
+            Command::QueueDeclare { ch, queue, .. } => {
+                let name = if queue.is_empty() { self.last_queue.get(ch)?.clone() } else { queue.clone() };
+                (*ch, Method::QueueDeclare, self.names.wire(&name), true)
+            }
+            _ => return None,
+        };
+        let (next, deadline) = self.next_ask()?;
+        let connection = &self.conns.get(&ch.conn)?.connection;
+        let answer = runtime().block_on(async {
+            tokio::time::sleep_until(next).await;
+            let ask = async {
+                let scratch = connection.create_channel().await?;
+                let reply = if is_queue {
+                    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+                    let q = scratch.queue_declare(wire.as_str().into(), passive, FieldTable::default()).await?;
+                    Reply::QueueDeclareOk {
+                        queue: self.names.trace(q.name().as_str()),
+                        message_count: q.message_count(),
+                        consumer_count: q.consumer_count(),
+                    }
+                } else {
+                    let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+                    let kind = lapin::ExchangeKind::Direct;
+                    scratch.exchange_declare(wire.as_str().into(), kind, passive, FieldTable::default()).await?;
+                    Reply::ExchangeDeclareOk
+                };
+                let _ = scratch.close(200, "OK".into()).await;
+                Ok::<_, lapin::Error>(reply)
+            };
+            tokio::time::timeout_at(deadline, ask).await
+        });
+        match answer {
+            Ok(Ok(reply)) => Some(Event::Reply { ch, reply }),
+            Ok(Err(e)) => match e.kind() {
+                ErrorKind::ProtocolError(p) => {
+                    let code = ReplyCode::from_code(p.get_id())?;
+                    Some(Event::ChannelClosed { ch, code, method })
+                }
+                _ => {
+                    self.problem(Problem::Client(format!("{ch}: asking again whether {wire} is there: {e}")));
+                    None
+                }
+            },
+            Err(_) => None,
+        }
+    }
+
+    fn forget_channel(&mut self, ch: ChanRef) {
+        let Some(chan) = self.chans.remove(&ch) else { return };
+        lock(&chan.flags).client_closing = true;
+        let channel = chan.channel.clone();
+        let timeout = self.timing.timeout;
+        runtime().block_on(async move {
+            if channel.status().connected() {
+                let _ = tokio::time::timeout(timeout, channel.close(200, "OK".into())).await;
+            }
+        });
     }
 
     fn listen(&mut self, how: Listen) -> Vec<Event> {
@@ -554,6 +616,21 @@ impl Target for LiveTarget {
         let mut problems = self.problems.clone();
         problems.extend(cleanup.err());
         Summary { incomplete: self.incomplete.clone(), needs_raw: self.raw_needed, problems, notes: self.notes.clone() }
+    }
+}
+
+impl LiveTarget {
+    /// When to ask again ([`Target::reread`], [`Target::recheck`]) and until when the step may:
+    /// each time a little later than the time before (1 ms, doubling up to 64 ms), until the
+    /// timeout from the first ask of the step. None once it has passed.
+    fn next_ask(&mut self) -> Option<(tokio::time::Instant, tokio::time::Instant)> {
+        let now = tokio::time::Instant::now();
+        let (deadline, asked) = *self.reread.get_or_insert((now + self.timing.timeout, 0));
+        if now >= deadline {
+            return None;
+        }
+        self.reread = Some((deadline, asked + 1));
+        Some(((now + Duration::from_millis(1 << asked.min(6))).min(deadline), deadline))
     }
 }
 
