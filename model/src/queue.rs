@@ -68,10 +68,11 @@ impl Broker {
     /// queue is not locked (its choices are the command's own). Otherwise the handlers' own order
     /// holds: the lock first, but for `queue.bind`'s exchange (RabbitMQ's order).
     pub(crate) fn lock_or_other_failure(&mut self, ch: ChanRef, cmd: &Command, out: &mut Vec<Event>) -> Outcome {
-        let locked = self.profile.exclusive_lock_first != crate::profile::Permit::Allowed
-            && self.named_queue(cmd).is_some_and(|q| self.queues.get(&q).is_some_and(|x| x.locked_for(ch.conn)));
-        if locked {
-            let q = self.named_queue(cmd).expect("checked above");
+        let locked = match self.profile.exclusive_lock_first {
+            crate::profile::Permit::Allowed => None,
+            _ => self.named_queue(cmd).filter(|q| self.queues.get(q).is_some_and(|x| x.locked_for(ch.conn))),
+        };
+        if let Some(q) = locked {
             let mut unlocked = self.clone();
             let x = unlocked.queues.get_mut(&q).expect("checked above");
             (x.owner, x.orphaned) = (Some(ch.conn), false);
@@ -158,12 +159,12 @@ impl Broker {
         if let Some(refused) = self.bad_name(&name, "queue declare queue syntax") {
             return Err(refused);
         }
-        if !passive && name.is_reserved() && self.profile.reserved_prefix_always_refused {
-            return Err(Channel(AccessRefused));
-        }
-        // A new reserved name (`queue declare queue reserved`); then, once the name is good, what
-        // durable with exclusive means (errata 30).
-        if !passive && name.is_reserved() && !self.queues.contains_key(&name) {
+        // A reserved name (`queue declare queue reserved`): always under RabbitMQ, for a new queue
+        // otherwise; then, once the name is good, what durable with exclusive means (errata 30).
+        if !passive
+            && name.is_reserved()
+            && (self.profile.reserved_prefix_always_refused || !self.queues.contains_key(&name))
+        {
             return Err(Channel(AccessRefused));
         }
         let durable = match durable && exclusive && !passive {

@@ -8,7 +8,7 @@
 
 mod support;
 
-use amqp_model::check::config::cmd::{bind, bind_exchange, consume, exchange, publish, queue};
+use amqp_model::check::config::cmd::{bind, bind_exchange, consume, exchange, publish, queue, unbind};
 use amqp_model::event::Reply;
 use amqp_model::state::{Binding, Dest};
 use amqp_model::{
@@ -116,16 +116,6 @@ fn delete_queue(ch: ChanRef, queue: &str, if_unused: bool, if_empty: bool) -> Co
 
 fn delete_exchange(ch: ChanRef, exchange: &str, if_unused: bool) -> Command {
     Command::ExchangeDelete { ch, exchange: exchange.into(), if_unused }
-}
-
-fn unbind(ch: ChanRef, queue: &str, exchange: &str, key: &str) -> Command {
-    Command::QueueUnbind {
-        ch,
-        queue: queue.into(),
-        exchange: exchange.into(),
-        routing_key: key.into(),
-        arguments: Default::default(),
-    }
 }
 
 fn exchange_flags(

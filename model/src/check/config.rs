@@ -93,6 +93,16 @@ pub mod cmd {
             arguments: Table::new(),
         }
     }
+    /// Unbind a queue (no arguments).
+    pub fn unbind(on: ChanRef, queue: &str, exchange: &str, key: &str) -> Command {
+        Command::QueueUnbind {
+            ch: on,
+            queue: n(queue),
+            exchange: n(exchange),
+            routing_key: n(key),
+            arguments: Table::new(),
+        }
+    }
     /// Bind a queue with headers arguments.
     pub fn bind_headers(on: ChanRef, queue: &str, exchange: &str, args: &[(&str, &str)]) -> Command {
         let arguments = args.iter().map(|(k, v)| (n(k), Value::Str(n(v)))).collect();
@@ -280,13 +290,7 @@ impl CheckConfig {
             bind_headers(c, "q2", "h", &[("a", "1"), ("b", "2")]),
             bind_exchange(c, "t", "f", ""),
             bind_exchange(c, "f", "amq.direct", "k"),
-            Command::QueueUnbind {
-                ch: c,
-                queue: n("q2"),
-                exchange: n("t"),
-                routing_key: n("a.#"),
-                arguments: Table::new(),
-            },
+            unbind(c, "q2", "t", "a.#"),
             publish(c, "t", "a.b.c", true, Content::text("m")),
             publish(c, "t", "a", true, Content::text("m")),
             publish(c, "t", "a.", true, Content::text("m")),
@@ -333,13 +337,7 @@ impl CheckConfig {
             Command::BasicCancel { ch: ch(2), consumer_tag: n("k") },
             Command::BasicGet { ch: ch(2), queue: n("x"), no_ack: false },
             Command::QueueDelete { ch: ch(1), queue: n("d"), if_unused: true, if_empty: false },
-            Command::QueueUnbind {
-                ch: ch(1),
-                queue: n("t"),
-                exchange: n("a"),
-                routing_key: n(""),
-                arguments: Table::new(),
-            },
+            unbind(ch(1), "t", "a", ""),
             Command::ConnectionDrop { conn: ConnId(1) },
             Command::Restart,
         ];
@@ -381,13 +379,7 @@ impl CheckConfig {
             publish(ch(2), "a", "", false, Content::text("a")),
             Command::BasicGet { ch: ch(2), queue: n("x"), no_ack: false },
             Command::QueueDelete { ch: ch(2), queue: n("x"), if_unused: false, if_empty: true },
-            Command::QueueUnbind {
-                ch: ch(1),
-                queue: n("x"),
-                exchange: n("a"),
-                routing_key: n(""),
-                arguments: Table::new(),
-            },
+            unbind(ch(1), "x", "a", ""),
             Command::ConnectionDrop { conn: ConnId(1) },
         ];
         menu.extend(reconnect().take(2));
