@@ -832,7 +832,7 @@ impl Conn {
             exchange: a.exchange,
             routing_key: a.routing_key,
             mandatory: a.mandatory,
-            content: amqp_wire::content(&wire),
+            content: amqp_wire::model_content(&wire.props, &wire.body),
         };
         self.execute(state, &command, Some(Arc::new(wire)), Quiet::No)
     }

@@ -56,8 +56,8 @@
 //!   profile's first choice ([`Schedule::RoundRobin`], as the runner's model target does), or
 //!   picked at random from a seeded generator ([`Schedule::Random`]).
 //! - What the model does not implement (`channel.flow`, `basic.recover-async`, `immediate`,
-//!   `prefetch-size`, `no-local`, consumer arguments, argument values of kinds the model does not
-//!   keep) is refused with `connection.close` 540; frames that cannot be parsed with 501.
+//!   `prefetch-size`, `no-local`, consumer arguments) is refused with `connection.close` 540;
+//!   frames that cannot be parsed with 501.
 //! - Messages keep every property and their exact body as published (beside the model, by the
 //!   model's message identity); the model sees the body, `delivery-mode` and headers.
 //!

@@ -10,8 +10,8 @@ use amqp_model::check::CheckConfig;
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
 use amqp_model::{
-    Broker, ChanRef, Command, ConnId, Content, Event, ExchangeKind, Internal, Message, Method, MsgId, Name, Profile,
-    ProfileName, ReplyCode, Table, Value,
+    Broker, ChanRef, Command, ConnId, Content, Event, ExchangeKind, IntType, Internal, Message, Method, MsgId, Name,
+    Profile, ProfileName, ReplyCode, Table, Value,
 };
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -388,7 +388,7 @@ fn every_command_shape() -> Vec<Command> {
     for f in combinations(2) {
         out.push(QueueDelete { ch, queue: n("ja"), if_unused: f[0], if_empty: f[1] });
         out.push(BasicConsume { ch, queue: n("ja"), consumer_tag: n("w1"), no_ack: f[0], exclusive: f[1] });
-        let content = Content { body: n("hello"), persistent: f[1], headers: t() };
+        let content = Content { body: n("hello"), persistent: f[1], headers: t(), ..Content::default() };
         out.push(BasicPublish { ch, exchange: n("m1"), routing_key: n("ja"), mandatory: f[0], content });
         out.push(BasicNack { ch, delivery_tag: 7, multiple: f[0], requeue: f[1] });
     }
@@ -482,7 +482,7 @@ fn names_that_need_quotes_round_trip_in_every_position() {
                 exchange: x.clone(),
                 routing_key: x.clone(),
                 mandatory: true,
-                content: Content { body: x.clone(), persistent: true, headers: t() },
+                content: Content { body: x.clone(), persistent: true, headers: t(), ..Content::default() },
             },
             Command::BasicGet { ch, queue: x.clone(), no_ack: false },
         ];
@@ -555,6 +555,21 @@ fn awkward_table() -> Table {
         ("q\"uote", Value::Str(n("back\\slash \"q\""))),
         ("", Value::Str(n(""))),
         ("nl", Value::Str(n("two\nlines"))),
+        ("u8", Value::Sized(IntType::U8, 255)),
+        ("i8", Value::Sized(IntType::I8, -128)),
+        ("i64", Value::Sized(IntType::I64, 1)),
+        ("u32", Value::Sized(IntType::U32, u32::MAX.into())),
+        ("f32", Value::Float(0.1f32.to_bits())),
+        ("f64", Value::Double((-1e300f64).to_bits())),
+        ("nan", Value::Double(f64::NAN.to_bits())),
+        ("dec", Value::Decimal { scale: 3, value: 5 }),
+        ("dec0", Value::Decimal { scale: 0, value: u32::MAX }),
+        ("ts", Value::Timestamp(u64::MAX)),
+        ("bytes", Value::Bytes(vec![0, 0x7f, 0xff])),
+        ("nobytes", Value::Bytes(vec![])),
+        ("void", Value::Void),
+        ("arr", Value::Array(vec![Value::Int(1), Value::Str(n("a,]b")), Value::Array(vec![]), Value::Void])),
+        ("tab", Value::Table([(n("in ner"), Value::Array(vec![Value::Bool(false)]))].into_iter().collect())),
     ] {
         t.insert(n(k), v);
     }
@@ -600,7 +615,7 @@ fn argument_and_header_tables_round_trip_with_their_value_kinds() {
             exchange: n("h"),
             routing_key: n(""),
             mandatory: true,
-            content: Content { body: n("b"), persistent: true, headers: args.clone() },
+            content: Content { body: n("b"), persistent: true, headers: args.clone(), ..Content::default() },
         },
     ];
     for c in &commands {
@@ -621,6 +636,43 @@ fn argument_and_header_tables_round_trip_with_their_value_kinds() {
     assert_eq!(get("t"), Some(Value::Bool(true)));
     assert_eq!(get("s"), Some(Value::Str(n("word"))));
     assert_eq!(get("x-match"), Some(Value::Str(n("all"))));
+
+    // Every other field type has its own spelling.
+    let line = "c1.1 basic.publish h \"\" b headers={a=[1, \"x\", [u8:2]], o=u8:200, t=ts:18446744073709551615, \
+                d=dec:3.140, f=f64:0.5, x=bytes:00ff, v=void, n={k=i16:-2}} content-type=\"text/plain\" \
+                type=t1 timestamp=7 priority=9";
+    let t = parse(line, "t.trace").unwrap();
+    let StepKind::Command { command: Command::BasicPublish { content, .. }, .. } = &t.steps[0].kind else {
+        panic!("{t:?}")
+    };
+    let get = |k: &str| content.headers.get(k).cloned();
+    let arr = Value::Array(vec![Value::Int(1), Value::Str(n("x")), Value::Array(vec![Value::Sized(IntType::U8, 2)])]);
+    assert_eq!(get("a"), Some(arr));
+    assert_eq!(get("o"), Some(Value::Sized(IntType::U8, 200)));
+    assert_eq!(get("t"), Some(Value::Timestamp(u64::MAX)));
+    assert_eq!(get("d"), Some(Value::Decimal { scale: 3, value: 3140 }));
+    assert_eq!(get("f"), Some(Value::Double(0.5f64.to_bits())));
+    assert_eq!(get("x"), Some(Value::Bytes(vec![0, 255])));
+    assert_eq!(get("v"), Some(Value::Void));
+    assert_eq!(get("n"), Some(Value::Table([(n("k"), Value::Sized(IntType::I16, -2))].into_iter().collect())));
+    assert_eq!(content.properties.get("content-type"), Some(&n("text/plain")));
+    assert_eq!(content.properties.get("type"), Some(&n("t1")));
+    assert_eq!(content.properties.timestamp, Some(7));
+    assert_eq!(content.priority, Some(9));
+    assert_round_trip(&t);
+}
+
+#[test]
+fn bad_field_values_and_properties_are_refused() {
+    let publish = |rest: &str| format!("c1.1 basic.publish h \"\" b {rest}");
+    assert_line_error(&publish("headers={a=u8:256}"), &["256", "u8"]);
+    assert_line_error(&publish("headers={a=i8:x}"), &["i8:x", "integer"]);
+    assert_line_error(&publish("headers={a=bytes:0f0}"), &["hexadecimal"]);
+    assert_line_error(&publish("headers={a=dec:-1.5}"), &["decimal"]);
+    assert_line_error(&publish("headers={a=[1,2}"), &["unbalanced", "a=[1,2"]);
+    assert_line_error(&publish("timestamp=-1"), &["timestamp=", "-1"]);
+    assert_line_error(&publish("priority=256"), &["priority=", "256"]);
+    assert_line_error(&publish("expiration=5"), &["does not take", "timestamp="]);
 }
 
 #[test]
@@ -793,7 +845,14 @@ fn hand_made_events_with_awkward_names_round_trip() {
     }
     for s in AWKWARD {
         for (persistent, headers) in [(false, Table::new()), (true, awkward_table())] {
-            let content = Content { body: n(s), persistent, headers };
+            let mut content = Content { body: n(s), persistent, headers, ..Content::default() };
+            if persistent {
+                for name in amqp_model::Properties::TEXT {
+                    content.properties.set(name, Some(n(s)));
+                }
+                content.properties.timestamp = Some(u64::MAX);
+                content.priority = Some(0);
+            }
             let message = Message(Arc::new(MessageData { id: MsgId(0), exchange: n(s), routing_key: n(s), content }));
             for redelivered in [false, true] {
                 let (delivery_tag, consumer_tag, queue) = (42, n(s), n(""));

@@ -18,6 +18,68 @@ use crate::state::Broker;
 use serde::{Deserialize, Serialize};
 use std::hash::{Hash, Hasher};
 
+/// A set of up to 256 readings of a text that leaves a broker several, numbered 0 to 255: those
+/// that agree with everything the broker has done so far. A broker's reading is settled this
+/// way, a little at a time, where settling it whole at once would be a choice among hundreds
+/// (priority level schemes, `crate::basic::priority`; header value comparisons,
+/// `crate::routing::headers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Readings(pub [u64; 4]);
+
+impl Readings {
+    /// Every reading.
+    pub const ALL: Readings = Readings([u64::MAX; 4]);
+    /// Every reading (for serde's default).
+    pub fn all() -> Readings {
+        Readings::ALL
+    }
+
+    /// No reading.
+    pub const NONE: Readings = Readings([0; 4]);
+
+    /// The set holding only `s`.
+    pub fn only(s: u8) -> Readings {
+        let mut r = Readings::NONE;
+        r.insert(s);
+        r
+    }
+
+    /// Whether the set holds `s`.
+    pub fn contains(&self, s: u8) -> bool {
+        self.0[usize::from(s / 64)] & (1 << (s % 64)) != 0
+    }
+
+    /// Add `s`.
+    pub fn insert(&mut self, s: u8) {
+        self.0[usize::from(s / 64)] |= 1 << (s % 64);
+    }
+
+    /// The readings held, in order.
+    pub fn iter(self) -> impl Iterator<Item = u8> {
+        (0..=255u8).filter(move |s| self.contains(*s))
+    }
+
+    /// The schemes in both sets.
+    pub fn and(self, other: Readings) -> Readings {
+        Readings(std::array::from_fn(|i| self.0[i] & other.0[i]))
+    }
+
+    /// How many schemes the set holds.
+    pub fn len(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// Whether the set holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first reading held.
+    pub fn first(&self) -> Option<u8> {
+        self.iter().next()
+    }
+}
+
 /// One choice made while applying a command.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Choice {

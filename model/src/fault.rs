@@ -34,6 +34,8 @@ pub enum Fault {
     RestartKeepsTransient,
     /// Another connection may use an exclusive queue.
     ExclusiveIgnored,
+    /// Priorities are ignored: waiting messages go out in arrival order.
+    PriorityIgnored,
 }
 
 impl Fault {
@@ -49,7 +51,7 @@ impl Fault {
     ];
 
     /// Every fault, for tests that try them all.
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::DirectIgnoresKey,
         Fault::FanoutFirstOnly,
         Fault::TopicHashIsOneWord,
@@ -63,6 +65,7 @@ impl Fault {
         Fault::ReuseDeliveryTags,
         Fault::RestartKeepsTransient,
         Fault::ExclusiveIgnored,
+        Fault::PriorityIgnored,
     ];
 }
 

@@ -41,4 +41,6 @@ pub use event::{Event, Reply};
 pub use fault::{Fault, Faults};
 pub use profile::{Profile, ProfileName, RecommendedTypes};
 pub use state::Broker;
-pub use types::{ChanRef, ConnId, Content, ExchangeKind, Message, Method, MsgId, Name, ReplyCode, Table, Value};
+pub use types::{
+    ChanRef, ConnId, Content, ExchangeKind, IntType, Message, Method, MsgId, Name, Properties, ReplyCode, Table, Value,
+};

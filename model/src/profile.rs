@@ -3,6 +3,7 @@
 //! Every point where the two differ is one named switch here, and nowhere else. docs/model.md has
 //! the same table with the rule or document each switch follows.
 
+use crate::basic::priority::PriorityLevels;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -279,6 +280,15 @@ pub struct Profile {
     /// durable one as requested (so a redeclare with the other durable value differs), or the
     /// combination refused (406). RabbitMQ: `false`, transient.
     pub durable_exclusive_open: bool,
+    /// How a headers binding compares values of different field types (the specification does
+    /// not say). Under `spec` (`true`) the broker's reading is settled the first publish the two
+    /// readings route differently: RabbitMQ's (first) or by type and value
+    /// ([`crate::routing::headers::HeaderValues`]). RabbitMQ: `false`, its own reading.
+    pub header_values_open: bool,
+    /// How priorities put waiting messages into levels ([`crate::basic::priority`]): under `spec`
+    /// the bands 0-4 and 5-9 at least, finer levels as the broker's scheme has them (`basic 06`,
+    /// `basic 07`); RabbitMQ: levels only in a queue declared with `x-max-priority`.
+    pub priority_levels: PriorityLevels,
 }
 
 /// Where a requeued message goes back (`Profile::requeue_position`).
@@ -457,6 +467,8 @@ impl Profile {
             exclusive_lock_first: Permit::Either,
             confirm_nack_open: true,
             durable_exclusive_open: true,
+            header_values_open: true,
+            priority_levels: PriorityLevels::Bands,
         }
     }
 
@@ -505,6 +517,8 @@ impl Profile {
             exclusive_lock_first: Permit::Allowed,
             confirm_nack_open: false,
             durable_exclusive_open: false,
+            header_values_open: false,
+            priority_levels: PriorityLevels::MaxPriorityArgument,
         }
     }
 
@@ -527,6 +541,7 @@ impl Profile {
             || self.no_ack_tag_open
             || self.confirm_nack_open
             || self.durable_exclusive_open
+            || self.header_values_open
             || [
                 self.cancel_notify,
                 self.default_exchange_other_bindings,

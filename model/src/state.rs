@@ -43,6 +43,15 @@ pub struct Broker {
     /// one as requested, or refused.
     #[serde(default)]
     pub durable_exclusive: Option<DurableExclusive>,
+    /// The readings of header values of different types ([`crate::routing::headers::HeaderValues`],
+    /// numbered by their bits) that agree with how the broker has routed so far
+    /// (`Profile::header_values_open`; otherwise unused).
+    #[serde(default = "crate::choice::Readings::all")]
+    pub header_readings: crate::choice::Readings,
+    /// The priority level schemes that agree with every message the broker has sent first so
+    /// far ([`crate::basic::priority`]; under `rabbitmq` always all).
+    #[serde(default = "crate::choice::Readings::all")]
+    pub priority_schemes: crate::choice::Readings,
     /// The choices of the command being applied (not state: equal in every broker).
     #[serde(skip)]
     pub(crate) choices: crate::choice::Choices,
@@ -365,6 +374,8 @@ impl Broker {
             ledger: BTreeMap::new(),
             predeclared_durable: None,
             durable_exclusive: None,
+            header_readings: crate::choice::Readings::ALL,
+            priority_schemes: crate::choice::Readings::ALL,
             choices: Default::default(),
         }
     }

@@ -46,6 +46,7 @@ impl Broker {
         let publishes = std::mem::take(publishes);
         let mut late = Vec::new();
         for p in publishes {
+            self.settle_header_reading(&p.exchange, &p.routing_key, &p.content.headers);
             let open = self.tx_return_open(&p.exchange, &p.routing_key, p.mandatory, &p.content);
             match if open { self.either("tx not mandatory", 3) } else { 0 } {
                 0 => self.enqueue(ch, &p.exchange, &p.routing_key, p.mandatory, &p.content, out),

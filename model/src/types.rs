@@ -96,17 +96,112 @@ impl fmt::Display for ChanRef {
 
 /// A value in a field table (declare arguments, binding arguments, message headers).
 ///
-/// The model keeps the three kinds of value that its behaviour depends on; equality is by kind and
-/// value, so the integer `1` and the string `"1"` differ, as they do on the wire.
+/// Every field type of AMQP 0-9-1 (as RabbitMQ's errata lists them) has a variant, so that a trace
+/// can send what a client sends; equality is by kind and value, so the integer `1` and the string
+/// `"1"` differ, as they do on the wire, and so do `1` sent as a long and as an unsigned octet.
+/// The model's behaviour reads booleans, integers ([`Value::int`]: any width) and strings; the
+/// other kinds are carried as they are.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
     /// A boolean (`t`).
     Bool(bool),
-    /// A signed integer (any of the integer field types).
+    /// An integer as clients send one when they do not choose a width: a long (`I`) when it
+    /// fits in 32 bits, a long-long (`l`) otherwise.
     Int(i64),
     /// A string (long string `S`).
     Str(Name),
+    /// An integer of a width chosen by the sender (`u8:5` in a trace).
+    Sized(IntType, i64),
+    /// A single-precision float (`f`), kept as its IEEE 754 bits so that values compare exactly.
+    Float(u32),
+    /// A double-precision float (`d`), kept as its IEEE 754 bits.
+    Double(u64),
+    /// A decimal (`D`): `value` divided by ten to the power `scale`.
+    Decimal {
+        /// The number of decimal digits after the point.
+        scale: u8,
+        /// The unscaled value.
+        value: u32,
+    },
+    /// A timestamp (`T`): seconds since the Unix epoch, any 64-bit value.
+    Timestamp(u64),
+    /// A byte array (`x`).
+    Bytes(Vec<u8>),
+    /// A field array (`A`).
+    Array(Vec<Value>),
+    /// A nested field table (`F`).
+    Table(BTreeMap<Name, Value>),
+    /// No value (`V`).
+    Void,
+}
+
+/// The integer field types a sender may choose ([`Value::Sized`]), named by their Rust types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntType {
+    /// Short-short-int (`b`).
+    I8,
+    /// Short-short-uint (`B`).
+    U8,
+    /// Short-int (`s`, `U` in the specification's grammar).
+    I16,
+    /// Short-uint (`u`).
+    U16,
+    /// Long-int (`I`).
+    I32,
+    /// Long-uint (`i`).
+    U32,
+    /// Long-long-int (`l`).
+    I64,
+}
+
+impl IntType {
+    /// Every integer type, narrowest first.
+    pub const ALL: [IntType; 7] =
+        [IntType::I8, IntType::U8, IntType::I16, IntType::U16, IntType::I32, IntType::U32, IntType::I64];
+
+    /// How a trace writes it (`u8`).
+    pub fn name(self) -> &'static str {
+        match self {
+            IntType::I8 => "i8",
+            IntType::U8 => "u8",
+            IntType::I16 => "i16",
+            IntType::U16 => "u16",
+            IntType::I32 => "i32",
+            IntType::U32 => "u32",
+            IntType::I64 => "i64",
+        }
+    }
+
+    /// The type a trace names `name`.
+    pub fn named(name: &str) -> Option<IntType> {
+        IntType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Whether `v` can be sent as this type.
+    pub fn holds(self, v: i64) -> bool {
+        let (lo, hi) = match self {
+            IntType::I8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
+            IntType::U8 => (0, i64::from(u8::MAX)),
+            IntType::I16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+            IntType::U16 => (0, i64::from(u16::MAX)),
+            IntType::I32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+            IntType::U32 => (0, i64::from(u32::MAX)),
+            IntType::I64 => (i64::MIN, i64::MAX),
+        };
+        (lo..=hi).contains(&v)
+    }
+}
+
+impl Value {
+    /// The integer this value holds, whatever its width.
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) | Value::Sized(_, i) => Some(*i),
+            _ => None,
+        }
+    }
 }
 
 /// A field table: ordered, so that equality and hashing are deterministic.
@@ -117,7 +212,8 @@ pub type Table = BTreeMap<Name, Value>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct MsgId(pub u32);
 
-/// What a publisher sends as content: the body and the properties the model's behaviour depends on.
+/// What a publisher sends as content: the body, the properties the model's behaviour depends on,
+/// and the ones a broker passes on unchanged.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Content {
     /// The message body (text, for readable traces).
@@ -126,6 +222,52 @@ pub struct Content {
     pub persistent: bool,
     /// The `headers` property, matched by headers exchanges.
     pub headers: Table,
+    /// The `priority` property (`basic 06`): absent is read as 0.
+    pub priority: Option<u8>,
+    /// The properties a broker delivers as they were published.
+    pub properties: Properties,
+}
+
+/// The basic properties that a broker passes on as published and that decide nothing in the
+/// model. `expiration` and `user-id`, which brokers act on, are not among them (nor `priority`,
+/// which is [`Content::priority`]), nor is the deprecated `cluster-id`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Properties {
+    /// The text properties that are set, by their index in [`Properties::TEXT`] (a map, small when
+    /// empty, as most are).
+    pub text: BTreeMap<u8, Name>,
+    /// `timestamp`: any 64-bit value (seconds since the Unix epoch, by convention).
+    pub timestamp: Option<u64>,
+}
+
+impl Properties {
+    /// The names of the text properties, in the specification's order (`type` is the property
+    /// the specification calls `type`).
+    pub const TEXT: [&'static str; 7] =
+        ["content-type", "content-encoding", "correlation-id", "reply-to", "message-id", "type", "app-id"];
+
+    /// The text property `name` (one of [`Properties::TEXT`]).
+    pub fn get(&self, name: &str) -> Option<&Name> {
+        let i = Self::TEXT.iter().position(|n| *n == name)?;
+        self.text.get(&(i as u8))
+    }
+
+    /// Each text property: its name and its value if set, in [`Properties::TEXT`]'s order.
+    pub fn texts(&self) -> impl Iterator<Item = (&'static str, Option<&Name>)> {
+        Self::TEXT.iter().enumerate().map(|(i, n)| (*n, self.text.get(&(i as u8))))
+    }
+
+    /// Set the text property `name` (one of [`Properties::TEXT`]).
+    ///
+    /// # Panics
+    /// If `name` is not a text property's name.
+    pub fn set(&mut self, name: &str, value: Option<Name>) {
+        let i = Self::TEXT.iter().position(|n| *n == name).unwrap_or_else(|| panic!("no text property `{name}`"));
+        match value {
+            Some(v) => self.text.insert(i as u8, v),
+            None => self.text.remove(&(i as u8)),
+        };
+    }
 }
 
 impl Content {

@@ -104,9 +104,14 @@ fn ignored_exclusivity_is_caught() {
 }
 
 #[test]
+fn ignored_priorities_are_caught() {
+    caught(Fault::PriorityIgnored, CheckConfig::spec(), "priority levels respected");
+}
+
+#[test]
 fn every_fault_has_a_test() {
     // A new fault must be added to one of the tests above (and here).
-    assert_eq!(Fault::ALL.len(), 13);
+    assert_eq!(Fault::ALL.len(), 14);
 }
 
 /// The spec configuration reaches a point where the profile allows two answers, and the checker

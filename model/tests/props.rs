@@ -6,11 +6,12 @@
 
 use amqp_model::check::{copies_accounted, oracle};
 use amqp_model::profile::QosScope;
+use amqp_model::routing::headers::HeaderValues;
 use amqp_model::routing::{headers, topic};
 use amqp_model::state::{Channel, Mode};
 use amqp_model::{
-    Broker, ChanRef, Command, ConnId, Content, Event, ExchangeKind, Fault, Faults, MsgId, Name, Profile, Reply, Table,
-    Value,
+    Broker, ChanRef, Command, ConnId, Content, Event, ExchangeKind, Fault, Faults, IntType, MsgId, Name, Profile,
+    Reply, Table, Value,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -156,7 +157,28 @@ fn topic_faults_caught() {
 // b. Headers routing
 
 fn header_value() -> impl Strategy<Value = Value> {
-    select(vec![Value::Str("1".into()), Value::Str("2".into()), Value::Int(1), Value::Int(2), Value::Bool(true)])
+    select(vec![
+        Value::Str("1".into()),
+        Value::Str("2".into()),
+        Value::Int(1),
+        Value::Int(2),
+        Value::Bool(true),
+        Value::Sized(IntType::U8, 1),
+        Value::Double(1f64.to_bits()),
+        Value::Double(2.5f64.to_bits()),
+        Value::Timestamp(2),
+        Value::Bytes(vec![b'1']),
+        Value::Void,
+        Value::Array(vec![Value::Int(1)]),
+        Value::Array(vec![Value::Sized(IntType::U8, 1)]),
+        Value::Decimal { scale: 1, value: 10 },
+        Value::Decimal { scale: 0, value: 1 },
+        Value::Timestamp(1),
+        Value::Float(1f32.to_bits()),
+        Value::Table([(Name::from("k"), Value::Sized(IntType::U8, 1))].into()),
+        Value::Table([(Name::from("k"), Value::Int(1))].into()),
+        Value::Array(vec![Value::Void]),
+    ])
 }
 
 /// Up to three of `keys`, each with a small value.
@@ -182,20 +204,27 @@ fn message_headers() -> impl Strategy<Value = Table> {
 }
 
 fn headers_disagree(binding: &Table, message: &Table, faults: Faults) -> Option<String> {
-    let (model, expected) = (headers::matches(binding, message, faults), oracle::headers(binding, message));
-    (model != expected).then(|| format!("binding {binding:?} headers {message:?}: model {model}, oracle {expected}"))
+    // RabbitMQ's reading, the exact one, every equivalence, LavinMQ's, and each equivalence alone.
+    let lavin = HeaderValues::WIDTHS | HeaderValues::FLOATS | HeaderValues::DECIMALS | HeaderValues::IN_ARRAYS;
+    let readings = [HeaderValues::RABBIT.0, 0, 255, lavin, 1, 2, 4, 8, 16, 32, 64, 128];
+    readings.into_iter().map(HeaderValues).find_map(|r| {
+        let (model, expected) = (headers::matches(binding, message, r, faults), oracle::headers(binding, message, r));
+        (model != expected)
+            .then(|| format!("{r:?}: binding {binding:?} headers {message:?}: model {model}, oracle {expected}"))
+    })
 }
 
 #[test]
 fn headers_x_keys_ignored() {
+    const R: HeaderValues = HeaderValues::RABBIT;
     let t = |kv: &[(&str, Value)]| -> Table { kv.iter().map(|(k, v)| (Name::from(*k), v.clone())).collect() };
     let any = Value::Str("any".into());
     let binding = t(&[("x-match", any.clone()), ("x-other", Value::Int(1)), ("a", Value::Int(1))]);
-    assert!(!headers::matches(&binding, &t(&[("x-other", Value::Int(1))]), Faults::NONE));
-    assert!(headers::matches(&binding, &t(&[("a", Value::Int(1))]), Faults::NONE));
-    assert!(!headers::matches(&t(&[("a", Value::Int(1))]), &t(&[("a", Value::Str("1".into()))]), Faults::NONE));
-    assert!(!headers::matches(&t(&[("x-match", any)]), &t(&[("a", Value::Int(1))]), Faults::NONE));
-    assert!(headers::matches(&t(&[("x-other", Value::Int(2))]), &Table::new(), Faults::NONE));
+    assert!(!headers::matches(&binding, &t(&[("x-other", Value::Int(1))]), R, Faults::NONE));
+    assert!(headers::matches(&binding, &t(&[("a", Value::Int(1))]), R, Faults::NONE));
+    assert!(!headers::matches(&t(&[("a", Value::Int(1))]), &t(&[("a", Value::Str("1".into()))]), R, Faults::NONE));
+    assert!(!headers::matches(&t(&[("x-match", any)]), &t(&[("a", Value::Int(1))]), R, Faults::NONE));
+    assert!(headers::matches(&t(&[("x-other", Value::Int(2))]), &Table::new(), R, Faults::NONE));
 }
 
 #[test]
@@ -295,7 +324,7 @@ fn decode(r: u64) -> Step {
             exchange: n(d.one_of(&["", "", "xt", "xf", "amq.direct"])),
             routing_key: n(d.one_of(&ROUTING_KEYS)),
             mandatory: b1,
-            content: Content { body: n("m"), persistent: b2, headers: Table::new() },
+            content: Content { body: n("m"), persistent: b2, ..Content::default() },
         },
         96..=107 => Command::BasicAck { ch, delivery_tag, multiple: b1 },
         108..=113 => Command::BasicNack { ch, delivery_tag, multiple: b1, requeue: b2 },

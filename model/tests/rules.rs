@@ -571,7 +571,7 @@ fn headers_exchange_matches_all_or_any() {
             w.replies(cmd, Reply::QueueBindOk);
         }
         for (body, headers) in &messages {
-            let content = Content { body: (*body).into(), persistent: false, headers: headers.clone() };
+            let content = Content { body: (*body).into(), headers: headers.clone(), ..Content::default() };
             assert_eq!(w.run(publish(c, "amq.headers", "", false, content)), vec![]);
         }
         let bodies = |q: &str| w.ready(q).into_iter().map(|(b, _)| b).collect::<Vec<_>>();
@@ -580,6 +580,54 @@ fn headers_exchange_matches_all_or_any() {
         assert_eq!(bodies("plain"), ["ab", "a", "b3", "none", "a-text"]);
         assert_eq!(bodies("any-empty"), Vec::<&str>::new());
         assert_eq!(bodies("x-ignored"), ["ab", "a"]);
+    }
+}
+
+/// Headers values of different types (Q42): RabbitMQ matches numbers by value; under `spec` the
+/// broker's reading (which types it counts equal) is narrowed by each message whose routing
+/// depends on it, and holds for the later ones.
+#[test]
+fn headers_values_of_other_types_match_as_the_broker_reads_them() {
+    let bind = |c: ChanRef| Command::QueueBind {
+        ch: c,
+        queue: "q".into(),
+        exchange: "amq.headers".into(),
+        routing_key: "".into(),
+        arguments: [(Name::from("n"), Value::Int(1))].into(),
+    };
+    let msg = |body: &str, v: Value| Content {
+        body: body.into(),
+        headers: [(Name::from("n"), v)].into(),
+        ..Content::default()
+    };
+    let octet = Value::Sized(amqp_model::IntType::U8, 1);
+    let (mut w, c) = connected(RABBIT);
+    w.declare(queue(c, "q", false, false, false));
+    w.replies(bind(c), Reply::QueueBindOk);
+    assert_eq!(w.run(publish(c, "amq.headers", "", false, msg("m1", octet.clone()))), vec![]);
+    assert_eq!(w.ready("q").len(), 1);
+
+    let (mut w, c) = connected(SPEC);
+    w.declare(queue(c, "q", false, false, false));
+    w.replies(bind(c), Reply::QueueBindOk);
+    // Values of one type route alike under both readings: no choice yet.
+    let same = w.0.apply_all(&publish(c, "amq.headers", "", false, msg("m0", Value::Int(1)))).unwrap();
+    assert_eq!(same.len(), 1);
+    let branches = w.0.apply_all(&publish(c, "amq.headers", "", false, msg("m1", octet.clone()))).unwrap();
+    assert_eq!(branches.len(), 2);
+    for (b, matched) in branches.into_iter().zip([true, false]) {
+        let mut w = World(b.broker);
+        w.run(publish(c, "amq.headers", "", false, msg("m0", Value::Int(1))));
+        let wide = Value::Sized(amqp_model::IntType::I64, 1);
+        let later = w.0.apply_all(&publish(c, "amq.headers", "", false, msg("m2", wide))).unwrap();
+        assert_eq!(later.len(), 1, "the reading is settled for integers of other widths");
+        // Whether a timestamp is an integer like the others is still open.
+        let ts = w.0.apply_all(&publish(c, "amq.headers", "", false, msg("m3", Value::Timestamp(1)))).unwrap();
+        assert_eq!(ts.len(), if matched { 2 } else { 1 });
+        let w = World(later.into_iter().next().unwrap().broker);
+        let bodies: Vec<String> = w.ready("q").into_iter().map(|(b, _)| b.to_string()).collect();
+        let want: &[&str] = if matched { &["m1", "m0", "m2"] } else { &["m0"] };
+        assert_eq!(bodies, want);
     }
 }
 
@@ -2272,6 +2320,60 @@ fn if_empty_with_only_unacked_messages() {
         // Once the delivery is settled, nothing holds the queue back.
         w.run(ack(c, 1, false));
         w.replies(delete, Reply::QueueDeleteOk { message_count: 0 });
+    }
+}
+
+/// `basic 06`, `basic 07`, `basic 08`: under `spec` a waiting message of priority 5-9 goes before
+/// those of 0-4 (a message without the property counts as 0); two priorities of one band may go in
+/// either order, but the same each time. RabbitMQ (Q43): arrival order, unless the queue was
+/// declared with x-max-priority, which gives each priority up to it a level (higher ones capped).
+#[test]
+fn priorities_order_by_band_and_the_broker_s_levels() {
+    let body = |events: &[Event]| match events {
+        [Event::Reply { reply: Reply::GetOk { message, .. }, .. }] => message.0.content.body.to_string(),
+        other => panic!("not a get-ok: {other:?}"),
+    };
+    let prio = |c: ChanRef, q: &str, b: &str, p: Option<u8>| {
+        publish(c, "", q, false, Content { priority: p, ..Content::text(b) })
+    };
+    let (mut w, c) = connected(SPEC);
+    w.declare(queue(c, "q", false, false, false));
+    for (b, p) in [("a", Some(0)), ("b", None), ("c", Some(9))] {
+        w.run(prio(c, "q", b, p));
+    }
+    for want in ["c", "a", "b"] {
+        assert_eq!(body(&w.run(get(c, "q", true))), want);
+    }
+    for (b, p) in [("d", Some(3)), ("e", Some(4))] {
+        w.run(prio(c, "q", b, p));
+    }
+    let firsts: Vec<String> = w.outcomes(&get(c, "q", true)).iter().map(|o| body(o)).collect();
+    assert_eq!(firsts, ["d", "e"]);
+    for (first, then) in [(0, ["e", "f", "g"]), (1, ["g", "d", "f"])] {
+        let mut w = World(w.0.clone());
+        w.take(get(c, "q", true), first);
+        for (b, p) in [("f", Some(3)), ("g", Some(4))] {
+            w.run(prio(c, "q", b, p));
+        }
+        // The broker's levels are settled by what it sent first: one answer each time now.
+        for want in then {
+            assert_eq!(body(&w.run(get(c, "q", true))), want);
+        }
+    }
+
+    let (mut w, c) = connected(RABBIT);
+    w.declare(queue(c, "q", false, false, false));
+    w.declare(with_arguments(queue(c, "qp", false, false, false), &[("x-max-priority", Value::Int(5))]));
+    for q in ["q", "qp"] {
+        for (b, p) in [("a", Some(0)), ("b", Some(9)), ("c", Some(5)), ("d", None), ("e", Some(3))] {
+            w.run(prio(c, q, b, p));
+        }
+    }
+    for want in ["a", "b", "c", "d", "e"] {
+        assert_eq!(body(&w.run(get(c, "q", true))), want);
+    }
+    for want in ["b", "c", "e", "a", "d"] {
+        assert_eq!(body(&w.run(get(c, "qp", true))), want);
     }
 }
 

@@ -2,12 +2,12 @@
 //! content (the message as published whenever the model agrees with it), closes with a reply text
 //! in RabbitMQ's form.
 
-use crate::table::{field_table, headers};
+use crate::content::{model_content, wire_properties};
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue, tx, AMQPClass};
 use amq_protocol::types::ShortString;
 use amqp_model::event::Reply;
-use amqp_model::{Content, Event, Message, Method, Name, ReplyCode};
+use amqp_model::{Content, Event, Message, Method, ReplyCode};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -22,15 +22,6 @@ pub struct Published {
 
 /// Published messages by model message identity.
 pub type Contents = BTreeMap<u32, Arc<Published>>;
-
-/// The model's content of a published message.
-pub fn content(published: &Published) -> Content {
-    Content {
-        body: Name::from(String::from_utf8_lossy(&published.body).into_owned()),
-        persistent: *published.props.delivery_mode() == Some(2),
-        headers: published.props.headers().as_ref().map(headers).unwrap_or_default(),
-    }
-}
 
 /// The name RabbitMQ gives a reply code in a reply text (`NOT_FOUND`).
 pub fn code_name(code: u16) -> &'static str {
@@ -99,20 +90,13 @@ fn cause(code: ReplyCode, method: Option<Method>) -> (String, u16, u16) {
 fn wire_content(message: &Message, contents: &Contents) -> (basic::AMQPProperties, Vec<u8>) {
     let c = &message.0.content;
     if let Some(w) = contents.get(&message.id().0) {
-        let model = content(w);
-        if model.persistent == c.persistent && model.headers == c.headers {
+        let model = model_content(&w.props, &w.body);
+        if (Content { body: c.body.clone(), ..model.clone() }) == *c {
             let body = if model.body == c.body { w.body.clone() } else { c.body.as_str().as_bytes().to_vec() };
             return (w.props.clone(), body);
         }
     }
-    let mut props = basic::AMQPProperties::default();
-    if c.persistent {
-        props = props.with_delivery_mode(2);
-    }
-    if !c.headers.is_empty() {
-        props = props.with_headers(field_table(&c.headers));
-    }
-    (props, c.body.as_str().as_bytes().to_vec())
+    (wire_properties(c), c.body.as_str().as_bytes().to_vec())
 }
 
 /// The content header and body frames of a message on `channel`, the body cut to fit
@@ -263,7 +247,7 @@ mod tests {
             id: amqp_model::MsgId(7),
             exchange: "".into(),
             routing_key: "q".into(),
-            content: content(&published),
+            content: model_content(&published.props, &published.body),
         }));
         let mut contents = Contents::new();
         contents.insert(7, Arc::new(published));

@@ -17,11 +17,13 @@
 
 pub mod client;
 pub mod codec;
+pub mod content;
 pub mod frames;
 pub mod request;
 pub mod table;
 
 pub use codec::{encode, encode_into, FrameBuffer, FrameFault, Framed};
-pub use frames::{channel_close, code_name, connection_close, content, frames, reply_text, Contents, Peer, Published};
+pub use content::{model_content, wire_properties};
+pub use frames::{channel_close, code_name, connection_close, frames, reply_text, Contents, Peer, Published};
 pub use request::{known_method, request, Request};
-pub use table::{field_table, headers, model_value, table, UnkeptValue};
+pub use table::{field_table, model_value, table, wire_value};

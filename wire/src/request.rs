@@ -3,7 +3,7 @@
 
 use crate::table::table;
 use amq_protocol::protocol::{basic, channel, confirm, exchange, queue, tx, AMQPClass};
-use amq_protocol::types::{FieldTable, ShortString};
+use amq_protocol::types::ShortString;
 use amqp_model::{ChanRef, Command, ExchangeKind, Name, ReplyCode};
 
 /// What a client method asks of the server.
@@ -58,15 +58,6 @@ fn prefetch_size(payload: &[u8]) -> u32 {
 /// connection's business). `payload` is the method frame's payload.
 pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
     let cmd = |command: Command, nowait: bool| Request::Command { command, nowait };
-    let args = |t: &FieldTable| table(t);
-    macro_rules! args {
-        ($t:expr) => {
-            match args($t) {
-                Ok(t) => t,
-                Err(e) => return not_implemented(e.to_string()),
-            }
-        };
-    }
     match class {
         AMQPClass::Channel(m) => match m {
             channel::AMQPMethod::Open(_) => cmd(Command::ChannelOpen { ch }, false),
@@ -87,7 +78,7 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
                     durable: d.durable,
                     auto_delete: d.auto_delete,
                     internal: d.internal,
-                    arguments: args!(&d.arguments),
+                    arguments: table(&d.arguments),
                 },
                 d.nowait,
             ),
@@ -100,7 +91,7 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
                     destination: name(&b.destination),
                     source: name(&b.source),
                     routing_key: name(&b.routing_key),
-                    arguments: args!(&b.arguments),
+                    arguments: table(&b.arguments),
                 },
                 b.nowait,
             ),
@@ -110,7 +101,7 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
                     destination: name(&b.destination),
                     source: name(&b.source),
                     routing_key: name(&b.routing_key),
-                    arguments: args!(&b.arguments),
+                    arguments: table(&b.arguments),
                 },
                 b.nowait,
             ),
@@ -125,7 +116,7 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
                     durable: d.durable,
                     exclusive: d.exclusive,
                     auto_delete: d.auto_delete,
-                    arguments: args!(&d.arguments),
+                    arguments: table(&d.arguments),
                 },
                 d.nowait,
             ),
@@ -135,7 +126,7 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
                     queue: name(&b.queue),
                     exchange: name(&b.exchange),
                     routing_key: name(&b.routing_key),
-                    arguments: args!(&b.arguments),
+                    arguments: table(&b.arguments),
                 },
                 b.nowait,
             ),
@@ -145,7 +136,7 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
                     queue: name(&b.queue),
                     exchange: name(&b.exchange),
                     routing_key: name(&b.routing_key),
-                    arguments: args!(&b.arguments),
+                    arguments: table(&b.arguments),
                 },
                 false,
             ),

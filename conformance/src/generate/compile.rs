@@ -501,7 +501,7 @@ impl Compiler<'_> {
                 };
                 self.state.bodies += 1;
                 let content =
-                    Content { body: Name::from(format!("m{}", self.state.bodies)), persistent: false, headers };
+                    Content { body: Name::from(format!("m{}", self.state.bodies)), headers, ..Content::default() };
                 self.send(Command::BasicPublish { ch, exchange, routing_key, mandatory, content }, false)
             }
             Action::Consume { slot, queue, no_ack, prefetch } => {

@@ -302,7 +302,7 @@ impl RawTarget {
                     }
                 }
             }
-            BasicPublish { ch, exchange, routing_key, mandatory: false, content } if content.headers.is_empty() => {
+            BasicPublish { ch, exchange, routing_key, mandatory: false, content } => {
                 let key = if exchange.is_empty() { self.live.wire(routing_key) } else { routing_key.to_string() };
                 let publish = basic::Publish {
                     exchange: ShortString::from(self.live.wire(exchange)),
@@ -315,10 +315,7 @@ impl RawTarget {
                     c.last.insert(0, Method::BasicPublish);
                 }
                 let body = content.body.as_str().as_bytes().to_vec();
-                let mut properties = basic::AMQPProperties::default();
-                if content.persistent {
-                    properties = properties.with_delivery_mode(2);
-                }
+                let properties = amqp_wire::wire_properties(content);
                 let header = AMQPContentHeader { class_id: 60, body_size: body.len() as u64, properties };
                 let mut frames = vec![
                     AMQPFrame::Method(ch.channel, AMQPClass::Basic(basic::AMQPMethod::Publish(publish))),
@@ -347,16 +344,12 @@ impl RawTarget {
                 match answer {
                     Some(None) => self.events.push(Event::Reply { ch: *ch, reply: Reply::GetEmpty }),
                     Some(Some(g)) => {
-                        let Some((persistent, body)) = self.content(ch.conn, id) else { return };
+                        let Some(content) = self.content(ch.conn, id) else { return };
                         let message = Message(Arc::new(MessageData {
                             id: MsgId(0),
                             exchange: self.live.trace_name(g.exchange.as_str()),
                             routing_key: self.live.trace_name(g.routing_key.as_str()),
-                            content: Content {
-                                body: Name::from(String::from_utf8_lossy(&body).into_owned()),
-                                persistent,
-                                headers: Default::default(),
-                            },
+                            content,
                         }));
                         let reply = Reply::GetOk {
                             delivery_tag: g.delivery_tag,
@@ -380,12 +373,11 @@ impl RawTarget {
     }
 
     /// The content (header and body frames) following a get-ok.
-    fn content(&mut self, conn: ConnId, id: u16) -> Option<(bool, Vec<u8>)> {
+    fn content(&mut self, conn: ConnId, id: u16) -> Option<Content> {
         let header = self.await_reply(conn, id, "the content header", |_, f| match f {
             AMQPFrame::Header(i, h) if *i == id => Some(h.clone()),
             _ => None,
         })?;
-        let persistent = header.properties.delivery_mode() == &Some(2);
         let mut body = Vec::new();
         while (body.len() as u64) < header.body_size {
             let part = self.await_reply(conn, id, "the content body", |_, f| match f {
@@ -394,7 +386,7 @@ impl RawTarget {
             })?;
             body.extend(part);
         }
-        Some((persistent, body))
+        Some(amqp_wire::model_content(&header.properties, &body))
     }
 
     /// Read what arrives within `wait` (closes), without expecting anything.

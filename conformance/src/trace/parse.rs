@@ -8,7 +8,8 @@ use super::types::{Step, StepKind, Trace};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
 use amqp_model::{
-    ChanRef, Command, ConnId, Content, Event, ExchangeKind, Message, Method, MsgId, Name, ReplyCode, Table, Value,
+    ChanRef, Command, ConnId, Content, Event, ExchangeKind, IntType, Message, Method, MsgId, Name, Properties,
+    ReplyCode, Table, Value,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -114,47 +115,105 @@ fn tokens(line: &str) -> Result<Vec<Tok>> {
     Ok(out)
 }
 
-/// Parse `{k=v,...}`: quoted values are strings, `true`/`false` booleans, integers integers.
+/// Parse `{k=v,...}` (see [`value`] for how a value's kind is written).
 fn table(raw: &str) -> Result<Table> {
     let inner = raw
         .strip_prefix('{')
         .and_then(|r| r.strip_suffix('}'))
         .ok_or_else(|| format!("expected a table like {{key=value,...}}, found `{raw}`"))?;
     let mut t = Table::new();
-    let mut items = Vec::new();
-    let (mut cur, mut quoted, mut escaped) = (String::new(), false, false);
-    for c in inner.chars() {
+    for item in items(inner)? {
+        let (k, v) = split_entry(item).ok_or_else(|| format!("table entry `{item}` is not key=value"))?;
+        t.insert(scalar_text(k.trim())?.into(), value(v.trim())?);
+    }
+    Ok(t)
+}
+
+/// The comma-separated items of a table's or an array's inside, split outside quotes, tables
+/// and arrays.
+fn items(inner: &str) -> Result<Vec<&str>> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut escaped, mut from) = (0i32, false, false, 0);
+    for (i, c) in inner.char_indices() {
         match c {
             _ if escaped => escaped = false,
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
-            ',' if !quoted => {
-                items.push(std::mem::take(&mut cur));
-                continue;
+            '{' | '[' if !quoted => depth += 1,
+            '}' | ']' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                out.push(&inner[from..i]);
+                from = i + 1;
             }
             _ => {}
         }
-        cur.push(c);
+        if depth < 0 {
+            return Err(format!("unbalanced brackets in `{inner}`"));
+        }
     }
-    if !cur.trim().is_empty() {
-        items.push(cur);
+    if depth != 0 || quoted {
+        return Err(format!("unbalanced brackets or quotes in `{inner}`"));
     }
-    for item in items {
-        let (k, v) = split_entry(&item).ok_or_else(|| format!("table entry `{item}` is not key=value"))?;
-        let key = scalar_text(k.trim())?;
-        let v = v.trim();
-        let value = if v.starts_with('"') {
-            Value::Str(scalar_text(v)?.into())
-        } else if v == "true" || v == "false" {
-            Value::Bool(v == "true")
-        } else if let Ok(i) = v.parse::<i64>() {
-            Value::Int(i)
-        } else {
-            Value::Str(v.into())
-        };
-        t.insert(key.into(), value);
+    if !inner[from..].trim().is_empty() || !out.is_empty() {
+        out.push(&inner[from..]);
     }
-    Ok(t)
+    Ok(out)
+}
+
+/// One field value. Quoted text is a string (`"1"` and `"true"` are strings); `true`, `false`,
+/// an integer (sent as a long, or a long-long when it needs 64 bits); a sized integer `u8:5`
+/// (`i8` `u8` `i16` `u16` `i32` `u32` `i64`); `f32:1.5` and `f64:1.5`; a decimal `dec:3.14`;
+/// a timestamp `ts:1700000000`; a byte array in hex `bytes:00ff`; `void`; an array `[v,...]`;
+/// a nested table `{k=v,...}`; any other bare word is a string.
+fn value(v: &str) -> Result<Value> {
+    if v.starts_with('"') {
+        return Ok(Value::Str(scalar_text(v)?.into()));
+    }
+    if v.starts_with('{') {
+        return Ok(Value::Table(table(v)?));
+    }
+    if let Some(inner) = v.strip_prefix('[') {
+        let inner = inner.strip_suffix(']').ok_or_else(|| format!("an array must end with `]`: `{v}`"))?;
+        return Ok(Value::Array(items(inner)?.into_iter().map(|i| value(i.trim())).collect::<Result<_>>()?));
+    }
+    match v {
+        "true" | "false" => return Ok(Value::Bool(v == "true")),
+        "void" => return Ok(Value::Void),
+        _ => {}
+    }
+    if let Ok(i) = v.parse::<i64>() {
+        return Ok(Value::Int(i));
+    }
+    let Some((kind, lit)) = v.split_once(':') else { return Ok(Value::Str(v.into())) };
+    let bad = |what: &str| format!("`{v}`: `{lit}` is not {what}");
+    if let Some(t) = IntType::named(kind) {
+        let i: i64 = lit.parse().map_err(|_| bad("an integer"))?;
+        if !t.holds(i) {
+            return Err(format!("`{v}`: {i} does not fit in {kind}"));
+        }
+        return Ok(Value::Sized(t, i));
+    }
+    Ok(match kind {
+        "f32" => Value::Float(lit.parse::<f32>().map_err(|_| bad("a number"))?.to_bits()),
+        "f64" => Value::Double(lit.parse::<f64>().map_err(|_| bad("a number"))?.to_bits()),
+        "ts" => Value::Timestamp(lit.parse().map_err(|_| bad("a timestamp (0 to 2^64-1)"))?),
+        "dec" => {
+            let (whole, frac) = lit.split_once('.').unwrap_or((lit, ""));
+            let digits = format!("{whole}{frac}");
+            let value = digits.parse::<u32>().ok().filter(|_| !whole.starts_with(['-', '+']));
+            let scale = u8::try_from(frac.len()).ok();
+            match (value, scale) {
+                (Some(value), Some(scale)) => Value::Decimal { scale, value },
+                _ => return Err(bad("a decimal of at most 32 bits, such as 3.14")),
+            }
+        }
+        "bytes" => {
+            let hex = |i: usize| u8::from_str_radix(lit.get(i..i + 2).unwrap_or("-"), 16);
+            let bytes: std::result::Result<Vec<u8>, _> = (0..lit.len()).step_by(2).map(hex).collect();
+            Value::Bytes(bytes.ok().filter(|_| lit.len() % 2 == 0).ok_or_else(|| bad("hexadecimal bytes"))?)
+        }
+        _ => Value::Str(v.into()),
+    })
 }
 
 /// A table entry's key and value, split at the first `=` outside quotes (a quoted key may hold `=`).
@@ -295,13 +354,28 @@ fn word(t: Option<Tok>, what: &str) -> Result<String> {
 }
 
 /// A message's exchange, routing key and body, then the line's `flags` and `keys` (which include
-/// `persistent` and `headers`).
+/// `persistent` and `headers`) and the message's other properties (`content-type="..."`,
+/// `timestamp=N`, ...).
 fn content(mut a: Args, flags: &[&str], keys: &[&str]) -> Result<(Name, Name, Content, Rest)> {
     let exchange = a.name("an exchange")?;
     let routing_key = a.name("a routing key")?;
     let body = a.name("a body")?;
-    let r = a.rest(flags, keys, false)?;
-    let content = Content { body, persistent: r.has("persistent"), headers: r.table("headers")? };
+    let keys: Vec<&str> = keys.iter().chain(&Properties::TEXT).chain(&["timestamp", "priority"]).copied().collect();
+    let r = a.rest(flags, &keys, false)?;
+    let mut properties = Properties::default();
+    for (k, v) in &r.pairs {
+        if Properties::TEXT.contains(&k.as_str()) {
+            properties.set(k, Some(scalar_text(v)?.into()));
+        } else if k == "timestamp" {
+            let t = v.parse().map_err(|_| format!("timestamp= needs a number from 0 to 2^64-1, found `{v}`"))?;
+            properties.timestamp = Some(t);
+        }
+    }
+    let priority = match r.pairs.iter().find(|(k, _)| k == "priority") {
+        Some((_, v)) => Some(v.parse().map_err(|_| format!("priority= needs a number from 0 to 255, found `{v}`"))?),
+        None => None,
+    };
+    let content = Content { body, persistent: r.has("persistent"), headers: r.table("headers")?, priority, properties };
     Ok((exchange, routing_key, content, r))
 }
 

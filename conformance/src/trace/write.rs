@@ -28,25 +28,41 @@ pub(crate) fn token(s: &str) -> String {
 }
 
 fn table(t: &Table) -> String {
-    let items: Vec<String> = t
-        .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Value::Bool(b) => b.to_string(),
-                Value::Int(i) => i.to_string(),
-                Value::Str(s) => {
-                    let t = token(s.as_str());
-                    if t.starts_with('"') {
-                        t
-                    } else {
-                        format!("\"{t}\"")
-                    }
-                }
-            };
-            format!("{}={v}", token(k.as_str()))
-        })
-        .collect();
+    let items: Vec<String> = t.iter().map(|(k, v)| format!("{}={}", token(k.as_str()), value(v))).collect();
     format!("{{{}}}", items.join(","))
+}
+
+/// A field value as the parser reads it back (strings always quoted).
+fn value(v: &Value) -> String {
+    match v {
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Sized(t, i) => format!("{}:{i}", t.name()),
+        Value::Str(s) => {
+            let t = token(s.as_str());
+            if t.starts_with('"') {
+                t
+            } else {
+                format!("\"{t}\"")
+            }
+        }
+        Value::Float(bits) => format!("f32:{:?}", f32::from_bits(*bits)),
+        Value::Double(bits) => format!("f64:{:?}", f64::from_bits(*bits)),
+        Value::Decimal { scale, value } => {
+            let digits = format!("{value:0>width$}", width = usize::from(*scale) + 1);
+            let (whole, frac) = digits.split_at(digits.len() - usize::from(*scale));
+            if frac.is_empty() {
+                format!("dec:{whole}")
+            } else {
+                format!("dec:{whole}.{frac}")
+            }
+        }
+        Value::Timestamp(t) => format!("ts:{t}"),
+        Value::Bytes(b) => format!("bytes:{}", b.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        Value::Array(items) => format!("[{}]", items.iter().map(value).collect::<Vec<_>>().join(",")),
+        Value::Table(t) => table(t),
+        Value::Void => "void".into(),
+    }
 }
 
 /// `c1` or `c1.2`.
@@ -82,6 +98,17 @@ fn content(out: &mut String, c: &Content) {
     out.push_str(&token(c.body.as_str()));
     flags(out, &[(c.persistent, "persistent")]);
     arguments(out, "headers", &c.headers);
+    if let Some(p) = c.priority {
+        let _ = write!(out, " priority={p}");
+    }
+    for (name, value) in c.properties.texts() {
+        if let Some(v) = value {
+            let _ = write!(out, " {name}={}", token(v.as_str()));
+        }
+    }
+    if let Some(t) = c.properties.timestamp {
+        let _ = write!(out, " timestamp={t}");
+    }
 }
 
 /// One command as a trace line (without the line's capture).

@@ -6,10 +6,11 @@
 //! it becomes possible, because a real broker delivers when it gets to it.
 
 use crate::broker::Internal;
+use crate::choice::Readings as Schemes;
 use crate::event::Event;
 use crate::fault::Fault;
 use crate::profile::{Dispatch, QosScope, RequeuePosition};
-use crate::state::{Broker, ConsumerRef, Ready};
+use crate::state::{Broker, ConsumerRef, Queue, Ready};
 use crate::types::Name;
 use std::collections::VecDeque;
 
@@ -94,10 +95,10 @@ impl Broker {
     }
 
     /// The indexes of the ready messages `c` may be given next (under
-    /// `requeue_avoids_rejecting_channel`, not one its own channel rejected): see
-    /// [`next_candidates`].
-    fn eligible(&self, ready: &VecDeque<Ready>, c: &ConsumerRef) -> Vec<usize> {
-        next_candidates(ready, self.profile.requeue_position, |r| r.avoid != Some(c.ch))
+    /// `requeue_avoids_rejecting_channel`, not one its own channel rejected), by priority level
+    /// ([`Broker::next_by_priority`]) and then [`next_candidates`].
+    fn eligible(&self, queue: &Queue, c: &ConsumerRef) -> Vec<(usize, Schemes)> {
+        self.next_by_priority(queue, |r| r.avoid != Some(c.ch))
     }
 
     /// The deliveries possible now: for round robin, the next consumer in turn with capacity; for
@@ -108,7 +109,7 @@ impl Broker {
                 continue;
             }
             let mut candidates = q.consumers.iter().filter(|c| self.has_capacity(c)).filter_map(|c| {
-                let at = self.eligible(&q.ready, c);
+                let at: Vec<usize> = self.eligible(q, c).into_iter().map(|(at, _)| at).collect();
                 (!at.is_empty()).then_some((c, at))
             });
             let chosen: Vec<(&ConsumerRef, Vec<usize>)> = match self.profile.dispatch {
@@ -143,9 +144,7 @@ impl Broker {
         out: &mut Vec<Event>,
     ) {
         let Some(q) = self.queues.get(queue) else { return };
-        if !self.eligible(&q.ready, consumer).contains(&at) {
-            return;
-        }
+        let Some((_, schemes)) = self.eligible(q, consumer).into_iter().find(|(i, _)| *i == at) else { return };
         let r = &q.ready[at];
         if redelivered != r.redelivered && !r.flag_optional {
             return;
@@ -160,6 +159,7 @@ impl Broker {
             Vec::new()
         };
         let no_ack = self.consumer(consumer).expect("has capacity").no_ack;
+        self.settle_priority_schemes(schemes);
         let q = self.queues.get_mut(queue).expect("checked");
         let mut r = q.ready.remove(at).expect("eligible");
         r.redelivered = redelivered;

@@ -3,6 +3,7 @@
 
 pub mod ack;
 pub mod dispatch;
+pub mod priority;
 
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
@@ -127,6 +128,7 @@ impl Broker {
         if let Some(code) = refused {
             return self.refuse_publish(ch, code);
         }
+        self.settle_header_reading(exchange, routing_key, &content.headers);
         let mut mandatory = mandatory;
         if matches!(self.channel(ch).expect("open").mode, Mode::Tx { .. })
             && self.returns_now(exchange, routing_key, mandatory, content)
@@ -249,23 +251,27 @@ impl Broker {
         }
     }
 
-    /// `basic.get`: the first ready message (or, where requeued copies may have moved, any that
-    /// may come first: a choice), with the number left behind it, or get-empty. Not limited by
+    /// `basic.get`: the first ready message of the highest priority level (or, where requeued
+    /// copies may have moved or the broker's levels are not settled yet, any that may come first:
+    /// a choice), with the number left behind it, or get-empty. Not limited by
     /// prefetch. Without `no-ack` it waits for acknowledgement like a delivery.
     pub(crate) fn basic_get(&mut self, ch: ChanRef, queue: &Name, no_ack: bool, out: &mut Vec<Event>) -> Outcome {
         let name = self.resolve_queue(ch, queue)?;
         self.usable_queue(ch, &name)?;
-        let q = self.queues.get_mut(&name).expect("checked");
         // A copy this channel rejected or nacked with requeue is not given back to it, by
         // basic.get either (`basic reject requeue 01`, `basic nack requeue 01`; only under
         // `requeue_avoids_rejecting_channel` is a copy so marked): the first other one is taken,
         // or none.
-        let position = self.profile.requeue_position;
-        let candidates = crate::basic::dispatch::next_candidates(&q.ready, position, |r| r.avoid != Some(ch));
-        let at = match candidates.len() {
+        let q = &self.queues[&name];
+        let candidates = self.next_by_priority(q, |r| r.avoid != Some(ch));
+        let chosen = match candidates.len() {
             0 | 1 => candidates.first().copied(),
             n => Some(candidates[self.either("basic 08", n.min(255) as u8) as usize]),
         };
+        let at = chosen.map(|(at, schemes)| {
+            self.settle_priority_schemes(schemes);
+            at
+        });
         let q = self.queues.get_mut(&name).expect("checked");
         let Some(mut r) = at.and_then(|at| q.ready.remove(at)) else {
             out.push(Event::Reply { ch, reply: Reply::GetEmpty });

@@ -245,9 +245,11 @@ impl CheckConfig {
         // declaring it again brings it back.
         menu.push(Command::QueueDelete { ch: ch(1), queue: n("q"), if_unused: false, if_empty: false });
         menu.push(queue(ch(1), "q", true, false, false));
+        // A message of the upper priority band (`basic 06`).
+        menu.push(publish(ch(1), "", "q", false, Content { priority: Some(9), ..Content::text("p") }));
         CheckConfig {
             name: "spec",
-            about: "work queue under the spec profile (any-consumer dispatch, channel/connection prefetch, recover, queue deleted with or without telling its consumers)",
+            about: "work queue under the spec profile (any-consumer dispatch, channel/connection prefetch, recover, queue deleted with or without telling its consumers, a priority-9 message)",
             profile: Profile::spec(),
             faults: Faults::NONE,
             setup,
@@ -255,8 +257,13 @@ impl CheckConfig {
             max_messages: 2,
             max_tag: 3,
             max_names: 0,
-            must_reach: &WORK_QUEUE,
-            unique_states: Some(31_641),
+            must_reach: &[
+                "a redelivery happens",
+                "a consumer is blocked by prefetch",
+                "a 406 closes a channel",
+                "a message overtakes an earlier one",
+            ],
+            unique_states: Some(96_593),
         }
     }
 
@@ -278,6 +285,7 @@ impl CheckConfig {
             body: n("h"),
             persistent: false,
             headers: [(n(k), Value::Str(n(v)))].into_iter().collect(),
+            ..Content::default()
         };
         let menu = vec![
             bind(c, "q1", "t", "a.*"),

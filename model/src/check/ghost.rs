@@ -47,6 +47,9 @@ pub enum Check {
     Exclusive,
     /// A restart keeps exactly the durable entities and persistent messages in durable queues.
     Restart,
+    /// No message goes out while one of a higher priority level that the taker could have had
+    /// is waiting in the same queue (`basic 06`).
+    Priority,
 }
 
 /// Notable outcomes of the last step.
@@ -58,6 +61,8 @@ pub enum Notable {
     AutoDeleted,
     /// A persistent message was still there after a restart.
     Survived,
+    /// A message went out ahead of one that arrived in its queue before it (by priority).
+    Overtook,
     /// A mandatory message came back.
     Returned,
     /// The broker made a deletion it owed, in a step of its own (`Profile::deferred_deletion`).
@@ -138,6 +143,7 @@ fn watch_event(pre: &Broker, e: &Event, ghost: &mut Ghost) -> Result<(), Violati
         }
         _ => return Ok(()),
     };
+    check_priority(pre, ch, queue, msg, ghost)?;
     let last = ghost.last_tag.get(ch).copied().unwrap_or(0);
     if tag <= last {
         return fail(Check::DeliveryTags, format!("{ch} delivered tag {tag} after tag {last}"));
@@ -161,6 +167,55 @@ fn watch_event(pre: &Broker, e: &Event, ghost: &mut Ghost) -> Result<(), Violati
             fail(Check::Redelivered, format!("{ch} got message {} from {queue} whose copy is {other:?}", msg.id().0))
         }
     }
+}
+
+/// `basic 06`, counted afresh: under the bands of `spec` a message of priority 5-9 outranks one
+/// of 0-4; under RabbitMQ's rule, in a queue declared with `x-max-priority` N, each priority up
+/// to N is a level of its own (those above N count as N), and elsewhere priorities do not count.
+fn check_priority(
+    pre: &Broker,
+    ch: &ChanRef,
+    queue: &Name,
+    msg: &crate::types::Message,
+    ghost: &mut Ghost,
+) -> Result<(), Violation> {
+    let Some(q) = pre.queues.get(queue) else { return Ok(()) };
+    if !q.ready.iter().any(|r| r.msg.id() == msg.id()) {
+        // Sent again from the channel's unacknowledged messages (basic.recover without requeue),
+        // not taken from the queue.
+        return Ok(());
+    }
+    let max = match pre.profile.priority_levels {
+        crate::basic::priority::PriorityLevels::Bands => None,
+        crate::basic::priority::PriorityLevels::MaxPriorityArgument => {
+            match q.arguments.get("x-max-priority").and_then(crate::types::Value::int) {
+                Some(max @ 1..=255) => Some(max as u8),
+                _ => return Ok(()),
+            }
+        }
+    };
+    let rank = |m: &crate::types::Message| {
+        let p = m.0.content.priority.unwrap_or(0);
+        match max {
+            None => u8::from(p >= 5),
+            Some(max) => p.min(max),
+        }
+    };
+    let waiting = q.ready.iter().filter(|r| r.msg.id() != msg.id() && r.avoid != Some(*ch));
+    if let Some(higher) = waiting.clone().find(|r| rank(&r.msg) > rank(msg)) {
+        return fail(
+            Check::Priority,
+            format!(
+                "{ch} got message {} from {queue} while message {} of a higher level waited",
+                msg.id().0,
+                higher.msg.id().0
+            ),
+        );
+    }
+    if waiting.clone().any(|r| r.msg.id() < msg.id()) {
+        ghost.last = Some(Notable::Overtook);
+    }
+    Ok(())
 }
 
 /// Consumer deliveries waiting for acknowledgement, counted afresh.
@@ -229,7 +284,8 @@ fn check_route(
     publish: &PendingPublish,
 ) -> Result<(), Violation> {
     let PendingPublish { exchange, routing_key, mandatory, content } = publish;
-    let expected: Vec<Name> = oracle::route(pre, exchange, routing_key, &content.headers).into_iter().collect();
+    let expected: Vec<Name> =
+        oracle::route(pre, exchange, routing_key, &content.headers, post.header_reading()).into_iter().collect();
     let actual = placed(post, id);
     if expected != actual {
         return fail(

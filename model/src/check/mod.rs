@@ -144,6 +144,7 @@ impl Model for BrokerModel {
             Property::always("restart keeps exactly the durable", |_, s: &CheckState| {
                 violation_free(s, Check::Restart)
             }),
+            Property::always("priority levels respected", |_, s: &CheckState| violation_free(s, Check::Priority)),
             Property::sometimes("a redelivery happens", |_, s: &CheckState| {
                 s.broker
                     .connections
@@ -165,6 +166,9 @@ impl Model for BrokerModel {
             }),
             Property::sometimes("a deletion is made later", |_, s: &CheckState| {
                 s.ghost.last == Some(Notable::RemovedLater)
+            }),
+            Property::sometimes("a message overtakes an earlier one", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::Overtook)
             }),
         ]
     }

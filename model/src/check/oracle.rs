@@ -2,6 +2,7 @@
 //! regular expressions, the exchange graph as a fixpoint), used by the checker to judge the
 //! model's routing.
 
+use crate::routing::headers::HeaderValues;
 use crate::state::{Broker, Dest};
 use crate::types::{ExchangeKind, Name, Table, Value};
 use regex::Regex;
@@ -44,28 +45,97 @@ pub fn topic(pattern: &str, key: &str) -> bool {
     })
 }
 
-/// Whether a headers binding matches, by counting matched pairs.
-pub fn headers(arguments: &Table, message: &Table) -> bool {
+/// Whether a headers binding matches, by counting matched pairs (values compared as `reading`
+/// says, through [`canonical`] forms).
+pub fn headers(arguments: &Table, message: &Table, reading: HeaderValues) -> bool {
     let wanted: Vec<(&Name, &Value)> = arguments.iter().filter(|(k, _)| !k.as_str().starts_with("x-")).collect();
-    let matched = wanted.iter().filter(|(k, v)| message.get(*k) == Some(*v)).count();
+    let bit = |b: u8| reading.0 & b != 0;
+    let same = |want: &Value, have: &Value| {
+        (bit(HeaderValues::VOID_ANY) && *want == Value::Void) || canonical(want, reading) == canonical(have, reading)
+    };
+    let matched = wanted.iter().filter(|(k, v)| message.get(*k).is_some_and(|h| same(v, h))).count();
     match arguments.get("x-match") {
         Some(Value::Str(m)) if m.as_str() == "any" => matched > 0,
         _ => matched == wanted.len(),
     }
 }
 
-fn matches(kind: &ExchangeKind, key: &Name, args: &Table, routing_key: &Name, msg_headers: &Table) -> bool {
+/// A value as text that two values share exactly when `reading` counts them equal: a number as
+/// the class its type falls in under the reading and its value (an integral float as the
+/// integer), a decimal as its value without trailing zeros when decimals compare by value, a
+/// string or byte array as its bytes when those compare, arrays and tables element by element
+/// (under the reading inside only where it reaches inside), anything else as itself.
+fn canonical(v: &Value, reading: HeaderValues) -> String {
+    let bit = |b: u8| reading.0 & b != 0;
+    let class = |own: &str| -> String {
+        if bit(HeaderValues::FLOATS) {
+            "number".into()
+        } else if bit(HeaderValues::WIDTHS) {
+            "integer".into()
+        } else {
+            own.into()
+        }
+    };
+    let float = |f: f64| if f.fract() == 0.0 && f.abs() < 1e30 { format!("{}", f as i128) } else { format!("{f:?}") };
+    let plain = HeaderValues::EXACT;
+    match v {
+        Value::Int(i) => format!("{} {i}", class("int")),
+        Value::Sized(t, i) => format!("{} {i}", class(t.name())),
+        Value::Timestamp(t) if bit(HeaderValues::TIMESTAMPS) => format!("{} {t}", class("ts")),
+        Value::Float(b) if bit(HeaderValues::FLOATS) => format!("number {}", float(f64::from(f32::from_bits(*b)))),
+        Value::Double(b) if bit(HeaderValues::FLOATS) => format!("number {}", float(f64::from_bits(*b))),
+        Value::Float(b) => format!("f32 {:?}", f32::from_bits(*b)),
+        Value::Double(b) => format!("f64 {:?}", f64::from_bits(*b)),
+        Value::Decimal { scale, value } if bit(HeaderValues::DECIMALS) => {
+            let (mut digits, mut scale) = (*value as u128, *scale);
+            while scale > 0 && digits % 10 == 0 {
+                digits /= 10;
+                scale -= 1;
+            }
+            format!("decimal {digits}e-{scale}")
+        }
+        Value::Str(s) if bit(HeaderValues::BYTES) => format!("bytes {:?}", s.as_str().as_bytes()),
+        Value::Bytes(b) if bit(HeaderValues::BYTES) => format!("bytes {b:?}"),
+        Value::Array(items) => {
+            let inner = if bit(HeaderValues::IN_ARRAYS) { reading.inside() } else { plain };
+            let items: Vec<String> = items.iter().map(|i| canonical(i, inner)).collect();
+            format!("array {items:?}")
+        }
+        Value::Table(t) => {
+            let inner = if bit(HeaderValues::IN_TABLES) { reading.inside() } else { plain };
+            let items: Vec<String> = t.iter().map(|(k, i)| format!("{k:?}={}", canonical(i, inner))).collect();
+            format!("table {items:?}")
+        }
+        other => format!("value {other:?}"),
+    }
+}
+
+fn matches(
+    kind: &ExchangeKind,
+    key: &Name,
+    args: &Table,
+    routing_key: &Name,
+    msg_headers: &Table,
+    reading: HeaderValues,
+) -> bool {
     match kind {
         ExchangeKind::Direct => key == routing_key,
         ExchangeKind::Fanout => true,
         ExchangeKind::Topic => topic(key.as_str(), routing_key.as_str()),
-        ExchangeKind::Headers => headers(args, msg_headers),
+        ExchangeKind::Headers => headers(args, msg_headers, reading),
         ExchangeKind::Other(_) => false,
     }
 }
 
-/// The queues a message should reach, computed from the broker's exchanges and bindings.
-pub fn route(b: &Broker, exchange: &Name, routing_key: &Name, msg_headers: &Table) -> BTreeSet<Name> {
+/// The queues a message should reach, computed from the broker's exchanges and bindings, headers
+/// bindings comparing values as `reading` says.
+pub fn route(
+    b: &Broker,
+    exchange: &Name,
+    routing_key: &Name,
+    msg_headers: &Table,
+    reading: HeaderValues,
+) -> BTreeSet<Name> {
     let mut reached: BTreeSet<Name> = BTreeSet::from([exchange.clone()]);
     loop {
         let more: Vec<Name> = b
@@ -75,7 +145,7 @@ pub fn route(b: &Broker, exchange: &Name, routing_key: &Name, msg_headers: &Tabl
             .filter_map(|x| match &x.dest {
                 Dest::Exchange(e) if !reached.contains(e) => {
                     let kind = &b.exchanges.get(&x.source)?.kind;
-                    matches(kind, &x.key, &x.arguments, routing_key, msg_headers).then(|| e.clone())
+                    matches(kind, &x.key, &x.arguments, routing_key, msg_headers, reading).then(|| e.clone())
                 }
                 _ => None,
             })
@@ -88,7 +158,7 @@ pub fn route(b: &Broker, exchange: &Name, routing_key: &Name, msg_headers: &Tabl
     let mut queues = BTreeSet::new();
     for x in b.bindings.iter() {
         if let (true, Dest::Queue(q), Some(ex)) = (reached.contains(&x.source), &x.dest, b.exchanges.get(&x.source)) {
-            if matches(&ex.kind, &x.key, &x.arguments, routing_key, msg_headers) {
+            if matches(&ex.kind, &x.key, &x.arguments, routing_key, msg_headers, reading) {
                 queues.insert(q.clone());
             }
         }

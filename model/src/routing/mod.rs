@@ -11,9 +11,11 @@ pub mod fanout;
 pub mod headers;
 pub mod topic;
 
+use crate::choice::Readings;
 use crate::fault::{Fault, Faults};
 use crate::state::{Broker, Dest};
 use crate::types::{ExchangeKind, Name, Table};
+use headers::HeaderValues;
 use std::collections::BTreeSet;
 
 /// Whether a binding of an exchange of `kind` with `key` and `arguments` matches a message with
@@ -24,13 +26,14 @@ pub fn binding_matches(
     arguments: &Table,
     routing_key: &str,
     headers: &Table,
+    reading: HeaderValues,
     faults: Faults,
 ) -> bool {
     match kind {
         ExchangeKind::Direct => direct::matches(key, routing_key, faults),
         ExchangeKind::Fanout => fanout::matches(),
         ExchangeKind::Topic => topic::matches(key, routing_key, faults),
-        ExchangeKind::Headers => headers::matches(arguments, headers, faults),
+        ExchangeKind::Headers => headers::matches(arguments, headers, reading, faults),
         ExchangeKind::Other(_) => false,
     }
 }
@@ -42,6 +45,42 @@ impl Broker {
     /// (`queue declare default-binding`), and also follows explicit bindings where a profile
     /// allows them. A missing exchange routes nowhere (callers check existence first).
     pub fn route(&self, exchange: &Name, routing_key: &Name, headers: &Table) -> Vec<Name> {
+        self.route_reading(exchange, routing_key, headers, self.header_reading())
+    }
+
+    /// How this broker's headers bindings compare values: RabbitMQ's reading unless the profile
+    /// leaves it open, and then RabbitMQ's while it agrees with how the broker has routed, else the
+    /// first reading that does (all of those route alike every message routed so far).
+    pub fn header_reading(&self) -> HeaderValues {
+        if !self.profile.header_values_open || self.header_readings.contains(HeaderValues::RABBIT.0) {
+            return HeaderValues::RABBIT;
+        }
+        HeaderValues(self.header_readings.first().unwrap_or(0))
+    }
+
+    /// Under `Profile::header_values_open`, narrow the broker's readings of header values to those
+    /// that route this message as the broker does: when the readings still held route it to
+    /// different queues, a choice among those routings (the one of RabbitMQ's reading first).
+    pub(crate) fn settle_header_reading(&mut self, exchange: &Name, routing_key: &Name, headers: &Table) {
+        if !self.profile.header_values_open || headers.is_empty() {
+            return;
+        }
+        let mut groups: Vec<(Vec<Name>, Readings)> = Vec::new();
+        for r in self.header_readings.iter() {
+            let queues = self.route_reading(exchange, routing_key, headers, HeaderValues(r));
+            match groups.iter_mut().find(|(q, _)| *q == queues) {
+                Some((_, readings)) => readings.insert(r),
+                None => groups.push((queues, Readings::only(r))),
+            }
+        }
+        if groups.len() > 1 {
+            groups.sort_by_key(|(_, readings)| !readings.contains(HeaderValues::RABBIT.0));
+            let k = self.either("headers exchange value types", groups.len().min(255) as u8);
+            self.header_readings = groups[usize::from(k)].1;
+        }
+    }
+
+    fn route_reading(&self, exchange: &Name, routing_key: &Name, headers: &Table, reading: HeaderValues) -> Vec<Name> {
         let mut queues = Vec::new();
         let mut seen = BTreeSet::new();
         let mut edges = BTreeSet::new();
@@ -58,7 +97,15 @@ impl Broker {
                 let hit = if ex.kind == ExchangeKind::Fanout && self.faults.has(Fault::FanoutFirstOnly) {
                     Some(&b.dest) == first.as_ref()
                 } else {
-                    binding_matches(&ex.kind, b.key.as_str(), &b.arguments, routing_key.as_str(), headers, self.faults)
+                    binding_matches(
+                        &ex.kind,
+                        b.key.as_str(),
+                        &b.arguments,
+                        routing_key.as_str(),
+                        headers,
+                        reading,
+                        self.faults,
+                    )
                 };
                 if !hit {
                     continue;

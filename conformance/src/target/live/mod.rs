@@ -12,7 +12,9 @@
 //! - lapin does not expose the class and method ids of a server `channel.close` or
 //!   `connection.close`; the method is the last one this target sent on that channel (for a
 //!   synchronous method the close is its answer, for publish and ack it is caught by a
-//!   harmless probe right after, a passive `exchange.declare amq.direct`).
+//!   harmless probe right after, a passive `exchange.declare amq.topic topic durable`: the
+//!   predeclared exchange as every broker has it, so that one that compares a passive declare's
+//!   type and flags with the exchange's, as dispatchd does, still answers declare-ok).
 //! - `drop` closes the connection cleanly (lapin cannot abort its socket): the broker requeues
 //!   and deletes the same as on a lost socket, and the client observes nothing either way.
 //! - `restart` is performed by the target's [`Restart`] (a command, or the in-process reference
@@ -439,7 +441,7 @@ impl LiveTarget {
         }
     }
 
-    /// After a method without a reply: a passive declare of `amq.direct` (which changes nothing)
+    /// After a method without a reply: a passive declare of `amq.topic` (which changes nothing)
     /// whose answer shows the broker has acted on the method, or the close it caused.
     async fn probe(&mut self, ch: ChanRef, method: Method) {
         let confirm = self.hint.confirm;
@@ -451,9 +453,9 @@ impl LiveTarget {
         }
         let channel = chan.channel.clone();
         let probe = channel.exchange_declare(
-            "amq.direct".into(),
-            lapin::ExchangeKind::Direct,
-            ExchangeDeclareOptions { passive: true, ..Default::default() },
+            "amq.topic".into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions { passive: true, durable: true, ..Default::default() },
             FieldTable::default(),
         );
         match self.timed(probe).await {

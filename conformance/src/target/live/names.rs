@@ -2,8 +2,7 @@
 //! and back.
 
 use amqp_model::types::MessageData;
-use amqp_model::{Content, Message, MsgId, Name};
-use amqp_wire::headers;
+use amqp_model::{Message, MsgId, Name};
 use lapin::BasicProperties;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -87,11 +86,7 @@ impl Names {
             id: MsgId(0),
             exchange: self.trace(exchange),
             routing_key,
-            content: Content {
-                body: Name::from(String::from_utf8_lossy(data).into_owned()),
-                persistent: *props.delivery_mode() == Some(2),
-                headers: props.headers().as_ref().map(headers).unwrap_or_default(),
-            },
+            content: amqp_wire::model_content(props, data),
         }))
     }
 }

@@ -14,7 +14,7 @@ use lapin::options::{
     QueuePurgeOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Confirmation};
+use lapin::Confirmation;
 use std::sync::{Arc, Mutex};
 
 impl LiveTarget {
@@ -328,13 +328,7 @@ impl LiveTarget {
                 let x = names.wire(exchange);
                 let prefixed = exchange.is_empty() || self.keyed.contains(routing_key);
                 let k = if prefixed { names.wire(routing_key) } else { routing_key.to_string() };
-                let mut props = BasicProperties::default();
-                if content.persistent {
-                    props = props.with_delivery_mode(2);
-                }
-                if !content.headers.is_empty() {
-                    props = props.with_headers(field_table(&content.headers));
-                }
+                let props = amqp_wire::wire_properties(content);
                 let body = content.body.as_str().as_bytes().to_vec();
                 let options = BasicPublishOptions { mandatory: *mandatory, ..Default::default() };
                 let Some(confirm) = self
