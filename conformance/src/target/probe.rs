@@ -170,25 +170,29 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
 pub fn recommended_types(uri: &BrokerUri, timeout: Duration) -> amqp_model::RecommendedTypes {
     static PROBED: OnceLock<Mutex<HashMap<String, amqp_model::RecommendedTypes>>> = OnceLock::new();
     // Each type on a connection of its own: a refusal closes it.
-    let implements = |kind: lapin::ExchangeKind| {
+    // Some(true): declare-ok; Some(false): 503; None: no answer that says (see once_per_broker).
+    let implements = |kind: lapin::ExchangeKind| -> Option<bool> {
         let name = format!("amqpc-probe-{kind:?}-{}", std::process::id()).to_lowercase();
-        let refused = on_probe_channel(uri, timeout, |ch| async move {
+        on_probe_channel(uri, timeout, |ch| async move {
             let declare = ch.exchange_declare(name.as_str().into(), kind, Default::default(), FieldTable::default());
             match tokio::time::timeout(timeout, declare).await {
-                Ok(Err(e)) => matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 503),
+                Ok(Err(e)) if matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 503) => Some(false),
+                Ok(Err(e)) if matches!(e.kind(), ErrorKind::ProtocolError(_)) => Some(true),
                 Ok(Ok(())) => {
                     let delete = ch.exchange_delete(name.as_str().into(), Default::default());
                     let _ = tokio::time::timeout(timeout, delete).await;
-                    false
+                    Some(true)
                 }
-                Err(_) => false,
+                _ => None,
             }
-        });
-        !refused.unwrap_or(false)
+        })
+        .flatten()
     };
-    once_per_broker(&PROBED, uri, || amqp_model::RecommendedTypes {
-        topic: implements(lapin::ExchangeKind::Topic),
-        headers: implements(lapin::ExchangeKind::Headers),
+    once_per_broker(&PROBED, uri.secret().to_string(), amqp_model::RecommendedTypes::BOTH, || {
+        Some(amqp_model::RecommendedTypes {
+            topic: implements(lapin::ExchangeKind::Topic)?,
+            headers: implements(lapin::ExchangeKind::Headers)?,
+        })
     })
 }
 
@@ -196,11 +200,10 @@ pub fn recommended_types(uri: &BrokerUri, timeout: Duration) -> amqp_model::Reco
 /// not define (`exchange extensions`: a server MAY add types), asked once per broker, type and
 /// process: a non-passive `exchange.declare` of a probe exchange of that type, deleted at once
 /// if it was made. Only a declare-ok counts as implemented; a 503 (`exchange declare type
-/// support`) or any other failure does not, so that the traces run and show it.
+/// support`) or any other refusal does not, so that the traces run and show it.
 pub fn implements_extension_type(uri: &BrokerUri, timeout: Duration, kind: &str) -> bool {
     static PROBED: OnceLock<Mutex<HashMap<(String, String), bool>>> = OnceLock::new();
-    let mut known = PROBED.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    *known.entry((uri.secret().to_string(), kind.to_string())).or_insert_with(|| {
+    once_per_broker(&PROBED, (uri.secret().to_string(), kind.to_string()), false, || {
         let name = format!("amqpc-probe-extension-{}", std::process::id());
         let custom = lapin::ExchangeKind::Custom(kind.to_string());
         on_probe_channel(uri, timeout, |ch| async move {
@@ -209,12 +212,13 @@ pub fn implements_extension_type(uri: &BrokerUri, timeout: Duration, kind: &str)
                 Ok(Ok(())) => {
                     let delete = ch.exchange_delete(name.as_str().into(), Default::default());
                     let _ = tokio::time::timeout(timeout, delete).await;
-                    true
+                    Some(true)
                 }
-                _ => false,
+                Ok(Err(e)) if matches!(e.kind(), ErrorKind::ProtocolError(_)) => Some(false),
+                _ => None,
             }
         })
-        .unwrap_or(false)
+        .flatten()
     })
 }
 
@@ -242,7 +246,7 @@ pub enum MandatoryFlag {
 /// would then fail for the probe's sake.)
 pub fn mandatory_flag(uri: &BrokerUri, timeout: Duration) -> MandatoryFlag {
     static PROBED: OnceLock<Mutex<HashMap<String, MandatoryFlag>>> = OnceLock::new();
-    once_per_broker(&PROBED, uri, || {
+    once_per_broker(&PROBED, uri.secret().to_string(), MandatoryFlag::Returns, || {
         let key = format!("amqpc-probe-unroutable-{}", std::process::id());
         let returned = on_probe_channel(uri, timeout, |ch| async move {
             let options = BasicPublishOptions { mandatory: true, ..Default::default() };
@@ -268,19 +272,37 @@ pub fn mandatory_flag(uri: &BrokerUri, timeout: Duration) -> MandatoryFlag {
                 _ => None,
             }
         });
-        returned.flatten().unwrap_or(MandatoryFlag::Returns)
+        returned.flatten()
     })
 }
 
-/// What `ask` finds out about the broker at `uri`, asked once per process: `cache` keeps the
-/// answers by URI (held while asking, so that parallel traces do not ask twice).
-fn once_per_broker<T: Copy>(
-    cache: &OnceLock<Mutex<HashMap<String, T>>>,
-    uri: &BrokerUri,
-    ask: impl FnOnce() -> T,
+/// What `ask` finds out about a broker, asked once per process: `cache` keeps the answers by
+/// `key` (the broker's URI, with what is asked where that varies; held while asking, so that
+/// parallel traces do not ask twice). `ask` gives
+/// None when the broker gave no answer that says (no connection, no reply in time: a broker
+/// restarting, or one that died under an earlier trace); it is asked up to three times, and if
+/// none answers, `otherwise` is used for this trace only and nothing is kept, so that the next
+/// trace asks again rather than inherit a guess.
+fn once_per_broker<K: Eq + std::hash::Hash, T: Copy>(
+    cache: &OnceLock<Mutex<HashMap<K, T>>>,
+    key: K,
+    otherwise: T,
+    ask: impl Fn() -> Option<T>,
 ) -> T {
     let mut known = cache.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    *known.entry(uri.secret().to_string()).or_insert_with(ask)
+    if let Some(answer) = known.get(&key) {
+        return *answer;
+    }
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200 << attempt));
+        }
+        if let Some(answer) = ask() {
+            known.insert(key, answer);
+            return answer;
+        }
+    }
+    otherwise
 }
 
 /// Run `probe` on a channel of a fresh connection to the broker at `uri`, then close the
@@ -304,4 +326,30 @@ fn on_probe_channel<T, F: Future<Output = T>>(
 pub(crate) async fn connect(uri: &BrokerUri) -> lapin::Result<Connection> {
     let runtime = lapin::runtime::default_runtime()?;
     Connection::connect_with_runtime(uri.secret(), ConnectionProperties::default(), runtime).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn an_unanswered_probe_is_asked_again_and_never_kept() {
+        let cache: OnceLock<Mutex<HashMap<&str, bool>>> = OnceLock::new();
+        let asked = Cell::new(0);
+        let silent = || {
+            asked.set(asked.get() + 1);
+            None
+        };
+        assert!(once_per_broker(&cache, "b", true, silent));
+        assert_eq!(asked.get(), 3, "asked three times");
+        // Nothing was kept: the next trace asks again, and a real answer is kept.
+        let answers = || {
+            asked.set(asked.get() + 1);
+            (asked.get() == 5).then_some(false)
+        };
+        assert!(!once_per_broker(&cache, "b", true, answers));
+        assert_eq!(asked.get(), 5);
+        assert!(!once_per_broker(&cache, "b", true, || panic!("kept, not asked")));
+    }
 }
