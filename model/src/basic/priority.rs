@@ -43,12 +43,12 @@ fn band_level(s: u8, priority: u8) -> u8 {
     finer + u8::from(p >= 5)
 }
 
-/// The level of a waiting message in `queue` under RabbitMQ's rule.
-fn rabbit_level(queue: &Queue, r: &Ready) -> u8 {
-    let max = queue.arguments.get("x-max-priority").and_then(crate::types::Value::int);
-    match max {
-        Some(max @ 1..=255) => r.msg.0.content.priority.unwrap_or(0).min(max as u8),
-        _ => 0,
+/// The highest priority level of `queue` under RabbitMQ's rule: its `x-max-priority` when that
+/// is from 1 to 255; None (one level) otherwise.
+fn rabbit_max(queue: &Queue) -> Option<u8> {
+    match queue.arguments.get("x-max-priority").and_then(crate::types::Value::int) {
+        Some(max @ 1..=255) => Some(max as u8),
+        _ => None,
     }
 }
 
@@ -63,19 +63,23 @@ impl Broker {
             let top = queue.ready.iter().filter(|r| takes(r)).map(level).max();
             super::dispatch::next_candidates(&queue.ready, position, |r| takes(r) && Some(level(r)) == top)
         };
-        let priority = |r: &Ready| r.msg.0.content.priority.unwrap_or(0).min(9);
-        let mut waiting = queue.ready.iter().filter(|r| takes(r)).map(priority);
-        let first = waiting.next();
-        let one_priority = waiting.all(|p| Some(p) == first);
+        let every = |at: Vec<usize>| at.into_iter().map(|i| (i, Schemes::ALL)).collect();
         if self.faults.has(crate::fault::Fault::PriorityIgnored) {
-            return next(&|_| 0).into_iter().map(|i| (i, Schemes::ALL)).collect();
+            return every(next(&|_| 0));
         }
+        let priority = |r: &Ready| r.msg.0.content.priority.unwrap_or(0).min(9);
+        let one_priority = || {
+            let mut waiting = queue.ready.iter().filter(|r| takes(r)).map(priority);
+            let first = waiting.next();
+            waiting.all(|p| Some(p) == first)
+        };
         match self.profile.priority_levels {
-            PriorityLevels::MaxPriorityArgument => {
-                next(&|r| rabbit_level(queue, r)).into_iter().map(|i| (i, Schemes::ALL)).collect()
-            }
+            PriorityLevels::MaxPriorityArgument => match rabbit_max(queue) {
+                None => every(next(&|_| 0)),
+                Some(max) => every(next(&|r| r.msg.0.content.priority.unwrap_or(0).min(max))),
+            },
             // Every scheme orders messages of one priority alike: nothing to settle.
-            PriorityLevels::Bands if one_priority => next(&|_| 0).into_iter().map(|i| (i, Schemes::ALL)).collect(),
+            PriorityLevels::Bands if one_priority() => every(next(&|_| 0)),
             PriorityLevels::Bands => {
                 let mut out: Vec<(usize, Schemes)> = Vec::new();
                 for s in self.priority_schemes.iter() {

@@ -27,7 +27,17 @@ impl LiveTarget {
                     self.problem(Problem::Client(format!("c{} is already open", conn.0)));
                     return;
                 }
-                match tokio::time::timeout(self.timing.timeout, connect(&self.uri)).await {
+                // A handshake that does not finish in time is tried again, twice: opening a
+                // connection changes nothing on the broker, and a busy machine or a broker busy
+                // with a restart or an earlier trace's closes says nothing of this trace.
+                let mut attempt = tokio::time::timeout(self.timing.timeout, connect(&self.uri)).await;
+                for _ in 0..2 {
+                    if attempt.is_ok() {
+                        break;
+                    }
+                    attempt = tokio::time::timeout(self.timing.timeout, connect(&self.uri)).await;
+                }
+                match attempt {
                     Ok(Ok(connection)) => {
                         let status = connection.status().clone();
                         let flags = Arc::new(Mutex::new(ConnFlags { status, ..ConnFlags::default() }));
@@ -40,7 +50,11 @@ impl LiveTarget {
                         self.problem(Problem::Connect(format!("c{}: cannot connect to {}: {e}", conn.0, self.uri)))
                     }
                     Err(_) => {
-                        self.problem(Problem::Connect(format!("c{}: connecting to {} timed out", conn.0, self.uri)))
+                        let timeout = self.timing.timeout;
+                        self.problem(Problem::Connect(format!(
+                            "c{}: connecting to {} timed out three times ({timeout:?} each)",
+                            conn.0, self.uri
+                        )))
                     }
                 }
             }
