@@ -134,6 +134,7 @@ conform-rabbitmq:
 # fixtures/regressions/rabbitmq/); nothing of the runs may be left on the broker.
 generated-rabbitmq:
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 1000 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq
+    cargo run -q -p amqp-conformance -- generate --seed 2026 --count 200 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq --profile rabbitmq --lifetime
     ! rabbitmqctl -q list_queues name | grep '^amqpc-'
     ! rabbitmqctl -q list_exchanges name | grep '^amqpc-'
 
@@ -155,10 +156,13 @@ generated-lavinmq:
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 1000 --profile spec --jobs 4 --name lavinmq \
         --broker "amqp://guest:guest@127.0.0.1:5682/%2f" --without topic,requeue
 
-# 500 generated traces of seed 2026 against the reference broker (in-process) under each profile.
+# 500 generated traces of seed 2026 against the reference broker (in-process) under each profile,
+# and 200 with RabbitMQ's message-lifetime extensions (`--lifetime`: TTLs, limits, dead letters, time
+# passing, which the reference broker keeps with real timers).
 generated-reference:
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 500 --jobs 4 --profile rabbitmq
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 500 --jobs 4 --profile spec
+    cargo run -q -p amqp-conformance -- generate --seed 2026 --count 200 --jobs 4 --profile rabbitmq --lifetime
 
 # Fuzz the reference broker's connection handler (fuzz/fuzz_targets/serve_bytes.rs: arbitrary
 # bytes, with or without a handshake, under either profile) for SECS seconds with cargo-fuzz on
@@ -224,7 +228,7 @@ matrix-check:
     cargo run -q -p amqp-conformance -- matrix --check
 
 # Model-check the CI configuration (exhaustive, every property must hold).
-model-check config="ci":
+model-check config="ci lifetime":
     cargo run --release -p amqp-model --bin amqp-model -- check {{config}}
 
 # Open stateright's Explorer on 127.0.0.1:3000 for a configuration.

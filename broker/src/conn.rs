@@ -643,6 +643,8 @@ impl Conn {
 
     /// Apply a command, sending what the model does.
     fn execute(&self, state: &mut State, cmd: &Command, wire: Option<Arc<Published>>, quiet: Quiet) -> Flow {
+        // The command may have set something to expire sooner than the clock task expects.
+        self.shared.wake.notify_one();
         match state.execute(cmd, wire, quiet) {
             Ok(()) => Flow::Go,
             Err(e) => self.usage_error(state, e, cmd.method().map_or((0, 0), |m| m.ids())),

@@ -344,6 +344,9 @@ pub(crate) struct State {
     pending_tx: BTreeMap<ChanRef, Vec<Arc<Published>>>,
     /// Side-table entries added since the last pruning.
     since_prune: usize,
+    /// When the server started: the model's clock is the time since
+    /// (`amqp_model::lifetime::clock`), so that messages and queues expire in real time.
+    started: std::time::Instant,
 }
 
 /// The server's shared part.
@@ -351,6 +354,8 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     pub(crate) config: ServeConfig,
     state: Mutex<State>,
+    /// Told when something may have fallen due sooner than the clock task expected.
+    wake: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -367,8 +372,9 @@ impl Shared {
             contents: Contents::new(),
             pending_tx: BTreeMap::new(),
             since_prune: 0,
+            started: std::time::Instant::now(),
         };
-        Shared { config, state: Mutex::new(state) }
+        Shared { config, state: Mutex::new(state), wake: tokio::sync::Notify::new() }
     }
 
     /// The state, also after a panic elsewhere (each step leaves it whole or is a model bug).
@@ -419,6 +425,7 @@ impl State {
     /// A panic in the model (a model bug) is caught and reported as [`Failure::Internal`], so that
     /// it closes only the connection whose command caused it.
     pub(crate) fn execute(&mut self, cmd: &Command, wire: Option<Arc<Published>>, quiet: Quiet) -> Result<(), Failure> {
+        self.tick();
         let before = self.broker.next_msg;
         // Where the profile allows several answers, the first (round robin) or one at random.
         let (broker, rng) = (&mut self.broker, &mut self.rng);
@@ -455,6 +462,26 @@ impl State {
         Ok(())
     }
 
+    /// Move the model's clock to the time since the server started.
+    fn tick(&mut self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.broker.window(now, now);
+    }
+
+    /// The time until the next thing falls due (an expiry), if anything will.
+    fn until_due(&self) -> Option<Duration> {
+        let due = self.broker.next_due()?;
+        Some(Duration::from_millis(due.saturating_sub(self.started.elapsed().as_millis() as u64)))
+    }
+
+    /// Time has passed: make what has fallen due (expiries, and what they make possible).
+    fn catch_up(&mut self) {
+        self.tick();
+        if std::panic::catch_unwind(AssertUnwindSafe(|| self.settle())).is_err() {
+            eprintln!("serve: the model panicked taking internal steps as time passed");
+        }
+    }
+
     /// The broker restarts: every connection is closed (320).
     pub(crate) fn restart(&mut self) {
         let _ = self.execute(&Command::Restart, None, Quiet::No);
@@ -474,7 +501,9 @@ impl State {
         match cmd {
             Command::BasicPublish { ch, .. } => {
                 let Some(wire) = wire else { return };
-                if after == before + 1 {
+                // The publish's own message is the first new one (any after it are copies it
+                // dead-lettered from queues over their length limit).
+                if after > before {
                     self.contents.insert(before, wire);
                     self.since_prune += 1;
                 } else if after == before && !closed(*ch) {
@@ -592,14 +621,42 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
+/// Aborts a task when dropped (the clock task, with the server's accept loop).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The reference broker's real timers: sleep until the next expiry falls due (or until a
+/// command may have brought one sooner), then make it.
+async fn keep_time(shared: Arc<Shared>) {
+    loop {
+        let wait = shared.lock().until_due();
+        match wait {
+            Some(d) => {
+                // A millisecond over: the model's clock counts whole milliseconds.
+                let _ = tokio::time::timeout(d + Duration::from_millis(1), shared.wake.notified()).await;
+            }
+            None => shared.wake.notified().await,
+        }
+        shared.lock().catch_up();
+    }
+}
+
 impl Server {
     /// A server with a fresh broker.
     pub fn new(config: ServeConfig) -> Self {
         Server { shared: Arc::new(Shared::new(config)) }
     }
 
-    /// Accept connections on `listener` until the task is dropped, each served by its own task.
+    /// Accept connections on `listener` until the task is dropped, each served by its own task;
+    /// meanwhile a clock task makes expiries as they fall due.
     pub async fn run(&self, listener: TcpListener) {
+        let clock = tokio::spawn(keep_time(self.shared.clone()));
+        let _stop_clock = AbortOnDrop(clock);
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {

@@ -36,6 +36,8 @@ use std::path::{Path, PathBuf};
 pub const NAMES_FILE: &str = "spec/amqp0-9-1.names";
 /// See [`NAMES_FILE`].
 pub const RULES_FILE: &str = "spec/rules.toml";
+/// RabbitMQ's extensions that fixtures cite as `RabbitMQ ...`.
+pub const EXTENSIONS_FILE: &str = "spec/extensions.toml";
 /// The model's source, searched for rule ids in backticks.
 pub const MODEL_SOURCE: &str = "model/src";
 /// The readings of the rules and switches, one file per group of classes.
@@ -115,6 +117,26 @@ pub struct Rule {
 #[serde(deny_unknown_fields)]
 struct RulesFile {
     rule: Vec<Rule>,
+}
+
+/// One entry of `spec/extensions.toml`: a RabbitMQ behaviour beyond the specification.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extension {
+    /// What fixtures cite (`RabbitMQ ttl`).
+    pub id: String,
+    /// The page of RabbitMQ's documentation that describes it.
+    pub page: String,
+    /// What the model does, in one line.
+    pub statement: String,
+    /// Where the model implements it.
+    pub model: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtensionsFile {
+    extension: Vec<Extension>,
 }
 
 /// The specification's names (`spec/amqp0-9-1.names`).
@@ -217,6 +239,8 @@ pub struct Place {
 pub struct Catalogue {
     /// The entries, in the rules file's order.
     pub rules: Vec<Rule>,
+    /// RabbitMQ's extensions, in their file's order.
+    pub extensions: Vec<Extension>,
     /// The specification's names.
     pub names: Names,
     /// The fixtures (paths relative to the root) citing each id, rule or not.
@@ -264,13 +288,16 @@ impl Catalogue {
         let read = |rel: &str| std::fs::read_to_string(root.join(rel)).map_err(|e| InputError::file(rel, e));
         let names = Names::parse(&read(NAMES_FILE)?, NAMES_FILE)?;
         let file: RulesFile = toml::from_str(&read(RULES_FILE)?).map_err(|e| InputError::file(RULES_FILE, e))?;
+        let extensions: ExtensionsFile =
+            toml::from_str(&read(EXTENSIONS_FILE)?).map_err(|e| InputError::file(EXTENSIONS_FILE, e))?;
+        let extension_ids: BTreeSet<&str> = extensions.extension.iter().map(|e| e.id.as_str()).collect();
         let mut cited_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut bad_cites = Vec::new();
         let recommending =
             fixtures.iter().filter_map(|(path, t)| Some((path.clone(), t.recommends.clone()?))).collect();
         for (path, trace) in fixtures {
             for cite in &trace.cites {
-                if cite_exists(&names, cite) {
+                if cite_exists(&names, cite) || extension_ids.contains(cite.as_str()) {
                     cited_by.entry(cite.clone()).or_default().push(path.clone());
                 } else {
                     bad_cites.push((path.clone(), cite.clone()));
@@ -296,6 +323,7 @@ impl Catalogue {
         let profile_switches = profile_switches(&read(PROFILE_SOURCE)?).into_iter().map(|(n, _)| n).collect();
         Ok(Catalogue {
             rules: file.rule,
+            extensions: extensions.extension,
             names,
             cited_by,
             model,
@@ -437,6 +465,10 @@ impl Catalogue {
             .filter(|r| r.out_of_scope.is_none() && !cat.covered(&r.id))
             .map(|r| r.id.as_str())
             .collect();
+        out.push_str("\nRabbitMQ extensions (spec/extensions.toml), fixtures citing each:\n");
+        for x in &cat.extensions {
+            let _ = writeln!(out, "  {:<48} {:>3}  {}", x.id, cat.fixtures(&x.id).len(), x.page);
+        }
         if !gaps.is_empty() {
             out.push_str("\nin scope, not covered by a fixture yet:\n");
             for id in gaps {
@@ -481,11 +513,29 @@ impl Catalogue {
             }
         }
         self.reading_problems(&mut out);
+        let mut ids = BTreeSet::new();
+        for x in &self.extensions {
+            if !ids.insert(x.id.as_str()) {
+                out.push(format!("{EXTENSIONS_FILE}: extension `{}` has two entries", x.id));
+            }
+            if !x.id.starts_with("RabbitMQ ") || !x.page.starts_with("https://www.rabbitmq.com/") {
+                out.push(format!(
+                    "{EXTENSIONS_FILE}: `{}` must be `RabbitMQ ...` with a page of www.rabbitmq.com",
+                    x.id
+                ));
+            }
+            if x.statement.trim().is_empty() || x.statement.contains('\n') {
+                out.push(format!("{EXTENSIONS_FILE}: `{}`: the statement must be one non-empty line", x.id));
+            }
+            if !self.covered(&x.id) {
+                out.push(format!("{EXTENSIONS_FILE}: `{}` is cited by no fixture", x.id));
+            }
+        }
         for (fixture, cite) in &self.bad_cites {
             out.push(format!(
                 "{fixture}: `cite: {cite}` names no rule, class, method, field or domain of the specification \
                  ({NAMES_FILE}), nor an errata section (`errata N`), a tutorial section (`tutorial 3.2`) or a \
-                 RabbitMQ document (`RabbitMQ ...`)"
+                 RabbitMQ extension of {EXTENSIONS_FILE} (`RabbitMQ ...`)"
             ));
         }
         // A departure is only excused where the rule's force leaves the server a choice.
@@ -505,7 +555,7 @@ impl Catalogue {
 
 /// Whether a fixture's cite names something that exists (see [`Catalogue::problems`]).
 fn cite_exists(names: &Names, cite: &str) -> bool {
-    if names.is_rule(cite) || names.parts.contains(cite) || cite.starts_with("RabbitMQ ") {
+    if names.is_rule(cite) || names.parts.contains(cite) {
         return true;
     }
     if let Some(n) = cite.strip_prefix("errata ") {
@@ -610,6 +660,7 @@ mod tests {
         let rule = |id: &str| Rule { id: id.into(), statement: "s".into(), out_of_scope: None };
         Catalogue {
             rules: vec![rule("basic 01"), rule("basic ack multiple exists")],
+            extensions: vec![],
             names: Names::parse(NAMES, "n").unwrap(),
             cited_by: BTreeMap::from([("basic 01".to_string(), vec!["f.trace".to_string()])]),
             model: BTreeMap::new(),
@@ -682,14 +733,21 @@ mod tests {
     #[test]
     fn cites_must_name_something() {
         let names = Names::parse(NAMES, "n").unwrap();
-        for good in
-            ["basic 01", "basic ack", "basic ack multiple", "errata 14", "tutorial 3.2", "RabbitMQ consumer prefetch"]
-        {
+        for good in ["basic 01", "basic ack", "basic ack multiple", "errata 14", "tutorial 3.2"] {
             assert!(cite_exists(&names, good), "{good}");
         }
-        for bad in
-            ["basic 02", "basic nack", "errata 99", "errata x", "tutorial", "tutorial 3.", "RabbitMQ", "rabbitmq x"]
-        {
+        // RabbitMQ's extensions are names of spec/extensions.toml, looked up by `Catalogue::load`.
+        for bad in [
+            "basic 02",
+            "basic nack",
+            "errata 99",
+            "errata x",
+            "tutorial",
+            "tutorial 3.",
+            "RabbitMQ",
+            "rabbitmq x",
+            "RabbitMQ consumer prefetch",
+        ] {
             assert!(!cite_exists(&names, bad), "{bad}");
         }
     }

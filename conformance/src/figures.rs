@@ -530,6 +530,7 @@ mod tests {
         matrix.cells.insert("fixtures/b.trace".into(), vec![cell("–"), cell("–")]);
         matrix.cells.insert("fixtures/c.trace".into(), vec![cell("pass"), cell("pass")]);
         let catalogue = Catalogue {
+            extensions: vec![],
             rules: Vec::new(),
             names: Names::default(),
             cited_by: BTreeMap::new(),

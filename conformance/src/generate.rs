@@ -79,6 +79,12 @@ pub struct GenConfig {
     /// Kinds of action left out of the traces ([`WITHOUT_KINDS`]): for a broker without a
     /// feature, or with a known deviation in it that would fail most traces.
     pub without: Vec<String>,
+    /// RabbitMQ's message-lifetime extensions (`amqp_model::lifetime`): `q2` is declared with a
+    /// message TTL of 200 ms, a length limit of 2 and `x1` as its dead-letter exchange, `q3`
+    /// with a length limit of 1 that refuses publishes; every third message has an `expiration`
+    /// of 100 ms; and time passes (`pass 50`, `pass 400`). Only for the `rabbitmq` profile (the
+    /// specification gives those arguments no meaning), so it implies `spec_compatible: false`.
+    pub lifetime: bool,
 }
 
 impl Default for GenConfig {
@@ -93,6 +99,7 @@ impl Default for GenConfig {
             avoid_known_differences: true,
             shrink_attempts: 200,
             without: Vec::new(),
+            lifetime: false,
         }
     }
 }

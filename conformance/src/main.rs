@@ -135,6 +135,13 @@ enum Cmd {
         /// seed still gives the same plans.
         #[arg(long, value_delimiter = ',', value_name = "KINDS")]
         without: Vec<String>,
+        /// Use RabbitMQ's message-lifetime extensions: q2 gets a 200 ms message TTL, a length
+        /// limit of 2 and x1 as its dead-letter exchange, q3 a length limit of 1 that refuses
+        /// publishes, every third message an expiration of 100 ms, and time passes (`pass 50`,
+        /// `pass 400`). The specification gives these no meaning, so this needs
+        /// `--profile rabbitmq`.
+        #[arg(long)]
+        lifetime: bool,
         /// Run the traces on the model itself instead of the in-process reference broker.
         #[arg(long, conflicts_with = "broker")]
         model: bool,
@@ -522,6 +529,7 @@ struct Generation<'a> {
     shrink: bool,
     without: &'a [String],
     model: bool,
+    lifetime: bool,
 }
 
 fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
@@ -532,7 +540,16 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
     if let Some(bad) = g.without.iter().find(|k| !WITHOUT_KINDS.contains(&k.as_str())) {
         return Err(Fatal(format!("--without: unknown kind `{bad}` (known: {})", WITHOUT_KINDS.join(", "))));
     }
-    let config = GenConfig { steps: g.steps, without: g.without.to_vec(), ..GenConfig::default() };
+    if g.lifetime && common.profile != amqp_model::ProfileName::Rabbitmq {
+        return Err(Fatal("--lifetime: RabbitMQ's message-lifetime extensions need --profile rabbitmq (the specification gives their arguments no meaning)".into()));
+    }
+    let config = GenConfig {
+        steps: g.steps,
+        without: g.without.to_vec(),
+        lifetime: g.lifetime,
+        spec_compatible: !g.lifetime,
+        ..GenConfig::default()
+    };
     let traces: Vec<(String, Trace)> = amqp_conformance::generate::generate(seed, g.count, &config)
         .into_iter()
         .enumerate()
@@ -811,7 +828,7 @@ fn main() -> ExitCode {
         Cmd::Coverage { paths, min } => coverage(paths, *min),
         Cmd::Docs { out, check } => docs(out, *check),
         Cmd::Stress { paths, runs, load, common } => stress(paths, *runs, *load, common),
-        Cmd::Generate { seed, count, steps, save, name, no_shrink, without, model, common } => {
+        Cmd::Generate { seed, count, steps, save, name, no_shrink, without, model, lifetime, common } => {
             let g = Generation {
                 seed: *seed,
                 count: *count,
@@ -821,6 +838,7 @@ fn main() -> ExitCode {
                 shrink: !no_shrink,
                 without,
                 model: *model,
+                lifetime: *lifetime,
             };
             generate(&g, common)
         }

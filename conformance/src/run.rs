@@ -109,9 +109,14 @@ fn command_step(
     next_on_same_channel: bool,
 ) -> (Vec<Event>, Result<(), Box<Divergence>>) {
     let hint = Hint { confirm: !next_on_same_channel || validator.may_answer(model) };
+    let start = target.elapsed();
     let mut observed = target.command(real, hint);
     let mut retried = false;
     loop {
+        // The step happened between its sending and now (`amqp_model::lifetime::clock`).
+        if let (Some(start), Some(end)) = (start, target.elapsed()) {
+            validator.window(start, end);
+        }
         let mut trial = validator.clone();
         match trial.command(model, &observed) {
             Ok(()) => {
@@ -232,7 +237,11 @@ fn recheck_late(
 /// period; the model must then be quiescent.
 fn wait_step(validator: &mut Validator, target: &mut dyn Target) -> (Vec<Event>, Result<(), Box<Divergence>>) {
     let mut observed = Vec::new();
+    let start = target.elapsed();
     loop {
+        if let (Some(start), Some(end)) = (start, target.elapsed()) {
+            validator.window(start, end);
+        }
         let mut trial = validator.clone();
         let how = match trial.wait(&observed) {
             Ok(()) => Listen::Tail,

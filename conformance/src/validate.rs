@@ -89,9 +89,31 @@ impl fmt::Display for Divergence {
     }
 }
 
-/// Blank what the wire does not carry: message identities and the queue of a delivery.
+/// The headers of a message without what no two runs agree on: the `time` of each `x-death`
+/// entry (when a dead-lettered message died, `amqp_model::lifetime::dead_letter`), which the
+/// model leaves out.
+fn timeless(headers: &amqp_model::Table) -> amqp_model::Table {
+    let mut headers = headers.clone();
+    if let Some(amqp_model::Value::Array(deaths)) = headers.get_mut("x-death") {
+        for d in deaths {
+            if let amqp_model::Value::Table(t) = d {
+                t.remove("time");
+            }
+        }
+    }
+    headers
+}
+
+/// Blank what the wire does not carry, or carries but no two runs agree on: message identities,
+/// the queue of a delivery, the time in `x-death` headers.
 pub fn blank(e: &Event) -> Event {
-    let msg = |m: &Message| Message(Arc::new(MessageData { id: MsgId(0), ..(*m.0).clone() }));
+    let msg = |m: &Message| {
+        let mut data = MessageData { id: MsgId(0), ..(*m.0).clone() };
+        if data.content.headers.contains_key("x-death") {
+            data.content.headers = timeless(&data.content.headers);
+        }
+        Message(Arc::new(data))
+    };
     match e {
         Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, message, .. } => Event::Deliver {
             ch: *ch,
@@ -437,6 +459,14 @@ impl Validator {
             lagging: Vec::new(),
             names: BTreeMap::new(),
             loose_counts: false,
+        }
+    }
+
+    /// Bound the next step on a real clock: sent no earlier than `start`, heard whole by `end`
+    /// (milliseconds since the session began; [`Broker::window`]).
+    pub fn window(&mut self, start: u64, end: u64) {
+        for s in self.states.iter_mut().chain(self.lagging.iter_mut()) {
+            s.window(start, end);
         }
     }
 

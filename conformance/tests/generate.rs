@@ -42,6 +42,8 @@ fn assert_performable(trace: &Trace, recording: &Recording) {
             let line = step.line;
             match command {
                 Command::Restart | Command::ConnectionDrop { .. } => panic!("{name}:{line}: an environment event"),
+                // Time passing needs nothing open (and every target performs it).
+                Command::Pass { .. } => {}
                 Command::ConnectionOpen { conn } => assert!(conns.insert(*conn), "{name}:{line}: opened twice"),
                 Command::ConnectionClose { conn } => assert!(conns.contains(conn), "{name}:{line}: not open"),
                 Command::ChannelOpen { ch } => {
@@ -430,4 +432,36 @@ fn generated_traces_pass_against_rabbitmq() {
     }
     eprintln!("30 generated traces against RabbitMQ in {:?}", start.elapsed());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// With `lifetime`, traces use RabbitMQ's message-lifetime extensions: queues with a TTL, a
+/// length limit and a dead-letter exchange, messages with an expiration, time passing; and on
+/// the model some dead-lettered message reaches a client.
+#[test]
+fn lifetime_traces_use_ttl_limits_and_dead_letters() {
+    let config = GenConfig { lifetime: true, spec_compatible: false, ..GenConfig::default() };
+    let traces = generate(11, 150, &config);
+    let commands = || traces.iter().flat_map(|t| t.commands());
+    assert!(commands().any(|c| matches!(c, Command::Pass { ms: 400 })));
+    assert!(commands().any(|c| matches!(c, Command::QueueDeclare { arguments, .. }
+        if arguments.contains_key(&Name::from("x-dead-letter-exchange")))));
+    assert!(commands().any(|c| matches!(c, Command::BasicPublish { content, .. }
+        if content.properties.get("expiration").is_some())));
+    let mut dead_lettered = false;
+    for trace in &traces {
+        assert_well_formed(trace, &config);
+        let recording = record(trace, Profile::rabbitmq(), &mut model(Profile::rabbitmq()));
+        assert_eq!(recording.verdict, Verdict::Pass, "{}", write(trace));
+        for e in recording.steps.iter().flat_map(|s| s.events.iter()) {
+            match e {
+                Event::Deliver { message, .. } | Event::Reply { reply: Reply::GetOk { message, .. }, .. }
+                    if message.0.content.headers.contains_key(&Name::from("x-death")) =>
+                {
+                    dead_lettered = true
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(dead_lettered, "no generated trace got a dead-lettered message");
 }

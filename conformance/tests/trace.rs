@@ -327,9 +327,10 @@ fn variant(c: &Command) -> usize {
         TxCommit { .. } => 25,
         TxRollback { .. } => 26,
         Restart => 27,
+        Pass { .. } => 28,
     }
 }
-const VARIANTS: usize = 28;
+const VARIANTS: usize = 29;
 
 /// Every command variant with every combination of its flags, on connection 12 channel 345,
 /// with plain names.
@@ -354,6 +355,8 @@ fn every_command_shape() -> Vec<Command> {
         TxCommit { ch },
         TxRollback { ch },
         Restart,
+        Pass { ms: 0 },
+        Pass { ms: 300 },
     ];
     for kind in [ExchangeKind::Direct, ExchangeKind::Fanout, ExchangeKind::Topic, ExchangeKind::Headers] {
         for f in combinations(4) {
@@ -672,7 +675,8 @@ fn bad_field_values_and_properties_are_refused() {
     assert_line_error(&publish("headers={a=[1,2}"), &["unbalanced", "a=[1,2"]);
     assert_line_error(&publish("timestamp=-1"), &["timestamp=", "-1"]);
     assert_line_error(&publish("priority=256"), &["priority=", "256"]);
-    assert_line_error(&publish("expiration=5"), &["does not take", "timestamp="]);
+    assert_line_error(&publish("user-id=5"), &["does not take", "expiration="]);
+    assert_line_error(&HEAD_PASS.replace("N", "soon"), &["pass", "milliseconds", "soon"]);
 }
 
 #[test]
@@ -879,6 +883,9 @@ fn hand_made_events_with_awkward_names_round_trip() {
 
 // ---------------------------------------------------------------------------------------------
 // Parse errors
+
+/// A `pass` line whose time is `N`.
+const HEAD_PASS: &str = "pass N";
 
 /// Five good lines: a header, a blank line, a connection and a channel.
 const HEAD: &str = "title: errors\ncite: basic 10\n\nc1 connection.open\nc1.1 channel.open\n";

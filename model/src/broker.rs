@@ -65,6 +65,16 @@ pub enum Internal {
     /// choosing (`Profile::deferred_deletion`). Clients see nothing: the step is silent, and is
     /// owed once a `wait` is over ([`crate::Broker::owes_removal`]).
     Remove(Removal),
+    /// Expire the message at `at` of `queue`, whose time to live may have passed
+    /// ([`crate::lifetime::ttl`]): it leaves the queue, dead-lettered if the queue says where.
+    /// Silent itself (a dead-lettered copy may then be delivered); owed once the deadline has
+    /// surely passed ([`crate::Broker::owes_expiry`]).
+    Expire {
+        /// The queue.
+        queue: crate::types::Name,
+        /// Where the message is in the queue's ready list (a head).
+        at: usize,
+    },
 }
 
 /// What an [`Internal::Remove`] deletes.
@@ -73,8 +83,9 @@ pub enum Removal {
     /// An auto-delete exchange that lost its last binding as a source
     /// (`exchange declare auto-delete amq_exchange_02`).
     Exchange(crate::types::Name),
-    /// An exclusive queue whose connection closed (`queue declare exclusive exclusive`), or an
-    /// auto-delete queue that lost its last consumer (`queue declare auto-delete`).
+    /// An exclusive queue whose connection closed (`queue declare exclusive exclusive`), an
+    /// auto-delete queue that lost its last consumer (`queue declare auto-delete`), or a queue
+    /// unused for its `x-expires` ([`crate::lifetime::expires`]).
     Queue(crate::types::Name),
 }
 
@@ -101,6 +112,7 @@ impl crate::state::Broker {
         let mut out = Vec::new();
         match cmd {
             Command::Restart => self.restart(&mut out),
+            Command::Pass { ms } => self.pass(*ms),
             Command::ConnectionOpen { conn } => {
                 if self.connections.contains_key(conn) {
                     return Err(UsageError::AlreadyConnected(*conn));
@@ -205,30 +217,42 @@ impl crate::state::Broker {
             TxSelect { .. } => self.tx_select(ch, out),
             TxCommit { .. } => self.tx_commit(ch, out),
             TxRollback { .. } => self.tx_rollback(ch, out),
-            ConnectionOpen { .. } | ConnectionClose { .. } | ConnectionDrop { .. } | Restart | ChannelOpen { .. } => {
+            ConnectionOpen { .. }
+            | ConnectionClose { .. }
+            | ConnectionDrop { .. }
+            | Restart
+            | Pass { .. }
+            | ChannelOpen { .. } => {
                 unreachable!("handled by apply")
             }
         }
     }
 
     /// The broker's own choices available now: deliveries to consumers with capacity, then the
-    /// deletions it owes ([`Internal::Remove`]).
+    /// deletions it may make ([`Internal::Remove`]) and the expiries ([`Internal::Expire`]).
     pub fn internal_steps(&self, out: &mut Vec<Internal>) {
         self.dispatch_choices(out);
         self.removal_choices(out);
+        self.expiry_choices(out);
     }
 
-    /// The deletions due under `Profile::deferred_deletion`.
+    /// The deletions due under `Profile::deferred_deletion`, and those of queues whose
+    /// `x-expires` may have passed.
     fn removal_choices(&self, out: &mut Vec<Internal>) {
         let exchanges = self.exchanges.iter().filter(|(_, x)| x.unused).map(|(n, _)| Removal::Exchange(n.clone()));
         let queues = self.queues.iter().filter(|(_, q)| q.orphaned || q.unused).map(|(n, _)| Removal::Queue(n.clone()));
-        out.extend(exchanges.chain(queues).map(Internal::Remove));
+        let expired = self.expired_queues().filter(|n| !self.queues[*n].orphaned && !self.queues[*n].unused);
+        let expired: Vec<Removal> = expired.map(|n| Removal::Queue(n.clone())).collect();
+        out.extend(exchanges.chain(queues).chain(expired).map(Internal::Remove));
     }
 
-    /// Whether a deletion is due ([`Internal::Remove`]): a step that must have been taken once
-    /// a `wait` is over, though nothing shows it but the answers to later commands.
+    /// Whether a silent step is owed: a deletion ([`Internal::Remove`]) or an expiry
+    /// ([`Internal::Expire`]) that must have been made once a `wait` is over, though nothing
+    /// shows it but the answers to later commands.
     pub fn owes_removal(&self) -> bool {
-        self.exchanges.values().any(|x| x.unused) || self.queues.values().any(|q| q.orphaned || q.unused)
+        self.exchanges.values().any(|x| x.unused)
+            || self.queues.values().any(|q| q.orphaned || q.unused)
+            || self.profile.lifetime && (self.owes_queue_expiry() || self.owes_expiry())
     }
 
     /// Whether the broker still has something it must do on its own: a delivery it may make
@@ -252,7 +276,7 @@ impl crate::state::Broker {
                     && self.capacity(consumer, true)
                     && !self.passes_avoided(queue, consumer, *at)
             }
-            Internal::Remove(_) => false,
+            Internal::Remove(_) | Internal::Expire { .. } => false,
         })
     }
 
@@ -279,6 +303,7 @@ impl crate::state::Broker {
             }
             Internal::Remove(Removal::Exchange(name)) => self.delete_exchange(name, &mut out),
             Internal::Remove(Removal::Queue(name)) => self.delete_queue(name, &mut out),
+            Internal::Expire { queue, at } => self.expire(queue, *at, &mut out),
         }
         self.block_full();
         out

@@ -154,6 +154,11 @@ pub enum Command {
     /// The broker restarts (environment event): every connection is forced closed, and only
     /// durable entities and persistent messages in durable queues remain.
     Restart,
+    /// Time passes: the broker's clock moves on by `ms` milliseconds (environment event), and
+    /// what falls due meanwhile (an expiry, [`crate::lifetime`]) may happen.
+    Pass {
+        ms: u32,
+    },
 }
 
 impl Command {
@@ -161,7 +166,7 @@ impl Command {
     pub fn channel(&self) -> Option<ChanRef> {
         use Command::*;
         match self {
-            ConnectionOpen { .. } | ConnectionClose { .. } | ConnectionDrop { .. } | Restart => None,
+            ConnectionOpen { .. } | ConnectionClose { .. } | ConnectionDrop { .. } | Restart | Pass { .. } => None,
             ChannelOpen { ch }
             | ChannelClose { ch }
             | ExchangeDeclare { ch, .. }
@@ -195,7 +200,7 @@ impl Command {
             Command::ConnectionOpen { conn } | Command::ConnectionClose { conn } | Command::ConnectionDrop { conn } => {
                 Some(*conn)
             }
-            Command::Restart => None,
+            Command::Restart | Command::Pass { .. } => None,
             other => other.channel().map(|c| c.conn),
         }
     }
@@ -206,7 +211,7 @@ impl Command {
         Some(match self {
             ConnectionOpen { .. } => Method::ConnectionOpen,
             ConnectionClose { .. } => Method::ConnectionClose,
-            ConnectionDrop { .. } | Restart => return None,
+            ConnectionDrop { .. } | Restart | Pass { .. } => return None,
             ChannelOpen { .. } => Method::ChannelOpen,
             ChannelClose { .. } => Method::ChannelClose,
             ExchangeDeclare { .. } => Method::ExchangeDeclare,

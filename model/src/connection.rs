@@ -88,8 +88,9 @@ impl Broker {
         for conn in std::mem::take(&mut self.connections).into_values() {
             for ch in conn.channels.into_values() {
                 for u in ch.unacked.into_values().filter(|u| !u.queue_gone) {
-                    returning
-                        .push((u.queue, Ready { msg: u.msg, redelivered: true, flag_optional, avoid: None, floating }));
+                    let expires = u.expires;
+                    let r = Ready { msg: u.msg, redelivered: true, flag_optional, avoid: None, floating, expires };
+                    returning.push((u.queue, r));
                 }
             }
         }

@@ -55,6 +55,12 @@ impl Broker {
         if name.is_empty() {
             return Err(self.default_exchange_refused(true));
         }
+        // RabbitMQ checks the alternate exchange's name is a string (Q44: an integer is 406).
+        let bad_alternate =
+            arguments.get("alternate-exchange").is_some_and(|v| !matches!(v, crate::types::Value::Str(_)));
+        if !passive && self.profile.lifetime && bad_alternate {
+            return Err(Channel(PreconditionFailed));
+        }
         match self.exchanges.get(name) {
             Some(_) if passive => {}
             Some(_) => {

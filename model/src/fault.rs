@@ -36,6 +36,16 @@ pub enum Fault {
     ExclusiveIgnored,
     /// Priorities are ignored: waiting messages go out in arrival order.
     PriorityIgnored,
+    /// Messages expire a millisecond before their deadline (`x-message-ttl`, `expiration`).
+    ExpiresEarly,
+    /// A dead message is dropped instead of dead-lettered.
+    DeadLetterDropped,
+    /// Length limits are ignored: a queue takes every message.
+    LengthLimitIgnored,
+    /// A queue with `x-expires` is never deleted for lack of use.
+    QueueNeverExpires,
+    /// The `alternate-exchange` argument is ignored.
+    AlternateIgnored,
 }
 
 impl Fault {
@@ -51,7 +61,7 @@ impl Fault {
     ];
 
     /// Every fault, for tests that try them all.
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 19] = [
         Fault::DirectIgnoresKey,
         Fault::FanoutFirstOnly,
         Fault::TopicHashIsOneWord,
@@ -66,6 +76,11 @@ impl Fault {
         Fault::RestartKeepsTransient,
         Fault::ExclusiveIgnored,
         Fault::PriorityIgnored,
+        Fault::ExpiresEarly,
+        Fault::DeadLetterDropped,
+        Fault::LengthLimitIgnored,
+        Fault::QueueNeverExpires,
+        Fault::AlternateIgnored,
     ];
 }
 

@@ -11,7 +11,9 @@
 //!
 //! Each AMQP class has its module ([`exchange`], [`queue`], [`basic`], [`confirm`], [`tx`],
 //! [`channel`], [`connection`]) and each exchange type its routing module ([`routing`]); the
-//! doc comment of each method names the specification rules it implements.
+//! doc comment of each method names the specification rules it implements. RabbitMQ's
+//! message-lifetime extensions (TTL, queue expiry, length limits, dead-lettering, alternate
+//! exchanges) have theirs ([`lifetime`]), citing RabbitMQ's documentation instead.
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]
 
@@ -26,6 +28,7 @@ pub mod connection;
 pub mod event;
 pub mod exchange;
 pub mod fault;
+pub mod lifetime;
 pub mod methods;
 pub mod profile;
 pub mod queue;

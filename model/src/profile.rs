@@ -289,6 +289,11 @@ pub struct Profile {
     /// the bands 0-4 and 5-9 at least, finer levels as the broker's scheme has them (`basic 06`,
     /// `basic 07`); RabbitMQ: levels only in a queue declared with `x-max-priority`.
     pub priority_levels: PriorityLevels,
+    /// Whether RabbitMQ's message-lifetime extensions act ([`crate::lifetime`]): message and
+    /// queue TTL, length limits, dead-lettering, alternate exchanges, and the checks of their
+    /// arguments. Under `spec` (`false`) the arguments are kept and compared only: the text
+    /// leaves their meaning to the server and gives `expiration` none. RabbitMQ: `true`.
+    pub lifetime: bool,
 }
 
 /// Where a requeued message goes back (`Profile::requeue_position`).
@@ -469,6 +474,7 @@ impl Profile {
             durable_exclusive_open: true,
             header_values_open: true,
             priority_levels: PriorityLevels::Bands,
+            lifetime: false,
         }
     }
 
@@ -519,6 +525,7 @@ impl Profile {
             durable_exclusive_open: false,
             header_values_open: false,
             priority_levels: PriorityLevels::MaxPriorityArgument,
+            lifetime: true,
         }
     }
 

@@ -175,6 +175,9 @@ impl Broker {
                 DurableExclusive::Refused => return Err(Channel(PreconditionFailed)),
             },
         };
+        if !passive && self.profile.lifetime {
+            crate::lifetime::check_queue_arguments(arguments)?;
+        }
         let (message_count, consumer_count, name) = match self.queues.get(&name) {
             Some(q) => {
                 if q.locked_for(ch.conn) {
@@ -218,12 +221,14 @@ impl Broker {
                     default_unbound: false,
                     orphaned: false,
                     unused: false,
+                    used: None,
                 };
                 self.queues.insert(name.clone(), q);
                 (0, 0, name)
             }
         };
         self.channel_mut(ch).last_queue = Some(name.clone());
+        self.renew(&name);
         out.push(Event::Reply { ch, reply: Reply::QueueDeclareOk { queue: name, message_count, consumer_count } });
         Ok(())
     }

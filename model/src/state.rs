@@ -52,6 +52,10 @@ pub struct Broker {
     /// far ([`crate::basic::priority`]; under `rabbitmq` always all).
     #[serde(default = "crate::choice::Readings::all")]
     pub priority_schemes: crate::choice::Readings,
+    /// The clock ([`crate::lifetime::clock`]): moved on by [`crate::Command::Pass`] and, for a
+    /// real broker, by the runner ([`Broker::window`]).
+    #[serde(default)]
+    pub clock: crate::lifetime::clock::Clock,
     /// The choices of the command being applied (not state: equal in every broker).
     #[serde(skip)]
     pub(crate) choices: crate::choice::Choices,
@@ -134,6 +138,10 @@ pub struct Queue {
     /// comes first.
     #[serde(default)]
     pub unused: bool,
+    /// When the queue was last used, for its expiry (`x-expires`, [`crate::lifetime::expires`]);
+    /// kept only where the profile acts on it.
+    #[serde(default)]
+    pub used: Option<crate::lifetime::clock::Due>,
 }
 
 impl Queue {
@@ -172,6 +180,9 @@ pub struct Ready {
     /// [`Broker::next_msg`] of that moment: a message with a greater or equal id arrived later
     /// and must wait for it. `None`: it keeps its place.
     pub floating: Option<u32>,
+    /// When it expires ([`crate::lifetime::ttl`]), if it has a time to live.
+    #[serde(default)]
+    pub expires: Option<crate::lifetime::clock::Due>,
 }
 
 /// A consumer, named by its channel and tag.
@@ -254,6 +265,9 @@ pub struct Unacked {
     pub redelivered: bool,
     /// In a transaction: the settlement waiting for `tx.commit`.
     pub pending: Option<Settle>,
+    /// When it expires once back in its queue ([`crate::lifetime::ttl`]: not while it is out).
+    #[serde(default)]
+    pub expires: Option<crate::lifetime::clock::Due>,
 }
 
 /// How an unacked delivery is settled.
@@ -376,6 +390,7 @@ impl Broker {
             durable_exclusive: None,
             header_readings: crate::choice::Readings::ALL,
             priority_schemes: crate::choice::Readings::ALL,
+            clock: Default::default(),
             choices: Default::default(),
         }
     }

@@ -48,11 +48,11 @@ impl Broker {
         for p in publishes {
             self.settle_header_reading(&p.exchange, &p.routing_key, &p.content.headers);
             let open = self.tx_return_open(&p.exchange, &p.routing_key, p.mandatory, &p.content);
-            match if open { self.either("tx not mandatory", 3) } else { 0 } {
+            let _ = match if open { self.either("tx not mandatory", 3) } else { 0 } {
                 0 => self.enqueue(ch, &p.exchange, &p.routing_key, p.mandatory, &p.content, out),
                 1 => self.enqueue(ch, &p.exchange, &p.routing_key, true, &p.content, &mut late),
                 _ => self.enqueue(ch, &p.exchange, &p.routing_key, false, &p.content, out),
-            }
+            };
         }
         let chan = self.channel_mut(ch);
         let tags: Vec<u64> = chan.unacked.iter().filter(|(_, u)| u.pending.is_some()).map(|(t, _)| *t).collect();

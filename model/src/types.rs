@@ -228,9 +228,10 @@ pub struct Content {
     pub properties: Properties,
 }
 
-/// The basic properties that a broker passes on as published and that decide nothing in the
-/// model. `expiration` and `user-id`, which brokers act on, are not among them (nor `priority`,
-/// which is [`Content::priority`]), nor is the deprecated `cluster-id`.
+/// The basic properties other than the headers, the delivery mode and the priority: those a
+/// broker passes on as published, and `expiration` ("for implementation use": under `rabbitmq`
+/// a message's time to live, [`crate::lifetime::ttl`]). `user-id`, which brokers check against
+/// the connection's user, is not among them, nor is the deprecated `cluster-id`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Properties {
     /// The text properties that are set, by their index in [`Properties::TEXT`] (a map, small when
@@ -243,8 +244,16 @@ pub struct Properties {
 impl Properties {
     /// The names of the text properties, in the specification's order (`type` is the property
     /// the specification calls `type`).
-    pub const TEXT: [&'static str; 7] =
-        ["content-type", "content-encoding", "correlation-id", "reply-to", "message-id", "type", "app-id"];
+    pub const TEXT: [&'static str; 8] = [
+        "content-type",
+        "content-encoding",
+        "correlation-id",
+        "reply-to",
+        "message-id",
+        "type",
+        "app-id",
+        "expiration",
+    ];
 
     /// The text property `name` (one of [`Properties::TEXT`]).
     pub fn get(&self, name: &str) -> Option<&Name> {

@@ -2422,7 +2422,7 @@ fn requeue_position() {
                 .iter()
                 .map(|s| match s {
                     Internal::Deliver { at, .. } => *at,
-                    Internal::Remove(r) => panic!("no deletion is due here: {r:?}"),
+                    other => panic!("only deliveries are possible here: {other:?}"),
                 })
                 .collect();
             assert_eq!(places.len(), 2, "{steps:?}");
@@ -2472,7 +2472,7 @@ fn redelivered_flag_after_requeue() {
             .iter()
             .map(|s| match s {
                 Internal::Deliver { redelivered, .. } => *redelivered,
-                Internal::Remove(r) => panic!("no deletion is due here: {r:?}"),
+                other => panic!("only deliveries are possible here: {other:?}"),
             })
             .collect();
         assert_eq!(step_flags, expected);

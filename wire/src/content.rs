@@ -34,7 +34,7 @@ pub fn wire_properties(c: &Content) -> AMQPProperties {
     if let Some(p) = c.priority {
         props = props.with_priority(p);
     }
-    let setters: [fn(AMQPProperties, ShortString) -> AMQPProperties; 7] = [
+    let setters: [fn(AMQPProperties, ShortString) -> AMQPProperties; 8] = [
         AMQPProperties::with_content_type,
         AMQPProperties::with_content_encoding,
         AMQPProperties::with_correlation_id,
@@ -42,6 +42,7 @@ pub fn wire_properties(c: &Content) -> AMQPProperties {
         AMQPProperties::with_message_id,
         AMQPProperties::with_type,
         AMQPProperties::with_app_id,
+        AMQPProperties::with_expiration,
     ];
     for (set, (_, value)) in setters.into_iter().zip(c.properties.texts()) {
         if let Some(v) = value {
@@ -55,8 +56,17 @@ pub fn wire_properties(c: &Content) -> AMQPProperties {
 }
 
 /// The text properties in [`Properties::TEXT`]'s order.
-fn text_properties(p: &AMQPProperties) -> [&Option<ShortString>; 7] {
-    [p.content_type(), p.content_encoding(), p.correlation_id(), p.reply_to(), p.message_id(), p.kind(), p.app_id()]
+fn text_properties(p: &AMQPProperties) -> [&Option<ShortString>; 8] {
+    [
+        p.content_type(),
+        p.content_encoding(),
+        p.correlation_id(),
+        p.reply_to(),
+        p.message_id(),
+        p.kind(),
+        p.app_id(),
+        p.expiration(),
+    ]
 }
 
 #[cfg(test)]

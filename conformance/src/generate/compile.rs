@@ -392,6 +392,29 @@ impl Compiler<'_> {
         Some(name)
     }
 
+    /// The declare arguments of queue `i`: none, but under [`GenConfig::lifetime`] for `q2` (a
+    /// 200 ms TTL, a length limit of 2, `x1` as its dead-letter exchange) and `q3` (a length limit
+    /// of 1 that refuses publishes).
+    fn queue_arguments(&self, i: u8) -> Table {
+        let mut t = Table::new();
+        if !self.config.lifetime {
+            return t;
+        }
+        match i {
+            1 => {
+                t.insert("x-message-ttl".into(), Value::Int(200));
+                t.insert("x-max-length".into(), Value::Int(2));
+                t.insert("x-dead-letter-exchange".into(), Value::Str(self.exchange_name(0)));
+            }
+            2 => {
+                t.insert("x-max-length".into(), Value::Int(1));
+                t.insert("x-overflow".into(), Value::Str("reject-publish".into()));
+            }
+            _ => {}
+        }
+        t
+    }
+
     fn queue(&mut self, ch: ChanRef, i: u8) -> Option<Name> {
         let name = self.queue_name(i);
         if !self.state.rabbit.queues.contains_key(&name) {
@@ -402,7 +425,7 @@ impl Compiler<'_> {
                 durable: false,
                 exclusive: false,
                 auto_delete: false,
-                arguments: Table::new(),
+                arguments: self.queue_arguments(i),
             };
             if !self.send(declare, false) {
                 return None;
@@ -500,8 +523,11 @@ impl Compiler<'_> {
                     }
                 };
                 self.state.bodies += 1;
-                let content =
+                let mut content =
                     Content { body: Name::from(format!("m{}", self.state.bodies)), headers, ..Content::default() };
+                if self.config.lifetime && self.state.bodies.is_multiple_of(3) {
+                    content.properties.set("expiration", Some("100".into()));
+                }
                 self.send(Command::BasicPublish { ch, exchange, routing_key, mandatory, content }, false)
             }
             Action::Consume { slot, queue, no_ack, prefetch } => {
@@ -631,6 +657,7 @@ impl Compiler<'_> {
                 let Some(ch) = self.open(slot) else { return false };
                 self.send(Command::QueueDelete { ch, queue: q, if_unused: false, if_empty: false }, false)
             }
+            Action::Pass { long } => self.send(Command::Pass { ms: if long { 400 } else { 50 } }, false),
         }
     }
 }

@@ -175,6 +175,12 @@ pub enum Action {
         /// Which queue.
         queue: u8,
     },
+    /// Time passes (`pass 50`, or `pass 400` when `long`): only with
+    /// [`GenConfig::lifetime`](super::GenConfig::lifetime).
+    Pass {
+        /// 400 ms rather than 50.
+        long: bool,
+    },
 }
 
 /// What `generate --without` can leave out: the kinds of action below (`requeue` stands for
@@ -207,6 +213,7 @@ pub const WITHOUT_KINDS: &[&str] = &[
     "count",
     "unbind",
     "delete-queue",
+    "pass",
 ];
 
 impl Action {
@@ -230,6 +237,7 @@ impl Action {
             Action::Count { .. } => "count",
             Action::Unbind { .. } => "unbind",
             Action::DeleteQueue { .. } => "delete-queue",
+            Action::Pass { .. } => "pass",
         };
         let requeues = matches!(self, Action::Nack { requeue: true, .. } | Action::Reject { requeue: true, .. });
         kinds.iter().any(|k| k == kind || (requeues && k == "requeue"))
@@ -349,7 +357,7 @@ fn traffic_action(config: &GenConfig) -> BoxedStrategy<Action> {
     let count = (s(), queues()).prop_map(|(slot, queue)| Action::Count { slot, queue });
     let unbind = (s(), any::<u8>()).prop_map(|(slot, binding)| Action::Unbind { slot, binding });
     let delete = (s(), queues()).prop_map(|(slot, queue)| Action::DeleteQueue { slot, queue });
-    prop_oneof![
+    let base = prop_oneof![
         30 => publish,
         12 => consume,
         8 => get,
@@ -365,7 +373,13 @@ fn traffic_action(config: &GenConfig) -> BoxedStrategy<Action> {
         1 => unbind,
         1 => delete,
     ]
-    .boxed()
+    .boxed();
+    // Only with lifetime, so that the plans of a seed without it stay what they were.
+    if config.lifetime {
+        prop_oneof![12 => base, 1 => prop::bool::weighted(0.4).prop_map(|long| Action::Pass { long })].boxed()
+    } else {
+        base
+    }
 }
 
 /// The proptest strategy of plans: `config.steps` actions or so, a sixth to a quarter of them

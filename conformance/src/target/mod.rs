@@ -51,6 +51,13 @@ pub trait Target {
     fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event>;
     /// Listen for what the broker does on its own (deliveries, confirms, server closes).
     fn listen(&mut self, how: Listen) -> Vec<Event>;
+    /// Milliseconds since the session began, on a real clock; `None` for a target whose time
+    /// passes only as the trace says (the model). The runner bounds each step with it
+    /// ([`amqp_model::Broker::window`]), so that what a broker does by timing is judged by the
+    /// time that really passed.
+    fn elapsed(&self) -> Option<u64> {
+        None
+    }
     /// Ask the broker again what the last command read, when the model says its answer may only
     /// have been early: the counts of a `queue.declare-ok` (RabbitMQ answers them ahead of
     /// messages still on their way into the queue). Returns the fresh answer, or None once the

@@ -225,6 +225,7 @@ impl RawTarget {
     fn perform(&mut self, command: &Command) {
         use Command::*;
         match command {
+            Pass { ms } => std::thread::sleep(Duration::from_millis(u64::from(*ms))),
             ConnectionOpen { conn } => self.open(*conn),
             ConnectionClose { conn } => {
                 if let Some(c) = self.conns.get_mut(conn) {
@@ -412,6 +413,10 @@ impl Target for RawTarget {
             self.perform(command);
         }
         std::mem::take(&mut self.events)
+    }
+
+    fn elapsed(&self) -> Option<u64> {
+        self.live.elapsed()
     }
 
     fn listen(&mut self, how: Listen) -> Vec<Event> {

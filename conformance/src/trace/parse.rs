@@ -382,10 +382,16 @@ fn content(mut a: Args, flags: &[&str], keys: &[&str]) -> Result<(Name, Name, Co
 /// Parse one command line: its command and capture.
 fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
     let mut it = toks.into_iter();
-    let first = word(it.next(), "a connection (c1), a channel (c1.1) or `restart`")?;
+    let first = word(it.next(), "a connection (c1), a channel (c1.1), `restart` or `pass`")?;
     if first == "restart" {
         Args { toks: it, verb: "restart".into() }.rest(&[], &[], false)?;
         return Ok((Command::Restart, None));
+    }
+    if first == "pass" {
+        let ms = word(it.next(), "a number of milliseconds (`pass 300`)")?;
+        let ms = ms.parse().map_err(|_| format!("pass needs a number of milliseconds, found `{ms}`"))?;
+        Args { toks: it, verb: "pass".into() }.rest(&[], &[], false)?;
+        return Ok((Command::Pass { ms }, None));
     }
     let target = target(&first)?;
     let verb = word(it.next(), "a method such as queue.declare")?;

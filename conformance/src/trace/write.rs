@@ -122,6 +122,7 @@ pub fn write_command(cmd: &Command) -> String {
     let mut out = target;
     let verb = match cmd {
         Restart => return "restart".into(),
+        Pass { ms } => return format!("pass {ms}"),
         ConnectionDrop { .. } => "drop",
         other => other.method().expect("a method").name(),
     };

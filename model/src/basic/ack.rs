@@ -125,7 +125,8 @@ impl Broker {
     /// without dead-letter queues is its end.
     pub(crate) fn finish(&mut self, ch: ChanRef, u: Unacked, how: Settle) {
         match how {
-            Settle::Ack | Settle::Discard => self.settle_copy(u.msg.id(), &u.queue),
+            Settle::Ack => self.settle_copy(u.msg.id(), &u.queue),
+            Settle::Discard => self.discard(u),
             Settle::Requeue => {
                 let avoid = self.profile.requeue_avoids_rejecting_channel.then_some(ch);
                 let elsewhere = |b: &Broker| {
@@ -136,6 +137,17 @@ impl Broker {
                 }
                 self.requeue(u, avoid);
             }
+        }
+    }
+
+    /// A delivery rejected or nacked without requeue: settled, and dead-lettered
+    /// ([`crate::lifetime::dead_letter`], reason `rejected`) if its queue is still there to say
+    /// where.
+    fn discard(&mut self, u: Unacked) {
+        self.settle_copy(u.msg.id(), &u.queue);
+        if !u.queue_gone {
+            let mut out = Vec::new();
+            self.dead_letter(&u.queue, &u.msg, crate::lifetime::dead_letter::Reason::Rejected, &mut out);
         }
     }
 
@@ -157,7 +169,11 @@ impl Broker {
             Some(q) => {
                 let id = u.msg.id();
                 let at = q.ready.partition_point(|r| r.msg.id() < id);
-                q.ready.insert(at, Ready { msg: u.msg, redelivered, flag_optional, avoid, floating });
+                let expires = u.expires;
+                q.ready.insert(at, Ready { msg: u.msg, redelivered, flag_optional, avoid, floating, expires });
+                // Back over a `drop-head` length limit, the oldest go (Q44: the requeued one).
+                let mut out = Vec::new();
+                self.drop_over_limits(&u.queue, &mut out);
             }
             None => self.settle_copy(u.msg.id(), &u.queue),
         }
@@ -183,7 +199,14 @@ impl Broker {
             match same {
                 Some(tag) => {
                     let queue = u.queue.clone();
-                    let r = Ready { msg: u.msg, redelivered: true, flag_optional: false, avoid: None, floating: None };
+                    let r = Ready {
+                        msg: u.msg,
+                        redelivered: true,
+                        flag_optional: false,
+                        avoid: None,
+                        floating: None,
+                        expires: u.expires,
+                    };
                     let delivery_tag = self.hand_over(ch, &queue, &r, Some(tag.clone()), false);
                     out.push(Event::Deliver {
                         ch,

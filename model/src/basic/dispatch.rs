@@ -98,7 +98,7 @@ impl Broker {
     /// `requeue_avoids_rejecting_channel`, not one its own channel rejected), by priority level
     /// ([`Broker::next_by_priority`]) and then [`next_candidates`].
     fn eligible(&self, queue: &Queue, c: &ConsumerRef) -> Vec<(usize, Schemes)> {
-        self.next_by_priority(queue, |r| r.avoid != Some(c.ch))
+        self.next_by_priority(queue, |r| r.avoid != Some(c.ch) && !self.surely_expired(r))
     }
 
     /// The deliveries possible now: for round robin, the next consumer in turn with capacity; for
@@ -229,6 +229,11 @@ impl Broker {
         let Some(q) = self.queues.get_mut(queue) else { return };
         q.consumers.retain(|x| x != c);
         q.blocked.retain(|x| x != c);
+        if q.consumer_count() == 0 {
+            // Its `x-expires` counts again from now (`crate::lifetime::expires`).
+            self.renew(queue);
+        }
+        let Some(q) = self.queues.get_mut(queue) else { return };
         if q.auto_delete && q.consumer_count() == 0 {
             if self.profile.deferred_deletion {
                 q.unused = true;

@@ -128,13 +128,17 @@ impl Broker {
         if let Some(code) = refused {
             return self.refuse_publish(ch, code);
         }
+        // RabbitMQ refuses an `expiration` that is not a count of milliseconds (Q44).
+        if self.profile.lifetime && crate::lifetime::ttl::expiration(content).is_none() {
+            return Err(Channel(ReplyCode::PreconditionFailed));
+        }
         self.settle_header_reading(exchange, routing_key, &content.headers);
         let mut mandatory = mandatory;
         if matches!(self.channel(ch).expect("open").mode, Mode::Tx { .. })
             && self.returns_now(exchange, routing_key, mandatory, content)
         {
             // Returned at the publish (`tx not mandatory`); routed at the commit as any other.
-            self.enqueue(ch, exchange, routing_key, true, content, out);
+            let _ = self.enqueue(ch, exchange, routing_key, true, content, out);
             mandatory = false;
         }
         let chan = self.channel_mut(ch);
@@ -156,9 +160,11 @@ impl Broker {
                 // not routed at all.
                 let why = "confirm all messages acknowledged";
                 let answer = if self.profile.confirm_nack_open { self.either(why, 3) } else { 0 };
+                // A queue that refuses the message over its length limit has it nacked.
+                let mut taken = true;
                 if answer != 2 {
                     let id = crate::types::MsgId(self.next_msg);
-                    self.enqueue(ch, exchange, routing_key, mandatory, content, out);
+                    taken = self.enqueue(ch, exchange, routing_key, mandatory, content, out);
                     if answer == 1 {
                         let reached: Vec<Name> =
                             self.ledger.keys().filter(|c| c.msg == id).map(|c| c.queue.clone()).collect();
@@ -170,9 +176,11 @@ impl Broker {
                         }
                     }
                 }
-                out.push(Event::Confirm { ch, seq, ack: answer == 0 });
+                out.push(Event::Confirm { ch, seq, ack: answer == 0 && taken });
             }
-            Mode::Plain => self.enqueue(ch, exchange, routing_key, mandatory, content, out),
+            Mode::Plain => {
+                let _ = self.enqueue(ch, exchange, routing_key, mandatory, content, out);
+            }
         }
         Ok(())
     }
@@ -218,6 +226,8 @@ impl Broker {
 
     /// Route a message and append a copy to every queue it reaches; an unroutable mandatory
     /// message goes back to its publisher with 312 no-route (`basic publish mandatory 01`).
+    /// Returns whether every queue it reached took it (a queue over its length limit may refuse
+    /// it, [`crate::lifetime::limits`]).
     pub(crate) fn enqueue(
         &mut self,
         ch: ChanRef,
@@ -226,7 +236,7 @@ impl Broker {
         mandatory: bool,
         content: &Content,
         out: &mut Vec<Event>,
-    ) {
+    ) -> bool {
         let queues = self.route(exchange, routing_key, &content.headers);
         let msg = Message(Arc::new(MessageData {
             id: MsgId(self.next_msg),
@@ -238,17 +248,11 @@ impl Broker {
         if queues.is_empty() && mandatory && self.profile.mandatory_returns {
             out.push(Event::Return { ch, code: ReplyCode::NoRoute, message: msg.clone() });
         }
+        let mut taken = true;
         for q in queues {
-            self.ledger.insert(crate::state::CopyId { msg: msg.id(), queue: q.clone() }, Live { delivered: false });
-            let queue = self.queues.get_mut(&q).expect("routed to an existing queue");
-            queue.ready.push_back(Ready {
-                msg: msg.clone(),
-                redelivered: false,
-                flag_optional: false,
-                avoid: None,
-                floating: None,
-            });
+            taken &= self.put(&q, &msg, out);
         }
+        taken
     }
 
     /// `basic.get`: the first ready message of the highest priority level (or, where requeued
@@ -262,8 +266,10 @@ impl Broker {
         // basic.get either (`basic reject requeue 01`, `basic nack requeue 01`; only under
         // `requeue_avoids_rejecting_channel` is a copy so marked): the first other one is taken,
         // or none.
+        self.renew(&name);
         let q = &self.queues[&name];
-        let candidates = self.next_by_priority(q, |r| r.avoid != Some(ch));
+        // An expired message is never got (`crate::lifetime::ttl`).
+        let candidates = self.next_by_priority(q, |r| r.avoid != Some(ch) && !self.surely_expired(r));
         let chosen = match candidates.len() {
             0 | 1 => candidates.first().copied(),
             n => Some(candidates[self.either("basic 08", n.min(255) as u8) as usize]),
@@ -277,7 +283,8 @@ impl Broker {
             out.push(Event::Reply { ch, reply: Reply::GetEmpty });
             return Ok(());
         };
-        let message_count = q.ready.len() as u32;
+        self.drop_expired_heads(&name, out);
+        let message_count = self.queues[&name].ready.len() as u32;
         if r.flag_optional {
             r.redelivered = self.either("redelivered implementation", 2) == 0;
         }
@@ -321,6 +328,7 @@ impl Broker {
                 consumer,
                 redelivered: r.redelivered,
                 pending: None,
+                expires: r.expires,
             };
             chan.unacked.insert(tag, u);
         }

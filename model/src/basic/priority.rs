@@ -100,6 +100,12 @@ impl Broker {
         }
     }
 
+    /// The level of a waiting message under RabbitMQ's rule: its priority, up to the queue's
+    /// `x-max-priority`, in a queue declared with one; 0 otherwise.
+    pub(crate) fn rabbit_level(&self, queue: &Queue, r: &Ready) -> u8 {
+        rabbit_max(queue).map_or(0, |max| r.msg.0.content.priority.unwrap_or(0).min(max))
+    }
+
     /// A message went out that `schemes` allowed: the broker's scheme is one of them.
     pub(crate) fn settle_priority_schemes(&mut self, schemes: Schemes) {
         self.priority_schemes = self.priority_schemes.and(schemes);

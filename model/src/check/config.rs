@@ -31,6 +31,8 @@ pub struct CheckConfig {
     pub max_tag: u64,
     /// At most this many server-generated names.
     pub max_names: u32,
+    /// The clock goes no further than this many milliseconds ([`Command::Pass`]).
+    pub max_time: u64,
     /// The `sometimes` properties this universe must reach (others are out of its scope).
     pub must_reach: &'static [&'static str],
     /// The pinned number of unique states (a changed count fails `check`), if pinned.
@@ -140,6 +142,16 @@ pub const ALL_SOMETIMES: [&str; 6] = [
     "a mandatory message is returned",
 ];
 
+/// The `sometimes` properties of the message-lifetime rules: a copy's fates beside delivery.
+pub const LIFETIME: [&str; 6] = [
+    "a message expires",
+    "a message is dead-lettered",
+    "a message is dropped over a length limit",
+    "a publish is refused by a full queue",
+    "a queue expires",
+    "an alternate exchange routes a message",
+];
+
 const WORK_QUEUE: [&str; 3] = ["a redelivery happens", "a consumer is blocked by prefetch", "a 406 closes a channel"];
 
 impl CheckConfig {
@@ -152,6 +164,7 @@ impl CheckConfig {
             Self::routing(),
             Self::lifecycle(),
             Self::lifecycle_spec(),
+            Self::lifetime(),
             Self::deep(),
         ]
     }
@@ -200,6 +213,7 @@ impl CheckConfig {
             max_messages: 2,
             max_tag: 3,
             max_names: 0,
+            max_time: 0,
             must_reach: &WORK_QUEUE,
             unique_states: Some(3_080),
         }
@@ -231,6 +245,7 @@ impl CheckConfig {
             max_messages: 3,
             max_tag: 3,
             max_names: 0,
+            max_time: 0,
             must_reach: &ALL_SOMETIMES,
             unique_states: Some(1_349_291),
         }
@@ -257,6 +272,7 @@ impl CheckConfig {
             max_messages: 2,
             max_tag: 3,
             max_names: 0,
+            max_time: 0,
             must_reach: &[
                 "a redelivery happens",
                 "a consumer is blocked by prefetch",
@@ -317,6 +333,7 @@ impl CheckConfig {
             max_messages: 2,
             max_tag: 0,
             max_names: 0,
+            max_time: 0,
             must_reach: &["a mandatory message is returned"],
             unique_states: Some(201_088),
         }
@@ -360,6 +377,7 @@ impl CheckConfig {
             max_messages: 2,
             max_tag: 2,
             max_names: 0,
+            max_time: 0,
             must_reach: &[
                 "a redelivery happens",
                 "a 406 closes a channel",
@@ -401,8 +419,99 @@ impl CheckConfig {
             max_messages: 2,
             max_tag: 2,
             max_names: 0,
+            max_time: 0,
             must_reach: &["a 406 closes a channel", "a deletion is made later"],
             unique_states: Some(3_230),
+        }
+    }
+
+    /// RabbitMQ's message-lifetime extensions: a queue with a message TTL, a length limit and a
+    /// dead-letter exchange, a queue that refuses publishes over its limit and expires when
+    /// unused, an exchange with an alternate, time passing a millisecond at a time, and a
+    /// confirming publisher.
+    pub fn lifetime() -> CheckConfig {
+        let c = ch(1);
+        let int = |i: i64| Value::Int(i);
+        let text = |s: &str| Value::Str(n(s));
+        let args = |pairs: &[(&str, Value)]| -> Table { pairs.iter().map(|(k, v)| (n(k), v.clone())).collect() };
+        let mut setup = Vec::new();
+        setup.extend(connect(1));
+        setup.extend(connect(2));
+        setup.push(Command::ConfirmSelect { ch: c });
+        setup.push(Command::BasicQos { ch: ch(2), prefetch_count: 1, global: false });
+        setup.push(exchange(c, "dlx", ExchangeKind::Fanout, false, false));
+        setup.push(queue(c, "dead", false, false, false));
+        setup.push(bind(c, "dead", "dlx", ""));
+        let q = args(&[("x-message-ttl", int(2)), ("x-max-length", int(1)), ("x-dead-letter-exchange", text("dlx"))]);
+        setup.push(Command::QueueDeclare {
+            ch: c,
+            queue: n("q"),
+            passive: false,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: q,
+        });
+        let r = args(&[
+            ("x-max-length", int(1)),
+            ("x-overflow", text("reject-publish-dlx")),
+            ("x-dead-letter-exchange", text("dlx")),
+            ("x-expires", int(3)),
+        ]);
+        let declare_r = Command::QueueDeclare {
+            ch: c,
+            queue: n("r"),
+            passive: false,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: r,
+        };
+        setup.push(declare_r.clone());
+        setup.push(Command::ExchangeDeclare {
+            ch: c,
+            exchange: n("main"),
+            kind: ExchangeKind::Direct,
+            passive: false,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: args(&[("alternate-exchange", text("amq.fanout"))]),
+        });
+        setup.push(bind(c, "q", "main", "q"));
+        setup.push(bind(c, "r", "amq.fanout", ""));
+        let mut short = Content::text("s");
+        short.properties.set("expiration", Some(n("1")));
+        let menu = vec![
+            publish(c, "main", "q", true, Content::text("m")),
+            publish(c, "main", "other", true, Content::text("a")),
+            publish(c, "", "q", false, short),
+            consume(ch(2), "q", "k", false),
+            Command::BasicCancel { ch: ch(2), consumer_tag: n("k") },
+            Command::BasicAck { ch: ch(2), delivery_tag: 1, multiple: false },
+            Command::BasicNack { ch: ch(2), delivery_tag: 1, multiple: false, requeue: false },
+            Command::BasicGet { ch: c, queue: n("q"), no_ack: false },
+            Command::BasicGet { ch: c, queue: n("dead"), no_ack: true },
+            Command::BasicReject { ch: c, delivery_tag: 1, requeue: false },
+            Command::BasicReject { ch: c, delivery_tag: 1, requeue: true },
+            Command::BasicAck { ch: c, delivery_tag: 1, multiple: false },
+            declare_r,
+            Command::QueuePurge { ch: c, queue: n("q") },
+            Command::Pass { ms: 1 },
+        ];
+        CheckConfig {
+            name: "lifetime",
+            about: "RabbitMQ's TTL, length limits, dead-lettering, queue expiry and alternate exchange, with time passing (rabbitmq)",
+            profile: Profile::rabbitmq(),
+            faults: Faults::NONE,
+            setup,
+            menu,
+            max_messages: 3,
+            max_tag: 2,
+            max_names: 0,
+            max_time: 4,
+            must_reach: &LIFETIME,
+            unique_states: Some(1_084_960),
         }
     }
 

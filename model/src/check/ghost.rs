@@ -21,6 +21,9 @@ pub struct Ghost {
     pub violation: Option<Violation>,
     /// Something notable the last step did (for the `sometimes` properties).
     pub last: Option<Notable>,
+    /// When each live copy entered its queue, by the clock (for the lifetime rules: kept only
+    /// under a profile that acts on them, [`super::lifetime`]).
+    pub entered: BTreeMap<CopyId, u64>,
 }
 
 /// A transition property that failed, with what was seen.
@@ -50,6 +53,13 @@ pub enum Check {
     /// No message goes out while one of a higher priority level that the taker could have had
     /// is waiting in the same queue (`basic 06`).
     Priority,
+    /// A message expires only once its time to live has passed, and is never delivered after.
+    Expiry,
+    /// A queue holds no more than its length limits.
+    Length,
+    /// A dead message is republished to its queue's dead-letter exchange, routed as the oracle
+    /// says.
+    DeadLetter,
 }
 
 /// Notable outcomes of the last step.
@@ -67,6 +77,18 @@ pub enum Notable {
     Returned,
     /// The broker made a deletion it owed, in a step of its own (`Profile::deferred_deletion`).
     RemovedLater,
+    /// A message expired.
+    Expired,
+    /// A dead message went to a dead-letter exchange's queue.
+    DeadLettered,
+    /// A publish pushed a message out of a queue over its length limit.
+    DroppedOverLimit,
+    /// A publish was refused (nacked).
+    Refused,
+    /// A queue was deleted for lack of use (`x-expires`).
+    QueueExpired,
+    /// An alternate exchange routed a message its exchange could not.
+    Alternate,
 }
 
 impl fmt::Display for Violation {
@@ -94,6 +116,7 @@ pub fn observe(pre: &Broker, action: &Action, events: &[Event], post: &Broker, g
             }
             Action::Broker(_) => Ok(()),
         }?;
+        super::lifetime::observe(pre, action, events, post, ghost)?;
         // Whoever got deliveries in this step is within every prefetch limit afterwards.
         for e in events {
             if let Event::Deliver { ch, consumer_tag, .. } = e {
@@ -282,11 +305,42 @@ fn check_route(
     events: &[Event],
     id: u32,
     publish: &PendingPublish,
+    ghost: &mut Ghost,
 ) -> Result<(), Violation> {
     let PendingPublish { exchange, routing_key, mandatory, content } = publish;
-    let expected: Vec<Name> =
+    let routed: Vec<Name> =
         oracle::route(pre, exchange, routing_key, &content.headers, post.header_reading()).into_iter().collect();
+    // Less the queues with no room for it (RabbitMQ's length limits, `super::lifetime`).
+    let msg = crate::types::Message(Arc::new(crate::types::MessageData {
+        id: crate::types::MsgId(id),
+        exchange: exchange.clone(),
+        routing_key: routing_key.clone(),
+        content: content.clone(),
+    }));
+    let expected: Vec<Name> = routed.iter().filter(|q| !super::lifetime::refused(pre, q, &msg)).cloned().collect();
     let actual = placed(post, id);
+    let own_match = pre.bindings_from(exchange).any(|b| {
+        let kind = &pre.exchanges[exchange].kind;
+        crate::routing::binding_matches(
+            kind,
+            b.key.as_str(),
+            &b.arguments,
+            routing_key.as_str(),
+            &content.headers,
+            post.header_reading(),
+            crate::Faults::NONE,
+        )
+    });
+    let alternate = pre.exchanges.get(exchange).is_some_and(|x| x.arguments.contains_key("alternate-exchange"));
+    if alternate && !own_match && !actual.is_empty() {
+        ghost.last = Some(Notable::Alternate);
+    }
+    let refused = routed.len() != expected.len();
+    let nacked = events.iter().any(|e| matches!(e, Event::Confirm { ack: false, .. }));
+    let confirming = events.iter().any(|e| matches!(e, Event::Confirm { .. }));
+    if refused && confirming && !nacked {
+        return fail(Check::Routing, format!("message {id} refused by a full queue was acked"));
+    }
     if expected != actual {
         return fail(
             Check::Routing,
@@ -294,7 +348,7 @@ fn check_route(
         );
     }
     let returned = events.iter().any(|e| matches!(e, Event::Return { message, .. } if message.id().0 == id));
-    if returned != (*mandatory && expected.is_empty()) {
+    if returned != (*mandatory && routed.is_empty()) {
         return fail(
             Check::Routing,
             format!("message {id}: returned={returned}, mandatory={mandatory}, routes={expected:?}"),
@@ -336,14 +390,14 @@ fn watch_command(
                     mandatory: *mandatory,
                     content: content.clone(),
                 };
-                check_route(pre, post, events, pre.next_msg, &publish)?;
+                check_route(pre, post, events, pre.next_msg, &publish, ghost)?;
             }
         }
         Command::TxCommit { ch } => {
             if let (Some(Mode::Tx { publishes, .. }), None) = (pre.channel(*ch).map(|c| &c.mode), closed(events, *ch)) {
                 for (i, p) in publishes.iter().enumerate() {
                     let id = pre.next_msg + i as u32;
-                    check_route(pre, post, events, id, p)?;
+                    check_route(pre, post, events, id, p, ghost)?;
                 }
             }
         }

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod ghost;
+pub mod lifetime;
 pub mod oracle;
 
 pub use config::CheckConfig;
@@ -59,6 +60,7 @@ impl BrokerModel {
     fn offered(&self, b: &Broker, cmd: &Command) -> bool {
         match cmd {
             Command::Restart => true,
+            Command::Pass { .. } => b.clock.now < self.config.max_time,
             Command::ConnectionOpen { conn } => !b.connections.contains_key(conn),
             Command::ChannelOpen { ch } => b.connections.contains_key(&ch.conn) && b.channel(*ch).is_none(),
             Command::BasicPublish { .. } if b.next_msg >= self.config.max_messages => false,
@@ -126,6 +128,7 @@ impl Model for BrokerModel {
         let b = &state.broker;
         b.next_msg <= self.config.max_messages
             && b.next_name <= self.config.max_names
+            && b.clock.now <= self.config.max_time
             && b.connections.values().all(|c| c.channels.values().all(|ch| ch.next_tag <= self.config.max_tag + 1))
     }
 
@@ -145,6 +148,15 @@ impl Model for BrokerModel {
                 violation_free(s, Check::Restart)
             }),
             Property::always("priority levels respected", |_, s: &CheckState| violation_free(s, Check::Priority)),
+            Property::always("messages expire only after their time to live", |_, s: &CheckState| {
+                violation_free(s, Check::Expiry)
+            }),
+            Property::always("queues stay within their length limits", |_, s: &CheckState| {
+                violation_free(s, Check::Length)
+            }),
+            Property::always("dead letters are routed as the oracle says", |_, s: &CheckState| {
+                violation_free(s, Check::DeadLetter)
+            }),
             Property::sometimes("a redelivery happens", |_, s: &CheckState| {
                 s.broker
                     .connections
@@ -169,6 +181,20 @@ impl Model for BrokerModel {
             }),
             Property::sometimes("a message overtakes an earlier one", |_, s: &CheckState| {
                 s.ghost.last == Some(Notable::Overtook)
+            }),
+            Property::sometimes("a message expires", |_, s: &CheckState| s.ghost.last == Some(Notable::Expired)),
+            Property::sometimes("a message is dead-lettered", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::DeadLettered)
+            }),
+            Property::sometimes("a message is dropped over a length limit", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::DroppedOverLimit)
+            }),
+            Property::sometimes("a publish is refused by a full queue", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::Refused)
+            }),
+            Property::sometimes("a queue expires", |_, s: &CheckState| s.ghost.last == Some(Notable::QueueExpired)),
+            Property::sometimes("an alternate exchange routes a message", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::Alternate)
             }),
         ]
     }

@@ -137,19 +137,36 @@ pub fn route(
     reading: HeaderValues,
 ) -> BTreeSet<Name> {
     let mut reached: BTreeSet<Name> = BTreeSet::from([exchange.clone()]);
+    let hits = |x: &crate::state::Binding| {
+        b.exchanges
+            .get(&x.source)
+            .is_some_and(|ex| matches(&ex.kind, &x.key, &x.arguments, routing_key, msg_headers, reading))
+    };
     loop {
-        let more: Vec<Name> = b
+        let mut more: Vec<Name> = b
             .bindings
             .iter()
             .filter(|x| reached.contains(&x.source))
             .filter_map(|x| match &x.dest {
-                Dest::Exchange(e) if !reached.contains(e) => {
-                    let kind = &b.exchanges.get(&x.source)?.kind;
-                    matches(kind, &x.key, &x.arguments, routing_key, msg_headers, reading).then(|| e.clone())
-                }
+                Dest::Exchange(e) if !reached.contains(e) => hits(x).then(|| e.clone()),
                 _ => None,
             })
             .collect();
+        // RabbitMQ's alternate exchanges: one that no binding of its exchange matches is reached
+        // too (the default exchange matches when a queue has the key's name).
+        if b.profile.lifetime {
+            for x in &reached {
+                let matched = b.bindings.iter().any(|bd| &bd.source == x && hits(bd))
+                    || (x.is_empty() && b.queues.contains_key(routing_key));
+                let alternate = match b.exchanges.get(x).and_then(|e| e.arguments.get("alternate-exchange")) {
+                    Some(Value::Str(ae)) if b.exchanges.contains_key(ae) => Some(ae.clone()),
+                    _ => None,
+                };
+                if let Some(ae) = alternate.filter(|ae| !matched && !reached.contains(ae) && !more.contains(ae)) {
+                    more.push(ae);
+                }
+            }
+        }
         if more.is_empty() {
             break;
         }

@@ -93,6 +93,7 @@ impl Broker {
                 queues.push(routing_key.clone());
             }
             let first = self.bindings_from(&x).next().map(|b| b.dest.clone());
+            let mut matched = false;
             for b in self.bindings_from(&x) {
                 let hit = if ex.kind == ExchangeKind::Fanout && self.faults.has(Fault::FanoutFirstOnly) {
                     Some(&b.dest) == first.as_ref()
@@ -110,6 +111,7 @@ impl Broker {
                 if !hit {
                     continue;
                 }
+                matched = true;
                 match &b.dest {
                     Dest::Queue(q) => queues.push(q.clone()),
                     Dest::Exchange(e) => {
@@ -122,6 +124,15 @@ impl Broker {
                         if first {
                             todo.push(e.clone());
                         }
+                    }
+                }
+            }
+            // An exchange that matched nothing passes the message to its alternate
+            // (`crate::lifetime::alternate`), each exchange visited once.
+            if !matched && !x.is_empty() {
+                if let Some(ae) = self.alternate_of(&x) {
+                    if seen.insert(ae.clone()) {
+                        todo.push(ae.clone());
                     }
                 }
             }

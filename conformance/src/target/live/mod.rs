@@ -106,6 +106,8 @@ pub struct LiveTarget {
     problems: Vec<Problem>,
     notes: Vec<String>,
     finished: bool,
+    /// When the session began: the runner's clock ([`Target::elapsed`]).
+    started: std::time::Instant,
 }
 
 impl fmt::Debug for LiveTarget {
@@ -137,6 +139,7 @@ impl LiveTarget {
             uri: uri.clone(),
             timing,
             names: Names::new(format!("amqpc-{}-{}-", std::process::id(), n)),
+            started: std::time::Instant::now(),
             restart: None,
             sink: Arc::default(),
             conns: BTreeMap::new(),
@@ -490,6 +493,10 @@ impl LiveTarget {
 }
 
 impl Target for LiveTarget {
+    fn elapsed(&self) -> Option<u64> {
+        Some(self.started.elapsed().as_millis() as u64)
+    }
+
     fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event> {
         self.hint = hint;
         self.reread = None;

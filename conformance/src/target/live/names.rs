@@ -2,7 +2,7 @@
 //! and back.
 
 use amqp_model::types::MessageData;
-use amqp_model::{Message, MsgId, Name};
+use amqp_model::{Message, MsgId, Name, Table, Value};
 use lapin::BasicProperties;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -78,16 +78,61 @@ impl Names {
         Name::from(wire.strip_prefix(self.prefix.as_str()).unwrap_or(wire))
     }
 
+    /// Declare arguments as sent: those that name an exchange (`x-dead-letter-exchange`,
+    /// `alternate-exchange`) prefixed as the exchange's name is, and a dead-letter routing key as
+    /// a binding key to the dead-letter exchange is (a queue name, prefixed, when that is the
+    /// default exchange).
+    pub(super) fn arguments(&self, args: &Table) -> Table {
+        let mut out = args.clone();
+        for key in ["x-dead-letter-exchange", "alternate-exchange"] {
+            if let Some(Value::Str(name)) = out.get_mut(key) {
+                *name = Name::from(self.wire(name));
+            }
+        }
+        let dlx = match args.get("x-dead-letter-exchange") {
+            Some(Value::Str(x)) => Some(x.clone()),
+            _ => None,
+        };
+        if let (Some(dlx), Some(Value::Str(key))) = (dlx, out.get_mut("x-dead-letter-routing-key")) {
+            *key = Name::from(binding_key(self, &dlx, key));
+        }
+        out
+    }
+
+    /// Headers as the trace writes them: the names in what a dead-lettering added (`x-death`'s
+    /// queue, exchange and routing keys, `x-first-death-queue` and `-exchange`) mapped back.
+    fn headers(&self, headers: &mut Table) {
+        let back = |v: &mut Value| {
+            if let Value::Str(s) = v {
+                *s = self.trace(s.as_str());
+            }
+        };
+        if let Some(Value::Array(deaths)) = headers.get_mut("x-death") {
+            for d in deaths {
+                if let Value::Table(t) = d {
+                    t.get_mut("queue").map(back);
+                    t.get_mut("exchange").map(back);
+                    if let Some(Value::Array(keys)) = t.get_mut("routing-keys") {
+                        keys.iter_mut().for_each(back);
+                    }
+                }
+            }
+        }
+        for key in ["x-first-death-queue", "x-first-death-exchange"] {
+            headers.get_mut(key).map(back);
+        }
+    }
+
     /// A message as the trace writes it: names mapped back, the routing key too (a prefixed key
-    /// is a queue name: the default exchange's, or a key bound as "the last queue's name").
+    /// is a queue name: the default exchange's, or a key bound as "the last queue's name"), and
+    /// those in dead-lettering headers.
     pub(super) fn message(&self, exchange: &str, routing_key: &str, props: &BasicProperties, data: &[u8]) -> Message {
         let routing_key = self.trace(routing_key);
-        Message(Arc::new(MessageData {
-            id: MsgId(0),
-            exchange: self.trace(exchange),
-            routing_key,
-            content: amqp_wire::model_content(props, data),
-        }))
+        let mut content = amqp_wire::model_content(props, data);
+        if content.headers.contains_key("x-death") {
+            self.headers(&mut content.headers);
+        }
+        Message(Arc::new(MessageData { id: MsgId(0), exchange: self.trace(exchange), routing_key, content }))
     }
 }
 

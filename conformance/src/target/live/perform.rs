@@ -67,6 +67,8 @@ impl LiveTarget {
                 self.close_connection(*conn).await;
             }
             Restart => self.restart().await,
+            // Time passes: exactly as long as the trace says (`amqp_model::lifetime::clock`).
+            Pass { ms } => tokio::time::sleep(std::time::Duration::from_millis(u64::from(*ms))).await,
             ChannelOpen { ch } if self.chans.contains_key(ch) => {
                 self.incomplete = Some(format!("{ch}: lapin cannot open a channel that is already open"));
                 self.raw_needed = true;
@@ -143,7 +145,7 @@ impl LiveTarget {
                     internal: *internal,
                     ..Default::default()
                 };
-                let args = field_table(arguments);
+                let args = field_table(&names.arguments(arguments));
                 self.reply(*ch, Method::ExchangeDeclare, Reply::ExchangeDeclareOk, |c| async move {
                     c.exchange_declare(wire.into(), kind, options, args).await
                 })
@@ -164,7 +166,7 @@ impl LiveTarget {
             }
             ExchangeBind { ch, destination, source, routing_key, arguments } => {
                 let k = exchange_binding_key(&names, &mut self.keyed, destination, source, routing_key);
-                let (d, s, a) = (names.wire(destination), names.wire(source), field_table(arguments));
+                let (d, s, a) = (names.wire(destination), names.wire(source), field_table(&names.arguments(arguments)));
                 self.reply(*ch, Method::ExchangeBind, Reply::ExchangeBindOk, |c| async move {
                     c.exchange_bind(d.into(), s.into(), k.into(), ExchangeBindOptions::default(), a).await
                 })
@@ -172,7 +174,7 @@ impl LiveTarget {
             }
             ExchangeUnbind { ch, destination, source, routing_key, arguments } => {
                 let k = exchange_binding_key(&names, &mut self.keyed, destination, source, routing_key);
-                let (d, s, a) = (names.wire(destination), names.wire(source), field_table(arguments));
+                let (d, s, a) = (names.wire(destination), names.wire(source), field_table(&names.arguments(arguments)));
                 self.reply(*ch, Method::ExchangeUnbind, Reply::ExchangeUnbindOk, |c| async move {
                     c.exchange_unbind(d.into(), s.into(), k.into(), ExchangeUnbindOptions::default(), a).await
                 })
@@ -190,7 +192,7 @@ impl LiveTarget {
                     auto_delete: *auto_delete,
                     ..Default::default()
                 };
-                let args = field_table(arguments);
+                let args = field_table(&names.arguments(arguments));
                 let ch = *ch;
                 let ok =
                     self.sync(ch, Method::QueueDeclare, |c| async move {
@@ -220,7 +222,7 @@ impl LiveTarget {
                     names.wire(queue),
                     names.wire(exchange),
                     queue_binding_key(&names, &self.keyed, exchange, routing_key),
-                    field_table(arguments),
+                    field_table(&names.arguments(arguments)),
                 );
                 self.reply(*ch, Method::QueueBind, Reply::QueueBindOk, |c| async move {
                     c.queue_bind(q.into(), x.into(), k.into(), QueueBindOptions::default(), a).await
@@ -232,7 +234,7 @@ impl LiveTarget {
                     names.wire(queue),
                     names.wire(exchange),
                     queue_binding_key(&names, &self.keyed, exchange, routing_key),
-                    field_table(arguments),
+                    field_table(&names.arguments(arguments)),
                 );
                 self.reply(*ch, Method::QueueUnbind, Reply::QueueUnbindOk, |c| async move {
                     c.queue_unbind(q.into(), x.into(), k.into(), a).await

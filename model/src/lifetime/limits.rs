@@ -1,0 +1,85 @@
+//! Length limits: a queue holds at most `x-max-length` ready messages and `x-max-length-bytes`
+//! bytes of their bodies (RabbitMQ, "Queue Length Limit"). Messages out for acknowledgement do
+//! not count. What a message beyond a limit does is the queue's `x-overflow`:
+//!
+//! - `drop-head` (the default): it goes in, and the oldest messages are dropped, dead-lettered
+//!   with reason `maxlen` ([`super::dead_letter`]), until the queue is within its limits again;
+//! - `reject-publish`: the queue refuses it (it is not put in that queue; a confirming publisher
+//!   gets a nack, whatever other queues took it);
+//! - `reject-publish-dlx`: refused as by `reject-publish`, and dead-lettered.
+//!
+//! Probed on RabbitMQ 3.10.8: docs/rabbitmq-3.10.md Q40, Q41, Q44.
+//!
+//! [`Broker::put`] is the one way a copy enters a queue (a publish, a dead-lettering), so the
+//! limits, and the copy's deadline ([`super::ttl`]), apply to every copy alike.
+
+use super::Overflow;
+use crate::event::Event;
+use crate::state::{Broker, CopyId, Live, Queue, Ready};
+use crate::types::{Message, Name};
+
+/// The bytes of ready message bodies in `queue`.
+pub fn bytes(queue: &Queue) -> u64 {
+    queue.ready.iter().map(|r| r.msg.0.content.body.as_str().len() as u64).sum()
+}
+
+/// Whether `queue` holds more than its limits allow.
+pub fn over(queue: &Queue, max_length: Option<u64>, max_bytes: Option<u64>) -> bool {
+    max_length.is_some_and(|m| queue.ready.len() as u64 > m) || max_bytes.is_some_and(|m| bytes(queue) > m)
+}
+
+impl Broker {
+    /// Put a copy of `msg` in `queue` (which exists), as its limits allow. Returns whether the
+    /// queue took it (`false`: refused by `reject-publish` or `reject-publish-dlx`).
+    pub(crate) fn put(&mut self, queue: &Name, msg: &Message, out: &mut Vec<Event>) -> bool {
+        let q = &self.queues[queue];
+        let policy = self.policy(q).unwrap_or_default();
+        let (max_length, max_bytes) = (policy.max_length, policy.max_length_bytes);
+        if policy.overflow != Overflow::DropHead && !self.faults.has(crate::fault::Fault::LengthLimitIgnored) {
+            let size = msg.0.content.body.as_str().len() as u64;
+            let full =
+                max_length.is_some_and(|m| q.ready.len() as u64 >= m) || max_bytes.is_some_and(|m| bytes(q) + size > m);
+            if full {
+                if policy.overflow == Overflow::RejectPublishDlx {
+                    self.dead_letter(queue, msg, super::dead_letter::Reason::Maxlen, out);
+                }
+                return false;
+            }
+        }
+        let expires = self.deadline(q, &msg.0.content);
+        self.ledger.insert(CopyId { msg: msg.id(), queue: queue.clone() }, Live { delivered: false });
+        let q = self.queues.get_mut(queue).expect("put in an existing queue");
+        q.ready.push_back(Ready {
+            msg: msg.clone(),
+            redelivered: false,
+            flag_optional: false,
+            avoid: None,
+            floating: None,
+            expires,
+        });
+        if !self.faults.has(crate::fault::Fault::LengthLimitIgnored) {
+            self.drop_over(queue, max_length, max_bytes, out);
+        }
+        true
+    }
+
+    /// A copy came back to `queue` (a requeue): under `drop-head` the oldest messages go while
+    /// the queue holds more than its limits allow (Q44: a message requeued into a full queue is
+    /// at its head and is the one dropped); the other overflow modes refuse only publishes.
+    pub(crate) fn drop_over_limits(&mut self, queue: &Name, out: &mut Vec<Event>) {
+        let Some(policy) = self.queues.get(queue).and_then(|q| self.policy(q)) else { return };
+        if policy.overflow == Overflow::DropHead && !self.faults.has(crate::fault::Fault::LengthLimitIgnored) {
+            self.drop_over(queue, policy.max_length, policy.max_length_bytes, out);
+        }
+    }
+
+    /// Drop the oldest messages of `queue`, dead-lettering them (`maxlen`), while it holds more
+    /// than its limits allow.
+    fn drop_over(&mut self, queue: &Name, max_length: Option<u64>, max_bytes: Option<u64>, out: &mut Vec<Event>) {
+        while self.queues.get(queue).is_some_and(|q| over(q, max_length, max_bytes)) {
+            let r = self.queues.get_mut(queue).and_then(|q| q.ready.pop_front()).expect("over a limit: not empty");
+            self.settle_copy(r.msg.id(), queue);
+            self.dead_letter(queue, &r.msg, super::dead_letter::Reason::Maxlen, out);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! RabbitMQ's message-lifetime extensions in the model (`amqp_model::lifetime`): each rule as
+//! RabbitMQ 3.10.8 was probed to follow it (docs/rabbitmq-3.10.md Q40, Q41, Q44), and, where a
+//! deliberate fault breaks it, the fault seen.
+
+use amqp_model::check::config::cmd;
+use amqp_model::event::Reply;
+use amqp_model::{
+    Broker, ChanRef, Command, ConnId, Content, Event, Fault, Faults, Internal, Name, Profile, ReplyCode, Table, Value,
+};
+
+const C: ChanRef = ChanRef::new(1, 1);
+
+fn broker(faults: Faults) -> Broker {
+    let mut b = Broker::with_faults(Profile::rabbitmq(), faults);
+    b.apply(&Command::ConnectionOpen { conn: ConnId(1) }).unwrap();
+    b.apply(&Command::ChannelOpen { ch: C }).unwrap();
+    b
+}
+
+fn args(pairs: &[(&str, Value)]) -> Table {
+    pairs.iter().map(|(k, v)| (Name::from(*k), v.clone())).collect()
+}
+
+fn declare(b: &mut Broker, name: &str, arguments: Table) -> Vec<Event> {
+    b.apply(&Command::QueueDeclare {
+        ch: C,
+        queue: name.into(),
+        passive: false,
+        durable: false,
+        exclusive: false,
+        auto_delete: false,
+        arguments,
+    })
+    .unwrap()
+}
+
+fn publish(b: &mut Broker, exchange: &str, key: &str, content: Content) -> Vec<Event> {
+    b.apply(&cmd::publish(C, exchange, key, false, content)).unwrap()
+}
+
+fn expiring(body: &str, ms: &str) -> Content {
+    let mut c = Content::text(body);
+    c.properties.set("expiration", Some(ms.into()));
+    c
+}
+
+/// Let `ms` pass and take every step the broker may take, as a broker keeping time would.
+fn pass(b: &mut Broker, ms: u32) -> Vec<Event> {
+    b.apply(&Command::Pass { ms }).unwrap();
+    b.settle_internal()
+}
+
+fn count(b: &Broker, queue: &str) -> usize {
+    b.queues.get(queue).map_or(0, |q| q.ready.len())
+}
+
+fn get(b: &mut Broker, queue: &str) -> Option<String> {
+    match b.apply(&Command::BasicGet { ch: C, queue: queue.into(), no_ack: true }).unwrap().as_slice() {
+        [Event::Reply { reply: Reply::GetOk { message, .. }, .. }] => Some(message.0.content.body.as_str().to_string()),
+        _ => None,
+    }
+}
+
+fn closed(events: &[Event]) -> Option<ReplyCode> {
+    events.iter().find_map(|e| match e {
+        Event::ChannelClosed { code, .. } => Some(*code),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_message_expires_at_its_deadline_not_before() {
+    for (faults, expired_at_99) in [(Faults::NONE, false), (Faults::only(Fault::ExpiresEarly), true)] {
+        let mut b = broker(faults);
+        declare(&mut b, "q", args(&[("x-message-ttl", Value::Int(100))]));
+        publish(&mut b, "", "q", Content::text("m"));
+        pass(&mut b, 99);
+        assert_eq!(count(&b, "q") == 0, expired_at_99, "{faults:?}");
+        pass(&mut b, 1);
+        assert_eq!(count(&b, "q"), 0);
+        assert!(!b.owes_expiry());
+    }
+}
+
+#[test]
+fn the_smaller_of_queue_and_message_ttl_decides() {
+    let mut b = broker(Faults::NONE);
+    declare(&mut b, "q", args(&[("x-message-ttl", Value::Int(60_000))]));
+    publish(&mut b, "", "q", expiring("m", "100"));
+    pass(&mut b, 100);
+    assert_eq!(count(&b, "q"), 0);
+}
+
+#[test]
+fn only_the_head_expires_and_an_expired_message_is_never_got() {
+    let mut b = broker(Faults::NONE);
+    declare(&mut b, "q", Table::new());
+    publish(&mut b, "", "q", expiring("long", "60000"));
+    publish(&mut b, "", "q", expiring("short", "1"));
+    pass(&mut b, 300);
+    assert_eq!(count(&b, "q"), 2, "the expired one behind the head is still counted");
+    assert!(!b.owes_expiry());
+    assert_eq!(get(&mut b, "q").as_deref(), Some("long"));
+    assert_eq!(get(&mut b, "q"), None);
+}
+
+#[test]
+fn a_message_out_does_not_expire_and_goes_once_back() {
+    let mut b = broker(Faults::NONE);
+    declare(&mut b, "q", args(&[("x-message-ttl", Value::Int(200))]));
+    publish(&mut b, "", "q", Content::text("m"));
+    b.apply(&Command::BasicGet { ch: C, queue: "q".into(), no_ack: false }).unwrap();
+    pass(&mut b, 400);
+    b.apply(&Command::BasicNack { ch: C, delivery_tag: 1, multiple: false, requeue: true }).unwrap();
+    b.apply(&Command::Pass { ms: 1 }).unwrap();
+    assert!(b.owes_expiry(), "back past its deadline: owed at once");
+    b.settle_internal();
+    assert_eq!(count(&b, "q"), 0);
+}
+
+fn dead_letter_setup(b: &mut Broker, queue_args: &[(&str, Value)]) {
+    b.apply(&cmd::exchange(C, "dlx", amqp_model::ExchangeKind::Fanout, false, false)).unwrap();
+    declare(b, "dead", Table::new());
+    b.apply(&cmd::bind(C, "dead", "dlx", "")).unwrap();
+    let mut a = queue_args.to_vec();
+    a.push(("x-dead-letter-exchange", Value::Str("dlx".into())));
+    declare(b, "src", args(&a));
+}
+
+fn death(b: &Broker, queue: &str) -> (Name, Name, Table) {
+    let r = &b.queues[queue].ready[0];
+    let Some(Value::Array(deaths)) = r.msg.0.content.headers.get("x-death") else { panic!("no x-death") };
+    let Value::Table(first) = &deaths[0] else { panic!("x-death holds tables") };
+    (r.msg.0.exchange.clone(), r.msg.0.routing_key.clone(), first.clone())
+}
+
+#[test]
+fn a_rejected_message_is_dead_lettered_with_x_death() {
+    for (faults, dead) in [(Faults::NONE, 1), (Faults::only(Fault::DeadLetterDropped), 0)] {
+        let mut b = broker(faults);
+        dead_letter_setup(&mut b, &[]);
+        publish(&mut b, "", "src", expiring("m", "60000"));
+        b.apply(&Command::BasicGet { ch: C, queue: "src".into(), no_ack: false }).unwrap();
+        b.apply(&Command::BasicReject { ch: C, delivery_tag: 1, requeue: false }).unwrap();
+        assert_eq!(count(&b, "dead"), dead, "{faults:?}");
+        if dead == 0 {
+            continue;
+        }
+        let (exchange, key, first) = death(&b, "dead");
+        assert_eq!((exchange.as_str(), key.as_str()), ("dlx", "src"));
+        assert_eq!(first.get("reason"), Some(&Value::Str("rejected".into())));
+        assert_eq!(first.get("queue"), Some(&Value::Str("src".into())));
+        assert_eq!(first.get("original-expiration"), Some(&Value::Str("60000".into())));
+        assert_eq!(first.get("count"), Some(&Value::Sized(amqp_model::IntType::I64, 1)));
+        let copy = &b.queues["dead"].ready[0].msg.0.content;
+        assert_eq!(copy.properties.get("expiration"), None, "the copy loses its expiration");
+    }
+}
+
+#[test]
+fn expired_and_dropped_messages_are_dead_lettered_with_their_reasons() {
+    let mut b = broker(Faults::NONE);
+    dead_letter_setup(&mut b, &[("x-message-ttl", Value::Int(0))]);
+    publish(&mut b, "", "src", Content::text("m"));
+    pass(&mut b, 1);
+    assert_eq!(death(&b, "dead").2.get("reason"), Some(&Value::Str("expired".into())));
+    let mut b = broker(Faults::NONE);
+    dead_letter_setup(&mut b, &[("x-max-length", Value::Int(1))]);
+    publish(&mut b, "", "src", Content::text("a"));
+    publish(&mut b, "", "src", Content::text("b"));
+    assert_eq!(death(&b, "dead").2.get("reason"), Some(&Value::Str("maxlen".into())));
+    assert_eq!(b.queues["src"].ready[0].msg.0.content.body.as_str(), "b");
+}
+
+#[test]
+fn a_loop_without_a_rejection_is_broken_and_one_with_counts_up() {
+    let mut b = broker(Faults::NONE);
+    let to_self = |q: &str, ttl: Option<i64>| {
+        let mut a = vec![
+            ("x-dead-letter-exchange", Value::Str("".into())),
+            ("x-dead-letter-routing-key", Value::Str(q.into())),
+        ];
+        a.extend(ttl.map(|t| ("x-message-ttl", Value::Int(t))));
+        args(&a)
+    };
+    declare(&mut b, "loop", to_self("loop", Some(0)));
+    publish(&mut b, "", "loop", Content::text("m"));
+    pass(&mut b, 1);
+    assert_eq!(count(&b, "loop"), 0, "dropped after one lap");
+    declare(&mut b, "self", to_self("self", None));
+    publish(&mut b, "", "self", Content::text("m"));
+    for lap in 1..=2i64 {
+        let got = b.apply(&Command::BasicGet { ch: C, queue: "self".into(), no_ack: false }).unwrap();
+        let Some(Event::Reply { reply: Reply::GetOk { delivery_tag, .. }, .. }) = got.first() else { panic!() };
+        b.apply(&Command::BasicReject { ch: C, delivery_tag: *delivery_tag, requeue: false }).unwrap();
+        assert_eq!(death(&b, "self").2.get("count"), Some(&Value::Sized(amqp_model::IntType::I64, lap)));
+    }
+}
+
+#[test]
+fn length_limits_drop_the_oldest_or_refuse_the_publish() {
+    for (faults, held) in [(Faults::NONE, 2), (Faults::only(Fault::LengthLimitIgnored), 3)] {
+        let mut b = broker(faults);
+        declare(&mut b, "q", args(&[("x-max-length", Value::Int(2))]));
+        for m in ["a", "b", "c"] {
+            publish(&mut b, "", "q", Content::text(m));
+        }
+        assert_eq!(count(&b, "q"), held, "{faults:?}");
+    }
+    let mut b = broker(Faults::NONE);
+    declare(&mut b, "q", args(&[("x-max-length-bytes", Value::Int(5))]));
+    for m in ["abc", "de", "f"] {
+        publish(&mut b, "", "q", Content::text(m));
+    }
+    assert_eq!(get(&mut b, "q").as_deref(), Some("de"));
+    let mut b = broker(Faults::NONE);
+    b.apply(&Command::ConfirmSelect { ch: C }).unwrap();
+    declare(&mut b, "q", args(&[("x-max-length", Value::Int(1)), ("x-overflow", Value::Str("reject-publish".into()))]));
+    let acks: Vec<bool> = ["a", "b"]
+        .iter()
+        .flat_map(|m| publish(&mut b, "", "q", Content::text(m)))
+        .filter_map(|e| match e {
+            Event::Confirm { ack, .. } => Some(ack),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, [true, false]);
+    assert_eq!(count(&b, "q"), 1);
+}
+
+#[test]
+fn an_alternate_exchange_takes_what_its_exchange_cannot_route() {
+    for (faults, caught) in [(Faults::NONE, 1), (Faults::only(Fault::AlternateIgnored), 0)] {
+        let mut b = broker(faults);
+        declare(&mut b, "caught", Table::new());
+        b.apply(&cmd::bind(C, "caught", "amq.fanout", "")).unwrap();
+        b.apply(&Command::ExchangeDeclare {
+            ch: C,
+            exchange: "main".into(),
+            kind: amqp_model::ExchangeKind::Direct,
+            passive: false,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: args(&[("alternate-exchange", Value::Str("amq.fanout".into()))]),
+        })
+        .unwrap();
+        let events = b.apply(&cmd::publish(C, "main", "nowhere", true, Content::text("m"))).unwrap();
+        assert_eq!(count(&b, "caught"), caught, "{faults:?}");
+        assert_eq!(events.iter().any(|e| matches!(e, Event::Return { .. })), caught == 0);
+    }
+}
+
+#[test]
+fn an_unused_queue_with_x_expires_is_deleted_and_a_consumer_keeps_it() {
+    for (faults, deleted) in [(Faults::NONE, true), (Faults::only(Fault::QueueNeverExpires), false)] {
+        let mut b = broker(faults);
+        declare(&mut b, "idle", args(&[("x-expires", Value::Int(300))]));
+        declare(&mut b, "used", args(&[("x-expires", Value::Int(300))]));
+        b.apply(&cmd::consume(C, "used", "k", false)).unwrap();
+        b.apply(&Command::Pass { ms: 301 }).unwrap();
+        assert_eq!(b.owes_removal(), deleted, "{faults:?}");
+        b.settle_internal();
+        assert_eq!(!b.queues.contains_key("idle"), deleted, "{faults:?}");
+        assert!(b.queues.contains_key("used"));
+    }
+    // A declare renews it.
+    let mut b = broker(Faults::NONE);
+    declare(&mut b, "q", args(&[("x-expires", Value::Int(300))]));
+    pass(&mut b, 200);
+    declare(&mut b, "q", args(&[("x-expires", Value::Int(300))]));
+    pass(&mut b, 200);
+    assert!(b.queues.contains_key("q"));
+    let mut steps = Vec::new();
+    b.internal_steps(&mut steps);
+    assert!(!steps.iter().any(|s| matches!(s, Internal::Remove(_))));
+}
+
+#[test]
+fn arguments_and_expirations_of_the_wrong_kind_are_406() {
+    let bad = [
+        ("x-message-ttl", Value::Str("abc".into())),
+        ("x-message-ttl", Value::Int(-1)),
+        ("x-expires", Value::Int(0)),
+        ("x-max-length", Value::Int(-1)),
+        ("x-overflow", Value::Str("nonsense".into())),
+        ("x-dead-letter-routing-key", Value::Str("k".into())),
+        ("x-dead-letter-exchange", Value::Int(5)),
+    ];
+    for (k, v) in bad {
+        let mut b = broker(Faults::NONE);
+        assert_eq!(
+            closed(&declare(&mut b, "q", args(&[(k, v.clone())]))),
+            Some(ReplyCode::PreconditionFailed),
+            "{k} {v:?}"
+        );
+    }
+    let mut b = broker(Faults::NONE);
+    let ok = declare(
+        &mut b,
+        "q",
+        args(&[("x-max-length", Value::Int(0)), ("x-dead-letter-exchange", Value::Str("".into()))]),
+    );
+    assert_eq!(closed(&ok), None);
+    assert_eq!(closed(&publish(&mut b, "", "q", expiring("m", "abc"))), Some(ReplyCode::PreconditionFailed));
+    // Under `spec` the arguments mean nothing: kept and compared only.
+    let mut b = Broker::new(Profile::spec());
+    b.apply(&Command::ConnectionOpen { conn: ConnId(1) }).unwrap();
+    b.apply(&Command::ChannelOpen { ch: C }).unwrap();
+    assert_eq!(closed(&declare(&mut b, "q", args(&[("x-message-ttl", Value::Str("abc".into()))]))), None);
+}
