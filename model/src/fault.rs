@@ -46,6 +46,8 @@ pub enum Fault {
     QueueNeverExpires,
     /// The `alternate-exchange` argument is ignored.
     AlternateIgnored,
+    /// `basic.get` silently drops the message behind the one it takes.
+    GetDropsNext,
 }
 
 impl Fault {
@@ -61,7 +63,7 @@ impl Fault {
     ];
 
     /// Every fault, for tests that try them all.
-    pub const ALL: [Fault; 19] = [
+    pub const ALL: [Fault; 20] = [
         Fault::DirectIgnoresKey,
         Fault::FanoutFirstOnly,
         Fault::TopicHashIsOneWord,
@@ -81,6 +83,7 @@ impl Fault {
         Fault::LengthLimitIgnored,
         Fault::QueueNeverExpires,
         Fault::AlternateIgnored,
+        Fault::GetDropsNext,
     ];
 }
 

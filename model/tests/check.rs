@@ -117,10 +117,15 @@ fn broken_lifetime_rules_are_caught() {
 }
 
 #[test]
+fn a_copy_that_vanishes_is_caught() {
+    caught(Fault::GetDropsNext, CheckConfig::lifecycle(), "no copy vanishes without a fate");
+}
+
+#[test]
 fn every_fault_has_a_test() {
     // A new fault must be added to one of the tests above, or to model/tests/lifetime.rs
     // (QueueNeverExpires: a deletion owed, not a step the checker can see missing), and here.
-    assert_eq!(Fault::ALL.len(), 19);
+    assert_eq!(Fault::ALL.len(), 20);
 }
 
 /// The spec configuration reaches a point where the profile allows two answers, and the checker

@@ -96,7 +96,28 @@ fn wire_content(message: &Message, contents: &Contents) -> (basic::AMQPPropertie
             return (w.props.clone(), body);
         }
     }
+    if c.headers.contains_key("x-death") {
+        let mut stamped = c.clone();
+        stamp_deaths(&mut stamped.headers, now_seconds());
+        return (wire_properties(&stamped), c.body.as_str().as_bytes().to_vec());
+    }
     (wire_properties(c), c.body.as_str().as_bytes().to_vec())
+}
+
+/// Give each `x-death` entry that has none a `time` (a timestamp, in seconds), as RabbitMQ's
+/// have: the model keeps no wall clock and leaves it out (`amqp_model::lifetime::dead_letter`).
+fn stamp_deaths(headers: &mut amqp_model::Table, seconds: u64) {
+    if let Some(amqp_model::Value::Array(deaths)) = headers.get_mut("x-death") {
+        for d in deaths {
+            if let amqp_model::Value::Table(t) = d {
+                t.entry("time".into()).or_insert(amqp_model::Value::Timestamp(seconds));
+            }
+        }
+    }
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The content header and body frames of a message on `channel`, the body cut to fit
@@ -233,6 +254,29 @@ fn reply_frames(channel: u16, reply: &Reply, contents: &Contents, peer: Peer, ou
         Reply::TxRollbackOk => AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
     };
     out.push(AMQPFrame::Method(channel, class));
+}
+
+#[cfg(test)]
+mod death_times {
+    use super::*;
+    use amqp_model::{Table, Value};
+
+    #[test]
+    fn every_x_death_entry_gets_a_time_and_keeps_one_it_has() {
+        let entry = |t: Option<u64>| {
+            let mut e = Table::new();
+            e.insert("count".into(), Value::Int(1));
+            if let Some(t) = t {
+                e.insert("time".into(), Value::Timestamp(t));
+            }
+            Value::Table(e)
+        };
+        let mut headers = Table::new();
+        headers.insert("x-death".into(), Value::Array(vec![entry(None), entry(Some(5))]));
+        stamp_deaths(&mut headers, 1_800_000_000);
+        let want = Value::Array(vec![entry(Some(1_800_000_000)), entry(Some(5))]);
+        assert_eq!(headers.get("x-death"), Some(&want));
+    }
 }
 
 #[cfg(test)]

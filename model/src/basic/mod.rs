@@ -284,6 +284,11 @@ impl Broker {
             return Ok(());
         };
         self.drop_expired_heads(&name, out);
+        if self.faults.has(crate::fault::Fault::GetDropsNext) {
+            if let Some(next) = self.queues.get_mut(&name).and_then(|q| q.ready.pop_front()) {
+                self.settle_copy(next.msg.id(), &name);
+            }
+        }
         let message_count = self.queues[&name].ready.len() as u32;
         if r.flag_optional {
             r.redelivered = self.either("redelivered implementation", 2) == 0;

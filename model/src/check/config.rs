@@ -384,7 +384,7 @@ impl CheckConfig {
                 "an auto-delete queue disappears",
                 "a persistent message survives a restart",
             ],
-            unique_states: Some(416_236),
+            unique_states: Some(416_320),
         }
     }
 

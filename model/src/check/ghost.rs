@@ -60,6 +60,8 @@ pub enum Check {
     /// A dead message is republished to its queue's dead-letter exchange, routed as the oracle
     /// says.
     DeadLetter,
+    /// Every copy that leaves the ledger has a fate the step explains.
+    Fate,
 }
 
 /// Notable outcomes of the last step.
@@ -116,6 +118,7 @@ pub fn observe(pre: &Broker, action: &Action, events: &[Event], post: &Broker, g
             }
             Action::Broker(_) => Ok(()),
         }?;
+        super::lifetime::fates(pre, action, events, post)?;
         super::lifetime::observe(pre, action, events, post, ghost)?;
         // Whoever got deliveries in this step is within every prefetch limit afterwards.
         for e in events {

@@ -219,6 +219,86 @@ fn dead_lettered(
     Ok(())
 }
 
+/// Every copy that left the ledger in this step has a fate the step explains: its queue is gone
+/// (deleted, purged, restarted away), it was settled on the channel the step settled on or
+/// closed, it went out without acknowledgement, it expired (the step's own expiry, or a `get`
+/// dropping expired heads), or a length limit pushed it out. Nothing vanishes silently.
+pub(super) fn fates(pre: &Broker, action: &Action, events: &[Event], post: &Broker) -> Result<(), Violation> {
+    let handed: Vec<CopyId> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Deliver { queue, message, .. } | Event::Reply { reply: Reply::GetOk { queue, message, .. }, .. } => {
+                Some(CopyId { msg: message.id(), queue: queue.clone() })
+            }
+            _ => None,
+        })
+        .collect();
+    let unacked_on = |c: &CopyId, on: &dyn Fn(crate::types::ChanRef) -> bool| {
+        pre.connections.iter().any(|(conn, k)| {
+            k.channels.iter().any(|(n, ch)| {
+                on(crate::types::ChanRef { conn: *conn, channel: *n })
+                    && ch.unacked.values().any(|u| u.msg.id() == c.msg && u.queue == c.queue)
+            })
+        })
+    };
+    let limited = |q: &Name| {
+        pre.queues
+            .get(q)
+            .is_some_and(|q| number(q, "x-max-length").is_some() || number(q, "x-max-length-bytes").is_some())
+    };
+    let expiring = |q: &Name| pre.queues.get(q).is_some_and(|x| x.ready.iter().any(|r| ttl(x, &r.msg).is_some()));
+    for c in pre.ledger.keys().filter(|c| !post.ledger.contains_key(*c)) {
+        let queue_gone = !post.queues.contains_key(&c.queue)
+            || matches!(
+                action,
+                Action::Client(Command::QueuePurge { .. } | Command::Restart)
+                    | Action::Answer(Command::QueuePurge { .. } | Command::Restart, _)
+            );
+        let explained = queue_gone
+            || handed.contains(c)
+            || match action {
+                Action::Broker(crate::Internal::Expire { queue, at }) => pre
+                    .queues
+                    .get(queue)
+                    .and_then(|q| q.ready.get(*at))
+                    .is_some_and(|r| r.msg.id() == c.msg && *queue == c.queue),
+                Action::Broker(_) => false,
+                Action::Client(cmd) | Action::Answer(cmd, _) => match cmd {
+                    Command::BasicAck { ch, .. }
+                    | Command::BasicNack { ch, .. }
+                    | Command::BasicReject { ch, .. }
+                    | Command::BasicRecover { ch, .. }
+                    | Command::TxCommit { ch }
+                    | Command::ChannelClose { ch } => unacked_on(c, &|x| x == *ch) || limited(&c.queue),
+                    Command::ConnectionClose { conn } | Command::ConnectionDrop { conn } => {
+                        unacked_on(c, &|x| x.conn == *conn) || limited(&c.queue)
+                    }
+                    // A failed method closes its channel (or connection): as a close.
+                    other
+                        if other.channel().is_some_and(|ch| {
+                            events.iter().any(|e| {
+                                matches!(e, Event::ChannelClosed { ch: x, .. } if *x == ch)
+                                    || matches!(e, Event::ConnectionClosed { conn, .. } if *conn == ch.conn)
+                            })
+                        }) =>
+                    {
+                        unacked_on(c, &|x| x.conn == other.channel().expect("checked").conn) || limited(&c.queue)
+                    }
+                    Command::BasicGet { .. } => expiring(&c.queue),
+                    Command::BasicPublish { .. } => limited(&c.queue),
+                    _ => false,
+                },
+            };
+        if !explained {
+            return fail(
+                Check::Fate,
+                format!("message {} left {} without a fate the step explains ({action:?})", c.msg.0, c.queue),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Observe one step for the lifetime rules.
 pub(super) fn observe(
     pre: &Broker,

@@ -157,6 +157,7 @@ impl Model for BrokerModel {
             Property::always("dead letters are routed as the oracle says", |_, s: &CheckState| {
                 violation_free(s, Check::DeadLetter)
             }),
+            Property::always("no copy vanishes without a fate", |_, s: &CheckState| violation_free(s, Check::Fate)),
             Property::sometimes("a redelivery happens", |_, s: &CheckState| {
                 s.broker
                     .connections
