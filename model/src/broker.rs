@@ -201,6 +201,7 @@ impl crate::state::Broker {
                 *multiple,
                 crate::state::Settle::Ack,
                 "basic ack multiple exists",
+                out,
             ),
             BasicNack { delivery_tag, multiple, requeue, .. } => self.basic_ack_or_nack(
                 ch,
@@ -208,9 +209,10 @@ impl crate::state::Broker {
                 *multiple,
                 crate::state::Settle::rejecting(*requeue),
                 "basic nack multiple exists",
+                out,
             ),
             BasicReject { delivery_tag, requeue, .. } => {
-                self.basic_reject(ch, *delivery_tag, crate::state::Settle::rejecting(*requeue))
+                self.basic_reject(ch, *delivery_tag, crate::state::Settle::rejecting(*requeue), out)
             }
             BasicRecover { requeue, .. } => self.basic_recover(ch, *requeue, out),
             ConfirmSelect { .. } => self.confirm_select(ch, out),

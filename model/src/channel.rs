@@ -33,7 +33,7 @@ impl Broker {
             // Deliberately wrong: the copies vanish without being settled.
         } else {
             for u in channel.unacked.into_values() {
-                self.requeue(u, None);
+                self.requeue(u, None, out);
             }
         }
         for (tag, c) in channel.consumers.into_iter().filter(|(_, c)| !c.queue_gone) {

@@ -59,7 +59,7 @@ impl Broker {
         for t in tags {
             let u = self.channel_mut(ch).unacked.remove(&t).expect("listed");
             let how = u.pending.expect("pending");
-            self.finish(ch, u, how);
+            self.finish(ch, u, how, out);
         }
         self.unblock();
         out.push(Event::Reply { ch, reply: Reply::TxCommitOk });

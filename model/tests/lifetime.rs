@@ -228,6 +228,57 @@ fn length_limits_drop_the_oldest_or_refuse_the_publish() {
     assert_eq!(count(&b, "q"), 1);
 }
 
+/// Q45: a copy its queue could never hold, under drop-head, goes to a consumer with room if one
+/// waits, and is dropped (dead-lettered) if none has room; reject-publish refuses it whatever
+/// waits.
+#[test]
+fn a_waiting_consumer_gets_a_copy_its_queue_could_never_hold_under_drop_head() {
+    let consume = |b: &mut Broker, queue: &str, no_ack: bool| {
+        b.apply(&Command::BasicConsume {
+            ch: C,
+            queue: queue.into(),
+            consumer_tag: queue.into(),
+            no_ack,
+            exclusive: false,
+        })
+        .unwrap()
+    };
+    let delivered = |events: &[Event]| events.iter().filter(|e| matches!(e, Event::Deliver { .. })).count();
+    let confirmed = |events: &[Event]| {
+        events.iter().find_map(|e| match e {
+            Event::Confirm { ack, .. } => Some(*ack),
+            _ => None,
+        })
+    };
+    for (limit, body) in [(("x-max-length", 0), "m"), (("x-max-length-bytes", 2), "abc")] {
+        for overflow in ["drop-head", "reject-publish", "reject-publish-dlx"] {
+            let queue_args = [(limit.0, Value::Int(limit.1)), ("x-overflow", Value::Str(overflow.into()))];
+            let mut b = broker(Faults::NONE);
+            b.apply(&Command::ConfirmSelect { ch: C }).unwrap();
+            b.apply(&Command::BasicQos { ch: C, prefetch_count: 1, global: false }).unwrap();
+            dead_letter_setup(&mut b, &queue_args);
+            let refused_dead = usize::from(overflow == "reject-publish-dlx");
+            // (delivered, acked, dead-lettered) for a publish with no consumer, with one waiting,
+            // and with that one full (its one unacked message the copy it was handed).
+            let mut outcomes = Vec::new();
+            for step in 0..3 {
+                if step == 1 {
+                    consume(&mut b, "src", false);
+                }
+                let before = count(&b, "dead");
+                let events = publish(&mut b, "", "src", Content::text(body));
+                outcomes.push((delivered(&events), confirmed(&events), count(&b, "dead") - before));
+                assert_eq!(count(&b, "src"), 0);
+            }
+            let expected = match overflow {
+                "drop-head" => [(0, Some(true), 1), (1, Some(true), 0), (0, Some(true), 1)],
+                _ => [(0, Some(false), refused_dead); 3],
+            };
+            assert_eq!(outcomes, expected, "{limit:?} {overflow}");
+        }
+    }
+}
+
 #[test]
 fn an_alternate_exchange_takes_what_its_exchange_cannot_route() {
     for (faults, caught) in [(Faults::NONE, 1), (Faults::only(Fault::AlternateIgnored), 0)] {

@@ -19,28 +19,35 @@ impl Broker {
         multiple: bool,
         how: Settle,
         why: &'static str,
+        out: &mut Vec<Event>,
     ) -> Outcome {
         if delivery_tag == 0 && !multiple && self.profile.zero_tag_alone_open {
             match self.either(why, 3) {
                 0 => {}
-                1 => return self.basic_settle(ch, 0, true, how, why),
+                1 => return self.basic_settle(ch, 0, true, how, why, out),
                 _ => return Ok(()),
             }
         }
-        self.basic_settle(ch, delivery_tag, multiple, how, why)
+        self.basic_settle(ch, delivery_tag, multiple, how, why, out)
     }
 
     /// `basic.reject`: as an ack of its tag ([`Broker::basic_settle`]), except that no rule
     /// checks the tag (errata 21 only suggests the 406 of `basic ack multiple exists`): under
     /// `no_ack_tag_open` a tag naming no outstanding delivery is 406 (first) or ignored (a
     /// no-ack delivery's tag as for an ack).
-    pub(crate) fn basic_reject(&mut self, ch: ChanRef, delivery_tag: u64, how: Settle) -> Outcome {
+    pub(crate) fn basic_reject(
+        &mut self,
+        ch: ChanRef,
+        delivery_tag: u64,
+        how: Settle,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
         let chan = self.channel(ch).expect("open");
         let unknown = !chan.outstanding(delivery_tag) && !chan.no_ack_tags.contains(&delivery_tag);
         if unknown && self.profile.no_ack_tag_open && self.either("errata 21", 2) == 1 {
             return Ok(());
         }
-        self.basic_settle(ch, delivery_tag, false, how, "errata 21")
+        self.basic_settle(ch, delivery_tag, false, how, "errata 21", out)
     }
 
     /// `basic.ack`, `basic.nack` and `basic.reject`.
@@ -59,6 +66,7 @@ impl Broker {
         multiple: bool,
         how: Settle,
         why: &'static str,
+        out: &mut Vec<Event>,
     ) -> Outcome {
         // The tag of a no-ack delivery names a delivered message: its automatic settlement may
         // count as its acknowledgement (406 on another, first) or the superfluous one is
@@ -108,7 +116,7 @@ impl Broker {
             self.channel_mut(ch).next_tag = 1;
         }
         for u in settled {
-            self.finish(ch, u, how);
+            self.finish(ch, u, how, out);
         }
         self.unblock();
         Ok(())
@@ -123,10 +131,10 @@ impl Broker {
     /// requeue means the message is discarded or dead-lettered. So with no consumer of the queue
     /// on another channel, the copy is held for one (first) or dead-lettered, which in a model
     /// without dead-letter queues is its end.
-    pub(crate) fn finish(&mut self, ch: ChanRef, u: Unacked, how: Settle) {
+    pub(crate) fn finish(&mut self, ch: ChanRef, u: Unacked, how: Settle, out: &mut Vec<Event>) {
         match how {
             Settle::Ack => self.settle_copy(u.msg.id(), &u.queue),
-            Settle::Discard => self.discard(u),
+            Settle::Discard => self.discard(u, out),
             Settle::Requeue => {
                 let avoid = self.profile.requeue_avoids_rejecting_channel.then_some(ch);
                 let elsewhere = |b: &Broker| {
@@ -135,7 +143,7 @@ impl Broker {
                 if avoid.is_some() && !elsewhere(self) && self.either("basic reject requeue 01", 2) == 1 {
                     return self.settle_copy(u.msg.id(), &u.queue);
                 }
-                self.requeue(u, avoid);
+                self.requeue(u, avoid, out);
             }
         }
     }
@@ -143,11 +151,10 @@ impl Broker {
     /// A delivery rejected or nacked without requeue: settled, and dead-lettered
     /// ([`crate::lifetime::dead_letter`], reason `rejected`) if its queue is still there to say
     /// where.
-    fn discard(&mut self, u: Unacked) {
+    fn discard(&mut self, u: Unacked, out: &mut Vec<Event>) {
         self.settle_copy(u.msg.id(), &u.queue);
         if !u.queue_gone {
-            let mut out = Vec::new();
-            self.dead_letter(&u.queue, &u.msg, crate::lifetime::dead_letter::Reason::Rejected, &mut out);
+            self.dead_letter(&u.queue, &u.msg, crate::lifetime::dead_letter::Reason::Rejected, out);
         }
     }
 
@@ -157,12 +164,18 @@ impl Broker {
     /// nothing of it) the copy floats: it may go out before or after any message that was in the
     /// queue then, never after one that came later (`basic 08`). Only `basic.recover` without
     /// requeue (spec profile) hands copies straight back to their original consumer.
-    pub(crate) fn requeue(&mut self, u: Unacked, avoid: Option<ChanRef>) {
-        self.requeue_flagged(u, avoid, self.profile.redelivered_flag_optional);
+    pub(crate) fn requeue(&mut self, u: Unacked, avoid: Option<ChanRef>, out: &mut Vec<Event>) {
+        self.requeue_flagged(u, avoid, self.profile.redelivered_flag_optional, out);
     }
 
     /// [`Self::requeue`], with the redelivered flag optional or not on the next delivery.
-    pub(crate) fn requeue_flagged(&mut self, u: Unacked, avoid: Option<ChanRef>, flag_optional: bool) {
+    pub(crate) fn requeue_flagged(
+        &mut self,
+        u: Unacked,
+        avoid: Option<ChanRef>,
+        flag_optional: bool,
+        out: &mut Vec<Event>,
+    ) {
         let redelivered = !self.faults.has(Fault::NoRedeliveredFlag);
         let floating = (self.profile.requeue_position == RequeuePosition::Anywhere).then_some(self.next_msg);
         match self.queues.get_mut(&u.queue).filter(|_| !u.queue_gone) {
@@ -172,8 +185,7 @@ impl Broker {
                 let expires = u.expires;
                 q.ready.insert(at, Ready { msg: u.msg, redelivered, flag_optional, avoid, floating, expires });
                 // Back over a `drop-head` length limit, the oldest go (Q44: the requeued one).
-                let mut out = Vec::new();
-                self.drop_over_limits(&u.queue, &mut out);
+                self.drop_over_limits(&u.queue, out);
             }
             None => self.settle_copy(u.msg.id(), &u.queue),
         }
@@ -226,7 +238,7 @@ impl Broker {
                     self.channel_mut(ch).unacked.insert(t, u);
                 }
                 // `basic recover 01`: the flag is a MUST on what recover resends.
-                None => self.requeue_flagged(u, None, false),
+                None => self.requeue_flagged(u, None, false, out),
             }
         }
         self.unblock();

@@ -1,9 +1,11 @@
 //! Dispatch: which consumer may take a queue's next message, prefetch limits, and the
 //! round-robin rotation of RabbitMQ.
 //!
-//! The model never dispatches on its own initiative inside a command: every delivery to a
-//! consumer is an internal step ([`crate::Internal::Deliver`]) that may happen at any point after
-//! it becomes possible, because a real broker delivers when it gets to it.
+//! The model does not dispatch on its own initiative inside a command: a delivery to a consumer
+//! is an internal step ([`crate::Internal::Deliver`]) that may happen at any point after it
+//! becomes possible, because a real broker delivers when it gets to it. One exception: a copy
+//! that a length limit would drop at once goes to a consumer with room inside the step that
+//! brought it, or never (`crate::lifetime::limits`).
 
 use crate::broker::Internal;
 use crate::choice::Readings as Schemes;
@@ -105,28 +107,33 @@ impl Broker {
     /// any-consumer dispatch, every consumer with capacity.
     pub(crate) fn dispatch_choices(&self, out: &mut Vec<Internal>) {
         for (name, q) in &self.queues {
-            if q.ready.is_empty() {
-                continue;
-            }
-            let mut candidates = q.consumers.iter().filter(|c| self.has_capacity(c)).filter_map(|c| {
-                let at: Vec<usize> = self.eligible(q, c).into_iter().map(|(at, _)| at).collect();
-                (!at.is_empty()).then_some((c, at))
-            });
-            let chosen: Vec<(&ConsumerRef, Vec<usize>)> = match self.profile.dispatch {
-                Dispatch::RoundRobin => candidates.next().into_iter().collect(),
-                Dispatch::AnyConsumer => candidates.collect(),
-            };
-            for (c, at) in chosen {
-                for at in at {
-                    let r = &q.ready[at];
-                    let flags: &[bool] = if r.flag_optional { &[true, false] } else { &[r.redelivered] };
-                    out.extend(flags.iter().map(|&redelivered| Internal::Deliver {
-                        queue: name.clone(),
-                        consumer: c.clone(),
-                        at,
-                        redelivered,
-                    }));
-                }
+            self.deliveries_from(name, q, out);
+        }
+    }
+
+    /// The deliveries possible now from the queue `name` ([`Self::dispatch_choices`]).
+    pub(crate) fn deliveries_from(&self, name: &Name, q: &Queue, out: &mut Vec<Internal>) {
+        if q.ready.is_empty() {
+            return;
+        }
+        let mut candidates = q.consumers.iter().filter(|c| self.has_capacity(c)).filter_map(|c| {
+            let at: Vec<usize> = self.eligible(q, c).into_iter().map(|(at, _)| at).collect();
+            (!at.is_empty()).then_some((c, at))
+        });
+        let chosen: Vec<(&ConsumerRef, Vec<usize>)> = match self.profile.dispatch {
+            Dispatch::RoundRobin => candidates.next().into_iter().collect(),
+            Dispatch::AnyConsumer => candidates.collect(),
+        };
+        for (c, at) in chosen {
+            for at in at {
+                let r = &q.ready[at];
+                let flags: &[bool] = if r.flag_optional { &[true, false] } else { &[r.redelivered] };
+                out.extend(flags.iter().map(|&redelivered| Internal::Deliver {
+                    queue: name.clone(),
+                    consumer: c.clone(),
+                    at,
+                    redelivered,
+                }));
             }
         }
     }

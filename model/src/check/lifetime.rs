@@ -12,10 +12,7 @@ use crate::state::{Broker, CopyId, Queue};
 use crate::types::{Message, Name, Value};
 
 fn number(q: &Queue, key: &str) -> Option<u64> {
-    match q.arguments.get(key) {
-        Some(Value::Int(i) | Value::Sized(_, i)) if *i >= 0 => Some(*i as u64),
-        _ => None,
-    }
+    q.arguments.get(key).and_then(Value::int).and_then(|i| u64::try_from(i).ok())
 }
 
 fn text<'a>(q: &'a Queue, key: &str) -> Option<&'a Name> {
@@ -43,7 +40,8 @@ fn rejecting(q: &Queue) -> bool {
 }
 
 /// Whether `q` (as it was before) has no room for `msg`: refused by a `reject-publish` queue
-/// that is full, or dropped at once by a `drop-head` one it does not fit even alone.
+/// that is full, or dropped at once by a `drop-head` one it does not fit even alone (unless a
+/// consumer with room takes it first: so the oracle's route *may* leave such a queue out).
 fn no_room(q: &Queue, msg: &Message) -> bool {
     let (len, bytes) = (number(q, "x-max-length"), number(q, "x-max-length-bytes"));
     if rejecting(q) {

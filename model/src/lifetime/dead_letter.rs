@@ -74,7 +74,7 @@ pub fn died(msg: &Message, queue: &Name, reason: Reason) -> Table {
         Some(at) => {
             let mut entry = deaths.remove(at);
             if let Value::Table(t) = &mut entry {
-                let count = t.get("count").and_then(super::integer).unwrap_or(0);
+                let count = t.get("count").and_then(Value::int).unwrap_or(0);
                 t.insert("count".into(), Value::Sized(IntType::I64, count + 1));
             }
             entry
@@ -158,7 +158,7 @@ mod tests {
 
     fn count(headers: &Table, at: usize) -> Option<i64> {
         match headers.get("x-death") {
-            Some(Value::Array(d)) => field(&d[at], "count").and_then(super::super::integer),
+            Some(Value::Array(d)) => field(&d[at], "count").and_then(Value::int),
             _ => None,
         }
     }

@@ -4,11 +4,13 @@
 //!
 //! - `drop-head` (the default): it goes in, and the oldest messages are dropped, dead-lettered
 //!   with reason `maxlen` ([`super::dead_letter`]), until the queue is within its limits again;
+//!   but a copy the queue could never hold, arriving while nothing waits in it, goes straight to
+//!   a consumer with room for it if there is one ([`Broker::put`]);
 //! - `reject-publish`: the queue refuses it (it is not put in that queue; a confirming publisher
 //!   gets a nack, whatever other queues took it);
 //! - `reject-publish-dlx`: refused as by `reject-publish`, and dead-lettered.
 //!
-//! Probed on RabbitMQ 3.10.8: docs/rabbitmq-3.10.md Q40, Q41, Q44.
+//! Probed on RabbitMQ 3.10.8: docs/rabbitmq-3.10.md Q40, Q41, Q44, Q45.
 //!
 //! [`Broker::put`] is the one way a copy enters a queue (a publish, a dead-lettering), so the
 //! limits, and the copy's deadline ([`super::ttl`]), apply to every copy alike.
@@ -35,8 +37,15 @@ impl Broker {
         let q = &self.queues[queue];
         let policy = self.policy(q).unwrap_or_default();
         let (max_length, max_bytes) = (policy.max_length, policy.max_length_bytes);
-        if policy.overflow != Overflow::DropHead && !self.faults.has(crate::fault::Fault::LengthLimitIgnored) {
-            let size = msg.0.content.body.as_str().len() as u64;
+        let limited = !self.faults.has(crate::fault::Fault::LengthLimitIgnored);
+        let size = msg.0.content.body.as_str().len() as u64;
+        let never_fits = max_length == Some(0) || max_bytes.is_some_and(|m| size > m);
+        let drop_head = policy.overflow == Overflow::DropHead;
+        if limited && drop_head && never_fits && q.ready.is_empty() && self.hand_to_waiting(queue, msg, out) {
+            return true;
+        }
+        let q = &self.queues[queue];
+        if policy.overflow != Overflow::DropHead && limited {
             let full =
                 max_length.is_some_and(|m| q.ready.len() as u64 >= m) || max_bytes.is_some_and(|m| bytes(q) + size > m);
             if full {
@@ -46,7 +55,16 @@ impl Broker {
                 return false;
             }
         }
-        let expires = self.deadline(q, &msg.0.content);
+        self.append(queue, msg);
+        if limited {
+            self.drop_over(queue, max_length, max_bytes, out);
+        }
+        true
+    }
+
+    /// Append a copy of `msg` to `queue`, whatever its limits, with its deadline.
+    fn append(&mut self, queue: &Name, msg: &Message) {
+        let expires = self.deadline(&self.queues[queue], &msg.0.content);
         self.ledger.insert(CopyId { msg: msg.id(), queue: queue.clone() }, Live { delivered: false });
         let q = self.queues.get_mut(queue).expect("put in an existing queue");
         q.ready.push_back(Ready {
@@ -57,10 +75,28 @@ impl Broker {
             floating: None,
             expires,
         });
-        if !self.faults.has(crate::fault::Fault::LengthLimitIgnored) {
-            self.drop_over(queue, max_length, max_bytes, out);
+    }
+
+    /// A copy that its queue could not hold even empty (`x-max-length` 0, or a body larger than
+    /// `x-max-length-bytes`) arriving under `drop-head` at an empty queue: a consumer that has
+    /// room for it now (the next in turn) gets it, and the limit never sees it; with none, the
+    /// limit drops it (Q45: so RabbitMQ 3.10.8 did in every run; under `reject-publish` the copy
+    /// is refused whatever consumers wait). Returns whether the copy went to a consumer.
+    fn hand_to_waiting(&mut self, queue: &Name, msg: &Message, out: &mut Vec<Event>) -> bool {
+        self.append(queue, msg);
+        let mut deliveries = Vec::new();
+        self.deliveries_from(queue, &self.queues[queue], &mut deliveries);
+        match deliveries.into_iter().next() {
+            Some(crate::broker::Internal::Deliver { consumer, at, redelivered, .. }) => {
+                self.deliver(queue, &consumer, at, redelivered, out);
+                true
+            }
+            _ => {
+                self.queues.get_mut(queue).expect("appended").ready.pop_back();
+                self.ledger.remove(&CopyId { msg: msg.id(), queue: queue.clone() });
+                false
+            }
         }
-        true
     }
 
     /// A copy came back to `queue` (a requeue): under `drop-head` the oldest messages go while

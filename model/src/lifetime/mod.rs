@@ -62,15 +62,6 @@ pub enum Overflow {
     RejectPublishDlx,
 }
 
-/// The integer value of a field of any integer type (RabbitMQ accepts every width); floats,
-/// strings and the rest are not integers.
-pub(crate) fn integer(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(i) | Value::Sized(_, i) => Some(*i),
-        _ => None,
-    }
-}
-
 fn text(v: &Value) -> Option<&Name> {
     match v {
         Value::Str(s) => Some(s),
@@ -101,8 +92,8 @@ enum Kind {
 impl Kind {
     fn accepts(self, v: &Value) -> bool {
         match self {
-            Kind::NonNegative => integer(v).is_some_and(|i| i >= 0),
-            Kind::Positive => integer(v).is_some_and(|i| i > 0),
+            Kind::NonNegative => v.int().is_some_and(|i| i >= 0),
+            Kind::Positive => v.int().is_some_and(|i| i > 0),
             Kind::Text => text(v).is_some(),
             Kind::Overflow => {
                 text(v).is_some_and(|s| ["drop-head", "reject-publish", "reject-publish-dlx"].contains(&s.as_str()))
@@ -126,7 +117,7 @@ pub(crate) fn check_queue_arguments(arguments: &Table) -> Result<(), Exception> 
 impl QueuePolicy {
     /// What `arguments` (already checked) say.
     pub fn of(arguments: &Table) -> QueuePolicy {
-        let num = |k: &str| arguments.get(k).and_then(integer).and_then(|i| u64::try_from(i).ok());
+        let num = |k: &str| arguments.get(k).and_then(Value::int).and_then(|i| u64::try_from(i).ok());
         let name = |k: &str| arguments.get(k).and_then(text).cloned();
         QueuePolicy {
             message_ttl: num("x-message-ttl"),
