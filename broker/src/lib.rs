@@ -56,7 +56,8 @@
 //!   profile's first choice ([`Schedule::RoundRobin`], as the runner's model target does), or
 //!   picked at random from a seeded generator ([`Schedule::Random`]).
 //! - What the model does not implement (`channel.flow`, `basic.recover-async`, `immediate`,
-//!   `prefetch-size`, `no-local`, consumer arguments) is refused with `connection.close` 540;
+//!   `prefetch-size`, `no-local`) is refused with `connection.close` 540 (consumer arguments are
+//!   taken: `x-priority` ranks consumers under `rabbitmq`);
 //!   frames that cannot be parsed with 501.
 //! - Messages keep every property and their exact body as published (beside the model, by the
 //!   model's message identity); the model sees the body, `delivery-mode` and headers.

@@ -18,3 +18,15 @@ fn the_tutorials_pika_programs_behave_as_the_model_says() {
     assert!(text.contains("6 scenarios, 0 failed"), "{text}");
     server.stop();
 }
+
+/// A pika consumer with the `x-priority` argument (consumer priorities, RabbitMQ's extension)
+/// against the reference broker: taken, and obeyed as the model says.
+#[test]
+fn a_pika_consumer_with_x_priority_is_served_first() {
+    let server = ServerHandle::start(ServeConfig::with_profile(Profile::rabbitmq())).expect("the reference broker");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pika/consumers.py");
+    let out = Command::new("python3").arg(script).arg(server.addr().port().to_string()).output().expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("as the model says"), "{text}");
+    server.stop();
+}

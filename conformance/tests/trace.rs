@@ -390,7 +390,14 @@ fn every_command_shape() -> Vec<Command> {
     }
     for f in combinations(2) {
         out.push(QueueDelete { ch, queue: n("ja"), if_unused: f[0], if_empty: f[1] });
-        out.push(BasicConsume { ch, queue: n("ja"), consumer_tag: n("w1"), no_ack: f[0], exclusive: f[1] });
+        out.push(BasicConsume {
+            ch,
+            queue: n("ja"),
+            consumer_tag: n("w1"),
+            no_ack: f[0],
+            exclusive: f[1],
+            arguments: Default::default(),
+        });
         let content = Content { body: n("hello"), persistent: f[1], headers: t(), ..Content::default() };
         out.push(BasicPublish { ch, exchange: n("m1"), routing_key: n("ja"), mandatory: f[0], content });
         out.push(BasicNack { ch, delivery_tag: 7, multiple: f[0], requeue: f[1] });
@@ -478,7 +485,14 @@ fn names_that_need_quotes_round_trip_in_every_position() {
                 arguments: t(),
             },
             Command::QueueBind { ch, queue: x.clone(), exchange: x.clone(), routing_key: x.clone(), arguments: t() },
-            Command::BasicConsume { ch, queue: x.clone(), consumer_tag: x.clone(), no_ack: true, exclusive: false },
+            Command::BasicConsume {
+                ch,
+                queue: x.clone(),
+                consumer_tag: x.clone(),
+                no_ack: true,
+                exclusive: false,
+                arguments: Default::default(),
+            },
             Command::BasicCancel { ch, consumer_tag: x.clone() },
             Command::BasicPublish {
                 ch,
@@ -520,7 +534,14 @@ fn variables_and_captures_round_trip() {
         auto_delete: false,
         arguments: Table::new(),
     };
-    let consume = Command::BasicConsume { ch, queue: n("$q"), consumer_tag: n(""), no_ack: true, exclusive: false };
+    let consume = Command::BasicConsume {
+        ch,
+        queue: n("$q"),
+        consumer_tag: n(""),
+        no_ack: true,
+        exclusive: false,
+        arguments: Default::default(),
+    };
     let bind =
         Command::QueueBind { ch, queue: n("$q"), exchange: n("m1"), routing_key: n("$q"), arguments: Table::new() };
     let mut trace = one_command(&declare, Some("$q"));

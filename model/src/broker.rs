@@ -187,8 +187,8 @@ impl crate::state::Broker {
             QueuePurge { queue, .. } => self.queue_purge(ch, queue, out),
             QueueDelete { queue, if_unused, if_empty, .. } => self.queue_delete(ch, queue, *if_unused, *if_empty, out),
             BasicQos { prefetch_count, global, .. } => self.basic_qos(ch, *prefetch_count, *global, out),
-            BasicConsume { queue, consumer_tag, no_ack, exclusive, .. } => {
-                self.basic_consume(ch, queue, consumer_tag, *no_ack, *exclusive, out)
+            BasicConsume { queue, consumer_tag, no_ack, exclusive, arguments, .. } => {
+                self.basic_consume(ch, queue, consumer_tag, *no_ack, *exclusive, arguments, out)
             }
             BasicCancel { consumer_tag, .. } => self.basic_cancel(ch, consumer_tag, out),
             BasicPublish { exchange, routing_key, mandatory, content, .. } => {

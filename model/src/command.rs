@@ -102,6 +102,9 @@ pub enum Command {
         consumer_tag: Name,
         no_ack: bool,
         exclusive: bool,
+        /// The consumer's arguments (RabbitMQ: `x-priority`).
+        #[serde(default)]
+        arguments: Table,
     },
     BasicCancel {
         ch: ChanRef,

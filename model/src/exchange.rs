@@ -261,6 +261,7 @@ impl Broker {
         if !self.binding_end(destination)? || !self.binding_end(source)? {
             return Err(Channel(NotFound));
         }
+        self.check_x_match(source, arguments)?;
         self.add_binding(Binding {
             source: source.clone(),
             dest: Dest::Exchange(destination.clone()),

@@ -48,6 +48,12 @@ pub enum Fault {
     AlternateIgnored,
     /// `basic.get` silently drops the message behind the one it takes.
     GetDropsNext,
+    /// Headers `x-match=all-with-x` and `any-with-x` leave the `x-` arguments out, as `all` and
+    /// `any` do.
+    HeadersWithXIgnored,
+    /// Consumer priorities are ignored: the next consumer in turn gets a message, whatever its
+    /// `x-priority`.
+    ConsumerPriorityIgnored,
 }
 
 impl Fault {
@@ -63,7 +69,7 @@ impl Fault {
     ];
 
     /// Every fault, for tests that try them all.
-    pub const ALL: [Fault; 20] = [
+    pub const ALL: [Fault; 22] = [
         Fault::DirectIgnoresKey,
         Fault::FanoutFirstOnly,
         Fault::TopicHashIsOneWord,
@@ -84,6 +90,8 @@ impl Fault {
         Fault::QueueNeverExpires,
         Fault::AlternateIgnored,
         Fault::GetDropsNext,
+        Fault::HeadersWithXIgnored,
+        Fault::ConsumerPriorityIgnored,
     ];
 }
 

@@ -294,6 +294,20 @@ pub struct Profile {
     /// arguments. Under `spec` (`false`) the arguments are kept and compared only: the text
     /// leaves their meaning to the server and gives `expiration` none. RabbitMQ: `true`.
     pub lifetime: bool,
+    /// Whether a headers binding's `x-match` may also be `all-with-x` or `any-with-x`, matching
+    /// on the `x-` arguments too ([`crate::routing::headers::XMatch`]): RabbitMQ's extension,
+    /// `true`. Under `spec` (`false`) only `all` and `any` are known values.
+    pub x_match_with_x: bool,
+    /// Whether a headers binding with an `x-match` the broker does not know (not a string, or
+    /// none of the known values) is accepted, and then matched as `all`, or refused with 406.
+    /// Under `spec` either (the text names no values of `x-match`: a binding's arguments mean
+    /// what the exchange type makes of them); RabbitMQ: refused (probed, Q30, Q46).
+    pub x_match_unknown: Permit,
+    /// Whether a consumer's `x-priority` argument orders the consumers of a queue
+    /// ([`crate::basic::consumer_priority`]): RabbitMQ's extension, `true`. Under `spec`
+    /// (`false`) a consumer's arguments are kept and act on nothing: the arguments field doc of
+    /// basic.consume leaves their syntax and meaning to the server.
+    pub consumer_priorities: bool,
 }
 
 /// Where a requeued message goes back (`Profile::requeue_position`).
@@ -475,6 +489,9 @@ impl Profile {
             header_values_open: true,
             priority_levels: PriorityLevels::Bands,
             lifetime: false,
+            x_match_with_x: false,
+            x_match_unknown: Permit::Either,
+            consumer_priorities: false,
         }
     }
 
@@ -526,6 +543,9 @@ impl Profile {
             header_values_open: false,
             priority_levels: PriorityLevels::MaxPriorityArgument,
             lifetime: true,
+            x_match_with_x: true,
+            x_match_unknown: Permit::Refused,
+            consumer_priorities: true,
         }
     }
 
@@ -559,6 +579,7 @@ impl Profile {
                 self.predeclared_durable,
                 self.passive_empty_last_queue,
                 self.unbind_key_shortcut,
+                self.x_match_unknown,
             ]
             .contains(&Permit::Either)
             || self.equivalence_code == EquivalenceCode::PreconditionFailedOrResourceLocked

@@ -288,6 +288,7 @@ impl Broker {
             return Err(Channel(NotFound));
         }
         self.usable_queue(ch, q)?;
+        self.check_x_match(exchange, arguments)?;
         if !self.bindings.contains(&b) {
             self.out_of_room(
                 |x| x.bindings.iter().filter(|y| y.dest == b.dest).count(),

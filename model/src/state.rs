@@ -297,6 +297,10 @@ pub struct Consumer {
     /// freeing the tag): it gets nothing, a consume reusing the tag is 530, a cancel frees it.
     #[serde(default)]
     pub queue_gone: bool,
+    /// Its priority (RabbitMQ's `x-priority` consumer argument, [`crate::basic::consumer_priority`]):
+    /// 0 unless given.
+    #[serde(default)]
+    pub priority: i64,
 }
 
 /// The publishing mode of a channel.

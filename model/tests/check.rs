@@ -117,6 +117,16 @@ fn broken_lifetime_rules_are_caught() {
 }
 
 #[test]
+fn consumers_space_is_pinned() {
+    assert_eq!(Some(explore(CheckConfig::consumers()).1), CheckConfig::consumers().unique_states);
+}
+
+#[test]
+fn ignored_consumer_priorities_are_caught() {
+    caught(Fault::ConsumerPriorityIgnored, CheckConfig::consumers(), "consumer priorities respected");
+}
+
+#[test]
 fn a_copy_that_vanishes_is_caught() {
     caught(Fault::GetDropsNext, CheckConfig::lifecycle(), "no copy vanishes without a fate");
 }
@@ -125,7 +135,8 @@ fn a_copy_that_vanishes_is_caught() {
 fn every_fault_has_a_test() {
     // A new fault must be added to one of the tests above, or to model/tests/lifetime.rs
     // (QueueNeverExpires: a deletion owed, not a step the checker can see missing), and here.
-    assert_eq!(Fault::ALL.len(), 20);
+    // HeadersWithXIgnored: model/tests/props.rs headers_fault_caught.
+    assert_eq!(Fault::ALL.len(), 22);
 }
 
 /// The spec configuration reaches a point where the profile allows two answers, and the checker

@@ -240,6 +240,7 @@ fn a_waiting_consumer_gets_a_copy_its_queue_could_never_hold_under_drop_head() {
             consumer_tag: queue.into(),
             no_ack,
             exclusive: false,
+            arguments: Default::default(),
         })
         .unwrap()
     };

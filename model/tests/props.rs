@@ -186,10 +186,10 @@ fn header_table(keys: Vec<&'static str>) -> impl Strategy<Value = Table> {
     vec((select(keys), header_value()), 0..=3).prop_map(|kv| kv.into_iter().map(|(k, v)| (Name::from(k), v)).collect())
 }
 
-/// Binding arguments: 0-3 of `a`, `b`, `c` or the ignored `x-other`, and `x-match` absent, all
-/// or any.
+/// Binding arguments: 0-3 of `a`, `b`, `c` or `x-other` (ignored but by the `-with-x` modes),
+/// and `x-match` absent, all, any, all-with-x, any-with-x or a value no broker knows.
 fn binding_table() -> impl Strategy<Value = Table> {
-    let x_match = select(vec![None, Some("all"), Some("any")]);
+    let x_match = select(vec![None, Some("all"), Some("any"), Some("all-with-x"), Some("any-with-x"), Some("bogus")]);
     (header_table(vec!["a", "b", "c", "x-other"]), x_match).prop_map(|(mut t, m)| {
         if let Some(m) = m {
             t.insert("x-match".into(), Value::Str(m.into()));
@@ -208,9 +208,15 @@ fn headers_disagree(binding: &Table, message: &Table, faults: Faults) -> Option<
     let lavin = HeaderValues::WIDTHS | HeaderValues::FLOATS | HeaderValues::DECIMALS | HeaderValues::IN_ARRAYS;
     let readings = [HeaderValues::RABBIT.0, 0, 255, lavin, 1, 2, 4, 8, 16, 32, 64, 128];
     readings.into_iter().map(HeaderValues).find_map(|r| {
-        let (model, expected) = (headers::matches(binding, message, r, faults), oracle::headers(binding, message, r));
-        (model != expected)
-            .then(|| format!("{r:?}: binding {binding:?} headers {message:?}: model {model}, oracle {expected}"))
+        [false, true].into_iter().find_map(|with_x| {
+            let model = headers::matches(binding, message, r, with_x, faults);
+            let expected = oracle::headers(binding, message, r, with_x);
+            (model != expected).then(|| {
+                format!(
+                    "{r:?}, with-x {with_x}: binding {binding:?} headers {message:?}: model {model}, oracle {expected}"
+                )
+            })
+        })
     })
 }
 
@@ -220,19 +226,48 @@ fn headers_x_keys_ignored() {
     let t = |kv: &[(&str, Value)]| -> Table { kv.iter().map(|(k, v)| (Name::from(*k), v.clone())).collect() };
     let any = Value::Str("any".into());
     let binding = t(&[("x-match", any.clone()), ("x-other", Value::Int(1)), ("a", Value::Int(1))]);
-    assert!(!headers::matches(&binding, &t(&[("x-other", Value::Int(1))]), R, Faults::NONE));
-    assert!(headers::matches(&binding, &t(&[("a", Value::Int(1))]), R, Faults::NONE));
-    assert!(!headers::matches(&t(&[("a", Value::Int(1))]), &t(&[("a", Value::Str("1".into()))]), R, Faults::NONE));
-    assert!(!headers::matches(&t(&[("x-match", any)]), &t(&[("a", Value::Int(1))]), R, Faults::NONE));
-    assert!(headers::matches(&t(&[("x-other", Value::Int(2))]), &Table::new(), R, Faults::NONE));
+    assert!(!headers::matches(&binding, &t(&[("x-other", Value::Int(1))]), R, true, Faults::NONE));
+    assert!(headers::matches(&binding, &t(&[("a", Value::Int(1))]), R, true, Faults::NONE));
+    assert!(!headers::matches(
+        &t(&[("a", Value::Int(1))]),
+        &t(&[("a", Value::Str("1".into()))]),
+        R,
+        true,
+        Faults::NONE
+    ));
+    assert!(!headers::matches(&t(&[("x-match", any)]), &t(&[("a", Value::Int(1))]), R, true, Faults::NONE));
+    assert!(headers::matches(&t(&[("x-other", Value::Int(2))]), &Table::new(), R, true, Faults::NONE));
 }
 
 #[test]
 fn headers_fault_caught() {
-    let found = first_found((binding_table(), message_headers()), 256, |(b, m)| {
-        headers_disagree(&b, &m, Faults::only(Fault::HeadersAnyIsAll))
-    });
-    assert!(found.is_some(), "HeadersAnyIsAll not caught");
+    for fault in [Fault::HeadersAnyIsAll, Fault::HeadersWithXIgnored] {
+        let found = first_found((binding_table(), message_headers()), 256, |(b, m)| {
+            headers_disagree(&b, &m, Faults::only(fault))
+        });
+        assert!(found.is_some(), "{fault:?} not caught");
+    }
+}
+
+/// RabbitMQ's `-with-x` modes (Q46): the `x-` arguments count, `x-match` itself never; with
+/// them unknown (`spec`), `all-with-x` is a value matched as `all`.
+#[test]
+fn headers_with_x_match_on_x_arguments() {
+    const R: HeaderValues = HeaderValues::RABBIT;
+    let t =
+        |kv: &[(&str, &str)]| -> Table { kv.iter().map(|(k, v)| (Name::from(*k), Value::Str((*v).into()))).collect() };
+    let all_x = t(&[("x-match", "all-with-x"), ("x-foo", "1")]);
+    assert!(headers::matches(&all_x, &t(&[("x-foo", "1")]), R, true, Faults::NONE));
+    assert!(!headers::matches(&all_x, &t(&[("x-foo", "2")]), R, true, Faults::NONE));
+    assert!(!headers::matches(&all_x, &Table::new(), R, true, Faults::NONE));
+    assert!(headers::matches(&all_x, &Table::new(), R, false, Faults::NONE));
+    let any_x = t(&[("x-match", "any-with-x"), ("x-foo", "1"), ("a", "1")]);
+    assert!(headers::matches(&any_x, &t(&[("x-foo", "1")]), R, true, Faults::NONE));
+    assert!(!headers::matches(&any_x, &t(&[("a", "2")]), R, true, Faults::NONE));
+    assert!(!headers::matches(&t(&[("x-match", "any-with-x")]), &t(&[("a", "1")]), R, true, Faults::NONE));
+    assert!(headers::matches(&t(&[("x-match", "all-with-x")]), &t(&[("a", "1")]), R, true, Faults::NONE));
+    let all = t(&[("x-match", "all"), ("x-foo", "1")]);
+    assert!(headers::matches(&all, &t(&[("x-foo", "2")]), R, true, Faults::NONE));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,9 +365,14 @@ fn decode(r: u64) -> Step {
         108..=113 => Command::BasicNack { ch, delivery_tag, multiple: b1, requeue: b2 },
         114..=119 => Command::BasicReject { ch, delivery_tag, requeue: b1 },
         120..=125 => Command::BasicGet { ch, queue: n(queue), no_ack: b1 && b2 },
-        126..=137 => {
-            Command::BasicConsume { ch, queue: n(queue), consumer_tag: tag, no_ack: b1 && b2, exclusive: false }
-        }
+        126..=137 => Command::BasicConsume {
+            ch,
+            queue: n(queue),
+            consumer_tag: tag,
+            no_ack: b1 && b2,
+            exclusive: false,
+            arguments: Default::default(),
+        },
         138..=141 => Command::BasicCancel { ch, consumer_tag: tag },
         142..=149 => Command::BasicQos { ch, prefetch_count: d.pick(4) as u16, global: b1 },
         150..=153 => Command::BasicRecover { ch, requeue: b1 || b2 },
@@ -763,7 +803,14 @@ fn spec_recover_without_requeue_respects_prefetch() {
         content: Content::text("m"),
     };
     let steps = [
-        client(Command::BasicConsume { ch, queue: n("q1"), consumer_tag: n("k1"), no_ack: false, exclusive: false }),
+        client(Command::BasicConsume {
+            ch,
+            queue: n("q1"),
+            consumer_tag: n("k1"),
+            no_ack: false,
+            exclusive: false,
+            arguments: Default::default(),
+        }),
         client(publish.clone()),
         client(publish),
         Step::Broker(0),

@@ -103,7 +103,14 @@ fn cancel(ch: ChanRef, tag: &str) -> Command {
 }
 
 fn consume_exclusive(ch: ChanRef, queue: &str, tag: &str) -> Command {
-    Command::BasicConsume { ch, queue: queue.into(), consumer_tag: tag.into(), no_ack: false, exclusive: true }
+    Command::BasicConsume {
+        ch,
+        queue: queue.into(),
+        consumer_tag: tag.into(),
+        no_ack: false,
+        exclusive: true,
+        arguments: Default::default(),
+    }
 }
 
 fn purge(ch: ChanRef, queue: &str) -> Command {
@@ -580,6 +587,74 @@ fn headers_exchange_matches_all_or_any() {
         assert_eq!(bodies("plain"), ["ab", "a", "b3", "none", "a-text"]);
         assert_eq!(bodies("any-empty"), Vec::<&str>::new());
         assert_eq!(bodies("x-ignored"), ["ab", "a"]);
+    }
+}
+
+/// A headers binding's `x-match` must be a value the broker knows (Q30, Q46): RabbitMQ refuses
+/// any other, and a non-string, with 406 at queue.bind and exchange.bind from a headers
+/// exchange, not on other types, not at unbind; under `spec`, which names no values, accepted or
+/// refused.
+#[test]
+fn an_unknown_x_match_is_refused_at_the_binding() {
+    let args =
+        |m: Value| -> amqp_model::Table { [(Name::from("x-match"), m), (Name::from("a"), Value::Int(1))].into() };
+    let bind_to = |c: ChanRef, x: &str, m: Value| Command::QueueBind {
+        ch: c,
+        queue: "q".into(),
+        exchange: x.into(),
+        routing_key: "".into(),
+        arguments: args(m),
+    };
+    let s = |v: &str| Value::Str(v.into());
+    for (m, known) in [
+        (s("all"), true),
+        (s("any-with-x"), true),
+        (s("all-with-x"), true),
+        (s("bogus"), false),
+        (s("ALL"), false),
+        (Value::Int(1), false),
+        (Value::Bytes(b"all".to_vec()), false),
+    ] {
+        let (mut w, c) = connected(RABBIT);
+        w.declare(queue(c, "q", false, false, false));
+        if known {
+            w.replies(bind_to(c, "amq.headers", m.clone()), Reply::QueueBindOk);
+        } else {
+            w.refused(bind_to(c, "amq.headers", m.clone()), PreconditionFailed);
+        }
+        let (mut w, c) = connected(RABBIT);
+        w.declare(queue(c, "q", false, false, false));
+        w.replies(bind_to(c, "amq.direct", m.clone()), Reply::QueueBindOk);
+        let e2e = Command::ExchangeBind {
+            ch: c,
+            destination: "amq.fanout".into(),
+            source: "amq.headers".into(),
+            routing_key: "".into(),
+            arguments: args(m.clone()),
+        };
+        match known {
+            true => w.replies(e2e, Reply::ExchangeBindOk),
+            false => w.refused(e2e, PreconditionFailed),
+        }
+    }
+    let (mut w, c) = connected(RABBIT);
+    w.declare(queue(c, "q", false, false, false));
+    let unbind = Command::QueueUnbind {
+        ch: c,
+        queue: "q".into(),
+        exchange: "amq.headers".into(),
+        routing_key: "".into(),
+        arguments: args(s("bogus")),
+    };
+    w.replies(unbind, Reply::QueueUnbindOk);
+    // Under spec: the -with-x modes are values like any other it does not know.
+    let (mut w, c) = connected(SPEC);
+    w.declare(queue(c, "q", false, false, false));
+    for m in [s("bogus"), s("all-with-x")] {
+        let branches = w.0.apply_all(&bind_to(c, "amq.headers", m)).unwrap();
+        let closed: Vec<bool> =
+            branches.iter().map(|b| b.events.iter().any(|e| matches!(e, Event::ChannelClosed { .. }))).collect();
+        assert_eq!(closed, [false, true]);
     }
 }
 

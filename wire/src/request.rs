@@ -158,9 +158,6 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
                 if c.no_local {
                     return not_implemented("basic.consume no-local is not implemented by the model");
                 }
-                if !c.arguments.inner().is_empty() {
-                    return not_implemented("basic.consume arguments are not implemented by the model");
-                }
                 cmd(
                     Command::BasicConsume {
                         ch,
@@ -168,6 +165,7 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
                         consumer_tag: name(&c.consumer_tag),
                         no_ack: c.no_ack,
                         exclusive: c.exclusive,
+                        arguments: table(&c.arguments),
                     },
                     c.nowait,
                 )

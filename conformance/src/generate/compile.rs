@@ -545,7 +545,14 @@ impl Compiler<'_> {
                 }
                 self.state.tags += 1;
                 let consumer_tag = Name::from(format!("t{}", self.state.tags));
-                let consume = Command::BasicConsume { ch, queue: q, consumer_tag, no_ack, exclusive: false };
+                let consume = Command::BasicConsume {
+                    ch,
+                    queue: q,
+                    consumer_tag,
+                    no_ack,
+                    exclusive: false,
+                    arguments: Default::default(),
+                };
                 if !self.send(consume, false) {
                     return false;
                 }

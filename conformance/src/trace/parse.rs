@@ -495,11 +495,16 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
         Some(Method::BasicConsume) => {
             let queue = a.name("a queue")?;
             let consumer_tag = a.name("a consumer tag (\"\" for a server-generated one)")?;
-            let r = a.rest(&["no-ack", "exclusive"], &[], true)?;
-            (
-                BasicConsume { ch, queue, consumer_tag, no_ack: r.has("no-ack"), exclusive: r.has("exclusive") },
-                r.capture,
-            )
+            let r = a.rest(&["no-ack", "exclusive"], &["args"], true)?;
+            let cmd = BasicConsume {
+                ch,
+                queue,
+                consumer_tag,
+                no_ack: r.has("no-ack"),
+                exclusive: r.has("exclusive"),
+                arguments: r.table("args")?,
+            };
+            (cmd, r.capture)
         }
         Some(Method::BasicCancel) => {
             let consumer_tag = a.name("a consumer tag")?;

@@ -175,9 +175,10 @@ pub fn write_command(cmd: &Command) -> String {
             let _ = write!(out, " {prefetch_count}");
             flags(&mut out, &[(*global, "global")]);
         }
-        BasicConsume { queue, consumer_tag, no_ack, exclusive, .. } => {
+        BasicConsume { queue, consumer_tag, no_ack, exclusive, arguments: a, .. } => {
             names(&mut out, &[queue, consumer_tag]);
             flags(&mut out, &[(*no_ack, "no-ack"), (*exclusive, "exclusive")]);
+            arguments(&mut out, "args", a);
         }
         BasicCancel { consumer_tag, .. } => names(&mut out, &[consumer_tag]),
         BasicPublish { exchange, routing_key, mandatory, content: c, .. } => {

@@ -104,7 +104,8 @@ impl Broker {
     }
 
     /// The deliveries possible now: for round robin, the next consumer in turn with capacity; for
-    /// any-consumer dispatch, every consumer with capacity.
+    /// any-consumer dispatch, every consumer with capacity; in either case only of the highest
+    /// priority among them ([`super::consumer_priority`]).
     pub(crate) fn dispatch_choices(&self, out: &mut Vec<Internal>) {
         for (name, q) in &self.queues {
             self.deliveries_from(name, q, out);
@@ -120,9 +121,11 @@ impl Broker {
             let at: Vec<usize> = self.eligible(q, c).into_iter().map(|(at, _)| at).collect();
             (!at.is_empty()).then_some((c, at))
         });
-        let chosen: Vec<(&ConsumerRef, Vec<usize>)> = match self.profile.dispatch {
-            Dispatch::RoundRobin => candidates.next().into_iter().collect(),
-            Dispatch::AnyConsumer => candidates.collect(),
+        // The first in turn, or any; of the highest rank where consumers have priorities.
+        let chosen: Vec<(&ConsumerRef, Vec<usize>)> = match (self.profile.dispatch, self.ranked(q)) {
+            (Dispatch::RoundRobin, false) => candidates.next().into_iter().collect(),
+            (Dispatch::RoundRobin, true) => self.highest_ranked(candidates.collect()).into_iter().take(1).collect(),
+            (Dispatch::AnyConsumer, _) => self.highest_ranked(candidates.collect()),
         };
         for (c, at) in chosen {
             for at in at {

@@ -1,7 +1,9 @@
 //! The `basic` class: quality of service, consumers, publishing, polling. Acknowledgements are
-//! in [`ack`], the choice of consumer and the prefetch limits in [`dispatch`].
+//! in [`ack`], the choice of consumer and the prefetch limits in [`dispatch`], RabbitMQ's
+//! consumer priorities in [`consumer_priority`], message priorities in [`priority`].
 
 pub mod ack;
+pub mod consumer_priority;
 pub mod dispatch;
 pub mod priority;
 
@@ -54,6 +56,7 @@ impl Broker {
     /// - the queue must exist (404) and not be another connection's exclusive queue (405);
     /// - exclusive access is refused on a queue with consumers, and any access on a queue with an
     ///   exclusive consumer (`basic consume exclusive 01`): 403.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn basic_consume(
         &mut self,
         ch: ChanRef,
@@ -61,13 +64,18 @@ impl Broker {
         consumer_tag: &Name,
         no_ack: bool,
         exclusive: bool,
+        arguments: &crate::types::Table,
         out: &mut Vec<Event>,
     ) -> Outcome {
         let name = self.resolve_queue(ch, queue)?;
         if self.channel(ch).expect("open").consumers.contains_key(consumer_tag) {
             return Err(Connection(ReplyCode::NotAllowed));
         }
-        let q = self.usable_queue(ch, &name)?;
+        self.usable_queue(ch, &name)?;
+        // RabbitMQ checks a consumer's arguments once the queue is found and usable (its 406
+        // names the queue), before an exclusive consumer's conflict (Q47).
+        let priority = self.consumer_priority_of(arguments)?;
+        let q = &self.queues[&name];
         let has_exclusive = q.all_consumers().any(|c| self.consumer(c).is_some_and(|c| c.exclusive));
         if has_exclusive || exclusive && q.consumer_count() > 0 {
             return Err(Channel(ReplyCode::AccessRefused));
@@ -76,8 +84,10 @@ impl Broker {
         let tag = if consumer_tag.is_empty() { self.generate_name("amq.ctag-") } else { consumer_tag.clone() };
         let chan = self.channel_mut(ch);
         let prefetch = chan.consumer_prefetch;
-        chan.consumers
-            .insert(tag.clone(), Consumer { queue: name.clone(), no_ack, exclusive, prefetch, queue_gone: false });
+        chan.consumers.insert(
+            tag.clone(),
+            Consumer { queue: name.clone(), no_ack, exclusive, prefetch, queue_gone: false, priority },
+        );
         let q = self.queues.get_mut(&name).expect("checked");
         q.consumers.push_back(ConsumerRef { ch, tag: tag.clone() });
         // An auto-delete queue waiting for its deletion is in use again.

@@ -126,7 +126,14 @@ pub mod cmd {
     }
     /// Consume.
     pub fn consume(on: ChanRef, queue: &str, tag: &str, no_ack: bool) -> Command {
-        Command::BasicConsume { ch: on, queue: n(queue), consumer_tag: n(tag), no_ack, exclusive: false }
+        Command::BasicConsume {
+            ch: on,
+            queue: n(queue),
+            consumer_tag: n(tag),
+            no_ack,
+            exclusive: false,
+            arguments: Table::new(),
+        }
     }
 }
 
@@ -154,6 +161,13 @@ pub const LIFETIME: [&str; 6] = [
 
 const WORK_QUEUE: [&str; 3] = ["a redelivery happens", "a consumer is blocked by prefetch", "a 406 closes a channel"];
 
+const CONSUMERS: [&str; 4] = [
+    "a redelivery happens",
+    "a consumer is blocked by prefetch",
+    "a 406 closes a channel",
+    "a lower-priority consumer is served while a higher one is blocked",
+];
+
 impl CheckConfig {
     /// All named configurations.
     pub fn all() -> Vec<CheckConfig> {
@@ -162,6 +176,7 @@ impl CheckConfig {
             Self::ci(),
             Self::spec(),
             Self::routing(),
+            Self::consumers(),
             Self::lifecycle(),
             Self::lifecycle_spec(),
             Self::lifetime(),
@@ -336,6 +351,29 @@ impl CheckConfig {
             max_time: 0,
             must_reach: &["a mandatory message is returned"],
             unique_states: Some(201_088),
+        }
+    }
+
+    /// RabbitMQ's consumer priorities: the work queue with its prefetch-1 consumer at
+    /// `x-priority` 5 above the other, which may have a message only while the first is blocked.
+    pub fn consumers() -> CheckConfig {
+        let (setup, mut menu) = Self::work_queue(Profile::rabbitmq());
+        for c in &mut menu {
+            if let Command::BasicConsume { consumer_tag, arguments, .. } = c {
+                if consumer_tag.as_str() == "k" {
+                    *arguments = [(n("x-priority"), Value::Int(5))].into();
+                }
+            }
+        }
+        CheckConfig {
+            name: "consumers",
+            about: "work queue with consumer priorities: the prefetch-1 consumer at x-priority 5, the other at 0 (rabbitmq)",
+            setup,
+            menu,
+            max_messages: 3,
+            must_reach: &CONSUMERS,
+            unique_states: Some(15_030),
+            ..Self::quick()
         }
     }
 

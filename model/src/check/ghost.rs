@@ -6,7 +6,7 @@ use super::oracle;
 use super::Action;
 use crate::command::Command;
 use crate::event::{Event, Reply};
-use crate::state::{Broker, CopyId, Dest, Live, Mode, PendingPublish};
+use crate::state::{Broker, ConsumerRef, CopyId, Dest, Live, Mode, PendingPublish};
 use crate::types::{ChanRef, Name, ReplyCode};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -62,6 +62,9 @@ pub enum Check {
     DeadLetter,
     /// Every copy that leaves the ledger has a fate the step explains.
     Fate,
+    /// No message goes to a consumer while one of a higher `x-priority` on its queue could have
+    /// taken it (RabbitMQ's consumer priorities).
+    ConsumerPriority,
 }
 
 /// Notable outcomes of the last step.
@@ -75,6 +78,8 @@ pub enum Notable {
     Survived,
     /// A message went out ahead of one that arrived in its queue before it (by priority).
     Overtook,
+    /// A consumer got a message while one of a higher priority on its queue was blocked.
+    LowerPriorityServed,
     /// A mandatory message came back.
     Returned,
     /// The broker made a deletion it owed, in a step of its own (`Profile::deferred_deletion`).
@@ -120,10 +125,12 @@ pub fn observe(pre: &Broker, action: &Action, events: &[Event], post: &Broker, g
         }?;
         super::lifetime::fates(pre, action, events, post)?;
         super::lifetime::observe(pre, action, events, post, ghost)?;
-        // Whoever got deliveries in this step is within every prefetch limit afterwards.
+        // Whoever got deliveries in this step is within every prefetch limit afterwards, and was
+        // of the highest priority that could take the message.
         for e in events {
-            if let Event::Deliver { ch, consumer_tag, .. } = e {
+            if let Event::Deliver { ch, consumer_tag, queue, message, .. } = e {
                 within_prefetch(post, ch, consumer_tag)?;
+                highest_priority(pre, &ConsumerRef { ch: *ch, tag: consumer_tag.clone() }, queue, message, ghost)?;
             }
         }
         Ok(())
@@ -244,6 +251,51 @@ fn check_priority(
     Ok(())
 }
 
+/// Under consumer priorities: `to` got `msg` from `queue`, and no consumer of a higher priority
+/// there could have taken it before the step (it had prefetch room, as counted afresh, and the
+/// message was not one its channel rejected).
+fn highest_priority(
+    pre: &Broker,
+    to: &ConsumerRef,
+    queue: &Name,
+    msg: &crate::types::Message,
+    ghost: &mut Ghost,
+) -> Result<(), Violation> {
+    let (Some(q), Some(mine)) = (pre.queues.get(queue), pre.consumer(to)) else { return Ok(()) };
+    if !pre.profile.consumer_priorities {
+        return Ok(());
+    }
+    let avoided = |c: &ConsumerRef| q.ready.iter().any(|r| r.msg.id() == msg.id() && r.avoid == Some(c.ch));
+    let higher: Vec<&ConsumerRef> =
+        q.all_consumers().filter(|c| pre.consumer(c).is_some_and(|k| k.priority > mine.priority)).collect();
+    let room = |c: &ConsumerRef| {
+        let Some(k) = pre.consumer(c) else { return false };
+        let chan = pre.channel(c.ch).expect("a consumer's channel is open");
+        let pending = |consumer: Option<&Name>| pushed(pre, &c.ch, consumer);
+        // RabbitMQ's limits (consumer priorities are its): the consumer's own, unless no-ack,
+        // and the channel's, which stops no-ack consumers too.
+        (k.no_ack || k.prefetch == 0 || pending(Some(&c.tag)) < usize::from(k.prefetch))
+            && (chan.prefetch == 0 || pending(None) < usize::from(chan.prefetch))
+    };
+    if let Some(c) = higher.iter().find(|c| room(c) && !avoided(c)) {
+        return fail(
+            Check::ConsumerPriority,
+            format!(
+                "{} {} got message {} from {queue} while {} {} of a higher priority had room",
+                to.ch,
+                to.tag,
+                msg.id().0,
+                c.ch,
+                c.tag
+            ),
+        );
+    }
+    if !higher.is_empty() {
+        ghost.last = Some(Notable::LowerPriorityServed);
+    }
+    Ok(())
+}
+
 /// Consumer deliveries waiting for acknowledgement, counted afresh.
 fn pushed(b: &Broker, ch: &ChanRef, consumer: Option<&Name>) -> usize {
     b.channel(*ch).map_or(0, |c| {
@@ -331,6 +383,7 @@ fn check_route(
             routing_key.as_str(),
             &content.headers,
             post.header_reading(),
+            post.profile.x_match_with_x,
             crate::Faults::NONE,
         )
     });

@@ -158,6 +158,9 @@ impl Model for BrokerModel {
                 violation_free(s, Check::DeadLetter)
             }),
             Property::always("no copy vanishes without a fate", |_, s: &CheckState| violation_free(s, Check::Fate)),
+            Property::always("consumer priorities respected", |_, s: &CheckState| {
+                violation_free(s, Check::ConsumerPriority)
+            }),
             Property::sometimes("a redelivery happens", |_, s: &CheckState| {
                 s.broker
                     .connections
@@ -183,6 +186,10 @@ impl Model for BrokerModel {
             Property::sometimes("a message overtakes an earlier one", |_, s: &CheckState| {
                 s.ghost.last == Some(Notable::Overtook)
             }),
+            Property::sometimes(
+                "a lower-priority consumer is served while a higher one is blocked",
+                |_, s: &CheckState| s.ghost.last == Some(Notable::LowerPriorityServed),
+            ),
             Property::sometimes("a message expires", |_, s: &CheckState| s.ghost.last == Some(Notable::Expired)),
             Property::sometimes("a message is dead-lettered", |_, s: &CheckState| {
                 s.ghost.last == Some(Notable::DeadLettered)

@@ -46,16 +46,24 @@ pub fn topic(pattern: &str, key: &str) -> bool {
 }
 
 /// Whether a headers binding matches, by counting matched pairs (values compared as `reading`
-/// says, through [`canonical`] forms).
-pub fn headers(arguments: &Table, message: &Table, reading: HeaderValues) -> bool {
-    let wanted: Vec<(&Name, &Value)> = arguments.iter().filter(|(k, _)| !k.as_str().starts_with("x-")).collect();
+/// says, through [`canonical`] forms; `x-` arguments counted in RabbitMQ's `-with-x` modes where
+/// `with_x`).
+pub fn headers(arguments: &Table, message: &Table, reading: HeaderValues, with_x: bool) -> bool {
+    let mode = match arguments.get("x-match") {
+        Some(Value::Str(m)) => m.as_str(),
+        _ => "all",
+    };
+    let x_too = with_x && (mode == "all-with-x" || mode == "any-with-x");
+    let wanted: Vec<(&Name, &Value)> =
+        arguments.iter().filter(|(k, _)| k.as_str() != "x-match" && (x_too || !k.as_str().starts_with("x-"))).collect();
     let bit = |b: u8| reading.0 & b != 0;
     let same = |want: &Value, have: &Value| {
         (bit(HeaderValues::VOID_ANY) && *want == Value::Void) || canonical(want, reading) == canonical(have, reading)
     };
     let matched = wanted.iter().filter(|(k, v)| message.get(*k).is_some_and(|h| same(v, h))).count();
-    match arguments.get("x-match") {
-        Some(Value::Str(m)) if m.as_str() == "any" => matched > 0,
+    match mode {
+        "any" => matched > 0,
+        "any-with-x" if with_x => matched > 0,
         _ => matched == wanted.len(),
     }
 }
@@ -117,12 +125,13 @@ fn matches(
     routing_key: &Name,
     msg_headers: &Table,
     reading: HeaderValues,
+    with_x: bool,
 ) -> bool {
     match kind {
         ExchangeKind::Direct => key == routing_key,
         ExchangeKind::Fanout => true,
         ExchangeKind::Topic => topic(key.as_str(), routing_key.as_str()),
-        ExchangeKind::Headers => headers(args, msg_headers, reading),
+        ExchangeKind::Headers => headers(args, msg_headers, reading, with_x),
         ExchangeKind::Other(_) => false,
     }
 }
@@ -138,9 +147,9 @@ pub fn route(
 ) -> BTreeSet<Name> {
     let mut reached: BTreeSet<Name> = BTreeSet::from([exchange.clone()]);
     let hits = |x: &crate::state::Binding| {
-        b.exchanges
-            .get(&x.source)
-            .is_some_and(|ex| matches(&ex.kind, &x.key, &x.arguments, routing_key, msg_headers, reading))
+        b.exchanges.get(&x.source).is_some_and(|ex| {
+            matches(&ex.kind, &x.key, &x.arguments, routing_key, msg_headers, reading, b.profile.x_match_with_x)
+        })
     };
     loop {
         let mut more: Vec<Name> = b
@@ -175,7 +184,7 @@ pub fn route(
     let mut queues = BTreeSet::new();
     for x in b.bindings.iter() {
         if let (true, Dest::Queue(q), Some(ex)) = (reached.contains(&x.source), &x.dest, b.exchanges.get(&x.source)) {
-            if matches(&ex.kind, &x.key, &x.arguments, routing_key, msg_headers, reading) {
+            if matches(&ex.kind, &x.key, &x.arguments, routing_key, msg_headers, reading, b.profile.x_match_with_x) {
                 queues.insert(q.clone());
             }
         }

@@ -1,7 +1,10 @@
 //! Headers exchanges: a binding's arguments are matched against the message's `headers`.
 //!
 //! `x-match` chooses `all` (the default: every argument must be present with an equal value) or
-//! `any` (at least one must be). Arguments whose names start with `x-` take no part in matching.
+//! `any` (at least one must be). Arguments whose names start with `x-` take no part in matching,
+//! except in RabbitMQ's `all-with-x` and `any-with-x`, where every argument but `x-match` itself
+//! does (`Profile::x_match_with_x`). A value the broker does not know is refused at the binding
+//! ([`XMatch::of`], `Broker::check_x_match`). RabbitMQ 3.10.8 probed: docs/rabbitmq-3.10.md Q46.
 //!
 //! What "equal" means for values of different field types the specification does not say (its
 //! grammar gives the types, the exchange type's description only pairs of names and values). A
@@ -58,11 +61,45 @@ impl HeaderValues {
     }
 }
 
-/// Whether a binding with `arguments` matches a message with `headers`.
-pub fn matches(arguments: &Table, headers: &Table, reading: HeaderValues, faults: Faults) -> bool {
-    let any = matches!(arguments.get("x-match"), Some(Value::Str(s)) if s.as_str() == "any")
-        && !faults.has(Fault::HeadersAnyIsAll);
-    let mut pairs = arguments.iter().filter(|(k, _)| !k.as_str().starts_with("x-"));
+/// How a headers binding matches: its `x-match` argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XMatch {
+    /// Every argument present with an equal value (the default); `x-` arguments left out.
+    All,
+    /// At least one; `x-` arguments left out.
+    Any,
+    /// As `All`, with the `x-` arguments (but `x-match`) too: RabbitMQ's.
+    AllWithX,
+    /// As `Any`, with the `x-` arguments (but `x-match`) too: RabbitMQ's.
+    AnyWithX,
+}
+
+impl XMatch {
+    /// The mode `arguments` ask for: `All` without `x-match`; `None` for a value the broker does
+    /// not know: not a string, or none of `all`, `any` and, where `with_x`, `all-with-x` and
+    /// `any-with-x` (RabbitMQ: case counts, a byte array is not a string).
+    pub fn of(arguments: &Table, with_x: bool) -> Option<XMatch> {
+        let Some(value) = arguments.get("x-match") else { return Some(XMatch::All) };
+        let Value::Str(s) = value else { return None };
+        match s.as_str() {
+            "all" => Some(XMatch::All),
+            "any" => Some(XMatch::Any),
+            "all-with-x" if with_x => Some(XMatch::AllWithX),
+            "any-with-x" if with_x => Some(XMatch::AnyWithX),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a binding with `arguments` matches a message with `headers`, `x-match` read with or
+/// without RabbitMQ's `-with-x` modes (`with_x`); a value not known (kept only where the profile
+/// lets a broker accept it) matches as `all`.
+pub fn matches(arguments: &Table, headers: &Table, reading: HeaderValues, with_x: bool, faults: Faults) -> bool {
+    let mode = XMatch::of(arguments, with_x).unwrap_or(XMatch::All);
+    let any = matches!(mode, XMatch::Any | XMatch::AnyWithX) && !faults.has(Fault::HeadersAnyIsAll);
+    let x_too = matches!(mode, XMatch::AllWithX | XMatch::AnyWithX) && !faults.has(Fault::HeadersWithXIgnored);
+    let mut pairs =
+        arguments.iter().filter(|(k, _)| k.as_str() != "x-match" && (x_too || !k.as_str().starts_with("x-")));
     let hit = |(k, v): (&crate::types::Name, &Value)| headers.get(k).is_some_and(|h| equal(v, h, reading));
     if any {
         pairs.any(hit)

@@ -19,7 +19,9 @@ use headers::HeaderValues;
 use std::collections::BTreeSet;
 
 /// Whether a binding of an exchange of `kind` with `key` and `arguments` matches a message with
-/// `routing_key` and `headers`.
+/// `routing_key` and `headers` (headers bindings: values compared as `reading` says, `x-match`
+/// with RabbitMQ's `-with-x` modes where `with_x`).
+#[allow(clippy::too_many_arguments)]
 pub fn binding_matches(
     kind: &ExchangeKind,
     key: &str,
@@ -27,18 +29,35 @@ pub fn binding_matches(
     routing_key: &str,
     headers: &Table,
     reading: HeaderValues,
+    with_x: bool,
     faults: Faults,
 ) -> bool {
     match kind {
         ExchangeKind::Direct => direct::matches(key, routing_key, faults),
         ExchangeKind::Fanout => fanout::matches(),
         ExchangeKind::Topic => topic::matches(key, routing_key, faults),
-        ExchangeKind::Headers => headers::matches(arguments, headers, reading, faults),
+        ExchangeKind::Headers => headers::matches(arguments, headers, reading, with_x, faults),
         ExchangeKind::Other(_) => false,
     }
 }
 
 impl Broker {
+    /// A binding from `exchange` with `arguments`: where `exchange` is a headers exchange, its
+    /// `x-match` must be one the broker knows ([`headers::XMatch::of`]); one it does not is 406
+    /// (RabbitMQ, Q30, Q46) or, as `x_match_unknown` permits (`spec`: the text names no values,
+    /// `exchange recommended-types` only recommends the type), accepted. Unbinding checks
+    /// nothing (RabbitMQ: unbind-ok).
+    pub(crate) fn check_x_match(&mut self, exchange: &Name, arguments: &Table) -> crate::broker::Outcome {
+        let headers = self.exchanges.get(exchange).is_some_and(|x| x.kind == ExchangeKind::Headers);
+        if !headers
+            || headers::XMatch::of(arguments, self.profile.x_match_with_x).is_some()
+            || self.permits(self.profile.x_match_unknown, "exchange recommended-types")
+        {
+            return Ok(());
+        }
+        Err(crate::broker::Exception::Channel(crate::types::ReplyCode::PreconditionFailed))
+    }
+
     /// The queues a message published to `exchange` with `routing_key` and `headers` reaches.
     ///
     /// The default exchange (`""`) routes to the queue named by the routing key
@@ -105,6 +124,7 @@ impl Broker {
                         routing_key.as_str(),
                         headers,
                         reading,
+                        self.profile.x_match_with_x,
                         self.faults,
                     )
                 };

@@ -13,7 +13,6 @@ use lapin::options::{
     ExchangeDeleteOptions, ExchangeUnbindOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
     QueuePurgeOptions,
 };
-use lapin::types::FieldTable;
 use lapin::Confirmation;
 use std::sync::{Arc, Mutex};
 
@@ -277,13 +276,14 @@ impl LiveTarget {
                 let (n, options) = (*prefetch_count, BasicQosOptions { global: *global });
                 self.reply(*ch, Method::BasicQos, Reply::QosOk, |c| async move { c.basic_qos(n, options).await }).await;
             }
-            BasicConsume { ch, queue, consumer_tag, no_ack, exclusive } => {
+            BasicConsume { ch, queue, consumer_tag, no_ack, exclusive, arguments } => {
                 let (q, tag) = (names.wire(queue), consumer_tag.to_string());
+                let args = field_table(arguments);
                 let options = BasicConsumeOptions { no_ack: *no_ack, exclusive: *exclusive, ..Default::default() };
                 let ch = *ch;
                 let ok = self
                     .sync(ch, Method::BasicConsume, |c| async move {
-                        c.basic_consume(q.into(), tag.into(), options, FieldTable::default()).await
+                        c.basic_consume(q.into(), tag.into(), options, args).await
                     })
                     .await;
                 if let Some(consumer) = ok {
