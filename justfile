@@ -158,6 +158,7 @@ conform-rabbitmq:
 generated-rabbitmq:
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 1000 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 200 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq --profile rabbitmq --lifetime
+    cargo run -q -p amqp-conformance -- generate --seed 2026 --count 200 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq --profile rabbitmq --consumers
     ! rabbitmqctl -q list_queues name | grep '^amqpc-'
     ! rabbitmqctl -q list_exchanges name | grep '^amqpc-'
 
@@ -180,12 +181,14 @@ generated-lavinmq:
         --broker "amqp://guest:guest@127.0.0.1:5682/%2f" --without topic,requeue
 
 # 500 generated traces of seed 2026 against the reference broker (in-process) under each profile,
-# and 200 with RabbitMQ's message-lifetime extensions (`--lifetime`: TTLs, limits, dead letters, time
-# passing, which the reference broker keeps with real timers).
+# 200 with RabbitMQ's message-lifetime extensions (`--lifetime`: TTLs, limits, dead letters, time
+# passing, which the reference broker keeps with real timers), and 200 with its consumer
+# extensions (`--consumers`: consumer priorities, a single active consumer).
 generated-reference:
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 500 --jobs 4 --profile rabbitmq
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 500 --jobs 4 --profile spec
     cargo run -q -p amqp-conformance -- generate --seed 2026 --count 200 --jobs 4 --profile rabbitmq --lifetime
+    cargo run -q -p amqp-conformance -- generate --seed 2026 --count 200 --jobs 4 --profile rabbitmq --consumers
 
 # Fuzz the reference broker's connection handler (fuzz/fuzz_targets/serve_bytes.rs: arbitrary
 # bytes, with or without a handshake, under either profile) for SECS seconds with cargo-fuzz on

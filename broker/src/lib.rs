@@ -638,8 +638,10 @@ async fn keep_time(shared: Arc<Shared>) {
         let wait = shared.lock().until_due();
         match wait {
             Some(d) => {
-                // A millisecond over: the model's clock counts whole milliseconds.
-                let _ = tokio::time::timeout(d + Duration::from_millis(1), shared.wake.notified()).await;
+                // A millisecond over: the model's clock counts whole milliseconds. A day at most
+                // (a TTL may be ten years, past what a timer takes): it looks again then.
+                let d = (d + Duration::from_millis(1)).min(Duration::from_secs(86_400));
+                let _ = tokio::time::timeout(d, shared.wake.notified()).await;
             }
             None => shared.wake.notified().await,
         }

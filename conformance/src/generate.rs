@@ -85,6 +85,11 @@ pub struct GenConfig {
     /// of 100 ms; and time passes (`pass 50`, `pass 400`). Only for the `rabbitmq` profile (the
     /// specification gives those arguments no meaning), so it implies `spec_compatible: false`.
     pub lifetime: bool,
+    /// RabbitMQ's consumer extensions (`amqp_model::basic::consumer_priority`,
+    /// `amqp_model::basic::single_active`): consumers subscribe with an `x-priority` of 0, 5 or
+    /// 10 in turn, and `q4` is declared with `x-single-active-consumer`. Only for the `rabbitmq`
+    /// profile, so it implies `spec_compatible: false`.
+    pub consumers: bool,
 }
 
 impl Default for GenConfig {
@@ -100,6 +105,7 @@ impl Default for GenConfig {
             shrink_attempts: 200,
             without: Vec::new(),
             lifetime: false,
+            consumers: false,
         }
     }
 }

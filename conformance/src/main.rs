@@ -142,6 +142,11 @@ enum Cmd {
         /// `--profile rabbitmq`.
         #[arg(long)]
         lifetime: bool,
+        /// Use RabbitMQ's consumer extensions: consumers subscribe with an x-priority of 0, 5 or
+        /// 10 in turn, and q4 is declared with x-single-active-consumer. The specification gives
+        /// these no meaning, so this needs `--profile rabbitmq`.
+        #[arg(long)]
+        consumers: bool,
         /// Run the traces on the model itself instead of the in-process reference broker.
         #[arg(long, conflicts_with = "broker")]
         model: bool,
@@ -530,6 +535,7 @@ struct Generation<'a> {
     without: &'a [String],
     model: bool,
     lifetime: bool,
+    consumers: bool,
 }
 
 fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
@@ -543,11 +549,15 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
     if g.lifetime && common.profile != amqp_model::ProfileName::Rabbitmq {
         return Err(Fatal("--lifetime: RabbitMQ's message-lifetime extensions need --profile rabbitmq (the specification gives their arguments no meaning)".into()));
     }
+    if g.consumers && common.profile != amqp_model::ProfileName::Rabbitmq {
+        return Err(Fatal("--consumers: RabbitMQ's consumer priorities and single active consumer need --profile rabbitmq (the specification gives their arguments no meaning)".into()));
+    }
     let config = GenConfig {
         steps: g.steps,
         without: g.without.to_vec(),
         lifetime: g.lifetime,
-        spec_compatible: !g.lifetime,
+        consumers: g.consumers,
+        spec_compatible: !g.lifetime && !g.consumers,
         ..GenConfig::default()
     };
     let traces: Vec<(String, Trace)> = amqp_conformance::generate::generate(seed, g.count, &config)
@@ -828,7 +838,7 @@ fn main() -> ExitCode {
         Cmd::Coverage { paths, min } => coverage(paths, *min),
         Cmd::Docs { out, check } => docs(out, *check),
         Cmd::Stress { paths, runs, load, common } => stress(paths, *runs, *load, common),
-        Cmd::Generate { seed, count, steps, save, name, no_shrink, without, model, lifetime, common } => {
+        Cmd::Generate { seed, count, steps, save, name, no_shrink, without, model, lifetime, consumers, common } => {
             let g = Generation {
                 seed: *seed,
                 count: *count,
@@ -839,6 +849,7 @@ fn main() -> ExitCode {
                 without,
                 model: *model,
                 lifetime: *lifetime,
+                consumers: *consumers,
             };
             generate(&g, common)
         }

@@ -522,8 +522,7 @@ impl Validator {
     /// Whether the profile allows more than one answer to `command` in some consistent state
     /// ([`amqp_model::choice`]).
     pub fn has_choices(&self, command: &Command) -> bool {
-        self.states[0].profile.has_choices()
-            && self.states.iter().any(|s| s.apply_all(command).is_ok_and(|branches| branches.len() > 1))
+        self.states.iter().any(|s| s.may_choose() && s.apply_all(command).is_ok_and(|branches| branches.len() > 1))
     }
 
     /// Whether the broker may have finished: some consistent state has nothing left that the

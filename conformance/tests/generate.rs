@@ -465,3 +465,26 @@ fn lifetime_traces_use_ttl_limits_and_dead_letters() {
     }
     assert!(dead_lettered, "no generated trace got a dead-lettered message");
 }
+
+/// With `consumers`, traces use RabbitMQ's consumer extensions: consumers with priorities 0, 5
+/// and 10, a queue with a single active consumer; each passes on the model.
+#[test]
+fn consumers_traces_use_priorities_and_a_single_active_consumer() {
+    let config = GenConfig { consumers: true, spec_compatible: false, ..GenConfig::default() };
+    let traces = generate(12, 150, &config);
+    let commands = || traces.iter().flat_map(|t| t.commands());
+    for p in [0, 5, 10] {
+        assert!(commands().any(|c| matches!(c, Command::BasicConsume { arguments, .. }
+            if arguments.get(&Name::from("x-priority")) == Some(&Value::Int(p)))));
+    }
+    let single_active = |c: &Command| {
+        matches!(c, Command::QueueDeclare { arguments, .. }
+            if arguments.get(&Name::from("x-single-active-consumer")) == Some(&Value::Bool(true)))
+    };
+    assert!(commands().any(single_active));
+    for trace in &traces {
+        assert_well_formed(trace, &config);
+        let recording = record(trace, Profile::rabbitmq(), &mut model(Profile::rabbitmq()));
+        assert_eq!(recording.verdict, Verdict::Pass, "{}", write(trace));
+    }
+}

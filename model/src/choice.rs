@@ -7,9 +7,10 @@
 //! keeps every branch that explains what a broker did, the model checker explores each, and the
 //! reference broker may pick one at random.
 //!
-//! Choices are made only under a profile whose switch says "either" (the `spec` profile, where
-//! the text allows several outcomes, is silent, or has two rules in conflict); the `rabbitmq`
-//! profile, held to one broker, never reaches one.
+//! Choices are made under a profile whose switch says "either" (the `spec` profile, where the
+//! text allows several outcomes, is silent, or has two rules in conflict). The `rabbitmq`
+//! profile, held to one broker, reaches one only where the broker's timing decides and the
+//! model knows the moment only within bounds ([`Broker::may_choose`]).
 
 use crate::broker::UsageError;
 use crate::command::Command;
@@ -137,6 +138,21 @@ impl std::fmt::Debug for Choices {
 }
 
 impl Broker {
+    /// Whether a command may reach a choice point in this state: in any state under a profile
+    /// whose switches leave choices ([`crate::Profile::has_choices`]); under one without, where
+    /// a waiting message's deadline may have come and may not (`crate::lifetime::ttl`: whether
+    /// it had expired by a `basic.get` is the broker's timing). Only then may
+    /// [`Broker::apply_all`] give more than one branch.
+    pub fn may_choose(&self) -> bool {
+        self.profile.has_choices()
+            || self.profile.lifetime
+                && self
+                    .queues
+                    .values()
+                    .flat_map(|q| q.ready.iter())
+                    .any(|r| r.expires.is_some_and(|d| self.clock.may_have_come(d) && !self.clock.surely_came(d)))
+    }
+
     /// Whether `permit` allows it now: always, never, or as a choice that `why` allows, the
     /// allowed answer first.
     pub(crate) fn permits(&mut self, permit: crate::profile::Permit, why: &'static str) -> bool {
@@ -246,7 +262,7 @@ impl Broker {
     /// next one the script names, otherwise the first.
     pub(crate) fn either(&mut self, why: &'static str, of: u8) -> u8 {
         debug_assert!(of >= 2, "a choice needs two answers at least");
-        debug_assert!(self.profile.has_choices(), "Profile::has_choices leaves out the switch behind `{why}`");
+        debug_assert!(self.may_choose(), "Broker::may_choose leaves out the switch behind `{why}`");
         let k = self.choices.taken.len();
         let option = self.choices.script.get(k).copied().unwrap_or(0).min(of - 1);
         self.choices.taken.push(Choice { why, option, of });

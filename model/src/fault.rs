@@ -54,6 +54,8 @@ pub enum Fault {
     /// Consumer priorities are ignored: the next consumer in turn gets a message, whatever its
     /// `x-priority`.
     ConsumerPriorityIgnored,
+    /// `x-single-active-consumer` is ignored: the queue's consumers share its messages.
+    SingleActiveIgnored,
 }
 
 impl Fault {
@@ -69,7 +71,7 @@ impl Fault {
     ];
 
     /// Every fault, for tests that try them all.
-    pub const ALL: [Fault; 22] = [
+    pub const ALL: [Fault; 23] = [
         Fault::DirectIgnoresKey,
         Fault::FanoutFirstOnly,
         Fault::TopicHashIsOneWord,
@@ -92,6 +94,7 @@ impl Fault {
         Fault::GetDropsNext,
         Fault::HeadersWithXIgnored,
         Fault::ConsumerPriorityIgnored,
+        Fault::SingleActiveIgnored,
     ];
 }
 

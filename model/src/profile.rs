@@ -308,6 +308,11 @@ pub struct Profile {
     /// (`false`) a consumer's arguments are kept and act on nothing: the arguments field doc of
     /// basic.consume leaves their syntax and meaning to the server.
     pub consumer_priorities: bool,
+    /// Whether a queue declared with `x-single-active-consumer` true gives its messages to one
+    /// consumer at a time ([`crate::basic::single_active`]): RabbitMQ's extension, `true`. Under
+    /// `spec` (`false`) the argument is kept and compared only: the arguments field doc of
+    /// queue.declare leaves their meaning to the server.
+    pub single_active_consumer: bool,
 }
 
 /// Where a requeued message goes back (`Profile::requeue_position`).
@@ -492,6 +497,7 @@ impl Profile {
             x_match_with_x: false,
             x_match_unknown: Permit::Either,
             consumer_priorities: false,
+            single_active_consumer: false,
         }
     }
 
@@ -546,6 +552,7 @@ impl Profile {
             x_match_with_x: true,
             x_match_unknown: Permit::Refused,
             consumer_priorities: true,
+            single_active_consumer: true,
         }
     }
 

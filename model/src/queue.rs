@@ -178,6 +178,9 @@ impl Broker {
         if !passive && self.profile.lifetime {
             crate::lifetime::check_queue_arguments(arguments)?;
         }
+        if !passive {
+            self.check_single_active_argument(arguments)?;
+        }
         let (message_count, consumer_count, name) = match self.queues.get(&name) {
             Some(q) => {
                 if q.locked_for(ch.conn) {

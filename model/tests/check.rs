@@ -122,6 +122,16 @@ fn consumers_space_is_pinned() {
 }
 
 #[test]
+fn single_active_space_is_pinned() {
+    assert_eq!(Some(explore(CheckConfig::single_active()).1), CheckConfig::single_active().unique_states);
+}
+
+#[test]
+fn an_ignored_single_active_consumer_is_caught() {
+    caught(Fault::SingleActiveIgnored, CheckConfig::single_active(), "one active consumer at a time");
+}
+
+#[test]
 fn ignored_consumer_priorities_are_caught() {
     caught(Fault::ConsumerPriorityIgnored, CheckConfig::consumers(), "consumer priorities respected");
 }
@@ -136,7 +146,7 @@ fn every_fault_has_a_test() {
     // A new fault must be added to one of the tests above, or to model/tests/lifetime.rs
     // (QueueNeverExpires: a deletion owed, not a step the checker can see missing), and here.
     // HeadersWithXIgnored: model/tests/props.rs headers_fault_caught.
-    assert_eq!(Fault::ALL.len(), 22);
+    assert_eq!(Fault::ALL.len(), 23);
 }
 
 /// The spec configuration reaches a point where the profile allows two answers, and the checker

@@ -131,3 +131,80 @@ fn a_consumers_arguments_are_checked_as_rabbitmq_checks_them() {
     let c = w.open(1);
     w.refused_any(consume(c, "missing", "k", Some(Value::Bool(true))), &[amqp_model::ReplyCode::NotFound]);
 }
+
+fn declare_single_active(w: &mut World, ch: ChanRef, name: &str, value: Value) -> Vec<Event> {
+    w.run(Command::QueueDeclare {
+        ch,
+        queue: name.into(),
+        passive: false,
+        durable: false,
+        exclusive: false,
+        auto_delete: false,
+        arguments: Table::from([(Name::from("x-single-active-consumer"), value)]),
+    })
+}
+
+/// Single active consumer (Q48): the first subscriber gets every message, the next one only once
+/// it is gone (cancelled, or its channel closed, its unacknowledged messages coming back to the
+/// queue first); priorities do not count; basic.get still takes messages.
+#[test]
+fn a_single_active_consumer_gets_everything_until_it_goes() {
+    let mut w = World::new(RABBIT);
+    let p = w.open(1);
+    let (a, b) = (w.channel(1, 2), w.channel(1, 3));
+    declare_single_active(&mut w, p, "s", Value::Bool(true));
+    w.run(Command::BasicQos { ch: a, prefetch_count: 1, global: false });
+    w.run(consume(a, "s", "a", None));
+    w.run(consume(b, "s", "b", Some(Value::Int(10))));
+    let mut got = Vec::new();
+    for m in ["m1", "m2"] {
+        got.extend(takers(&w.run(publish(p, "", "s", false, Content::text(m)))));
+    }
+    // a holds m1 at prefetch 1: m2 waits for a, not for b (of a higher priority).
+    assert_eq!(got, ["a"]);
+    assert_eq!(w.ready("s"), [("m2", false)]);
+    // basic.get beside the active consumer.
+    let got_m2 = w.run(Command::BasicGet { ch: p, queue: "s".into(), no_ack: true });
+    assert!(matches!(got_m2.as_slice(), [Event::Reply { .. }]), "{got_m2:?}");
+    w.run(publish(p, "", "s", false, Content::text("m3")));
+    // a's channel closes: m1 and m3 go to b, m1 redelivered.
+    let closed = w.run(Command::ChannelClose { ch: a });
+    let delivered: Vec<(String, String, bool)> = closed
+        .iter()
+        .filter_map(|e| match e {
+            Event::Deliver { consumer_tag, message, redelivered, .. } => {
+                Some((consumer_tag.as_str().to_string(), message.0.content.body.as_str().to_string(), *redelivered))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, [("b".into(), "m1".into(), true), ("b".into(), "m3".into(), false)]);
+}
+
+#[test]
+fn a_single_active_consumer_queue_checks_its_argument_and_takes_no_exclusive_consumer() {
+    for (value, ok) in [(Value::Bool(true), true), (Value::Bool(false), true), (Value::Int(1), false)] {
+        let mut w = World::new(RABBIT);
+        let c = w.open(1);
+        let events = declare_single_active(&mut w, c, "s", value);
+        assert_eq!(matches!(events.as_slice(), [Event::Reply { .. }]), ok, "{events:?}");
+    }
+    let mut w = World::new(RABBIT);
+    let c = w.open(1);
+    declare_single_active(&mut w, c, "s", Value::Bool(true));
+    let exclusive = |ch: ChanRef| Command::BasicConsume {
+        ch,
+        queue: "s".into(),
+        consumer_tag: "x".into(),
+        no_ack: false,
+        exclusive: true,
+        arguments: Table::new(),
+    };
+    w.refused_any(exclusive(c), &[amqp_model::ReplyCode::AccessRefused]);
+    // Under spec the argument acts on nothing: consumers share the queue, an exclusive one is
+    // taken.
+    let mut w = World::new(SPEC);
+    let c = w.open(1);
+    declare_single_active(&mut w, c, "s", Value::Int(1));
+    w.replies(exclusive(c), amqp_model::event::Reply::ConsumeOk { consumer_tag: "x".into() });
+}

@@ -394,9 +394,13 @@ impl Compiler<'_> {
 
     /// The declare arguments of queue `i`: none, but under [`GenConfig::lifetime`] for `q2` (a
     /// 200 ms TTL, a length limit of 2, `x1` as its dead-letter exchange) and `q3` (a length limit
-    /// of 1 that refuses publishes).
+    /// of 1 that refuses publishes), and under [`GenConfig::consumers`] for `q4` (a single
+    /// active consumer).
     fn queue_arguments(&self, i: u8) -> Table {
         let mut t = Table::new();
+        if self.config.consumers && i == 3 {
+            t.insert("x-single-active-consumer".into(), Value::Bool(true));
+        }
         if !self.config.lifetime {
             return t;
         }
@@ -545,14 +549,12 @@ impl Compiler<'_> {
                 }
                 self.state.tags += 1;
                 let consumer_tag = Name::from(format!("t{}", self.state.tags));
-                let consume = Command::BasicConsume {
-                    ch,
-                    queue: q,
-                    consumer_tag,
-                    no_ack,
-                    exclusive: false,
-                    arguments: Default::default(),
-                };
+                // Under `consumers`, priorities 0, 5 and 10 in turn.
+                let mut arguments = Table::new();
+                if self.config.consumers {
+                    arguments.insert("x-priority".into(), Value::Int((self.state.tags % 3) as i64 * 5));
+                }
+                let consume = Command::BasicConsume { ch, queue: q, consumer_tag, no_ack, exclusive: false, arguments };
                 if !self.send(consume, false) {
                     return false;
                 }

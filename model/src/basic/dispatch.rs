@@ -117,12 +117,15 @@ impl Broker {
         if q.ready.is_empty() {
             return;
         }
-        let mut candidates = q.consumers.iter().filter(|c| self.has_capacity(c)).filter_map(|c| {
+        // A single active consumer: only the first subscribed may take it.
+        let single = self.single_active(q);
+        let in_turn = q.consumers.iter().take(if single { 1 } else { usize::MAX });
+        let mut candidates = in_turn.filter(|c| self.has_capacity(c)).filter_map(|c| {
             let at: Vec<usize> = self.eligible(q, c).into_iter().map(|(at, _)| at).collect();
             (!at.is_empty()).then_some((c, at))
         });
         // The first in turn, or any; of the highest rank where consumers have priorities.
-        let chosen: Vec<(&ConsumerRef, Vec<usize>)> = match (self.profile.dispatch, self.ranked(q)) {
+        let chosen: Vec<(&ConsumerRef, Vec<usize>)> = match (self.profile.dispatch, !single && self.ranked(q)) {
             (Dispatch::RoundRobin, false) => candidates.next().into_iter().collect(),
             (Dispatch::RoundRobin, true) => self.highest_ranked(candidates.collect()).into_iter().take(1).collect(),
             (Dispatch::AnyConsumer, _) => self.highest_ranked(candidates.collect()),
@@ -162,7 +165,8 @@ impl Broker {
         if !self.has_capacity(consumer) {
             return;
         }
-        let round_robin = self.profile.dispatch == Dispatch::RoundRobin;
+        // A single-active-consumer queue keeps its consumers in subscription order.
+        let round_robin = self.profile.dispatch == Dispatch::RoundRobin && !self.single_active(q);
         let skipped: Vec<ConsumerRef> = if round_robin {
             q.consumers.iter().take_while(|c| *c != consumer).filter(|c| !self.has_capacity(c)).cloned().collect()
         } else {
@@ -202,7 +206,10 @@ impl Broker {
             .queues
             .iter()
             .filter(|(_, q)| {
-                !q.ready.is_empty() && !q.consumers.is_empty() && q.consumers.iter().all(|c| !self.has_capacity(c))
+                !q.ready.is_empty()
+                    && !q.consumers.is_empty()
+                    && q.consumers.iter().all(|c| !self.has_capacity(c))
+                    && !self.single_active(q)
             })
             .map(|(n, _)| n.clone())
             .collect();

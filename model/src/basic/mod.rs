@@ -1,11 +1,13 @@
 //! The `basic` class: quality of service, consumers, publishing, polling. Acknowledgements are
 //! in [`ack`], the choice of consumer and the prefetch limits in [`dispatch`], RabbitMQ's
-//! consumer priorities in [`consumer_priority`], message priorities in [`priority`].
+//! consumer priorities in [`consumer_priority`], single active consumers in [`single_active`],
+//! message priorities in [`priority`].
 
 pub mod ack;
 pub mod consumer_priority;
 pub mod dispatch;
 pub mod priority;
+pub mod single_active;
 
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
@@ -77,7 +79,9 @@ impl Broker {
         let priority = self.consumer_priority_of(arguments)?;
         let q = &self.queues[&name];
         let has_exclusive = q.all_consumers().any(|c| self.consumer(c).is_some_and(|c| c.exclusive));
-        if has_exclusive || exclusive && q.consumer_count() > 0 {
+        // A single-active-consumer queue takes no exclusive consumer, even alone (Q48).
+        let single_active = exclusive && self.single_active(q);
+        if has_exclusive || exclusive && q.consumer_count() > 0 || single_active {
             return Err(Channel(ReplyCode::AccessRefused));
         }
         self.out_of_room(|b| b.queues[&name].consumer_count(), 16, "basic consume 01")?;

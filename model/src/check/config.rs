@@ -161,6 +161,9 @@ pub const LIFETIME: [&str; 6] = [
 
 const WORK_QUEUE: [&str; 3] = ["a redelivery happens", "a consumer is blocked by prefetch", "a 406 closes a channel"];
 
+const SINGLE_ACTIVE: [&str; 3] =
+    ["a redelivery happens", "a 406 closes a channel", "another consumer takes over a single-active queue"];
+
 const CONSUMERS: [&str; 4] = [
     "a redelivery happens",
     "a consumer is blocked by prefetch",
@@ -177,6 +180,7 @@ impl CheckConfig {
             Self::spec(),
             Self::routing(),
             Self::consumers(),
+            Self::single_active(),
             Self::lifecycle(),
             Self::lifecycle_spec(),
             Self::lifetime(),
@@ -373,6 +377,27 @@ impl CheckConfig {
             max_messages: 3,
             must_reach: &CONSUMERS,
             unique_states: Some(15_030),
+            ..Self::quick()
+        }
+    }
+
+    /// RabbitMQ's single active consumer: the work queue declared with
+    /// `x-single-active-consumer`, its two consumers subscribing, cancelling and closing.
+    pub fn single_active() -> CheckConfig {
+        let (mut setup, menu) = Self::work_queue(Profile::rabbitmq());
+        for c in &mut setup {
+            if let Command::QueueDeclare { arguments, .. } = c {
+                *arguments = [(n("x-single-active-consumer"), Value::Bool(true))].into();
+            }
+        }
+        CheckConfig {
+            name: "single-active",
+            about: "work queue with a single active consumer: its two consumers subscribe, cancel, close their channel (rabbitmq)",
+            setup,
+            menu,
+            max_messages: 3,
+            must_reach: &SINGLE_ACTIVE,
+            unique_states: Some(19_658),
             ..Self::quick()
         }
     }

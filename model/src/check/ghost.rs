@@ -24,6 +24,9 @@ pub struct Ghost {
     /// When each live copy entered its queue, by the clock (for the lifetime rules: kept only
     /// under a profile that acts on them, [`super::lifetime`]).
     pub entered: BTreeMap<CopyId, u64>,
+    /// The consumers of each queue in the order they subscribed, as the consume-oks showed it
+    /// (for single active consumers; entries of consumers since gone are dropped lazily).
+    pub subscribed: BTreeMap<Name, Vec<ConsumerRef>>,
 }
 
 /// A transition property that failed, with what was seen.
@@ -65,6 +68,8 @@ pub enum Check {
     /// No message goes to a consumer while one of a higher `x-priority` on its queue could have
     /// taken it (RabbitMQ's consumer priorities).
     ConsumerPriority,
+    /// A single-active-consumer queue delivers only to the earliest subscriber still attached.
+    SingleActive,
 }
 
 /// Notable outcomes of the last step.
@@ -96,6 +101,9 @@ pub enum Notable {
     QueueExpired,
     /// An alternate exchange routed a message its exchange could not.
     Alternate,
+    /// A single-active-consumer queue's delivery went to a consumer that took over from one
+    /// subscribed before it.
+    TookOver,
 }
 
 impl fmt::Display for Violation {
@@ -115,6 +123,13 @@ pub fn observe(pre: &Broker, action: &Action, events: &[Event], post: &Broker, g
         for e in events {
             watch_event(pre, e, ghost)?;
         }
+        if let Action::Client(Command::BasicConsume { ch, queue, .. })
+        | Action::Answer(Command::BasicConsume { ch, queue, .. }, _) = action
+        {
+            if has_single_active(pre, queue) {
+                subscribed(*ch, queue, events, ghost);
+            }
+        }
         match action {
             Action::Client(cmd) | Action::Answer(cmd, _) => watch_command(pre, cmd, events, post, ghost),
             Action::Broker(crate::Internal::Remove(_)) => {
@@ -130,7 +145,9 @@ pub fn observe(pre: &Broker, action: &Action, events: &[Event], post: &Broker, g
         for e in events {
             if let Event::Deliver { ch, consumer_tag, queue, message, .. } = e {
                 within_prefetch(post, ch, consumer_tag)?;
-                highest_priority(pre, &ConsumerRef { ch: *ch, tag: consumer_tag.clone() }, queue, message, ghost)?;
+                let to = ConsumerRef { ch: *ch, tag: consumer_tag.clone() };
+                highest_priority(pre, &to, queue, message, ghost)?;
+                single_active(pre, &to, queue, ghost)?;
             }
         }
         Ok(())
@@ -294,6 +311,58 @@ fn highest_priority(
         ghost.last = Some(Notable::LowerPriorityServed);
     }
     Ok(())
+}
+
+/// A consume-ok for a consume of `queue` on `ch`: the consumer joins the end of the queue's
+/// subscription order (a tag used before leaves its old place).
+fn subscribed(ch: ChanRef, queue: &Name, events: &[Event], ghost: &mut Ghost) {
+    for e in events {
+        if let Event::Reply { ch: c, reply: Reply::ConsumeOk { consumer_tag } } = e {
+            if *c == ch && !queue.is_empty() {
+                let c = ConsumerRef { ch, tag: consumer_tag.clone() };
+                let order = ghost.subscribed.entry(queue.clone()).or_default();
+                order.retain(|x| *x != c);
+                order.push(c);
+            }
+        }
+    }
+}
+
+/// Whether `queue` has a single active consumer under the profile (read from its arguments,
+/// apart from the model's own test of it).
+fn has_single_active(pre: &Broker, queue: &Name) -> bool {
+    pre.profile.single_active_consumer
+        && pre.queues.get(queue).is_some_and(|q| {
+            matches!(q.arguments.get("x-single-active-consumer"), Some(crate::types::Value::Bool(true)))
+        })
+}
+
+/// Under single active consumers: `to` got a message from `queue`, which has one, and was the
+/// earliest subscriber still attached there before the step, as the observer saw them subscribe.
+fn single_active(pre: &Broker, to: &ConsumerRef, queue: &Name, ghost: &mut Ghost) -> Result<(), Violation> {
+    if !has_single_active(pre, queue) {
+        return Ok(());
+    }
+    let attached = |c: &ConsumerRef| pre.consumer(c).is_some_and(|k| k.queue == *queue && !k.queue_gone);
+    let order = ghost.subscribed.entry(queue.clone()).or_default();
+    let gone_before = order.iter().take_while(|c| !attached(c)).count();
+    order.retain(|c| attached(c));
+    match order.first() {
+        Some(first) if first == to => {
+            if gone_before > 0 {
+                ghost.last = Some(Notable::TookOver);
+            }
+            Ok(())
+        }
+        Some(first) => fail(
+            Check::SingleActive,
+            format!(
+                "{} {} got a message from {queue} while {} {}, subscribed before it, was attached",
+                to.ch, to.tag, first.ch, first.tag
+            ),
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Consumer deliveries waiting for acknowledgement, counted afresh.

@@ -100,7 +100,7 @@ impl Model for BrokerModel {
         for cmd in &self.config.menu {
             if self.offered(&state.broker, cmd) {
                 actions.push(Action::Client(cmd.clone()));
-                if self.config.profile.has_choices() {
+                if state.broker.may_choose() {
                     let branches = state.broker.apply_all(cmd).unwrap_or_default();
                     for b in branches.iter().skip(1) {
                         actions.push(Action::Answer(cmd.clone(), b.script()));
@@ -161,6 +161,9 @@ impl Model for BrokerModel {
             Property::always("consumer priorities respected", |_, s: &CheckState| {
                 violation_free(s, Check::ConsumerPriority)
             }),
+            Property::always("one active consumer at a time", |_, s: &CheckState| {
+                violation_free(s, Check::SingleActive)
+            }),
             Property::sometimes("a redelivery happens", |_, s: &CheckState| {
                 s.broker
                     .connections
@@ -190,6 +193,9 @@ impl Model for BrokerModel {
                 "a lower-priority consumer is served while a higher one is blocked",
                 |_, s: &CheckState| s.ghost.last == Some(Notable::LowerPriorityServed),
             ),
+            Property::sometimes("another consumer takes over a single-active queue", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::TookOver)
+            }),
             Property::sometimes("a message expires", |_, s: &CheckState| s.ghost.last == Some(Notable::Expired)),
             Property::sometimes("a message is dead-lettered", |_, s: &CheckState| {
                 s.ghost.last == Some(Notable::DeadLettered)

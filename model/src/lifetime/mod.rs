@@ -69,11 +69,15 @@ fn text(v: &Value) -> Option<&Name> {
     }
 }
 
+/// The longest time RabbitMQ 3.10.8 takes for a TTL, an expiry or an `expiration`: ten years of
+/// 365 days, in milliseconds (Q49: one more is 406 `value_too_large`).
+pub const LONGEST_TIME: u64 = 315_360_000_000;
+
 /// The queue arguments RabbitMQ 3.10.8 checks at `queue.declare`, and how: each refused with a
-/// channel exception, 406 precondition-failed, when its value is not of its kind (Q40, Q44).
+/// channel exception, 406 precondition-failed, when its value is not of its kind (Q40, Q44, Q49).
 const CHECKED: [(&str, Kind); 7] = [
-    ("x-message-ttl", Kind::NonNegative),
-    ("x-expires", Kind::Positive),
+    ("x-message-ttl", Kind::Time { zero: true }),
+    ("x-expires", Kind::Time { zero: false }),
     ("x-max-length", Kind::NonNegative),
     ("x-max-length-bytes", Kind::NonNegative),
     ("x-dead-letter-exchange", Kind::Text),
@@ -84,7 +88,10 @@ const CHECKED: [(&str, Kind); 7] = [
 #[derive(Clone, Copy)]
 enum Kind {
     NonNegative,
-    Positive,
+    /// A count of milliseconds up to [`LONGEST_TIME`], 0 allowed or not.
+    Time {
+        zero: bool,
+    },
     Text,
     Overflow,
 }
@@ -93,7 +100,9 @@ impl Kind {
     fn accepts(self, v: &Value) -> bool {
         match self {
             Kind::NonNegative => v.int().is_some_and(|i| i >= 0),
-            Kind::Positive => v.int().is_some_and(|i| i > 0),
+            Kind::Time { zero } => {
+                v.int().and_then(|i| u64::try_from(i).ok()).is_some_and(|t| t <= LONGEST_TIME && (zero || t > 0))
+            }
             Kind::Text => text(v).is_some(),
             Kind::Overflow => {
                 text(v).is_some_and(|s| ["drop-head", "reject-publish", "reject-publish-dlx"].contains(&s.as_str()))

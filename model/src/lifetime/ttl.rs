@@ -26,15 +26,16 @@ use crate::types::{Content, Name};
 
 /// The time to live a message's `expiration` property gives, in milliseconds: a non-negative
 /// integer in decimal digits, a leading `+` allowed (Q44: `+100` is taken, `-1`, `1.5`, `""`,
-/// `abc`, ` 100` and `1e3` refused). `Some(None)`: the property is absent; `None`: it is set and
-/// not such a number, or too large for the model's clock (RabbitMQ refuses the publish, 406).
+/// `abc`, ` 100` and `1e3` refused), up to ten years ([`super::LONGEST_TIME`], Q49).
+/// `Some(None)`: the property is absent; `None`: it is set and not such a number, or larger
+/// (RabbitMQ refuses the publish, 406).
 pub fn expiration(content: &Content) -> Option<Option<u64>> {
     let Some(text) = content.properties.get("expiration") else { return Some(None) };
     let digits = text.as_str().strip_prefix('+').unwrap_or(text.as_str());
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse::<u32>().ok().map(|ms| Some(u64::from(ms)))
+    digits.parse::<u64>().ok().filter(|ms| *ms <= super::LONGEST_TIME).map(Some)
 }
 
 impl Broker {
@@ -102,14 +103,19 @@ impl Broker {
     /// After a message has been taken from `queue`: RabbitMQ drops the expired messages that
     /// have come to the head before it counts what is left (Q44: a `basic.get-ok` behind which
     /// only an expired message waited counts 0). Those whose deadline has surely passed go here;
-    /// one that may or may not have expired yet is left to an [`crate::Internal::Expire`] step.
+    /// one whose deadline falls within the step's own bounds may or may not have expired by
+    /// then, so it goes or stays as a choice (`RabbitMQ ttl`): a timing the model cannot know.
     pub(crate) fn drop_expired_heads(&mut self, queue: &Name, out: &mut Vec<Event>) {
         loop {
             let Some(q) = self.queues.get(queue) else { return };
             if q.ready.iter().all(|r| r.expires.is_none()) {
                 return;
             }
-            let Some(at) = self.heads(q).into_iter().find(|at| self.surely_expired(&q.ready[*at])) else { return };
+            let due = |r: &Ready| r.expires.is_some_and(|d| self.clock.may_have_come(d));
+            let Some(at) = self.heads(q).into_iter().find(|at| due(&q.ready[*at])) else { return };
+            if !self.surely_expired(&q.ready[at]) && self.either("RabbitMQ ttl", 2) == 0 {
+                return;
+            }
             self.expire(queue, at, out);
         }
     }
