@@ -97,10 +97,12 @@ impl Model for BrokerModel {
     }
 
     fn actions(&self, state: &CheckState, actions: &mut Vec<Action>) {
+        // Once per state: under `rabbitmq` it looks at every waiting message's deadline.
+        let may_choose = state.broker.may_choose();
         for cmd in &self.config.menu {
             if self.offered(&state.broker, cmd) {
                 actions.push(Action::Client(cmd.clone()));
-                if state.broker.may_choose() {
+                if may_choose {
                     let branches = state.broker.apply_all(cmd).unwrap_or_default();
                     for b in branches.iter().skip(1) {
                         actions.push(Action::Answer(cmd.clone(), b.script()));
