@@ -66,14 +66,6 @@ pub struct GenConfig {
     /// Without it, traces may rely on RabbitMQ's readings (a requeued message going back to the
     /// consumer that rejected it) and say `profile: rabbitmq`.
     pub spec_compatible: bool,
-    /// Steer clear of what RabbitMQ 3.10 is known to do differently from the model (see
-    /// docs/conformance.md, "Generated traces"): a `wait` follows a close that requeues
-    /// deliveries (RabbitMQ puts them back after it has answered the close); no single
-    /// command returns one queue's deliveries held by several consumers to a consumer that
-    /// takes them at once (RabbitMQ returns them consumer by consumer, dispatching in between);
-    /// no `connection.close` returns deliveries to a queue that a consumer on another of the
-    /// connection's channels consumes (RabbitMQ closes the channels one by one).
-    pub avoid_known_differences: bool,
     /// How many times [`shrink`] may run its predicate (each run is a replay against a broker).
     pub shrink_attempts: usize,
     /// Kinds of action left out of the traces ([`WITHOUT_KINDS`]): for a broker without a
@@ -101,7 +93,6 @@ impl Default for GenConfig {
             queues: 4,
             exchanges: 2,
             spec_compatible: true,
-            avoid_known_differences: true,
             shrink_attempts: 200,
             without: Vec::new(),
             lifetime: false,

@@ -55,12 +55,19 @@ impl fmt::Display for Verdict {
     }
 }
 
-/// What a step bound a capture to: the queue or consumer tag its reply names.
+/// What a step bound a capture to: the queue or consumer tag its reply names, or the direct
+/// reply-to name (`amq.rabbitmq.reply-to.<key>`) a message it got carries as its `reply-to`.
 fn generated_name(events: &[Event], command: &Command) -> Option<Name> {
     let ch = command.channel()?;
     events.iter().find_map(|e| match e {
         Event::Reply { ch: c, reply: Reply::QueueDeclareOk { queue, .. } } if *c == ch => Some(queue.clone()),
         Event::Reply { ch: c, reply: Reply::ConsumeOk { consumer_tag } } if *c == ch => Some(consumer_tag.clone()),
+        Event::Reply { ch: c, reply: Reply::GetOk { message, .. } } | Event::Deliver { ch: c, message, .. }
+            if *c == ch =>
+        {
+            let reply_to = message.0.content.properties.get("reply-to")?;
+            reply_to.as_str().starts_with(amqp_model::basic::direct_reply::REPLY_PREFIX).then(|| reply_to.clone())
+        }
         _ => None,
     })
 }

@@ -8,7 +8,9 @@
 //!
 //! - **Server-generated names.** Queue names the broker made up (`amq.gen-...`) become
 //!   `amq.gen-1`, `amq.gen-2`, ... and server-chosen consumer tags (`amq.ctag-...`) become
-//!   `amq.ctag-1`, ... numbered in order of first appearance in the steps, then in the verdict.
+//!   `amq.ctag-1`, ..., and direct reply-to names (`amq.rabbitmq.reply-to.<key>`)
+//!   `amq.rabbitmq.reply-to.1`, ..., numbered in order of first appearance in the steps, then in
+//!   the verdict.
 //!   The same name always gets the same number, so a snapshot still shows which delivery went to
 //!   which generated consumer.
 //! - **Order across streams.** AMQP orders frames only within a channel, and each connection is
@@ -44,7 +46,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The prefixes of server-generated names: queues, then consumer tags.
-const GENERATED: [&str; 2] = ["amq.gen-", "amq.ctag-"];
+const GENERATED: [&str; 3] = ["amq.gen-", "amq.ctag-", "amq.rabbitmq.reply-to."];
 
 /// The normalised outcome of one replayed trace: what a snapshot holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -175,7 +177,9 @@ impl Renamer {
             let found = GENERATED.iter().enumerate().find(|(_, p)| starts_word && text[i..].starts_with(*p));
             if let Some((kind, prefix)) = found {
                 let body = i + prefix.len();
-                let end = text[body..].find(|c: char| !name_char(c)).map_or(text.len(), |n| body + n);
+                // A direct reply-to name is base64 with dots (`+`, `/`, `=` too).
+                let part = |c: char| name_char(c) || kind == 2 && "+/=.".contains(c);
+                let end = text[body..].find(|c: char| !part(c)).map_or(text.len(), |n| body + n);
                 if end > body {
                     out.push_str(&self.symbol(kind, &text[i..end]));
                     prev = text[..end].chars().next_back();

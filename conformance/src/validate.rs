@@ -141,7 +141,18 @@ pub fn blank(e: &Event) -> Event {
 }
 
 fn generated(token: &str) -> Option<&'static str> {
-    ["amq.gen-", "amq.ctag-"].into_iter().find(|p| token.starts_with(p))
+    ["amq.gen-", "amq.ctag-", amqp_model::basic::direct_reply::REPLY_PREFIX].into_iter().find(|p| token.starts_with(p))
+}
+
+/// A written event's token as its `key=` (empty for none) and its value, unquoted: a name the
+/// broker made up may be a property's value (`reply-to=...`), and one outside the plain
+/// characters is written quoted (RabbitMQ's direct reply-to names are base64).
+fn split_token(token: &str) -> (&str, &str) {
+    let (key, value) = match token.split_once('=') {
+        Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => (k, v),
+        _ => ("", token),
+    };
+    (key, value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value))
 }
 
 /// Bind an observed server-generated name to the model's, if neither is bound to another.
@@ -221,11 +232,18 @@ fn same(
     }
     let mut bound = names.clone();
     for (x, y) in mt.iter().zip(&ot) {
-        if x == y || bound.get(*y).is_some_and(|v| v.as_str() == *x) {
+        if x == y {
             continue;
         }
-        match (generated(x), generated(y)) {
-            (Some(a), Some(b)) if a == b && bind(&mut bound, &Name::from(*y), &Name::from(*x)) => {}
+        let ((kx, vx), (ky, vy)) = (split_token(x), split_token(y));
+        if kx != ky {
+            return false;
+        }
+        if bound.get(vy).is_some_and(|v| v.as_str() == vx) {
+            continue;
+        }
+        match (generated(vx), generated(vy)) {
+            (Some(a), Some(b)) if a == b && bind(&mut bound, &Name::from(vy), &Name::from(vx)) => {}
             _ => return false,
         }
     }
@@ -526,9 +544,13 @@ impl Validator {
     }
 
     /// Whether the broker may have finished: some consistent state has nothing left that the
-    /// broker would still have to do (no delivery owed). While not, the runner listens on.
+    /// broker would still have to do (no delivery owed, no closed channel's copies on their way
+    /// back). While not, the runner listens on: for the deliveries that follow a close, too,
+    /// whether the broker took the copies back before answering the close or just after (a
+    /// state in which they came back and went nowhere is consistent as soon as a state with them
+    /// on their way is, so a close whose copies no consumer takes ends the step at once).
     pub fn settled(&self) -> bool {
-        self.states.iter().any(|s| !s.owes_delivery())
+        self.states.iter().any(|s| !s.owes_delivery() && !s.owes_return())
     }
 
     /// Account for a wait: what the broker did while the runner waited, after which the model

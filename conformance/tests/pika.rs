@@ -23,10 +23,24 @@ fn the_tutorials_pika_programs_behave_as_the_model_says() {
 /// against the reference broker: taken, and obeyed as the model says.
 #[test]
 fn a_pika_consumer_with_x_priority_is_served_first() {
+    pika_script("consumers.py");
+}
+
+/// A pika RPC client over direct reply-to (`amq.rabbitmq.reply-to`, RabbitMQ's extension)
+/// against the reference broker: its replies come back to its reply consumer, and a request
+/// without one is refused.
+#[test]
+fn a_pika_rpc_client_gets_its_replies_by_direct_reply_to() {
+    pika_script("direct_reply.py");
+}
+
+/// Run `tests/pika/<script>` against the reference broker under `rabbitmq`: it must exit 0 and
+/// say that what it saw is as the model says.
+fn pika_script(script: &str) {
     let server = ServerHandle::start(ServeConfig::with_profile(Profile::rabbitmq())).expect("the reference broker");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pika/consumers.py");
-    let out = Command::new("python3").arg(script).arg(server.addr().port().to_string()).output().expect("python3 runs");
+    let path = format!("{}/tests/pika/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3").arg(path).arg(server.addr().port().to_string()).output().expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && text.contains("as the model says"), "{text}");
+    assert!(out.status.success() && text.contains("as the model says"), "{script}: {text}");
     server.stop();
 }

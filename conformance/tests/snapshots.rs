@@ -24,6 +24,20 @@ use std::path::Path;
 
 const DEFAULT_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
+/// Fixtures whose events on RabbitMQ differ from run to run by the broker's own timing, while
+/// the verdict does not (the stress runs check that): no snapshot of what they observed can be
+/// the same every time, so the live test leaves them out (the model's snapshots keep them).
+const VARYING_ON_RABBITMQ: [(&str, &str); 2] = [
+    (
+        "spec/connection-close-channels-one-by-one-rabbitmq.trace",
+        "the connection's channels close in either order: c gets m1 in about 12 runs of 20",
+    ),
+    (
+        "spec/channel-close-requeue-after-close-ok.trace",
+        "the count right after the close-ok misses the message in about 1 run of 300 (Q50)",
+    ),
+];
+
 /// The fixture at `path`, parsed.
 fn load(path: &Path) -> Trace {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -95,6 +109,10 @@ fn rabbitmq() {
         }
         if trace.commands().any(|c| matches!(c, Command::Restart)) {
             eprintln!("skip {name}: needs a broker restart");
+            return;
+        }
+        if let Some((_, why)) = VARYING_ON_RABBITMQ.iter().find(|(f, _)| *f == name) {
+            eprintln!("skip {name}: what it observes varies from run to run ({why})");
             return;
         }
         let mut target = LiveTarget::new(&uri, Timing::default());

@@ -100,13 +100,18 @@ fn resolve(name: &Name, vars: &BTreeMap<Name, Name>) -> Result<Name, String> {
     }
 }
 
-/// The server-generated name a capture takes: the queue or consumer tag the command's reply names.
+/// The server-generated name a capture takes: the queue or consumer tag the command's reply names,
+/// or the direct reply-to name a message got carries.
 fn generated(events: &[Event], ch: Option<ChanRef>) -> Option<Name> {
     events.iter().find_map(|e| match e {
         Event::Reply {
             ch: c,
             reply: Reply::QueueDeclareOk { queue: x, .. } | Reply::ConsumeOk { consumer_tag: x },
         } if Some(*c) == ch => Some(x.clone()),
+        Event::Reply { ch: c, reply: Reply::GetOk { message, .. } } if Some(*c) == ch => {
+            let r = message.0.content.properties.get("reply-to")?;
+            r.as_str().starts_with("amq.rabbitmq.reply-to.").then(|| r.clone())
+        }
         _ => None,
     })
 }
@@ -139,7 +144,7 @@ fn behaviour_without(broker: &Broker, command: Option<&Command>, want: &[Event])
         if !seen.insert(state.clone()) {
             continue;
         }
-        if !state.owes_delivery() {
+        if rests(&state) {
             return Some(so_far.into_iter().map(blank).collect());
         }
         let mut steps = Vec::new();
@@ -155,8 +160,8 @@ fn behaviour_without(broker: &Broker, command: Option<&Command>, want: &[Event])
     None
 }
 
-/// `broker`, and every state its owed deletions ([`Internal::Remove`], silent) lead to, taken in
-/// any number.
+/// `broker`, and every state its owed deletions ([`Internal::Remove`]) and closed channels'
+/// returns ([`Internal::Return`]), both silent, lead to, taken in any number.
 fn with_removals(broker: &Broker) -> Vec<Broker> {
     let (mut out, mut stack) = (Vec::new(), vec![broker.clone()]);
     let mut seen = HashSet::new();
@@ -166,9 +171,9 @@ fn with_removals(broker: &Broker) -> Vec<Broker> {
         }
         let mut steps = Vec::new();
         b.internal_steps(&mut steps);
-        for step in steps.iter().filter(|s| matches!(s, Internal::Remove(_))) {
+        for step in steps.iter().filter(|s| matches!(s, Internal::Remove(_) | Internal::Return { .. })) {
             let mut next = b.clone();
-            assert!(next.step(step).is_empty(), "a deletion is silent");
+            assert!(next.step(step).is_empty(), "a deletion or a return is silent");
             stack.push(next);
         }
         out.push(b);
@@ -176,28 +181,55 @@ fn with_removals(broker: &Broker) -> Vec<Broker> {
     out
 }
 
-/// Make every deletion the broker owes.
+/// Make every deletion and return the broker owes.
 fn settle_removals(broker: &mut Broker) {
     loop {
         let mut steps = Vec::new();
         broker.internal_steps(&mut steps);
-        let Some(step) = steps.into_iter().find(|s| matches!(s, Internal::Remove(_))) else { return };
-        assert!(broker.step(&step).is_empty(), "a deletion is silent");
+        let Some(step) = steps.into_iter().find(|s| matches!(s, Internal::Remove(_) | Internal::Return { .. })) else {
+            return;
+        };
+        assert!(broker.step(&step).is_empty(), "a deletion or a return is silent");
     }
 }
 
 /// The broker's own steps after a command, as the replays here take them: every delivery, the
-/// first offered each time, but no deletion ([`Internal::Remove`]): a broker may make those as
-/// late as the next `wait` (`Profile::deferred_deletion`), so an `expect` before one must hold
-/// without them ([`behaviour_without`] tries them too).
+/// first offered each time, but no deletion ([`Internal::Remove`]) and no return of a closed
+/// channel's copies ([`Internal::Return`]): a broker may make those as late as the next `wait`
+/// (`Profile::deferred_deletion`; RabbitMQ answers a close before its queues took the copies
+/// back), so an `expect` before one must hold without them ([`behaviour_without`] tries them
+/// too).
 fn settle_deliveries(broker: &mut Broker) -> Vec<Event> {
     let mut out = Vec::new();
     loop {
         let mut steps = Vec::new();
         broker.internal_steps(&mut steps);
-        let Some(step) = steps.into_iter().find(|s| matches!(s, Internal::Deliver { .. })) else { return out };
+        let step = match steps.iter().find(|s| matches!(s, Internal::Deliver { .. })) {
+            Some(step) => step.clone(),
+            // A closed channel's return that a delivery would follow: the runner listens for
+            // it (`Validator::settled`), so it comes in this step.
+            None if !rests(broker) => match steps.into_iter().find(|s| matches!(s, Internal::Return { .. })) {
+                Some(step) => step,
+                None => return out,
+            },
+            None => return out,
+        };
         out.extend(broker.step(&step));
     }
+}
+
+/// Whether a broker may rest here, as the runner judges it (`Validator::settled`): no delivery
+/// owed, and no closed channel's copies on their way back to a consumer that would take them.
+fn rests(broker: &Broker) -> bool {
+    if broker.owes_delivery() {
+        return false;
+    }
+    if !broker.owes_return() {
+        return true;
+    }
+    let mut back = broker.clone();
+    settle_removals(&mut back);
+    !back.owes_delivery()
 }
 
 /// [`replay`], also checking each `expect` against every behaviour the model allows for its
@@ -1148,11 +1180,14 @@ fn a_path_missing_an_expect(trace: &Trace, profile: Profile, file: &str) -> Opti
                     if unbound.into_inner() {
                         return None;
                     }
-                    // A deletion the command made due may come at once or after the next step.
+                    // A deletion the command made due may come at once or after the next step;
+                    // so may a closed channel's return, except where a delivery would follow
+                    // it: the runner listens on for that (`Validator::settled`).
                     let branches = branches.into_iter().flat_map(|b| {
                         let mut at_once = b.clone();
                         settle_removals(&mut at_once.broker);
-                        [b, at_once]
+                        let late = !b.broker.owes_return() || !at_once.broker.owes_delivery();
+                        [late.then_some(b), Some(at_once)].into_iter().flatten()
                     });
                     for mut b in branches {
                         let mut events = b.events;

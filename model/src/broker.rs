@@ -75,6 +75,14 @@ pub enum Internal {
         /// Where the message is in the queue's ready list (a head).
         at: usize,
     },
+    /// Take back the deliveries of closed channels on their way to `queue`
+    /// ([`crate::state::Queue::returning`]), flagged redelivered, at their places. Silent
+    /// itself (they may then be delivered), and owed once a `wait` is over
+    /// ([`crate::Broker::owes_removal`]).
+    Return {
+        /// The queue.
+        queue: crate::types::Name,
+    },
 }
 
 /// What an [`Internal::Remove`] deletes.
@@ -233,6 +241,10 @@ impl crate::state::Broker {
     /// The broker's own choices available now: deliveries to consumers with capacity, then the
     /// deletions it may make ([`Internal::Remove`]) and the expiries ([`Internal::Expire`]).
     pub fn internal_steps(&self, out: &mut Vec<Internal>) {
+        // Returns first: a broker taking the first step each time takes copies back as soon as
+        // it can, as RabbitMQ nearly always does (Q50).
+        let returning = self.queues.iter().filter(|(_, q)| !q.returning.is_empty());
+        out.extend(returning.map(|(n, _)| Internal::Return { queue: n.clone() }));
         self.dispatch_choices(out);
         self.removal_choices(out);
         self.expiry_choices(out);
@@ -248,13 +260,19 @@ impl crate::state::Broker {
         out.extend(exchanges.chain(queues).chain(expired).map(Internal::Remove));
     }
 
-    /// Whether a silent step is owed: a deletion ([`Internal::Remove`]) or an expiry
-    /// ([`Internal::Expire`]) that must have been made once a `wait` is over, though nothing
-    /// shows it but the answers to later commands.
+    /// Whether a silent step is owed: a deletion ([`Internal::Remove`]), an expiry
+    /// ([`Internal::Expire`]) or a closed channel's requeue ([`Internal::Return`]) that must
+    /// have been made once a `wait` is over, though nothing shows it but the answers to later
+    /// commands.
     pub fn owes_removal(&self) -> bool {
         self.exchanges.values().any(|x| x.unused)
-            || self.queues.values().any(|q| q.orphaned || q.unused)
+            || self.queues.values().any(|q| q.orphaned || q.unused || !q.returning.is_empty())
             || self.profile.lifetime && (self.owes_queue_expiry() || self.owes_expiry())
+    }
+
+    /// Whether a closed channel's copies are still on their way back ([`Internal::Return`]).
+    pub fn owes_return(&self) -> bool {
+        self.queues.values().any(|q| !q.returning.is_empty())
     }
 
     /// Whether the broker still has something it must do on its own: a delivery it may make
@@ -278,7 +296,7 @@ impl crate::state::Broker {
                     && self.capacity(consumer, true)
                     && !self.passes_avoided(queue, consumer, *at)
             }
-            Internal::Remove(_) | Internal::Expire { .. } => false,
+            Internal::Remove(_) | Internal::Expire { .. } | Internal::Return { .. } => false,
         })
     }
 
@@ -306,6 +324,7 @@ impl crate::state::Broker {
             Internal::Remove(Removal::Exchange(name)) => self.delete_exchange(name, &mut out),
             Internal::Remove(Removal::Queue(name)) => self.delete_queue(name, &mut out),
             Internal::Expire { queue, at } => self.expire(queue, *at, &mut out),
+            Internal::Return { queue } => self.take_back(queue, &mut out),
         }
         self.block_full();
         out

@@ -22,9 +22,10 @@ impl Broker {
     }
 
     /// Close a channel, by the client or by a channel exception: its unacked messages go back to
-    /// their queues flagged redelivered, at their original place; its consumers are removed (an
-    /// auto-delete queue losing its last consumer is deleted); a transaction in progress is
-    /// discarded.
+    /// their queues flagged redelivered, at their original place, in a step of the broker's own
+    /// that may come after the close is answered ([`crate::Internal::Return`]); its consumers are
+    /// removed (an auto-delete queue losing its last consumer is deleted); a transaction in
+    /// progress is discarded.
     pub(crate) fn close_channel(&mut self, ch: ChanRef, out: &mut Vec<Event>) {
         let Some(channel) = self.connections.get_mut(&ch.conn).and_then(|c| c.channels.remove(&ch.channel)) else {
             return;
@@ -33,7 +34,10 @@ impl Broker {
             // Deliberately wrong: the copies vanish without being settled.
         } else {
             for u in channel.unacked.into_values() {
-                self.requeue(u, None, out);
+                match self.queues.get_mut(&u.queue).filter(|_| !u.queue_gone) {
+                    Some(q) => q.returning.push(u),
+                    None => self.settle_copy(u.msg.id(), &u.queue),
+                }
             }
         }
         for (tag, c) in channel.consumers.into_iter().filter(|(_, c)| !c.queue_gone) {

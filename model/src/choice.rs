@@ -9,8 +9,9 @@
 //!
 //! Choices are made under a profile whose switch says "either" (the `spec` profile, where the
 //! text allows several outcomes, is silent, or has two rules in conflict). The `rabbitmq`
-//! profile, held to one broker, reaches one only where the broker's timing decides and the
-//! model knows the moment only within bounds ([`Broker::may_choose`]).
+//! profile, held to one broker, reaches one only where the broker's timing decides: where the
+//! model knows the moment only within bounds, and the order in which a connection's channels
+//! close ([`Broker::may_choose`]).
 
 use crate::broker::UsageError;
 use crate::command::Command;
@@ -141,10 +142,15 @@ impl Broker {
     /// Whether a command may reach a choice point in this state: in any state under a profile
     /// whose switches leave choices ([`crate::Profile::has_choices`]); under one without, where
     /// a waiting message's deadline may have come and may not (`crate::lifetime::ttl`: whether
-    /// it had expired by a `basic.get` is the broker's timing). Only then may
+    /// it had expired by a `basic.get` is the broker's timing), or where a connection's channels
+    /// would close in an order that matters (`Broker::close_order_matters`: they close side by
+    /// side). Only then may
     /// [`Broker::apply_all`] give more than one branch.
     pub fn may_choose(&self) -> bool {
         self.profile.has_choices()
+            || self.connections.iter().any(|(conn, c)| {
+                c.channels.len() > 1 && self.close_order_matters(*conn, &c.channels.keys().copied().collect::<Vec<_>>())
+            })
             || self.profile.lifetime
                 && self
                     .queues
@@ -262,7 +268,12 @@ impl Broker {
     /// next one the script names, otherwise the first.
     pub(crate) fn either(&mut self, why: &'static str, of: u8) -> u8 {
         debug_assert!(of >= 2, "a choice needs two answers at least");
-        debug_assert!(self.may_choose(), "Broker::may_choose leaves out the switch behind `{why}`");
+        // The state a command starts from must say that it may choose; a later choice of the
+        // same command is made in a state the command has already changed.
+        debug_assert!(
+            !self.choices.taken.is_empty() || self.may_choose(),
+            "Broker::may_choose leaves out the switch behind `{why}`"
+        );
         let k = self.choices.taken.len();
         let option = self.choices.script.get(k).copied().unwrap_or(0).min(of - 1);
         self.choices.taken.push(Choice { why, option, of });

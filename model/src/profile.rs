@@ -313,6 +313,20 @@ pub struct Profile {
     /// `spec` (`false`) the argument is kept and compared only: the arguments field doc of
     /// queue.declare leaves their meaning to the server.
     pub single_active_consumer: bool,
+    /// Whether the deliveries that one `basic.nack`, `basic.reject` or `basic.recover` requeues
+    /// go back one consumer at a time (ordered by queue name, then consumer tag, `basic.get`
+    /// deliveries first), the queue dispatching what it can between two batches of the same
+    /// queue: RabbitMQ's channel settles per queue and consumer, and its queue process hands out
+    /// messages after each batch (found by generated traces, 20 runs of 20), `true`. Under `spec`
+    /// (`false`) they go back at once: with `requeue_position` open and any consumer served, that
+    /// already allows every order of redelivery the batches give, so the finer reading adds
+    /// nothing.
+    pub requeue_by_consumer: bool,
+    /// Whether `amq.rabbitmq.reply-to` is RabbitMQ's direct reply-to pseudo-queue
+    /// ([`crate::basic::direct_reply`], probed: docs/rabbitmq-3.10.md Q51), `true`. Under `spec`
+    /// (`false`) it is an ordinary name, reserved by its `amq.` prefix
+    /// (`queue declare queue reserved`), which no queue has.
+    pub direct_reply_to: bool,
 }
 
 /// Where a requeued message goes back (`Profile::requeue_position`).
@@ -498,6 +512,8 @@ impl Profile {
             x_match_unknown: Permit::Either,
             consumer_priorities: false,
             single_active_consumer: false,
+            requeue_by_consumer: false,
+            direct_reply_to: false,
         }
     }
 
@@ -553,6 +569,8 @@ impl Profile {
             x_match_unknown: Permit::Refused,
             consumer_priorities: true,
             single_active_consumer: true,
+            requeue_by_consumer: true,
+            direct_reply_to: true,
         }
     }
 

@@ -140,6 +140,11 @@ impl Broker {
         arguments: &Table,
         out: &mut Vec<Event>,
     ) -> Outcome {
+        // RabbitMQ's direct reply-to pseudo-queue answers as a queue with one consumer.
+        if let Some(ok) = self.declare_reply_queue(ch, queue, passive) {
+            out.push(ok);
+            return Ok(());
+        }
         let last_queue = match self.profile.passive_empty_last_queue {
             _ if !passive || !queue.is_empty() => false,
             Permit::Either => self.either("queue declare passive passive", 2) == 1,
@@ -225,6 +230,7 @@ impl Broker {
                     orphaned: false,
                     unused: false,
                     used: None,
+                    returning: Vec::new(),
                 };
                 self.queues.insert(name.clone(), q);
                 (0, 0, name)
@@ -412,6 +418,9 @@ impl Broker {
         let Some(q) = self.queues.remove(name) else { return };
         for r in &q.ready {
             self.settle_copy(r.msg.id(), name);
+        }
+        for u in &q.returning {
+            self.settle_copy(u.msg.id(), name);
         }
         let listening = q.all_consumers().any(|c| self.channel(c.ch).is_some());
         let told = listening && self.permits(self.profile.cancel_notify, "basic cancel");

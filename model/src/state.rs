@@ -142,6 +142,12 @@ pub struct Queue {
     /// kept only where the profile acts on it.
     #[serde(default)]
     pub used: Option<crate::lifetime::clock::Due>,
+    /// Deliveries of a closed channel on their way back ([`crate::Internal::Return`]): the
+    /// close is answered before the queue has taken them back (RabbitMQ: a `basic.get` right
+    /// after a `channel.close-ok` found the queue empty in 1 run of 300, docs/rabbitmq-3.10.md
+    /// Q50; the spec gives the requeue no moment). Owed once a `wait` is over.
+    #[serde(default)]
+    pub returning: Vec<Unacked>,
 }
 
 impl Queue {
@@ -225,6 +231,19 @@ pub struct Channel {
     pub prefetch: u16,
     /// Plain, confirm or transactional.
     pub mode: Mode,
+    /// Its reply consumer, if it subscribed to RabbitMQ's direct reply-to
+    /// ([`crate::basic::direct_reply`]).
+    #[serde(default)]
+    pub reply: Option<ReplyConsumer>,
+}
+
+/// A channel's consumer of `amq.rabbitmq.reply-to` ([`crate::basic::direct_reply`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplyConsumer {
+    /// Its consumer tag.
+    pub tag: Name,
+    /// The name replies to it are published to (`amq.rabbitmq.reply-to.<key>`).
+    pub name: Name,
 }
 
 impl Channel {
@@ -246,6 +265,7 @@ impl Default for Channel {
             consumer_prefetch: 0,
             prefetch: 0,
             mode: Mode::Plain,
+            reply: None,
         }
     }
 }

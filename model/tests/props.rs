@@ -476,6 +476,10 @@ struct Observer {
     chans: BTreeMap<ChanRef, Chan>,
     conn_prefetch: BTreeMap<ConnId, u16>,
     delivered: BTreeSet<(MsgId, Name)>,
+    /// A connection closed while one of its channels held deliveries and another had a
+    /// consumer: the first's copies may have gone to the second before it closed, unseen (its
+    /// client was closing), and come back flagged redelivered to a copy never seen delivered.
+    unseen_deliveries: bool,
 }
 
 impl Observer {
@@ -486,10 +490,16 @@ impl Observer {
             chans: BTreeMap::new(),
             conn_prefetch: BTreeMap::new(),
             delivered: BTreeSet::new(),
+            unseen_deliveries: false,
         }
     }
 
     fn forget_conn(&mut self, conn: ConnId) {
+        let chans: Vec<&Chan> = self.chans.iter().filter(|(ch, _)| ch.conn == conn).map(|(_, c)| c).collect();
+        let other_consumes = |i: usize| chans.iter().enumerate().any(|(j, c)| i != j && !c.consumers.is_empty());
+        if chans.iter().enumerate().any(|(i, h)| !h.unacked.is_empty() && other_consumes(i)) {
+            self.unseen_deliveries = true;
+        }
         self.chans.retain(|ch, _| ch.conn != conn);
         self.conn_prefetch.remove(&conn);
     }
@@ -618,7 +628,7 @@ impl Observer {
         }
         chan.last_tag = tag;
         let before = !self.delivered.insert((msg, queue.clone()));
-        if redelivered != before && !(self.flag_optional && before) {
+        if redelivered != before && !(self.flag_optional && before) && !(redelivered && self.unseen_deliveries) {
             let detail = format!(
                 "{ch} got message {} from {queue} redelivered={redelivered}, delivered before: {before}",
                 msg.0

@@ -16,9 +16,7 @@
 //! - with [`GenConfig::spec_compatible`]: a model broker under the `spec` profile, run alongside,
 //!   closes something the `rabbitmq` one does not (or the other way round), or the validator
 //!   under the `spec` profile does not accept what the `rabbitmq` model did (for instance a
-//!   message requeued to the consumer on the channel that rejected it);
-//! - with [`GenConfig::avoid_known_differences`]: it would run into one of the differences
-//!   between RabbitMQ and the model listed there.
+//!   message requeued to the consumer on the channel that rejected it).
 //!
 //! Delivery tags are chosen with the broker's freedom in mind: when one step gives a channel
 //! deliveries from several queues, the broker may interleave the queues in another order than
@@ -37,7 +35,7 @@ use crate::trace::{self, Step, StepKind, Trace};
 use crate::validate::{blank, Validator};
 use amqp_model::state::Dest;
 use amqp_model::{Broker, ChanRef, Command, ConnId, Content, Event, ExchangeKind, Name, Profile, Table, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Binding keys of a topic exchange: literal keys, `*`, `#`, and empty words.
 pub const TOPIC_PATTERNS: [&str; 14] =
@@ -205,22 +203,11 @@ impl Compiler<'_> {
     /// Send `command` to the models: false (and nothing changed but possibly `rabbit`, which the
     /// caller rolls back) when it is not one a generated trace may hold.
     fn send(&mut self, command: Command, may_close_channel: bool) -> bool {
-        let holders = self.holders();
-        let mixed = self.mixed_requeue(&command);
-        let racing = self.racing_close(&command);
         let Some(events) = run(&mut self.state.rabbit, &command) else { return false };
         let (conn_closes, chan_closes) = closes(&events);
         if conn_closes > 0 || (!chan_closes.is_empty() && !may_close_channel) {
             return false;
         }
-        let redelivers_mixed =
-            events.iter().any(|e| matches!(e, Event::Deliver { queue, .. } if mixed.contains(queue)));
-        if self.config.avoid_known_differences && (redelivers_mixed || racing) {
-            return false;
-        }
-        // Closing a channel that holds deliveries requeues them when the broker gets to it.
-        let requeued_later =
-            self.config.avoid_known_differences && holders.iter().any(|ch| self.state.rabbit.channel(*ch).is_none());
         if let Some((spec, validator)) = &mut self.state.spec {
             let Some(spec_events) = run(spec, &command) else { return false };
             if closes(&spec_events) != (conn_closes, chan_closes) {
@@ -235,78 +222,10 @@ impl Compiler<'_> {
             if waited.wait(&[]).is_err() {
                 return false;
             }
-            if requeued_later {
-                *validator = waited;
-            }
         }
         self.note_unsure(&events);
         self.steps.push(StepKind::Command { command, capture: None });
-        if requeued_later {
-            self.steps.push(StepKind::Wait);
-        }
         true
-    }
-
-    /// The open channels that hold unacknowledged deliveries of queues that still exist.
-    fn holders(&self) -> Vec<ChanRef> {
-        let open = self.open_channels().into_iter();
-        open.filter(|(_, c)| c.unacked.values().any(|u| !u.queue_gone)).map(|(ch, _)| ch).collect()
-    }
-
-    /// Whether `command` closes a connection one of whose channels holds deliveries of a queue
-    /// that a consumer on another of its channels consumes. RabbitMQ closes the channels one
-    /// after the other: a delivery returned by the first may be handed to a consumer of the next
-    /// before that one is gone (and, without acknowledgement, is lost with it); the model
-    /// removes every consumer of the connection before it returns anything.
-    fn racing_close(&self, command: &Command) -> bool {
-        let Command::ConnectionClose { conn } = command else { return false };
-        let Some(connection) = self.state.rabbit.connections.get(conn) else { return false };
-        connection.channels.iter().any(|(n, holder)| {
-            holder.unacked.values().filter(|u| !u.queue_gone).any(|u| {
-                connection
-                    .channels
-                    .iter()
-                    .any(|(m, other)| m != n && other.consumers.values().any(|c| c.queue == u.queue))
-            })
-        })
-    }
-
-    /// The queues to which `command` would return deliveries held under more than one consumer
-    /// (or `basic.get`) at once. RabbitMQ returns them one consumer at a time, and a queue
-    /// dispatches between the batches; the model returns them all to their places at once.
-    fn mixed_requeue(&self, command: &Command) -> BTreeSet<Name> {
-        let broker = &self.state.rabbit;
-        let channels: Vec<ChanRef> = match command {
-            Command::ConnectionClose { conn } => broker
-                .connections
-                .get(conn)
-                .map(|c| c.channels.keys().map(|n| ChanRef { conn: *conn, channel: *n }).collect())
-                .unwrap_or_default(),
-            other => other.channel().into_iter().collect(),
-        };
-        let mut holders: BTreeMap<Name, BTreeSet<(ChanRef, Option<Name>)>> = BTreeMap::new();
-        for ch in channels {
-            let Some(chan) = broker.channel(ch) else { continue };
-            // The settlement's tag, whether it returns what it settles, and `multiple`.
-            let settle = match *command {
-                Command::BasicAck { delivery_tag, multiple, .. } => Some((delivery_tag, false, multiple)),
-                Command::BasicNack { delivery_tag, multiple, requeue, .. } => Some((delivery_tag, requeue, multiple)),
-                Command::BasicReject { delivery_tag, requeue, .. } => Some((delivery_tag, requeue, false)),
-                Command::ChannelClose { .. } | Command::ConnectionClose { .. } => None,
-                _ => continue,
-            };
-            let refers_to_held = |t: u64, multiple: bool| (multiple && t == 0) || chan.unacked.contains_key(&t);
-            let covered = |tag: u64| match settle {
-                None => true,
-                // A tag the channel does not hold closes it, which returns everything it holds.
-                Some((t, _, multiple)) if !refers_to_held(t, multiple) => true,
-                Some((t, requeue, multiple)) => requeue && (tag == t || (multiple && (t == 0 || tag < t))),
-            };
-            for (_, u) in chan.unacked.iter().filter(|(t, u)| !u.queue_gone && covered(**t)) {
-                holders.entry(u.queue.clone()).or_default().insert((ch, u.consumer.clone()));
-            }
-        }
-        holders.into_iter().filter(|(_, h)| h.len() > 1).map(|(q, _)| q).collect()
     }
 
     /// Record the runs of tags that `events` gave a channel from more than one queue.

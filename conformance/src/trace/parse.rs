@@ -517,8 +517,9 @@ fn command(toks: Vec<Tok>) -> Result<(Command, Option<Name>)> {
         }
         Some(Method::BasicGet) => {
             let queue = a.name("a queue")?;
-            let r = a.rest(&["no-ack"], &[], false)?;
-            (BasicGet { ch, queue, no_ack: r.has("no-ack") }, None)
+            // A capture binds the direct reply-to name of the message got (its `reply-to`).
+            let r = a.rest(&["no-ack"], &[], true)?;
+            (BasicGet { ch, queue, no_ack: r.has("no-ack") }, r.capture)
         }
         Some(Method::BasicAck) => {
             let delivery_tag = a.number("a delivery tag")?;

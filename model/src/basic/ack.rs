@@ -111,15 +111,48 @@ impl Broker {
             }
             return Ok(());
         }
-        let settled: Vec<Unacked> = tags.iter().map(|t| chan.unacked.remove(t).expect("listed")).collect();
         if self.faults.has(Fault::ReuseDeliveryTags) {
             self.channel_mut(ch).next_tag = 1;
         }
-        for u in settled {
-            self.finish(ch, u, how, out);
-        }
-        self.unblock();
+        self.in_batches(ch, tags, how == Settle::Requeue, out, |b, u, out| b.finish(ch, u, how, out));
         Ok(())
+    }
+
+    /// Take the deliveries `tags` off channel `ch` and hand each to `settle`, then let the
+    /// consumers that have room again rejoin the rotation. Copies going back to their queues
+    /// (`requeue`) go, under `Profile::requeue_by_consumer`, in batches of one queue and one
+    /// consumer (`basic.get` deliveries first, then by consumer tag; queues by name), as
+    /// RabbitMQ's channel settles them, and a queue hands out what it can between two of its
+    /// batches ([`Broker::dispatch_now`]); otherwise all at once.
+    pub(crate) fn in_batches(
+        &mut self,
+        ch: ChanRef,
+        tags: Vec<u64>,
+        requeue: bool,
+        out: &mut Vec<Event>,
+        mut settle: impl FnMut(&mut Broker, Unacked, &mut Vec<Event>),
+    ) {
+        let mut batches: std::collections::BTreeMap<(crate::types::Name, Option<crate::types::Name>), Vec<u64>> =
+            std::collections::BTreeMap::new();
+        let chan = self.channel(ch).expect("open");
+        for t in tags {
+            let key = match requeue && self.profile.requeue_by_consumer {
+                true => chan.unacked.get(&t).map(|u| (u.queue.clone(), u.consumer.clone())).unwrap_or_default(),
+                false => Default::default(),
+            };
+            batches.entry(key).or_default().push(t);
+        }
+        let batches: Vec<_> = batches.into_iter().collect();
+        for (i, ((queue, _), tags)) in batches.iter().enumerate() {
+            for t in tags {
+                let u = self.channel_mut(ch).unacked.remove(t).expect("listed");
+                settle(self, u, out);
+            }
+            self.unblock();
+            if batches.get(i + 1).is_some_and(|((next, _), _)| next == queue) {
+                self.dispatch_now(queue, None, "basic nack multiple", out);
+            }
+        }
     }
 
     /// Carry out a settlement decided for an unacked delivery taken off channel `ch`.
@@ -168,6 +201,15 @@ impl Broker {
         self.requeue_flagged(u, avoid, self.profile.redelivered_flag_optional, out);
     }
 
+    /// Take back the copies on their way to `queue` from closed channels
+    /// ([`crate::Internal::Return`]), all at once, as any requeue.
+    pub(crate) fn take_back(&mut self, queue: &crate::types::Name, out: &mut Vec<Event>) {
+        let Some(q) = self.queues.get_mut(queue) else { return };
+        for u in std::mem::take(&mut q.returning) {
+            self.requeue(u, None, out);
+        }
+    }
+
     /// [`Self::requeue`], with the redelivered flag optional or not on the next delivery.
     pub(crate) fn requeue_flagged(
         &mut self,
@@ -201,6 +243,14 @@ impl Broker {
         }
         let chan = self.channel_mut(ch);
         let tags: Vec<u64> = chan.unacked.iter().filter(|(_, u)| u.pending.is_none()).map(|(t, _)| *t).collect();
+        if requeue {
+            // Answered before anything goes out again: RabbitMQ's channel replies while its
+            // queues still have the copies to take back. `basic recover 01`: the flag is a MUST
+            // on what recover resends.
+            out.push(Event::Reply { ch, reply: Reply::RecoverOk });
+            self.in_batches(ch, tags, true, out, |b, u, out| b.requeue_flagged(u, None, false, out));
+            return Ok(());
+        }
         for t in tags {
             let chan = self.channel_mut(ch);
             let u = chan.unacked.remove(&t).expect("listed");

@@ -5,7 +5,9 @@
 //! is an internal step ([`crate::Internal::Deliver`]) that may happen at any point after it
 //! becomes possible, because a real broker delivers when it gets to it. One exception: a copy
 //! that a length limit would drop at once goes to a consumer with room inside the step that
-//! brought it, or never (`crate::lifetime::limits`).
+//! brought it, or never (`crate::lifetime::limits`). Another: where RabbitMQ's queue process
+//! reads a command in several parts (a settlement's batches, a connection's channels), it hands
+//! out what it can between two parts, inside the step ([`Broker::dispatch_now`]).
 
 use crate::broker::Internal;
 use crate::choice::Readings as Schemes;
@@ -13,7 +15,7 @@ use crate::event::Event;
 use crate::fault::Fault;
 use crate::profile::{Dispatch, QosScope, RequeuePosition};
 use crate::state::{Broker, ConsumerRef, Queue, Ready};
-use crate::types::Name;
+use crate::types::{ConnId, Name};
 use std::collections::VecDeque;
 
 /// The indexes of the ready messages that may go out next among those `takes` accepts: the first
@@ -140,6 +142,54 @@ impl Broker {
                     at,
                     redelivered,
                 }));
+            }
+        }
+    }
+
+    /// Deliveries from `queue` made inside the step at hand, between two parts of a command the
+    /// broker carries out one after the other (two batches of a settlement's requeued copies,
+    /// `Profile::requeue_by_consumer`; two channels of a closing connection,
+    /// [`Broker::close_connection`]). Under round robin, every delivery the queue can make now,
+    /// in turn, as RabbitMQ's queue process does before it reads its next message. Under
+    /// any-consumer dispatch (`spec`), only deliveries to a consumer on `doomed`, the connection
+    /// closing, and each one optional (a choice, `why`): any other can as well come later, as an
+    /// internal step. A delivery to `doomed` is never observed (its client sent its close and
+    /// discards everything but the answer, `connection close stability`, or its socket is gone)
+    /// and leaves no event; an acknowledged one goes back when its channel closes, a no-ack one
+    /// is lost.
+    pub(crate) fn dispatch_now(
+        &mut self,
+        queue: &Name,
+        doomed: Option<ConnId>,
+        why: &'static str,
+        out: &mut Vec<Event>,
+    ) {
+        loop {
+            let Some(q) = self.queues.get(queue) else { return };
+            let before = q.ready.len();
+            let mut options = Vec::new();
+            self.deliveries_from(queue, q, &mut options);
+            let step = match self.profile.dispatch {
+                Dispatch::RoundRobin => options.into_iter().next(),
+                Dispatch::AnyConsumer => {
+                    options.retain(
+                        |s| matches!(s, Internal::Deliver { consumer, .. } if Some(consumer.ch.conn) == doomed),
+                    );
+                    let n = u8::try_from(options.len() + 1).unwrap_or(u8::MAX);
+                    match options.is_empty() {
+                        true => None,
+                        false => (self.either(why, n) as usize).checked_sub(1).map(|k| options.swap_remove(k)),
+                    }
+                }
+            };
+            let Some(Internal::Deliver { consumer, at, redelivered, .. }) = step else { return };
+            let mut events = Vec::new();
+            self.deliver(queue, &consumer, at, redelivered, &mut events);
+            if Some(consumer.ch.conn) != doomed {
+                out.extend(events);
+            }
+            if self.queues.get(queue).is_none_or(|q| q.ready.len() >= before) {
+                return;
             }
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod ack;
 pub mod consumer_priority;
+pub mod direct_reply;
 pub mod dispatch;
 pub mod priority;
 pub mod single_active;
@@ -69,8 +70,13 @@ impl Broker {
         arguments: &crate::types::Table,
         out: &mut Vec<Event>,
     ) -> Outcome {
+        if self.is_reply_pseudo_queue(queue) {
+            return self.consume_replies(ch, consumer_tag, no_ack, out);
+        }
         let name = self.resolve_queue(ch, queue)?;
-        if self.channel(ch).expect("open").consumers.contains_key(consumer_tag) {
+        if self.channel(ch).expect("open").consumers.contains_key(consumer_tag)
+            || self.channel(ch).expect("open").reply.as_ref().is_some_and(|r| r.tag == *consumer_tag)
+        {
             return Err(Connection(ReplyCode::NotAllowed));
         }
         self.usable_queue(ch, &name)?;
@@ -106,7 +112,9 @@ impl Broker {
     /// of another channel of the connection is a 530 not-allowed connection exception
     /// (`basic consume consumer-tag 02`: a tag is valid only on the channel that created it).
     pub(crate) fn basic_cancel(&mut self, ch: ChanRef, consumer_tag: &Name, out: &mut Vec<Event>) -> Outcome {
-        if let Some(c) = self.channel_mut(ch).consumers.remove(consumer_tag) {
+        if self.cancel_replies(ch, consumer_tag) {
+            // The channel's reply consumer (`super::direct_reply`).
+        } else if let Some(c) = self.channel_mut(ch).consumers.remove(consumer_tag) {
             if !c.queue_gone {
                 self.detach_consumer(&c.queue, &ConsumerRef { ch, tag: consumer_tag.clone() }, out);
             }
@@ -142,6 +150,10 @@ impl Broker {
         if let Some(code) = refused {
             return self.refuse_publish(ch, code);
         }
+        // A request for a direct reply (`super::direct_reply`): its reply-to names the channel's
+        // reply consumer, which it must have.
+        let rewritten = self.reply_to_rewritten(ch, content)?;
+        let content = rewritten.as_ref().unwrap_or(content);
         // RabbitMQ refuses an `expiration` that is not a count of milliseconds (Q44).
         if self.profile.lifetime && crate::lifetime::ttl::expiration(content).is_none() {
             return Err(Channel(ReplyCode::PreconditionFailed));
@@ -251,7 +263,6 @@ impl Broker {
         content: &Content,
         out: &mut Vec<Event>,
     ) -> bool {
-        let queues = self.route(exchange, routing_key, &content.headers);
         let msg = Message(Arc::new(MessageData {
             id: MsgId(self.next_msg),
             exchange: exchange.clone(),
@@ -259,6 +270,12 @@ impl Broker {
             content: content.clone(),
         }));
         self.next_msg += 1;
+        // A reply to a reply consumer goes to it and to no queue (`super::direct_reply`).
+        let queues = match self.route_reply(&msg, out) {
+            Some(true) => return true,
+            Some(false) => Vec::new(),
+            None => self.route(exchange, routing_key, &content.headers),
+        };
         if queues.is_empty() && mandatory && self.profile.mandatory_returns {
             out.push(Event::Return { ch, code: ReplyCode::NoRoute, message: msg.clone() });
         }

@@ -547,6 +547,7 @@ fn check_restart(pre: &Broker, post: &Broker, ghost: &mut Ghost) -> Result<(), V
     for (n, q) in &pre.queues {
         if let Some(v) = messages.get_mut(n) {
             v.extend(q.ready.iter().filter(|r| r.msg.persistent()).map(|r| r.msg.id().0));
+            v.extend(q.returning.iter().filter(|u| u.msg.persistent()).map(|u| u.msg.id().0));
         }
     }
     for conn in pre.connections.values() {

@@ -96,6 +96,14 @@ fn deaths(pre: &Broker, action: &Action, events: &[Event], post: &Broker) -> Vec
             .map(|r| (queue.clone(), r.msg.clone()))
             .into_iter()
             .collect(),
+        // Copies taken back over a drop-head limit push the oldest out.
+        Action::Broker(crate::Internal::Return { queue }) => {
+            let Some(q) = pre.queues.get(queue) else { return Vec::new() };
+            let msgs = q.ready.iter().map(|r| &r.msg).chain(q.returning.iter().map(|u| &u.msg));
+            msgs.filter(|m| gone(&CopyId { msg: m.id(), queue: queue.clone() }))
+                .map(|m| (queue.clone(), m.clone()))
+                .collect()
+        }
         Action::Broker(_) => Vec::new(),
         Action::Client(cmd) | Action::Answer(cmd, _) => {
             if matches!(
@@ -128,6 +136,7 @@ fn deaths(pre: &Broker, action: &Action, events: &[Event], post: &Broker) -> Vec
                     .values()
                     .flat_map(|k| k.channels.values())
                     .flat_map(|ch| ch.unacked.values())
+                    .chain(pre.queues.values().flat_map(|q| q.returning.iter()))
                     .find(|u| u.msg.id() == c.msg && u.queue == c.queue && !u.queue_gone);
                 if let Some(msg) = ready.map(|r| r.msg.clone()).or_else(|| out_there.map(|u| u.msg.clone())) {
                     out.push((c.queue.clone(), msg));
@@ -260,6 +269,8 @@ pub(super) fn fates(pre: &Broker, action: &Action, events: &[Event], post: &Brok
                     .get(queue)
                     .and_then(|q| q.ready.get(*at))
                     .is_some_and(|r| r.msg.id() == c.msg && *queue == c.queue),
+                // Back over a drop-head length limit.
+                Action::Broker(crate::Internal::Return { queue }) => *queue == c.queue && limited(queue),
                 Action::Broker(_) => false,
                 Action::Client(cmd) | Action::Answer(cmd, _) => match cmd {
                     Command::BasicAck { ch, .. }

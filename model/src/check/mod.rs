@@ -57,6 +57,19 @@ impl BrokerModel {
         BrokerModel { config }
     }
 
+    /// Where the configuration takes a closed channel's returns at once
+    /// ([`CheckConfig::late_returns`] false): take them.
+    fn take_returns(&self, broker: &mut Broker, events: &mut Vec<crate::Event>) {
+        if self.config.late_returns {
+            return;
+        }
+        let mut steps = Vec::new();
+        broker.internal_steps(&mut steps);
+        for step in steps.into_iter().filter(|s| matches!(s, crate::Internal::Return { .. })) {
+            events.extend(broker.step(&step));
+        }
+    }
+
     fn offered(&self, b: &Broker, cmd: &Command) -> bool {
         match cmd {
             Command::Restart => true,
@@ -122,6 +135,8 @@ impl Model for BrokerModel {
             Action::Answer(cmd, script) => next.broker.apply_scripted(cmd, script).ok()?,
             Action::Broker(step) => next.broker.step(step),
         };
+        let mut events = events;
+        self.take_returns(&mut next.broker, &mut events);
         ghost::observe(&last.broker, &action, &events, &next.broker, &mut next.ghost);
         Some(next)
     }
@@ -227,6 +242,9 @@ pub fn copies_accounted(b: &Broker) -> Result<(), String> {
     for (name, q) in &b.queues {
         for r in &q.ready {
             *seen.entry(CopyId { msg: r.msg.id(), queue: name.clone() }).or_default() += 1;
+        }
+        for u in &q.returning {
+            *seen.entry(CopyId { msg: u.msg.id(), queue: name.clone() }).or_default() += 1;
         }
     }
     for conn in b.connections.values() {
