@@ -726,8 +726,9 @@ impl Conn {
                 AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)) => {
                     slot.closing.remove(&n);
                 }
+                // A close crossing the server's: answered, and the channel stays closing until
+                // the client's close-ok for the server's close (`channel close stability`).
                 AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
-                    slot.closing.remove(&n);
                     let ok =
                         AMQPFrame::Method(n, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
                     slot.out.send(Out::Frames(vec![ok]));

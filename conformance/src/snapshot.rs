@@ -92,11 +92,18 @@ pub fn outcome(trace: &Trace, recording: &Recording) -> Outcome {
         .iter()
         .enumerate()
         .map(|(i, observation)| {
-            let step = match run_steps.get(i).map(|s| &s.kind) {
-                Some(StepKind::Command { command, capture }) => match capture {
-                    Some(var) => format!("{} -> {var}", write_command(command)),
-                    None => write_command(command),
-                },
+            let step = match run_steps.get(i).map(|s| (&s.kind, s.pipelined)) {
+                Some((StepKind::Command { command, capture }, pipelined)) => {
+                    let command = if pipelined {
+                        format!("pipelined {}", write_command(command))
+                    } else {
+                        write_command(command)
+                    };
+                    match capture {
+                        Some(var) => format!("{command} -> {var}"),
+                        None => command,
+                    }
+                }
                 Some(_) => "wait".to_string(),
                 None => describe_unmatched(observation),
             };

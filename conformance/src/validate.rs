@@ -334,7 +334,8 @@ impl<'a> Progress<'a> {
 /// deliver a message a command made available before it sends the command's reply), each
 /// stream's events in the model's order.
 struct Search<'a, 'b> {
-    command: Option<&'a Command>,
+    /// The step's commands: none for a wait, one, or several sent back to back (pipelined).
+    commands: &'a [Command],
     quiescent: bool,
     /// Accept only a path that has matched everything observed while events of the command are
     /// still to come (they may be on their way: another connection's socket, a slow network).
@@ -346,8 +347,8 @@ struct Search<'a, 'b> {
     seen_late: HashSet<Broker>,
     names: BTreeMap<Name, Name>,
     /// The points of the search already explored: a state, how far each stream's observations
-    /// are matched, the command's events still to send (None: the command not yet applied) and
-    /// how many generated names are bound. Different orders of the same steps meet at the same
+    /// are matched, how many of the commands are applied, their events still to send, and how
+    /// many generated names are bound. Different orders of the same steps meet at the same
     /// point (a command placed before or after a delivery it does not affect), which is explored
     /// once: without this a step with n observed deliveries costs n^3.
     visited: HashSet<Point>,
@@ -356,87 +357,92 @@ struct Search<'a, 'b> {
     memo: bool,
 }
 
-/// A point of the search: a state, how far each stream is matched, the command's events still to
-/// send (None: not applied yet), and how many generated names are bound.
-type Point = (Broker, Vec<(Stream, usize)>, Option<Vec<Event>>, usize);
+/// A point of the search: a state, how far each stream is matched, how many of the step's
+/// commands are applied, their events still to send, and how many generated names are bound.
+type Point = (Broker, Vec<(Stream, usize)>, usize, Vec<Event>, usize);
 
 /// The number of observed events in a step above which the search remembers where it has been.
 const MEMO_FROM: usize = 8;
 
 impl Search<'_, '_> {
-    /// Whether `step` is a delivery to a consumer on the channel or connection that the step's
-    /// command closes (or whose socket it drops).
-    fn crosses_close(&self, step: &Internal) -> bool {
+    /// Whether `step` is a delivery to a consumer on the channel or connection that `command`,
+    /// the next of the step's commands, closes (or whose socket it drops).
+    fn crosses_close(command: Option<&Command>, step: &Internal) -> bool {
         let Internal::Deliver { consumer, .. } = step else { return false };
-        match self.command {
+        match command {
             Some(Command::ChannelClose { ch }) => consumer.ch == *ch,
             Some(Command::ConnectionClose { conn } | Command::ConnectionDrop { conn }) => consumer.ch.conn == *conn,
             _ => false,
         }
     }
 
-    /// `pending`: events of the command not yet matched (None before the command is applied).
-    fn explore(&mut self, state: &Broker, pending: Option<&[Event]>, progress: &Progress<'_>) {
+    /// `applied`: how many of the step's commands the broker has read; `pending`: their events
+    /// not yet matched, in the order the broker sends them on each stream.
+    fn explore(&mut self, state: &Broker, applied: usize, pending: &[Event], progress: &Progress<'_>) {
         if self.memo {
             let point = (
                 state.clone(),
                 progress.used.iter().map(|(s, n)| (*s, *n)).collect(),
-                pending.map(<[Event]>::to_vec),
+                applied,
+                pending.to_vec(),
                 self.names.len(),
             );
             if !self.visited.insert(point) {
                 return;
             }
         }
-        match pending {
-            Some([]) if progress.done() && self.partial => return,
-            // At a wait, a deletion still owed is made by a silent step below; a state that owes
-            // one and nothing else is kept aside as a late broker's ([`Validator::lagging`]).
-            Some([]) if progress.done() && self.quiescent && state.owes_removal() => {
+        let whole = applied == self.commands.len() && pending.is_empty();
+        if progress.done() && whole {
+            if self.partial {
+                return;
+            }
+            if self.quiescent && state.owes_removal() {
+                // At a wait, a deletion still owed is made by a silent step below; a state that
+                // owes one and nothing else is kept aside as a late broker's
+                // ([`Validator::lagging`]).
                 if !state.owes_delivery() && self.seen_late.insert(state.clone()) {
                     self.late.push(state.clone());
                 }
-            }
-            Some([]) if progress.done() => {
+            } else {
                 if (!self.quiescent || !state.owes_delivery()) && self.seen.insert(state.clone()) {
                     self.found.push(state.clone());
                 }
                 return;
             }
-            Some(_) if self.partial && progress.done() => {
-                if self.seen.insert(state.clone()) {
-                    self.found.push(state.clone());
-                }
-                return;
+        } else if progress.done() && self.partial && applied > 0 {
+            // Everything observed is explained, and some of the commands' events are still to come.
+            if self.seen.insert(state.clone()) {
+                self.found.push(state.clone());
             }
-            None => match self.command {
-                Some(cmd) => {
-                    // Each answer the profile allows (one, unless the text leaves a choice).
-                    for branch in state.apply_all(cmd).unwrap_or_default() {
-                        self.explore(&branch.broker, Some(&branch.events), progress);
-                    }
-                }
-                // No command: the broker's steps before it and after it are the same steps.
-                None => return self.explore(state, Some(&[]), progress),
-            },
-            Some(events) => {
-                // Send the first pending event of any stream.
-                for (i, e) in events.iter().enumerate() {
-                    if events[..i].iter().any(|x| stream(x) == stream(e)) {
-                        continue;
-                    }
-                    let mut p = progress.clone();
-                    let names = self.names.clone();
-                    let found = self.found.len();
-                    if p.take_one(e, &mut self.names, state) {
-                        let rest: Vec<Event> =
-                            events.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, x)| x.clone()).collect();
-                        self.explore(state, Some(&rest), &p);
-                    }
-                    if self.found.len() == found {
-                        self.names = names;
-                    }
-                }
+            return;
+        }
+        if let Some(cmd) = self.commands.get(applied) {
+            // The broker reads the next command. Each answer the profile allows (one, unless the
+            // text leaves a choice); when another command follows unread, a channel the broker
+            // closes stays closing for it.
+            let more = applied + 1 < self.commands.len();
+            let branches = if more { state.apply_all_pipelining(cmd) } else { state.apply_all(cmd) };
+            for branch in branches.unwrap_or_default() {
+                let mut events = pending.to_vec();
+                events.extend(branch.events);
+                self.explore(&branch.broker, applied + 1, &events, progress);
+            }
+        }
+        // Send the first pending event of any stream.
+        for (i, e) in pending.iter().enumerate() {
+            if pending[..i].iter().any(|x| stream(x) == stream(e)) {
+                continue;
+            }
+            let mut p = progress.clone();
+            let names = self.names.clone();
+            let found = self.found.len();
+            if p.take_one(e, &mut self.names, state) {
+                let rest: Vec<Event> =
+                    pending.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, x)| x.clone()).collect();
+                self.explore(state, applied, &rest, &p);
+            }
+            if self.found.len() == found {
+                self.names = names;
             }
         }
         let mut steps: Vec<Internal> = Vec::new();
@@ -446,10 +452,10 @@ impl Search<'_, '_> {
             // the close, and discarded by the client, which after sending a close reads nothing
             // but its answer (`channel.close`, `connection.close`). Never seen, but made: its
             // message is then requeued by the close, flagged redelivered.
-            if pending.is_none() && self.crosses_close(&s) {
+            if Self::crosses_close(self.commands.get(applied), &s) {
                 let mut next = state.clone();
                 next.step(&s);
-                self.explore(&next, pending, progress);
+                self.explore(&next, applied, pending, progress);
             }
             if !progress.may_take(&s, &self.names) {
                 continue;
@@ -459,7 +465,7 @@ impl Search<'_, '_> {
             let mut p = progress.clone();
             let (names, found) = (self.names.clone(), self.found.len());
             if p.take(&events, &mut self.names, &next) {
-                self.explore(&next, pending, &p);
+                self.explore(&next, applied, pending, &p);
             }
             // Keep the names a successful explanation bound; forget those of a dead end.
             if self.found.len() == found {
@@ -501,7 +507,16 @@ impl Validator {
     /// Account for one command and what the broker was observed to do in response (and anything
     /// else it did meanwhile), in arrival order.
     pub fn command(&mut self, command: &Command, observed: &[Event]) -> Result<(), Box<Divergence>> {
-        self.advance(Some(command), observed, false)
+        self.advance(std::slice::from_ref(command), observed, false)
+    }
+
+    /// Account for commands the client sent back to back, each before reading anything the broker
+    /// sent since the one before (a trace's `pipelined` steps), and everything observed until the
+    /// last one's answer: a channel the broker closed in answer to one of them is still closing
+    /// when the next arrives ([`amqp_model::Broker::apply_all_pipelining`]). A divergence names
+    /// the last command.
+    pub fn commands(&mut self, commands: &[Command], observed: &[Event]) -> Result<(), Box<Divergence>> {
+        self.advance(commands, observed, false)
     }
 
     /// Whether the model would explain `observed` as the outcome of `command` if the counts of
@@ -526,7 +541,7 @@ impl Validator {
 
     /// Account for what the broker did on its own, without requiring it to be done.
     pub fn observe(&mut self, observed: &[Event]) -> Result<(), Box<Divergence>> {
-        self.advance(None, observed, false)
+        self.advance(&[], observed, false)
     }
 
     /// Whether, in some consistent state, the broker answers `command` itself (a reply, a close, a
@@ -556,16 +571,11 @@ impl Validator {
     /// Account for a wait: what the broker did while the runner waited, after which the model
     /// must have nothing left to deliver.
     pub fn wait(&mut self, observed: &[Event]) -> Result<(), Box<Divergence>> {
-        self.advance(None, observed, true)
+        self.advance(&[], observed, true)
     }
 
-    fn advance(
-        &mut self,
-        command: Option<&Command>,
-        observed: &[Event],
-        quiescent: bool,
-    ) -> Result<(), Box<Divergence>> {
-        self.advance_as(command, observed, quiescent, false)
+    fn advance(&mut self, commands: &[Command], observed: &[Event], quiescent: bool) -> Result<(), Box<Divergence>> {
+        self.advance_as(commands, observed, quiescent, false)
     }
 
     /// Whether what was observed of `command` so far could be the start of something the model
@@ -573,23 +583,25 @@ impl Validator {
     /// come yet (a `basic.cancel` on another connection after the `delete-ok` that caused it).
     /// The runner then listens on for them, up to its timeout, instead of judging the step (or,
     /// where the spec allows an answer without them too, before taking that one).
-    pub fn may_explain_with_more(&self, command: &Command, observed: &[Event]) -> bool {
-        self.clone().advance_as(Some(command), observed, false, true).is_ok()
+    /// Several commands sent back to back ([`Validator::commands`]) are judged as one.
+    pub fn may_explain_with_more(&self, commands: &[Command], observed: &[Event]) -> bool {
+        self.clone().advance_as(commands, observed, false, true).is_ok()
     }
 
     fn advance_as(
         &mut self,
-        command: Option<&Command>,
+        commands: &[Command],
         observed: &[Event],
         quiescent: bool,
         partial: bool,
     ) -> Result<(), Box<Divergence>> {
         let (mut found, mut late) = (Vec::new(), Vec::new());
         let mut names = self.names.clone();
-        self.search(&self.states, command, observed, quiescent, partial, &mut found, &mut late, &mut names);
+        self.search(&self.states, commands, observed, quiescent, partial, &mut found, &mut late, &mut names);
         if found.is_empty() {
-            let allowed = self.allowed(command, quiescent);
-            return Err(Box::new(Divergence { command: command.cloned(), observed: observed.to_vec(), allowed }));
+            let allowed = self.allowed(commands, quiescent);
+            let command = commands.last().cloned();
+            return Err(Box::new(Divergence { command, observed: observed.to_vec(), allowed }));
         }
         if !partial && (quiescent || !self.lagging.is_empty()) {
             // The late states go on: at a wait, those still owing a deletion (from either set);
@@ -597,7 +609,7 @@ impl Validator {
             let (mut on_time, mut later) = (Vec::new(), Vec::new());
             let mut scratch = names.clone();
             let lagging = std::mem::take(&mut self.lagging);
-            self.search(&lagging, command, observed, quiescent, false, &mut on_time, &mut later, &mut scratch);
+            self.search(&lagging, commands, observed, quiescent, false, &mut on_time, &mut later, &mut scratch);
             let mut next = if quiescent { late } else { on_time };
             next.extend(later);
             let mut seen: HashSet<Broker> = found.iter().cloned().collect();
@@ -618,7 +630,7 @@ impl Validator {
     fn search(
         &self,
         states: &[Broker],
-        command: Option<&Command>,
+        commands: &[Command],
         observed: &[Event],
         quiescent: bool,
         partial: bool,
@@ -629,7 +641,7 @@ impl Validator {
         for state in states {
             let before = found.len();
             let mut search = Search {
-                command,
+                commands,
                 quiescent,
                 partial,
                 found: &mut *found,
@@ -640,29 +652,38 @@ impl Validator {
                 visited: HashSet::new(),
                 memo: observed.len() > MEMO_FROM,
             };
-            search.explore(state, None, &Progress::new(observed, self.loose_counts));
+            search.explore(state, 0, &[], &Progress::new(observed, self.loose_counts));
             if search.found.len() > before {
                 *names = search.names;
             }
         }
     }
 
-    /// Some complete behaviours the model allows for a step: the command followed by deliveries
+    /// Some complete behaviours the model allows for a step: the commands followed by deliveries
     /// taken in every order, up to a few.
-    fn allowed(&self, command: Option<&Command>, quiescent: bool) -> Vec<Vec<Event>> {
+    fn allowed(&self, commands: &[Command], quiescent: bool) -> Vec<Vec<Event>> {
         let mut out: Vec<Vec<Event>> = Vec::new();
         for state in &self.states {
-            let branches = match command {
-                Some(c) => state.apply_all(c).unwrap_or_default(),
-                None => vec![Branch { choices: Vec::new(), broker: state.clone(), events: Vec::new() }],
-            };
+            let mut branches = vec![Branch { choices: Vec::new(), broker: state.clone(), events: Vec::new() }];
+            for (i, c) in commands.iter().enumerate() {
+                let pipelining = i + 1 < commands.len();
+                let next = branches.iter().flat_map(|b| {
+                    let after = if pipelining { b.broker.apply_all_pipelining(c) } else { b.broker.apply_all(c) };
+                    after.unwrap_or_default().into_iter().map(|mut a| {
+                        a.events = b.events.iter().cloned().chain(a.events).collect();
+                        a
+                    })
+                });
+                branches = next.collect();
+            }
             for Branch { mut broker, mut events, .. } in branches {
                 let eager = broker.settle_internal();
                 let mut without = events.clone();
                 events.extend(eager);
                 for alt in [events, std::mem::take(&mut without)] {
                     let alt: Vec<Event> = alt.iter().map(blank).collect();
-                    if !out.contains(&alt) && out.len() < SHOWN && !(quiescent && alt.is_empty() && command.is_none()) {
+                    if !out.contains(&alt) && out.len() < SHOWN && !(quiescent && alt.is_empty() && commands.is_empty())
+                    {
                         out.push(alt);
                     }
                 }

@@ -28,7 +28,7 @@ fn n(s: &str) -> Name {
 /// A one-step trace holding `command` (and its capture).
 fn one_command(command: &Command, capture: Option<&str>) -> Trace {
     let kind = StepKind::Command { command: command.clone(), capture: capture.map(n) };
-    Trace { steps: vec![Step { line: 0, kind }], ..Trace::default() }
+    Trace { steps: vec![Step { line: 0, kind, pipelined: false }], ..Trace::default() }
 }
 
 /// The step kinds of a trace (line numbers differ between a trace and its rewrite).
@@ -42,6 +42,8 @@ fn assert_round_trip(trace: &Trace) {
     let back = parse(&text, "written.trace").unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
     assert_eq!((&back.title, &back.cites, back.profile), (&trace.title, &trace.cites, trace.profile), "{text}");
     assert_eq!(kinds(&back), kinds(trace), "written as:\n{text}");
+    let pipelined = |t: &Trace| t.steps.iter().map(|s| s.pipelined).collect::<Vec<_>>();
+    assert_eq!(pipelined(&back), pipelined(trace), "written as:\n{text}");
 }
 
 fn assert_command_round_trips(command: &Command) {
@@ -127,17 +129,24 @@ fn replay(trace: &Trace, profile: Profile, file: &str) -> Result<Vec<Event>, Str
 /// `want` (blanked): an answer to the command the profile allows, then the broker's own steps
 /// until it owes none ([`Broker::owes_delivery`]). States already seen are not searched again, so this is quick however
 /// many orders the broker's steps may come in.
-fn behaviour_without(broker: &Broker, command: Option<&Command>, want: &[Event]) -> Option<Vec<Event>> {
+fn behaviour_without(broker: &Broker, commands: &[Command], want: &[Event]) -> Option<Vec<Event>> {
     let hits = |events: &[Event]| events.iter().any(|e| want.contains(&blank(e.clone())));
-    // A deletion the broker owes (silent) may come before the command, or not.
-    let mut stack: Vec<(Broker, Vec<Event>)> = match command {
-        Some(c) => with_removals(broker)
+    // A deletion the broker owes (silent) may come before the command, or not. Commands sent
+    // back to back (`pipelined`) are applied one after the other, all but the last pipelining.
+    let mut stack: Vec<(Broker, Vec<Event>)> = vec![(broker.clone(), Vec::new())];
+    if !commands.is_empty() {
+        stack = stack.iter().flat_map(|(b, _)| with_removals(b)).map(|b| (b, Vec::new())).collect();
+    }
+    for (i, c) in commands.iter().enumerate() {
+        let pipelining = i + 1 < commands.len();
+        stack = stack
             .iter()
-            .flat_map(|b| b.apply_all(c).unwrap_or_default())
-            .map(|b| (b.broker, b.events))
-            .collect(),
-        None => vec![(broker.clone(), Vec::new())],
-    };
+            .flat_map(|(b, so_far)| {
+                let branches = if pipelining { b.apply_all_pipelining(c) } else { b.apply_all(c) };
+                branches.unwrap_or_default().into_iter().map(move |x| (x.broker, [so_far.clone(), x.events].concat()))
+            })
+            .collect();
+    }
     stack.retain(|(_, events)| !hits(events));
     let mut seen = HashSet::new();
     while let Some((state, so_far)) = stack.pop() {
@@ -244,9 +253,10 @@ fn replay_checking(
     let mut broker = Broker::new(profile);
     let mut vars: BTreeMap<Name, Name> = BTreeMap::new();
     let (mut last, mut all): (Vec<Event>, Vec<Event>) = (Vec::new(), Vec::new());
-    // The state before the latest step, and its command (None for a `wait`).
-    let mut before: (Broker, Option<Command>) = (broker.clone(), None);
-    for step in &trace.steps {
+    // The state before the latest step, and its commands (none for a `wait`; several sent back to
+    // back, `pipelined`).
+    let mut before: (Broker, Vec<Command>) = (broker.clone(), Vec::new());
+    for (i, step) in trace.steps.iter().enumerate() {
         let at = format!("{file}:{}", step.line);
         match &step.kind {
             StepKind::Command { command, capture } => {
@@ -257,18 +267,30 @@ fn replay_checking(
                 if let Some(e) = unbound.into_inner() {
                     return Err(format!("{at}: {e}"));
                 }
-                before = (broker.clone(), Some(command.clone()));
+                if !step.pipelined {
+                    before = (broker.clone(), Vec::new());
+                    last.clear();
+                }
+                before.1.push(command.clone());
+                if trace.steps.get(i + 1).is_some_and(|s| s.pipelined) {
+                    // Sent with the next command following unread: its answers come with that one's.
+                    let branches = broker.apply_all_pipelining(&command).map_err(|e| format!("{at}: {e}"))?;
+                    let first = branches.into_iter().next().expect("one branch at least");
+                    broker = first.broker;
+                    last.extend(first.events.into_iter().map(blank));
+                    continue;
+                }
                 let mut events = broker.apply(&command).map_err(|e| format!("{at}: {e}"))?;
                 events.extend(settle_deliveries(&mut broker));
                 if let Some(var) = capture {
                     let name = generated(&events, command.channel()).ok_or(format!("{at}: nothing to capture"))?;
                     vars.insert(var.clone(), name);
                 }
-                last = events.into_iter().map(blank).collect();
+                last.extend(events.into_iter().map(blank));
                 all.extend(last.iter().cloned());
             }
             StepKind::Wait => {
-                before = (broker.clone(), None);
+                before = (broker.clone(), Vec::new());
                 last = broker.settle_internal().into_iter().map(blank).collect();
             }
             StepKind::Expect(expected) => {
@@ -285,7 +307,7 @@ fn replay_checking(
                         seen.concat()
                     ));
                 }
-                let other = pinned.is_some().then(|| behaviour_without(&before.0, before.1.as_ref(), &want)).flatten();
+                let other = pinned.is_some().then(|| behaviour_without(&before.0, &before.1, &want)).flatten();
                 if let (Some(other), Some(pinned)) = (other, pinned.as_deref_mut()) {
                     let other: Vec<String> = other.iter().map(write_event).collect();
                     pinned.push(format!(
@@ -579,7 +601,8 @@ fn variables_and_captures_round_trip() {
     let mut trace = one_command(&declare, Some("$q"));
     trace.steps.extend(one_command(&consume, Some("$tag")).steps);
     trace.steps.extend(one_command(&bind, None).steps);
-    trace.steps.push(Step { line: 0, kind: StepKind::Expect(vec![Event::Cancel { ch, consumer_tag: n("$tag") }]) });
+    let kind = StepKind::Expect(vec![Event::Cancel { ch, consumer_tag: n("$tag") }]);
+    trace.steps.push(Step { line: 0, kind, pipelined: false });
     assert_round_trip(&trace);
     assert_eq!(
         write(&trace),
@@ -1176,9 +1199,23 @@ fn a_path_missing_an_expect(trace: &Trace, profile: Profile, file: &str) -> Opti
                             x.clone()
                         })
                     });
-                    let Ok(branches) = p.broker.apply_all(&command) else { return None };
+                    // Sent with the next command following unread (`pipelined`): its answers come
+                    // with that one's, and the broker's own steps wait for the last of them.
+                    let pipelining = trace.steps.get(p.at).is_some_and(|s| s.pipelined);
+                    let held = if step.pipelined { std::mem::take(&mut p.last) } else { Vec::new() };
+                    let branches =
+                        if pipelining { p.broker.apply_all_pipelining(&command) } else { p.broker.apply_all(&command) };
+                    let Ok(branches) = branches else { return None };
                     if unbound.into_inner() {
                         return None;
+                    }
+                    if pipelining {
+                        for b in branches {
+                            let last = [held.clone(), b.events.into_iter().map(blank).collect()].concat();
+                            let (vars, choices) = (p.vars.clone(), p.choices.clone());
+                            stack.push(Path { at: p.at, broker: b.broker, vars, last, choices });
+                        }
+                        break;
                     }
                     // A deletion the command made due may come at once or after the next step;
                     // so may a closed channel's return, except where a delivery would follow
@@ -1202,7 +1239,7 @@ fn a_path_missing_an_expect(trace: &Trace, profile: Profile, file: &str) -> Opti
                                 .iter()
                                 .map(|c| format!("line {}: {} ({}/{})", step.line, c.why, c.option + 1, c.of)),
                         );
-                        let last: Vec<Event> = events.into_iter().map(blank).collect();
+                        let last: Vec<Event> = [held.clone(), events.into_iter().map(blank).collect()].concat();
                         if seen.insert((p.at, b.broker.clone(), vars.clone(), last.clone())) {
                             stack.push(Path { at: p.at, broker: b.broker, vars, last, choices });
                         }
@@ -1346,4 +1383,26 @@ fn a_header_line_given_twice_is_refused() {
         let err = parse(text, "h.trace").unwrap_err().to_string();
         assert_eq!(err, format!("h.trace:2: a second `{what}:`"));
     }
+}
+
+/// `pipelined COMMAND` follows a command directly and round-trips; anywhere else it is refused,
+/// and so is a variable that the previous command's (unread) answer would bind.
+#[test]
+fn pipelined_steps_follow_a_command_and_round_trip() {
+    let text =
+        format!("{HEAD}c1.1 basic.publish nowhere k m1\npipelined c1.1 channel.close\nexpect c1.1 channel.close-ok\n");
+    let t = parse(&text, "p.trace").expect("parses");
+    let flags: Vec<bool> = t.steps.iter().map(|s| s.pipelined).collect();
+    assert_eq!(flags, [false, false, false, true, false]);
+    assert_round_trip(&t);
+
+    assert_error(&format!("{HEAD}wait\npipelined c1.1 channel.close\n"), 7, &["must follow a command directly"]);
+    assert_error(&format!("{HEAD}expect c1.1 channel.open-ok\npipelined c1.1 channel.close\n"), 7, &["no `expect`"]);
+    assert_error(&format!("{HEAD}c1.1 basic.get q\npipelined wait\n"), 7, &["only a command"]);
+    assert_error(
+        &format!("{HEAD}c1.1 queue.declare \"\" -> $q\npipelined c1.1 basic.get $q\n"),
+        7,
+        &["cannot use $q", "previous one's answer"],
+    );
+    assert_error("pipelined c1 connection.open\n", 1, &["must follow a command directly"]);
 }

@@ -143,6 +143,10 @@ impl crate::state::Broker {
                     return Err(UsageError::NotConnected(ch.conn));
                 }
                 let method = cmd.method().expect("channel commands are methods");
+                if self.connections[&ch.conn].closing.contains(&ch.channel) {
+                    self.closing_channel(cmd, &mut out);
+                    return Ok(out);
+                }
                 let result = match cmd {
                     Command::ChannelOpen { ch } => self.channel_open(*ch, &mut out),
                     _ if self.channel(ch).is_none() => Err(Exception::Connection(ReplyCode::ChannelError)),
@@ -152,6 +156,9 @@ impl crate::state::Broker {
                     Ok(()) => {}
                     Err(Exception::Channel(code)) => {
                         self.close_channel(ch, &mut out);
+                        if let Some(c) = self.connections.get_mut(&ch.conn) {
+                            c.closing.insert(ch.channel);
+                        }
                         out.push(Event::ChannelClosed { ch, code, method });
                     }
                     Err(Exception::Connection(code)) => {

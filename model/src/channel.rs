@@ -1,6 +1,7 @@
 //! The `channel` class: opening a channel and everything closing one entails.
 
 use crate::broker::{Exception, Outcome};
+use crate::command::Command;
 use crate::event::Event;
 use crate::fault::Fault;
 use crate::state::{Broker, Channel, ConsumerRef};
@@ -19,6 +20,25 @@ impl Broker {
         conn.channels.insert(ch.channel, Channel::default());
         out.push(Event::ChannelOpenOk { ch });
         Ok(())
+    }
+
+    /// A method that reached a channel the broker has closed before the client's `close-ok` did
+    /// (the client sent it without reading the broker's `channel.close` first): the broker
+    /// discards it, unless it is a `channel.close`, which crossed the broker's own and is
+    /// answered with `close-ok` (`channel close stability`). The channel stays closing: the
+    /// client's `close-ok` for the broker's close is still to come, and frees its number.
+    pub(crate) fn closing_channel(&mut self, cmd: &Command, out: &mut Vec<Event>) {
+        if let Command::ChannelClose { ch } = cmd {
+            out.push(Event::ChannelCloseOk { ch: *ch });
+        }
+    }
+
+    /// The client has answered every `channel.close` the broker sent (a client reads them before
+    /// its next method and answers at once, unless it pipelines): the channels are free again.
+    pub(crate) fn answer_closes(&mut self) {
+        for c in self.connections.values_mut() {
+            c.closing.clear();
+        }
     }
 
     /// Close a channel, by the client or by a channel exception: its unacked messages go back to

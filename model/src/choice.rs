@@ -148,9 +148,8 @@ impl Broker {
     /// [`Broker::apply_all`] give more than one branch.
     pub fn may_choose(&self) -> bool {
         self.profile.has_choices()
-            || self.connections.iter().any(|(conn, c)| {
-                c.channels.len() > 1 && self.close_order_matters(*conn, &c.channels.keys().copied().collect::<Vec<_>>())
-            })
+            || self.connections.keys().any(|conn| self.close_order_matters(*conn))
+            || self.profile.requeue_by_consumer && self.commit_may_dispatch()
             || self.profile.lifetime
                 && self
                     .queues
@@ -287,6 +286,7 @@ impl Broker {
         self.choices = Choices { script: script.to_vec(), taken: Vec::new() };
         let events = self.apply_choosing(cmd);
         self.choices = Choices::default();
+        self.answer_closes();
         events
     }
 
@@ -308,12 +308,26 @@ impl Broker {
     /// assert_eq!(branches[1].choices[0].why, "errata 18");
     /// ```
     pub fn apply_all(&self, cmd: &Command) -> Result<Vec<Branch>, UsageError> {
+        self.apply_all_as(cmd, false)
+    }
+
+    /// [`Broker::apply_all`] for a command the client follows with another before it reads
+    /// anything (pipelining): a channel the broker closes stays closing, its `close-ok` still to
+    /// come, so that the next command may cross the close (`channel close stability`).
+    pub fn apply_all_pipelining(&self, cmd: &Command) -> Result<Vec<Branch>, UsageError> {
+        self.apply_all_as(cmd, true)
+    }
+
+    fn apply_all_as(&self, cmd: &Command, pipelining: bool) -> Result<Vec<Branch>, UsageError> {
         let mut branches = Vec::new();
         let mut todo: Vec<Vec<u8>> = vec![Vec::new()];
         while let Some(script) = todo.pop() {
             let mut broker = self.clone();
             broker.choices = Choices { script: script.clone(), taken: Vec::new() };
             let events = broker.apply_choosing(cmd)?;
+            if !pipelining {
+                broker.answer_closes();
+            }
             let choices = std::mem::take(&mut broker.choices).taken;
             // The choices past the script were made with the first answer: each other answer
             // of each is a branch still to take.

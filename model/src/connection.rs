@@ -23,17 +23,18 @@ impl Broker {
     /// ([`Broker::dispatch_now`]), to a consumer of a channel still to close among others: one
     /// without acknowledgements loses it.
     pub(crate) fn close_connection(&mut self, conn: ConnId, out: &mut Vec<Event>) {
-        let mut channels: Vec<u16> = match self.connections.get(&conn) {
-            Some(c) => c.channels.keys().copied().collect(),
-            None => return,
-        };
-        while !channels.is_empty() {
-            let matters = self.close_order_matters(conn, &channels);
+        if !self.connections.contains_key(&conn) {
+            return;
+        }
+        // The channels still open are those still to close: each close removes its own.
+        while let Some(open) = self.connections.get(&conn).map(|c| c.channels.len()).filter(|n| *n > 0) {
+            let matters = self.close_order_matters(conn);
             let k = match matters {
-                true => usize::from(self.either("connection close", u8::try_from(channels.len()).unwrap_or(u8::MAX))),
+                true => usize::from(self.either("connection close", u8::try_from(open).unwrap_or(u8::MAX))),
                 false => 0,
             };
-            let ch = crate::types::ChanRef { conn, channel: channels.remove(k) };
+            let channel = *self.connections[&conn].channels.keys().nth(k).expect("k < open");
+            let ch = crate::types::ChanRef { conn, channel };
             let returned: std::collections::BTreeSet<crate::types::Name> = self
                 .channel(ch)
                 .map(|c| c.unacked.values().filter(|u| !u.queue_gone).map(|u| u.queue.clone()).collect())
@@ -41,7 +42,7 @@ impl Broker {
             self.close_channel(ch, out);
             // Its copies go back before the next channel closes (and may go out again to one
             // of its consumers), or later ([`crate::Internal::Return`]).
-            let now = matters && returned.iter().any(|q| self.touches(conn, &channels, q));
+            let now = matters && returned.iter().any(|q| self.touches(conn, None, q));
             if now && self.either("connection close", 2) == 0 {
                 for q in &returned {
                     self.take_back(q, out);
@@ -61,24 +62,24 @@ impl Broker {
         self.connections.remove(&conn);
     }
 
-    /// Whether the order in which the `channels` of `conn` close can change what happens: one
-    /// of them holds deliveries of a queue that another touches ([`Broker::touches`]).
-    pub(crate) fn close_order_matters(&self, conn: ConnId, channels: &[u16]) -> bool {
+    /// Whether the order in which the open channels of `conn` close can change what happens:
+    /// one of them holds deliveries of a queue that another touches ([`Broker::touches`]).
+    pub(crate) fn close_order_matters(&self, conn: ConnId) -> bool {
         let Some(c) = self.connections.get(&conn) else { return false };
-        channels.iter().filter_map(|n| c.channels.get(n).map(|ch| (n, ch))).any(|(n, holder)| {
-            let others: Vec<u16> = channels.iter().copied().filter(|m| m != n).collect();
-            holder.unacked.values().any(|u| !u.queue_gone && self.touches(conn, &others, &u.queue))
-        })
+        c.channels.len() > 1
+            && c.channels.iter().any(|(n, holder)| {
+                holder.unacked.values().any(|u| !u.queue_gone && self.touches(conn, Some(*n), &u.queue))
+            })
     }
 
     /// Whether copies going back to `queue` now rather than later can change what happens to
-    /// the `channels` of `conn` still open: one of them consumes it (it may get them before it
-    /// closes) or, under round robin, holds deliveries of it too (they go back, and out again to
-    /// the queue's other consumers, in another order).
-    fn touches(&self, conn: ConnId, channels: &[u16], queue: &crate::types::Name) -> bool {
+    /// the channels of `conn` still open (`except` one): one of them consumes it (it may get
+    /// them before it closes) or, under round robin, holds deliveries of it too (they go back,
+    /// and out again to the queue's other consumers, in another order).
+    fn touches(&self, conn: ConnId, except: Option<u16>, queue: &crate::types::Name) -> bool {
         let Some(c) = self.connections.get(&conn) else { return false };
         let round_robin = self.profile.dispatch == crate::profile::Dispatch::RoundRobin;
-        channels.iter().filter_map(|n| c.channels.get(n)).any(|other| {
+        c.channels.iter().filter(|(n, _)| Some(**n) != except).map(|(_, ch)| ch).any(|other| {
             other.consumers.values().any(|x| !x.queue_gone && x.queue == *queue)
                 || round_robin && other.unacked.values().any(|v| !v.queue_gone && v.queue == *queue)
         })

@@ -207,6 +207,12 @@ pub struct Connection {
     pub channels: BTreeMap<u16, Channel>,
     /// Connection-wide prefetch limit (spec profile, `basic.qos global=true`); 0 = none.
     pub prefetch: u16,
+    /// The channels the broker closed (a channel exception) whose `close-ok` the client has not
+    /// sent yet: only while the client sends methods without reading what came in between
+    /// (pipelining, [`Broker::apply_all_pipelining`]); every other command finds it empty, for
+    /// the client answers a close as soon as it reads one ([`crate::channel`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub closing: std::collections::BTreeSet<u16>,
 }
 
 /// An open channel.

@@ -4,7 +4,7 @@
 
 use crate::broker::{Exception, Outcome};
 use crate::event::{Event, Reply};
-use crate::state::{Broker, Mode, PendingPublish};
+use crate::state::{Broker, Mode, PendingPublish, Settle};
 use crate::types::{ChanRef, ReplyCode};
 
 impl Broker {
@@ -54,17 +54,53 @@ impl Broker {
                 _ => self.enqueue(ch, &p.exchange, &p.routing_key, false, &p.content, out),
             };
         }
-        let chan = self.channel_mut(ch);
-        let tags: Vec<u64> = chan.unacked.iter().filter(|(_, u)| u.pending.is_some()).map(|(t, _)| *t).collect();
-        for t in tags {
-            let u = self.channel_mut(ch).unacked.remove(&t).expect("listed");
+        // The held settlements are carried out as a multiple nack's are: under
+        // `requeue_by_consumer`, requeued ones by queue and consumer, the queue handing out what
+        // it can between two batches (Q53: the batches and order of Q50, transaction or not).
+        let chan = self.channel(ch).expect("checked open");
+        let held = chan.unacked.iter().filter(|(_, u)| u.pending.is_some());
+        let requeue = held.clone().any(|(_, u)| u.pending == Some(Settle::Requeue));
+        let tags: Vec<u64> = held.map(|(t, _)| *t).collect();
+        // RabbitMQ's channel answers the commit while its queues take the copies back: the
+        // answer may come before, between or after the deliveries the batches make at once on
+        // this channel (before and after both seen, Q53). Which of them it follows is chosen
+        // here, before anything changes, up to as many as there could be: the copies going back
+        // and what their queues hold already.
+        let answer_after = match self.profile.requeue_by_consumer && requeue && !chan.consumers.is_empty() {
+            true => {
+                let queues: std::collections::BTreeSet<crate::types::Name> = chan
+                    .unacked
+                    .values()
+                    .filter(|u| u.pending == Some(Settle::Requeue))
+                    .map(|u| u.queue.clone())
+                    .collect();
+                let ready: usize = queues.iter().filter_map(|q| self.queues.get(q)).map(|q| q.ready.len()).sum();
+                let most = tags.len() + ready;
+                usize::from(self.either("Q53", u8::try_from(most + 1).unwrap_or(u8::MAX)))
+            }
+            false => usize::MAX,
+        };
+        let mut settled = Vec::new();
+        self.in_batches(ch, tags, requeue, &mut settled, |b, u, out| {
             let how = u.pending.expect("pending");
-            self.finish(ch, u, how, out);
-        }
+            b.finish(ch, u, how, out);
+        });
         self.unblock();
-        out.push(Event::Reply { ch, reply: Reply::TxCommitOk });
+        let here: Vec<usize> = (0..settled.len()).filter(|i| settled[*i].channel() == Some(ch)).collect();
+        let at = here.get(answer_after).copied().unwrap_or(settled.len());
+        settled.insert(at, Event::Reply { ch, reply: Reply::TxCommitOk });
+        out.extend(settled);
         out.extend(late);
         Ok(())
+    }
+
+    /// Whether a `tx.commit` may hand out copies inside its step (and so place its answer among
+    /// them): some channel holds a requeue for its commit.
+    pub(crate) fn commit_may_dispatch(&self) -> bool {
+        self.connections
+            .values()
+            .flat_map(|c| c.channels.values())
+            .any(|chan| chan.unacked.values().any(|u| u.pending == Some(Settle::Requeue)))
     }
 
     /// `tx.rollback` (`tx rollback transacted`: 406 on a channel that is not transactional): held

@@ -7,7 +7,7 @@
 mod support;
 
 use amqp_model::check::config::cmd::{publish, queue};
-use amqp_model::{ChanRef, Command, Content, Event, Name, Profile, Table, Value};
+use amqp_model::{ChanRef, Command, Content, Event, Internal, Name, Profile, Table, Value};
 use support::{World, RABBIT, SPEC};
 
 fn consume(ch: ChanRef, queue: &str, tag: &str, priority: Option<Value>) -> Command {
@@ -167,8 +167,15 @@ fn a_single_active_consumer_gets_everything_until_it_goes() {
     let got_m2 = w.run(Command::BasicGet { ch: p, queue: "s".into(), no_ack: true });
     assert!(matches!(got_m2.as_slice(), [Event::Reply { .. }]), "{got_m2:?}");
     w.run(publish(p, "", "s", false, Content::text("m3")));
-    // a's channel closes: m1 and m3 go to b, m1 redelivered.
-    let closed = w.run(Command::ChannelClose { ch: a });
+    // a's channel closes: m1 and m3 go to b, m1 redelivered. m1 may come back after close-ok
+    // (Q50), but b takes nothing before: the queue takes m1 back and hands over in one go.
+    let close = Command::ChannelClose { ch: a };
+    for branch in w.0.apply_all(&close).expect("sent") {
+        let mut steps = Vec::new();
+        branch.broker.internal_steps(&mut steps);
+        assert!(!steps.is_empty() && steps.iter().all(|s| matches!(s, Internal::Return { .. })), "{steps:?}");
+    }
+    let closed = w.run(close);
     let delivered: Vec<(String, String, bool)> = closed
         .iter()
         .filter_map(|e| match e {

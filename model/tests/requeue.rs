@@ -81,6 +81,30 @@ fn a_recover_goes_back_in_the_same_batches_after_its_answer() {
     assert_eq!(deliveries(&events), expect(&[("a", 5, "m1"), ("b", 6, "m3"), ("a", 7, "m2"), ("b", 8, "m4")]));
 }
 
+/// A transaction's nacks go back at commit in the same batches (Q53), and the commit's answer
+/// may come before, between or after the deliveries the batches make at once: one outcome per
+/// place, the same deliveries in each.
+#[test]
+fn a_commit_requeues_in_the_same_batches_its_answer_anywhere_among_them() {
+    let (mut w, ch) = two_holders(RABBIT);
+    w.run(Command::TxSelect { ch });
+    let held = w.run(Command::BasicNack { ch, delivery_tag: 4, multiple: true, requeue: true });
+    assert_eq!(held, vec![], "held until the commit");
+    let commit = Command::TxCommit { ch };
+    let outcomes = w.outcomes(&commit);
+    let at: Vec<Option<usize>> =
+        outcomes.iter().map(|o| o.iter().position(|e| *e == Event::Reply { ch, reply: Reply::TxCommitOk })).collect();
+    let batches = expect(&[("a", 5, "m1"), ("b", 6, "m3"), ("a", 7, "m2"), ("b", 8, "m4")]);
+    for o in &outcomes {
+        assert_eq!(deliveries(o), batches);
+    }
+    // Before the first delivery, after each one made at once (the first batch and its
+    // dispatch: the second batch's go out as the broker's own steps, later).
+    let mut places: Vec<usize> = at.iter().map(|p| p.expect("answered")).collect();
+    places.dedup();
+    assert_eq!(places, [0, 1, 2]);
+}
+
 /// m1 held by `a` (c1.1); `b` consumes without acknowledgements on c1.2, `c` on c2.1.
 fn closing_world(profile: Profile) -> (World, ChanRef) {
     let mut w = World::new(profile);

@@ -2254,6 +2254,51 @@ fn channel_state_errors_are_504() {
     }
 }
 
+/// `channel close stability`: a client that sends methods without reading what came in between
+/// (pipelining) may send them to a channel the broker has just closed, before its close-ok for
+/// that close. The broker discards them, except a `channel.close`, which crossed the broker's and
+/// is answered with close-ok; the channel stays closing (a close, answered again; anything else
+/// discarded) until the client's close-ok frees its number. A client that read the close first
+/// answered it, so the same methods then find no channel: 504.
+#[test]
+fn a_close_crossing_the_brokers_is_answered_and_the_rest_discarded() {
+    for p in BOTH {
+        let (w, c) = connected(p);
+        let nowhere = send(c, "nowhere", "k", "m1");
+        let closed = vec![channel_closed(c, NotFound, Method::BasicPublish)];
+        let [branch] = &w.0.apply_all_pipelining(&nowhere).expect("sent")[..] else { panic!("one outcome") };
+        assert_eq!(branch.events, closed);
+        let closing = branch.broker.clone();
+        assert!(closing.connections[&c.conn].closing.contains(&c.channel), "closing until the client's close-ok");
+        // Discarded, with nothing on the wire: a publish, a declare, even a channel.open.
+        for discarded in [send(c, "", "q", "m2"), queue(c, "q", false, false, false), Command::ChannelOpen { ch: c }] {
+            let [b] = &closing.apply_all_pipelining(&discarded).expect("sent")[..] else { panic!("one outcome") };
+            assert_eq!(b.events, vec![], "{discarded:?}");
+            assert_eq!(b.broker, closing, "{discarded:?} changes nothing");
+        }
+        // The crossing close is answered; so is a second one while the channel is still closing.
+        let [b] = &closing.apply_all_pipelining(&Command::ChannelClose { ch: c }).expect("sent")[..] else {
+            panic!("one outcome")
+        };
+        assert_eq!(b.events, vec![Event::ChannelCloseOk { ch: c }]);
+        assert!(b.broker.connections[&c.conn].closing.contains(&c.channel));
+        // As the last of the pipelined commands, once its answers are read, the client's
+        // close-ok frees the number: it opens again.
+        let [b] = &closing.apply_all(&Command::ChannelClose { ch: c }).expect("sent")[..] else {
+            panic!("one outcome")
+        };
+        assert_eq!(b.events, vec![Event::ChannelCloseOk { ch: c }]);
+        let mut after = World(b.broker.clone());
+        assert!(after.0.connections[&c.conn].closing.is_empty());
+        after.channel(1, 1);
+
+        // Not pipelined: the close was read and answered, so a close now is on no channel.
+        let mut w = w;
+        assert_eq!(w.run(nowhere), closed);
+        w.fatal(Command::ChannelClose { ch: c }, ReplyCode::ChannelError);
+    }
+}
+
 /// A broker restart: every connection is closed with 320 connection-forced. Durable exchanges
 /// (`exchange declare durable support`) and queues (`queue declare durable persistence`)
 /// survive, with the bindings between them (`queue bind durable-exchange`, exchange-to-exchange

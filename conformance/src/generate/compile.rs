@@ -621,7 +621,7 @@ pub fn compile(plan: &Plan, config: &GenConfig, title: &str) -> Trace {
             compiler.steps.truncate(len);
         }
     }
-    let steps = compiler.steps.into_iter().map(|kind| Step { line: 0, kind }).collect();
+    let steps = compiler.steps.into_iter().map(|kind| Step { line: 0, kind, pipelined: false }).collect();
     let profile = (!config.spec_compatible).then_some(amqp_model::ProfileName::Rabbitmq);
     let draft = Trace { title: Some(title.to_string()), cites: Vec::new(), recommends: None, profile, steps };
     trace::parse(&trace::write(&draft), "generated").expect("a compiled trace is written in the trace syntax")

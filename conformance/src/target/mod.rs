@@ -49,6 +49,14 @@ pub trait Target {
     /// everything observed until its reply (or, for commands without one, until the target
     /// knows the broker has acted on it, as `hint` asks), in arrival order.
     fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event>;
+    /// Send a command that the next one follows at once, before anything the broker sends in
+    /// between is read (a trace's `pipelined` step follows it): return without reading, with
+    /// nothing observed yet; the next [`Target::command`] returns what came for both. The live
+    /// target cannot (lapin reads as it goes) and leaves the trace to the raw-frame target; a
+    /// target that does not say otherwise performs it as an ordinary command.
+    fn pipeline(&mut self, command: &Command) -> Vec<Event> {
+        self.command(command, Hint::CONFIRM)
+    }
     /// Listen for what the broker does on its own (deliveries, confirms, server closes).
     fn listen(&mut self, how: Listen) -> Vec<Event>;
     /// Milliseconds since the session began, on a real clock; `None` for a target whose time

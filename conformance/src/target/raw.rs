@@ -42,6 +42,9 @@ pub struct RawTarget {
     events: Vec<Event>,
     incomplete: Option<String>,
     problems: Vec<Problem>,
+    /// The command being performed is followed at once by the next (`pipelined`): send it and
+    /// read nothing.
+    pipelining: bool,
 }
 
 impl std::fmt::Debug for RawTarget {
@@ -66,6 +69,72 @@ impl RawTarget {
             events: Vec::new(),
             incomplete: None,
             problems: Vec::new(),
+            pipelining: false,
+        }
+    }
+
+    /// Send a `basic.publish` with its content.
+    fn publish(&mut self, ch: ChanRef, exchange: &Name, routing_key: &Name, content: &Content) {
+        let key = if exchange.is_empty() { self.live.wire(routing_key) } else { routing_key.to_string() };
+        let publish = basic::Publish {
+            exchange: ShortString::from(self.live.wire(exchange)),
+            routing_key: ShortString::from(key),
+            mandatory: false,
+            immediate: false,
+        };
+        if let Some(c) = self.conns.get_mut(&ch.conn) {
+            c.last.insert(ch.channel, Method::BasicPublish);
+            c.last.insert(0, Method::BasicPublish);
+        }
+        let body = content.body.as_str().as_bytes().to_vec();
+        let properties = amqp_wire::wire_properties(content);
+        let header = AMQPContentHeader { class_id: 60, body_size: body.len() as u64, properties };
+        let mut frames = vec![
+            AMQPFrame::Method(ch.channel, AMQPClass::Basic(basic::AMQPMethod::Publish(publish))),
+            AMQPFrame::Header(ch.channel, header),
+        ];
+        if !body.is_empty() {
+            frames.push(AMQPFrame::Body(ch.channel, body));
+        }
+        self.send(ch.conn, &frames);
+    }
+
+    /// Read until the `close-ok` for the client's `channel.close` on `ch`. A `channel.close` of
+    /// the broker's own on that channel may come first, crossing the client's: it is reported and
+    /// answered with `close-ok` (`channel close stability`), and the wait goes on; it names the
+    /// method sent `before` the client's close, the one it answers.
+    fn await_close_ok(&mut self, ch: ChanRef, before: Option<Method>) {
+        let deadline = Instant::now() + self.timing.timeout;
+        let id = ch.channel;
+        loop {
+            match self.read(ch.conn, deadline) {
+                Read1::Frame(f) if matches!(&*f, AMQPFrame::Method(i, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) if *i == id) =>
+                {
+                    self.events.push(Event::ChannelCloseOk { ch });
+                    return;
+                }
+                Read1::Frame(f) => {
+                    let crossing = matches!(&*f, AMQPFrame::Method(i, AMQPClass::Channel(_)) if *i == id);
+                    if let (true, Some(c), Some(m)) = (crossing, self.conns.get_mut(&ch.conn), before) {
+                        c.last.insert(id, m);
+                    }
+                    if self.server_close(ch.conn, &f) && !crossing {
+                        return;
+                    }
+                }
+                Read1::Closed | Read1::Fault(_) => {
+                    self.conns.remove(&ch.conn);
+                    return;
+                }
+                Read1::TimedOut => {
+                    self.problems.push(Problem::Timeout(format!(
+                        "{ch}: no answer to channel.close within {:?}",
+                        self.timing.timeout
+                    )));
+                    self.conns.remove(&ch.conn);
+                    return;
+                }
+            }
         }
     }
 
@@ -260,15 +329,9 @@ impl RawTarget {
             }
             ChannelClose { ch } => {
                 let close = channel::Close { reply_code: 200, reply_text: "OK".into(), class_id: 0, method_id: 0 };
+                let before = self.conns.get(&ch.conn).and_then(|c| c.last.get(&ch.channel).copied());
                 if self.method(*ch, Method::ChannelClose, AMQPClass::Channel(channel::AMQPMethod::Close(close))) {
-                    let id = ch.channel;
-                    let ok = self.await_reply(ch.conn, id, "channel.close", |_, f| {
-                        matches!(f, AMQPFrame::Method(i, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) if *i == id)
-                            .then_some(())
-                    });
-                    if ok.is_some() {
-                        self.events.push(Event::ChannelCloseOk { ch: *ch });
-                    }
+                    self.await_close_ok(*ch, before);
                 }
             }
             QueueDeclare { ch, queue, passive, durable, exclusive, auto_delete, arguments } if arguments.is_empty() => {
@@ -304,30 +367,11 @@ impl RawTarget {
                 }
             }
             BasicPublish { ch, exchange, routing_key, mandatory: false, content } => {
-                let key = if exchange.is_empty() { self.live.wire(routing_key) } else { routing_key.to_string() };
-                let publish = basic::Publish {
-                    exchange: ShortString::from(self.live.wire(exchange)),
-                    routing_key: ShortString::from(key),
-                    mandatory: false,
-                    immediate: false,
-                };
-                if let Some(c) = self.conns.get_mut(&ch.conn) {
-                    c.last.insert(ch.channel, Method::BasicPublish);
-                    c.last.insert(0, Method::BasicPublish);
+                self.publish(*ch, exchange, routing_key, content);
+                if !self.pipelining {
+                    // A closed channel (or connection) answers at once; otherwise nothing comes.
+                    self.drain(ch.conn, Duration::from_millis(100));
                 }
-                let body = content.body.as_str().as_bytes().to_vec();
-                let properties = amqp_wire::wire_properties(content);
-                let header = AMQPContentHeader { class_id: 60, body_size: body.len() as u64, properties };
-                let mut frames = vec![
-                    AMQPFrame::Method(ch.channel, AMQPClass::Basic(basic::AMQPMethod::Publish(publish))),
-                    AMQPFrame::Header(ch.channel, header),
-                ];
-                if !body.is_empty() {
-                    frames.push(AMQPFrame::Body(ch.channel, body));
-                }
-                self.send(ch.conn, &frames);
-                // A closed channel (or connection) answers at once; otherwise nothing comes.
-                self.drain(ch.conn, Duration::from_millis(100));
             }
             BasicGet { ch, queue, no_ack } => {
                 let get = basic::Get { queue: ShortString::from(self.live.wire(queue)), no_ack: *no_ack };
@@ -413,6 +457,26 @@ impl Target for RawTarget {
             self.perform(command);
         }
         std::mem::take(&mut self.events)
+    }
+
+    /// Only a `basic.publish`, which has no reply to read: its frames go out, and the next
+    /// command's right after them.
+    fn pipeline(&mut self, command: &Command) -> Vec<Event> {
+        match command {
+            Command::BasicPublish { mandatory: false, .. } if self.incomplete.is_none() => {
+                self.pipelining = true;
+                self.perform(command);
+                self.pipelining = false;
+            }
+            Command::BasicPublish { mandatory: false, .. } => {}
+            other => {
+                self.incomplete = Some(format!(
+                    "the raw-frame target pipelines only basic.publish, not {}",
+                    other.method().map_or("restart", |m| m.name())
+                ));
+            }
+        }
+        Vec::new()
     }
 
     fn elapsed(&self) -> Option<u64> {

@@ -706,6 +706,17 @@ pub fn parse(text: &str, file: &str) -> std::result::Result<Trace, ParseError> {
             continue;
         }
         in_header = false;
+        let (pipelined, text) = match text.strip_prefix("pipelined ") {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, text),
+        };
+        if pipelined && !matches!(trace.steps.last(), Some(Step { kind: StepKind::Command { .. }, .. })) {
+            return Err(err(
+                "`pipelined` sends a command before the previous one's answer is read: it must follow a command \
+                 directly (no `expect` or `wait` between them)"
+                    .into(),
+            ));
+        }
         let kind = if text == "wait" {
             StepKind::Wait
         } else if let Some(rest) = text.strip_prefix("expect ") {
@@ -740,12 +751,30 @@ pub fn parse(text: &str, file: &str) -> std::result::Result<Trace, ParseError> {
             if let Some(v) = unbound.into_inner() {
                 return Err(err(format!("variable {v} is used before a capture (`-> {v}`) binds it")));
             }
+            if let (true, Some(Step { kind: StepKind::Command { capture: Some(v), .. }, .. })) =
+                (pipelined, trace.steps.last())
+            {
+                let mentions = std::cell::Cell::new(false);
+                command.map_names(|n| {
+                    mentions.set(mentions.get() || n == v);
+                    n.clone()
+                });
+                if mentions.get() {
+                    return Err(err(format!(
+                        "a `pipelined` command goes out before the previous one's answer is read, so it cannot \
+                         use {v}, which that answer binds"
+                    )));
+                }
+            }
             if let Some(v) = &capture {
                 bound.insert(v.clone());
             }
             StepKind::Command { command, capture }
         };
-        trace.steps.push(Step { line, kind });
+        if pipelined && !matches!(kind, StepKind::Command { .. }) {
+            return Err(err("only a command can be `pipelined`".into()));
+        }
+        trace.steps.push(Step { line, kind, pipelined });
     }
     Ok(trace)
 }

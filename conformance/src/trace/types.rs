@@ -28,6 +28,11 @@ pub struct Step {
     pub line: usize,
     /// What the line says.
     pub kind: StepKind,
+    /// `pipelined COMMAND`: the client sends this command right after the previous one, before it
+    /// reads anything the broker sent in between (only a command step directly after another).
+    /// The two are judged as one step: a channel the first one made the broker close is still
+    /// closing when the second arrives (`channel close stability`).
+    pub pipelined: bool,
 }
 
 /// What a step does.

@@ -307,6 +307,9 @@ pub fn write(trace: &Trace) -> String {
     for step in &trace.steps {
         match &step.kind {
             StepKind::Command { command, capture } => {
+                if step.pipelined {
+                    out.push_str("pipelined ");
+                }
                 out.push_str(&write_command(command));
                 if let Some(v) = capture {
                     let _ = write!(out, " -> {v}");

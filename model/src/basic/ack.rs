@@ -134,13 +134,14 @@ impl Broker {
     ) {
         let mut batches: std::collections::BTreeMap<(crate::types::Name, Option<crate::types::Name>), Vec<u64>> =
             std::collections::BTreeMap::new();
-        let chan = self.channel(ch).expect("open");
-        for t in tags {
-            let key = match requeue && self.profile.requeue_by_consumer {
-                true => chan.unacked.get(&t).map(|u| (u.queue.clone(), u.consumer.clone())).unwrap_or_default(),
-                false => Default::default(),
-            };
-            batches.entry(key).or_default().push(t);
+        if !(requeue && self.profile.requeue_by_consumer) {
+            batches.insert(Default::default(), tags);
+        } else {
+            let chan = self.channel(ch).expect("open");
+            for t in tags {
+                let key = chan.unacked.get(&t).map(|u| (u.queue.clone(), u.consumer.clone())).unwrap_or_default();
+                batches.entry(key).or_default().push(t);
+            }
         }
         let batches: Vec<_> = batches.into_iter().collect();
         for (i, ((queue, _), tags)) in batches.iter().enumerate() {
@@ -251,10 +252,11 @@ impl Broker {
             self.in_batches(ch, tags, true, out, |b, u, out| b.requeue_flagged(u, None, false, out));
             return Ok(());
         }
+        // requeue=false from here on: each goes back to its own consumer where it can.
         for t in tags {
             let chan = self.channel_mut(ch);
             let u = chan.unacked.remove(&t).expect("listed");
-            let same = u.consumer.clone().filter(|c| !requeue && chan.consumers.contains_key(c));
+            let same = u.consumer.clone().filter(|c| chan.consumers.contains_key(c));
             // Redelivered only within the prefetch window in force (`basic qos prefetch-count
             // 01`; recover may resend "zero or more"); the rest go back to the queue.
             let same = same.filter(|tag| !u.queue_gone && self.has_capacity(&ConsumerRef { ch, tag: tag.clone() }));
@@ -284,7 +286,7 @@ impl Broker {
                 // on the channel, its tag still valid: the recover doc lets any number of them,
                 // none included, be resent, and errata 2 notes the requeue field's silence on
                 // them (recover_without_requeue, the spec profile's only way here).
-                None if !requeue && !u.queue_gone && self.either("errata 2", 2) == 1 => {
+                None if !u.queue_gone && self.either("errata 2", 2) == 1 => {
                     self.channel_mut(ch).unacked.insert(t, u);
                 }
                 // `basic recover 01`: the flag is a MUST on what recover resends.

@@ -119,8 +119,14 @@ impl Broker {
         if q.ready.is_empty() {
             return;
         }
-        // A single active consumer: only the first subscribed may take it.
+        // A single active consumer: only the first subscribed may take it. Not while the copies
+        // a consumer held are on their way back from its closed channel: that consumer stays
+        // the active one until the queue takes them back, and the next takes over only then,
+        // the copies first (RabbitMQ's queue does both as one, Q48).
         let single = self.single_active(q);
+        if single && q.returning.iter().any(|u| u.consumer.is_some()) {
+            return;
+        }
         let in_turn = q.consumers.iter().take(if single { 1 } else { usize::MAX });
         let mut candidates = in_turn.filter(|c| self.has_capacity(c)).filter_map(|c| {
             let at: Vec<usize> = self.eligible(q, c).into_iter().map(|(at, _)| at).collect();

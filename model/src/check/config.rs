@@ -408,7 +408,7 @@ impl CheckConfig {
             menu,
             max_messages: 3,
             must_reach: &SINGLE_ACTIVE,
-            unique_states: Some(92_795),
+            unique_states: Some(40_448),
             late_returns: true,
             ..Self::quick()
         }

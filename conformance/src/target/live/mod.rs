@@ -497,6 +497,17 @@ impl Target for LiveTarget {
         Some(self.started.elapsed().as_millis() as u64)
     }
 
+    /// lapin reads what comes as it goes, and will not send on a channel it has seen closed: the
+    /// trace goes to the raw-frame target.
+    fn pipeline(&mut self, command: &Command) -> Vec<Event> {
+        if self.incomplete.is_none() {
+            let method = command.method().map_or("a command", |m| m.name());
+            self.incomplete = Some(format!("lapin cannot send {method} with the next command unread (`pipelined`)"));
+            self.raw_needed = true;
+        }
+        Vec::new()
+    }
+
     fn command(&mut self, command: &Command, hint: Hint) -> Vec<Event> {
         self.hint = hint;
         self.reread = None;
