@@ -6,8 +6,10 @@
 //! Closing follows the specification: after the server sends `channel.close` it discards every
 //! method on that channel but `channel.close-ok` (or a crossing `channel.close`); after it sends
 //! `connection.close`, every frame but `connection.close-ok` (or a crossing close), and closes
-//! the socket when it arrives or after a few seconds. A frame that cannot be parsed is answered
-//! with `connection.close` 501 and the socket is closed at once.
+//! the socket when it arrives or after a few seconds. A client's `connection.close` is answered
+//! with close-ok, and the socket left for the client to close (as RabbitMQ leaves it; the server
+//! closes it after a few seconds), a further close answered too. A frame that cannot be parsed is
+//! answered with `connection.close` 501 and the socket is closed at once.
 //!
 //! One file for one concern, a connection: the handshake, the reader, the channels' states, content
 //! assembly and the writer all act on the one connection's state and its close sequence; apart,
@@ -196,7 +198,10 @@ async fn writer(
                         amqp_wire::encode_into(f, &mut bytes);
                     }
                 }
-                Out::Heartbeat(secs) => heartbeat = (secs > 0).then(|| Duration::from_secs(u64::from(secs))),
+                // At half the negotiated interval, as RabbitMQ sends them (its documentation:
+                // about every timeout/2): a client that gives up after one silent interval
+                // still hears from an idle connection in time.
+                Out::Heartbeat(secs) => heartbeat = (secs > 0).then(|| Duration::from_millis(500 * u64::from(secs))),
                 Out::CloseWait => {
                     close_by.get_or_insert(Instant::now() + CLOSE_TIMEOUT);
                 }
@@ -259,6 +264,10 @@ struct Conn {
     channel_max: u16,
     peer: Peer,
     assembly: HashMap<u16, Assembly>,
+    /// The client closed the connection and was answered: the socket is the client's to close
+    /// (within [`CLOSE_TIMEOUT`]), and a further `connection.close` gets its close-ok too, as
+    /// RabbitMQ answers each of several closes sent at once.
+    closed_by_client: bool,
 }
 
 /// Serve one connection (an accepted socket, or any byte stream) until it closes.
@@ -287,7 +296,17 @@ where
     }
     tokio::spawn(writer(wr, inbox, kill_tx, shared.clone()));
     let peer = Peer { frame_max, cancel_notify: false };
-    let mut conn = Conn { shared, addr, out, reader, id: None, channel_max: 0, peer, assembly: HashMap::new() };
+    let mut conn = Conn {
+        shared,
+        addr,
+        out,
+        reader,
+        id: None,
+        channel_max: 0,
+        peer,
+        assembly: HashMap::new(),
+        closed_by_client: false,
+    };
     if conn.handshake().await {
         conn.serve().await;
     }
@@ -328,7 +347,7 @@ fn start(shared: &Shared) -> AMQPFrame {
     caps.insert("authentication_failure_close".into(), AMQPValue::Boolean(true));
     let text = |s: &str| AMQPValue::LongString(LongString::from(s));
     let mut props = FieldTable::default();
-    props.insert("product".into(), text("amqp-model reference broker"));
+    props.insert("product".into(), text(&shared.config.product));
     props.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
     props.insert("platform".into(), text("Rust"));
     props.insert("copyright".into(), text("the amqp-model authors, Apache-2.0"));
@@ -341,7 +360,8 @@ fn start(shared: &Shared) -> AMQPFrame {
         version_major: 0,
         version_minor: 9,
         server_properties: props,
-        mechanisms: LongString::from("PLAIN"),
+        // As RabbitMQ 3.10.8 offers them.
+        mechanisms: LongString::from("PLAIN AMQPLAIN"),
         locales: LongString::from("en_US"),
     };
     AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Start(start)))
@@ -357,6 +377,32 @@ fn plain(response: &[u8]) -> Option<(String, String)> {
         return None;
     }
     Some((String::from_utf8(user.to_vec()).ok()?, String::from_utf8(password.to_vec()).ok()?))
+}
+
+/// The user and password of a SASL AMQPLAIN response (RabbitMQ's mechanism: a field table, written
+/// without its length, of `LOGIN` and `PASSWORD`).
+fn amqplain(response: &[u8]) -> Option<(String, String)> {
+    let mut framed = u32::try_from(response.len()).ok()?.to_be_bytes().to_vec();
+    framed.extend_from_slice(response);
+    let (rest, table) = amq_protocol::types::parsing::parse_field_table(framed.as_slice()).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let text = |key: &str| match table.inner().get(key)? {
+        AMQPValue::LongString(v) => String::from_utf8(v.as_bytes().to_vec()).ok(),
+        AMQPValue::ShortString(v) => Some(v.as_str().to_string()),
+        _ => None,
+    };
+    Some((text("LOGIN")?, text("PASSWORD")?))
+}
+
+/// The user and password of a `connection.start-ok`, by its mechanism (PLAIN or AMQPLAIN).
+fn login(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
+    match mechanism {
+        "PLAIN" => plain(response),
+        "AMQPLAIN" => amqplain(response),
+        _ => None,
+    }
 }
 
 /// Whether the client's properties say it takes a server `basic.cancel`.
@@ -467,7 +513,7 @@ impl Conn {
         }
     }
 
-    /// Start, start-ok (SASL PLAIN against the configured users), tune, tune-ok, open (virtual
+    /// Start, start-ok (SASL PLAIN or AMQPLAIN against the configured users), tune, tune-ok, open (virtual
     /// host `/`), open-ok; true when the connection is open in the model.
     async fn handshake(&mut self) -> bool {
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
@@ -477,11 +523,10 @@ impl Conn {
             m => Err(m),
         };
         let Some(start_ok) = self.expect(deadline, "connection.start-ok", pick_start_ok).await else { return false };
-        let login = plain(start_ok.response.as_bytes());
-        let allowed = start_ok.mechanism.as_str() == "PLAIN"
-            && login
-                .as_ref()
-                .is_some_and(|(u, p)| self.shared.config.users.iter().any(|x| x.name == *u && x.password == *p));
+        let login = login(start_ok.mechanism.as_str(), start_ok.response.as_bytes());
+        let allowed = login
+            .as_ref()
+            .is_some_and(|(u, p)| self.shared.config.users.iter().any(|x| x.name == *u && x.password == *p));
         if !allowed {
             let user = login.map_or_else(|| "?".to_string(), |(u, _)| u);
             self.shared
@@ -657,6 +702,13 @@ impl Conn {
         let mut guard = shared.lock();
         let state = &mut *guard;
         let Some(slot) = state.slots.get(&id) else { return Flow::Stop };
+        if self.closed_by_client {
+            // Answered: only another close of the client's counts, and gets its close-ok.
+            if let AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(_))) = frame {
+                state.send(id, Out::Frames(vec![close_ok()]));
+            }
+            return Flow::Go;
+        }
         if !slot.model_open {
             // The connection is closing: only the client's close-ok (or a crossing close) counts.
             return match frame {
@@ -698,17 +750,26 @@ impl Conn {
                 if state.execute(&Command::ConnectionClose { conn: id }, None, Quiet::No).is_err() {
                     state.send(id, Out::Frames(vec![close_ok()]));
                     state.send(id, Out::Shutdown);
+                    return Flow::Stop;
                 }
-                Flow::Stop
+                self.closed_by_client = true;
+                Flow::Go
             }
             connection::AMQPMethod::CloseOk(_) => Flow::Go,
             // A second open: the model's usage error (already connected) says what it is.
             connection::AMQPMethod::Open(_) => {
                 self.execute(state, &Command::ConnectionOpen { conn: id }, None, Quiet::No)
             }
+            // RabbitMQ's extension for clients that refresh their credentials: 3.10.8 with its
+            // internal users answers update-secret-ok whatever the new secret (Q55); so does
+            // the reference broker, whose one user's password does not expire.
+            connection::AMQPMethod::UpdateSecret(_) => {
+                let ok = connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {});
+                state.send(id, Out::Frames(vec![AMQPFrame::Method(0, AMQPClass::Connection(ok))]));
+                Flow::Go
+            }
             connection::AMQPMethod::Blocked(_)
             | connection::AMQPMethod::Unblocked(_)
-            | connection::AMQPMethod::UpdateSecret(_)
             | connection::AMQPMethod::UpdateSecretOk(_) => {
                 self.hard_close(state, 540, "not implemented by the reference model", cause, false)
             }
@@ -749,6 +810,14 @@ impl Conn {
         match amqp_wire::request(ch, &class, payload) {
             Request::Ignore => Flow::Go,
             Request::Refuse { code, text } => self.hard_close(state, code.code(), &text, cause, false),
+            Request::FlowActive if state.broker.channel(ch).is_none() => {
+                self.hard_close(state, 504, &format!("channel {n} is not open"), cause, false)
+            }
+            Request::FlowActive => {
+                let ok = channel::AMQPMethod::FlowOk(channel::FlowOk { active: true });
+                state.send(id, Out::Frames(vec![AMQPFrame::Method(n, AMQPClass::Channel(ok))]));
+                Flow::Go
+            }
             // The model sees a publish only once its content is complete: a publish on a channel
             // that is not open is its 504 now, before any content.
             Request::Publish { .. } if state.broker.channel(ch).is_none() => {
@@ -850,5 +919,16 @@ mod tests {
         assert_eq!(plain(b"\0guest\0guest"), Some(("guest".into(), "guest".into())));
         assert_eq!(plain(b"admin\0u\0p"), Some(("u".into(), "p".into())));
         assert_eq!(plain(b"guest"), None);
+    }
+
+    #[test]
+    fn amqplain_responses() {
+        use amq_protocol::auth::{Credentials, SASLMechanism};
+        let written = Credentials::new("guest".into(), "secret".into()).sasl_auth_string(SASLMechanism::AMQPlain);
+        let expected = Some(("guest".to_string(), "secret".to_string()));
+        assert_eq!(login("AMQPLAIN", written.as_bytes()), expected);
+        assert_eq!(login("PLAIN", written.as_bytes()), None);
+        assert_eq!(login("AMQPLAIN", b"\0guest\0guest"), None);
+        assert_eq!(login("EXTERNAL", b""), None);
     }
 }

@@ -55,10 +55,12 @@
 //! - After each command the broker's internal steps (deliveries) are taken: eagerly with the
 //!   profile's first choice ([`Schedule::RoundRobin`], as the runner's model target does), or
 //!   picked at random from a seeded generator ([`Schedule::Random`]).
-//! - What the model does not implement (`channel.flow`, `basic.recover-async`, `immediate`,
-//!   `prefetch-size`, `no-local`) is refused with `connection.close` 540 (consumer arguments are
-//!   taken: `x-priority` ranks consumers under `rabbitmq`);
-//!   frames that cannot be parsed with 501.
+//! - What the model does not implement (`channel.flow` pausing a channel, `basic.recover-async`
+//!   without requeue, `immediate`, `prefetch-size`, `no-local`) is refused with `connection.close` 540 (consumer
+//!   arguments are taken: `x-priority` ranks consumers under `rabbitmq`); frames that cannot be
+//!   parsed with 501. A `channel.flow` asking for the channel to stay active, `basic.recover-async`
+//!   with requeue and RabbitMQ's `connection.update-secret` are answered as RabbitMQ 3.10.8
+//!   answers them.
 //! - Messages keep every property and their exact body as published (beside the model, by the
 //!   model's message identity); the model sees the body, `delivery-mode` and headers.
 //!
@@ -95,7 +97,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:5690";
 /// How long a write may wait for a client that does not read, by default.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A user allowed to log in (SASL PLAIN).
+/// A user allowed to log in (SASL PLAIN or AMQPLAIN).
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
     /// The user name.
@@ -236,7 +238,14 @@ pub struct ServeConfig {
     /// How long a write to a client may wait for the client to read before its socket is
     /// closed (a client that stops reading is dropped; its unacknowledged messages requeued).
     pub send_timeout: Duration,
+    /// The `product` named in `connection.start`'s server properties ([`DEFAULT_PRODUCT`]).
+    /// Some clients turn on RabbitMQ-specific code by it (amqp091-go's RabbitMQ tests want
+    /// `RabbitMQ`); the `information` property always says what the broker is.
+    pub product: String,
 }
+
+/// The product the reference broker names itself by default.
+pub const DEFAULT_PRODUCT: &str = "amqp-model reference broker";
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -247,6 +256,7 @@ impl Default for ServeConfig {
             tuning: Tuning::default(),
             log: false,
             send_timeout: DEFAULT_SEND_TIMEOUT,
+            product: DEFAULT_PRODUCT.to_string(),
         }
     }
 }
@@ -606,9 +616,11 @@ impl State {
                     slot.model_open = false;
                     slot.out.send(Out::CloseWait);
                 }
+                // The client closed: after close-ok the socket is the client's to close, as
+                // RabbitMQ leaves it; the writer closes it itself after a while.
                 Event::ConnectionCloseOk { .. } => {
                     slot.model_open = false;
-                    slot.out.send(Out::Shutdown);
+                    slot.out.send(Out::CloseWait);
                 }
                 _ => {}
             }
@@ -829,6 +841,7 @@ pub fn run_cli(
     seed: Option<u64>,
     users: &[User],
     send_timeout: Duration,
+    product: Option<&str>,
 ) -> Result<(), ServeError> {
     let schedule = match schedule {
         ScheduleKind::RoundRobin => {
@@ -851,6 +864,7 @@ pub fn run_cli(
         tuning: Tuning::default(),
         log: true,
         send_timeout,
+        product: product.unwrap_or(DEFAULT_PRODUCT).to_string(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
     runtime.block_on(async move {

@@ -181,10 +181,13 @@ enum Cmd {
     ///
     /// One model broker (one virtual host, `/`) is shared by every connection; each client method
     /// the model implements is applied to it and what the model does is sent back as frames
-    /// (deliveries to other connections' consumers too). Logins use SASL PLAIN against --user
-    /// (default guest:guest). What the model does not implement (channel.flow,
-    /// basic.recover-async, immediate, prefetch-size, no-local, consumer arguments, argument
-    /// values that are not booleans, integers or strings) is refused with connection.close 540.
+    /// (deliveries to other connections' consumers too). Logins use SASL PLAIN or AMQPLAIN
+    /// against --user (default guest:guest). What the model does not implement (channel.flow
+    /// pausing a channel, basic.recover-async without requeue, immediate, prefetch-size, no-local,
+    /// argument values that are not booleans, integers or strings) is refused with
+    /// connection.close 540; channel.flow active=true, basic.recover-async with requeue and
+    /// connection.update-secret are answered as RabbitMQ 3.10.8 answers them, and heartbeats go
+    /// out at half the negotiated interval, as RabbitMQ sends them.
     /// Runs until killed; problems with clients are logged on stderr. SIGHUP restarts the broker
     /// (every connection closed with 320; durable queues, exchanges and bindings and persistent
     /// messages in durable queues kept), which is the restart command to give a runner:
@@ -217,6 +220,13 @@ enum Cmd {
         /// reads nothing more from that client and holds deliveries to it in their queues.
         #[arg(long, default_value_t = amqp_broker::DEFAULT_SEND_TIMEOUT.as_secs(), value_name = "SECS")]
         send_timeout: u64,
+        /// The product named in connection.start's server properties (default: amqp-model
+        /// reference broker). Some clients turn on RabbitMQ-specific code by it: amqp091-go runs
+        /// its RabbitMQ tests only against a broker whose product is `RabbitMQ` (under the
+        /// rabbitmq profile the broker does what RabbitMQ 3.10.8 does in all it models). The
+        /// `information` property still says what the broker is.
+        #[arg(long, value_name = "NAME")]
+        product: Option<String>,
     },
     /// Run the suite against every target of a matrix file (the model under each profile, each
     /// broker under a profile with its deviations file) and write the conformance matrix: one
@@ -353,7 +363,7 @@ impl Common {
         let description = match &self.broker {
             None if self.restart_cmd.is_some() => return Err(Fatal("--restart-cmd needs --broker".into())),
             None if model => Description::Model,
-            None => Description::Reference { timing },
+            None => Description::Reference { timing, product: None },
             Some(uri) => {
                 let uri = BrokerUri::parse(uri).map_err(Fatal::of)?;
                 Description::Broker { uri, timing, restart_cmd: self.restart_cmd.clone() }
@@ -822,9 +832,9 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Cmd::Run { paths, model, common } => run(paths, *model, common),
         Cmd::Matrix { config, out, check, only } => matrix(config, out, *check, only),
-        Cmd::Serve { listen, profile, schedule, seed, users, send_timeout } => {
+        Cmd::Serve { listen, profile, schedule, seed, users, send_timeout, product } => {
             let send_timeout = std::time::Duration::from_secs((*send_timeout).max(1));
-            amqp_broker::run_cli(listen, *profile, *schedule, *seed, users, send_timeout)
+            amqp_broker::run_cli(listen, *profile, *schedule, *seed, users, send_timeout, product.as_deref())
                 .map(|()| true)
                 .map_err(|e| Fatal(e.to_string()))
         }

@@ -4,6 +4,7 @@
 
 use amqp_conformance::matrix::{render, MatrixConfig, MatrixData, TargetConfig};
 use amqp_conformance::suite::{find_traces, load};
+use amqp_conformance::target::Description;
 use std::path::{Path, PathBuf};
 
 #[test]
@@ -90,4 +91,28 @@ fn an_optional_target_not_available_keeps_its_checked_in_column() {
         .to_string();
     assert!(e.starts_with("target `Gone (spec)`: no AMQP broker listening at 127.0.0.1:1"), "{e}");
     std::fs::remove_file(&path).unwrap();
+}
+
+/// `product` names what the in-process reference broker calls itself; on any other target it
+/// is an error that names the file and the target.
+#[test]
+fn a_product_is_for_the_reference_broker_only() {
+    let path = std::env::temp_dir().join(format!("amqpc-matrix-product-{}.toml", std::process::id()));
+    let write = |broker: &str| {
+        let text = format!(
+            "[[target]]\nname = \"t\"\nprofile = \"rabbitmq\"\nbroker = \"{broker}\"\nproduct = \"RabbitMQ\"\n"
+        );
+        std::fs::write(&path, text).unwrap();
+    };
+    write("embedded");
+    let config = MatrixConfig::load(&path).expect("a product for the reference broker");
+    let description = config.targets[0].description().expect("a target");
+    assert!(
+        matches!(&description, Description::Reference { product: Some(p), .. } if p == "RabbitMQ"),
+        "{description:?}"
+    );
+    write("amqp://guest:guest@127.0.0.1:5672/%2f");
+    let e = MatrixConfig::load(&path).expect_err("a product for a broker by URI").to_string();
+    assert!(e.contains("amqpc-matrix-product") && e.contains("target `t`") && e.contains("product"), "{e}");
+    std::fs::remove_file(&path).ok();
 }

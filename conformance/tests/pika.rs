@@ -34,6 +34,20 @@ fn a_pika_rpc_client_gets_its_replies_by_direct_reply_to() {
     pika_script("direct_reply.py");
 }
 
+/// `channel.flow` from pika: `active=true` answered and the channel usable, `active=false` 540,
+/// as on RabbitMQ 3.10.8.
+#[test]
+fn a_pika_client_asking_for_flow_is_answered_as_rabbitmq_answers() {
+    pika_script("flow.py");
+}
+
+/// `connection.update-secret` from pika (refreshing its credentials): answered, the connection
+/// usable, as on RabbitMQ 3.10.8.
+#[test]
+fn a_pika_client_refreshing_its_secret_is_answered() {
+    pika_script("update_secret.py");
+}
+
 /// Run `tests/pika/<script>` against the reference broker under `rabbitmq`: it must exit 0 and
 /// say that what it saw is as the model says.
 fn pika_script(script: &str) {

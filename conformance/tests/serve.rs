@@ -26,7 +26,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{others_unaffected, server, Raw};
+use common::{
+    all_forgotten, connection_close, connection_close_ok, header, on, others_unaffected, publish, server, Raw,
+};
 
 async fn connect(uri: &str) -> lapin::Result<Connection> {
     let runtime = lapin::runtime::default_runtime()?;
@@ -180,6 +182,22 @@ async fn publisher_confirms_and_returns() {
     c.close(200, "OK".into()).await.expect("closes");
 }
 
+/// RabbitMQ's AMQPLAIN mechanism, offered beside PLAIN as RabbitMQ 3.10.8 offers both: lapin
+/// logs in with it (`auth_mechanism=amqplain`), and a wrong password is 403 there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lapin_logs_in_with_amqplain() {
+    let s = server();
+    let uri = format!("{}?auth_mechanism=amqplain", s.uri());
+    let c = within("connect", connect(&uri)).await.expect("AMQPLAIN is taken");
+    let ch = within("channel", c.create_channel()).await.expect("a channel");
+    within("declare", ch.queue_declare("amqplain".into(), Default::default(), FieldTable::default()))
+        .await
+        .expect("declared");
+    let wrong = format!("amqp://guest:nope@{}/%2f?auth_mechanism=amqplain", s.addr());
+    let refused = within("connect", connect(&wrong)).await.expect_err("a wrong password");
+    assert_eq!(code(&refused), Some(403), "{refused:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_refused_with_403() {
     let config =
@@ -235,7 +253,7 @@ fn start_advertises_what_the_model_has() {
     let raw = Raw::open(&s, 0);
     let start = raw.start.expect("connection.start");
     assert_eq!((start.version_major, start.version_minor), (0, 9));
-    assert_eq!(start.mechanisms.to_string(), "PLAIN");
+    assert_eq!(start.mechanisms.to_string(), "PLAIN AMQPLAIN");
     assert_eq!(start.locales.to_string(), "en_US");
     for key in ["product", "version", "platform", "copyright", "information"] {
         assert!(start.server_properties.contains_key(key), "{key}");
@@ -246,6 +264,15 @@ fn start_advertises_what_the_model_has() {
     for cap in ["publisher_confirms", "exchange_exchange_bindings", "basic.nack", "consumer_cancel_notify"] {
         assert_eq!(caps.inner().get(cap), Some(&AMQPValue::Boolean(true)), "{cap}");
     }
+    let product =
+        |start: &amq_protocol::protocol::connection::Start| start.server_properties.inner().get("product").cloned();
+    assert_eq!(product(&start), Some(AMQPValue::LongString(amqp_broker::DEFAULT_PRODUCT.into())));
+
+    // `--product`: the name a client sees (amqp091-go's RabbitMQ tests look for `RabbitMQ`).
+    let config = ServeConfig { product: "RabbitMQ".into(), ..ServeConfig::default() };
+    let named = ServerHandle::start(config).expect("a server");
+    let start = Raw::open(&named, 0).start.expect("connection.start");
+    assert_eq!(product(&start), Some(AMQPValue::LongString("RabbitMQ".into())));
 }
 
 #[test]
@@ -282,7 +309,7 @@ fn frames_it_cannot_take() {
         AMQPClass::Channel(amq_protocol::protocol::channel::AMQPMethod::Open(amq_protocol::protocol::channel::Open {}));
     raw.send(&[AMQPFrame::Method(1, open.clone())]);
     assert!(matches!(raw.frame(), AMQPFrame::Method(1, AMQPClass::Channel(_))));
-    let recover = basic::AMQPMethod::RecoverAsync(basic::RecoverAsync { requeue: true });
+    let recover = basic::AMQPMethod::RecoverAsync(basic::RecoverAsync { requeue: false });
     raw.send(&[AMQPFrame::Method(1, AMQPClass::Basic(recover))]);
     raw.expect_close(540, 60, 100);
 
@@ -309,6 +336,45 @@ fn frames_it_cannot_take() {
     others_unaffected(&s);
 }
 
+/// `basic.recover-async` with requeue, as RabbitMQ 3.10.8 takes it (Q56): no answer, and the
+/// delivery the channel held is back in its queue, redelivered (without requeue: 540, above).
+#[test]
+fn recover_async_requeues_without_an_answer() {
+    let s = server();
+    let mut raw = Raw::open(&s, 0);
+    raw.channel(1);
+    raw.declare(1, "held", false);
+    raw.send(&[on(1, publish("held")), header(1, 1), AMQPFrame::Body(1, b"m".to_vec())]);
+    let get = |no_ack| on(1, AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get { queue: "held".into(), no_ack })));
+    raw.send(&[get(false)]);
+    let AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::GetOk(first))) = raw.frame() else { panic!("get-ok") };
+    assert!(!first.redelivered);
+    let (_, _) = (raw.frame(), raw.frame()); // its header and body
+    let recover = basic::AMQPMethod::RecoverAsync(basic::RecoverAsync { requeue: true });
+    raw.send(&[on(1, AMQPClass::Basic(recover)), get(true)]);
+    // The next frame answers the get: the recover sent nothing.
+    let AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::GetOk(again))) = raw.frame() else {
+        panic!("the get after recover-async finds the message")
+    };
+    assert!(again.redelivered, "{again:?}");
+}
+
+/// A client's `connection.close` is answered and the socket left to the client, as RabbitMQ
+/// leaves it: several closes sent at once (amqp091-go's Close from many goroutines) each get
+/// their close-ok, and the socket ends when the client closes it.
+#[test]
+fn each_of_several_client_closes_is_answered() {
+    let s = server();
+    let mut raw = Raw::open(&s, 0);
+    raw.channel(1);
+    raw.send(&[connection_close(), connection_close(), connection_close()]);
+    for n in 1..=3 {
+        assert_eq!(raw.frame(), connection_close_ok(), "close-ok {n}");
+    }
+    drop(raw);
+    assert_eq!(all_forgotten(&s), 0, "the connection ends once the client has closed its socket");
+}
+
 #[test]
 fn heartbeats_are_sent_and_silence_is_not_tolerated() {
     let s = server();
@@ -320,6 +386,27 @@ fn heartbeats_are_sent_and_silence_is_not_tolerated() {
     while raw.next().is_some() {}
     let silent = started.elapsed();
     assert!(silent >= Duration::from_millis(1500) && silent < Duration::from_secs(4), "{silent:?}");
+}
+
+/// Heartbeats come at half the negotiated interval, as RabbitMQ sends them (its documentation:
+/// about every timeout/2): a client that beats back and gives up after one silent interval (1 s
+/// here) stays connected. Six seconds idle: a dozen beats, never a second without one.
+#[test]
+fn heartbeats_come_at_half_the_interval_so_a_strict_client_stays() {
+    let s = server();
+    let mut raw = Raw::open(&s, 1);
+    let mut last = Instant::now();
+    let (started, mut beats, mut longest) = (last, 0, Duration::ZERO);
+    while started.elapsed() < Duration::from_secs(6) {
+        assert_eq!(raw.frame(), AMQPFrame::Heartbeat, "an idle connection hears only heartbeats");
+        longest = longest.max(last.elapsed());
+        last = Instant::now();
+        beats += 1;
+        raw.send(&[AMQPFrame::Heartbeat]);
+    }
+    assert!(longest < Duration::from_secs(1), "a strict client gave up: {longest:?} without a frame");
+    assert!(beats >= 10, "{beats} heartbeats in 6 s at a 1 s interval");
+    raw.channel(1);
 }
 
 /// The seed fixtures over the wire, with the runner's live target, under both schedules.

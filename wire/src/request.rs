@@ -28,6 +28,11 @@ pub enum Request {
     /// Nothing to do (a client's `basic.cancel-ok` answering a server cancel, a stray
     /// `channel.close-ok`).
     Ignore,
+    /// `channel.flow` with `active=true`: a channel is active from its open (`channel flow
+    /// initial-state`) and the model never pauses one, so the answer is `channel.flow-ok`
+    /// `active=true`, as RabbitMQ 3.10.8 answers it (docs/rabbitmq-3.10.md Q54). With
+    /// `active=false` it is 540, as there.
+    FlowActive,
     /// A method the server answers with a connection close.
     Refuse {
         /// The reply code (540 not-implemented, 503 command-invalid).
@@ -63,9 +68,11 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
             channel::AMQPMethod::Open(_) => cmd(Command::ChannelOpen { ch }, false),
             channel::AMQPMethod::Close(_) => cmd(Command::ChannelClose { ch }, false),
             channel::AMQPMethod::CloseOk(_) => Request::Ignore,
-            channel::AMQPMethod::Flow(_) | channel::AMQPMethod::FlowOk(_) => {
-                not_implemented("channel.flow is not implemented by the model")
+            channel::AMQPMethod::Flow(f) if f.active => Request::FlowActive,
+            channel::AMQPMethod::Flow(_) => {
+                not_implemented("active=false (channel.flow: the model never pauses a channel)")
             }
+            channel::AMQPMethod::FlowOk(_) => invalid("channel.flow-ok answers a channel.flow the server never sends"),
             channel::AMQPMethod::OpenOk(_) => invalid("channel.open-ok is a server method"),
         },
         AMQPClass::Exchange(m) => match m {
@@ -196,7 +203,10 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
                 cmd(Command::BasicReject { ch, delivery_tag: r.delivery_tag, requeue: r.requeue }, false)
             }
             basic::AMQPMethod::Recover(r) => cmd(Command::BasicRecover { ch, requeue: r.requeue }, false),
-            basic::AMQPMethod::RecoverAsync(_) => not_implemented("basic.recover-async is not implemented"),
+            // Deprecated by 0-9-1 for recover; RabbitMQ 3.10.8 still takes it with requeue, as a
+            // recover whose recover-ok is not sent, and answers requeue=false with 540 (Q56).
+            basic::AMQPMethod::RecoverAsync(r) if r.requeue => cmd(Command::BasicRecover { ch, requeue: true }, true),
+            basic::AMQPMethod::RecoverAsync(_) => not_implemented("requeue=false (basic.recover-async)"),
             _ => invalid("basic replies and deliveries are server methods"),
         },
         AMQPClass::Confirm(m) => match m {

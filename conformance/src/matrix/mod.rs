@@ -98,6 +98,9 @@ pub struct TargetConfig {
     /// one, not a failure.
     #[serde(default)]
     pub optional: bool,
+    /// For the reference broker: the product it names in `connection.start` (`serve
+    /// --product`).
+    pub product: Option<String>,
 }
 
 /// The `broker` of a target that is the reference broker, started in-process on a loopback
@@ -122,6 +125,11 @@ impl MatrixConfig {
             if !names.insert(&t.name) {
                 return Err(InputError::file(&source, format!("two targets are named `{}`", t.name)));
             }
+            if t.product.is_some() && t.broker.as_deref() != Some(EMBEDDED) {
+                let message =
+                    format!("target `{}`: product is for the reference broker (broker = \"{EMBEDDED}\")", t.name);
+                return Err(InputError::file(&source, message));
+            }
             if t.broker.is_none() && (t.restart_cmd.is_some() || t.deviations.is_some()) {
                 let message = format!("target `{}`: restart_cmd and deviations need a broker", t.name);
                 return Err(InputError::file(&source, message));
@@ -140,7 +148,7 @@ impl TargetConfig {
         };
         Ok(match self.broker.as_deref() {
             None => Description::Model,
-            Some(EMBEDDED) => Description::Reference { timing },
+            Some(EMBEDDED) => Description::Reference { timing, product: self.product.clone() },
             Some(uri) => {
                 Description::Broker { uri: BrokerUri::parse(uri)?, timing, restart_cmd: self.restart_cmd.clone() }
             }
@@ -404,6 +412,7 @@ mod tests {
             timeout_ms: None,
             grace_ms: None,
             optional: false,
+            product: None,
         }
     }
 

@@ -172,6 +172,8 @@ pub enum Description {
     Reference {
         /// Timeouts and grace periods.
         timing: Timing,
+        /// The product it names in `connection.start` (None: its own name).
+        product: Option<String>,
     },
     /// A broker by its AMQP URI.
     Broker {
@@ -225,8 +227,11 @@ impl Description {
     pub fn open(&self, profile: amqp_model::ProfileName) -> Result<OpenTarget, OpenError> {
         match self {
             Description::Model => Ok(OpenTarget { spec: TargetSpec::Model, server: None }),
-            Description::Reference { timing } => {
-                let config = amqp_broker::ServeConfig::with_profile(amqp_model::Profile::named(profile));
+            Description::Reference { timing, product } => {
+                let mut config = amqp_broker::ServeConfig::with_profile(amqp_model::Profile::named(profile));
+                if let Some(product) = product {
+                    config.product = product.clone();
+                }
                 let server = amqp_broker::ServerHandle::start(config).map_err(OpenError::Reference)?;
                 let restart = Some(restart::Restart::Embedded(server.server().clone()));
                 let uri = uri::BrokerUri::parse(&server.uri()).expect("the reference broker's URI parses");
