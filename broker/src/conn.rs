@@ -345,6 +345,9 @@ fn start(shared: &Shared) -> AMQPFrame {
     caps.insert("consumer_cancel_notify".into(), AMQPValue::Boolean(profile.cancel_notify != Permit::Refused));
     caps.insert("per_consumer_qos".into(), AMQPValue::Boolean(profile.qos_scope == QosScope::ConsumerAndChannel));
     caps.insert("authentication_failure_close".into(), AMQPValue::Boolean(true));
+    // RabbitMQ's extensions, where the profile has them (RabbitMQ 3.10.8 announces both, Q54).
+    caps.insert("consumer_priorities".into(), AMQPValue::Boolean(profile.consumer_priorities));
+    caps.insert("direct_reply_to".into(), AMQPValue::Boolean(profile.direct_reply_to));
     let text = |s: &str| AMQPValue::LongString(LongString::from(s));
     let mut props = FieldTable::default();
     props.insert("product".into(), text(&shared.config.product));

@@ -261,9 +261,20 @@ fn start_advertises_what_the_model_has() {
     let Some(AMQPValue::FieldTable(caps)) = start.server_properties.inner().get("capabilities") else {
         panic!("no capabilities")
     };
-    for cap in ["publisher_confirms", "exchange_exchange_bindings", "basic.nack", "consumer_cancel_notify"] {
+    let caps_on = [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "consumer_priorities",
+        "direct_reply_to",
+    ];
+    for cap in caps_on {
         assert_eq!(caps.inner().get(cap), Some(&AMQPValue::Boolean(true)), "{cap}");
     }
+    assert_eq!(caps.inner().get("connection.blocked"), None, "not announced: it never blocks a publisher");
     let product =
         |start: &amq_protocol::protocol::connection::Start| start.server_properties.inner().get("product").cloned();
     assert_eq!(product(&start), Some(AMQPValue::LongString(amqp_broker::DEFAULT_PRODUCT.into())));
