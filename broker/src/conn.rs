@@ -408,12 +408,11 @@ fn login(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
     }
 }
 
-/// Whether the client's properties say it takes a server `basic.cancel`.
-fn cancel_notify(client_properties: &FieldTable) -> bool {
+/// Whether the client's properties announce `capability` (`consumer_cancel_notify`: it takes a
+/// server `basic.cancel`; `authentication_failure_close`: it wants a failed login closed with 403).
+fn client_has(client_properties: &FieldTable, capability: &str) -> bool {
     match client_properties.inner().get("capabilities") {
-        Some(AMQPValue::FieldTable(caps)) => {
-            matches!(caps.inner().get("consumer_cancel_notify"), Some(AMQPValue::Boolean(true)))
-        }
+        Some(AMQPValue::FieldTable(caps)) => matches!(caps.inner().get(capability), Some(AMQPValue::Boolean(true))),
         _ => false,
     }
 }
@@ -534,14 +533,20 @@ impl Conn {
             let user = login.map_or_else(|| "?".to_string(), |(u, _)| u);
             self.shared
                 .log(|| format!("{}: login refused for user `{user}` (mechanism {})", self.who(), start_ok.mechanism));
-            let text = format!(
-                "Login was refused using authentication mechanism {}. For details see the broker logfile.",
-                start_ok.mechanism
-            );
-            self.close_and_wait(amqp_wire::connection_close(403, &text, 0, 0)).await;
+            // As RabbitMQ 3.10.8 does (Q57): a 403 close to a client that announces
+            // authentication_failure_close, the socket closed without a word to any other.
+            if client_has(&start_ok.client_properties, "authentication_failure_close") {
+                let text = format!(
+                    "Login was refused using authentication mechanism {}. For details see the broker logfile.",
+                    start_ok.mechanism
+                );
+                self.close_and_wait(amqp_wire::connection_close(403, &text, 0, 0)).await;
+            } else {
+                self.shutdown();
+            }
             return false;
         }
-        self.peer.cancel_notify = cancel_notify(&start_ok.client_properties);
+        self.peer.cancel_notify = client_has(&start_ok.client_properties, "consumer_cancel_notify");
         let t = self.shared.config.tuning;
         let tune = connection::Tune { channel_max: t.channel_max, frame_max: t.frame_max, heartbeat: t.heartbeat };
         self.send(vec![AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune)))]);

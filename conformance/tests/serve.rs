@@ -212,6 +212,25 @@ async fn wrong_password_is_refused_with_403() {
     assert_eq!(code(&e), Some(403), "{e}");
 }
 
+/// A client that does not announce `authentication_failure_close` (the runner's raw client
+/// announces nothing) is not told why its login failed: the socket closes without a
+/// `connection.close`, as RabbitMQ 3.10.8 closes it (Q57); one that does gets 403 (lapin, above).
+#[test]
+fn a_failed_login_without_the_capability_just_ends_the_socket() {
+    let s = server();
+    let mut raw = Raw::connect(&s);
+    raw.send(&[AMQPFrame::ProtocolHeader(amq_protocol::frame::ProtocolVersion::amqp_0_9_1())]);
+    assert!(matches!(raw.frame(), AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Start(_)))));
+    let start_ok = connection::StartOk {
+        client_properties: FieldTable::default(),
+        mechanism: "PLAIN".into(),
+        response: "\0guest\0wrong".into(),
+        locale: "en_US".into(),
+    };
+    raw.send(&[AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)))]);
+    assert_eq!(raw.next(), None, "no frame: the socket is closed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_error_leaves_the_connection_usable() {
     let s = server();
