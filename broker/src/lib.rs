@@ -438,6 +438,7 @@ impl State {
     pub(crate) fn execute(&mut self, cmd: &Command, wire: Option<Arc<Published>>, quiet: Quiet) -> Result<(), Failure> {
         self.tick();
         let before = self.broker.next_msg;
+        let knew = amqp_wire::Before::of(&self.broker, cmd);
         // Where the profile allows several answers, the first (round robin) or one at random.
         let (broker, rng) = (&mut self.broker, &mut self.rng);
         let applied = std::panic::catch_unwind(AssertUnwindSafe(|| match rng {
@@ -465,7 +466,7 @@ impl State {
                 events.remove(i);
             }
         }
-        self.route(&events);
+        self.route(&events, Some((cmd, &knew)));
         if std::panic::catch_unwind(AssertUnwindSafe(|| self.settle())).is_err() {
             return Err(Failure::Internal(format!("the model panicked taking internal steps after {cmd:?}")));
         }
@@ -553,7 +554,7 @@ impl State {
             }
             let i = self.rng.as_mut().map_or(0, |r| r.below(steps.len()));
             let events = self.broker.step(&steps[i]);
-            self.route(&events);
+            self.route(&events, None);
         }
     }
 
@@ -589,8 +590,10 @@ impl State {
         self.contents.retain(|id, _| live.contains(id));
     }
 
-    /// Send each event to its connection, keeping track of the closes.
-    fn route(&mut self, events: &[Event]) {
+    /// Send each event to its connection, keeping track of the closes. A close that `cause`'s
+    /// command brought on says why in RabbitMQ's words and with the rule that says so
+    /// ([`amqp_wire::reason`]).
+    fn route(&mut self, events: &[Event], cause: Option<(&Command, &amqp_wire::Before)>) {
         for e in events {
             let conn = e.connection();
             match e {
@@ -603,7 +606,20 @@ impl State {
                 _ => {}
             }
             let Some(slot) = self.slots.get_mut(&conn) else { continue };
-            let frames = amqp_wire::frames(e, &self.contents, slot.peer);
+            let caused = |cmd: &Command| match e {
+                Event::ChannelClosed { ch, method, .. } => cmd.channel() == Some(*ch) && cmd.method() == Some(*method),
+                Event::ConnectionClosed { method, .. } => method.is_some() && cmd.method() == *method,
+                _ => false,
+            };
+            let frames = match (e, cause) {
+                (Event::ChannelClosed { code, .. } | Event::ConnectionClosed { code, .. }, Some((cmd, knew)))
+                    if caused(cmd) =>
+                {
+                    let reason = amqp_wire::reason(&self.broker, knew, cmd, *code);
+                    amqp_wire::close_frame(e, &reason.detail(code.code())).into_iter().collect()
+                }
+                _ => amqp_wire::frames(e, &self.contents, slot.peer),
+            };
             if !frames.is_empty() {
                 slot.out.send(Out::Frames(frames));
             }

@@ -58,3 +58,63 @@ fn pika_script(script: &str) {
     assert!(out.status.success() && text.contains("as the model says"), "{script}: {text}");
     server.stop();
 }
+
+/// The closes a client meets most (`tests/pika/reply_texts.py`: unknown delivery tags, missing
+/// and inequivalent exchanges and queues, reserved names, locked and busy queues, mode switches)
+/// provoked by pika on RabbitMQ 3.10.8 and on the reference broker: the same code at the same
+/// level, and the reference broker's reply text RabbitMQ's, word for word, followed by the rule
+/// that says so, in brackets: an id of spec/rules.toml or spec/extensions.toml, or a RabbitMQ
+/// page. Needs RabbitMQ at 127.0.0.1:5672 (`AMQP_PORT` for another port).
+#[test]
+fn reply_texts_are_rabbitmqs_with_the_rule_added() {
+    let rabbit_port: u16 = std::env::var("AMQP_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5672);
+    // The names carry a tag of fixed length, so that texts are as long on both brokers.
+    let tag = format!("{:05}", std::process::id() % 100_000);
+    let rabbit = reply_texts(rabbit_port, &tag);
+    let server = ServerHandle::start(ServeConfig::with_profile(Profile::rabbitmq())).expect("the reference broker");
+    let reference = reply_texts(server.addr().port(), &tag);
+    server.stop();
+    assert_eq!(
+        rabbit.len(),
+        reference.len(),
+        "the same cases on both\nRabbitMQ: {rabbit:#?}\nreference: {reference:#?}"
+    );
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let catalogues =
+        ["spec/rules.toml", "spec/extensions.toml"].map(|f| std::fs::read_to_string(format!("{root}/{f}")).unwrap());
+    let known = |rule: &str| {
+        rule.starts_with("https://www.rabbitmq.com/")
+            || catalogues.iter().any(|c| c.contains(&format!("id = \"{rule}\"")))
+    };
+    let mut failures = Vec::new();
+    // basic.recover requeue=false: no rule speaks of it; the locked queue: RabbitMQ's own words
+    // leave no room for the rule in a short string.
+    let unruled = ["basic.recover requeue=false", "exclusive queue of another connection"];
+    for (r, m) in rabbit.iter().zip(&reference) {
+        let case = r["case"].as_str().unwrap();
+        assert_eq!(case, m["case"].as_str().unwrap());
+        assert_ne!(r["level"], "none", "{case}: RabbitMQ did not close: the script no longer provokes it");
+        if r["level"] != m["level"] || r["code"] != m["code"] {
+            failures
+                .push(format!("{case}: RabbitMQ {} {}, reference {} {}", r["level"], r["code"], m["level"], m["code"]));
+            continue;
+        }
+        let (rt, mt) = (r["text"].as_str().unwrap(), m["text"].as_str().unwrap());
+        let rule = mt.strip_prefix(rt).map(|rest| rest.strip_prefix(" (").and_then(|r| r.strip_suffix(')')));
+        match rule {
+            Some(Some(rule)) if known(rule) => {}
+            Some(None) if mt == rt && unruled.contains(&case) => {}
+            _ => failures.push(format!("{case}:\n  RabbitMQ  {rt}\n  reference {mt}")),
+        }
+    }
+    assert!(failures.is_empty(), "reply texts differ (or name no known rule):\n{}", failures.join("\n"));
+}
+
+/// The cases of `reply_texts.py` against a broker at `port`, one JSON value each.
+fn reply_texts(port: u16, tag: &str) -> Vec<serde_json::Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pika/reply_texts.py");
+    let out = Command::new("python3").arg(script).arg(port.to_string()).arg(tag).output().expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "reply_texts.py on port {port}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+}

@@ -73,15 +73,21 @@ pub fn channel_close(channel: u16, code: u16, detail: &str, class_id: u16, metho
     AMQPFrame::Method(channel, AMQPClass::Channel(channel::AMQPMethod::Close(close)))
 }
 
-/// What a close says of the method that caused it.
-fn cause(code: ReplyCode, method: Option<Method>) -> (String, u16, u16) {
-    match method {
-        Some(m) => {
-            let (class_id, method_id) = m.ids();
-            (format!("{} refused by the reference model", m.name()), class_id, method_id)
+/// The `channel.close` or `connection.close` frame of a close event, its reply text the code's
+/// name and `detail` (see [`crate::reason`] for the words), naming the method that caused it.
+/// `None` for any other event.
+pub fn close_frame(event: &Event, detail: &str) -> Option<AMQPFrame> {
+    let ids = |m: &Option<Method>| m.map_or((0, 0), |m| m.ids());
+    match event {
+        Event::ChannelClosed { ch, code, method } => {
+            let (class_id, method_id) = method.ids();
+            Some(channel_close(ch.channel, code.code(), detail, class_id, method_id))
         }
-        None if code == ReplyCode::ConnectionForced => ("broker forced connection closure (restart)".into(), 0, 0),
-        None => ("closed by the reference model".into(), 0, 0),
+        Event::ConnectionClosed { code, method, .. } => {
+            let (class_id, method_id) = ids(method);
+            Some(connection_close(code.code(), detail, class_id, method_id))
+        }
+        _ => None,
     }
 }
 
@@ -194,13 +200,15 @@ pub fn frames(event: &Event, contents: &Contents, peer: Peer) -> Vec<AMQPFrame> 
                 out.push(method(ch.channel, AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel))));
             }
         }
-        Event::ChannelClosed { ch, code, method: m } => {
-            let (detail, class_id, method_id) = cause(*code, Some(*m));
-            out.push(channel_close(ch.channel, code.code(), &detail, class_id, method_id));
+        Event::ChannelClosed { method: m, .. } | Event::ConnectionClosed { method: Some(m), .. } => {
+            out.extend(close_frame(event, &format!("{} refused by the reference model", m.name())));
         }
-        Event::ConnectionClosed { code, method: m, .. } => {
-            let (detail, class_id, method_id) = cause(*code, *m);
-            out.push(connection_close(code.code(), &detail, class_id, method_id));
+        Event::ConnectionClosed { code, method: None, .. } => {
+            let detail = match code {
+                ReplyCode::ConnectionForced => "broker forced connection closure (restart)",
+                _ => "closed by the reference model",
+            };
+            out.extend(close_frame(event, detail));
         }
     }
     out

@@ -12,6 +12,8 @@
 //! - [`frames`](mod@frames): a model [`amqp_model::Event`] -> the frames a client receives, with
 //!   the message as its publisher sent it ([`Published`]) whenever it agrees with what the model
 //!   says of it.
+//! - [`reason`](mod@reason): why the broker closed, in RabbitMQ's words, with the rule that says
+//!   so.
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]
 
@@ -19,11 +21,15 @@ pub mod client;
 pub mod codec;
 pub mod content;
 pub mod frames;
+pub mod reason;
 pub mod request;
 pub mod table;
 
 pub use codec::{encode, encode_into, FrameBuffer, FrameFault, Framed};
 pub use content::{model_content, wire_properties};
-pub use frames::{channel_close, code_name, connection_close, frames, reply_text, Contents, Peer, Published};
+pub use frames::{
+    channel_close, close_frame, code_name, connection_close, frames, reply_text, Contents, Peer, Published,
+};
+pub use reason::{reason, Before, Reason};
 pub use request::{known_method, request, Request};
 pub use table::{field_table, model_value, table, wire_value};

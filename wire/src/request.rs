@@ -70,7 +70,8 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
             channel::AMQPMethod::CloseOk(_) => Request::Ignore,
             channel::AMQPMethod::Flow(f) if f.active => Request::FlowActive,
             channel::AMQPMethod::Flow(_) => {
-                not_implemented("active=false (channel.flow: the model never pauses a channel)")
+                // RabbitMQ's words (Q54): no rule allows the refusal, nor forbids it.
+                not_implemented("active=false")
             }
             channel::AMQPMethod::FlowOk(_) => invalid("channel.flow-ok answers a channel.flow the server never sends"),
             channel::AMQPMethod::OpenOk(_) => invalid("channel.open-ok is a server method"),
@@ -156,8 +157,10 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
         },
         AMQPClass::Basic(m) => match m {
             basic::AMQPMethod::Qos(q) => {
-                if prefetch_size(payload) != 0 {
-                    return not_implemented("basic.qos prefetch-size other than 0 is not implemented");
+                let size = prefetch_size(payload);
+                if size != 0 {
+                    // RabbitMQ's words, the size as sent (Q58).
+                    return not_implemented(format!("prefetch_size!=0 ({size}) (basic qos prefetch-size 01)"));
                 }
                 cmd(Command::BasicQos { ch, prefetch_count: q.prefetch_count, global: q.global }, false)
             }
@@ -206,7 +209,7 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
             // Deprecated by 0-9-1 for recover; RabbitMQ 3.10.8 still takes it with requeue, as a
             // recover whose recover-ok is not sent, and answers requeue=false with 540 (Q56).
             basic::AMQPMethod::RecoverAsync(r) if r.requeue => cmd(Command::BasicRecover { ch, requeue: true }, true),
-            basic::AMQPMethod::RecoverAsync(_) => not_implemented("requeue=false (basic.recover-async)"),
+            basic::AMQPMethod::RecoverAsync(_) => not_implemented("requeue=false"),
             _ => invalid("basic replies and deliveries are server methods"),
         },
         AMQPClass::Confirm(m) => match m {
