@@ -215,6 +215,11 @@ async fn writer(
             }
             next = inbox.rx.try_recv().ok();
         }
+        // Held on demand (`Server::delay`), as a slow network would hold it.
+        let delay = shared.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if !bytes.is_empty() && delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         if !bytes.is_empty() {
             match tokio::time::timeout(send_timeout, wr.write_all(&bytes)).await {
                 Ok(Ok(())) => {}
@@ -268,6 +273,8 @@ struct Conn {
     /// (within [`CLOSE_TIMEOUT`]), and a further `connection.close` gets its close-ok too, as
     /// RabbitMQ answers each of several closes sent at once.
     closed_by_client: bool,
+    /// The client takes `connection.blocked` and `connection.unblocked` (its capability).
+    blocked_notify: bool,
 }
 
 /// Serve one connection (an accepted socket, or any byte stream) until it closes.
@@ -306,6 +313,7 @@ where
         peer,
         assembly: HashMap::new(),
         closed_by_client: false,
+        blocked_notify: false,
     };
     if conn.handshake().await {
         conn.serve().await;
@@ -327,6 +335,10 @@ impl Drop for Conn {
     }
 }
 
+fn is_publish(frame: &AMQPFrame) -> bool {
+    matches!(frame, AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(_))))
+}
+
 fn close_ok() -> AMQPFrame {
     AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})))
 }
@@ -345,6 +357,8 @@ fn start(shared: &Shared) -> AMQPFrame {
     caps.insert("consumer_cancel_notify".into(), AMQPValue::Boolean(profile.cancel_notify != Permit::Refused));
     caps.insert("per_consumer_qos".into(), AMQPValue::Boolean(profile.qos_scope == QosScope::ConsumerAndChannel));
     caps.insert("authentication_failure_close".into(), AMQPValue::Boolean(true));
+    // Publishers are blocked only on demand (`Server::block`, rare.rs), as by RabbitMQ's alarms.
+    caps.insert("connection.blocked".into(), AMQPValue::Boolean(true));
     // RabbitMQ's extensions, where the profile has them (RabbitMQ 3.10.8 announces both, Q54).
     caps.insert("consumer_priorities".into(), AMQPValue::Boolean(profile.consumer_priorities));
     caps.insert("direct_reply_to".into(), AMQPValue::Boolean(profile.direct_reply_to));
@@ -547,6 +561,7 @@ impl Conn {
             return false;
         }
         self.peer.cancel_notify = client_has(&start_ok.client_properties, "consumer_cancel_notify");
+        self.blocked_notify = client_has(&start_ok.client_properties, "connection.blocked");
         let t = self.shared.config.tuning;
         let tune = connection::Tune { channel_max: t.channel_max, frame_max: t.frame_max, heartbeat: t.heartbeat };
         self.send(vec![AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune)))]);
@@ -593,7 +608,7 @@ impl Conn {
         let shared = self.shared.clone();
         let registered = {
             let mut state = shared.lock();
-            let id = state.register(self.out.clone(), self.peer);
+            let id = state.register(self.out.clone(), self.peer, self.addr);
             if let Some(id) = id {
                 self.id = Some(id);
                 if let Err(e) = state.execute(&Command::ConnectionOpen { conn: id }, None, Quiet::No) {
@@ -633,12 +648,48 @@ impl Conn {
                         }
                     }
                 }
-                Got::Frame(frame, payload) => self.frame(*frame, &payload),
+                Got::Frame(frame, payload) => {
+                    if is_publish(&frame) && self.shared.alarm.borrow().is_some() && !self.blocked().await {
+                        return;
+                    }
+                    self.frame(*frame, &payload)
+                }
             };
             if flow == Flow::Stop {
                 return;
             }
         }
+    }
+
+    /// A publish while the broker's resource alarm is raised (`Server::block`): as RabbitMQ
+    /// 3.10.8 does (Q59), `connection.blocked` with the alarm's reason (to a client that takes
+    /// it), and nothing more is read, the publish included, until the alarm clears; then
+    /// `connection.unblocked`. Silence meanwhile is not the client's (nothing is read). False
+    /// when the socket went away meanwhile.
+    async fn blocked(&mut self) -> bool {
+        let mut alarm = self.shared.alarm.subscribe();
+        let reason = alarm.borrow_and_update().clone();
+        let Some(reason) = reason else { return true };
+        self.shared.log(|| format!("{}: blocked ({reason})", self.who()));
+        if self.blocked_notify {
+            let blocked = connection::Blocked { reason: reason.as_str().into() };
+            self.send(vec![AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Blocked(blocked)))]);
+        }
+        loop {
+            if alarm.borrow_and_update().is_none() {
+                break;
+            }
+            tokio::select! {
+                changed = alarm.changed() => if changed.is_err() { return false },
+                _ = self.reader.kill.changed() => return false,
+            }
+        }
+        self.shared.log(|| format!("{}: unblocked", self.who()));
+        if self.blocked_notify {
+            let unblocked = connection::AMQPMethod::Unblocked(connection::Unblocked {});
+            self.send(vec![AMQPFrame::Method(0, AMQPClass::Connection(unblocked))]);
+        }
+        true
     }
 
     /// A connection exception the server raises itself (not from the model): the model drops

@@ -65,7 +65,9 @@
 //!   model's message identity); the model sees the body, `delivery-mode` and headers.
 //!
 //! `conn.rs` is one connection (handshake, frames, channels, content assembly); `outbox.rs`
-//! bounds what waits for a slow client; `feed.rs` feeds arbitrary bytes to a connection (the fuzz
+//! bounds what waits for a slow client; [`rare`] makes the broker do on demand what a real broker
+//! rarely does (a forced close, a cancelled consumer, blocked publishers, a nack, a delay), for
+//! testing a client's recovery code; `feed.rs` feeds arbitrary bytes to a connection (the fuzz
 //! target's body). Methods and events are mapped to and from the model by `amqp-wire`, which the
 //! conformance runner's targets share.
 //!
@@ -78,6 +80,7 @@
 mod conn;
 pub mod feed;
 mod outbox;
+pub mod rare;
 
 use amq_protocol::frame::AMQPFrame;
 use amqp_model::{Broker, ChanRef, Command, ConnId, Event, Internal, Profile, ProfileName, UsageError};
@@ -293,6 +296,8 @@ pub(crate) struct Slot {
     /// Channels the server closed whose `channel.close-ok` has not arrived: methods on them are
     /// discarded.
     pub(crate) closing: BTreeSet<u16>,
+    /// The client's address.
+    pub(crate) addr: SocketAddr,
 }
 
 /// Why a command could not be executed.
@@ -358,6 +363,8 @@ pub(crate) struct State {
     /// When the server started: the model's clock is the time since
     /// (`amqp_model::lifetime::clock`), so that messages and queues expire in real time.
     started: std::time::Instant,
+    /// How many confirmed publishes are still to be nacked on demand ([`Server::nack`]).
+    pub(crate) nacks_due: u32,
 }
 
 /// The server's shared part.
@@ -367,6 +374,10 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// Told when something may have fallen due sooner than the clock task expected.
     wake: tokio::sync::Notify,
+    /// A resource alarm raised on demand ([`Server::block`]): its reason while it lasts.
+    pub(crate) alarm: tokio::sync::watch::Sender<Option<String>>,
+    /// How long every frame waits before it is written ([`Server::delay`]), in milliseconds.
+    pub(crate) delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -384,8 +395,15 @@ impl Shared {
             pending_tx: BTreeMap::new(),
             since_prune: 0,
             started: std::time::Instant::now(),
+            nacks_due: 0,
         };
-        Shared { config, state: Mutex::new(state), wake: tokio::sync::Notify::new() }
+        Shared {
+            config,
+            state: Mutex::new(state),
+            wake: tokio::sync::Notify::new(),
+            alarm: tokio::sync::watch::Sender::new(None),
+            delay_ms: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     /// The state, also after a panic elsewhere (each step leaves it whole or is a model bug).
@@ -402,16 +420,22 @@ impl Shared {
 
 impl State {
     /// A connection id no open connection has (the model's ids are `u16`: they are reused).
-    pub(crate) fn register(&mut self, out: Outbox, peer: Peer) -> Option<ConnId> {
+    pub(crate) fn free_id(&mut self) -> Option<ConnId> {
         for _ in 0..=u16::MAX as usize {
             self.next_conn = self.next_conn.checked_add(1).unwrap_or(1);
             let id = ConnId(self.next_conn);
             if !self.slots.contains_key(&id) && !self.broker.connections.contains_key(&id) {
-                self.slots.insert(id, Slot { out, peer, model_open: false, closing: BTreeSet::new() });
                 return Some(id);
             }
         }
         None
+    }
+
+    /// A slot for a connection that completed its handshake, under a free id.
+    pub(crate) fn register(&mut self, out: Outbox, peer: Peer, addr: SocketAddr) -> Option<ConnId> {
+        let id = self.free_id()?;
+        self.slots.insert(id, Slot { out, peer, model_open: false, closing: BTreeSet::new(), addr });
+        Some(id)
     }
 
     /// Forget a connection whose socket is gone: the model drops it if it still has it open.
@@ -439,9 +463,20 @@ impl State {
         self.tick();
         let before = self.broker.next_msg;
         let knew = amqp_wire::Before::of(&self.broker, cmd);
-        // Where the profile allows several answers, the first (round robin) or one at random.
-        let (broker, rng) = (&mut self.broker, &mut self.rng);
+        // Where the profile allows several answers, the first (round robin) or one at random; a
+        // publish to be nacked on demand, the model's branch that nacks it, where there is one.
+        let nack = self.nacks_due > 0 && matches!(cmd, Command::BasicPublish { .. });
+        let (broker, rng, nacks_due) = (&mut self.broker, &mut self.rng, &mut self.nacks_due);
         let applied = std::panic::catch_unwind(AssertUnwindSafe(|| match rng {
+            _ if nack => broker.apply_all(cmd).map(|mut branches| {
+                let found = branches.iter().position(rare::nacks_unhandled);
+                if found.is_some() {
+                    *nacks_due -= 1;
+                }
+                let branch = branches.swap_remove(found.unwrap_or(0));
+                *broker = branch.broker;
+                branch.events
+            }),
             None => broker.apply(cmd),
             Some(rng) => broker.apply_all(cmd).map(|mut branches| {
                 let branch = branches.swap_remove(rng.below(branches.len()));
@@ -759,6 +794,7 @@ fn restart_on_hangup(server: Server) -> Result<(), ServeError> {
 pub struct ServerHandle {
     addr: SocketAddr,
     server: Server,
+    runtime: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -780,6 +816,7 @@ impl ServerHandle {
             .enable_all()
             .build()?;
         let server = Server::new(config);
+        let handle = runtime.handle().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let s = server.clone();
         let thread = std::thread::Builder::new().name("amqp-serve".into()).spawn(move || {
@@ -799,7 +836,7 @@ impl ServerHandle {
             // Dropping the runtime ends every connection task, closing their sockets.
             runtime.shutdown_timeout(Duration::from_millis(200));
         })?;
-        Ok(ServerHandle { addr, server, stop: Some(stop), thread: Some(thread) })
+        Ok(ServerHandle { addr, server, runtime: handle, stop: Some(stop), thread: Some(thread) })
     }
 
     /// The address it listens on.
@@ -811,6 +848,18 @@ impl ServerHandle {
     pub fn uri(&self) -> String {
         let user = self.server.shared.config.users.first().cloned().unwrap_or_else(User::guest);
         format!("amqp://{}:{}@{}/%2f", encode(&user.name), encode(&user.password), self.addr)
+    }
+
+    /// Open a control port on an ephemeral loopback port ([`rare::control`]: a client's test
+    /// sends it `force c1`, `block`, ... while the client runs) and say where.
+    pub fn control_port(&self) -> std::io::Result<SocketAddr> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let _in_runtime = self.runtime.enter();
+        let listener = TcpListener::from_std(listener)?;
+        self.runtime.spawn(rare::control(self.server.clone(), listener));
+        Ok(addr)
     }
 
     /// The server.
@@ -849,16 +898,31 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// The `serve` subcommand: listen on `listen` and serve until killed. The error is one line.
-pub fn run_cli(
-    listen: &str,
-    profile: ProfileName,
-    schedule: ScheduleKind,
-    seed: Option<u64>,
-    users: &[User],
-    send_timeout: Duration,
-    product: Option<&str>,
-) -> Result<(), ServeError> {
+/// The `serve` subcommand's options.
+#[derive(Clone, Debug)]
+pub struct ServeCli {
+    /// Where to listen.
+    pub listen: String,
+    /// The model's profile.
+    pub profile: ProfileName,
+    /// The schedule's kind.
+    pub schedule: ScheduleKind,
+    /// The random schedule's seed (default: from the clock).
+    pub seed: Option<u64>,
+    /// Who may log in (none given: guest:guest).
+    pub users: Vec<User>,
+    /// How long a write may wait for a client that does not read.
+    pub send_timeout: Duration,
+    /// The product named in `connection.start`.
+    pub product: Option<String>,
+    /// Where the control port listens, if anywhere ([`rare::control`]).
+    pub control: Option<String>,
+}
+
+/// The `serve` subcommand: listen where `cli` says and serve until killed. The error is one line.
+pub fn run_cli(cli: &ServeCli) -> Result<(), ServeError> {
+    let ServeCli { listen, profile, schedule, seed, users, send_timeout, product, control } = cli.clone();
+    let listen = listen.as_str();
     let schedule = match schedule {
         ScheduleKind::RoundRobin => {
             if seed.is_some() {
@@ -880,7 +944,7 @@ pub fn run_cli(
         tuning: Tuning::default(),
         log: true,
         send_timeout,
-        product: product.unwrap_or(DEFAULT_PRODUCT).to_string(),
+        product: product.unwrap_or_else(|| DEFAULT_PRODUCT.to_string()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
     runtime.block_on(async move {
@@ -900,6 +964,13 @@ pub fn run_cli(
         );
         let server = Server::new(config);
         restart_on_hangup(server.clone())?;
+        if let Some(control) = control {
+            let control_error = |error| ServeError::Listen { addr: control.clone(), error };
+            let listener = TcpListener::bind(&control).await.map_err(control_error)?;
+            let addr = listener.local_addr().map_err(control_error)?;
+            println!("control port on {addr}: one command per line ({})", rare::HELP);
+            tokio::spawn(rare::control(server.clone(), listener));
+        }
         server.run(listener).await;
         Ok(())
     })

@@ -227,6 +227,18 @@ enum Cmd {
         /// `information` property still says what the broker is.
         #[arg(long, value_name = "NAME")]
         product: Option<String>,
+        /// Listen on ADDR (host:port, loopback is wise) for commands that make the broker do,
+        /// now, what a real broker rarely does, to test a client's recovery code: one per line,
+        /// each answered `ok: ...` or `error: ...`. `connections` lists them (c1, c2, ...);
+        /// `force ID|all [REASON]` closes one with 320 CONNECTION_FORCED (its unacknowledged
+        /// messages requeued); `cancel QUEUE` deletes the queue as another client would (its
+        /// consumers get basic.cancel); `block [REASON]` raises a resource alarm (a connection
+        /// that publishes gets connection.blocked and is not read until `unblock`); `delay MS`
+        /// holds every frame MS milliseconds; `nack N` nacks the next N confirmed publishes
+        /// (under spec); `restart`; `help`. Example: `serve --control 127.0.0.1:5698`, then
+        /// send `force c1` to that port. See docs/intro/client-authors.md.
+        #[arg(long, value_name = "ADDR")]
+        control: Option<String>,
     },
     /// Run the suite against every target of a matrix file (the model under each profile, each
     /// broker under a profile with its deviations file) and write the conformance matrix: one
@@ -832,11 +844,18 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Cmd::Run { paths, model, common } => run(paths, *model, common),
         Cmd::Matrix { config, out, check, only } => matrix(config, out, *check, only),
-        Cmd::Serve { listen, profile, schedule, seed, users, send_timeout, product } => {
-            let send_timeout = std::time::Duration::from_secs((*send_timeout).max(1));
-            amqp_broker::run_cli(listen, *profile, *schedule, *seed, users, send_timeout, product.as_deref())
-                .map(|()| true)
-                .map_err(|e| Fatal(e.to_string()))
+        Cmd::Serve { listen, profile, schedule, seed, users, send_timeout, product, control } => {
+            let cli = amqp_broker::ServeCli {
+                listen: listen.clone(),
+                profile: *profile,
+                schedule: *schedule,
+                seed: *seed,
+                users: users.clone(),
+                send_timeout: std::time::Duration::from_secs((*send_timeout).max(1)),
+                product: product.clone(),
+                control: control.clone(),
+            };
+            amqp_broker::run_cli(&cli).map(|()| true).map_err(|e| Fatal(e.to_string()))
         }
         Cmd::DelayProxy { listen, to, delay_ms, client_delay_ms } => {
             let delays = amqp_conformance::delay::Delays {

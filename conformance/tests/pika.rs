@@ -48,6 +48,41 @@ fn a_pika_client_refreshing_its_secret_is_answered() {
     pika_script("update_secret.py");
 }
 
+/// What a broker rarely does, on demand through the control port (broker/src/rare.rs), as a pika
+/// application meets it: `block` (connection.blocked to the publisher only, its message held until
+/// `unblock`), `cancel QUEUE` (basic.cancel, the queue gone), `delay 300` (a round trip at least
+/// 300 ms) and `force ID` (320 with the reason, the unacknowledged message redelivered to the next
+/// consumer, flagged): what the client sees, and the model's outcome after it.
+#[test]
+fn a_pika_application_meets_each_rare_behaviour_on_demand() {
+    with_control(Profile::rabbitmq(), "rare.py");
+}
+
+/// `nack 1` through the control port under `spec`: a pika publisher with confirms gets a
+/// `basic.nack` and the message is not in the queue (the model's branch for an unhandled
+/// message); the next publish is acked.
+#[test]
+fn a_pika_publisher_meets_a_nack_on_demand() {
+    with_control(Profile::spec(), "nack.py");
+}
+
+/// Run `tests/pika/<script> PORT CONTROL_PORT` against the reference broker under `profile`, with
+/// a control port: it must exit 0 and say that what it saw is as the model says.
+fn with_control(profile: Profile, script: &str) {
+    let server = ServerHandle::start(ServeConfig::with_profile(profile)).expect("the reference broker");
+    let control = server.control_port().expect("a control port");
+    let path = format!("{}/tests/pika/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(path)
+        .arg(server.addr().port().to_string())
+        .arg(control.port().to_string())
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("as the model says"), "{script}: {text}");
+    server.stop();
+}
+
 /// Run `tests/pika/<script>` against the reference broker under `rabbitmq`: it must exit 0 and
 /// say that what it saw is as the model says.
 fn pika_script(script: &str) {

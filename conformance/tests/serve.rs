@@ -289,11 +289,12 @@ fn start_advertises_what_the_model_has() {
         "per_consumer_qos",
         "consumer_priorities",
         "direct_reply_to",
+        // It blocks publishers on demand (`block` on the control port, broker/src/rare.rs).
+        "connection.blocked",
     ];
     for cap in caps_on {
         assert_eq!(caps.inner().get(cap), Some(&AMQPValue::Boolean(true)), "{cap}");
     }
-    assert_eq!(caps.inner().get("connection.blocked"), None, "not announced: it never blocks a publisher");
     let product =
         |start: &amq_protocol::protocol::connection::Start| start.server_properties.inner().get("product").cloned();
     assert_eq!(product(&start), Some(AMQPValue::LongString(amqp_broker::DEFAULT_PRODUCT.into())));
