@@ -15,6 +15,7 @@
 //! assembly and the writer all act on the one connection's state and its close sequence; apart,
 //! each would need the whole of it.
 
+use super::access::Access;
 use super::outbox::{self, Gauge, Inbox, Outbox};
 use super::{Failure, Out, Quiet, Shared, State};
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
@@ -232,7 +233,7 @@ async fn writer(
             last = Instant::now();
         }
         if inbox.written(taken) {
-            shared.lock().resume();
+            shared.each_vhost(|_, state| state.resume());
         }
         if shutdown {
             break;
@@ -275,6 +276,12 @@ struct Conn {
     closed_by_client: bool,
     /// The client takes `connection.blocked` and `connection.unblocked` (its capability).
     blocked_notify: bool,
+    /// The user it logged in as.
+    user: String,
+    /// The virtual host it opened (`/` until it does).
+    vhost: String,
+    /// What the user may do there.
+    access: Access,
 }
 
 /// Serve one connection (an accepted socket, or any byte stream) until it closes.
@@ -314,6 +321,9 @@ where
         assembly: HashMap::new(),
         closed_by_client: false,
         blocked_notify: false,
+        user: String::new(),
+        vhost: "/".into(),
+        access: Access::All,
     };
     if conn.handshake().await {
         conn.serve().await;
@@ -325,13 +335,15 @@ impl Drop for Conn {
     /// connection if it still has it open.
     fn drop(&mut self) {
         let Some(id) = self.id.take() else { return };
-        let mut state = self.shared.lock();
-        if std::thread::panicking() {
-            // The model may be what failed: forget the connection without asking it anything.
-            state.slots.remove(&id);
-        } else {
-            state.unregister(id);
+        if let Some(mut state) = self.shared.lock_vhost(&self.vhost) {
+            if std::thread::panicking() {
+                // The model may be what failed: forget the connection without asking it anything.
+                state.slots.remove(&id);
+            } else {
+                state.unregister(id);
+            }
         }
+        self.shared.release_id(id);
     }
 }
 
@@ -438,6 +450,11 @@ impl Conn {
 
     fn shutdown(&self) {
         self.out.send(Out::Shutdown);
+    }
+
+    /// The state of the connection's virtual host.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.lock_vhost(&self.vhost).expect("its virtual host")
     }
 
     fn who(&self) -> String {
@@ -560,6 +577,7 @@ impl Conn {
             }
             return false;
         }
+        self.user = login.map(|(u, _)| u).unwrap_or_default();
         self.peer.cancel_notify = client_has(&start_ok.client_properties, "consumer_cancel_notify");
         self.blocked_notify = client_has(&start_ok.client_properties, "connection.blocked");
         let t = self.shared.config.tuning;
@@ -599,25 +617,44 @@ impl Conn {
             m => Err(m),
         };
         let Some(open) = self.expect(deadline, "connection.open", pick_open).await else { return false };
-        if open.virtual_host.as_str() != "/" {
-            let text = format!("vhost {} not found", open.virtual_host);
+        // As RabbitMQ 3.10.8 refuses them (Q60): a virtual host that does not exist, and one the
+        // user has no permission in (`connection open virtual-host security`).
+        let vhost = open.virtual_host.as_str().to_string();
+        let refused = if self.shared.lock_vhost(&vhost).is_none() {
+            Some(format!("vhost {vhost} not found"))
+        } else {
+            match super::access::access(&self.shared.config.permissions, &self.user, &vhost) {
+                Some(access) => {
+                    self.access = access;
+                    None
+                }
+                None => Some(format!(
+                    "access to vhost '{vhost}' refused for user '{}' (connection open virtual-host security)",
+                    self.user
+                )),
+            }
+        };
+        if let Some(text) = refused {
             self.shared.log(|| format!("{}: {text}", self.who()));
             self.close_and_wait(amqp_wire::connection_close(530, &text, 10, 40)).await;
             return false;
         }
+        self.vhost = vhost;
         let shared = self.shared.clone();
-        let registered = {
-            let mut state = shared.lock();
-            let id = state.register(self.out.clone(), self.peer, self.addr);
-            if let Some(id) = id {
+        let registered = match shared.take_id() {
+            None => false,
+            Some(id) => {
+                let mut state = shared.lock_vhost(&self.vhost).expect("checked above");
+                state.register(id, self.out.clone(), self.peer, self.addr);
                 self.id = Some(id);
                 if let Err(e) = state.execute(&Command::ConnectionOpen { conn: id }, None, Quiet::No) {
                     shared.log(|| format!("{}: connection.open: {e}", self.who()));
                     state.slots.remove(&id);
+                    shared.release_id(id);
                     self.id = None;
                 }
+                self.id.is_some()
             }
-            self.id.is_some()
         };
         if !registered {
             self.close_and_wait(amqp_wire::connection_close(530, "no connection id is free", 10, 40)).await;
@@ -630,8 +667,7 @@ impl Conn {
         loop {
             let flow = match self.reader.next().await {
                 Got::Gone(why) => {
-                    let open =
-                        self.id.is_some_and(|id| self.shared.lock().slots.get(&id).is_some_and(|s| s.model_open));
+                    let open = self.id.is_some_and(|id| self.state().slots.get(&id).is_some_and(|s| s.model_open));
                     if open {
                         self.shared.log(|| format!("{}: {why} without connection.close: dropped", self.who()));
                     }
@@ -639,7 +675,7 @@ impl Conn {
                 }
                 Got::Fault(fault) => {
                     let shared = self.shared.clone();
-                    let mut state = shared.lock();
+                    let mut state = shared.lock_vhost(&self.vhost).expect("its virtual host");
                     match fault {
                         Fault::Malformed(why, cause) => self.hard_close(&mut state, 501, &why, cause, true),
                         Fault::Unknown { class_id, method_id } => {
@@ -758,7 +794,7 @@ impl Conn {
     fn frame(&mut self, frame: AMQPFrame, payload: &[u8]) -> Flow {
         let Some(id) = self.id else { return Flow::Stop };
         let shared = self.shared.clone();
-        let mut guard = shared.lock();
+        let mut guard = shared.lock_vhost(&self.vhost).expect("its virtual host");
         let state = &mut *guard;
         let Some(slot) = state.slots.get(&id) else { return Flow::Stop };
         if self.closed_by_client {
@@ -883,10 +919,27 @@ impl Conn {
                 self.hard_close(state, 504, &format!("channel {n} is not open"), cause, false)
             }
             Request::Publish { exchange, routing_key, mandatory } => {
+                // The user's write permission on the exchange (its content is then discarded
+                // with the closed channel's other frames).
+                let publish = Command::BasicPublish {
+                    ch,
+                    exchange: exchange.clone(),
+                    routing_key: routing_key.clone(),
+                    mandatory,
+                    content: Default::default(),
+                };
+                if let Some(refused) = self.access.refuses(&state.broker, &publish) {
+                    return self.channel_error(state, ch, 403, &refused.text(&self.vhost, &self.user), cause);
+                }
                 self.assembly.insert(n, Assembly { exchange, routing_key, mandatory, header: None, body: Vec::new() });
                 Flow::Go
             }
             Request::Command { command, nowait } => {
+                // The user's permissions first, before the broker looks anything up (Q60).
+                let open = state.broker.channel(ch).is_some();
+                if let Some(refused) = self.access.refuses(&state.broker, &command).filter(|_| open) {
+                    return self.channel_error(state, ch, 403, &refused.text(&self.vhost, &self.user), cause);
+                }
                 let quiet = if nowait { Quiet::Reply } else { Quiet::No };
                 self.execute(state, &command, None, quiet)
             }

@@ -77,6 +77,7 @@
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_code)]
 
+pub mod access;
 mod conn;
 pub mod feed;
 mod outbox;
@@ -245,6 +246,10 @@ pub struct ServeConfig {
     /// Some clients turn on RabbitMQ-specific code by it (amqp091-go's RabbitMQ tests want
     /// `RabbitMQ`); the `information` property always says what the broker is.
     pub product: String,
+    /// The virtual hosts, each a broker of its own (none given: `/` alone).
+    pub vhosts: Vec<String>,
+    /// Users' permissions ([`access`]); a user with none may do everything everywhere.
+    pub permissions: Vec<access::Permission>,
 }
 
 /// The product the reference broker names itself by default.
@@ -260,6 +265,8 @@ impl Default for ServeConfig {
             log: false,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             product: DEFAULT_PRODUCT.to_string(),
+            vhosts: Vec::new(),
+            permissions: Vec::new(),
         }
     }
 }
@@ -268,6 +275,20 @@ impl ServeConfig {
     /// The default configuration under `profile`.
     pub fn with_profile(profile: Profile) -> Self {
         ServeConfig { profile, ..ServeConfig::default() }
+    }
+
+    /// The virtual hosts served, in the order given, without repeats (`/` when none is).
+    pub fn vhost_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for v in &self.vhosts {
+            if !names.contains(v) {
+                names.push(v.clone());
+            }
+        }
+        if names.is_empty() {
+            names.push("/".into());
+        }
+        names
     }
 }
 
@@ -350,9 +371,10 @@ impl Rng {
 /// Everything behind the mutex.
 #[derive(Debug)]
 pub(crate) struct State {
+    /// The virtual host's name.
+    vhost: String,
     pub(crate) broker: Broker,
     pub(crate) slots: BTreeMap<ConnId, Slot>,
-    next_conn: u16,
     rng: Option<Rng>,
     /// Published messages as they came, by model message identity.
     contents: Contents,
@@ -371,7 +393,12 @@ pub(crate) struct State {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: ServeConfig,
-    state: Mutex<State>,
+    /// Each virtual host's state: a broker of its own (`connection open virtual-host
+    /// separation`), the first the default ([`Shared::lock`]).
+    vhosts: BTreeMap<String, Mutex<State>>,
+    /// The connection ids in use, in every virtual host (so that `c3` names one connection), and
+    /// the last one given.
+    ids: Mutex<(u16, BTreeSet<ConnId>)>,
     /// Told when something may have fallen due sooner than the clock task expected.
     wake: tokio::sync::Notify,
     /// A resource alarm raised on demand ([`Server::block`]): its reason while it lasts.
@@ -382,33 +409,68 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn new(config: ServeConfig) -> Self {
-        let rng = match config.schedule {
-            Schedule::RoundRobin => None,
-            Schedule::Random { seed } => Some(Rng::new(seed)),
-        };
-        let state = State {
+        let started = std::time::Instant::now();
+        let state = |vhost: &str| State {
+            vhost: vhost.to_string(),
             broker: Broker::new(config.profile),
             slots: BTreeMap::new(),
-            next_conn: 0,
-            rng,
+            rng: match config.schedule {
+                Schedule::RoundRobin => None,
+                Schedule::Random { seed } => Some(Rng::new(seed)),
+            },
             contents: Contents::new(),
             pending_tx: BTreeMap::new(),
             since_prune: 0,
-            started: std::time::Instant::now(),
+            started,
             nacks_due: 0,
         };
+        let vhosts = config.vhost_names().into_iter().map(|v| (v.clone(), Mutex::new(state(&v)))).collect();
         Shared {
             config,
-            state: Mutex::new(state),
+            vhosts,
+            ids: Mutex::new((0, BTreeSet::new())),
             wake: tokio::sync::Notify::new(),
             alarm: tokio::sync::watch::Sender::new(None),
             delay_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// The state, also after a panic elsewhere (each step leaves it whole or is a model bug).
+    /// The default virtual host's state, also after a panic elsewhere (each step leaves it
+    /// whole or is a model bug).
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let first = self.vhosts.values().next().expect("a virtual host at least");
+        first.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A virtual host's state (`None`: no such virtual host).
+    pub(crate) fn lock_vhost(&self, vhost: &str) -> Option<MutexGuard<'_, State>> {
+        Some(self.vhosts.get(vhost)?.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Every virtual host's state in turn, by name.
+    pub(crate) fn each_vhost(&self, mut f: impl FnMut(&str, &mut State)) {
+        for (name, state) in &self.vhosts {
+            f(name, &mut state.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
+    /// A connection id no connection has, in any virtual host (the model's ids are `u16`: they
+    /// are reused once given back with [`Shared::release_id`]).
+    pub(crate) fn take_id(&self) -> Option<ConnId> {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..=u16::MAX as usize {
+            ids.0 = ids.0.checked_add(1).unwrap_or(1);
+            let id = ConnId(ids.0);
+            if ids.1.insert(id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Give an id back: its connection is gone.
+    pub(crate) fn release_id(&self, id: ConnId) {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).1.remove(&id);
     }
 
     pub(crate) fn log(&self, what: impl FnOnce() -> String) {
@@ -419,23 +481,10 @@ impl Shared {
 }
 
 impl State {
-    /// A connection id no open connection has (the model's ids are `u16`: they are reused).
-    pub(crate) fn free_id(&mut self) -> Option<ConnId> {
-        for _ in 0..=u16::MAX as usize {
-            self.next_conn = self.next_conn.checked_add(1).unwrap_or(1);
-            let id = ConnId(self.next_conn);
-            if !self.slots.contains_key(&id) && !self.broker.connections.contains_key(&id) {
-                return Some(id);
-            }
-        }
-        None
-    }
-
-    /// A slot for a connection that completed its handshake, under a free id.
-    pub(crate) fn register(&mut self, out: Outbox, peer: Peer, addr: SocketAddr) -> Option<ConnId> {
-        let id = self.free_id()?;
+    /// A slot for a connection that completed its handshake, under its id
+    /// ([`Shared::take_id`]).
+    pub(crate) fn register(&mut self, id: ConnId, out: Outbox, peer: Peer, addr: SocketAddr) {
         self.slots.insert(id, Slot { out, peer, model_open: false, closing: BTreeSet::new(), addr });
-        Some(id)
     }
 
     /// Forget a connection whose socket is gone: the model drops it if it still has it open.
@@ -462,7 +511,7 @@ impl State {
     pub(crate) fn execute(&mut self, cmd: &Command, wire: Option<Arc<Published>>, quiet: Quiet) -> Result<(), Failure> {
         self.tick();
         let before = self.broker.next_msg;
-        let knew = amqp_wire::Before::of(&self.broker, cmd);
+        let knew = amqp_wire::Before::of(&self.broker, cmd, &self.vhost);
         // Where the profile allows several answers, the first (round robin) or one at random; a
         // publish to be nacked on demand, the model's branch that nacks it, where there is one.
         let nack = self.nacks_due > 0 && matches!(cmd, Command::BasicPublish { .. });
@@ -698,7 +747,12 @@ impl Drop for AbortOnDrop {
 /// command may have brought one sooner), then make it.
 async fn keep_time(shared: Arc<Shared>) {
     loop {
-        let wait = shared.lock().until_due();
+        let mut wait: Option<Duration> = None;
+        shared.each_vhost(|_, state| {
+            if let Some(d) = state.until_due() {
+                wait = Some(wait.map_or(d, |w| w.min(d)));
+            }
+        });
         match wait {
             Some(d) => {
                 // A millisecond over: the model's clock counts whole milliseconds. A day at most
@@ -708,7 +762,7 @@ async fn keep_time(shared: Arc<Shared>) {
             }
             None => shared.wake.notified().await,
         }
-        shared.lock().catch_up();
+        shared.each_vhost(|_, state| state.catch_up());
     }
 }
 
@@ -750,7 +804,7 @@ impl Server {
     /// CONNECTION_FORCED, and only durable entities and persistent messages in durable queues
     /// remain.
     pub fn restart(&self) {
-        self.shared.lock().restart();
+        self.shared.each_vhost(|_, state| state.restart());
     }
 
     /// Whether `other` is this server (a clone of it), not another one.
@@ -758,14 +812,21 @@ impl Server {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
-    /// How many connections have a socket.
+    /// How many connections have a socket, in every virtual host.
     pub fn connections(&self) -> usize {
-        self.shared.lock().slots.len()
+        let mut n = 0;
+        self.shared.each_vhost(|_, state| n += state.slots.len());
+        n
     }
 
-    /// A copy of the model's state now.
+    /// A copy of the model's state now, of the default virtual host (the first configured).
     pub fn broker(&self) -> Broker {
         self.shared.lock().broker.clone()
+    }
+
+    /// A copy of a virtual host's model state now (`None`: no such virtual host).
+    pub fn broker_of(&self, vhost: &str) -> Option<Broker> {
+        Some(self.shared.lock_vhost(vhost)?.broker.clone())
     }
 }
 
@@ -917,11 +978,16 @@ pub struct ServeCli {
     pub product: Option<String>,
     /// Where the control port listens, if anywhere ([`rare::control`]).
     pub control: Option<String>,
+    /// The virtual hosts (none given: `/`).
+    pub vhosts: Vec<String>,
+    /// Users' permissions ([`access`]).
+    pub permissions: Vec<access::Permission>,
 }
 
 /// The `serve` subcommand: listen where `cli` says and serve until killed. The error is one line.
 pub fn run_cli(cli: &ServeCli) -> Result<(), ServeError> {
-    let ServeCli { listen, profile, schedule, seed, users, send_timeout, product, control } = cli.clone();
+    let ServeCli { listen, profile, schedule, seed, users, send_timeout, product, control, vhosts, permissions } =
+        cli.clone();
     let listen = listen.as_str();
     let schedule = match schedule {
         ScheduleKind::RoundRobin => {
@@ -945,6 +1011,8 @@ pub fn run_cli(cli: &ServeCli) -> Result<(), ServeError> {
         log: true,
         send_timeout,
         product: product.unwrap_or_else(|| DEFAULT_PRODUCT.to_string()),
+        vhosts,
+        permissions,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
     runtime.block_on(async move {
@@ -956,9 +1024,12 @@ pub fn run_cli(cli: &ServeCli) -> Result<(), ServeError> {
             Schedule::Random { seed } => format!("random, seed {seed}"),
         };
         let names: Vec<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
+        let vhosts = config.vhost_names();
         println!(
-            "serving the model (profile {profile}, schedule {schedule}) over AMQP 0-9-1 on {addr}, virtual host /, \
+            "serving the model (profile {profile}, schedule {schedule}) over AMQP 0-9-1 on {addr}, virtual host{} {}, \
              users {}; SIGHUP restarts it (pid {})",
+            if vhosts.len() > 1 { "s" } else { "" },
+            vhosts.join(", "),
             names.join(", "),
             std::process::id()
         );

@@ -34,11 +34,13 @@ pub enum Rare {
         /// The reply text's reason.
         reason: String,
     },
-    /// `cancel QUEUE`: delete the queue as another client would: its consumers get
+    /// `cancel QUEUE [VHOST]`: delete the queue as another client would: its consumers get
     /// `basic.cancel` (where the client announced `consumer_cancel_notify`).
     Cancel {
         /// The queue.
         queue: String,
+        /// Its virtual host (`None`: the default one).
+        vhost: Option<String>,
     },
     /// `block [REASON]`: raise a resource alarm: a connection that publishes gets
     /// `connection.blocked` (if it announced the capability) and is not read until `unblock`.
@@ -67,7 +69,8 @@ pub enum Rare {
 
 /// What the control port takes, for `help` and `serve --help`.
 pub const HELP: &str =
-    "connections | force ID|all [REASON] | cancel QUEUE | block [REASON] | unblock | nack N | delay MS | restart | help";
+    "connections | force ID|all [REASON] | cancel QUEUE [VHOST] | block [REASON] | unblock | nack N \
+                        | delay MS | restart | help";
 
 impl FromStr for Rare {
     type Err = String;
@@ -92,7 +95,11 @@ impl FromStr for Rare {
                 let reason = if reason.trim().is_empty() { FORCED.to_string() } else { reason.trim().to_string() };
                 Rare::Force { conn, reason }
             }
-            "cancel" if !rest.is_empty() => Rare::Cancel { queue: rest.to_string() },
+            "cancel" if !rest.is_empty() => {
+                let (queue, vhost) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                let vhost = vhost.trim();
+                Rare::Cancel { queue: queue.into(), vhost: (!vhost.is_empty()).then(|| vhost.to_string()) }
+            }
             "cancel" => return Err("cancel: which queue?".into()),
             "block" => Rare::Block { reason: text("low on memory") },
             "unblock" => Rare::Unblock,
@@ -122,8 +129,11 @@ impl Server {
     pub fn perform(&self, rare: &Rare) -> Result<String, RareError> {
         match rare {
             Rare::Connections => {
-                let list: Vec<String> =
-                    self.connection_list().iter().map(|(id, addr)| format!("c{} {addr}", id.0)).collect();
+                let list: Vec<String> = self
+                    .connection_list()
+                    .iter()
+                    .map(|(id, addr, vhost)| format!("c{} {addr} vhost {vhost}", id.0))
+                    .collect();
                 Ok(if list.is_empty() { "no connections".into() } else { list.join(", ") })
             }
             Rare::Force { conn, reason } => {
@@ -131,8 +141,8 @@ impl Server {
                 let names: Vec<String> = closed.iter().map(|c| format!("c{}", c.0)).collect();
                 Ok(format!("closed with 320: {}", if names.is_empty() { "none".into() } else { names.join(", ") }))
             }
-            Rare::Cancel { queue } => {
-                let n = self.cancel_queue(queue)?;
+            Rare::Cancel { queue, vhost } => {
+                let n = self.cancel_queue(queue, vhost.as_deref())?;
                 Ok(format!("queue '{queue}' deleted; {n} consumer(s) cancelled"))
             }
             Rare::Block { reason } => {
@@ -159,10 +169,15 @@ impl Server {
         }
     }
 
-    /// The connections with a socket that the model has open: id and address.
-    pub fn connection_list(&self) -> Vec<(ConnId, SocketAddr)> {
-        let state = self.shared.lock();
-        state.slots.iter().filter(|(_, s)| s.model_open).map(|(id, s)| (*id, s.addr)).collect()
+    /// The connections with a socket that the model has open: id, address and virtual host.
+    pub fn connection_list(&self) -> Vec<(ConnId, SocketAddr, String)> {
+        let mut list = Vec::new();
+        self.shared.each_vhost(|vhost, state| {
+            let open = state.slots.iter().filter(|(_, s)| s.model_open);
+            list.extend(open.map(|(id, s)| (*id, s.addr, vhost.to_string())));
+        });
+        list.sort();
+        list
     }
 
     /// Close `conn` (or every connection) with 320 CONNECTION_FORCED and `reason`, as a broker
@@ -170,39 +185,46 @@ impl Server {
     /// to their queues, its exclusive queues are deleted), and the client gets `connection.close`.
     /// The connections closed.
     pub fn force_close(&self, conn: Option<ConnId>, reason: &str) -> Result<Vec<ConnId>, RareError> {
-        let mut state = self.shared.lock();
-        let open: Vec<ConnId> = state
-            .slots
-            .iter()
-            .filter(|(id, s)| s.model_open && conn.is_none_or(|c| c == **id))
-            .map(|(id, _)| *id)
-            .collect();
-        if let (Some(c), true) = (conn, open.is_empty()) {
+        let mut closed = Vec::new();
+        self.shared.each_vhost(|_, state| {
+            let open: Vec<ConnId> = state
+                .slots
+                .iter()
+                .filter(|(id, s)| s.model_open && conn.is_none_or(|c| c == **id))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in open {
+                self.shared.log(|| format!("c{}: forced close (320): {reason}", id.0));
+                let _ = state.execute(&Command::ConnectionDrop { conn: id }, None, super::Quiet::No);
+                if let Some(slot) = state.slots.get_mut(&id) {
+                    slot.model_open = false;
+                    slot.out.send(Out::Frames(vec![amqp_wire::connection_close(320, reason, 0, 0)]));
+                    slot.out.send(Out::CloseWait);
+                }
+                closed.push(id);
+            }
+        });
+        if let (Some(c), true) = (conn, closed.is_empty()) {
             return Err(RareError(format!("no open connection c{}", c.0)));
         }
-        for id in &open {
-            self.shared.log(|| format!("c{}: forced close (320): {reason}", id.0));
-            let _ = state.execute(&Command::ConnectionDrop { conn: *id }, None, super::Quiet::No);
-            if let Some(slot) = state.slots.get_mut(id) {
-                slot.model_open = false;
-                slot.out.send(Out::Frames(vec![amqp_wire::connection_close(320, reason, 0, 0)]));
-                slot.out.send(Out::CloseWait);
-            }
-        }
-        Ok(open)
+        closed.sort();
+        Ok(closed)
     }
 
     /// Delete `queue` as another client would (`queue.delete` on a connection of the broker's
     /// own): the model cancels its consumers (`basic.cancel` to those whose client takes it) and
     /// drops its messages. How many consumers it had.
-    pub fn cancel_queue(&self, queue: &str) -> Result<usize, RareError> {
-        let mut state = self.shared.lock();
+    pub fn cancel_queue(&self, queue: &str, vhost: Option<&str>) -> Result<usize, RareError> {
+        let mut state = match vhost {
+            None => self.shared.lock(),
+            Some(v) => self.shared.lock_vhost(v).ok_or_else(|| RareError(format!("no virtual host '{v}'")))?,
+        };
         let name = Name::from(queue);
         let Some(q) = state.broker.queues.get(&name) else {
             return Err(RareError(format!("no queue '{queue}'")));
         };
         let consumers = q.consumer_count();
-        let conn = state.free_id().ok_or_else(|| RareError("no connection id is free".into()))?;
+        let conn = self.shared.take_id().ok_or_else(|| RareError("no connection id is free".into()))?;
         let ch = ChanRef { conn, channel: 1 };
         let steps = [
             Command::ConnectionOpen { conn },
@@ -210,9 +232,9 @@ impl Server {
             Command::QueueDelete { ch, queue: name, if_unused: false, if_empty: false },
             Command::ConnectionClose { conn },
         ];
-        for cmd in &steps {
-            state.execute(cmd, None, super::Quiet::No).map_err(|e| RareError(format!("{e}")))?;
-        }
+        let done = steps.iter().try_for_each(|cmd| state.execute(cmd, None, super::Quiet::No));
+        self.shared.release_id(conn);
+        done.map_err(|e| RareError(format!("{e}")))?;
         self.shared.log(|| format!("queue '{queue}' deleted on demand ({consumers} consumer(s))"));
         Ok(consumers)
     }
@@ -233,20 +255,20 @@ impl Server {
         self.shared.alarm.send_replace(None);
     }
 
-    /// Answer the next `count` publishes on confirm channels with `basic.nack`, taking the
+    /// Answer the next `count` publishes on confirm channels (in each virtual host) with `basic.nack`, taking the
     /// model's branch in which the broker did not take the message (the `basic.nack` doc's
     /// unhandled message), where the profile has one: under `spec` (`confirm all messages
     /// acknowledged` leaves it open). The `rabbitmq` profile has no such branch: RabbitMQ nacks
     /// only when a queue's process fails, which the model leaves out, so there it is refused.
     pub fn nack(&self, count: u32) -> Result<(), RareError> {
-        let mut state = self.shared.lock();
-        if !state.broker.profile.confirm_nack_open {
-            let name = state.broker.profile.name;
+        let profile = self.shared.config.profile;
+        if !profile.confirm_nack_open {
+            let name = profile.name;
             return Err(RareError(format!(
                 "the {name} profile never nacks a publish it took (confirm_nack_open is off): serve --profile spec"
             )));
         }
-        state.nacks_due = count;
+        self.shared.each_vhost(|_, state| state.nacks_due = count);
         Ok(())
     }
 
@@ -296,7 +318,8 @@ mod tests {
     fn control_lines_parse() {
         assert_eq!("force c3".parse(), Ok(Rare::Force { conn: Some(3), reason: FORCED.into() }));
         assert_eq!("force all going down".parse(), Ok(Rare::Force { conn: None, reason: "going down".into() }));
-        assert_eq!("cancel jobs".parse(), Ok(Rare::Cancel { queue: "jobs".into() }));
+        assert_eq!("cancel jobs".parse(), Ok(Rare::Cancel { queue: "jobs".into(), vhost: None }));
+        assert_eq!("cancel jobs test".parse(), Ok(Rare::Cancel { queue: "jobs".into(), vhost: Some("test".into()) }));
         assert_eq!("block".parse(), Ok(Rare::Block { reason: "low on memory".into() }));
         assert_eq!("delay 250".parse(), Ok(Rare::Delay { ms: 250 }));
         assert_eq!("nack 2".parse(), Ok(Rare::Nack { count: 2 }));
@@ -320,7 +343,7 @@ mod tests {
         let server = Server::new(crate::ServeConfig::default());
         let force = server.perform(&Rare::Force { conn: Some(7), reason: FORCED.into() });
         assert_eq!(force.unwrap_err().to_string(), "no open connection c7");
-        let cancel = server.perform(&Rare::Cancel { queue: "q".into() });
+        let cancel = server.perform(&Rare::Cancel { queue: "q".into(), vhost: None });
         assert_eq!(cancel.unwrap_err().to_string(), "no queue 'q'");
         assert_eq!(server.perform(&Rare::Connections), Ok("no connections".into()));
     }

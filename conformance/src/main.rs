@@ -179,7 +179,8 @@ enum Cmd {
     /// Serve the model over AMQP 0-9-1: a reference broker that clients (lapin, pika, ...) and
     /// `run --broker` talk to over TCP.
     ///
-    /// One model broker (one virtual host, `/`) is shared by every connection; each client method
+    /// One model broker per virtual host (`/`, or those --vhost names) is shared by its
+    /// connections; each client method
     /// the model implements is applied to it and what the model does is sent back as frames
     /// (deliveries to other connections' consumers too). Logins use SASL PLAIN or AMQPLAIN
     /// against --user (default guest:guest). What the model does not implement (channel.flow
@@ -239,6 +240,20 @@ enum Cmd {
         /// send `force c1` to that port. See docs/intro/client-authors.md.
         #[arg(long, value_name = "ADDR")]
         control: Option<String>,
+        /// A virtual host to serve (repeat for more; default `/` alone). Each is a broker of its
+        /// own: nothing of one is seen from another. Opening one that is not served is 530.
+        #[arg(long = "vhost", value_name = "NAME")]
+        vhosts: Vec<String>,
+        /// A user's permission in a virtual host, as RabbitMQ's set_permissions takes it: `USER
+        /// VHOST CONFIGURE WRITE READ`, three regular expressions matched anywhere in a name
+        /// (`'app / ^app- ^app- ^app-'`; repeat for more). A method on an entity the user may not
+        /// use is refused with channel.close 403 ACCESS_REFUSED as RabbitMQ 3.10.8 refuses it
+        /// (configure: declare and delete; write: publish, bind a queue or destination exchange;
+        /// read: get, consume, purge, a binding's source exchange); a virtual host the user has
+        /// no permission in is refused at connection.open with 530. A user with no --permit may
+        /// do everything in every virtual host.
+        #[arg(long = "permit", value_name = "PERMISSION")]
+        permissions: Vec<amqp_broker::access::Permission>,
     },
     /// Run the suite against every target of a matrix file (the model under each profile, each
     /// broker under a profile with its deviations file) and write the conformance matrix: one
@@ -844,7 +859,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Cmd::Run { paths, model, common } => run(paths, *model, common),
         Cmd::Matrix { config, out, check, only } => matrix(config, out, *check, only),
-        Cmd::Serve { listen, profile, schedule, seed, users, send_timeout, product, control } => {
+        Cmd::Serve { listen, profile, schedule, seed, users, send_timeout, product, control, vhosts, permissions } => {
             let cli = amqp_broker::ServeCli {
                 listen: listen.clone(),
                 profile: *profile,
@@ -854,6 +869,8 @@ fn main() -> ExitCode {
                 send_timeout: std::time::Duration::from_secs((*send_timeout).max(1)),
                 product: product.clone(),
                 control: control.clone(),
+                vhosts: vhosts.clone(),
+                permissions: permissions.clone(),
             };
             amqp_broker::run_cli(&cli).map(|()| true).map_err(|e| Fatal(e.to_string()))
         }

@@ -465,8 +465,15 @@ impl Broker {
 
     /// A fresh server-generated name with this prefix (`amq.gen-`, `amq.ctag-`).
     pub(crate) fn generate_name(&mut self, prefix: &str) -> Name {
+        let name = self.peek_generated_name(prefix);
         self.next_name += 1;
-        Name::from(format!("{prefix}{}", self.next_name))
+        name
+    }
+
+    /// The name the next server-generated name with this prefix is to be (a server checks a
+    /// user's permission on a queue before it declares it).
+    pub fn peek_generated_name(&self, prefix: &str) -> Name {
+        Name::from(format!("{prefix}{}", self.next_name + 1))
     }
 
     /// Whether an exchange is one the broker predeclares (it cannot be deleted).

@@ -20,13 +20,16 @@ const CONFIRMS: &str = "https://www.rabbitmq.com/confirms.html";
 pub struct Before {
     /// The channel's last declared queue.
     pub last_queue: Option<Name>,
+    /// The connection's virtual host, which the texts name (`/` when empty).
+    pub vhost: String,
 }
 
 impl Before {
-    /// What `cmd`'s channel knows in `broker`, taken before the command is applied.
-    pub fn of(broker: &Broker, cmd: &Command) -> Before {
+    /// What `cmd`'s channel knows in `broker` (of virtual host `vhost`), taken before the
+    /// command is applied.
+    pub fn of(broker: &Broker, cmd: &Command, vhost: &str) -> Before {
         let last_queue = cmd.channel().and_then(|ch| broker.channel(ch)).and_then(|c| c.last_queue.clone());
-        Before { last_queue }
+        Before { last_queue, vhost: vhost.to_string() }
     }
 }
 
@@ -65,18 +68,18 @@ fn quoted(name: &Name) -> String {
     quote(name.as_str())
 }
 
-fn no_exchange(name: &Name, rule: &'static str) -> Reason {
-    Reason::new(format!("no exchange {} in vhost '/'", quoted(name)), rule)
+fn no_exchange(v: &str, name: &Name, rule: &'static str) -> Reason {
+    Reason::new(format!("no exchange {} in vhost '{v}'", quoted(name)), rule)
 }
 
-fn no_queue(name: &Name, rule: &'static str) -> Reason {
-    Reason::new(format!("no queue {} in vhost '/'", quoted(name)), rule)
+fn no_queue(v: &str, name: &Name, rule: &'static str) -> Reason {
+    Reason::new(format!("no queue {} in vhost '{v}'", quoted(name)), rule)
 }
 
-fn locked(name: &Name) -> Reason {
+fn locked(v: &str, name: &Name) -> Reason {
     Reason::new(
         format!(
-            "cannot obtain exclusive access to locked queue {} in vhost '/'. It could be originally \
+            "cannot obtain exclusive access to locked queue {} in vhost '{v}'. It could be originally \
              declared on another connection or the exclusive property value does not match that of \
              the original declaration.",
             quoted(name)
@@ -119,8 +122,8 @@ fn flag(received: bool, current: bool) -> String {
     format!("received '{received}' but current is '{current}'")
 }
 
-fn inequivalent(what: &str, name: &Name, arg: &str, rule: &'static str) -> Reason {
-    let arg = arg.replacen("{}", &format!("{what} {} in vhost '/'", quoted(name)), 1);
+fn inequivalent(v: &str, what: &str, name: &Name, arg: &str, rule: &'static str) -> Reason {
+    let arg = arg.replacen("{}", &format!("{what} {} in vhost '{v}'", quoted(name)), 1);
     Reason::new(format!("inequivalent arg {arg}"), rule)
 }
 
@@ -135,6 +138,7 @@ pub fn reason(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) 
 fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) -> Option<Reason> {
     use Command::*;
     use ReplyCode::*;
+    let v = if before.vhost.is_empty() { "/" } else { before.vhost.as_str() };
     // A queue named "" is the channel's last declared queue (`queue bind queue queue-known`).
     let queue = |name: &Name, rule: &'static str| -> Result<Name, Reason> {
         match (name.is_empty(), &before.last_queue) {
@@ -144,7 +148,7 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
         }
     };
     let missing_queue = |name: &Name, rule: &'static str| match queue(name, rule) {
-        Ok(q) => no_queue(&q, rule),
+        Ok(q) => no_queue(v, &q, rule),
         Err(r) => r,
     };
     let default_exchange = || Reason::new("operation not permitted on the default exchange", "exchange default-access");
@@ -158,7 +162,7 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
         (ExchangeDeclare { kind: ExchangeKind::Other(k), .. }, CommandInvalid) => {
             Reason::new(format!("unknown exchange type {}", quoted(k)), "exchange declare type support")
         }
-        (ExchangeDeclare { exchange, .. }, NotFound) => no_exchange(exchange, "exchange declare passive not-found"),
+        (ExchangeDeclare { exchange, .. }, NotFound) => no_exchange(v, exchange, "exchange declare passive not-found"),
         (ExchangeDeclare { exchange, .. }, AccessRefused) if exchange.is_empty() => default_exchange(),
         (ExchangeDeclare { exchange, .. }, AccessRefused) => Reason::new(
             format!("exchange name {} contains reserved prefix 'amq.*'", quoted(exchange)),
@@ -178,16 +182,16 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
             } else {
                 inequivalent_argument(arguments, &x.arguments)?
             };
-            inequivalent("exchange", exchange, &arg, rule)
+            inequivalent(v, "exchange", exchange, &arg, rule)
         }
         (ExchangeDelete { exchange, .. }, AccessRefused) if exchange.is_empty() => default_exchange(),
         (ExchangeDelete { exchange, .. }, AccessRefused) => Reason::new(
-            format!("deletion of system exchange {} in vhost '/' not allowed", quoted(exchange)),
+            format!("deletion of system exchange {} in vhost '{v}' not allowed", quoted(exchange)),
             "exchange required-instances",
         ),
-        (ExchangeDelete { exchange, .. }, NotFound) => no_exchange(exchange, "exchange delete exchange exists"),
+        (ExchangeDelete { exchange, .. }, NotFound) => no_exchange(v, exchange, "exchange delete exchange exists"),
         (ExchangeDelete { exchange, .. }, PreconditionFailed) => Reason::new(
-            format!("exchange {} in vhost '/' in use", quoted(exchange)),
+            format!("exchange {} in vhost '{v}' in use", quoted(exchange)),
             "exchange delete if-unused in-use",
         ),
         (ExchangeBind { destination, source, .. } | ExchangeUnbind { destination, source, .. }, _) => {
@@ -195,10 +199,12 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
             match code {
                 AccessRefused => default_exchange(),
                 NotFound if !broker.exchanges.contains_key(source) => no_exchange(
+                    v,
                     source,
                     if bind { "exchange bind source exchange-existence" } else { "exchange unbind source must-exist" },
                 ),
                 NotFound if !broker.exchanges.contains_key(destination) => no_exchange(
+                    v,
                     destination,
                     if bind {
                         "exchange bind destination exchange-existence"
@@ -213,12 +219,12 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
             format!("queue name {} contains reserved prefix 'amq.*'", quoted(q)),
             "queue declare queue reserved",
         ),
-        (QueueDeclare { queue: q, .. }, NotFound) => no_queue(q, "queue declare passive passive"),
-        (QueueDeclare { queue: q, .. }, ResourceLocked) => locked(q),
+        (QueueDeclare { queue: q, .. }, NotFound) => no_queue(v, q, "queue declare passive passive"),
+        (QueueDeclare { queue: q, .. }, ResourceLocked) => locked(v, q),
         (QueueDeclare { queue: q, durable, auto_delete, arguments, .. }, PreconditionFailed) => {
             let rule = "queue declare passive equivalent";
             let Some(existing) = broker.queues.get(q) else {
-                return Some(invalid_argument(q, arguments));
+                return Some(invalid_argument(v, q, arguments));
             };
             let arg = if existing.durable != *durable {
                 format!("'durable' for {{}}: {}", flag(*durable, existing.durable))
@@ -227,7 +233,7 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
             } else {
                 inequivalent_argument(arguments, &existing.arguments)?
             };
-            inequivalent("queue", q, &arg, rule)
+            inequivalent(v, "queue", q, &arg, rule)
         }
         (QueueBind { queue: q, exchange, .. } | QueueUnbind { queue: q, exchange, .. }, _) => {
             let bind = matches!(cmd, QueueBind { .. });
@@ -235,11 +241,12 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
             match code {
                 AccessRefused => default_exchange(),
                 NotFound if !broker.exchanges.contains_key(exchange) => no_exchange(
+                    v,
                     exchange,
                     if bind { "queue bind exchange exchange-existence" } else { "queue unbind exchange must-exist" },
                 ),
                 NotFound | SyntaxError => missing_queue(q, queue_rule),
-                ResourceLocked => locked(&queue(q, queue_rule).ok()?),
+                ResourceLocked => locked(v, &queue(q, queue_rule).ok()?),
                 _ => return None,
             }
         }
@@ -256,33 +263,35 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
         }
         (QueueDelete { queue: q, .. }, NotFound | SyntaxError) => missing_queue(q, "queue delete queue must-exist"),
         (QueuePurge { queue: q, .. } | BasicGet { queue: q, .. } | QueueDelete { queue: q, .. }, ResourceLocked) => {
-            locked(&queue(q, "queue declare exclusive exclusive").ok()?)
+            locked(v, &queue(q, "queue declare exclusive exclusive").ok()?)
         }
-        (BasicConsume { queue: q, .. }, ResourceLocked) => locked(&queue(q, "queue declare exclusive exclusive").ok()?),
+        (BasicConsume { queue: q, .. }, ResourceLocked) => {
+            locked(v, &queue(q, "queue declare exclusive exclusive").ok()?)
+        }
         (QueueDelete { queue: q, if_unused, .. }, PreconditionFailed) => {
             let q = queue(q, "queue delete queue must-exist").ok()?;
             let in_use = *if_unused && broker.queues.get(&q).is_some_and(|x| !x.consumers.is_empty());
             match in_use {
                 true => {
-                    Reason::new(format!("queue {} in vhost '/' in use", quoted(&q)), "queue delete if-unused in-use")
+                    Reason::new(format!("queue {} in vhost '{v}' in use", quoted(&q)), "queue delete if-unused in-use")
                 }
                 false => Reason::new(
-                    format!("queue {} in vhost '/' not empty", quoted(&q)),
+                    format!("queue {} in vhost '{v}' not empty", quoted(&q)),
                     "queue delete if-empty not-empty",
                 ),
             }
         }
         (BasicConsume { queue: q, .. }, AccessRefused) => Reason::new(
-            format!("queue {} in vhost '/' in exclusive use", quoted(&queue(q, "basic consume exclusive 01").ok()?)),
+            format!("queue {} in vhost '{v}' in exclusive use", quoted(&queue(q, "basic consume exclusive 01").ok()?)),
             "basic consume exclusive 01",
         ),
         (BasicConsume { consumer_tag, .. }, NotAllowed) => Reason::new(
             format!("attempt to reuse consumer tag {}", quoted(consumer_tag)),
             "basic consume consumer-tag 01",
         ),
-        (BasicPublish { exchange, .. }, NotFound) => no_exchange(exchange, "basic publish exchange must-exist"),
+        (BasicPublish { exchange, .. }, NotFound) => no_exchange(v, exchange, "basic publish exchange must-exist"),
         (BasicPublish { exchange, .. }, AccessRefused) => Reason::new(
-            format!("cannot publish to internal exchange {} in vhost '/'", quoted(exchange)),
+            format!("cannot publish to internal exchange {} in vhost '{v}'", quoted(exchange)),
             "basic publish exchange 02",
         ),
         (BasicAck { delivery_tag, .. }, PreconditionFailed) => tag(*delivery_tag, "basic ack multiple exists"),
@@ -301,14 +310,14 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
 
 /// A declare refused for an argument RabbitMQ checks (`x-max-length` below 0, ...): RabbitMQ's
 /// text names the argument and its value.
-fn invalid_argument(q: &Name, arguments: &Table) -> Reason {
+fn invalid_argument(v: &str, q: &Name, arguments: &Table) -> Reason {
     let bad = arguments.iter().find(|(k, v)| match v {
         Value::Int(i) | Value::Sized(_, i) => *i < 0 && k.as_str().starts_with("x-"),
         _ => false,
     });
     match bad {
         Some((k, Value::Int(i) | Value::Sized(_, i))) => Reason::new(
-            format!("invalid arg {} for queue {} in vhost '/': {{value_negative,{i}}}", quoted(k), quoted(q)),
+            format!("invalid arg {} for queue {} in vhost '{v}': {{value_negative,{i}}}", quoted(k), quoted(q)),
             "RabbitMQ maxlength",
         ),
         _ => Reason { text: format!("invalid arguments for queue {}", quoted(q)), rule: None },

@@ -49,7 +49,7 @@ def connection_id(conn):
     """The broker's name for a pika connection (c1, ...), found by its local address."""
     local = conn._impl._transport._sock.getsockname()
     for entry in order("connections").split(", "):
-        cid, addr = entry.split(" ")
+        cid, addr = entry.split(" ")[:2]
         if addr == f"{local[0]}:{local[1]}":
             return cid
     raise SystemExit(f"no connection at {local}")
