@@ -56,7 +56,8 @@
 //!   profile's first choice ([`Schedule::RoundRobin`], as the runner's model target does), or
 //!   picked at random from a seeded generator ([`Schedule::Random`]).
 //! - What the model does not implement (`channel.flow` pausing a channel, `basic.recover-async`
-//!   without requeue, `immediate`, `prefetch-size`, `no-local`) is refused with `connection.close` 540 (consumer
+//!   without requeue, `immediate`, `prefetch-size`, and under `spec` `no-local`, which RabbitMQ
+//!   ignores) is refused with `connection.close` 540 (consumer
 //!   arguments are taken: `x-priority` ranks consumers under `rabbitmq`); frames that cannot be
 //!   parsed with 501. A `channel.flow` asking for the channel to stay active, `basic.recover-async`
 //!   with requeue and RabbitMQ's `connection.update-secret` are answered as RabbitMQ 3.10.8

@@ -180,15 +180,16 @@ enum Cmd {
     /// `run --broker` talk to over TCP.
     ///
     /// One model broker per virtual host (`/`, or those --vhost names) is shared by its
-    /// connections; each client method
-    /// the model implements is applied to it and what the model does is sent back as frames
-    /// (deliveries to other connections' consumers too). Logins use SASL PLAIN or AMQPLAIN
-    /// against --user (default guest:guest). What the model does not implement (channel.flow
-    /// pausing a channel, basic.recover-async without requeue, immediate, prefetch-size, no-local,
-    /// argument values that are not booleans, integers or strings) is refused with
-    /// connection.close 540; channel.flow active=true, basic.recover-async with requeue and
-    /// connection.update-secret are answered as RabbitMQ 3.10.8 answers them, and heartbeats go
-    /// out at half the negotiated interval, as RabbitMQ sends them.
+    /// connections; each client method the model implements is applied to it and what the model
+    /// does is sent back as frames (deliveries to other connections' consumers too), a close with
+    /// RabbitMQ's reply text and the rule that says so. Logins use SASL PLAIN or AMQPLAIN against
+    /// --user (default guest:guest), permissions as --permit says. What the model does not
+    /// implement (channel.flow pausing a channel, basic.recover-async without requeue, immediate,
+    /// prefetch-size, and no-local under spec; under rabbitmq no-local is ignored, as RabbitMQ
+    /// ignores it) is refused with connection.close 540; channel.flow active=true,
+    /// basic.recover-async with requeue and connection.update-secret are answered as RabbitMQ
+    /// 3.10.8 answers them, and heartbeats go out at half the negotiated interval, as RabbitMQ
+    /// sends them.
     /// Runs until killed; problems with clients are logged on stderr. SIGHUP restarts the broker
     /// (every connection closed with 320; durable queues, exchanges and bindings and persistent
     /// messages in durable queues kept), which is the restart command to give a runner:

@@ -155,6 +155,67 @@ async fn basic_get_counts_and_empties() {
     c.close(200, "OK".into()).await.expect("closes");
 }
 
+/// lapin's `basic.recover-async` (requeue): no answer, and the message got without ack is there
+/// again, redelivered, as RabbitMQ 3.10.8 does (Q56).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lapin_recover_async_requeues() {
+    let s = server();
+    let c = connect(&s.uri()).await.expect("connects");
+    let ch = c.create_channel().await.expect("a channel");
+    ch.queue_declare("q-recover".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .expect("declared");
+    ch.basic_publish("".into(), "q-recover".into(), BasicPublishOptions::default(), b"m", BasicProperties::default())
+        .await
+        .expect("published");
+    let got = within("basic.get", ch.basic_get("q-recover".into(), BasicGetOptions { no_ack: false }))
+        .await
+        .expect("get-ok")
+        .expect("a message");
+    assert!(!got.delivery.redelivered);
+    ch.basic_recover_async(lapin::options::BasicRecoverAsyncOptions { requeue: true }).await.expect("sent");
+    let again = within("basic.get", ch.basic_get("q-recover".into(), BasicGetOptions { no_ack: true }))
+        .await
+        .expect("get-ok")
+        .expect("the message again");
+    assert_eq!((again.delivery.data.as_slice(), again.delivery.redelivered), (&b"m"[..], true));
+    c.close(200, "OK".into()).await.expect("closes");
+}
+
+/// A lapin consumer with `no-local`: under `rabbitmq` taken and ignored, as RabbitMQ 3.10.8
+/// does (Q61: it gets its own connection's message); under `spec`, which the model cannot
+/// honour, 540.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_local_is_ignored_as_rabbitmq_ignores_it() {
+    let s = server();
+    let c = connect(&s.uri()).await.expect("connects");
+    let ch = c.create_channel().await.expect("a channel");
+    ch.queue_declare("q-local".into(), QueueDeclareOptions::default(), FieldTable::default()).await.expect("declared");
+    let no_local = BasicConsumeOptions { no_local: true, no_ack: true, ..Default::default() };
+    let mut consumer =
+        within("basic.consume", ch.basic_consume("q-local".into(), "".into(), no_local, FieldTable::default()))
+            .await
+            .expect("consume-ok");
+    ch.basic_publish("".into(), "q-local".into(), BasicPublishOptions::default(), b"own", BasicProperties::default())
+        .await
+        .expect("published");
+    let delivery = within("the delivery", std::future::poll_fn(|cx| std::pin::Pin::new(&mut consumer).poll_next(cx)))
+        .await
+        .expect("a delivery")
+        .expect("delivered");
+    assert_eq!(delivery.data, b"own");
+    c.close(200, "OK".into()).await.expect("closes");
+
+    let spec = ServerHandle::start(ServeConfig::with_profile(Profile::spec())).expect("a server");
+    let c = connect(&spec.uri()).await.expect("connects");
+    let ch = c.create_channel().await.expect("a channel");
+    ch.queue_declare("q-local".into(), QueueDeclareOptions::default(), FieldTable::default()).await.expect("declared");
+    let e = within("basic.consume", ch.basic_consume("q-local".into(), "".into(), no_local, FieldTable::default()))
+        .await
+        .expect_err("refused under spec");
+    assert_eq!(code(&e), Some(540), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_confirms_and_returns() {
     let s = server();
