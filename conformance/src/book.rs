@@ -182,7 +182,7 @@ fn summary(s: &Sources<'_>, owners: &[String]) -> String {
     for (title, path) in REFERENCE {
         let _ = writeln!(out, "- [{title}]({path})");
     }
-    let _ = writeln!(out, "- [Model source]()");
+    let _ = writeln!(out, "- [Source: the model and the reference broker]()");
     for (path, _) in s.model_source {
         let _ = writeln!(out, "  - [{path}](source/{path}.md)");
     }
@@ -285,6 +285,14 @@ fn class_page(s: &Sources<'_>, owner: &str) -> String {
             Some(reason) => {
                 let _ = writeln!(out, "**Out of scope**: {}\n", md_escape(reason));
             }
+            None if rule.tested_by.is_some() && cat.covered(&rule.id) => {
+                let (file, test) = rule.test().unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "**In scope, covered** by the reference broker's test `{test}` ({file}): no trace can \
+                     express it, the model being one virtual host.\n"
+                );
+            }
             None if cat.covered(&rule.id) => out.push_str("**In scope, covered.**\n\n"),
             None => out.push_str("**In scope, not covered by a fixture yet.**\n\n"),
         }
@@ -293,6 +301,13 @@ fn class_page(s: &Sources<'_>, owner: &str) -> String {
         }
         if let Some(places) = cat.model.get(&rule.id) {
             out.push_str("Model:\n\n");
+            for p in places {
+                let _ = writeln!(out, "- {}", place(&page, p));
+            }
+            out.push('\n');
+        }
+        if let Some(places) = cat.broker.get(&rule.id) {
+            out.push_str("Reference broker:\n\n");
             for p in places {
                 let _ = writeln!(out, "- {}", place(&page, p));
             }
@@ -655,12 +670,16 @@ fn profiles_page(s: &Sources<'_>) -> String {
     out
 }
 
-/// The model's source files under `root`/model/src: (path relative to root, text).
+/// The source files the rule pages link to, under `root`: the model's (model/src) and the
+/// reference broker's (broker/src, which implements the rules checked by its tests): (path
+/// relative to root, text).
 pub fn model_source(root: &Path) -> Result<Vec<(String, String)>, crate::input::InputError> {
     let mut out = Vec::new();
-    for path in crate::catalogue::rust_files(&root.join(crate::catalogue::MODEL_SOURCE))? {
-        let text = std::fs::read_to_string(&path).map_err(|e| crate::input::InputError::file(path.display(), e))?;
-        out.push((path.strip_prefix(root).unwrap_or(&path).display().to_string(), text));
+    for dir in [crate::catalogue::MODEL_SOURCE, crate::catalogue::BROKER_SOURCE] {
+        for path in crate::catalogue::rust_files(&root.join(dir))? {
+            let text = std::fs::read_to_string(&path).map_err(|e| crate::input::InputError::file(path.display(), e))?;
+            out.push((path.strip_prefix(root).unwrap_or(&path).display().to_string(), text));
+        }
     }
     Ok(out)
 }

@@ -40,6 +40,8 @@ pub const RULES_FILE: &str = "spec/rules.toml";
 pub const EXTENSIONS_FILE: &str = "spec/extensions.toml";
 /// The model's source, searched for rule ids in backticks.
 pub const MODEL_SOURCE: &str = "model/src";
+/// The reference broker's source, which names the rules checked by its tests (`tested_by`).
+pub const BROKER_SOURCE: &str = "broker/src";
 /// The readings of the rules and switches, one file per group of classes.
 pub const READINGS_DIR: &str = "spec/readings";
 /// The profile switches, one `pub` field each of `Profile`.
@@ -111,6 +113,19 @@ pub struct Rule {
     pub statement: String,
     /// Why the suite does not check the rule (absent: it is in scope).
     pub out_of_scope: Option<String>,
+    /// For a rule in scope that no trace can express (the model has one virtual host): the test
+    /// of the reference broker that checks it, as `FILE TEST` (`conformance/tests/pika.rs
+    /// virtual_hosts_and_permissions_are_as_on_rabbitmq`). It covers the rule as a fixture would;
+    /// the reference broker's source ([`BROKER_SOURCE`]) must then name the rule.
+    #[serde(default)]
+    pub tested_by: Option<String>,
+}
+
+impl Rule {
+    /// The file and test function of [`Rule::tested_by`].
+    pub fn test(&self) -> Option<(&str, &str)> {
+        self.tested_by.as_deref()?.split_once(' ')
+    }
 }
 
 #[derive(Deserialize)]
@@ -247,6 +262,10 @@ pub struct Catalogue {
     pub cited_by: BTreeMap<String, Vec<String>>,
     /// Where the model's source names each rule.
     pub model: BTreeMap<String, Vec<Place>>,
+    /// Where the reference broker's source names each rule.
+    pub broker: BTreeMap<String, Vec<Place>>,
+    /// The rules whose `tested_by` names a test that is there.
+    pub tests_found: BTreeSet<String>,
     /// Cites that name nothing: (fixture, cite).
     pub bad_cites: Vec<(String, String)>,
     /// The fixtures with a `recommends:` line: (fixture, rule).
@@ -306,6 +325,17 @@ impl Catalogue {
         }
         let ids: Vec<&str> = file.rule.iter().map(|r| r.id.as_str()).collect();
         let model = model_places(&root.join(MODEL_SOURCE), root, &ids)?;
+        let broker = model_places(&root.join(BROKER_SOURCE), root, &ids)?;
+        let tests_found = file
+            .rule
+            .iter()
+            .filter(|r| {
+                r.test().is_some_and(|(file, test)| {
+                    std::fs::read_to_string(root.join(file)).is_ok_and(|t| t.contains(&format!("fn {test}(")))
+                })
+            })
+            .map(|r| r.id.clone())
+            .collect();
         let (mut readings, mut switches) = (Vec::new(), Vec::new());
         let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(READINGS_DIR))
             .map_err(|e| InputError::file(READINGS_DIR, e))?
@@ -327,6 +357,8 @@ impl Catalogue {
             names,
             cited_by,
             model,
+            broker,
+            tests_found,
             bad_cites,
             recommending,
             readings,
@@ -416,9 +448,10 @@ impl Catalogue {
         self.cited_by.get(id).map_or(&[], Vec::as_slice)
     }
 
-    /// Whether in-scope rule `id` is covered.
+    /// Whether in-scope rule `id` is covered: a fixture cites it, or the reference broker's test
+    /// its `tested_by` names is there.
     pub fn covered(&self, id: &str) -> bool {
-        !self.fixtures(id).is_empty()
+        !self.fixtures(id).is_empty() || self.tests_found.contains(id)
     }
 
     /// The classes (and `domains`) in the names file's order.
@@ -493,13 +526,25 @@ impl Catalogue {
             if rule.statement.trim().is_empty() || rule.statement.contains('\n') {
                 out.push(format!("{RULES_FILE}: `{}`: the statement must be one non-empty line", rule.id));
             }
+            if let Some(tested_by) = &rule.tested_by {
+                let at = |what: String| format!("{RULES_FILE}: `{}`: tested_by `{tested_by}`: {what}", rule.id);
+                if rule.out_of_scope.is_some() {
+                    out.push(at("a rule out of scope is tested by nothing".into()));
+                } else if rule.test().is_none() {
+                    out.push(at("is not FILE TEST".into()));
+                } else if !self.tests_found.contains(&rule.id) {
+                    out.push(at("no such test function in that file".into()));
+                } else if !self.broker.contains_key(&rule.id) {
+                    out.push(at(format!("no comment in {BROKER_SOURCE} names the rule in backticks")));
+                }
+            }
             match &rule.out_of_scope {
                 Some(reason) if reason.trim().is_empty() => {
                     out.push(format!("{RULES_FILE}: `{}`: out_of_scope needs a reason", rule.id));
                 }
                 Some(_) => {}
                 // A fixture holds on the model, so the model implements what it covers.
-                None if self.covered(&rule.id) && !self.model.contains_key(&rule.id) => out.push(format!(
+                None if !self.fixtures(&rule.id).is_empty() && !self.model.contains_key(&rule.id) => out.push(format!(
                     "{RULES_FILE}: `{}` is covered by {} but no comment in {MODEL_SOURCE} names it in backticks",
                     rule.id,
                     self.fixtures(&rule.id).join(", ")
@@ -657,19 +702,41 @@ mod tests {
     }
 
     fn with_readings(readings: Vec<Reading>) -> Catalogue {
-        let rule = |id: &str| Rule { id: id.into(), statement: "s".into(), out_of_scope: None };
+        let rule = |id: &str| Rule { id: id.into(), statement: "s".into(), out_of_scope: None, tested_by: None };
         Catalogue {
             rules: vec![rule("basic 01"), rule("basic ack multiple exists")],
             extensions: vec![],
             names: Names::parse(NAMES, "n").unwrap(),
             cited_by: BTreeMap::from([("basic 01".to_string(), vec!["f.trace".to_string()])]),
             model: BTreeMap::new(),
+            broker: BTreeMap::new(),
+            tests_found: BTreeSet::new(),
             bad_cites: vec![],
             recommending: vec![],
             readings: readings.into_iter().map(|r| ("r.toml".to_string(), r)).collect(),
             switches: vec![],
             profile_switches: vec!["qos_scope".into()],
         }
+    }
+
+    /// A rule `tested_by` a reference broker test covers it only when the test is there, and the
+    /// broker's source must name it; a rule out of scope is tested by nothing.
+    #[test]
+    fn a_rule_tested_by_the_broker_needs_the_test_and_the_source() {
+        let mut catalogue = with_readings(vec![]);
+        catalogue.rules[1].tested_by = Some("conformance/tests/pika.rs no_such_test".into());
+        let tested = |c: &Catalogue| c.problems().into_iter().filter(|p| p.contains("tested_by")).collect::<Vec<_>>();
+        assert!(!catalogue.covered("basic ack multiple exists"));
+        assert_eq!(tested(&catalogue).len(), 1);
+        assert!(tested(&catalogue)[0].contains("no such test function in that file"), "{:?}", tested(&catalogue));
+        catalogue.tests_found.insert("basic ack multiple exists".into());
+        assert!(catalogue.covered("basic ack multiple exists"));
+        assert!(tested(&catalogue)[0].contains("no comment in broker/src names the rule"), "{:?}", tested(&catalogue));
+        let place = Place { file: "broker/src/x.rs".into(), line: 1, comment: String::new() };
+        catalogue.broker.insert("basic ack multiple exists".into(), vec![place]);
+        assert!(tested(&catalogue).is_empty(), "{:?}", tested(&catalogue));
+        catalogue.rules[1].out_of_scope = Some("why".into());
+        assert!(tested(&catalogue)[0].contains("a rule out of scope is tested by nothing"));
     }
 
     /// A `recommends:` line excuses a failure, so it may only name a rule read as a SHOULD.

@@ -535,6 +535,8 @@ mod tests {
             names: Names::default(),
             cited_by: BTreeMap::new(),
             model: BTreeMap::new(),
+            broker: BTreeMap::new(),
+            tests_found: Default::default(),
             bad_cites: Vec::new(),
             recommending: Vec::new(),
             readings: Vec::new(),
