@@ -921,6 +921,14 @@ impl Conn {
             Request::FlowActive if state.broker.channel(ch).is_none() => {
                 self.hard_close(state, 504, &format!("channel {n} is not open"), cause, false)
             }
+            Request::AccessRequest if state.broker.channel(ch).is_none() => {
+                self.hard_close(state, 504, &format!("channel {n} is not open"), cause, false)
+            }
+            Request::AccessRequest => {
+                let ok = amq_protocol::protocol::access::AMQPMethod::RequestOk(Default::default());
+                state.send(id, Out::Frames(vec![AMQPFrame::Method(n, AMQPClass::Access(ok))]));
+                Flow::Go
+            }
             Request::FlowActive => {
                 let ok = channel::AMQPMethod::FlowOk(channel::FlowOk { active: true });
                 state.send(id, Out::Frames(vec![AMQPFrame::Method(n, AMQPClass::Channel(ok))]));

@@ -451,6 +451,29 @@ fn recover_async_requeues_without_an_answer() {
     assert!(again.redelivered, "{again:?}");
 }
 
+/// `access.request` (the access class 0-8 had) is answered with `access.request-ok`, ticket 1, as
+/// RabbitMQ 3.10.8 answers it (Q62), and the channel goes on.
+#[test]
+fn access_request_is_answered_as_rabbitmq_answers_it() {
+    let s = server();
+    let mut raw = Raw::open(&s, 0);
+    raw.channel(1);
+    let request = amq_protocol::protocol::access::Request {
+        realm: "/data".into(),
+        exclusive: false,
+        passive: true,
+        active: true,
+        write: true,
+        read: true,
+    };
+    raw.send(&[on(1, AMQPClass::Access(amq_protocol::protocol::access::AMQPMethod::Request(request)))]);
+    let AMQPFrame::Method(1, AMQPClass::Access(amq_protocol::protocol::access::AMQPMethod::RequestOk(_))) = raw.frame()
+    else {
+        panic!("access.request-ok")
+    };
+    raw.declare(1, "after-access", false);
+}
+
 /// A client's `connection.close` is answered and the socket left to the client, as RabbitMQ
 /// leaves it: several closes sent at once (amqp091-go's Close from many goroutines) each get
 /// their close-ok, and the socket ends when the client closes it.

@@ -2,7 +2,7 @@
 //! client (the proxy) makes of each method a client sends on a channel.
 
 use crate::table::table;
-use amq_protocol::protocol::{basic, channel, confirm, exchange, queue, tx, AMQPClass};
+use amq_protocol::protocol::{access, basic, channel, confirm, exchange, queue, tx, AMQPClass};
 use amq_protocol::types::ShortString;
 use amqp_model::{ChanRef, Command, ExchangeKind, Name, ReplyCode};
 
@@ -33,6 +33,10 @@ pub enum Request {
     /// `active=true`, as RabbitMQ 3.10.8 answers it (docs/rabbitmq-3.10.md Q54). With
     /// `active=false` it is 540, as there.
     FlowActive,
+    /// `access.request`, of the access class 0-8 had and 0-9-1 dropped: RabbitMQ 3.10.8 still
+    /// answers it with `access.request-ok` (ticket 1, which 0-9-1 ignores everywhere:
+    /// docs/rabbitmq-3.10.md Q62), and so does the reference broker.
+    AccessRequest,
     /// A method the server answers with a connection close.
     Refuse {
         /// The reply code (540 not-implemented, 503 command-invalid).
@@ -222,7 +226,8 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
             tx::AMQPMethod::Rollback(_) => cmd(Command::TxRollback { ch }, false),
             _ => invalid("tx replies are server methods"),
         },
-        AMQPClass::Access(_) => not_implemented("the access class is not implemented"),
+        AMQPClass::Access(access::AMQPMethod::Request(_)) => Request::AccessRequest,
+        AMQPClass::Access(_) => invalid("access.request-ok is a server method"),
         AMQPClass::Connection(_) => invalid("a connection method on a channel other than 0"),
     }
 }
