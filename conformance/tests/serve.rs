@@ -282,12 +282,8 @@ fn a_failed_login_without_the_capability_just_ends_the_socket() {
     let mut raw = Raw::connect(&s);
     raw.send(&[AMQPFrame::ProtocolHeader(amq_protocol::frame::ProtocolVersion::amqp_0_9_1())]);
     assert!(matches!(raw.frame(), AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Start(_)))));
-    let start_ok = connection::StartOk {
-        client_properties: FieldTable::default(),
-        mechanism: "PLAIN".into(),
-        response: "\0guest\0wrong".into(),
-        locale: "en_US".into(),
-    };
+    let start_ok =
+        amqp_wire::client::start_ok(&amqp_wire::client::Login { user: "guest", password: "wrong", vhost: "/" });
     raw.send(&[AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)))]);
     assert_eq!(raw.next(), None, "no frame: the socket is closed");
 }

@@ -68,6 +68,16 @@ pub struct Opened {
     pub tune: connection::Tune,
 }
 
+/// The `connection.start-ok` of a SASL PLAIN login as `login`, announcing no capability.
+pub fn start_ok(login: &Login<'_>) -> connection::StartOk {
+    connection::StartOk {
+        client_properties: FieldTable::default(),
+        mechanism: ShortString::from("PLAIN"),
+        response: LongString::from(format!("\0{}\0{}", login.user, login.password).as_bytes()),
+        locale: ShortString::from("en_US"),
+    }
+}
+
 /// Open a connection as `login`, answering the server's tune with what `tune_ok` makes of it;
 /// `None` when a method awaited did not come.
 pub fn handshake(
@@ -81,13 +91,7 @@ pub fn handshake(
     else {
         return None;
     };
-    let start_ok = connection::StartOk {
-        client_properties: FieldTable::default(),
-        mechanism: ShortString::from("PLAIN"),
-        response: LongString::from(format!("\0{}\0{}", login.user, login.password).as_bytes()),
-        locale: ShortString::from("en_US"),
-    };
-    io.send(&[on_0(connection::AMQPMethod::StartOk(start_ok))]);
+    io.send(&[on_0(connection::AMQPMethod::StartOk(start_ok(login)))]);
     let AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune))) = io.reply(Awaited::Tune)?
     else {
         return None;

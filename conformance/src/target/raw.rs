@@ -42,9 +42,16 @@ pub struct RawTarget {
     events: Vec<Event>,
     incomplete: Option<String>,
     problems: Vec<Problem>,
-    /// The command being performed is followed at once by the next (`pipelined`): send it and
-    /// read nothing.
-    pipelining: bool,
+}
+
+/// What reading frames does after one ([`RawTarget::read_until`]).
+enum Next<T> {
+    /// It was the one awaited.
+    Done(T),
+    /// The wait is over without it (a close).
+    Stop,
+    /// Read on.
+    Read,
 }
 
 impl std::fmt::Debug for RawTarget {
@@ -69,7 +76,6 @@ impl RawTarget {
             events: Vec::new(),
             incomplete: None,
             problems: Vec::new(),
-            pipelining: false,
         }
     }
 
@@ -104,38 +110,21 @@ impl RawTarget {
     /// answered with `close-ok` (`channel close stability`), and the wait goes on; it names the
     /// method sent `before` the client's close, the one it answers.
     fn await_close_ok(&mut self, ch: ChanRef, before: Option<Method>) {
-        let deadline = Instant::now() + self.timing.timeout;
         let id = ch.channel;
-        loop {
-            match self.read(ch.conn, deadline) {
-                Read1::Frame(f) if matches!(&*f, AMQPFrame::Method(i, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) if *i == id) =>
-                {
-                    self.events.push(Event::ChannelCloseOk { ch });
-                    return;
-                }
-                Read1::Frame(f) => {
-                    let crossing = matches!(&*f, AMQPFrame::Method(i, AMQPClass::Channel(_)) if *i == id);
-                    if let (true, Some(c), Some(m)) = (crossing, self.conns.get_mut(&ch.conn), before) {
-                        c.last.insert(id, m);
-                    }
-                    if self.server_close(ch.conn, &f) && !crossing {
-                        return;
-                    }
-                }
-                Read1::Closed | Read1::Fault(_) => {
-                    self.conns.remove(&ch.conn);
-                    return;
-                }
-                Read1::TimedOut => {
-                    self.problems.push(Problem::Timeout(format!(
-                        "{ch}: no answer to channel.close within {:?}",
-                        self.timing.timeout
-                    )));
-                    self.conns.remove(&ch.conn);
-                    return;
-                }
+        self.read_until(ch.conn, id, "channel.close", |me, f| {
+            if matches!(f, AMQPFrame::Method(i, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) if *i == id) {
+                me.events.push(Event::ChannelCloseOk { ch });
+                return Next::Done(());
             }
-        }
+            let crossing = matches!(f, AMQPFrame::Method(i, AMQPClass::Channel(_)) if *i == id);
+            if let (true, Some(c), Some(m)) = (crossing, me.conns.get_mut(&ch.conn), before) {
+                c.last.insert(id, m);
+            }
+            if me.server_close(ch.conn, f) && !crossing {
+                return Next::Stop;
+            }
+            Next::Read
+        });
     }
 
     fn send(&mut self, conn: ConnId, frames: &[AMQPFrame]) -> bool {
@@ -169,17 +158,31 @@ impl RawTarget {
         what: &str,
         mut want: impl FnMut(&mut Self, &AMQPFrame) -> Option<T>,
     ) -> Option<T> {
+        self.read_until(conn, ch, what, |me, f| match want(me, f) {
+            Some(v) => Next::Done(v),
+            None if me.server_close(conn, f) => Next::Stop,
+            None => Next::Read,
+        })
+    }
+
+    /// Read frames on `conn` and give each to `on` until it is done or stops; the connection's
+    /// end, or no frame within the timeout (a problem naming `what` on channel `ch`), stops too
+    /// and forgets the connection.
+    fn read_until<T>(
+        &mut self,
+        conn: ConnId,
+        ch: u16,
+        what: &str,
+        mut on: impl FnMut(&mut Self, &AMQPFrame) -> Next<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + self.timing.timeout;
         loop {
             match self.read(conn, deadline) {
-                Read1::Frame(f) => {
-                    if let Some(v) = want(self, &f) {
-                        return Some(v);
-                    }
-                    if self.server_close(conn, &f) {
-                        return None;
-                    }
-                }
+                Read1::Frame(f) => match on(self, &f) {
+                    Next::Done(v) => return Some(v),
+                    Next::Stop => return None,
+                    Next::Read => {}
+                },
                 Read1::Closed | Read1::Fault(_) => {
                     self.conns.remove(&conn);
                     return None;
@@ -368,10 +371,8 @@ impl RawTarget {
             }
             BasicPublish { ch, exchange, routing_key, mandatory: false, content } => {
                 self.publish(*ch, exchange, routing_key, content);
-                if !self.pipelining {
-                    // A closed channel (or connection) answers at once; otherwise nothing comes.
-                    self.drain(ch.conn, Duration::from_millis(100));
-                }
+                // A closed channel (or connection) answers at once; otherwise nothing comes.
+                self.drain(ch.conn, Duration::from_millis(100));
             }
             BasicGet { ch, queue, no_ack } => {
                 let get = basic::Get { queue: ShortString::from(self.live.wire(queue)), no_ack: *no_ack };
@@ -463,10 +464,10 @@ impl Target for RawTarget {
     /// command's right after them.
     fn pipeline(&mut self, command: &Command) -> Vec<Event> {
         match command {
-            Command::BasicPublish { mandatory: false, .. } if self.incomplete.is_none() => {
-                self.pipelining = true;
-                self.perform(command);
-                self.pipelining = false;
+            Command::BasicPublish { ch, exchange, routing_key, mandatory: false, content }
+                if self.incomplete.is_none() =>
+            {
+                self.publish(*ch, exchange, routing_key, content);
             }
             Command::BasicPublish { mandatory: false, .. } => {}
             other => {
