@@ -39,10 +39,11 @@ const GUIDE: [(&str, &str); 7] = [
     ("For readers of the specification", "intro/spec-readers.md"),
     ("The model", "model.md"),
 ];
-const REFERENCE: [(&str, &str); 9] = [
+const REFERENCE: [(&str, &str); 10] = [
     ("Traces", "traces.md"),
     ("The conformance runner", "conformance.md"),
     ("The reference broker", "serve.md"),
+    ("The traffic proxy", "proxy.md"),
     ("Architecture", "architecture.md"),
     ("RabbitMQ 3.10", "rabbitmq-3.10.md"),
     ("GarageMQ", "garagemq.md"),

@@ -9,12 +9,12 @@
 pub mod book;
 pub mod catalogue;
 pub mod clients;
-pub mod delay;
 pub mod deviations;
 pub mod figures;
 pub mod generate;
 pub mod input;
 pub mod matrix;
+pub mod proxy;
 pub mod report;
 pub mod run;
 pub mod snapshot;

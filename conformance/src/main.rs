@@ -176,6 +176,40 @@ enum Cmd {
         #[arg(long, default_value_t = 0, value_name = "MS")]
         client_delay_ms: u64,
     },
+    /// A transparent AMQP 0-9-1 proxy between your applications and a broker that reads their
+    /// sessions as the model reads them and records them as a trace.
+    ///
+    /// Every byte passes unchanged in both directions, and the proxy sends nothing of its own.
+    /// Beside the forwarding it reads each connection's client methods as the model's commands
+    /// and the broker's frames as the model's events, through a bounded queue: if that reading
+    /// falls behind, the connection is still forwarded and the proxy says it no longer reads it.
+    /// With --record DIR the run is written, as it happens, as a trace in the fixtures' format
+    /// (connections c1, c2, ... in the order they came; names the broker generated as
+    /// variables; what the broker did as `# saw` comments), which `run` replays against any
+    /// broker. Ctrl-C (or SIGTERM) ends it and prints what was read. Judging the sessions
+    /// against the model online is not there yet: replay the recording with `run`.
+    ///
+    /// Example: `amqp-conformance proxy --upstream amqp://127.0.0.1:5672 --record sessions &`,
+    /// point the application at amqp://guest:guest@127.0.0.1:5701/, then `amqp-conformance run
+    /// sessions/proxy-*.trace --broker amqp://guest:guest@127.0.0.1:5672/%2f`.
+    Proxy {
+        /// The address to listen on (host:port).
+        #[arg(long, default_value = "127.0.0.1:5701", value_name = "ADDR")]
+        listen: String,
+        /// The broker: an AMQP URI (amqp://host:port/...: only the address is used, clients log
+        /// in themselves) or host:port.
+        #[arg(long, value_name = "URI")]
+        upstream: String,
+        /// Write the run as a trace file in this directory (made if missing).
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
+        /// How many chunks may wait to be read before the reading counts as behind.
+        #[arg(long, default_value_t = amqp_conformance::proxy::DEFAULT_BACKLOG, value_name = "N")]
+        backlog: usize,
+        /// Print each connection and each note (what a trace cannot say) as it is read.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Serve the model over AMQP 0-9-1: a reference broker that clients (lapin, pika, ...) and
     /// `run --broker` talk to over TCP.
     ///
@@ -840,6 +874,35 @@ fn docs(out: &Path, check: bool) -> Result<bool, Fatal> {
     Ok(true)
 }
 
+/// `proxy`: forward and read until the end, then say what was read.
+fn proxy(listen: &str, upstream: &str, record: &Option<PathBuf>, backlog: usize, verbose: bool) -> Result<bool, Fatal> {
+    let upstream = if upstream.contains("://") {
+        amqp_conformance::target::uri::BrokerUri::parse(upstream).map_err(Fatal::of)?.address()
+    } else {
+        upstream.to_string()
+    };
+    let config = amqp_conformance::proxy::ProxyConfig { upstream, record: record.clone(), backlog, log: verbose };
+    let traffic = amqp_conformance::proxy::run_cli(listen, config).map_err(Fatal::of)?;
+    eprintln!(
+        "proxy: {} connection(s), {} command(s) and {} event(s) read, {} note(s)",
+        traffic.connections,
+        traffic.commands,
+        traffic.events,
+        traffic.notes.len()
+    );
+    if !traffic.behind.is_empty() {
+        let behind: Vec<String> = traffic.behind.iter().map(|c| format!("c{c}")).collect();
+        eprintln!("proxy: the reading fell behind on {} (forwarded, not read)", behind.join(", "));
+    }
+    if let Some(path) = &traffic.recording {
+        eprintln!("proxy: the run is recorded in {}", path.display());
+    }
+    if let Some(e) = &traffic.recording_failed {
+        eprintln!("proxy: the recording stopped early: {e}");
+    }
+    Ok(traffic.behind.is_empty() && traffic.recording_failed.is_none())
+}
+
 fn coverage(paths: &[PathBuf], min: f64) -> Result<bool, Fatal> {
     let cat = catalogue(paths)?;
     print!("{}", cat.coverage_report());
@@ -875,12 +938,15 @@ fn main() -> ExitCode {
             };
             amqp_broker::run_cli(&cli).map(|()| true).map_err(|e| Fatal(e.to_string()))
         }
+        Cmd::Proxy { listen, upstream, record, backlog, verbose } => {
+            proxy(listen, upstream, record, *backlog, *verbose)
+        }
         Cmd::DelayProxy { listen, to, delay_ms, client_delay_ms } => {
-            let delays = amqp_conformance::delay::Delays {
+            let delays = amqp_conformance::proxy::delay::Delays {
                 from_broker: std::time::Duration::from_millis(*delay_ms),
                 from_client: std::time::Duration::from_millis(*client_delay_ms),
             };
-            amqp_conformance::delay::run_cli(listen, to, delays).map(|()| true).map_err(Fatal::of)
+            amqp_conformance::proxy::delay::run_cli(listen, to, delays).map(|()| true).map_err(Fatal::of)
         }
         Cmd::Coverage { paths, min } => coverage(paths, *min),
         Cmd::Docs { out, check } => docs(out, *check),

@@ -230,7 +230,7 @@ fn raw_frames_perform_what_lapin_will_not_send() {
 /// late) pass under their profiles, and a wrong expectation still fails at its line.
 #[test]
 fn a_slow_network_changes_no_verdict() {
-    use amqp_conformance::delay::{DelayProxy, Delays};
+    use amqp_conformance::proxy::delay::{DelayProxy, Delays};
     use amqp_conformance::suite::{run_one, Status};
     use amqp_conformance::target::TargetSpec;
     use amqp_model::ProfileName;

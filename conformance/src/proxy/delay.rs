@@ -9,9 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 /// How long each direction's bytes are held.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,37 +79,11 @@ pub async fn serve(listener: TcpListener, upstream: String, delays: Delays) -> i
             let _ = server.set_nodelay(true);
             let (client_in, client_out) = client.into_split();
             let (server_in, server_out) = server.into_split();
-            let up = tokio::spawn(pass(client_in, server_out, delays.from_client));
-            pass(server_in, client_out, delays.from_broker).await;
+            let up = tokio::spawn(super::pump(client_in, server_out, delays.from_client, |_| {}));
+            super::pump(server_in, client_out, delays.from_broker, |_| {}).await;
             up.abort();
         });
     }
-}
-
-/// Copy `from` to `to`, each chunk `delay` after it was read, in order. The end of `from` is
-/// passed on (after the chunks before it) as the end of `to`.
-async fn pass<R, W>(mut from: R, mut to: W, delay: Duration)
-where
-    R: AsyncReadExt + Unpin + Send + 'static,
-    W: AsyncWriteExt + Unpin + Send + 'static,
-{
-    let (tx, mut rx) = mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        while let Ok(n @ 1..) = from.read(&mut buf).await {
-            if tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec())).is_err() {
-                break;
-            }
-        }
-    });
-    while let Some((due, chunk)) = rx.recv().await {
-        tokio::time::sleep_until(due).await;
-        if to.write_all(&chunk).await.is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown().await;
-    reader.abort();
 }
 
 /// `amqp-conformance delay-proxy`: listen on `listen` and pass connections on to `upstream` with
