@@ -274,6 +274,7 @@ bench:
     cargo bench -p amqp-model --bench model
     cargo bench -p amqp-conformance --bench runner
     cargo bench -p amqp-conformance --bench serve
+    cargo bench -p amqp-conformance --bench proxy
 
 # The rule catalogue's coverage: per class, the rules in scope, covered by a fixture, out of scope.
 coverage:

@@ -251,6 +251,9 @@ pub struct ServeConfig {
     pub vhosts: Vec<String>,
     /// Users' permissions ([`access`]); a user with none may do everything everywhere.
     pub permissions: Vec<access::Permission>,
+    /// Rules deliberately broken ([`amqp_model::Faults`]; none by default): a broker with a
+    /// known bug, for testing what judges brokers (the runner, the traffic proxy).
+    pub faults: amqp_model::Faults,
 }
 
 /// The product the reference broker names itself by default.
@@ -268,6 +271,7 @@ impl Default for ServeConfig {
             product: DEFAULT_PRODUCT.to_string(),
             vhosts: Vec::new(),
             permissions: Vec::new(),
+            faults: amqp_model::Faults::NONE,
         }
     }
 }
@@ -413,7 +417,7 @@ impl Shared {
         let started = std::time::Instant::now();
         let state = |vhost: &str| State {
             vhost: vhost.to_string(),
-            broker: Broker::new(config.profile),
+            broker: Broker::with_faults(config.profile, config.faults),
             slots: BTreeMap::new(),
             rng: match config.schedule {
                 Schedule::RoundRobin => None,
@@ -1014,6 +1018,7 @@ pub fn run_cli(cli: &ServeCli) -> Result<(), ServeError> {
         product: product.unwrap_or_else(|| DEFAULT_PRODUCT.to_string()),
         vhosts,
         permissions,
+        faults: amqp_model::Faults::NONE,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
     runtime.block_on(async move {

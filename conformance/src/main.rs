@@ -176,18 +176,22 @@ enum Cmd {
         #[arg(long, default_value_t = 0, value_name = "MS")]
         client_delay_ms: u64,
     },
-    /// A transparent AMQP 0-9-1 proxy between your applications and a broker that reads their
-    /// sessions as the model reads them and records them as a trace.
+    /// A transparent AMQP 0-9-1 proxy between your applications and a broker that judges their
+    /// sessions against the model as they happen and records them as a trace.
     ///
     /// Every byte passes unchanged in both directions, and the proxy sends nothing of its own.
     /// Beside the forwarding it reads each connection's client methods as the model's commands
     /// and the broker's frames as the model's events, through a bounded queue: if that reading
     /// falls behind, the connection is still forwarded and the proxy says it no longer reads it.
-    /// With --record DIR the run is written, as it happens, as a trace in the fixtures' format
-    /// (connections c1, c2, ... in the order they came; names the broker generated as
-    /// variables; what the broker did as `# saw` comments), which `run` replays against any
-    /// broker. Ctrl-C (or SIGTERM) ends it and prints what was read. Judging the sessions
-    /// against the model online is not there yet: replay the recording with `run`.
+    /// All connections share one model of the broker, and every order in which the broker may
+    /// have taken the methods of different connections, within what the proxy saw, is allowed:
+    /// a divergence is reported (a line on stderr, as it happens) only when the broker left
+    /// every one, naming the connection, channel and method; a client that breaks the protocol
+    /// is reported as a client error. With --record DIR the run is written, as it happens, as a
+    /// trace in the fixtures' format (connections c1, c2, ... in the order they came; names the
+    /// broker generated as variables; what the broker did as `# saw` comments), which `run`
+    /// replays against any broker. Ctrl-C (or SIGTERM) ends it and prints a summary; the exit
+    /// status is 1 when a divergence was found.
     ///
     /// Example: `amqp-conformance proxy --upstream amqp://127.0.0.1:5672 --record sessions &`,
     /// point the application at amqp://guest:guest@127.0.0.1:5701/, then `amqp-conformance run
@@ -209,6 +213,9 @@ enum Cmd {
         /// Print each connection and each note (what a trace cannot say) as it is read.
         #[arg(long)]
         verbose: bool,
+        /// The profile the sessions are judged under: `rabbitmq` or `spec`.
+        #[arg(long, default_value = "rabbitmq")]
+        profile: ProfileName,
     },
     /// Serve the model over AMQP 0-9-1: a reference broker that clients (lapin, pika, ...) and
     /// `run --broker` talk to over TCP.
@@ -875,13 +882,26 @@ fn docs(out: &Path, check: bool) -> Result<bool, Fatal> {
 }
 
 /// `proxy`: forward and read until the end, then say what was read.
-fn proxy(listen: &str, upstream: &str, record: &Option<PathBuf>, backlog: usize, verbose: bool) -> Result<bool, Fatal> {
+fn proxy(
+    listen: &str,
+    upstream: &str,
+    record: &Option<PathBuf>,
+    backlog: usize,
+    verbose: bool,
+    profile: ProfileName,
+) -> Result<bool, Fatal> {
     let upstream = if upstream.contains("://") {
         amqp_conformance::target::uri::BrokerUri::parse(upstream).map_err(Fatal::of)?.address()
     } else {
         upstream.to_string()
     };
-    let config = amqp_conformance::proxy::ProxyConfig { upstream, record: record.clone(), backlog, log: verbose };
+    let config = amqp_conformance::proxy::ProxyConfig {
+        upstream,
+        record: record.clone(),
+        backlog,
+        log: verbose,
+        profile: amqp_model::Profile::named(profile),
+    };
     let traffic = amqp_conformance::proxy::run_cli(listen, config).map_err(Fatal::of)?;
     eprintln!(
         "proxy: {} connection(s), {} command(s) and {} event(s) read, {} note(s)",
@@ -900,7 +920,13 @@ fn proxy(listen: &str, upstream: &str, record: &Option<PathBuf>, backlog: usize,
     if let Some(e) = &traffic.recording_failed {
         eprintln!("proxy: the recording stopped early: {e}");
     }
-    Ok(traffic.behind.is_empty() && traffic.recording_failed.is_none())
+    eprintln!(
+        "proxy: judged under {profile}: {} divergence(s), {} client error(s){}",
+        traffic.divergences(),
+        traffic.client_errors(),
+        traffic.stopped().map_or(String::new(), |why| format!("; judging stopped: {why}"))
+    );
+    Ok(traffic.divergences() == 0 && traffic.behind.is_empty() && traffic.recording_failed.is_none())
 }
 
 fn coverage(paths: &[PathBuf], min: f64) -> Result<bool, Fatal> {
@@ -938,8 +964,8 @@ fn main() -> ExitCode {
             };
             amqp_broker::run_cli(&cli).map(|()| true).map_err(|e| Fatal(e.to_string()))
         }
-        Cmd::Proxy { listen, upstream, record, backlog, verbose } => {
-            proxy(listen, upstream, record, *backlog, *verbose)
+        Cmd::Proxy { listen, upstream, record, backlog, verbose, profile } => {
+            proxy(listen, upstream, record, *backlog, *verbose, *profile)
         }
         Cmd::DelayProxy { listen, to, delay_ms, client_delay_ms } => {
             let delays = amqp_conformance::proxy::delay::Delays {

@@ -140,7 +140,7 @@ pub fn blank(e: &Event) -> Event {
     }
 }
 
-fn generated(token: &str) -> Option<&'static str> {
+pub(crate) fn generated(token: &str) -> Option<&'static str> {
     ["amq.gen-", "amq.ctag-", amqp_model::basic::direct_reply::REPLY_PREFIX].into_iter().find(|p| token.starts_with(p))
 }
 
@@ -194,7 +194,7 @@ fn bind_new_queue(
 /// specification does not say what such names look like (RabbitMQ's begin `amq.ctag-` and
 /// `amq.gen-`, GarageMQ's consumer tags are numbers). Elsewhere a name matches the model's when
 /// they are bound together, or, for names with RabbitMQ's prefixes, when they can be.
-fn same(
+pub(crate) fn same(
     model: &Event,
     observed: &Event,
     names: &mut BTreeMap<Name, Name>,
@@ -254,12 +254,12 @@ fn same(
 /// Where an event arrives: a channel, or the connection itself (channel 0). AMQP orders frames
 /// within a channel; a broker may interleave its channels on the connection in any order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Stream {
+pub(crate) enum Stream {
     Connection(ConnId),
     Channel(amqp_model::ChanRef),
 }
 
-fn stream(e: &Event) -> Stream {
+pub(crate) fn stream(e: &Event) -> Stream {
     e.channel().map_or(Stream::Connection(e.connection()), Stream::Channel)
 }
 

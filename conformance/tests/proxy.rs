@@ -5,6 +5,7 @@
 //! for another port).
 
 use amqp_broker::{ServeConfig, ServerHandle};
+use amqp_conformance::proxy::judge::Finding;
 use amqp_conformance::proxy::{ProxyConfig, ProxyHandle, Traffic};
 use amqp_conformance::run::{replay, Verdict};
 use amqp_conformance::target::live::LiveTarget;
@@ -18,7 +19,13 @@ use std::process::Command;
 /// fresh directory: the programs must pass, and the recording is returned with what was read.
 fn tutorial_through_proxy(upstream: &str) -> (Traffic, String) {
     let dir = tempdir();
-    let config = ProxyConfig { upstream: upstream.into(), record: Some(dir.clone()), backlog: 65_536, log: false };
+    let config = ProxyConfig {
+        upstream: upstream.into(),
+        record: Some(dir.clone()),
+        backlog: 65_536,
+        log: false,
+        profile: Profile::rabbitmq(),
+    };
     let proxy = ProxyHandle::start(config).expect("a proxy");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pika/tutorial.py");
     let out = Command::new("python3").arg(script).arg(proxy.addr().port().to_string()).output().expect("python3 runs");
@@ -60,6 +67,8 @@ fn the_tutorial_through_the_proxy_to_the_reference_broker_is_recorded_and_replay
     assert_eq!(traffic.connections, 14, "{traffic:?}");
     assert!(traffic.commands > 100 && traffic.events > 100, "{traffic:?}");
     assert!(traffic.behind.is_empty() && traffic.notes.is_empty(), "{traffic:?}");
+    // Judged online, all connections sharing one model: nothing to report.
+    assert!(traffic.findings.is_empty(), "{:#?}", traffic.findings);
     // Server-named queues became variables, bound where they were declared.
     assert!(text.contains("queue.declare \"\" exclusive -> $q1"), "{text}");
     assert!(text.lines().filter(|l| !l.starts_with('#')).all(|l| !l.contains("amq.gen-")), "{text}");
@@ -68,6 +77,44 @@ fn the_tutorial_through_the_proxy_to_the_reference_broker_is_recorded_and_replay
     assert_eq!(model, Verdict::Pass, "on the model");
     assert_eq!(replay_on(&server.uri(), &trace), Verdict::Pass, "on the reference broker");
     server.stop();
+}
+
+/// A planted broker fault under a real client's traffic: a reference broker whose topic `*`
+/// matches several words (`Fault::TopicStarIsMany`) runs the tutorial's topic scenario through
+/// the proxy; the judge reports the divergence on the step where the broker said a queue bound
+/// with `europe.*` holds two messages, naming the channel and the method.
+#[test]
+fn a_planted_fault_under_pika_traffic_is_reported_on_its_step() {
+    let config = ServeConfig {
+        faults: amqp_model::Faults::only(amqp_model::Fault::TopicStarIsMany),
+        ..ServeConfig::with_profile(Profile::rabbitmq())
+    };
+    let server = ServerHandle::start(config).expect("a faulty reference broker");
+    let proxy_config = ProxyConfig {
+        upstream: server.addr().to_string(),
+        record: None,
+        backlog: 65_536,
+        log: false,
+        profile: Profile::rabbitmq(),
+    };
+    let proxy = ProxyHandle::start(proxy_config).expect("a proxy");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pika/tutorial.py");
+    let out = Command::new("python3").arg(script).arg(proxy.addr().port().to_string()).output().expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let traffic = proxy.stop();
+    server.stop();
+    assert!(text.contains("FAIL  direct_and_topic_routing"), "the fault shows to the client too: {text}");
+    let divergences: Vec<&Finding> =
+        traffic.findings.iter().filter(|f| matches!(f, Finding::Divergence { .. })).collect();
+    assert_eq!(divergences.len(), 1, "{:#?}", traffic.findings);
+    let Finding::Divergence { method, observed, allowed, .. } = divergences[0] else { unreachable!() };
+    assert_eq!(*method, Some(amqp_model::Method::QueueDeclare), "{}", divergences[0]);
+    let said = amqp_conformance::trace::write_event(observed);
+    assert!(said.contains("queue.declare-ok q-europe.star 2 0"), "{said}");
+    assert!(
+        allowed.iter().any(|e| amqp_conformance::trace::write_event(e).contains("q-europe.star 1 0")),
+        "{allowed:?}"
+    );
 }
 
 /// A Node application (clients/node/scenario.js, amqplib: confirms, a prefetch window, get until
@@ -81,7 +128,13 @@ fn an_amqplib_application_through_the_proxy_to_rabbitmq_replays_everywhere() {
     let amqplib = concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/node/node_modules/amqplib/package.json");
     assert!(std::path::Path::new(amqplib).exists(), "amqplib is needed: npm ci --prefix clients/node");
     let dir = tempdir();
-    let config = ProxyConfig { upstream: format!("127.0.0.1:{port}"), record: Some(dir), backlog: 65_536, log: false };
+    let config = ProxyConfig {
+        upstream: format!("127.0.0.1:{port}"),
+        record: Some(dir),
+        backlog: 65_536,
+        log: false,
+        profile: Profile::rabbitmq(),
+    };
     let proxy = ProxyHandle::start(config).expect("a proxy");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/node/scenario.js");
     let url = format!("amqp://guest:guest@{}", proxy.addr());
@@ -92,6 +145,9 @@ fn an_amqplib_application_through_the_proxy_to_rabbitmq_replays_everywhere() {
     assert!(out.status.success() && text.contains("amqplib as the model says"), "through the proxy: {text}");
     assert_eq!(traffic.connections, 2, "{traffic:?}");
     assert!(traffic.behind.is_empty() && traffic.recording_failed.is_none(), "{traffic:?}");
+    // Judged online: no divergence, and no client error (the scenario's missing exchange is a
+    // 404, not a protocol error).
+    assert!(traffic.findings.is_empty(), "{:#?}", traffic.findings);
     let recorded = std::fs::read_to_string(traffic.recording.as_ref().expect("a recording")).unwrap();
     let trace = parse(&recorded);
     assert_eq!(replay_on(&format!("amqp://guest:guest@127.0.0.1:{port}/%2f"), &trace), Verdict::Pass, "on RabbitMQ");

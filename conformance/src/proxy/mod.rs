@@ -1,14 +1,16 @@
 //! Proxies between AMQP clients and a broker, on one forwarding core ([`pump`]):
 //!
-//! - the traffic proxy (`amqp-conformance proxy`, [`serve`]): forwards every byte unchanged in
+//! - the traffic proxy (`amqp-conformance proxy`, [`Proxy`]): forwards every byte unchanged in
 //!   both directions, and beside the forwarding reads both sides of each connection as the model
-//!   reads a session ([`session`]) and writes the run as a trace ([`record`]). It sends nothing of
-//!   its own to either side. What it reads goes through a bounded queue: when the reader falls
+//!   reads a session ([`session`]), judges every connection against one model ([`judge`]) and
+//!   writes the run as a trace ([`record`]). It sends nothing of its own to either side. What it
+//!   reads goes through a bounded queue to a reader on a thread of its own: when the reader falls
 //!   behind, the connection's traffic is still forwarded, and the proxy says it no longer reads
-//!   it (forwarding never waits for reading);
+//!   it (forwarding never waits for reading or judging);
 //! - the delay proxy ([`delay`]): what a broker sends, held for a while (a slow network).
 
 pub mod delay;
+pub mod judge;
 pub mod record;
 pub mod session;
 
@@ -24,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 /// How many chunks may wait for the reader before it counts as behind.
-pub const DEFAULT_BACKLOG: usize = 65_536;
+pub const DEFAULT_BACKLOG: usize = 4096;
 
 /// Copy `from` to `to`, each chunk `delay` after it was read (at once with no delay), in order,
 /// giving each chunk to `tee` as it is read, before it is passed on. The end of `from` is passed
@@ -76,6 +78,8 @@ pub struct ProxyConfig {
     pub backlog: usize,
     /// Print what is read (notes, connections) on stderr.
     pub log: bool,
+    /// The profile the sessions are judged under ([`judge`]).
+    pub profile: amqp_model::Profile,
 }
 
 /// What the proxy has passed on and read so far.
@@ -95,18 +99,45 @@ pub struct Traffic {
     pub recording: Option<PathBuf>,
     /// Why the recording stopped, if it failed.
     pub recording_failed: Option<String>,
+    /// What the judge found, in order ([`judge::Finding`]).
+    pub findings: Vec<judge::Finding>,
+}
+
+impl Traffic {
+    /// The divergences found.
+    pub fn divergences(&self) -> usize {
+        self.findings.iter().filter(|f| matches!(f, judge::Finding::Divergence { .. })).count()
+    }
+
+    /// The client errors found.
+    pub fn client_errors(&self) -> usize {
+        self.findings.iter().filter(|f| matches!(f, judge::Finding::ClientError { .. })).count()
+    }
+
+    /// Why judging stopped, if it did.
+    pub fn stopped(&self) -> Option<&str> {
+        self.findings.iter().find_map(|f| match f {
+            judge::Finding::Stopped(why) => Some(why.as_str()),
+            _ => None,
+        })
+    }
 }
 
 /// A chunk of one side of a connection, for the reader.
 enum Chunk {
     Bytes(u16, Side, Vec<u8>),
     Ended(u16),
+    /// The proxy is stopping: what came before is the last to read.
+    Stop,
 }
 
 /// The proxy's shared part: the reader's queue and what it found.
 struct Shared {
     config: ProxyConfig,
     queue: mpsc::Sender<Chunk>,
+    /// The connections the reader fell behind on: locked only for a look or an insert, so
+    /// that forwarding never waits for the reader.
+    behind: Arc<Mutex<BTreeSet<u16>>>,
     traffic: Arc<Mutex<Traffic>>,
 }
 
@@ -114,12 +145,12 @@ impl Shared {
     /// Give the reader a chunk, unless it is behind on the connection: then the connection is
     /// marked, said so once, and not read any more.
     fn tee(&self, conn: u16, chunk: Chunk) {
-        let mut traffic = self.traffic.lock().unwrap_or_else(|e| e.into_inner());
-        if traffic.behind.contains(&conn) {
+        let mut behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
+        if behind.contains(&conn) {
             return;
         }
         if self.queue.try_send(chunk).is_err() {
-            traffic.behind.insert(conn);
+            behind.insert(conn);
             eprintln!(
                 "proxy: c{conn}: the reader fell behind ({} chunks waiting): c{conn}'s traffic is still forwarded, \
                  but no longer read or recorded",
@@ -133,8 +164,12 @@ impl Shared {
 #[derive(Debug)]
 pub struct Proxy {
     traffic: Arc<Mutex<Traffic>>,
+    behind: Arc<Mutex<BTreeSet<u16>>>,
+    /// The reader, on a thread of its own: judging never takes a forwarding task's time.
     reader: tokio::task::JoinHandle<()>,
-    stop_reader: tokio::sync::oneshot::Sender<()>,
+    stop_reader: mpsc::Sender<Chunk>,
+    /// Set when the proxy stops: what is still queued is read and recorded, not judged.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -152,25 +187,35 @@ impl Proxy {
             None => None,
         };
         let (queue, chunks) = mpsc::channel(config.backlog.max(1));
-        let shared = Arc::new(Shared { config, queue, traffic: traffic.clone() });
-        let (stop_reader, stopped) = tokio::sync::oneshot::channel();
-        let reader = tokio::spawn(read(chunks, stopped, recorder, traffic.clone(), shared.config.log));
+        let stop_reader = queue.clone();
+        let behind = Arc::new(Mutex::new(BTreeSet::new()));
+        let shared = Arc::new(Shared { config, queue, behind: behind.clone(), traffic: traffic.clone() });
+        let judge = judge::Judge::new(shared.config.profile);
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (t, b, st, log) = (traffic.clone(), behind.clone(), stopping.clone(), shared.config.log);
+        let reader = tokio::task::spawn_blocking(move || read(chunks, recorder, judge, b, st, t, log));
         let accept = tokio::spawn(accept(listener, shared));
-        Ok(Proxy { traffic, reader, stop_reader, accept })
+        Ok(Proxy { traffic, behind, reader, stop_reader, stopping, accept })
     }
 
     /// What has been read so far.
     pub fn traffic(&self) -> Traffic {
-        self.traffic.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let mut t = self.traffic.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        t.behind = self.behind.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        t
     }
 
     /// Stop accepting, let the reader take what is queued and finish the recording, and say
     /// what was read.
     pub async fn stop(self) -> Traffic {
         self.accept.abort();
-        let _ = self.stop_reader.send(());
-        let _ = self.reader.await;
-        self.traffic.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.stop_reader.send(Chunk::Stop).await;
+        let Proxy { traffic, behind, reader, .. } = self;
+        let _ = reader.await;
+        let mut t = traffic.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        t.behind = behind.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        t
     }
 }
 
@@ -266,45 +311,50 @@ async fn connection(client: TcpStream, addr: SocketAddr, conn: u16, shared: Arc<
 
 /// The reader: each connection's chunks read as the model reads them, in the order the proxy
 /// passed them on, and written to the recording.
-async fn read(
+fn read(
     mut chunks: mpsc::Receiver<Chunk>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
     mut recorder: Option<record::Recorder>,
+    mut judge: judge::Judge,
+    behind: Arc<Mutex<BTreeSet<u16>>>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     traffic: Arc<Mutex<Traffic>>,
     log: bool,
 ) {
     let mut sessions: BTreeMap<u16, Session> = BTreeMap::new();
-    let mut stopping = false;
-    loop {
-        let chunk = if stopping {
-            // Stopping: what is queued already, then the end.
-            match chunks.try_recv() {
-                Ok(c) => c,
-                Err(_) => break,
-            }
-        } else {
-            tokio::select! {
-                c = chunks.recv() => match c {
-                    Some(c) => c,
-                    None => break,
-                },
-                _ = &mut stopped => {
-                    stopping = true;
-                    continue;
-                }
+    let started = std::time::Instant::now();
+    // Until the proxy stops: what was queued before the stop is read first.
+    while let Some(chunk) = chunks.blocking_recv() {
+        let (seen, ended) = match chunk {
+            Chunk::Stop => break,
+            Chunk::Bytes(conn, side, bytes) => (
+                sessions.entry(conn).or_insert_with(|| Session::new(amqp_model::ConnId(conn))).bytes(side, &bytes),
+                None,
+            ),
+            Chunk::Ended(conn) => {
+                (sessions.remove(&conn).map(|mut s| s.ended()).unwrap_or_default(), Some(amqp_model::ConnId(conn)))
             }
         };
-        let seen = match chunk {
-            Chunk::Bytes(conn, side, bytes) => {
-                sessions.entry(conn).or_insert_with(|| Session::new(amqp_model::ConnId(conn))).bytes(side, &bytes)
-            }
-            Chunk::Ended(conn) => sessions.remove(&conn).map(|mut s| s.ended()).unwrap_or_default(),
-        };
-        let mut t = traffic.lock().unwrap_or_else(|e| e.into_inner());
+        // What this chunk adds, gathered without the shared lock (judging takes time).
+        let mut t = Traffic::default();
+        let before = judge.findings.len();
+        let first_behind = behind.lock().unwrap_or_else(|e| e.into_inner()).iter().next().copied();
+        if let Some(c) = first_behind.filter(|_| judge.judging()) {
+            judge.stop(format!("the reading fell behind on c{c}, whose methods the model no longer sees"));
+        }
+        if judge.judging() && stopping.load(std::sync::atomic::Ordering::Relaxed) && !chunks.is_empty() {
+            judge.stop(format!("the proxy stopped with {} chunks still to judge", chunks.len()));
+        }
+        judge.at(started.elapsed().as_millis() as u64);
         for s in &seen {
             match s {
-                Seen::Command(_) => t.commands += 1,
-                Seen::Event(_) => t.events += 1,
+                Seen::Command(c, nowait) => {
+                    t.commands += 1;
+                    judge.command(c, *nowait);
+                }
+                Seen::Event(e) => {
+                    t.events += 1;
+                    judge.event(e);
+                }
                 Seen::Note(n) => {
                     if log {
                         eprintln!("proxy: {n}");
@@ -319,6 +369,31 @@ async fn read(
                     recorder = None;
                 }
             }
+        }
+        if let Some(conn) = ended {
+            judge.ended(conn);
+        }
+        // A line per finding as it happens.
+        for f in &judge.findings[before..] {
+            eprintln!("proxy: {f}");
+            t.findings.push(f.clone());
+        }
+        let mut shared = traffic.lock().unwrap_or_else(|e| e.into_inner());
+        shared.commands += t.commands;
+        shared.events += t.events;
+        shared.notes.append(&mut t.notes);
+        shared.findings.append(&mut t.findings);
+        if t.recording_failed.is_some() {
+            shared.recording_failed = t.recording_failed;
+        }
+    }
+    // Fell behind on a connection after its last chunk was read: judging ended there too.
+    let first_behind = behind.lock().unwrap_or_else(|e| e.into_inner()).iter().next().copied();
+    if let Some(c) = first_behind.filter(|_| judge.judging()) {
+        judge.stop(format!("the reading fell behind on c{c}, whose methods the model no longer sees"));
+        if let Some(f) = judge.findings.last() {
+            eprintln!("proxy: {f}");
+            traffic.lock().unwrap_or_else(|e| e.into_inner()).findings.push(f.clone());
         }
     }
     if let Some(r) = recorder.as_mut() {

@@ -66,7 +66,7 @@ impl Recorder {
     /// Write what was seen.
     pub fn write(&mut self, seen: &Seen) -> std::io::Result<()> {
         match seen {
-            Seen::Command(cmd) => {
+            Seen::Command(cmd, nowait) => {
                 let vars = &self.vars;
                 let cmd = cmd.map_names(|n| vars.get(n).cloned().unwrap_or_else(|| n.clone()));
                 let capture = match &cmd {
@@ -81,6 +81,11 @@ impl Recorder {
                     self.capturing.insert((ch, kind), var);
                 }
                 self.commands += 1;
+                if *nowait {
+                    // The replay waits for the answer the client did not ask for: the model
+                    // judges the same command either way.
+                    writeln!(self.file, "# note: sent with nowait")?;
+                }
                 writeln!(self.file, "{line}")?;
             }
             Seen::Event(e) => {

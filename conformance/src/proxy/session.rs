@@ -8,8 +8,8 @@
 //! confirm (a `multiple` one for each publish it covers), cancel and close as the model's event,
 //! a close naming the method the client sent last on its channel (what it answers).
 //!
-//! What a trace cannot say (a `nowait` flag, `channel.flow`, a method the model leaves out) is
-//! kept as a note, so that nothing the client did goes unmentioned.
+//! What a trace cannot say (`channel.flow`, a method the model leaves out) is kept as a note, so
+//! that nothing the client did goes unmentioned; a `nowait` flag goes with its command.
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue, tx, AMQPClass};
@@ -26,8 +26,8 @@ const FRAME_MAX: u32 = 1 << 30;
 /// What one side of a proxied connection said, as the model hears it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Seen {
-    /// The client sent a command.
-    Command(Command),
+    /// The client sent a command (`true`: with `nowait`, so the broker sends no reply).
+    Command(Command, bool),
     /// The broker did something the client observes.
     Event(Event),
     /// Something the model's traces cannot say, and why it matters.
@@ -171,7 +171,7 @@ impl Session {
     /// The client's socket ended: a `drop` if the connection was open and not closed.
     pub fn ended(&mut self) -> Vec<Seen> {
         if std::mem::take(&mut self.open) {
-            vec![Seen::Command(Command::ConnectionDrop { conn: self.conn })]
+            vec![Seen::Command(Command::ConnectionDrop { conn: self.conn }, false)]
         } else {
             Vec::new()
         }
@@ -187,12 +187,12 @@ impl Session {
                 connection::AMQPMethod::Open(_) => {
                     self.open = true;
                     self.last.insert(0, Method::ConnectionOpen);
-                    out.push(Seen::Command(Command::ConnectionOpen { conn: self.conn }));
+                    out.push(Seen::Command(Command::ConnectionOpen { conn: self.conn }, false));
                 }
                 connection::AMQPMethod::Close(_) if self.open => {
                     self.open = false;
                     self.last.insert(0, Method::ConnectionClose);
-                    out.push(Seen::Command(Command::ConnectionClose { conn: self.conn }));
+                    out.push(Seen::Command(Command::ConnectionClose { conn: self.conn }, false));
                 }
                 connection::AMQPMethod::UpdateSecret(_) => {
                     out.push(Seen::Note("connection.update-secret (no trace says it)".into()));
@@ -208,16 +208,7 @@ impl Session {
                     self.confirming.entry(n).or_default();
                 }
                 match amqp_wire::request(ch, &class, payload) {
-                    Request::Command { command, nowait } => {
-                        if nowait {
-                            out.push(Seen::Note(format!(
-                                "c{}.{n} sent {} with nowait (a trace cannot say it: it waits for the answer)",
-                                self.conn.0,
-                                command.method().map_or("?", |m| m.name())
-                            )));
-                        }
-                        out.push(Seen::Command(command));
-                    }
+                    Request::Command { command, nowait } => out.push(Seen::Command(command, nowait)),
                     Request::Publish { exchange, routing_key, mandatory } => {
                         self.publishing
                             .insert(n, Publishing { exchange, routing_key, mandatory, header: None, body: Vec::new() });
@@ -263,13 +254,16 @@ impl Session {
             c.outstanding.insert(c.next);
             c.next += 1;
         }
-        out.push(Seen::Command(Command::BasicPublish {
-            ch: self.ch(n),
-            exchange: p.exchange,
-            routing_key: p.routing_key,
-            mandatory: p.mandatory,
-            content,
-        }));
+        out.push(Seen::Command(
+            Command::BasicPublish {
+                ch: self.ch(n),
+                exchange: p.exchange,
+                routing_key: p.routing_key,
+                mandatory: p.mandatory,
+                content,
+            },
+            false,
+        ));
     }
 
     fn broker_frame(&mut self, frame: AMQPFrame, out: &mut Vec<Seen>) {
