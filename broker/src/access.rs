@@ -15,7 +15,6 @@
 
 use amqp_model::{Broker, ChanRef, Command, Name, Table, Value};
 use regex::Regex;
-use std::fmt;
 use std::str::FromStr;
 
 /// A user's permission in a virtual host.
@@ -83,12 +82,6 @@ impl Refused {
             "access to {} '{}' in vhost '{vhost}' refused for user '{user}' (https://www.rabbitmq.com/access-control.html)",
             self.kind, self.name
         )
-    }
-}
-
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} '{}'", self.kind, self.name)
     }
 }
 

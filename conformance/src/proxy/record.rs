@@ -24,8 +24,6 @@ pub struct Recorder {
     /// Channels whose next declare-ok (`q`) or consume-ok (`t`) names what a variable stands for.
     capturing: HashMap<(ChanRef, char), Name>,
     counts: HashMap<char, usize>,
-    /// Commands written.
-    pub commands: usize,
 }
 
 impl Recorder {
@@ -42,14 +40,7 @@ impl Recorder {
             "# Every command the clients sent, in the order the proxy forwarded them; what the broker did\n\
              # is in comments (`# saw ...`), to turn into `expect` lines where the trace should pin it."
         )?;
-        Ok(Recorder {
-            path,
-            file,
-            vars: BTreeMap::new(),
-            capturing: HashMap::new(),
-            counts: HashMap::new(),
-            commands: 0,
-        })
+        Ok(Recorder { path, file, vars: BTreeMap::new(), capturing: HashMap::new(), counts: HashMap::new() })
     }
 
     /// Where the trace is.
@@ -80,7 +71,6 @@ impl Recorder {
                     line.push_str(&format!(" -> {var}"));
                     self.capturing.insert((ch, kind), var);
                 }
-                self.commands += 1;
                 if *nowait {
                     // The replay waits for the answer the client did not ask for: the model
                     // judges the same command either way.
