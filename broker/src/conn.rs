@@ -22,7 +22,6 @@ use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use amqp_model::profile::{Permit, QosScope};
-use amqp_model::ProfileName;
 use amqp_model::{ChanRef, Command, ConnId, UsageError};
 use amqp_wire::{FrameBuffer, FrameFault, Framed, Peer, Published, Request};
 use std::collections::HashMap;
@@ -903,19 +902,9 @@ impl Conn {
             let text = format!("channel {n} is above the negotiated channel_max ({})", self.channel_max);
             return self.hard_close(state, 530, &text, cause, false);
         }
-        // RabbitMQ 3.10.8 takes `no-local` and ignores it (Q61: the consumer gets its own
-        // connection's messages); under its profile so does this broker. Under `spec` the model,
-        // which has no notion of it, cannot honour it: refused with 540 (wire/src/request.rs).
-        let class = match class {
-            AMQPClass::Basic(basic::AMQPMethod::Consume(mut c))
-                if c.no_local && self.shared.config.profile.name == ProfileName::Rabbitmq =>
-            {
-                c.no_local = false;
-                AMQPClass::Basic(basic::AMQPMethod::Consume(c))
-            }
-            other => other,
-        };
-        match amqp_wire::request(ch, &class, payload) {
+        // `no-local` is taken and ignored under `rabbitmq`, refused with 540 under `spec`
+        // (wire/src/request.rs).
+        match amqp_wire::request(self.shared.config.profile.name, ch, &class, payload) {
             Request::Ignore => Flow::Go,
             Request::Refuse { code, text } => self.hard_close(state, code.code(), &text, cause, false),
             Request::FlowActive if state.broker.channel(ch).is_none() => {

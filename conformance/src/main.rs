@@ -190,8 +190,10 @@ enum Cmd {
     /// is reported as a client error. With --record DIR the run is written, as it happens, as a
     /// trace in the fixtures' format (connections c1, c2, ... in the order they came; names the
     /// broker generated as variables; what the broker did as `# saw` comments), which `run`
-    /// replays against any broker. Ctrl-C (or SIGTERM) ends it and prints a summary; the exit
-    /// status is 1 when a divergence was found.
+    /// replays against any broker. Ctrl-C (or SIGTERM) ends it and prints a summary, and writes
+    /// the JSON and JUnit reports asked for (the session as one trace: FAIL at its first
+    /// divergence, at the recording's line; client errors and a judging that stopped beside it);
+    /// the exit status is 1 when a divergence was found.
     ///
     /// Example: `amqp-conformance proxy --upstream amqp://127.0.0.1:5672 --record sessions &`,
     /// point the application at amqp://guest:guest@127.0.0.1:5701/, then `amqp-conformance run
@@ -216,6 +218,8 @@ enum Cmd {
         /// The profile the sessions are judged under: `rabbitmq` or `spec`.
         #[arg(long, default_value = "rabbitmq")]
         profile: ProfileName,
+        #[command(flatten)]
+        reports: Reports,
     },
     /// Serve the model over AMQP 0-9-1: a reference broker that clients (lapin, pika, ...) and
     /// `run --broker` talk to over TCP.
@@ -400,12 +404,35 @@ struct Common {
     /// model says the broker may be done (for anything it must not do).
     #[arg(long, default_value_t = DEFAULT_GRACE.as_millis() as u64, value_name = "MS")]
     grace_ms: u64,
+    #[command(flatten)]
+    reports: Reports,
+}
+
+/// The report files a run writes beside what it prints (`run`, `proxy`).
+#[derive(Args, Debug)]
+struct Reports {
     /// Write a JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Write a JUnit XML report to FILE.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+}
+
+impl Reports {
+    /// Write the requested report files.
+    fn write(&self, run: &SuiteRun) -> Result<(), Fatal> {
+        let write = |path: &PathBuf, text: String| {
+            std::fs::write(path, text).map_err(|e| Fatal(format!("{}: {e}", path.display())))
+        };
+        if let Some(path) = &self.json {
+            write(path, report::json(run))?;
+        }
+        if let Some(path) = &self.junit {
+            write(path, report::junit(run))?;
+        }
+        Ok(())
+    }
 }
 
 /// A usage or infrastructure error: printed as one line, exit 2.
@@ -454,16 +481,7 @@ impl Common {
 
     /// Write the requested report files.
     fn write_reports(&self, run: &SuiteRun) -> Result<(), Fatal> {
-        let write = |path: &PathBuf, text: String| {
-            std::fs::write(path, text).map_err(|e| Fatal(format!("{}: {e}", path.display())))
-        };
-        if let Some(path) = &self.json {
-            write(path, report::json(run))?;
-        }
-        if let Some(path) = &self.junit {
-            write(path, report::junit(run))?;
-        }
-        Ok(())
+        self.reports.write(run)
     }
 }
 
@@ -889,14 +907,16 @@ fn proxy(
     backlog: usize,
     verbose: bool,
     profile: ProfileName,
+    reports: &Reports,
 ) -> Result<bool, Fatal> {
+    let started = std::time::Instant::now();
     let upstream = if upstream.contains("://") {
         amqp_conformance::target::uri::BrokerUri::parse(upstream).map_err(Fatal::of)?.address()
     } else {
         upstream.to_string()
     };
     let config = amqp_conformance::proxy::ProxyConfig {
-        upstream,
+        upstream: upstream.clone(),
         record: record.clone(),
         backlog,
         log: verbose,
@@ -926,6 +946,7 @@ fn proxy(
         traffic.client_errors(),
         traffic.stopped().map_or(String::new(), |why| format!("; judging stopped: {why}"))
     );
+    reports.write(&amqp_conformance::proxy::report::suite_run(&traffic, &upstream, profile, started.elapsed()))?;
     Ok(traffic.divergences() == 0 && traffic.behind.is_empty() && traffic.recording_failed.is_none())
 }
 
@@ -964,8 +985,8 @@ fn main() -> ExitCode {
             };
             amqp_broker::run_cli(&cli).map(|()| true).map_err(|e| Fatal(e.to_string()))
         }
-        Cmd::Proxy { listen, upstream, record, backlog, verbose, profile } => {
-            proxy(listen, upstream, record, *backlog, *verbose, *profile)
+        Cmd::Proxy { listen, upstream, record, backlog, verbose, profile, reports } => {
+            proxy(listen, upstream, record, *backlog, *verbose, *profile, reports)
         }
         Cmd::DelayProxy { listen, to, delay_ms, client_delay_ms } => {
             let delays = amqp_conformance::proxy::delay::Delays {

@@ -156,6 +156,11 @@ fn test_case(r: &TraceResult) -> TestCase {
         }
         _ => {}
     }
+    // What happened beside the verdict (a broker restarted, a proxy's reading that fell behind).
+    if !r.incidents.is_empty() {
+        let notes: Vec<String> = r.incidents.iter().map(|i| format!("note: {i}")).collect();
+        case.set_system_err(notes.join("\n"));
+    }
     case
 }
 
@@ -188,6 +193,8 @@ fn detail_body(detail: &str) -> String {
 ///   run-and-accepted, as it does for the exit code (a run with known deviations is conformant).
 ///   Dashboards then neither count it as a failure nor hide it among traces that were never run;
 ///   the note says why it passed.
+/// - The incidents beside a result (a broker found gone and restarted, a proxy's reading that
+///   fell behind) are its `system-err`, a `note: ` line each.
 pub fn junit(run: &SuiteRun) -> String {
     let mut suite = TestSuite::new(format!("{} ({})", run.target, run.profile));
     suite.set_time(run.elapsed);

@@ -322,6 +322,9 @@ pub fn record_on(spec: &TargetSpec, trace: &Trace, profile: Profile) -> (Recordi
 /// observed.
 pub fn record(trace: &Trace, profile: Profile, target: &mut dyn Target) -> Recording {
     let mut validator = Validator::new(profile);
+    if !target.sees_cancel_order() {
+        validator.cancels_apart();
+    }
     let mut real: BTreeMap<Name, Name> = BTreeMap::new();
     let mut model: BTreeMap<Name, Name> = BTreeMap::new();
     let mut steps: Vec<Observation> = Vec::new();

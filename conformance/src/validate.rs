@@ -50,6 +50,9 @@ pub struct Validator {
     names: BTreeMap<Name, Name>,
     /// Compare `queue.declare-ok` without its counts (see [`Validator::explains_up_to_counts`]).
     loose_counts: bool,
+    /// Match a server's `basic.cancel` apart from the rest of its channel
+    /// ([`Validator::cancels_apart`]).
+    cancels_apart: bool,
 }
 
 /// The step where a broker left the behaviours the model allows.
@@ -257,10 +260,21 @@ pub(crate) fn same(
 pub(crate) enum Stream {
     Connection(ConnId),
     Channel(amqp_model::ChanRef),
+    /// A server's `basic.cancel`s on a channel, apart from the rest of its events, for a target
+    /// that cannot see where among them they came ([`crate::target::Target::sees_cancel_order`]).
+    Cancel(amqp_model::ChanRef),
 }
 
 pub(crate) fn stream(e: &Event) -> Stream {
     e.channel().map_or(Stream::Connection(e.connection()), Stream::Channel)
+}
+
+/// The stream of `e`, a server's cancel on a stream of its own when `cancels_apart`.
+fn stream_of(e: &Event, cancels_apart: bool) -> Stream {
+    match e {
+        Event::Cancel { ch, .. } if cancels_apart => Stream::Cancel(*ch),
+        _ => stream(e),
+    }
 }
 
 /// The observed events of one step, split by stream, with how many of each were matched.
@@ -270,15 +284,20 @@ struct Progress<'a> {
     per_stream: std::rc::Rc<BTreeMap<Stream, Vec<&'a Event>>>,
     used: BTreeMap<Stream, usize>,
     loose_counts: bool,
+    cancels_apart: bool,
 }
 
 impl<'a> Progress<'a> {
-    fn new(observed: &'a [Event], loose_counts: bool) -> Self {
+    fn new(observed: &'a [Event], loose_counts: bool, cancels_apart: bool) -> Self {
         let mut per_stream: BTreeMap<Stream, Vec<&Event>> = BTreeMap::new();
         for e in observed {
-            per_stream.entry(stream(e)).or_default().push(e);
+            per_stream.entry(stream_of(e, cancels_apart)).or_default().push(e);
         }
-        Progress { per_stream: std::rc::Rc::new(per_stream), used: BTreeMap::new(), loose_counts }
+        Progress { per_stream: std::rc::Rc::new(per_stream), used: BTreeMap::new(), loose_counts, cancels_apart }
+    }
+
+    fn stream(&self, e: &Event) -> Stream {
+        stream_of(e, self.cancels_apart)
     }
 
     /// The next observed event not yet matched on stream `s`.
@@ -305,7 +324,7 @@ impl<'a> Progress<'a> {
 
     /// Consume `e` (a model event of `state`) if it is the next observed one on its stream.
     fn take_one(&mut self, e: &Event, names: &mut BTreeMap<Name, Name>, state: &Broker) -> bool {
-        let s = stream(e);
+        let s = self.stream(e);
         let at = self.used.get(&s).copied().unwrap_or(0);
         let gone = |q: &Name| !state.queues.contains_key(q);
         match self.per_stream.get(&s).and_then(|v| v.get(at)) {
@@ -430,7 +449,7 @@ impl Search<'_, '_> {
         }
         // Send the first pending event of any stream.
         for (i, e) in pending.iter().enumerate() {
-            if pending[..i].iter().any(|x| stream(x) == stream(e)) {
+            if pending[..i].iter().any(|x| progress.stream(x) == progress.stream(e)) {
                 continue;
             }
             let mut p = progress.clone();
@@ -483,7 +502,15 @@ impl Validator {
             lagging: Vec::new(),
             names: BTreeMap::new(),
             loose_counts: false,
+            cancels_apart: false,
         }
+    }
+
+    /// Judge a server's `basic.cancel` apart from the other events of its channel: for a target
+    /// that cannot see where among them it came ([`crate::target::Target::sees_cancel_order`]).
+    /// Its order among them goes unjudged; everything else is judged as before.
+    pub fn cancels_apart(&mut self) {
+        self.cancels_apart = true;
     }
 
     /// Bound the next step on a real clock: sent no earlier than `start`, heard whole by `end`
@@ -652,7 +679,7 @@ impl Validator {
                 visited: HashSet::new(),
                 memo: observed.len() > MEMO_FROM,
             };
-            search.explore(state, 0, &[], &Progress::new(observed, self.loose_counts));
+            search.explore(state, 0, &[], &Progress::new(observed, self.loose_counts, self.cancels_apart));
             if search.found.len() > before {
                 *names = search.names;
             }

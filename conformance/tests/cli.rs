@@ -420,6 +420,16 @@ fn stress_reports_that_no_verdict_changed() {
     assert!(t.contains("stress: every trace had the same verdict in all 2 runs"), "{t}");
 }
 
+/// Wait (up to 10 s) until a proxy started as a process accepts connections on `listen` (the
+/// connection that finds it is the proxy's first).
+fn listening(listen: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(listen).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the proxy does not listen on {listen}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// `delay-proxy` passes a broker's bytes on, late: the suite's seed fixtures pass through it
 /// against RabbitMQ.
 #[test]
@@ -430,11 +440,7 @@ fn delay_proxy_passes_the_broker_on() {
         .args(["delay-proxy", "--listen", &listen, "--to", "127.0.0.1:5672", "--delay-ms", "20"])
         .spawn()
         .expect("the proxy starts");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the proxy does not listen on {listen}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    listening(&listen);
     let uri = format!("amqp://guest:guest@{listen}/%2f");
     let out = run(&["run", "fixtures/seed/3.1-hello-world-auto-ack.trace", "--broker", &uri]);
     let _ = proxy.kill();
@@ -442,4 +448,57 @@ fn delay_proxy_passes_the_broker_on() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains(&format!("against amqp://guest:***@{listen}/%2f")), "{t}");
+}
+
+/// `proxy` judges what passes through it and, at Ctrl-C, prints its summary and writes the
+/// reports: the tutorial's routing scenario (pika) through it to a reference broker with a planted
+/// fault (`*` matches several words) gives a divergence line on stderr as it happens, exit status
+/// 1, a recording, and a JSON and a JUnit report whose failure is at the recording's line of the
+/// count the fault got wrong.
+#[test]
+fn proxy_reports_a_divergence_and_writes_its_reports_at_ctrl_c() {
+    let config = amqp_broker::ServeConfig {
+        faults: amqp_model::Faults::only(amqp_model::Fault::TopicStarIsMany),
+        ..amqp_broker::ServeConfig::with_profile(amqp_model::Profile::rabbitmq())
+    };
+    let server = amqp_broker::ServerHandle::start(config).expect("a faulty reference broker");
+    let dir = std::env::temp_dir().join(format!("amqpc-cli-proxy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (json, junit) = (dir.join("report.json"), dir.join("report.xml"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let proxy = Command::new(env!("CARGO_BIN_EXE_amqp-conformance"))
+        .args(["proxy", "--listen", &listen, "--upstream", &server.addr().to_string()])
+        .arg("--record")
+        .arg(dir.join("rec"))
+        .arg("--json")
+        .arg(&json)
+        .arg("--junit")
+        .arg(&junit)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the proxy starts");
+    listening(&listen);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pika/tutorial.py");
+    let app = Command::new("python3").args([script, &port.to_string(), "direct_and_topic_routing"]).output().unwrap();
+    assert!(!app.status.success(), "the fault shows to the application: {}", String::from_utf8_lossy(&app.stdout));
+    let interrupted = Command::new("kill").args(["-INT", &proxy.id().to_string()]).status().expect("kill runs");
+    assert!(interrupted.success());
+    let out = proxy.wait_with_output().expect("the proxy ends");
+    server.stop();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    // c1 was the test's own connection that found the proxy listening.
+    assert!(t.contains("proxy: divergence on c2.1 after `c2.1 queue.declare q-europe.star passive`"), "{t}");
+    assert!(t.contains("judged under rabbitmq: 1 divergence(s), 0 client error(s)"), "{t}");
+    let report: amqp_conformance::report::JsonReport =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report")).unwrap();
+    assert!(!report.conformant && report.counts.fail == 1, "{report:?}");
+    let trace = &report.traces[0];
+    let recording = std::fs::read_to_string(&trace.file).expect("the report names the recording");
+    let line = trace.line.expect("a line");
+    assert_eq!(recording.lines().nth(line - 1), Some("# saw c2.1 queue.declare-ok q-europe.star 2 0"), "{recording}");
+    let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+    assert!(xml.contains("failures=\"1\"") && xml.contains(&format!("line {line}: after")), "{xml}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

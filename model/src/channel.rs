@@ -41,6 +41,15 @@ impl Broker {
         }
     }
 
+    /// The client answered the broker's close of `ch` with `close-ok`: the channel is free again
+    /// (for a reader of a session that sees the answer, as the traffic proxy does; a trace
+    /// answers every close before its next command, [`crate::Broker::apply_all`]).
+    pub fn close_answered(&mut self, ch: ChanRef) {
+        if let Some(c) = self.connections.get_mut(&ch.conn) {
+            c.closing.remove(&ch.channel);
+        }
+    }
+
     /// Close a channel, by the client or by a channel exception: its unacked messages go back to
     /// their queues flagged redelivered, at their original place, in a step of the broker's own
     /// that may come after the close is answered ([`crate::Internal::Return`]); its consumers are

@@ -400,8 +400,24 @@ impl Broker {
                 }
                 let q = &self.queues[&name];
                 let n = q.ready.len() as u32;
+                // The answer first, then what the deletion does: a consumer on this very channel
+                // hears of it after the delete-ok, as on RabbitMQ 3.10.8, whose channel sends the
+                // reply before it takes the queue's end (the cancel) from its mailbox. The spec
+                // says nothing of a server's cancel, so nothing of its order either: where the
+                // cancel is a choice, the other order is one too.
+                let at = out.len();
+                out.push(Event::Reply { ch, reply: Reply::QueueDeleteOk { message_count: n } });
                 self.delete_queue(&name, out);
-                n
+                let own = |e: &Event| matches!(e, Event::Cancel { ch: c, .. } if *c == ch);
+                if self.profile.cancel_notify == crate::profile::Permit::Either
+                    && out[at..].iter().any(own)
+                    && self.either("basic cancel", 2) == 1
+                {
+                    let reply = out.remove(at);
+                    let last = at + out[at..].iter().rposition(own).expect("a cancel on this channel");
+                    out.insert(last + 1, reply);
+                }
+                return Ok(());
             }
             Err(Channel(NotFound)) if self.profile.delete_missing_ok => 0,
             Err(e) => return Err(e),

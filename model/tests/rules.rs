@@ -1143,10 +1143,10 @@ fn queue_delete_cancels_consumers() {
         w.run(consume(other, "q", "A", false));
         assert_eq!(delivered_to(&fill(&mut w, c, "q", 2)), ["A", "A"]);
         let told = vec![
-            Event::Cancel { ch: other, consumer_tag: "A".into() },
             Event::Reply { ch: c, reply: Reply::QueueDeleteOk { message_count: 0 } },
+            Event::Cancel { ch: other, consumer_tag: "A".into() },
         ];
-        let silent = told[1..].to_vec();
+        let silent = told[..1].to_vec();
         // RabbitMQ tells the consumer; the spec allows a server-sent basic.cancel (extended
         // XML) without requiring one, and then the untold consumer's tag is freed or stays
         // reserved (see consumer_tag_of_an_untold_consumer_may_stay_reserved).
@@ -1159,6 +1159,23 @@ fn queue_delete_cancels_consumers() {
         assert_eq!(w.run(reject(other, 2, true)), vec![]);
         assert!(!w.0.queues.contains_key("q"));
         w.refused(ack(other, 1, false), PreconditionFailed);
+    }
+}
+
+/// The channel that deletes the queue it consumes from: RabbitMQ 3.10.8 sends the delete-ok,
+/// then the consumer's basic.cancel (docs/rabbitmq-3.10.md Q63); under `spec`, where the cancel
+/// is a choice, so is its place: before the delete-ok or after (or none).
+#[test]
+fn a_deleting_channels_own_consumer_hears_of_it_after_the_delete_ok_on_rabbitmq() {
+    for p in BOTH {
+        let (mut w, c) = with_queue(p);
+        w.run(consume(c, "q", "A", false));
+        let ok = Event::Reply { ch: c, reply: Reply::QueueDeleteOk { message_count: 0 } };
+        let cancel = Event::Cancel { ch: c, consumer_tag: "A".into() };
+        let after = vec![ok.clone(), cancel.clone()];
+        let before = vec![cancel, ok.clone()];
+        let expected = if p == RABBIT { vec![after] } else { vec![after, vec![ok.clone()], vec![ok], before] };
+        assert_eq!(w.outcomes(&delete_queue(c, "q", false, false)), expected, "{p:?}");
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::table::table;
 use amq_protocol::protocol::{access, basic, channel, confirm, exchange, queue, tx, AMQPClass};
 use amq_protocol::types::ShortString;
-use amqp_model::{ChanRef, Command, ExchangeKind, Name, ReplyCode};
+use amqp_model::{ChanRef, Command, ExchangeKind, Name, ProfileName, ReplyCode};
 
 /// What a client method asks of the server.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,8 +64,8 @@ fn prefetch_size(payload: &[u8]) -> u32 {
 }
 
 /// Read a client method on channel `ch` (a channel above 0; connection methods are the
-/// connection's business). `payload` is the method frame's payload.
-pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
+/// connection's business) for a broker under `profile`. `payload` is the method frame's payload.
+pub fn request(profile: ProfileName, ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
     let cmd = |command: Command, nowait: bool| Request::Command { command, nowait };
     match class {
         AMQPClass::Channel(m) => match m {
@@ -169,7 +169,10 @@ pub fn request(ch: ChanRef, class: &AMQPClass, payload: &[u8]) -> Request {
                 cmd(Command::BasicQos { ch, prefetch_count: q.prefetch_count, global: q.global }, false)
             }
             basic::AMQPMethod::Consume(c) => {
-                if c.no_local {
+                // RabbitMQ 3.10.8 takes `no-local` and ignores it (docs/rabbitmq-3.10.md Q61: the
+                // consumer gets its own connection's messages), and so does the model under its
+                // profile. Under `spec` the model, which has no notion of it, cannot honour it.
+                if c.no_local && profile != ProfileName::Rabbitmq {
                     return not_implemented("basic.consume no-local is not implemented by the model");
                 }
                 cmd(

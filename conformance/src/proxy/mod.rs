@@ -12,6 +12,7 @@
 pub mod delay;
 pub mod judge;
 pub mod record;
+pub mod report;
 pub mod session;
 
 use session::{Seen, Session, Side};
@@ -101,6 +102,8 @@ pub struct Traffic {
     pub recording_failed: Option<String>,
     /// What the judge found, in order ([`judge::Finding`]).
     pub findings: Vec<judge::Finding>,
+    /// The recording's line of the event the first divergence is about.
+    pub divergence_line: Option<usize>,
 }
 
 impl Traffic {
@@ -223,6 +226,8 @@ impl Proxy {
 #[derive(Debug)]
 pub struct ProxyHandle {
     addr: SocketAddr,
+    /// The reader's queue, to see how much of it is still to read.
+    queue: mpsc::Sender<Chunk>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Traffic>>,
 }
@@ -239,13 +244,30 @@ impl ProxyHandle {
             let _in_runtime = rt.enter();
             Proxy::start(TcpListener::from_std(listener)?, config)?
         };
+        let queue = proxy.stop_reader.clone();
         let thread = std::thread::Builder::new().name("proxy".into()).spawn(move || {
             rt.block_on(async move {
                 let _ = stopped.await;
                 proxy.stop().await
             })
         })?;
-        Ok(ProxyHandle { addr, stop: Some(stop), thread: Some(thread) })
+        Ok(ProxyHandle { addr, queue, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// How many chunks wait for the reader.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// Stop it once the reader has taken everything queued (a reader behind a burst of traffic
+    /// catches up), or once `patience` has passed, and say what it read. What was still queued
+    /// then is read and recorded, not judged, and the judging says so.
+    pub fn stop_when_read(self, patience: std::time::Duration) -> Traffic {
+        let deadline = std::time::Instant::now() + patience;
+        while self.queued() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.stop()
     }
 
     /// The address clients connect to.
@@ -321,13 +343,17 @@ fn read(
     log: bool,
 ) {
     let mut sessions: BTreeMap<u16, Session> = BTreeMap::new();
+    let profile = judge.profile().name;
     let started = std::time::Instant::now();
     // Until the proxy stops: what was queued before the stop is read first.
     while let Some(chunk) = chunks.blocking_recv() {
         let (seen, ended) = match chunk {
             Chunk::Stop => break,
             Chunk::Bytes(conn, side, bytes) => (
-                sessions.entry(conn).or_insert_with(|| Session::new(amqp_model::ConnId(conn))).bytes(side, &bytes),
+                sessions
+                    .entry(conn)
+                    .or_insert_with(|| Session::new(amqp_model::ConnId(conn), profile))
+                    .bytes(side, &bytes),
                 None,
             ),
             Chunk::Ended(conn) => {
@@ -351,9 +377,24 @@ fn read(
                     t.commands += 1;
                     judge.command(c, *nowait);
                 }
+                Seen::CloseOk(ch) => judge.close_ok(*ch),
+                Seen::Refused { ch, code, method, note } => {
+                    if log {
+                        eprintln!("proxy: {note}");
+                    }
+                    t.notes.push(note.clone());
+                    judge.refused(*ch, *code, *method, note);
+                }
                 Seen::Event(e) => {
                     t.events += 1;
+                    let found = judge.findings.len();
                     judge.event(e);
+                    let diverged =
+                        judge.findings[found..].iter().any(|f| matches!(f, judge::Finding::Divergence { .. }));
+                    if diverged && t.divergence_line.is_none() {
+                        // The event is written next, on a line of its own.
+                        t.divergence_line = recorder.as_ref().map(|r| r.lines() + 1);
+                    }
                 }
                 Seen::Note(n) => {
                     if log {
@@ -373,6 +414,17 @@ fn read(
         if let Some(conn) = ended {
             judge.ended(conn);
         }
+        // The recording is written out whenever the reader has caught up: line by line when the
+        // traffic is light, in larger writes under load.
+        if chunks.is_empty() {
+            if let Some(r) = recorder.as_mut() {
+                if let Err(e) = r.flush() {
+                    eprintln!("proxy: the recording {} failed: {e}; the proxy goes on without it", r.path().display());
+                    t.recording_failed = Some(e.to_string());
+                    recorder = None;
+                }
+            }
+        }
         // A line per finding as it happens.
         for f in &judge.findings[before..] {
             eprintln!("proxy: {f}");
@@ -385,6 +437,9 @@ fn read(
         shared.findings.append(&mut t.findings);
         if t.recording_failed.is_some() {
             shared.recording_failed = t.recording_failed;
+        }
+        if shared.divergence_line.is_none() {
+            shared.divergence_line = t.divergence_line;
         }
     }
     // Fell behind on a connection after its last chunk was read: judging ended there too.

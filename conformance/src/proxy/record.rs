@@ -3,8 +3,9 @@
 //! proxy numbered them (`c1.1`), names the broker generated (`amq.gen-...` queues, `amq.ctag-...`
 //! consumer tags) as variables (`-> $q1`), and what the broker did as comments (`# c1.1 saw
 //! basic.deliver ...`) to turn into `expect` lines by hand. `run` replays it against any broker,
-//! judged by the model; the file is written line by line, so a proxy that is killed loses nothing
-//! it forwarded.
+//! judged by the model; the file is written out whenever the reader has caught up with the
+//! traffic (line by line when it is light, in larger writes under load), so a proxy that is
+//! killed loses at most what it read since.
 
 use super::session::Seen;
 use crate::trace::{write_command, write_event};
@@ -18,12 +19,14 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct Recorder {
     path: PathBuf,
-    file: std::fs::File,
+    file: std::io::BufWriter<std::fs::File>,
     /// A generated name -> its variable.
     vars: BTreeMap<Name, Name>,
     /// Channels whose next declare-ok (`q`) or consume-ok (`t`) names what a variable stands for.
     capturing: HashMap<(ChanRef, char), Name>,
     counts: HashMap<char, usize>,
+    /// Lines written so far.
+    lines: usize,
 }
 
 impl Recorder {
@@ -32,7 +35,7 @@ impl Recorder {
         std::fs::create_dir_all(dir)?;
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let path = dir.join(format!("proxy-{stamp}-{}.trace", std::process::id()));
-        let mut file = std::fs::File::create(&path)?;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
         writeln!(file, "title: a session recorded by amqp-conformance proxy (upstream {upstream})")?;
         writeln!(file)?;
         writeln!(
@@ -40,7 +43,13 @@ impl Recorder {
             "# Every command the clients sent, in the order the proxy forwarded them; what the broker did\n\
              # is in comments (`# saw ...`), to turn into `expect` lines where the trace should pin it."
         )?;
-        Ok(Recorder { path, file, vars: BTreeMap::new(), capturing: HashMap::new(), counts: HashMap::new() })
+        let (vars, capturing, counts) = (BTreeMap::new(), HashMap::new(), HashMap::new());
+        Ok(Recorder { path, file, vars, capturing, counts, lines: 4 })
+    }
+
+    /// How many lines are written: the next thing seen is written on the line after.
+    pub fn lines(&self) -> usize {
+        self.lines
     }
 
     /// Where the trace is.
@@ -75,6 +84,7 @@ impl Recorder {
                     // The replay waits for the answer the client did not ask for: the model
                     // judges the same command either way.
                     writeln!(self.file, "# note: sent with nowait")?;
+                    self.lines += 1;
                 }
                 writeln!(self.file, "{line}")?;
             }
@@ -91,8 +101,16 @@ impl Recorder {
                 }
                 writeln!(self.file, "# saw {}", write_event(e))?;
             }
-            Seen::Note(note) => writeln!(self.file, "# note: {note}")?,
+            Seen::Note(note) | Seen::Refused { note, .. } => writeln!(self.file, "# note: {note}")?,
+            // A replay answers every close before its next command.
+            Seen::CloseOk(_) => return Ok(()),
         }
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Write out what is buffered (the reader does whenever it has nothing more to read).
+    pub fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
     }
 

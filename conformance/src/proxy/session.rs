@@ -15,7 +15,7 @@ use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue, tx, AMQPClass};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
-use amqp_model::{ChanRef, Command, ConnId, Event, Message, Method, MsgId, Name, ReplyCode};
+use amqp_model::{ChanRef, Command, ConnId, Event, Message, Method, MsgId, Name, ProfileName, ReplyCode};
 use amqp_wire::{FrameBuffer, Request};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -28,10 +28,26 @@ const FRAME_MAX: u32 = 1 << 30;
 pub enum Seen {
     /// The client sent a command (`true`: with `nowait`, so the broker sends no reply).
     Command(Command, bool),
+    /// The client answered the broker's close of a channel with `close-ok`: the channel is free
+    /// again (a trace answers every close before its next command, so says nothing of it).
+    CloseOk(ChanRef),
     /// The broker did something the client observes.
     Event(Event),
     /// Something the model's traces cannot say, and why it matters.
     Note(String),
+    /// The client sent what the model leaves out and the reference broker, as RabbitMQ 3.10.8,
+    /// refuses with a connection close (`code`, naming `method`), saying why in `note`
+    /// ([`amqp_wire::Request::Refuse`]).
+    Refused {
+        /// The channel it came on.
+        ch: ChanRef,
+        /// The close's reply code.
+        code: ReplyCode,
+        /// The method the close names.
+        method: Option<Method>,
+        /// What it was.
+        note: String,
+    },
 }
 
 /// Which side of the connection bytes came from.
@@ -79,12 +95,18 @@ struct Confirms {
 #[derive(Debug)]
 pub struct Session {
     conn: ConnId,
+    /// The profile the broker is judged under (what the model takes of a method depends on it).
+    profile: ProfileName,
     client: FrameBuffer,
     broker: FrameBuffer,
     /// The client's protocol header is still to be read.
     header_pending: bool,
     /// The client has opened the connection (and not closed it).
     open: bool,
+    /// The broker has closed the connection (`connection.close`).
+    broker_closed: bool,
+    /// The broker has answered a `connection.close` of the client's.
+    close_answered: bool,
     publishing: HashMap<u16, Publishing>,
     content: HashMap<u16, Content>,
     /// The method the client sent last on each channel (0: the connection).
@@ -114,14 +136,17 @@ fn message(exchange: &str, routing_key: &str, header: &Option<AMQPContentHeader>
 }
 
 impl Session {
-    /// A session for the proxy's connection `conn`.
-    pub fn new(conn: ConnId) -> Session {
+    /// A session for the proxy's connection `conn`, judged under `profile`.
+    pub fn new(conn: ConnId, profile: ProfileName) -> Session {
         Session {
             conn,
+            profile,
             client: FrameBuffer::new(),
             broker: FrameBuffer::new(),
             header_pending: true,
             open: false,
+            broker_closed: false,
+            close_answered: false,
             publishing: HashMap::new(),
             content: HashMap::new(),
             last: HashMap::new(),
@@ -194,6 +219,9 @@ impl Session {
                     self.last.insert(0, Method::ConnectionClose);
                     out.push(Seen::Command(Command::ConnectionClose { conn: self.conn }, false));
                 }
+                connection::AMQPMethod::Close(_) => {
+                    out.push(Seen::Note(format!("c{} connection.close again, on a connection closing", self.conn.0)));
+                }
                 connection::AMQPMethod::UpdateSecret(_) => {
                     out.push(Seen::Note("connection.update-secret (no trace says it)".into()));
                 }
@@ -207,7 +235,11 @@ impl Session {
                 if matches!(class, AMQPClass::Confirm(confirm::AMQPMethod::Select(_))) {
                     self.confirming.entry(n).or_default();
                 }
-                match amqp_wire::request(ch, &class, payload) {
+                if matches!(class, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) {
+                    out.push(Seen::CloseOk(ch));
+                    return;
+                }
+                match amqp_wire::request(self.profile, ch, &class, payload) {
                     Request::Command { command, nowait } => out.push(Seen::Command(command, nowait)),
                     Request::Publish { exchange, routing_key, mandatory } => {
                         self.publishing
@@ -218,8 +250,10 @@ impl Session {
                         out.push(Seen::Note(format!("c{}.{n} channel.flow active=true", self.conn.0)))
                     }
                     Request::AccessRequest => out.push(Seen::Note(format!("c{}.{n} access.request", self.conn.0))),
-                    Request::Refuse { text, .. } => {
-                        out.push(Seen::Note(format!("c{}.{n} sent what the model leaves out: {text}", self.conn.0)))
+                    Request::Refuse { code, text } => {
+                        let method = by_ids(class.get_amqp_class_id(), class.get_amqp_method_id());
+                        let note = format!("c{}.{n} sent what the model leaves out: {text}", self.conn.0);
+                        out.push(Seen::Refused { ch, code, method, note });
                     }
                 }
             }
@@ -271,9 +305,26 @@ impl Session {
         match frame {
             AMQPFrame::Method(0, AMQPClass::Connection(m)) => match m {
                 connection::AMQPMethod::OpenOk(_) => out.push(Seen::Event(Event::ConnectionOpenOk { conn })),
-                connection::AMQPMethod::CloseOk(_) => out.push(Seen::Event(Event::ConnectionCloseOk { conn })),
+                // The answer to a client's close that crossed the broker's own: the model's
+                // connection ended with the broker's close, and a trace has no such step.
+                connection::AMQPMethod::CloseOk(_) if self.broker_closed => {
+                    out.push(Seen::Note(format!(
+                        "c{} connection.close-ok to the client's close, which crossed the broker's",
+                        conn.0
+                    )));
+                }
+                // A client that closed more than once (from several threads at once) may get
+                // more than one answer: the model's connection ended with the first.
+                connection::AMQPMethod::CloseOk(_) if self.close_answered => {
+                    out.push(Seen::Note(format!("c{} connection.close-ok again, to a further close", conn.0)));
+                }
+                connection::AMQPMethod::CloseOk(_) => {
+                    self.close_answered = true;
+                    out.push(Seen::Event(Event::ConnectionCloseOk { conn }))
+                }
                 connection::AMQPMethod::Close(c) => {
                     self.open = false;
+                    self.broker_closed = true;
                     match ReplyCode::from_code(c.reply_code) {
                         Some(code) => out.push(Seen::Event(Event::ConnectionClosed {
                             conn,
@@ -320,7 +371,9 @@ impl Session {
                     out.push(Seen::Event(Event::ChannelCloseOk { ch }));
                 }
                 channel::AMQPMethod::Close(c) => {
-                    let method = self.last.get(&n).copied().unwrap_or(Method::ChannelOpen);
+                    // The method the close names, else the client's last on the channel.
+                    let named = by_ids(c.class_id, c.method_id);
+                    let method = named.or_else(|| self.last.get(&n).copied()).unwrap_or(Method::ChannelOpen);
                     self.forget(n);
                     match ReplyCode::from_code(c.reply_code) {
                         Some(code) => out.push(Seen::Event(Event::ChannelClosed { ch, code, method })),

@@ -57,6 +57,14 @@ pub trait Target {
     fn pipeline(&mut self, command: &Command) -> Vec<Event> {
         self.command(command, Hint::CONFIRM)
     }
+    /// Whether the target sees where a server's `basic.cancel` came among the other events of
+    /// its channel. The live target does not: lapin hands the cancel to the consumer as it reads
+    /// it but a reply to the task awaiting it, later, so a `queue.delete-ok` that came first may
+    /// be observed after the cancel (docs/rabbitmq-3.10.md Q63); the runner then judges the
+    /// cancel apart ([`crate::validate::Validator::cancels_apart`]).
+    fn sees_cancel_order(&self) -> bool {
+        true
+    }
     /// Listen for what the broker does on its own (deliveries, confirms, server closes).
     fn listen(&mut self, how: Listen) -> Vec<Event>;
     /// Milliseconds since the session began, on a real clock; `None` for a target whose time

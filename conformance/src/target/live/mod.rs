@@ -497,6 +497,10 @@ impl Target for LiveTarget {
         Some(self.started.elapsed().as_millis() as u64)
     }
 
+    fn sees_cancel_order(&self) -> bool {
+        false
+    }
+
     /// lapin reads what comes as it goes, and will not send on a channel it has seen closed: the
     /// trace goes to the raw-frame target.
     fn pipeline(&mut self, command: &Command) -> Vec<Event> {
