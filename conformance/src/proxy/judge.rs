@@ -432,13 +432,8 @@ impl Judge {
         if let [h] = &mut self.hypotheses[..] {
             if !self.exhaustive && answered(&self.log, h, event, s) {
                 settle(&self.log, h);
-                self.log.compact(&mut self.hypotheses);
-                self.keep(Input::Event(event.clone()));
-                if client_fault(event) {
-                    let after = self.last.get(&lane_key(&s.0)).cloned();
-                    self.findings.push(Finding::ClientError { at: at(&s.0), after, close: event.clone() });
-                }
-                return;
+                let next = std::mem::take(&mut self.hypotheses);
+                return self.accept(event, s, next);
             }
         }
         let mut next: Vec<Hypothesis> = Vec::new();
@@ -467,13 +462,8 @@ impl Judge {
             match self.confirm(event) {
                 Ok(None) => {}
                 Ok(Some(full)) => {
-                    self.hypotheses = full.hypotheses;
                     self.log = full.log;
-                    self.keep(Input::Event(event.clone()));
-                    if client_fault(event) {
-                        self.findings.push(Finding::ClientError { at: at(&s.0), after, close: event.clone() });
-                    }
-                    return;
+                    return self.accept(event, s, full.hypotheses);
                 }
                 Err(why) => {
                     let event = crate::trace::write_event(event);
@@ -495,7 +485,13 @@ impl Judge {
             }
             return;
         }
+        self.accept(event, s, next);
+    }
+
+    /// `event` (on `s`) is explained: `next` are the hypotheses that follow.
+    fn accept(&mut self, event: &Event, s: Lane, mut next: Vec<Hypothesis>) {
         if client_fault(event) {
+            let after = self.last.get(&lane_key(&s.0)).cloned();
             self.findings.push(Finding::ClientError { at: at(&s.0), after, close: event.clone() });
         }
         if next.len() > HYPOTHESES {
@@ -512,10 +508,7 @@ impl Judge {
     pub fn ended(&mut self, conn: ConnId) {
         self.keep(Input::Ended(conn));
         for h in &mut self.hypotheses {
-            h.owed.retain(|l, _| match l.0 {
-                Stream::Connection(c) => c != conn,
-                Stream::Channel(ch) | Stream::Cancel(ch) => ch.conn != conn,
-            });
+            h.owed.retain(|l, _| lane_key(&l.0).0 != conn);
         }
     }
 }

@@ -331,6 +331,15 @@ async fn connection(client: TcpStream, addr: SocketAddr, conn: u16, shared: Arc<
     shared.tee(conn, Chunk::Ended(conn));
 }
 
+/// After a write to the recording: if it failed, say so and go on without it.
+fn recording(recorder: &mut Option<record::Recorder>, written: io::Result<()>, t: &mut Traffic) {
+    if let (Err(e), Some(r)) = (written, recorder.as_ref()) {
+        eprintln!("proxy: the recording {} failed: {e}; the proxy goes on without it", r.path().display());
+        t.recording_failed = Some(e.to_string());
+        *recorder = None;
+    }
+}
+
 /// The reader: each connection's chunks read as the model reads them, in the order the proxy
 /// passed them on, and written to the recording.
 fn read(
@@ -404,11 +413,8 @@ fn read(
                 }
             }
             if let Some(r) = recorder.as_mut() {
-                if let Err(e) = r.write(s) {
-                    eprintln!("proxy: the recording {} failed: {e}; the proxy goes on without it", r.path().display());
-                    t.recording_failed = Some(e.to_string());
-                    recorder = None;
-                }
+                let written = r.write(s);
+                recording(&mut recorder, written, &mut t);
             }
         }
         if let Some(conn) = ended {
@@ -418,11 +424,8 @@ fn read(
         // traffic is light, in larger writes under load.
         if chunks.is_empty() {
             if let Some(r) = recorder.as_mut() {
-                if let Err(e) = r.flush() {
-                    eprintln!("proxy: the recording {} failed: {e}; the proxy goes on without it", r.path().display());
-                    t.recording_failed = Some(e.to_string());
-                    recorder = None;
-                }
+                let written = r.flush();
+                recording(&mut recorder, written, &mut t);
             }
         }
         // A line per finding as it happens.
