@@ -592,7 +592,7 @@ impl Validator {
     /// state in which they came back and went nowhere is consistent as soon as a state with them
     /// on their way is, so a close whose copies no consumer takes ends the step at once).
     pub fn settled(&self) -> bool {
-        self.states.iter().any(|s| !s.owes_delivery() && !s.owes_return())
+        self.states.iter().any(|s| !s.owes_delivery() && !s.owes_arrival())
     }
 
     /// Account for a wait: what the broker did while the runner waited, after which the model

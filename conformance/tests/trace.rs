@@ -233,7 +233,7 @@ fn rests(broker: &Broker) -> bool {
     if broker.owes_delivery() {
         return false;
     }
-    if !broker.owes_return() {
+    if !broker.owes_arrival() {
         return true;
     }
     let mut back = broker.clone();
@@ -1223,7 +1223,7 @@ fn a_path_missing_an_expect(trace: &Trace, profile: Profile, file: &str) -> Opti
                     let branches = branches.into_iter().flat_map(|b| {
                         let mut at_once = b.clone();
                         settle_removals(&mut at_once.broker);
-                        let late = !b.broker.owes_return() || !at_once.broker.owes_delivery();
+                        let late = !b.broker.owes_arrival() || !at_once.broker.owes_delivery();
                         [late.then_some(b), Some(at_once)].into_iter().flatten()
                     });
                     for mut b in branches {

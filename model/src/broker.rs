@@ -83,6 +83,15 @@ pub enum Internal {
         /// The queue.
         queue: crate::types::Name,
     },
+    /// Put the first dead-lettered copy on its way to `queue` from the queue `from` in it
+    /// ([`crate::state::Queue::arriving`]), as a publish would (its limits apply). Silent itself
+    /// (the copy may then be delivered), and owed once a `wait` is over.
+    Arrive {
+        /// The queue it goes to.
+        queue: crate::types::Name,
+        /// The queue it died in.
+        from: crate::types::Name,
+    },
 }
 
 /// What an [`Internal::Remove`] deletes.
@@ -248,10 +257,12 @@ impl crate::state::Broker {
     /// The broker's own choices available now: deliveries to consumers with capacity, then the
     /// deletions it may make ([`Internal::Remove`]) and the expiries ([`Internal::Expire`]).
     pub fn internal_steps(&self, out: &mut Vec<Internal>) {
-        // Returns first: a broker taking the first step each time takes copies back as soon as
-        // it can, as RabbitMQ nearly always does (Q50).
+        // Returns and dead letters first: a broker taking the first step each time takes copies
+        // back and lands dead-lettered ones as soon as it can (RabbitMQ nearly always takes
+        // copies back at once, Q50; it lands a dead-lettered copy a little later, Q64).
         let returning = self.queues.iter().filter(|(_, q)| !q.returning.is_empty());
         out.extend(returning.map(|(n, _)| Internal::Return { queue: n.clone() }));
+        self.arrival_choices(out);
         self.dispatch_choices(out);
         self.removal_choices(out);
         self.expiry_choices(out);
@@ -267,19 +278,33 @@ impl crate::state::Broker {
         out.extend(exchanges.chain(queues).chain(expired).map(Internal::Remove));
     }
 
+    /// The dead-lettered copies that may land now ([`Internal::Arrive`]): for each queue, the
+    /// first on its way from each queue they died in.
+    fn arrival_choices(&self, out: &mut Vec<Internal>) {
+        for (name, q) in self.queues.iter().filter(|(_, q)| !q.arriving.is_empty()) {
+            for (i, a) in q.arriving.iter().enumerate() {
+                if !q.arriving[..i].iter().any(|b| b.from == a.from) {
+                    out.push(Internal::Arrive { queue: name.clone(), from: a.from.clone() });
+                }
+            }
+        }
+    }
+
     /// Whether a silent step is owed: a deletion ([`Internal::Remove`]), an expiry
-    /// ([`Internal::Expire`]) or a closed channel's requeue ([`Internal::Return`]) that must
-    /// have been made once a `wait` is over, though nothing shows it but the answers to later
-    /// commands.
+    /// ([`Internal::Expire`]), a closed channel's requeue ([`Internal::Return`]) or a
+    /// dead-lettered copy's arrival ([`Internal::Arrive`]) that must have been made once a
+    /// `wait` is over, though nothing shows it but the answers to later commands.
     pub fn owes_removal(&self) -> bool {
         self.exchanges.values().any(|x| x.unused)
-            || self.queues.values().any(|q| q.orphaned || q.unused || !q.returning.is_empty())
+            || self.queues.values().any(|q| q.orphaned || q.unused)
+            || self.owes_arrival()
             || self.profile.lifetime && (self.owes_queue_expiry() || self.owes_expiry())
     }
 
-    /// Whether a closed channel's copies are still on their way back ([`Internal::Return`]).
-    pub fn owes_return(&self) -> bool {
-        self.queues.values().any(|q| !q.returning.is_empty())
+    /// Whether copies are still on their way to a queue: a closed channel's going back
+    /// ([`Internal::Return`]) or dead-lettered ones ([`Internal::Arrive`]).
+    pub fn owes_arrival(&self) -> bool {
+        self.queues.values().any(|q| !q.returning.is_empty() || !q.arriving.is_empty())
     }
 
     /// Whether the broker still has something it must do on its own: a delivery it may make
@@ -303,7 +328,7 @@ impl crate::state::Broker {
                     && self.capacity(consumer, true)
                     && !self.passes_avoided(queue, consumer, *at)
             }
-            Internal::Remove(_) | Internal::Expire { .. } | Internal::Return { .. } => false,
+            Internal::Remove(_) | Internal::Expire { .. } | Internal::Return { .. } | Internal::Arrive { .. } => false,
         })
     }
 
@@ -330,8 +355,9 @@ impl crate::state::Broker {
             }
             Internal::Remove(Removal::Exchange(name)) => self.delete_exchange(name, &mut out),
             Internal::Remove(Removal::Queue(name)) => self.delete_queue(name, &mut out),
-            Internal::Expire { queue, at } => self.expire(queue, *at, &mut out),
-            Internal::Return { queue } => self.take_back(queue, &mut out),
+            Internal::Expire { queue, at } => self.expire(queue, *at),
+            Internal::Return { queue } => self.take_back(queue),
+            Internal::Arrive { queue, from } => self.arrive(queue, from, &mut out),
         }
         self.block_full();
         out

@@ -45,7 +45,7 @@ impl Broker {
             let now = matters && returned.iter().any(|q| self.touches(conn, None, q));
             if now && self.either("connection close", 2) == 0 {
                 for q in &returned {
-                    self.take_back(q, out);
+                    self.take_back(q);
                     self.dispatch_now(q, Some(conn), "connection close", out);
                 }
             }
@@ -162,6 +162,9 @@ impl Broker {
         for q in self.queues.values_mut() {
             q.consumers.clear();
             q.blocked.clear();
+            // Dead-lettered copies still on their way are lost (RabbitMQ's dead-lettering is
+            // at most once: nothing confirmed them to anyone).
+            q.arriving.clear();
             let durable = q.durable;
             q.ready.retain(|r| durable && keeps(r.msg.persistent()));
             for r in q.ready.iter_mut() {

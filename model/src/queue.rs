@@ -231,6 +231,7 @@ impl Broker {
                     unused: false,
                     used: None,
                     returning: Vec::new(),
+                    arriving: Vec::new(),
                 };
                 self.queues.insert(name.clone(), q);
                 (0, 0, name)

@@ -81,9 +81,9 @@ impl Broker {
             false => usize::MAX,
         };
         let mut settled = Vec::new();
-        self.in_batches(ch, tags, requeue, &mut settled, |b, u, out| {
+        self.in_batches(ch, tags, requeue, &mut settled, |b, u| {
             let how = u.pending.expect("pending");
-            b.finish(ch, u, how, out);
+            b.finish(ch, u, how);
         });
         self.unblock();
         let here: Vec<usize> = (0..settled.len()).filter(|i| settled[*i].channel() == Some(ch)).collect();

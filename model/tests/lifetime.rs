@@ -50,6 +50,16 @@ fn pass(b: &mut Broker, ms: u32) -> Vec<Event> {
     b.settle_internal()
 }
 
+/// Land every dead-lettered copy on its way ([`Internal::Arrive`]), and nothing else.
+fn land(b: &mut Broker) {
+    loop {
+        let mut steps = Vec::new();
+        b.internal_steps(&mut steps);
+        let Some(step) = steps.into_iter().find(|s| matches!(s, Internal::Arrive { .. })) else { return };
+        b.step(&step);
+    }
+}
+
 fn count(b: &Broker, queue: &str) -> usize {
     b.queues.get(queue).map_or(0, |q| q.ready.len())
 }
@@ -142,6 +152,11 @@ fn a_rejected_message_is_dead_lettered_with_x_death() {
         publish(&mut b, "", "src", expiring("m", "60000"));
         b.apply(&Command::BasicGet { ch: C, queue: "src".into(), no_ack: false }).unwrap();
         b.apply(&Command::BasicReject { ch: C, delivery_tag: 1, requeue: false }).unwrap();
+        // On its way, not yet in the dead-letter queue (Q64), and owed by a wait.
+        assert_eq!(count(&b, "dead"), 0);
+        assert_eq!(b.owes_arrival(), dead == 1, "{faults:?}");
+        assert_eq!(b.owes_removal(), dead == 1, "{faults:?}");
+        land(&mut b);
         assert_eq!(count(&b, "dead"), dead, "{faults:?}");
         if dead == 0 {
             continue;
@@ -168,6 +183,7 @@ fn expired_and_dropped_messages_are_dead_lettered_with_their_reasons() {
     dead_letter_setup(&mut b, &[("x-max-length", Value::Int(1))]);
     publish(&mut b, "", "src", Content::text("a"));
     publish(&mut b, "", "src", Content::text("b"));
+    land(&mut b);
     assert_eq!(death(&b, "dead").2.get("reason"), Some(&Value::Str("maxlen".into())));
     assert_eq!(b.queues["src"].ready[0].msg.0.content.body.as_str(), "b");
 }
@@ -193,6 +209,7 @@ fn a_loop_without_a_rejection_is_broken_and_one_with_counts_up() {
         let got = b.apply(&Command::BasicGet { ch: C, queue: "self".into(), no_ack: false }).unwrap();
         let Some(Event::Reply { reply: Reply::GetOk { delivery_tag, .. }, .. }) = got.first() else { panic!() };
         b.apply(&Command::BasicReject { ch: C, delivery_tag: *delivery_tag, requeue: false }).unwrap();
+        land(&mut b);
         assert_eq!(death(&b, "self").2.get("count"), Some(&Value::Sized(amqp_model::IntType::I64, lap)));
     }
 }
@@ -268,6 +285,7 @@ fn a_waiting_consumer_gets_a_copy_its_queue_could_never_hold_under_drop_head() {
                 }
                 let before = count(&b, "dead");
                 let events = publish(&mut b, "", "src", Content::text(body));
+                land(&mut b);
                 outcomes.push((delivered(&events), confirmed(&events), count(&b, "dead") - before));
                 assert_eq!(count(&b, "src"), 0);
             }
@@ -399,4 +417,42 @@ fn a_get_may_count_a_message_whose_deadline_falls_within_its_bounds() {
     assert_eq!(counts(90, 110), [1, 0]);
     assert_eq!(counts(50, 90), [1]);
     assert_eq!(counts(101, 120), [0]);
+}
+
+#[test]
+fn a_dead_lettered_copy_lands_in_a_step_of_its_own_in_the_order_its_queue_killed_it() {
+    let mut b = broker(Faults::NONE);
+    dead_letter_setup(&mut b, &[]);
+    declare(&mut b, "other", args(&[("x-dead-letter-exchange", Value::Str("dlx".into()))]));
+    for (queue, body) in [("src", "a"), ("src", "b"), ("other", "c")] {
+        publish(&mut b, "", queue, Content::text(body));
+        b.apply(&Command::BasicGet { ch: C, queue: queue.into(), no_ack: false }).unwrap();
+    }
+    for tag in [2, 1, 3] {
+        b.apply(&Command::BasicReject { ch: C, delivery_tag: tag, requeue: false }).unwrap();
+    }
+    // Published after the deaths, it may land before their copies (Q64).
+    publish(&mut b, "", "dead", Content::text("p"));
+    let bodies = |b: &Broker| -> Vec<String> {
+        b.queues["dead"].ready.iter().map(|r| r.msg.0.content.body.as_str().to_string()).collect()
+    };
+    assert_eq!(bodies(&b), ["p"]);
+    // One copy may land from each queue they died in: b before a, as src killed them.
+    let mut steps = Vec::new();
+    b.internal_steps(&mut steps);
+    let from = |q: &str| Internal::Arrive { queue: "dead".into(), from: q.into() };
+    assert_eq!(steps, [from("src"), from("other")]);
+    b.step(&from("src"));
+    b.step(&from("other"));
+    assert_eq!(bodies(&b), ["p", "b", "c"]);
+    land(&mut b);
+    assert_eq!(bodies(&b), ["p", "b", "c", "a"]);
+    assert!(!b.owes_arrival());
+    // A restart loses the copies still on their way (nothing confirmed them).
+    publish(&mut b, "", "src", Content::text("d"));
+    b.apply(&Command::BasicGet { ch: C, queue: "src".into(), no_ack: false }).unwrap();
+    b.apply(&Command::BasicReject { ch: C, delivery_tag: 4, requeue: false }).unwrap();
+    assert!(b.owes_arrival());
+    b.apply(&Command::Restart).unwrap();
+    assert!(!b.owes_arrival());
 }

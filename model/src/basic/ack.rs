@@ -114,7 +114,7 @@ impl Broker {
         if self.faults.has(Fault::ReuseDeliveryTags) {
             self.channel_mut(ch).next_tag = 1;
         }
-        self.in_batches(ch, tags, how == Settle::Requeue, out, |b, u, out| b.finish(ch, u, how, out));
+        self.in_batches(ch, tags, how == Settle::Requeue, out, |b, u| b.finish(ch, u, how));
         Ok(())
     }
 
@@ -130,7 +130,7 @@ impl Broker {
         tags: Vec<u64>,
         requeue: bool,
         out: &mut Vec<Event>,
-        mut settle: impl FnMut(&mut Broker, Unacked, &mut Vec<Event>),
+        mut settle: impl FnMut(&mut Broker, Unacked),
     ) {
         let mut batches: std::collections::BTreeMap<(crate::types::Name, Option<crate::types::Name>), Vec<u64>> =
             std::collections::BTreeMap::new();
@@ -147,7 +147,7 @@ impl Broker {
         for (i, ((queue, _), tags)) in batches.iter().enumerate() {
             for t in tags {
                 let u = self.channel_mut(ch).unacked.remove(t).expect("listed");
-                settle(self, u, out);
+                settle(self, u);
             }
             self.unblock();
             if batches.get(i + 1).is_some_and(|((next, _), _)| next == queue) {
@@ -165,10 +165,10 @@ impl Broker {
     /// requeue means the message is discarded or dead-lettered. So with no consumer of the queue
     /// on another channel, the copy is held for one (first) or dead-lettered, which in a model
     /// without dead-letter queues is its end.
-    pub(crate) fn finish(&mut self, ch: ChanRef, u: Unacked, how: Settle, out: &mut Vec<Event>) {
+    pub(crate) fn finish(&mut self, ch: ChanRef, u: Unacked, how: Settle) {
         match how {
             Settle::Ack => self.settle_copy(u.msg.id(), &u.queue),
-            Settle::Discard => self.discard(u, out),
+            Settle::Discard => self.discard(u),
             Settle::Requeue => {
                 let avoid = self.profile.requeue_avoids_rejecting_channel.then_some(ch);
                 let elsewhere = |b: &Broker| {
@@ -177,7 +177,7 @@ impl Broker {
                 if avoid.is_some() && !elsewhere(self) && self.either("basic reject requeue 01", 2) == 1 {
                     return self.settle_copy(u.msg.id(), &u.queue);
                 }
-                self.requeue(u, avoid, out);
+                self.requeue(u, avoid);
             }
         }
     }
@@ -185,10 +185,10 @@ impl Broker {
     /// A delivery rejected or nacked without requeue: settled, and dead-lettered
     /// ([`crate::lifetime::dead_letter`], reason `rejected`) if its queue is still there to say
     /// where.
-    fn discard(&mut self, u: Unacked, out: &mut Vec<Event>) {
+    fn discard(&mut self, u: Unacked) {
         self.settle_copy(u.msg.id(), &u.queue);
         if !u.queue_gone {
-            self.dead_letter(&u.queue, &u.msg, crate::lifetime::dead_letter::Reason::Rejected, out);
+            self.dead_letter(&u.queue, &u.msg, crate::lifetime::dead_letter::Reason::Rejected);
         }
     }
 
@@ -198,27 +198,21 @@ impl Broker {
     /// nothing of it) the copy floats: it may go out before or after any message that was in the
     /// queue then, never after one that came later (`basic 08`). Only `basic.recover` without
     /// requeue (spec profile) hands copies straight back to their original consumer.
-    pub(crate) fn requeue(&mut self, u: Unacked, avoid: Option<ChanRef>, out: &mut Vec<Event>) {
-        self.requeue_flagged(u, avoid, self.profile.redelivered_flag_optional, out);
+    pub(crate) fn requeue(&mut self, u: Unacked, avoid: Option<ChanRef>) {
+        self.requeue_flagged(u, avoid, self.profile.redelivered_flag_optional);
     }
 
     /// Take back the copies on their way to `queue` from closed channels
     /// ([`crate::Internal::Return`]), all at once, as any requeue.
-    pub(crate) fn take_back(&mut self, queue: &crate::types::Name, out: &mut Vec<Event>) {
+    pub(crate) fn take_back(&mut self, queue: &crate::types::Name) {
         let Some(q) = self.queues.get_mut(queue) else { return };
         for u in std::mem::take(&mut q.returning) {
-            self.requeue(u, None, out);
+            self.requeue(u, None);
         }
     }
 
     /// [`Self::requeue`], with the redelivered flag optional or not on the next delivery.
-    pub(crate) fn requeue_flagged(
-        &mut self,
-        u: Unacked,
-        avoid: Option<ChanRef>,
-        flag_optional: bool,
-        out: &mut Vec<Event>,
-    ) {
+    pub(crate) fn requeue_flagged(&mut self, u: Unacked, avoid: Option<ChanRef>, flag_optional: bool) {
         let redelivered = !self.faults.has(Fault::NoRedeliveredFlag);
         let floating = (self.profile.requeue_position == RequeuePosition::Anywhere).then_some(self.next_msg);
         match self.queues.get_mut(&u.queue).filter(|_| !u.queue_gone) {
@@ -228,7 +222,7 @@ impl Broker {
                 let expires = u.expires;
                 q.ready.insert(at, Ready { msg: u.msg, redelivered, flag_optional, avoid, floating, expires });
                 // Back over a `drop-head` length limit, the oldest go (Q44: the requeued one).
-                self.drop_over_limits(&u.queue, out);
+                self.drop_over_limits(&u.queue);
             }
             None => self.settle_copy(u.msg.id(), &u.queue),
         }
@@ -249,7 +243,7 @@ impl Broker {
             // queues still have the copies to take back. `basic recover 01`: the flag is a MUST
             // on what recover resends.
             out.push(Event::Reply { ch, reply: Reply::RecoverOk });
-            self.in_batches(ch, tags, true, out, |b, u, out| b.requeue_flagged(u, None, false, out));
+            self.in_batches(ch, tags, true, out, |b, u| b.requeue_flagged(u, None, false));
             return Ok(());
         }
         // requeue=false from here on: each goes back to its own consumer where it can.
@@ -290,7 +284,7 @@ impl Broker {
                     self.channel_mut(ch).unacked.insert(t, u);
                 }
                 // `basic recover 01`: the flag is a MUST on what recover resends.
-                None => self.requeue_flagged(u, None, false, out),
+                None => self.requeue_flagged(u, None, false),
             }
         }
         self.unblock();

@@ -314,7 +314,7 @@ impl Broker {
             out.push(Event::Reply { ch, reply: Reply::GetEmpty });
             return Ok(());
         };
-        self.drop_expired_heads(&name, out);
+        self.drop_expired_heads(&name);
         if self.faults.has(crate::fault::Fault::GetDropsNext) {
             if let Some(next) = self.queues.get_mut(&name).and_then(|q| q.ready.pop_front()) {
                 self.settle_copy(next.msg.id(), &name);

@@ -57,15 +57,22 @@ impl BrokerModel {
         BrokerModel { config }
     }
 
-    /// Where the configuration takes a closed channel's returns at once
-    /// ([`CheckConfig::late_returns`] false): take them.
-    fn take_returns(&self, broker: &mut Broker, events: &mut Vec<crate::Event>) {
-        if self.config.late_returns {
+    /// Where the configuration lands copies at once ([`CheckConfig::late_arrivals`] false):
+    /// a closed channel's returns, then dead-lettered copies in the order they died (a landing
+    /// may kill another, whose copy lands in turn).
+    fn take_arrivals(&self, broker: &mut Broker, events: &mut Vec<crate::Event>) {
+        if self.config.late_arrivals {
             return;
         }
         let mut steps = Vec::new();
         broker.internal_steps(&mut steps);
         for step in steps.into_iter().filter(|s| matches!(s, crate::Internal::Return { .. })) {
+            events.extend(broker.step(&step));
+        }
+        loop {
+            let mut steps = Vec::new();
+            broker.internal_steps(&mut steps);
+            let Some(step) = steps.into_iter().find(|s| matches!(s, crate::Internal::Arrive { .. })) else { break };
             events.extend(broker.step(&step));
         }
     }
@@ -136,7 +143,7 @@ impl Model for BrokerModel {
             Action::Broker(step) => next.broker.step(step),
         };
         let mut events = events;
-        self.take_returns(&mut next.broker, &mut events);
+        self.take_arrivals(&mut next.broker, &mut events);
         ghost::observe(&last.broker, &action, &events, &next.broker, &mut next.ghost);
         Some(next)
     }

@@ -4,8 +4,13 @@
 //! ([`super::ttl`], `expired`), and when a length limit drops or refuses it ([`super::limits`],
 //! `maxlen`). Nothing else dead-letters: not a purge, not a queue's deletion, not a requeue.
 //!
-//! As RabbitMQ 3.10.8 does it (probed, docs/rabbitmq-3.10.md Q40, Q41, Q44):
+//! As RabbitMQ 3.10.8 does it (probed, docs/rabbitmq-3.10.md Q40, Q41, Q44, Q64):
 //!
+//! - the copy is routed when its message dies, and lands in each queue it was routed to a little
+//!   later, in a step of the broker's own ([`crate::Internal::Arrive`]): a `basic.get` on the
+//!   dead-letter queue right after the rejection may find it empty, and a message published
+//!   there after the rejection may land first; copies from one queue land in the order they
+//!   died; once there, the target's limits apply as to a publish;
 //! - the copy is published to the dead-letter exchange with the queue's
 //!   `x-dead-letter-routing-key`, or else the message's own routing key; it is delivered with
 //!   that exchange and key, not flagged redelivered, its properties and headers kept but for
@@ -22,7 +27,7 @@
 //!   rejection on it is not a cycle (a client decided each lap).
 
 use crate::event::Event;
-use crate::state::Broker;
+use crate::state::{Arriving, Broker};
 use crate::types::{IntType, Message, MessageData, MsgId, Name, Table, Value};
 use std::sync::Arc;
 
@@ -116,7 +121,7 @@ fn cycle(deaths: &[Value], target: &Name) -> bool {
 impl Broker {
     /// Dead-letter `msg`, which died in `queue` for `reason`: republish a new message with the
     /// headers of its death to the queue's dead-letter exchange, if it has one and that exists.
-    pub(crate) fn dead_letter(&mut self, queue: &Name, msg: &Message, reason: Reason, out: &mut Vec<Event>) {
+    pub(crate) fn dead_letter(&mut self, queue: &Name, msg: &Message, reason: Reason) {
         let Some(policy) = self.queues.get(queue).and_then(|q| self.policy(q)) else { return };
         let Some(exchange) = policy.dead_letter_exchange else { return };
         if !self.exchanges.contains_key(&exchange) || self.faults.has(crate::fault::Fault::DeadLetterDropped) {
@@ -137,8 +142,18 @@ impl Broker {
         let copy = Message(Arc::new(MessageData { id: MsgId(self.next_msg), exchange, routing_key, content }));
         self.next_msg += 1;
         for t in targets {
-            self.put(&t, &copy, out);
+            let arriving = Arriving { from: queue.clone(), msg: copy.clone() };
+            self.queues.get_mut(&t).expect("routed to an existing queue").arriving.push(arriving);
         }
+    }
+
+    /// Land the first dead-lettered copy on its way to `queue` from `from`
+    /// ([`crate::Internal::Arrive`]): put in the queue as a publish would be.
+    pub(crate) fn arrive(&mut self, queue: &Name, from: &Name, out: &mut Vec<Event>) {
+        let Some(q) = self.queues.get_mut(queue) else { return };
+        let Some(at) = q.arriving.iter().position(|a| a.from == *from) else { return };
+        let copy = q.arriving.remove(at).msg;
+        self.put(queue, &copy, out);
     }
 }
 

@@ -50,14 +50,14 @@ impl Broker {
                 max_length.is_some_and(|m| q.ready.len() as u64 >= m) || max_bytes.is_some_and(|m| bytes(q) + size > m);
             if full {
                 if policy.overflow == Overflow::RejectPublishDlx {
-                    self.dead_letter(queue, msg, super::dead_letter::Reason::Maxlen, out);
+                    self.dead_letter(queue, msg, super::dead_letter::Reason::Maxlen);
                 }
                 return false;
             }
         }
         self.append(queue, msg);
         if limited {
-            self.drop_over(queue, max_length, max_bytes, out);
+            self.drop_over(queue, max_length, max_bytes);
         }
         true
     }
@@ -102,20 +102,20 @@ impl Broker {
     /// A copy came back to `queue` (a requeue): under `drop-head` the oldest messages go while
     /// the queue holds more than its limits allow (Q44: a message requeued into a full queue is
     /// at its head and is the one dropped); the other overflow modes refuse only publishes.
-    pub(crate) fn drop_over_limits(&mut self, queue: &Name, out: &mut Vec<Event>) {
+    pub(crate) fn drop_over_limits(&mut self, queue: &Name) {
         let Some(policy) = self.queues.get(queue).and_then(|q| self.policy(q)) else { return };
         if policy.overflow == Overflow::DropHead && !self.faults.has(crate::fault::Fault::LengthLimitIgnored) {
-            self.drop_over(queue, policy.max_length, policy.max_length_bytes, out);
+            self.drop_over(queue, policy.max_length, policy.max_length_bytes);
         }
     }
 
     /// Drop the oldest messages of `queue`, dead-lettering them (`maxlen`), while it holds more
     /// than its limits allow.
-    fn drop_over(&mut self, queue: &Name, max_length: Option<u64>, max_bytes: Option<u64>, out: &mut Vec<Event>) {
+    fn drop_over(&mut self, queue: &Name, max_length: Option<u64>, max_bytes: Option<u64>) {
         while self.queues.get(queue).is_some_and(|q| over(q, max_length, max_bytes)) {
             let r = self.queues.get_mut(queue).and_then(|q| q.ready.pop_front()).expect("over a limit: not empty");
             self.settle_copy(r.msg.id(), queue);
-            self.dead_letter(queue, &r.msg, super::dead_letter::Reason::Maxlen, out);
+            self.dead_letter(queue, &r.msg, super::dead_letter::Reason::Maxlen);
         }
     }
 }

@@ -20,7 +20,6 @@
 //! deadline has surely passed is never delivered or got.
 
 use super::clock::Due;
-use crate::event::Event;
 use crate::state::{Broker, Queue, Ready};
 use crate::types::{Content, Name};
 
@@ -105,7 +104,7 @@ impl Broker {
     /// only an expired message waited counts 0). Those whose deadline has surely passed go here;
     /// one whose deadline falls within the step's own bounds may or may not have expired by
     /// then, so it goes or stays as a choice (`RabbitMQ ttl`): a timing the model cannot know.
-    pub(crate) fn drop_expired_heads(&mut self, queue: &Name, out: &mut Vec<Event>) {
+    pub(crate) fn drop_expired_heads(&mut self, queue: &Name) {
         loop {
             let Some(q) = self.queues.get(queue) else { return };
             if q.ready.iter().all(|r| r.expires.is_none()) {
@@ -116,16 +115,16 @@ impl Broker {
             if !self.surely_expired(&q.ready[at]) && self.either("RabbitMQ ttl", 2) == 0 {
                 return;
             }
-            self.expire(queue, at, out);
+            self.expire(queue, at);
         }
     }
 
     /// Expire the message at `at` of `queue`: it leaves the queue, and is dead-lettered if the
     /// queue says where to.
-    pub(crate) fn expire(&mut self, queue: &Name, at: usize, out: &mut Vec<Event>) {
+    pub(crate) fn expire(&mut self, queue: &Name, at: usize) {
         let Some(r) = self.queues.get_mut(queue).and_then(|q| q.ready.remove(at)) else { return };
         self.settle_copy(r.msg.id(), queue);
-        self.dead_letter(queue, &r.msg, super::dead_letter::Reason::Expired, out);
+        self.dead_letter(queue, &r.msg, super::dead_letter::Reason::Expired);
     }
 }
 
