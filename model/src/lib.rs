@@ -34,6 +34,7 @@ pub mod profile;
 pub mod queue;
 pub mod routing;
 pub mod state;
+pub mod text;
 pub mod tx;
 pub mod types;
 

@@ -42,6 +42,12 @@ enum Cmd {
         threads: Option<usize>,
     },
     /// Serve stateright's Explorer for a configuration on 127.0.0.1.
+    ///
+    /// Actions are shown as trace lines (`c1.1 basic.get q`) or, for the broker's own steps, as
+    /// sentences; each state as a picture (exchanges, bindings, queues with their messages,
+    /// channels with their unacknowledged deliveries, consumers) and as compact text. The
+    /// `sometimes` properties the configuration cannot reach are marked out of scope, as `check`
+    /// marks them. "Run to completion" checks the whole configuration in the page.
     Explore {
         /// The configuration.
         #[arg(default_value = "quick")]
@@ -96,7 +102,7 @@ fn main() -> ExitCode {
             Ok(c) => {
                 let addr = format!("127.0.0.1:{port}");
                 println!("Explorer for `{}` on http://{addr}/ (Ctrl-C to stop)", c.name);
-                BrokerModel::new(c).checker().threads(1).serve(addr);
+                BrokerModel::for_explorer(c).checker().threads(1).serve(addr);
                 ExitCode::SUCCESS
             }
             Err(e) => {

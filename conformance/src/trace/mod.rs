@@ -28,5 +28,5 @@ pub use write::{write, write_command, write_event, write_expected};
 
 /// A name as the trace syntax writes it (bare, or quoted when it must be).
 pub fn token_of(name: &str) -> String {
-    write::token(name)
+    amqp_model::text::token(name)
 }

@@ -9,6 +9,7 @@
 //! the interesting behaviours are reachable at all.
 
 pub mod config;
+pub mod explore;
 pub mod ghost;
 pub mod lifetime;
 pub mod oracle;
@@ -20,7 +21,7 @@ use crate::broker::Internal;
 use crate::command::Command;
 use crate::state::{Broker, CopyId};
 use crate::types::ReplyCode;
-use stateright::{Model, Property};
+use stateright::{Model, Path, Property};
 use std::collections::BTreeMap;
 
 /// A step of the checked system: a client command or a broker choice.
@@ -35,8 +36,10 @@ pub enum Action {
     Broker(Internal),
 }
 
-/// A checked state: the broker and the observer's bookkeeping.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A checked state: the broker and the observer's bookkeeping. Its `Debug` (what the Explorer
+/// shows as the state) is the compact text of [`explore::state_text`], then every field but the
+/// profile's, which stay the same over a run.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CheckState {
     /// The model.
     pub broker: Broker,
@@ -44,17 +47,64 @@ pub struct CheckState {
     pub ghost: Ghost,
 }
 
+impl std::fmt::Debug for CheckState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = &self.broker;
+        f.write_str(&explore::state_text(b, None))?;
+        f.write_str("\nin full\n")?;
+        f.debug_struct("Broker")
+            .field("exchanges", &b.exchanges)
+            .field("queues", &b.queues)
+            .field("bindings", &b.bindings)
+            .field("connections", &b.connections)
+            .field("next_msg", &b.next_msg)
+            .field("next_name", &b.next_name)
+            .field("ledger", &b.ledger)
+            .field("predeclared_durable", &b.predeclared_durable)
+            .field("durable_exclusive", &b.durable_exclusive)
+            .field("header_readings", &b.header_readings)
+            .field("priority_schemes", &b.priority_schemes)
+            .field("clock", &b.clock)
+            .field("faults", &b.faults)
+            .finish()?;
+        write!(f, "\n{:?}", self.ghost)
+    }
+}
+
 /// The broker model over a bounded universe.
 #[derive(Clone, Debug)]
 pub struct BrokerModel {
     /// The universe and bounds.
     pub config: CheckConfig,
+    /// Shown in the Explorer: the `sometimes` properties the configuration cannot reach are
+    /// listed as out of scope, as `amqp-model check` says, and never searched for.
+    pub explorer: bool,
 }
 
 impl BrokerModel {
     /// The model for a configuration.
     pub fn new(config: CheckConfig) -> Self {
-        BrokerModel { config }
+        BrokerModel { config, explorer: false }
+    }
+
+    /// The model for a configuration, as the Explorer shows it ([`BrokerModel::explorer`]).
+    pub fn for_explorer(config: CheckConfig) -> Self {
+        BrokerModel { config, explorer: true }
+    }
+
+    /// `properties`, with those out of the configuration's scope marked for the Explorer.
+    fn scoped(&self, all: Vec<Property<Self>>) -> Vec<Property<Self>> {
+        if !self.explorer {
+            return all;
+        }
+        all.into_iter()
+            .map(|p| {
+                if p.expectation != stateright::Expectation::Sometimes || self.config.must_reach.contains(&p.name) {
+                    return p;
+                }
+                Property::sometimes(explore::out_of_scope(p.name), |_, _| false)
+            })
+            .collect()
     }
 
     /// Where the configuration lands copies at once ([`CheckConfig::late_arrivals`] false):
@@ -75,6 +125,19 @@ impl BrokerModel {
             let Some(step) = steps.into_iter().find(|s| matches!(s, crate::Internal::Arrive { .. })) else { break };
             events.extend(broker.step(&step));
         }
+    }
+
+    /// The state after `action`, and what the broker sent in it.
+    fn advance(&self, last: &CheckState, action: &Action) -> Option<(CheckState, Vec<crate::Event>)> {
+        let mut next = last.clone();
+        let mut events = match action {
+            Action::Client(cmd) => next.broker.apply(cmd).ok()?,
+            Action::Answer(cmd, script) => next.broker.apply_scripted(cmd, script).ok()?,
+            Action::Broker(step) => next.broker.step(step),
+        };
+        self.take_arrivals(&mut next.broker, &mut events);
+        ghost::observe(&last.broker, action, &events, &next.broker, &mut next.ghost);
+        Some((next, events))
     }
 
     fn offered(&self, b: &Broker, cmd: &Command) -> bool {
@@ -136,16 +199,19 @@ impl Model for BrokerModel {
     }
 
     fn next_state(&self, last: &CheckState, action: Action) -> Option<CheckState> {
-        let mut next = last.clone();
-        let events = match &action {
-            Action::Client(cmd) => next.broker.apply(cmd).ok()?,
-            Action::Answer(cmd, script) => next.broker.apply_scripted(cmd, script).ok()?,
-            Action::Broker(step) => next.broker.step(step),
-        };
-        let mut events = events;
-        self.take_arrivals(&mut next.broker, &mut events);
-        ghost::observe(&last.broker, &action, &events, &next.broker, &mut next.ghost);
-        Some(next)
+        self.advance(last, &action).map(|(next, _)| next)
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        explore::action_text(action)
+    }
+
+    fn format_step(&self, last: &CheckState, action: Action) -> Option<String> {
+        self.advance(last, &action).map(|(next, sent)| explore::state_text(&next.broker, Some(&sent)))
+    }
+
+    fn as_svg(&self, path: Path<CheckState, Action>) -> Option<String> {
+        Some(explore::state_svg(&path.last_state().broker))
     }
 
     fn within_boundary(&self, state: &CheckState) -> bool {
@@ -157,7 +223,7 @@ impl Model for BrokerModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
+        self.scoped(vec![
             Property::always("no copy lost or duplicated", |_, s: &CheckState| copies_accounted(&s.broker).is_ok()),
             Property::always("prefetch respected", |_, s: &CheckState| violation_free(s, Check::Prefetch)),
             Property::always("delivery tags increase", |_, s: &CheckState| violation_free(s, Check::DeliveryTags)),
@@ -234,7 +300,7 @@ impl Model for BrokerModel {
             Property::sometimes("an alternate exchange routes a message", |_, s: &CheckState| {
                 s.ghost.last == Some(Notable::Alternate)
             }),
-        ]
+        ])
     }
 }
 
