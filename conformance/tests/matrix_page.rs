@@ -2,7 +2,7 @@
 //! data alone (which is what lets a column of a broker not available here be carried over), so a
 //! change that made the page from anything else shows here, without a broker.
 
-use amqp_conformance::matrix::{render, MatrixConfig, MatrixData, TargetConfig};
+use amqp_conformance::matrix::{render, Links, MatrixConfig, MatrixData, TargetConfig};
 use amqp_conformance::suite::{find_traces, load};
 use amqp_conformance::target::Description;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,9 @@ fn docs_matrix_md_is_the_rendering_of_docs_matrix_json() {
         configs.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
         "the data's targets are matrix.toml's"
     );
-    let page = render(&data, &configs, &rows, "matrix.toml", &|f| format!("../{f}"));
+    let catalogue = amqp_conformance::catalogue::Catalogue::load(root, &traces).expect("the catalogue");
+    let links = Links::for_page(Path::new("docs/matrix.md"), Some(catalogue));
+    let page = render(&data, &configs, &rows, "matrix.toml", &links);
     let checked_in = std::fs::read_to_string("docs/matrix.md").expect("docs/matrix.md");
     let differing: Vec<_> = page.lines().zip(checked_in.lines()).filter(|(a, b)| a != b).take(5).collect();
     assert!(

@@ -36,7 +36,7 @@
 mod page;
 mod run;
 
-pub use page::render;
+pub use page::{render, Links};
 pub use run::{run_columns, ColumnOutcome, MatrixError};
 
 use crate::clients::{ClientConfig, TestVerdict};
@@ -466,13 +466,12 @@ mod tests {
         let files: Vec<String> = rows.iter().map(|(f, _)| f.clone()).collect();
         let columns = [(model.name.clone(), column(&model_run)), (broker.name.clone(), column(&broker_run))];
         let data = assemble(&columns, &files, &[]);
-        let page = render(&data, &[&model, &broker], &rows, "matrix.toml", &|f| format!("../{f}"));
+        let links = Links::for_page(std::path::Path::new("out/matrix.md"), None);
+        let page = render(&data, &[&model, &broker], &rows, "matrix.toml", &links);
         // Summary: one line per target, counts by cell.
         assert!(page.contains("| model (spec) | spec | – | 3 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |"), "{page}");
         assert!(
-            page.contains(
-                "| Broker (spec) | spec | [deviations/b.toml](../deviations/b.toml) | 0 | 1 | 1 | 0 | 1 | 0 | 0 | 1 |"
-            ),
+            page.contains("| Broker (spec) | spec | `deviations/b.toml` | 0 | 1 | 1 | 0 | 1 | 0 | 0 | 1 |"),
             "{page}"
         );
         // Fixture rows link the fixture, and each non-pass cell its note.
@@ -485,6 +484,15 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("| [spec/c](../fixtures/spec/c.trace) | – | – |"), "{page}");
+        // In the book, a fixture links to its page.
+        let in_book = render(
+            &data,
+            &[&model, &broker],
+            &rows,
+            "matrix.toml",
+            &Links::for_page(std::path::Path::new("docs/matrix.md"), None),
+        );
+        assert!(in_book.contains("| [spec/c](fixtures/spec/c.md) | – | – |"), "{in_book}");
         assert!(
             page.contains("| [spec/d](../fixtures/spec/d.trace) | pass | [departs](#notes-broker-spec-3) |"),
             "{page}"

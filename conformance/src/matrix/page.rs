@@ -5,6 +5,7 @@
 use super::{Cell, MatrixData, TargetConfig};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// A GitHub/mdBook heading anchor for a column's notes.
 pub(super) fn anchor(name: &str) -> String {
@@ -93,16 +94,60 @@ fn counts<'a>(cells: impl Iterator<Item = &'a Cell>) -> BTreeMap<&'a str, usize>
     out
 }
 
+/// How the matrix page links a fixture and a cite, from where the page is written: in the book
+/// (under `docs/`), a fixture to its page and a cite to its place ([`crate::book::cite_link`]);
+/// elsewhere, a fixture to its file and a cite to nothing.
+#[derive(Debug)]
+pub struct Links {
+    /// From the page's directory up to the book's root (or the repository's).
+    up: String,
+    /// The page's path in the book, if it is in the book.
+    page: Option<String>,
+    /// The rule catalogue, for the cites' places (in the book only).
+    catalogue: Option<crate::catalogue::Catalogue>,
+}
+
+impl Links {
+    /// Whether a page written at `out` is in the book.
+    pub fn in_book(out: &Path) -> bool {
+        out.starts_with("docs")
+    }
+
+    /// The links of a page written at `out` (relative to the repository root); `catalogue` is
+    /// used when the page is in the book ([`Links::in_book`]).
+    pub fn for_page(out: &Path, catalogue: Option<crate::catalogue::Catalogue>) -> Links {
+        let book = out.strip_prefix("docs").ok();
+        let depth = book.unwrap_or(out).parent().map_or(0, |p| p.components().count());
+        Links {
+            up: "../".repeat(depth),
+            page: book.map(|b| b.display().to_string()),
+            catalogue: catalogue.filter(|_| book.is_some()),
+        }
+    }
+
+    fn fixture(&self, file: &str) -> String {
+        let file = file.strip_prefix("./").unwrap_or(file);
+        match self.page {
+            Some(_) => format!("{}{}", self.up, crate::book::fixture_page_path(file)),
+            None => format!("{}{file}", self.up),
+        }
+    }
+
+    fn cite(&self, id: &str) -> Option<String> {
+        crate::book::cite_link(self.catalogue.as_ref()?, self.page.as_deref()?, id)
+    }
+}
+
 /// Render the matrix page from `data`. `configs` are the targets, in the data's order; `rows`
 /// each fixture (path without `./`, in the order the suite ran them) with its `cite:` lines;
-/// `config_path` is named in the header; `fixture_link` turns a trace path into the link the page
-/// uses for it (relative to where the page lives).
+/// `config_path` is named in the header; `links` turn a trace path and a rule id into the links
+/// the page uses for them (relative to where the page lives).
 pub fn render(
     data: &MatrixData,
     configs: &[&TargetConfig],
     rows: &[(String, Vec<String>)],
     config_path: &str,
-    fixture_link: &dyn Fn(&str) -> String,
+    links: &Links,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Conformance matrix\n");
@@ -131,8 +176,7 @@ pub fn render(
     for (k, config) in configs.iter().enumerate() {
         let counts = counts(rows.iter().map(|(file, _)| cell(file, k)));
         let n = |l: &str| counts.get(l).copied().unwrap_or(0);
-        let deviations =
-            config.deviations.as_ref().map_or("–".to_string(), |d| format!("[{0}](../{0})", d.display()));
+        let deviations = config.deviations.as_ref().map_or("–".to_string(), |d| format!("`{}`", d.display()));
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -180,7 +224,14 @@ pub fn render(
     }
     header(&mut out, "rule (fixtures)", &names);
     for (rule, files) in &by_rule {
-        let _ = write!(out, "| `{rule}` ({}) |", files.len());
+        match links.cite(rule) {
+            Some(to) => {
+                let _ = write!(out, "| [`{rule}`]({to}) ({}) |", files.len());
+            }
+            None => {
+                let _ = write!(out, "| `{rule}` ({}) |", files.len());
+            }
+        }
         for k in 0..configs.len() {
             let worst = files.iter().map(|f| cell(f, k)).max_by_key(|c| c.rank);
             let _ = write!(out, " {} |", worst.map_or("–", |c| c.label.as_str()));
@@ -192,7 +243,7 @@ pub fn render(
     let _ = writeln!(out, "## By fixture\n");
     header(&mut out, "fixture", &names);
     for ((file, _), row) in rows.iter().zip(&cells) {
-        let _ = write!(out, "| [{}]({}) |", short(file), fixture_link(file));
+        let _ = write!(out, "| [{}]({}) |", short(file), links.fixture(file));
         for c in row {
             let _ = write!(out, " {c} |");
         }
