@@ -312,7 +312,8 @@ book:
         npm install --silent --no-audit --no-fund --prefix "$tools" mermaid@11.17.2
     fi
     cp "$js" docs/mermaid.min.js
-    mdbook build docs
+    # The preprocessor that links every mention (docs/book.toml) is this repository's CLI.
+    MDBOOK_PREPROCESSOR__MENTIONS__COMMAND="{{amqpc}} mdbook-mentions" mdbook build docs
     pages=$(find fixtures -name '*.trace' | wc -l)
     drawn=$(grep -l 'class="mermaid"' -r target/book/fixtures --include='*.html' | wc -l)
     if [ "$pages" != "$drawn" ]; then

@@ -331,6 +331,16 @@ enum Cmd {
         #[arg(long, value_name = "TARGET")]
         only: Vec<String>,
     },
+    /// The book's mdBook preprocessor (docs/book.toml names it; `just book` runs it): reads the
+    /// book from mdBook on stdin and writes it back with every mention of a rule, a RabbitMQ
+    /// extension, a tutorial section or a fixture in a code span made a link to its place in the
+    /// book. `mdbook-mentions supports RENDERER` answers mdBook's question (any renderer).
+    #[command(name = "mdbook-mentions")]
+    MdbookMentions {
+        /// `supports RENDERER`, as mdBook asks.
+        #[arg(num_args = 0..=2)]
+        question: Vec<String>,
+    },
     /// Write the documentation book's generated pages under docs/ (mdBook; `just docs` builds
     /// it): a page per AMQP class with its rules, a page per fixture with a sequence diagram and
     /// the model's outcome under each profile, the profiles' switches, the model's source with
@@ -417,6 +427,15 @@ struct Reports {
     /// Write a JUnit XML report to FILE.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Write an HTML report to FILE: one page, usable offline, with the summary and, for each
+    /// trace that did not pass, its cited rules linked to the book and a sequence diagram of
+    /// what the broker did beside what the model allowed at the step that failed.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Where the HTML report's links to the book lead (a URL or a directory); by default the
+    /// book `just docs` builds, target/book of the repository run from.
+    #[arg(long, value_name = "URL", requires = "html")]
+    book: Option<String>,
 }
 
 impl Reports {
@@ -430,6 +449,23 @@ impl Reports {
         }
         if let Some(path) = &self.junit {
             write(path, report::junit(run))?;
+        }
+        if let Some(path) = &self.html {
+            // The cites' places come from the rule catalogue of the repository run from; without
+            // one (run elsewhere), the cites are not links.
+            let cat = catalogue(&[PathBuf::from("fixtures")]).ok();
+            let book = match &self.book {
+                Some(b) if b.ends_with('/') => b.clone(),
+                Some(b) => format!("{b}/"),
+                None => std::fs::canonicalize("target/book")
+                    .map(|p| format!("file://{}/", p.display()))
+                    .unwrap_or_else(|_| "target/book/".to_string()),
+            };
+            let cite = |c: &str| {
+                let to = amqp_conformance::book::cite_link(cat.as_ref()?, "index.md", c)?;
+                Some(to.replacen(".md", ".html", 1))
+            };
+            write(path, report::html(run, &book, &cite))?;
         }
         Ok(())
     }
@@ -1000,6 +1036,22 @@ fn main() -> ExitCode {
         }
         Cmd::Coverage { paths, min } => coverage(paths, *min),
         Cmd::Docs { out, check } => docs(out, *check),
+        Cmd::MdbookMentions { question } => {
+            if question.first().is_some_and(|q| q == "supports") {
+                return ExitCode::SUCCESS;
+            }
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+                .map_err(|e| Fatal(format!("mdbook-mentions: reading mdBook's input: {e}")))
+                .and_then(|_| {
+                    amqp_conformance::book::mentions::preprocess(&input)
+                        .map_err(|e| Fatal(format!("mdbook-mentions: {e}")))
+                })
+                .map(|book| {
+                    println!("{book}");
+                    true
+                })
+        }
         Cmd::Stress { paths, runs, load, common } => stress(paths, *runs, *load, common),
         Cmd::Generate { seed, count, steps, save, name, no_shrink, without, model, lifetime, consumers, common } => {
             let g = Generation {

@@ -502,3 +502,38 @@ fn proxy_reports_a_divergence_and_writes_its_reports_at_ctrl_c() {
     assert!(xml.contains("failures=\"1\"") && xml.contains(&format!("line {line}: after")), "{xml}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `run --html` on a trace GarageMQ fails (at 127.0.0.1:5673, `GARAGEMQ_PORT` for another port):
+/// one page a person reads without the terminal, the failing trace with its cite linked to the
+/// book, the verdict, and its diagram with the step GarageMQ got wrong in red beside what the
+/// model allowed.
+#[test]
+fn run_html_on_a_failing_garagemq_trace_is_a_page_with_its_diagram() {
+    let port = std::env::var("GARAGEMQ_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5673u16);
+    let uri = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let page = scratch("garagemq.html", "");
+    let trace = "fixtures/regressions/garagemq/direct-exchange-every-matching-queue.trace";
+    let out = run(&[
+        "run",
+        "--profile",
+        "spec",
+        "--broker",
+        &uri,
+        trace,
+        "--html",
+        page.to_str().unwrap(),
+        "--book",
+        "https://example.org/book",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "GarageMQ fails it: {}", text(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("does not conform"), "{html}");
+    assert!(html.contains(&format!("<section id=\"t0\"><h3><span class=\"fail\">FAIL</span> {trace}:")), "{html}");
+    let rule = "https://example.org/book/spec/queue.html#queue-bind-routing-key-direct-exchange-key-matching";
+    assert!(
+        html.contains(&format!("<a href=\"{rule}\">queue bind routing-key direct-exchange-key-matching</a>")),
+        "{html}"
+    );
+    let svg = &html[html.find("<svg").expect("a diagram")..html.find("</svg>").expect("a whole diagram")];
+    assert!(svg.contains("class='wrong'>✗ ") && svg.contains(">the model allows, for example:<"), "{svg}");
+}

@@ -6,8 +6,14 @@
 //!    the table gives steps per second for `apply` (in place, replaying the walks), the floor
 //!    cost of a model-checker step (`clone` + hash of the broker, no `apply`) and a whole
 //!    checker step (`clone`, `apply`, hash).
-//! 2. Model checking. Each named configuration but `deep` is checked by the release CLI in its
-//!    own process (so its peak memory is its own), and its report parsed into a row.
+//! 2. Model checking, against the checker's own ceiling. stateright's two-phase-commit example
+//!    (`examples/2pc.rs` of the stateright crate cargo downloaded: `cargo metadata` names its
+//!    manifest, it is built from there into target/stateright-ceiling, nothing of it copied into
+//!    the project) is checked with 8 resource managers, depth-first on every core, as its `check`
+//!    does; then each named configuration but `deep` is checked by the release CLI the same way
+//!    (`--search dfs`, every core), each in its own process (so its peak memory is its own). A row
+//!    each: states, unique, depth, seconds, states/s, its ratio to the example's, peak memory and
+//!    bytes of peak memory per unique state.
 
 use amqp_model::check::{Action, BrokerModel, CheckConfig};
 use amqp_model::Broker;
@@ -214,10 +220,10 @@ enum Outcome {
     Stopped,
 }
 
-/// Run `check <name>` until it exits or `deadline`.
-fn check(bin: &Path, name: &str, deadline: Instant) -> Outcome {
+/// Run `check <name> --search dfs --threads N` until it exits or `deadline`.
+fn check(bin: &Path, name: &str, threads: usize, deadline: Instant) -> Outcome {
     let mut child = Process::new(bin)
-        .args(["check", name])
+        .args(["check", name, "--search", "dfs", "--threads", &threads.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -274,29 +280,167 @@ fn verdict(status: ExitStatus, report: &str) -> String {
     }
 }
 
+/// The stateright crate's manifest, as `cargo metadata` names it for this workspace.
+fn stateright_manifest(workspace: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Process::new(cargo)
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(workspace)
+        .output()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let packages = meta["packages"].as_array().ok_or("cargo metadata: no packages")?;
+    let stateright = packages.iter().find(|p| p["name"] == "stateright").ok_or("cargo metadata: no stateright")?;
+    stateright["manifest_path"].as_str().map(PathBuf::from).ok_or_else(|| "no manifest_path".into())
+}
+
+/// stateright's 2pc example, built (release) from the registry's source into
+/// target/stateright-ceiling; its lock file is the crate's own (`--locked`).
+fn two_phase_commit() -> Result<PathBuf, String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace");
+    let manifest = stateright_manifest(workspace)?;
+    let target = workspace.join("target/stateright-ceiling");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Process::new(cargo)
+        .args(["build", "-q", "--release", "--locked", "--example", "2pc", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .map_err(|e| format!("cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("building {}'s 2pc example failed", manifest.display()));
+    }
+    Ok(target.join("release/examples/2pc"))
+}
+
+/// One row of the check table.
+#[derive(Default)]
+struct Row {
+    states: f64,
+    unique: f64,
+    depth: String,
+    seconds: f64,
+    peak_kib: Option<u64>,
+}
+
+impl Row {
+    fn rate(&self) -> f64 {
+        self.states / self.seconds.max(1e-9)
+    }
+}
+
+/// The peak resident memory of a running process, in KiB (`VmHWM`).
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Run the 2pc example's `check 8` and time it: the ceiling, states per second.
+fn ceiling(bin: &Path) -> Result<Row, String> {
+    let start = Instant::now();
+    let mut child = Process::new(bin)
+        .args(["check", "8"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).map(|_| s).unwrap_or_default()
+    });
+    let mut peak = None;
+    loop {
+        // The last reading before it exits (sampled: a lower bound of its peak).
+        peak = peak_kib(child.id()).or(peak);
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let report = reader.join().expect("reader");
+    // `Done. states=N, unique=N, depth=N, sec=N`
+    let done = report.lines().find(|l| l.starts_with("Done.")).ok_or_else(|| format!("2pc said: {report}"))?;
+    let field = |name: &str| {
+        done.split([' ', ','])
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+            .ok_or_else(|| format!("no {name} in `{done}`"))
+    };
+    let number = |name: &str| field(name).and_then(|v| v.parse::<f64>().map_err(|e| e.to_string()));
+    Ok(Row { states: number("states")?, unique: number("unique")?, depth: field("depth")?, seconds, peak_kib: peak })
+}
+
+/// Print a row: its numbers, the ratio of its states/s to the ceiling's, bytes per state.
+fn print_row(name: &str, row: &Row, ceiling: Option<f64>) {
+    let ratio = ceiling.map_or("?".to_string(), |c| format!("{:.2}x", row.rate() / c));
+    let peak = row.peak_kib.map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
+    let per_state = row.peak_kib.map_or("?".to_string(), |k| format!("{:.0}", k as f64 * 1024.0 / row.unique.max(1.0)));
+    print!(
+        "{name:<14} {:>11} {:>10} {:>6} {:>8.2} {:>10} {:>7} {:>9} {:>8}",
+        row.states,
+        row.unique,
+        row.depth,
+        row.seconds,
+        si(row.rate()),
+        ratio,
+        peak,
+        per_state
+    );
+}
+
 /// Checks each configuration, smallest first by a rough size (messages x menu), so that if the
-/// budget runs out it is the largest that are stopped.
+/// budget runs out it is the largest that are stopped, after stateright's 2pc example.
 fn check_table(configs: &[CheckConfig]) {
     let bin = cli();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut configs: Vec<&CheckConfig> = configs.iter().collect();
     configs.sort_by_key(|c| c.max_messages as usize * c.menu.len());
-    println!("model checking: `{} check <config>`, one process per configuration", bin.display());
+    println!(
+        "model checking, depth-first on {threads} threads: stateright's 2pc example (`2pc check 8`, the ceiling), then \
+         `{} check <config> --search dfs`, one process each",
+        bin.display()
+    );
     println!();
-    let columns = ["states", "unique", "depth", "seconds", "states/s", "peak MiB"];
-    print!("{:<10}", "config");
-    columns.iter().for_each(|c| print!(" {c:>10}"));
-    println!("  properties");
+    println!(
+        "{:<14} {:>11} {:>10} {:>6} {:>8} {:>10} {:>7} {:>9} {:>8}  properties",
+        "config", "states", "unique", "depth", "seconds", "states/s", "ratio", "peak MiB", "B/state"
+    );
+    let top = two_phase_commit().and_then(|bin| ceiling(&bin));
+    let rate = match &top {
+        Ok(row) => {
+            print_row("2pc (8 RMs)", row, Some(row.rate()));
+            println!("  stateright's own example");
+            Some(row.rate())
+        }
+        Err(e) => {
+            println!("2pc (8 RMs)    not measured: {e}");
+            None
+        }
+    };
     let deadline = Instant::now() + CHECK_BUDGET;
     for config in configs {
-        print!("{:<10}", config.name);
         std::io::stdout().flush().expect("stdout");
-        match check(&bin, config.name, deadline) {
+        match check(&bin, config.name, threads, deadline) {
             Outcome::Exited { status, report } => {
-                let row = parse(&report);
-                columns.iter().for_each(|c| print!(" {:>10}", row.get(*c).map_or("?", String::as_str)));
+                let p = parse(&report);
+                let num = |k: &str| p.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+                let row = Row {
+                    states: num("states"),
+                    unique: num("unique"),
+                    depth: p.get("depth").cloned().unwrap_or_else(|| "?".into()),
+                    seconds: num("seconds"),
+                    peak_kib: p.get("peak MiB").and_then(|m| m.parse::<f64>().ok()).map(|m| (m * 1024.0) as u64),
+                };
+                print_row(config.name, &row, rate);
                 println!("  {}", verdict(status, &report));
             }
-            Outcome::Stopped => println!("  stopped: the {}s budget for all checks ran out", CHECK_BUDGET.as_secs()),
+            Outcome::Stopped => {
+                println!("{:<14} stopped: the {}s budget for all checks ran out", config.name, CHECK_BUDGET.as_secs())
+            }
         }
     }
 }

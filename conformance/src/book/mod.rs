@@ -10,6 +10,8 @@
 //! One file for one concern, the book's generated pages: each page kind is a function over the same
 //! sources and links, and the SUMMARY must list exactly what they write.
 
+pub mod mentions;
+
 use crate::catalogue::{Catalogue, Place, Rule};
 use crate::figures::{has_marks, Figures};
 use crate::matrix::MatrixData;
@@ -274,30 +276,6 @@ pub fn anchor(id: &str) -> String {
 fn link(from: &str, to: &str) -> String {
     let depth = from.matches('/').count();
     format!("{}{to}", "../".repeat(depth))
-}
-
-/// `text` (Markdown) with each code span that names a rule (`` `basic 01` ``) made a link to the
-/// rule's place, from the page at `page`.
-fn link_rules(s: &Sources<'_>, page: &str, text: &str) -> String {
-    if text.matches('`').count() % 2 == 1 {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut parts = text.split('`');
-    out.push_str(parts.next().unwrap_or(""));
-    let mut code = true;
-    for part in parts {
-        if code && s.catalogue.names.is_rule(part) {
-            let to = link(page, &format!("spec/{}.md", s.catalogue.owner(part)));
-            let _ = write!(out, "[`{part}`]({to}#{})", anchor(part));
-        } else if code {
-            let _ = write!(out, "`{part}`");
-        } else {
-            out.push_str(part);
-        }
-        code = !code;
-    }
-    out
 }
 
 /// A value as code (HTML, for a table cell) that may wrap between the words of a CamelCase
@@ -834,7 +812,7 @@ fn profiles_page(s: &Sources<'_>) -> String {
     );
     for (field, doc) in s.switches {
         let show = |v: &serde_json::Value| breakable_code(&v.get(field).map_or("?".to_string(), |v| v.to_string()));
-        let doc = link_rules(s, "profiles.md", &md_escape(doc));
+        let doc = md_escape(doc);
         let _ = writeln!(out, "| `{field}` | {doc} | {} | {} |", show(&spec), show(&rabbit));
     }
     out.push_str(
@@ -846,10 +824,10 @@ fn profiles_page(s: &Sources<'_>) -> String {
         for (file, r) in s.catalogue.switches.iter().filter(|(_, r)| &r.name == field) {
             let _ = writeln!(out, "### `{field}` ({})\n", file.trim_start_matches("spec/readings/"));
             let (value, text) = (md_escape(&r.spec_value), md_escape(&r.text));
-            let _ = writeln!(out, "`spec`: {}\n", link_rules(s, "profiles.md", &format!("{value}. {text}")));
+            let _ = writeln!(out, "`spec`: {value}. {text}\n");
             let _ = writeln!(out, "Reading: **{}**.", r.status);
             if let Some(fix) = &r.fix {
-                let _ = writeln!(out, " Fixes, and what is left: {}", link_rules(s, "profiles.md", &md_escape(fix)));
+                let _ = writeln!(out, " Fixes, and what is left: {}", md_escape(fix));
             }
             out.push('\n');
         }

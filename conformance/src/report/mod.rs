@@ -1,6 +1,6 @@
 //! Rendering a [`SuiteRun`]: JUnit XML for CI dashboards ([`junit`]), JSON for programs
-//! ([`json`]), and the lines a person reads in a terminal ([`line()`] per trace, [`summary`] at
-//! the end).
+//! ([`json`]), the lines a person reads in a terminal ([`line()`] per trace, [`summary`] at
+//! the end), and one HTML page to read without the terminal ([`html`]).
 //!
 //! A failure arrives typed ([`crate::suite::Failure`]: its line, what the broker did, what was
 //! noted beside it); this is where it becomes text, the line named once (`file:N:`) and the
@@ -9,6 +9,10 @@
 //! One file for one concern, a suite run as its readers get it: the terminal summary, JSON and
 //! JUnit render the same results with the same detail handling, so they stay together (about 400 of
 //! its lines are tests).
+
+pub mod html;
+
+pub use html::html;
 
 use crate::run::Recording;
 use crate::suite::{Finding, Status, SuiteRun, TraceError, TraceResult};
