@@ -34,7 +34,7 @@ const SEQUENCES: usize = 16;
 const MEASURE: Duration = Duration::from_millis(600);
 /// Wall-clock budget for all the model checks together; a check still running when it is
 /// spent is stopped and reported as such.
-const CHECK_BUDGET: Duration = Duration::from_secs(150);
+const CHECK_BUDGET: Duration = Duration::from_secs(400);
 
 // The same allocator as the `amqp-model` CLI, so that the floor is measured as the checker runs.
 #[global_allocator]

@@ -459,7 +459,7 @@ impl CheckConfig {
                 "an auto-delete queue disappears",
                 "a persistent message survives a restart",
             ],
-            unique_states: Some(416_320),
+            unique_states: Some(1_777_614),
             late_arrivals: true,
         }
     }
