@@ -119,7 +119,8 @@ impl BrokerModel {
         for step in steps.into_iter().filter(|s| matches!(s, crate::Internal::Return { .. })) {
             events.extend(broker.step(&step));
         }
-        loop {
+        // Only while some copy is on its way: the universes taking arrivals at once mostly have none.
+        while broker.queues.values().any(|q| !q.arriving.is_empty()) {
             let mut steps = Vec::new();
             broker.internal_steps(&mut steps);
             let Some(step) = steps.into_iter().find(|s| matches!(s, crate::Internal::Arrive { .. })) else { break };
