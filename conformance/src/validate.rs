@@ -31,7 +31,6 @@ use amqp_model::types::MessageData;
 use amqp_model::{Branch, Broker, Command, ConnId, Event, Internal, Message, MsgId, Name, Profile};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
 
 /// How many alternatives a divergence report lists at most.
 const SHOWN: usize = 4;
@@ -115,7 +114,7 @@ pub fn blank(e: &Event) -> Event {
         if data.content.headers.contains_key("x-death") {
             data.content.headers = timeless(&data.content.headers);
         }
-        Message(Arc::new(data))
+        Message::new(data)
     };
     match e {
         Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, message, .. } => Event::Deliver {

@@ -16,7 +16,6 @@ use amqp_model::{
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -57,7 +56,7 @@ fn assert_event_round_trips(e: &Event) {
 
 /// What the wire does not carry blanked: message identities, the queue of a delivery or get-ok.
 fn blank(e: Event) -> Event {
-    let anon = |m: Message| Message(Arc::new(MessageData { id: MsgId(0), ..(*m.0).clone() }));
+    let anon = |m: Message| Message::new(MessageData { id: MsgId(0), ..(*m.0).clone() });
     match e {
         Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, message, .. } => {
             Event::Deliver { ch, consumer_tag, delivery_tag, redelivered, queue: n(""), message: anon(message) }
@@ -74,7 +73,7 @@ fn blank(e: Event) -> Event {
 /// Every name an observation carries that a trace may write as a `$variable`.
 fn event_names(e: &mut Event) -> Vec<&mut Name> {
     fn message(m: &mut Message) -> Vec<&mut Name> {
-        let d = Arc::make_mut(&mut m.0);
+        let d = amqp_model::shared::Shared::make_mut(&mut m.0);
         vec![&mut d.exchange, &mut d.routing_key]
     }
     match e {
@@ -933,7 +932,7 @@ fn hand_made_events_with_awkward_names_round_trip() {
                 content.properties.timestamp = Some(u64::MAX);
                 content.priority = Some(0);
             }
-            let message = Message(Arc::new(MessageData { id: MsgId(0), exchange: n(s), routing_key: n(s), content }));
+            let message = Message::new(MessageData { id: MsgId(0), exchange: n(s), routing_key: n(s), content });
             for redelivered in [false, true] {
                 let (delivery_tag, consumer_tag, queue) = (42, n(s), n(""));
                 let m = message.clone();

@@ -17,7 +17,7 @@ impl Broker {
         if conn.channels.contains_key(&ch.channel) {
             return Err(Exception::Connection(ReplyCode::ChannelError));
         }
-        conn.channels.insert(ch.channel, Channel::default());
+        conn.channels.insert(ch.channel, Channel::default().into());
         out.push(Event::ChannelOpenOk { ch });
         Ok(())
     }
@@ -56,21 +56,22 @@ impl Broker {
     /// removed (an auto-delete queue losing its last consumer is deleted); a transaction in
     /// progress is discarded.
     pub(crate) fn close_channel(&mut self, ch: ChanRef, out: &mut Vec<Event>) {
+        // Read where it stands (shared with the state before): only what moves is copied.
         let Some(channel) = self.connections.get_mut(&ch.conn).and_then(|c| c.channels.remove(&ch.channel)) else {
             return;
         };
         if self.faults.has(Fault::NoRequeueOnClose) {
             // Deliberately wrong: the copies vanish without being settled.
         } else {
-            for u in channel.unacked.into_values() {
+            for u in channel.unacked.values() {
                 match self.queues.get_mut(&u.queue).filter(|_| !u.queue_gone) {
-                    Some(q) => q.returning.push(u),
+                    Some(q) => q.returning.push(u.clone()),
                     None => self.settle_copy(u.msg.id(), &u.queue),
                 }
             }
         }
-        for (tag, c) in channel.consumers.into_iter().filter(|(_, c)| !c.queue_gone) {
-            self.detach_consumer(&c.queue, &ConsumerRef { ch, tag }, out);
+        for (tag, c) in channel.consumers.iter().filter(|(_, c)| !c.queue_gone) {
+            self.detach_consumer(&c.queue, &ConsumerRef { ch, tag: tag.clone() }, out);
         }
         if self.profile.requeue_avoids_rejecting_channel {
             for q in self.queues.values_mut() {

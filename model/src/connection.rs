@@ -5,7 +5,6 @@ use crate::event::Event;
 use crate::fault::Fault;
 use crate::state::{Broker, Ready};
 use crate::types::{ConnId, ReplyCode};
-use std::sync::Arc;
 
 impl Broker {
     /// Close every channel of `conn` (requeueing their unacked messages, removing their
@@ -111,7 +110,7 @@ impl Broker {
                     && (q.ready.iter().any(|r| r.msg.persistent() == persistent)
                         || q.returning.iter().any(|u| u.msg.persistent() == persistent))
             }) || b.connections.values().flat_map(|c| c.channels.values()).flat_map(|ch| ch.unacked.values()).any(|u| {
-                !u.queue_gone && u.msg.persistent() == persistent && b.queues.get(&u.queue).is_some_and(lasting)
+                !u.queue_gone && u.msg.persistent() == persistent && b.queues.get(&u.queue).is_some_and(|q| lasting(q))
             })
         };
         if open && held(self, true) {
@@ -140,9 +139,9 @@ impl Broker {
         // With those still on their way back from closed channels.
         let mut held: Vec<crate::state::Unacked> =
             self.queues.values_mut().flat_map(|q| std::mem::take(&mut q.returning)).collect();
-        for conn in std::mem::take(&mut self.connections).into_values() {
-            for ch in conn.channels.into_values() {
-                held.extend(ch.unacked.into_values().filter(|u| !u.queue_gone));
+        for conn in std::mem::take(&mut self.connections).values() {
+            for ch in conn.channels.values() {
+                held.extend(ch.unacked.values().filter(|u| !u.queue_gone).cloned());
             }
         }
         for u in held {
@@ -189,11 +188,11 @@ impl Broker {
         // 20) is made again at start (`exchange required-instances`), without them.
         let transient: std::collections::BTreeSet<crate::Name> =
             self.exchanges.iter().filter(|(_, x)| !x.durable).map(|(n, _)| n.clone()).collect();
-        Arc::make_mut(&mut self.exchanges).retain(|n, x| x.durable || Broker::is_predeclared(n));
+        self.exchanges.retain(|n, x| x.durable || Broker::is_predeclared(n));
         // A predeclared exchange a client deleted (`predeclared_delete_open`) is made again.
         self.remake_predeclared();
         let (exchanges, queues) = (&self.exchanges, &self.queues);
-        Arc::make_mut(&mut self.bindings).retain(|b| {
+        self.bindings.retain(|b| {
             !transient.contains(&b.source)
                 && match &b.dest {
                     crate::state::Dest::Queue(q) => queues.contains_key(q),

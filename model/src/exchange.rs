@@ -5,7 +5,6 @@ use crate::event::{Event, Reply};
 use crate::profile::RABBITMQ_EXCHANGE_ARGUMENTS;
 use crate::state::{Binding, Broker, Dest, Exchange};
 use crate::types::{ChanRef, ExchangeKind, Name, ReplyCode, Table};
-use std::sync::Arc;
 
 use Exception::{Channel, Connection};
 use ReplyCode::{AccessRefused, CommandInvalid, NotFound, PreconditionFailed};
@@ -94,7 +93,7 @@ impl Broker {
                     arguments: arguments.clone(),
                     unused: false,
                 };
-                Arc::make_mut(&mut self.exchanges).insert(name.clone(), x);
+                self.exchanges.insert(name.clone(), x);
             }
         }
         out.push(Event::Reply { ch, reply: Reply::ExchangeDeclareOk });
@@ -109,7 +108,7 @@ impl Broker {
         }
         let durable = self.permits(self.profile.predeclared_durable, "errata 20");
         self.predeclared_durable = Some(durable);
-        for (name, x) in Arc::make_mut(&mut self.exchanges).iter_mut() {
+        for (name, x) in self.exchanges.iter_mut() {
             if Broker::is_predeclared_amq(name) {
                 x.durable = durable;
             }
@@ -188,10 +187,10 @@ impl Broker {
     /// Remove an exchange and every binding from or to it; sources left without bindings are
     /// auto-deleted in turn.
     pub(crate) fn delete_exchange(&mut self, name: &Name, out: &mut Vec<Event>) {
-        Arc::make_mut(&mut self.exchanges).remove(name);
+        self.exchanges.remove(name);
         let dest = Dest::Exchange(name.clone());
         let mut sources = Vec::new();
-        Arc::make_mut(&mut self.bindings).retain(|b| {
+        self.bindings.retain(|b| {
             let gone = b.source == *name || b.dest == dest;
             if gone && b.dest == dest {
                 sources.push(b.source.clone());
@@ -214,7 +213,7 @@ impl Broker {
         let unused = self.bindings_from(name).next().is_none();
         if unused && self.exchanges.get(name).is_some_and(|x| x.auto_delete) {
             if self.profile.deferred_deletion {
-                if let Some(x) = Arc::make_mut(&mut self.exchanges).get_mut(name) {
+                if let Some(x) = self.exchanges.get_mut(name) {
                     x.unused = true;
                 }
             } else {
@@ -226,11 +225,11 @@ impl Broker {
     /// Add a binding; an auto-delete source waiting for its deletion is in use again.
     pub(crate) fn add_binding(&mut self, b: Binding) {
         if self.exchanges.get(&b.source).is_some_and(|x| x.unused) {
-            if let Some(x) = Arc::make_mut(&mut self.exchanges).get_mut(&b.source) {
+            if let Some(x) = self.exchanges.get_mut(&b.source) {
                 x.unused = false;
             }
         }
-        Arc::make_mut(&mut self.bindings).insert(b);
+        self.bindings.insert(b);
     }
 
     /// Check a name used as an end of an exchange-to-exchange binding: `""` is the default
@@ -296,7 +295,7 @@ impl Broker {
             key: routing_key.clone(),
             arguments: arguments.clone(),
         };
-        if Arc::make_mut(&mut self.bindings).remove(&b) {
+        if self.bindings.remove(&b) {
             self.auto_delete_exchange(source, out);
         }
         out.push(Event::Reply { ch, reply: Reply::ExchangeUnbindOk });

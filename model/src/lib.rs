@@ -33,6 +33,7 @@ pub mod methods;
 pub mod profile;
 pub mod queue;
 pub mod routing;
+pub mod shared;
 pub mod state;
 pub mod text;
 pub mod tx;

@@ -6,7 +6,6 @@ use crate::event::{Event, Reply};
 use crate::profile::{LastQueueError, Permit, RABBITMQ_QUEUE_ARGUMENTS};
 use crate::state::{Binding, Broker, Dest, DurableExclusive, Queue};
 use crate::types::{ChanRef, Name, ReplyCode, Table};
-use std::sync::Arc;
 
 use Exception::{Channel, Connection};
 use ReplyCode::{AccessRefused, NotFound, PreconditionFailed, ResourceLocked};
@@ -233,7 +232,7 @@ impl Broker {
                     returning: Vec::new(),
                     arriving: Vec::new(),
                 };
-                self.queues.insert(name.clone(), q);
+                self.queues.insert(name.clone(), q.into());
                 (0, 0, name)
             }
         };
@@ -338,7 +337,7 @@ impl Broker {
         if !exists && !self.profile.unbind_missing_ok {
             return Err(self.unbind_not_found("queue unbind 01"));
         }
-        if Arc::make_mut(&mut self.bindings).remove(&b) {
+        if self.bindings.remove(&b) {
             self.auto_delete_exchange(exchange, out);
         }
         // The automatic binding to the default exchange under the queue's own name: whether an
@@ -469,7 +468,7 @@ impl Broker {
         }
         let dest = Dest::Queue(name.clone());
         let mut sources = Vec::new();
-        Arc::make_mut(&mut self.bindings).retain(|b| {
+        self.bindings.retain(|b| {
             if b.dest == dest {
                 sources.push(b.source.clone());
                 false

@@ -6,35 +6,35 @@
 
 use crate::fault::Faults;
 use crate::profile::Profile;
+use crate::shared::Shared;
 use crate::types::{ChanRef, ConnId, ExchangeKind, Message, MsgId, Name, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
 
 /// The model of a broker (one virtual host).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Broker {
     /// The behaviour profile (constant over a run).
     pub profile: Profile,
     /// Deliberately broken rules (empty for the real model).
     pub faults: Faults,
-    /// Exchanges by name; the default exchange is the one named `""`. Shared copy-on-write
-    /// between states (they change rarely), as are the bindings. There is no limit on how many
-    /// (`exchange declare minimum`).
-    pub exchanges: Arc<BTreeMap<Name, Exchange>>,
+    /// Exchanges by name; the default exchange is the one named `""`. There is no limit on how
+    /// many (`exchange declare minimum`). This and the other collections are [`Shared`] between
+    /// states until a step changes them (for the model checker).
+    pub exchanges: Shared<BTreeMap<Name, Exchange>>,
     /// Queues by name, as many as are declared (`queue declare minimum-queues`: no limit).
-    pub queues: BTreeMap<Name, Queue>,
+    pub queues: Shared<BTreeMap<Name, Shared<Queue>>>,
     /// Explicit bindings (the default exchange's implicit binding of every queue is not stored),
     /// with no limit per queue or exchange (`queue bind binding-count`).
-    pub bindings: Arc<BTreeSet<Binding>>,
+    pub bindings: Shared<BTreeSet<Binding>>,
     /// Open connections.
-    pub connections: BTreeMap<ConnId, Connection>,
+    pub connections: Shared<BTreeMap<ConnId, Shared<Connection>>>,
     /// The next message identity.
     pub next_msg: u32,
     /// The counter behind server-generated queue names and consumer tags.
     pub next_name: u32,
     /// Ghost: every live copy of a message (routed to a queue, not yet settled).
-    pub ledger: BTreeMap<CopyId, Live>,
+    pub ledger: Shared<BTreeMap<CopyId, Live>>,
     /// Whether the predeclared `amq.` exchanges are durable, once a command has needed to know
     /// (`Profile::predeclared_durable`: errata 20); until then, under `spec`, either.
     pub predeclared_durable: Option<bool>,
@@ -59,6 +59,43 @@ pub struct Broker {
     /// The choices of the command being applied (not state: equal in every broker).
     #[serde(skip)]
     pub(crate) choices: crate::choice::Choices,
+}
+
+/// Everything but what stays the same over a run (the profile, the faults) and the command's
+/// choices: the checker hashes every state it reaches. The fields are named one by one, so a
+/// field added to the broker does not compile until it is hashed or said to be left out here.
+impl std::hash::Hash for Broker {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let Broker {
+            profile: _,
+            faults: _,
+            exchanges,
+            queues,
+            bindings,
+            connections,
+            next_msg,
+            next_name,
+            ledger,
+            predeclared_durable,
+            durable_exclusive,
+            header_readings,
+            priority_schemes,
+            clock,
+            choices: _,
+        } = self;
+        exchanges.hash(h);
+        queues.hash(h);
+        bindings.hash(h);
+        connections.hash(h);
+        next_msg.hash(h);
+        next_name.hash(h);
+        ledger.hash(h);
+        predeclared_durable.hash(h);
+        durable_exclusive.hash(h);
+        header_readings.hash(h);
+        priority_schemes.hash(h);
+        clock.hash(h);
+    }
 }
 
 /// An exchange.
@@ -221,7 +258,7 @@ pub struct ConsumerRef {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Connection {
     /// Open channels by number.
-    pub channels: BTreeMap<u16, Channel>,
+    pub channels: BTreeMap<u16, Shared<Channel>>,
     /// Connection-wide prefetch limit (spec profile, `basic.qos global=true`); 0 = none.
     pub prefetch: u16,
     /// The channels the broker closed (a channel exception) whose `close-ok` the client has not
@@ -426,13 +463,13 @@ impl Broker {
         Broker {
             profile,
             faults,
-            exchanges: Arc::new(exchanges),
-            queues: BTreeMap::new(),
-            bindings: Arc::new(BTreeSet::new()),
-            connections: BTreeMap::new(),
+            exchanges: Shared::new(exchanges),
+            queues: Shared::default(),
+            bindings: Shared::default(),
+            connections: Shared::default(),
             next_msg: 0,
             next_name: 0,
-            ledger: BTreeMap::new(),
+            ledger: Shared::default(),
             predeclared_durable: None,
             durable_exclusive: None,
             header_readings: crate::choice::Readings::ALL,
@@ -458,14 +495,14 @@ impl Broker {
                     arguments: Table::new(),
                     unused: false,
                 };
-                Arc::make_mut(&mut self.exchanges).insert(Name::from(name), x);
+                self.exchanges.insert(Name::from(name), x);
             }
         }
     }
 
     /// The channel, if open.
     pub fn channel(&self, ch: ChanRef) -> Option<&Channel> {
-        self.connections.get(&ch.conn)?.channels.get(&ch.channel)
+        self.connections.get(&ch.conn)?.channels.get(&ch.channel).map(|c| &**c)
     }
 
     pub(crate) fn channel_mut(&mut self, ch: ChanRef) -> &mut Channel {

@@ -4,15 +4,15 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
 /// An exchange name, queue name, routing key, consumer tag or short string.
 ///
-/// Cheap to clone (shared), ordered and hashed by its text, so that the model state stays
-/// deterministic and small enough to be explored by a model checker.
+/// Ordered and hashed by its text, so that the model state stays deterministic. Cheap to clone:
+/// up to 23 bytes (every name the model checker makes) it is kept inline and copied, with no
+/// reference count for the checker's threads to contend on; a longer one is shared.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Name(Arc<str>);
+pub struct Name(smol_str::SmolStr);
 
 impl Name {
     /// The text of the name.
@@ -54,12 +54,12 @@ impl fmt::Display for Name {
 }
 impl From<&str> for Name {
     fn from(s: &str) -> Self {
-        Name(Arc::from(s))
+        Name(smol_str::SmolStr::new(s))
     }
 }
 impl From<String> for Name {
     fn from(s: String) -> Self {
-        Name(Arc::from(s))
+        Name(smol_str::SmolStr::from(s))
     }
 }
 impl Default for Name {
@@ -293,7 +293,7 @@ impl Content {
 /// A routed message: its identity, the exchange and routing key it was published with, and its
 /// content. Shared between the queues it was routed to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Message(pub Arc<MessageData>);
+pub struct Message(pub crate::shared::Shared<MessageData>);
 
 /// The fields of a [`Message`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -309,6 +309,10 @@ pub struct MessageData {
 }
 
 impl Message {
+    /// A message with these fields.
+    pub fn new(data: MessageData) -> Self {
+        Message(crate::shared::Shared::new(data))
+    }
     /// The ghost identity.
     pub fn id(&self) -> MsgId {
         self.0.id

@@ -295,12 +295,12 @@ mod tests {
     fn bodies_are_cut_to_the_frame_size() {
         let published =
             Published { props: basic::AMQPProperties::default().with_delivery_mode(2), body: vec![b'x'; 10_000] };
-        let message = Message(Arc::new(amqp_model::types::MessageData {
+        let message = Message::new(amqp_model::types::MessageData {
             id: amqp_model::MsgId(7),
             exchange: "".into(),
             routing_key: "q".into(),
             content: model_content(&published.props, &published.body),
-        }));
+        });
         let mut contents = Contents::new();
         contents.insert(7, Arc::new(published));
         let mut out = Vec::new();

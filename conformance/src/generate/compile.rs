@@ -280,7 +280,7 @@ impl Compiler<'_> {
     fn open_channels(&self) -> Vec<(ChanRef, &amqp_model::state::Channel)> {
         let connections = self.state.rabbit.connections.iter();
         connections
-            .flat_map(|(conn, c)| c.channels.iter().map(|(n, ch)| (ChanRef { conn: *conn, channel: *n }, ch)))
+            .flat_map(|(conn, c)| c.channels.iter().map(|(n, ch)| (ChanRef { conn: *conn, channel: *n }, &**ch)))
             .collect()
     }
 

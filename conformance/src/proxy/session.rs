@@ -18,7 +18,6 @@ use amqp_model::types::MessageData;
 use amqp_model::{ChanRef, Command, ConnId, Event, Message, Method, MsgId, Name, ProfileName, ReplyCode};
 use amqp_wire::{FrameBuffer, Request};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
 /// Frames up to this size are read (the largest frame-max a broker offers is well below).
 const FRAME_MAX: u32 = 1 << 30;
@@ -127,12 +126,12 @@ fn name(s: &amq_protocol::types::ShortString) -> Name {
 fn message(exchange: &str, routing_key: &str, header: &Option<AMQPContentHeader>, body: &[u8]) -> Message {
     let props = header.as_ref().map(|h| h.properties.clone()).unwrap_or_default();
     let content = amqp_wire::model_content(&props, body);
-    Message(Arc::new(MessageData {
+    Message::new(MessageData {
         id: MsgId(0),
         exchange: Name::from(exchange),
         routing_key: Name::from(routing_key),
         content,
-    }))
+    })
 }
 
 impl Session {

@@ -21,7 +21,6 @@ use amqp_model::{ChanRef, Command, ConnId, Content, Event, Message, Method, MsgI
 use amqp_wire::client::{Awaited, Login};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One raw connection.
@@ -391,12 +390,12 @@ impl RawTarget {
                     Some(None) => self.events.push(Event::Reply { ch: *ch, reply: Reply::GetEmpty }),
                     Some(Some(g)) => {
                         let Some(content) = self.content(ch.conn, id) else { return };
-                        let message = Message(Arc::new(MessageData {
+                        let message = Message::new(MessageData {
                             id: MsgId(0),
                             exchange: self.live.trace_name(g.exchange.as_str()),
                             routing_key: self.live.trace_name(g.routing_key.as_str()),
                             content,
-                        }));
+                        });
                         let reply = Reply::GetOk {
                             delivery_tag: g.delivery_tag,
                             redelivered: g.redelivered,

@@ -13,7 +13,6 @@ use amqp_model::{
 };
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
 
 /// A trace that does not parse: where, and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -563,7 +562,7 @@ fn message(a: Args, flags: &[&str], keys: &[&str]) -> Result<(Message, Rest)> {
     let flags: Vec<&str> = ["persistent"].iter().chain(flags).copied().collect();
     let keys: Vec<&str> = ["headers"].iter().chain(keys).copied().collect();
     let (exchange, routing_key, content, r) = content(a, &flags, &keys)?;
-    Ok((Message(Arc::new(MessageData { id: MsgId(0), exchange, routing_key, content })), r))
+    Ok((Message::new(MessageData { id: MsgId(0), exchange, routing_key, content }), r))
 }
 
 fn code(a: &mut Args) -> Result<ReplyCode> {

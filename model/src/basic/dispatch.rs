@@ -93,7 +93,7 @@ impl Broker {
             }
             QosScope::ChannelAndConnection => {
                 room(chan.prefetch, pushed(chan), slack)
-                    && room(conn.prefetch, conn.channels.values().map(pushed).sum(), slack)
+                    && room(conn.prefetch, conn.channels.values().map(|c| pushed(c)).sum(), slack)
             }
         }
     }

@@ -15,7 +15,6 @@ use crate::event::{Event, Reply};
 use crate::profile::QosScope;
 use crate::state::{Broker, Consumer, ConsumerRef, Live, Mode, PendingPublish, Ready, Unacked};
 use crate::types::{ChanRef, Content, Message, MessageData, MsgId, Name, ReplyCode};
-use std::sync::Arc;
 
 use Exception::{Channel, Connection};
 
@@ -263,12 +262,12 @@ impl Broker {
         content: &Content,
         out: &mut Vec<Event>,
     ) -> bool {
-        let msg = Message(Arc::new(MessageData {
+        let msg = Message::new(MessageData {
             id: MsgId(self.next_msg),
             exchange: exchange.clone(),
             routing_key: routing_key.clone(),
             content: content.clone(),
-        }));
+        });
         self.next_msg += 1;
         // A reply to a reply consumer goes to it and to no queue (`super::direct_reply`).
         let queues = match self.route_reply(&msg, out) {

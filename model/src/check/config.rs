@@ -593,15 +593,15 @@ impl CheckConfig {
         }
     }
 
-    /// The CI universe with more deliveries per channel (minutes; run by hand).
+    /// The lifetime universe a message deeper (minutes; `just check-deep`, not in CI).
     pub fn deep() -> CheckConfig {
         CheckConfig {
             name: "deep",
-            about: "the ci universe with 4 messages (by hand: minutes, ~2.5 GiB)",
+            about: "the lifetime universe with 4 messages and 3 deliveries per channel (by hand, `just check-deep`)",
             max_messages: 4,
+            max_tag: 3,
             unique_states: None,
-            late_arrivals: true,
-            ..Self::ci()
+            ..Self::lifetime()
         }
     }
 }

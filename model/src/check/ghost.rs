@@ -435,12 +435,12 @@ fn check_route(
     let routed: Vec<Name> =
         oracle::route(pre, exchange, routing_key, &content.headers, post.header_reading()).into_iter().collect();
     // Less the queues with no room for it (RabbitMQ's length limits, `super::lifetime`).
-    let msg = crate::types::Message(Arc::new(crate::types::MessageData {
+    let msg = crate::types::Message::new(crate::types::MessageData {
         id: crate::types::MsgId(id),
         exchange: exchange.clone(),
         routing_key: routing_key.clone(),
         content: content.clone(),
-    }));
+    });
     let expected: Vec<Name> = routed.iter().filter(|q| !super::lifetime::refused(pre, q, &msg)).cloned().collect();
     let actual = placed(post, id);
     let own_match = pre.bindings_from(exchange).any(|b| {

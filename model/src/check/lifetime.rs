@@ -8,6 +8,7 @@ use super::oracle;
 use super::Action;
 use crate::command::Command;
 use crate::event::{Event, Reply};
+use crate::shared::Shared;
 use crate::state::{Broker, CopyId, Queue};
 use crate::types::{Message, Name, Value};
 
@@ -87,6 +88,9 @@ fn fail(kind: Check, detail: String) -> Result<(), Violation> {
 /// a deletion, a restart). Why each died is the model's to say (its fixtures and tests judge
 /// the reasons); that each is dead-lettered where its queue says is judged here.
 fn deaths(pre: &Broker, action: &Action, events: &[Event], post: &Broker) -> Vec<(Name, Message)> {
+    if Shared::same(&pre.ledger, &post.ledger) {
+        return Vec::new();
+    }
     let gone = |c: &CopyId| pre.ledger.contains_key(c) && !post.ledger.contains_key(c);
     match action {
         Action::Broker(crate::Internal::Expire { queue, at }) => pre
@@ -173,6 +177,10 @@ fn dead_lettered(
     post: &Broker,
     ghost: &mut Ghost,
 ) -> Result<(), Violation> {
+    let deaths = deaths(pre, action, events, post);
+    if deaths.is_empty() {
+        return Ok(());
+    }
     let mut fresh: Vec<(Message, Vec<Name>)> = Vec::new();
     for (name, q) in &post.queues {
         let landed = q.ready.iter().map(|r| &r.msg);
@@ -183,7 +191,7 @@ fn dead_lettered(
             }
         }
     }
-    for (queue, msg) in deaths(pre, action, events, post) {
+    for (queue, msg) in deaths {
         let Some(q) = pre.queues.get(&queue) else { continue };
         let Some(dlx) = text(q, "x-dead-letter-exchange").filter(|x| post.exchanges.contains_key(*x)) else { continue };
         let key = text(q, "x-dead-letter-routing-key").unwrap_or(&msg.0.routing_key);
@@ -232,6 +240,9 @@ fn dead_lettered(
 /// closed, it went out without acknowledgement, it expired (the step's own expiry, or a `get`
 /// dropping expired heads), or a length limit pushed it out. Nothing vanishes silently.
 pub(super) fn fates(pre: &Broker, action: &Action, events: &[Event], post: &Broker) -> Result<(), Violation> {
+    if Shared::same(&pre.ledger, &post.ledger) {
+        return Ok(());
+    }
     let handed: Vec<CopyId> = events
         .iter()
         .filter_map(|e| match e {
@@ -376,13 +387,12 @@ pub(super) fn observe(
     // Bookkeeping: when each live copy with a time to live entered its queue (a requeued copy
     // keeps its time; copies without one are not kept, so that other universes do not grow).
     for (name, q) in &post.queues {
-        for r in &q.ready {
-            let c = CopyId { msg: r.msg.id(), queue: name.clone() };
-            if !ghost.entered.contains_key(&c) && ttl(q, &r.msg).is_some() {
-                ghost.entered.insert(c, pre.clock.now);
-            }
+        for r in q.ready.iter().filter(|r| ttl(q, &r.msg).is_some()) {
+            ghost.entered.entry(CopyId { msg: r.msg.id(), queue: name.clone() }).or_insert(pre.clock.now);
         }
     }
-    ghost.entered.retain(|c, _| post.ledger.contains_key(c));
+    if !ghost.entered.is_empty() {
+        ghost.entered.retain(|c, _| post.ledger.contains_key(c));
+    }
     Ok(())
 }

@@ -114,12 +114,14 @@ impl BrokerModel {
         if self.config.late_arrivals {
             return;
         }
-        let mut steps = Vec::new();
-        broker.internal_steps(&mut steps);
-        for step in steps.into_iter().filter(|s| matches!(s, crate::Internal::Return { .. })) {
-            events.extend(broker.step(&step));
-        }
         // Only while some copy is on its way: the universes taking arrivals at once mostly have none.
+        if broker.queues.values().any(|q| !q.returning.is_empty()) {
+            let mut steps = Vec::new();
+            broker.internal_steps(&mut steps);
+            for step in steps.into_iter().filter(|s| matches!(s, crate::Internal::Return { .. })) {
+                events.extend(broker.step(&step));
+            }
+        }
         while broker.queues.values().any(|q| !q.arriving.is_empty()) {
             let mut steps = Vec::new();
             broker.internal_steps(&mut steps);

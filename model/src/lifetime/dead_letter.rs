@@ -29,7 +29,6 @@
 use crate::event::Event;
 use crate::state::{Arriving, Broker};
 use crate::types::{IntType, Message, MessageData, MsgId, Name, Table, Value};
-use std::sync::Arc;
 
 /// Why a message died.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -139,7 +138,7 @@ impl Broker {
         if reason != Reason::Rejected {
             targets.retain(|t| !cycle(&deaths, t));
         }
-        let copy = Message(Arc::new(MessageData { id: MsgId(self.next_msg), exchange, routing_key, content }));
+        let copy = Message::new(MessageData { id: MsgId(self.next_msg), exchange, routing_key, content });
         self.next_msg += 1;
         for t in targets {
             let arriving = Arriving { from: queue.clone(), msg: copy.clone() };
@@ -163,12 +162,12 @@ mod tests {
     use crate::types::Content;
 
     fn message(exchange: &str, key: &str) -> Message {
-        Message(Arc::new(MessageData {
+        Message::new(MessageData {
             id: MsgId(0),
             exchange: exchange.into(),
             routing_key: key.into(),
             content: Content::text("m"),
-        }))
+        })
     }
 
     fn count(headers: &Table, at: usize) -> Option<i64> {
@@ -182,16 +181,13 @@ mod tests {
     fn a_second_death_in_the_same_queue_for_the_same_reason_counts_up_and_comes_first() {
         let m = message("", "q");
         let once = died(&m, &"q".into(), Reason::Rejected);
-        let again = Message(Arc::new(MessageData {
+        let again = Message::new(MessageData {
             content: Content { headers: once.clone(), ..Content::text("m") },
             ..(*m.0).clone()
-        }));
+        });
         let other = died(&again, &"r".into(), Reason::Expired);
         let twice = died(
-            &Message(Arc::new(MessageData {
-                content: Content { headers: other, ..Content::text("m") },
-                ..(*m.0).clone()
-            })),
+            &Message::new(MessageData { content: Content { headers: other, ..Content::text("m") }, ..(*m.0).clone() }),
             &"q".into(),
             Reason::Rejected,
         );

@@ -6,7 +6,6 @@ use amqp_model::check::config::cmd::{connect, publish};
 use amqp_model::event::Reply;
 use amqp_model::types::MessageData;
 use amqp_model::{Broker, ChanRef, Command, ConnId, Content, Event, Message, Method, MsgId, Name, Profile, ReplyCode};
-use std::sync::Arc;
 
 pub const RABBIT: Profile = Profile::rabbitmq();
 pub const SPEC: Profile = Profile::spec();
@@ -166,7 +165,7 @@ fn unghost(e: Event) -> Event {
 
 /// A message as its consumer sees it.
 pub fn message(exchange: &str, key: &str, content: Content) -> Message {
-    Message(Arc::new(MessageData { id: MsgId(0), exchange: exchange.into(), routing_key: key.into(), content }))
+    Message::new(MessageData { id: MsgId(0), exchange: exchange.into(), routing_key: key.into(), content })
 }
 
 /// A transient message as its consumer sees it.

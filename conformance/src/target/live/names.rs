@@ -132,7 +132,7 @@ impl Names {
         if content.headers.contains_key("x-death") {
             self.headers(&mut content.headers);
         }
-        Message(Arc::new(MessageData { id: MsgId(0), exchange: self.trace(exchange), routing_key, content }))
+        Message::new(MessageData { id: MsgId(0), exchange: self.trace(exchange), routing_key, content })
     }
 }
 
