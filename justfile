@@ -33,6 +33,14 @@ brokers:
 brokers-extra:
     bash brokers/up.sh extra
 
+# Data, logs and configuration under target/cluster/; the machine's own RabbitMQ (5672) is not
+# touched. ACTION: up (idempotent), stop (nothing left running), status, stop-node N,
+# start-node N, kill-node N (N: a, b or c). brokers/cluster.sh says more.
+#
+# A three-node RabbitMQ 3.10.8 cluster on 127.0.0.1:5701-5703 (not in CI yet).
+cluster action="up" node="":
+    bash brokers/cluster.sh {{action}} {{node}}
+
 # One process per test, results as JSON in OUT (clients/amqp091-go/README.md).
 #
 # amqp091-go's own integration tests (RabbitMQ's Go client, from Debian) against the broker at URL.
