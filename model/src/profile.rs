@@ -345,7 +345,8 @@ pub enum RequeuePosition {
 pub enum ArgumentEquivalence {
     /// The whole table, literally.
     Literal,
-    /// Only the arguments the broker implements (RabbitMQ).
+    /// Only the arguments the broker implements (RabbitMQ), an `x-queue-type` left out read as
+    /// `classic` (docs/rabbitmq-3.10.md Q65).
     KnownOnly,
     /// Equal tables are equivalent; tables that differ are not, or are (a choice,
     /// [`crate::choice`]): the semantic-equivalence sentence of the passive field docs.

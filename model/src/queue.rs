@@ -195,7 +195,8 @@ impl Broker {
                     return Err(Channel(ResourceLocked));
                 }
                 let equal = q.arguments == *arguments;
-                let known_equal = RABBITMQ_QUEUE_ARGUMENTS.iter().all(|k| q.arguments.get(*k) == arguments.get(*k));
+                let known_equal =
+                    RABBITMQ_QUEUE_ARGUMENTS.iter().all(|k| compared(&q.arguments, k) == compared(arguments, k));
                 let flags_equivalent =
                     q.durable == durable && (same_exclusive || !self.profile.exclusive_in_equivalence);
                 let counts = (q.ready.len() as u32, q.consumer_count() as u32, name);
@@ -485,5 +486,16 @@ impl Broker {
     /// A copy is settled: it leaves the ledger.
     pub(crate) fn settle_copy(&mut self, msg: crate::types::MsgId, queue: &Name) {
         self.ledger.remove(&crate::state::CopyId { msg, queue: queue.clone() });
+    }
+}
+
+/// A queue argument as RabbitMQ compares it when the queue is declared again: an `x-queue-type`
+/// left out is `classic`, the default, so a classic queue declared again with `x-queue-type`
+/// `classic` is equivalent, and a quorum queue declared again without it is not (probed,
+/// docs/rabbitmq-3.10.md Q65).
+fn compared<'a>(arguments: &'a Table, key: &str) -> Option<std::borrow::Cow<'a, crate::types::Value>> {
+    match arguments.get(key) {
+        None if key == "x-queue-type" => Some(std::borrow::Cow::Owned(crate::types::Value::Str(Name::from("classic")))),
+        v => v.map(std::borrow::Cow::Borrowed),
     }
 }

@@ -912,6 +912,24 @@ fn queue_declare_equivalence() {
     assert_eq!(w.outcomes(&durable)[0], vec![declare_ok(c, "x", 0, 0)]);
 }
 
+/// RabbitMQ reads an `x-queue-type` left out as `classic` when it compares a redeclare (Q65):
+/// a queue declared without it is equivalent to one naming `classic` and not to one naming
+/// `quorum`, and a queue declared `quorum` is not equivalent to one that leaves it out.
+#[test]
+fn rabbitmq_reads_a_missing_queue_type_as_classic() {
+    let (mut w, c) = with_queue(RABBIT);
+    let str_value = |t: &str| amqp_model::Value::Str(t.into());
+    let typed = |t: &str| with_arguments(queue(c, "q", false, false, false), &[("x-queue-type", str_value(t))]);
+    assert_eq!(w.run(typed("classic")), vec![declare_ok(c, "q", 0, 0)]);
+    w.refused(typed("quorum"), PreconditionFailed);
+    let (mut w, c) = connected(RABBIT);
+    let quorum =
+        with_arguments(queue(c, "r", true, false, false), &[("x-queue-type", amqp_model::Value::Str("quorum".into()))]);
+    w.declare(quorum.clone());
+    assert_eq!(w.run(quorum), vec![declare_ok(c, "r", 0, 0)]);
+    w.refused(queue(c, "r", true, false, false), PreconditionFailed);
+}
+
 /// The declare `cmd` with its `arguments` table replaced by `args`.
 fn with_arguments(mut cmd: Command, args: &[(&str, amqp_model::Value)]) -> Command {
     let table: amqp_model::Table = args.iter().map(|(k, v)| (Name::from(*k), v.clone())).collect();
