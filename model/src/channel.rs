@@ -36,8 +36,11 @@ impl Broker {
     /// The client has answered every `channel.close` the broker sent (a client reads them before
     /// its next method and answers at once, unless it pipelines): the channels are free again.
     pub(crate) fn answer_closes(&mut self) {
-        for c in self.connections.values_mut() {
-            c.closing.clear();
+        // Only the connections that have one: the others stay shared with the state before.
+        if self.connections.values().any(|c| !c.closing.is_empty()) {
+            for c in self.connections.values_mut().filter(|c| !c.closing.is_empty()) {
+                c.closing.clear();
+            }
         }
     }
 
@@ -74,9 +77,12 @@ impl Broker {
             self.detach_consumer(&c.queue, &ConsumerRef { ch, tag: tag.clone() }, out);
         }
         if self.profile.requeue_avoids_rejecting_channel {
-            for q in self.queues.values_mut() {
-                for r in q.ready.iter_mut().filter(|r| r.avoid == Some(ch)) {
-                    r.avoid = None;
+            let avoided = |q: &crate::state::Queue| q.ready.iter().any(|r| r.avoid == Some(ch));
+            if self.queues.values().any(|q| avoided(q)) {
+                for q in self.queues.values_mut().filter(|q| avoided(q)) {
+                    for r in q.ready.iter_mut().filter(|r| r.avoid == Some(ch)) {
+                        r.avoid = None;
+                    }
                 }
             }
         }

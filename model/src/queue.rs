@@ -460,10 +460,14 @@ impl Broker {
                 }
             }
         }
-        for conn in self.connections.values_mut() {
-            for chan in conn.channels.values_mut() {
-                for u in chan.unacked.values_mut().filter(|u| u.queue == *name) {
-                    u.queue_gone = true;
+        // Only the channels holding one of its deliveries: the others stay shared.
+        let holds = |chan: &crate::state::Channel| chan.unacked.values().any(|u| u.queue == *name);
+        if self.connections.values().any(|c| c.channels.values().any(|chan| holds(chan))) {
+            for conn in self.connections.values_mut().filter(|c| c.channels.values().any(|chan| holds(chan))) {
+                for chan in conn.channels.values_mut().filter(|chan| holds(chan)) {
+                    for u in chan.unacked.values_mut().filter(|u| u.queue == *name) {
+                        u.queue_gone = true;
+                    }
                 }
             }
         }

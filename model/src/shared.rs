@@ -59,14 +59,6 @@ impl<T: Clone> Shared<T> {
         *node.hash.get_mut() = 0;
         &mut node.value
     }
-
-    /// The value itself, copied only if another state shares it.
-    pub fn into_inner(this: Self) -> T {
-        match Arc::try_unwrap(this.0) {
-            Ok(node) => node.value,
-            Err(shared) => shared.value.clone(),
-        }
-    }
 }
 
 impl<T: Hash> Shared<T> {
