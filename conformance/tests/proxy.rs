@@ -243,7 +243,11 @@ fn an_amqplib_application_through_the_proxy_to_rabbitmq_replays_everywhere() {
 /// starts from an empty broker; the suite leaves messages behind on `/`): every test passes as it
 /// does without the proxy, the judge reads all of it (about 340,000 methods and events: one test
 /// opens and closes channels 80,000 times) and finds no divergence; the one client error is the
-/// suite's own (it acks a tag it never got, to see the 406). All of it:
+/// suite's own: `TestRaceBetweenChannelShutdownAndSend` closes a channel while ten goroutines ack
+/// tag 42 on it, so the broker sees either an ack first (406 on the channel) or the close first
+/// and then an ack on a closed channel (504 on the connection), whichever the scheduler made;
+/// both are the client's error, and none at all if every ack lost the race to the close-ok (the
+/// client then refuses to send them). All of it:
 /// `TestDeclareArgsRejectToDeadLetterQueue` too, whose `basic.get` of the dead-letter queue right
 /// after the reject mostly finds it empty on RabbitMQ, the dead-lettered copy still on its way,
 /// which the model allows (docs/rabbitmq-3.10.md Q64). Needs Go (run.sh installs it with apt-get,
@@ -285,6 +289,9 @@ fn amqp091_gos_integration_suite_through_the_proxy_to_rabbitmq_has_no_false_dive
         traffic.findings.iter().filter(|f| !matches!(f, Finding::ClientError { .. })).collect();
     assert!(divergences_or_stops.is_empty(), "{divergences_or_stops:#?}");
     let client_errors: Vec<String> = traffic.findings.iter().map(|f| f.to_string()).collect();
-    assert_eq!(client_errors.len(), 1, "{client_errors:#?}");
-    assert!(client_errors[0].contains("closed 406 basic.ack"), "{client_errors:?}");
+    assert!(client_errors.len() <= 1, "{client_errors:#?}");
+    assert!(
+        client_errors.iter().all(|e| e.contains("closed 406 basic.ack") || e.contains("closed 504 basic.ack")),
+        "{client_errors:?}"
+    );
 }

@@ -999,6 +999,29 @@ mod tests {
         assert!(j.judging());
     }
 
+    /// The other order of the same race: the client's close reaches the broker before any of its
+    /// acks, the broker answers close-ok, and the first ack then names a channel that is closed:
+    /// a connection error, 504 on basic.ack (`channel.close` is the last method on a channel
+    /// until it is opened again). That too is the client's error, not the broker's.
+    #[test]
+    fn an_ack_after_the_close_ok_is_a_client_error_on_the_connection() {
+        let mut j = Judge::new(Profile::rabbitmq());
+        open(&mut j, 1);
+        let ack = Command::BasicAck { ch: ch(1, 1), delivery_tag: 42, multiple: false };
+        j.command(&Command::ChannelClose { ch: ch(1, 1) }, false);
+        for _ in 0..10 {
+            j.command(&ack, false);
+        }
+        j.event(&Event::ChannelCloseOk { ch: ch(1, 1) });
+        j.event(&Event::ConnectionClosed {
+            conn: ConnId(1),
+            code: ReplyCode::ChannelError,
+            method: Some(Method::BasicAck),
+        });
+        assert!(matches!(j.findings[..], [Finding::ClientError { .. }]), "{:?}", j.findings);
+        assert!(j.findings[0].to_string().contains("closed 504 basic.ack"), "{}", j.findings[0]);
+    }
+
     /// A publish on a confirm channel, then a declare on the same channel: the declare's answer
     /// may come before the publish's confirm (`confirm time guarantees`).
     #[test]
