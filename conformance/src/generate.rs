@@ -82,6 +82,10 @@ pub struct GenConfig {
     /// 10 in turn, and `q4` is declared with `x-single-active-consumer`. Only for the `rabbitmq`
     /// profile, so it implies `spec_compatible: false`.
     pub consumers: bool,
+    /// RabbitMQ's quorum queues (`amqp_model::quorum`): `q1` is declared durable as a quorum
+    /// queue with an `x-delivery-limit` of 2. Only for the `rabbitmq` profile, so it implies
+    /// `spec_compatible: false`.
+    pub quorum: bool,
 }
 
 impl Default for GenConfig {
@@ -97,6 +101,7 @@ impl Default for GenConfig {
             without: Vec::new(),
             lifetime: false,
             consumers: false,
+            quorum: false,
         }
     }
 }

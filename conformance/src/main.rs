@@ -147,6 +147,12 @@ enum Cmd {
         /// these no meaning, so this needs `--profile rabbitmq`.
         #[arg(long)]
         consumers: bool,
+        /// Use RabbitMQ's quorum queues: q1 is declared durable as a quorum queue with an
+        /// x-delivery-limit of 2 (requeues go to its back, a closed channel's copies to its front,
+        /// deliveries carry x-delivery-count). The specification has no queue types, so this needs
+        /// `--profile rabbitmq`.
+        #[arg(long)]
+        quorum: bool,
         /// Run the traces on the model itself instead of the in-process reference broker.
         #[arg(long, conflicts_with = "broker")]
         model: bool,
@@ -669,6 +675,7 @@ struct Generation<'a> {
     model: bool,
     lifetime: bool,
     consumers: bool,
+    quorum: bool,
 }
 
 fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
@@ -685,12 +692,18 @@ fn generate(g: &Generation<'_>, common: &Common) -> Result<bool, Fatal> {
     if g.consumers && common.profile != amqp_model::ProfileName::Rabbitmq {
         return Err(Fatal("--consumers: RabbitMQ's consumer priorities and single active consumer need --profile rabbitmq (the specification gives their arguments no meaning)".into()));
     }
+    if g.quorum && common.profile != amqp_model::ProfileName::Rabbitmq {
+        return Err(Fatal(
+            "--quorum: RabbitMQ's quorum queues need --profile rabbitmq (the specification has no queue types)".into(),
+        ));
+    }
     let config = GenConfig {
         steps: g.steps,
         without: g.without.to_vec(),
         lifetime: g.lifetime,
         consumers: g.consumers,
-        spec_compatible: !g.lifetime && !g.consumers,
+        quorum: g.quorum,
+        spec_compatible: !g.lifetime && !g.consumers && !g.quorum,
         ..GenConfig::default()
     };
     let traces: Vec<(String, Trace)> = amqp_conformance::generate::generate(seed, g.count, &config)
@@ -1053,7 +1066,20 @@ fn main() -> ExitCode {
                 })
         }
         Cmd::Stress { paths, runs, load, common } => stress(paths, *runs, *load, common),
-        Cmd::Generate { seed, count, steps, save, name, no_shrink, without, model, lifetime, consumers, common } => {
+        Cmd::Generate {
+            seed,
+            count,
+            steps,
+            save,
+            name,
+            no_shrink,
+            without,
+            model,
+            lifetime,
+            consumers,
+            quorum,
+            common,
+        } => {
             let g = Generation {
                 seed: *seed,
                 count: *count,
@@ -1065,6 +1091,7 @@ fn main() -> ExitCode {
                 model: *model,
                 lifetime: *lifetime,
                 consumers: *consumers,
+                quorum: *quorum,
             };
             generate(&g, common)
         }

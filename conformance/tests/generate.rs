@@ -494,3 +494,30 @@ fn consumers_traces_use_priorities_and_a_single_active_consumer() {
         assert_eq!(recording.verdict, Verdict::Pass, "{}", write(trace));
     }
 }
+
+/// With `quorum`, `q1` is a durable quorum queue with a delivery limit of 2: each trace passes
+/// on the model, and some copy comes back to it and is delivered again with its count in
+/// `x-delivery-count`.
+#[test]
+fn quorum_traces_use_a_quorum_queue_and_count_deliveries() {
+    let config = GenConfig { quorum: true, spec_compatible: false, ..GenConfig::default() };
+    let traces = generate(13, 150, &config);
+    let quorum = |c: &Command| {
+        matches!(c, Command::QueueDeclare { durable: true, arguments, .. }
+            if arguments.get(&Name::from("x-queue-type")) == Some(&Value::Str(Name::from("quorum"))))
+    };
+    assert!(traces.iter().flat_map(|t| t.commands()).any(quorum));
+    let mut counted = false;
+    for trace in &traces {
+        assert_well_formed(trace, &config);
+        let recording = record(trace, Profile::rabbitmq(), &mut model(Profile::rabbitmq()));
+        assert_eq!(recording.verdict, Verdict::Pass, "{}", write(trace));
+        for e in recording.steps.iter().flat_map(|s| s.events.iter()) {
+            if let Event::Deliver { message, .. } | Event::Reply { reply: Reply::GetOk { message, .. }, .. } = e {
+                let count = message.0.content.headers.get(&Name::from("x-delivery-count")).and_then(Value::int);
+                counted |= count.is_some_and(|n| n > 0);
+            }
+        }
+    }
+    assert!(counted, "no generated trace got a message back from the quorum queue");
+}

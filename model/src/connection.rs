@@ -98,6 +98,19 @@ impl Broker {
     /// auto-delete queue that had consumers is kept (`queue declare durable persistence`) or
     /// deleted, as its last consumer went with the closed connections (the auto-delete field doc).
     pub(crate) fn restart(&mut self, out: &mut Vec<Event>) {
+        // Messages published to a quorum queue and still on their way land first: the queue's
+        // log has them (`crate::quorum`).
+        let landing: Vec<crate::types::Name> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| q.quorum && q.arriving.iter().any(|a| a.from.is_empty()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in landing {
+            while self.queues.get(&n).is_some_and(|q| q.arriving.iter().any(|a| a.from.is_empty())) {
+                self.arrive(&n, &crate::types::Name::default(), out);
+            }
+        }
         for conn in self.connections.keys() {
             out.push(Event::ConnectionClosed { conn: *conn, code: ReplyCode::ConnectionForced, method: None });
         }
@@ -144,9 +157,21 @@ impl Broker {
                 held.extend(ch.unacked.values().filter(|u| !u.queue_gone).cloned());
             }
         }
+        // A quorum queue takes its copies back as from any closed channel (`crate::quorum`).
+        let (quorum_back, held): (Vec<_>, Vec<_>) =
+            held.into_iter().partition(|u| self.queues.get(&u.queue).is_some_and(|q| q.quorum));
         for u in held {
             let expires = u.expires;
-            let r = Ready { msg: u.msg, redelivered: true, flag_optional, avoid: None, floating, expires };
+            let r = Ready {
+                msg: u.msg,
+                redelivered: true,
+                flag_optional,
+                avoid: None,
+                floating,
+                expires,
+                delivery_count: 0,
+                returned: false,
+            };
             returning.push((u.queue, r));
         }
         self.queues.retain(|name, q| {
@@ -164,11 +189,16 @@ impl Broker {
             // Dead-lettered copies still on their way are lost (RabbitMQ's dead-lettering is
             // at most once: nothing confirmed them to anyone).
             q.arriving.clear();
-            let durable = q.durable;
-            q.ready.retain(|r| durable && keeps(r.msg.persistent()));
+            // A quorum queue keeps every message, transient ones too: it writes all to its log.
+            let (durable, quorum) = (q.durable, q.quorum);
+            q.ready.retain(|r| durable && (quorum || keeps(r.msg.persistent())));
             for r in q.ready.iter_mut() {
                 r.avoid = None;
             }
+        }
+        for u in quorum_back {
+            let queue = u.queue.clone();
+            self.quorum_put_back(&queue, u, true, true);
         }
         // Every copy that did not survive is settled.
         let surviving: std::collections::BTreeSet<crate::state::CopyId> = self

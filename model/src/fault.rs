@@ -56,6 +56,10 @@ pub enum Fault {
     ConsumerPriorityIgnored,
     /// `x-single-active-consumer` is ignored: the queue's consumers share its messages.
     SingleActiveIgnored,
+    /// A quorum queue does not count a copy's returns: `x-delivery-count` stays 0.
+    DeliveryCountNotKept,
+    /// A quorum queue's `x-delivery-limit` is ignored: a copy comes back however often.
+    DeliveryLimitIgnored,
 }
 
 impl Fault {
@@ -71,7 +75,7 @@ impl Fault {
     ];
 
     /// Every fault, for tests that try them all.
-    pub const ALL: [Fault; 23] = [
+    pub const ALL: [Fault; 25] = [
         Fault::DirectIgnoresKey,
         Fault::FanoutFirstOnly,
         Fault::TopicHashIsOneWord,
@@ -95,6 +99,8 @@ impl Fault {
         Fault::HeadersWithXIgnored,
         Fault::ConsumerPriorityIgnored,
         Fault::SingleActiveIgnored,
+        Fault::DeliveryCountNotKept,
+        Fault::DeliveryLimitIgnored,
     ];
 }
 

@@ -32,6 +32,7 @@ pub mod lifetime;
 pub mod methods;
 pub mod profile;
 pub mod queue;
+pub mod quorum;
 pub mod routing;
 pub mod shared;
 pub mod state;

@@ -327,6 +327,12 @@ pub struct Profile {
     /// (`false`) it is an ordinary name, reserved by its `amq.` prefix
     /// (`queue declare queue reserved`), which no queue has.
     pub direct_reply_to: bool,
+    /// Whether `x-queue-type` names a queue type ([`crate::quorum`]): RabbitMQ's `classic` (the
+    /// default) and `quorum`, each refusing the other's arguments, a quorum queue requeueing to
+    /// its back and counting deliveries (probed: docs/rabbitmq-3.10.md Q65, Q67), `true`. Under
+    /// `spec` (`false`) the argument is kept and compared only, as any other: the arguments field
+    /// doc of queue.declare leaves their meaning to the server.
+    pub quorum_queues: bool,
 }
 
 /// Where a requeued message goes back (`Profile::requeue_position`).
@@ -515,6 +521,7 @@ impl Profile {
             single_active_consumer: false,
             requeue_by_consumer: false,
             direct_reply_to: false,
+            quorum_queues: false,
         }
     }
 
@@ -572,6 +579,7 @@ impl Profile {
             single_active_consumer: true,
             requeue_by_consumer: true,
             direct_reply_to: true,
+            quorum_queues: true,
         }
     }
 
@@ -624,7 +632,8 @@ impl Profile {
 pub const RABBITMQ_EXCHANGE_ARGUMENTS: [&str; 1] = ["alternate-exchange"];
 
 /// Queue arguments RabbitMQ 3.10 compares on redeclaration (the ones it implements).
-pub const RABBITMQ_QUEUE_ARGUMENTS: [&str; 13] = [
+/// The queue-type arguments among them were probed (docs/rabbitmq-3.10.md Q67).
+pub const RABBITMQ_QUEUE_ARGUMENTS: [&str; 18] = [
     "x-expires",
     "x-message-ttl",
     "x-dead-letter-exchange",
@@ -638,4 +647,9 @@ pub const RABBITMQ_QUEUE_ARGUMENTS: [&str; 13] = [
     "x-queue-mode",
     "x-queue-type",
     "x-single-active-consumer",
+    "x-delivery-limit",
+    "x-quorum-initial-group-size",
+    "x-dead-letter-strategy",
+    "x-queue-leader-locator",
+    "x-queue-version",
 ];

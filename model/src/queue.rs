@@ -199,7 +199,7 @@ impl Broker {
                     RABBITMQ_QUEUE_ARGUMENTS.iter().all(|k| compared(&q.arguments, k) == compared(arguments, k));
                 let flags_equivalent =
                     q.durable == durable && (same_exclusive || !self.profile.exclusive_in_equivalence);
-                let counts = (q.ready.len() as u32, q.consumer_count() as u32, name);
+                let counts = (q.ready.len() as u32, self.reported_consumers(&name, q), name);
                 let auto_delete_differs = q.auto_delete != auto_delete;
                 let equivalent = flags_equivalent
                     && (passive || self.arguments_equivalent(equal, known_equal, "queue declare passive equivalent"));
@@ -217,8 +217,10 @@ impl Broker {
             None if passive => return Err(Channel(NotFound)),
             None => {
                 self.out_of_room(|b| b.queues.len(), 256, "queue declare minimum-queues")?;
+                let quorum = self.check_queue_type(&name, durable, exclusive, auto_delete, arguments)?;
                 let name = if name.is_empty() { self.generate_name("amq.gen-") } else { name };
                 let q = Queue {
+                    quorum,
                     durable,
                     owner: exclusive.then_some(ch.conn),
                     auto_delete,
@@ -385,6 +387,7 @@ impl Broker {
         let name = self.resolve_queue(ch, queue)?;
         let message_count = match self.usable_queue(ch, &name) {
             Ok(q) => {
+                Broker::check_quorum_delete(q, if_unused, if_empty)?;
                 if if_unused && q.consumer_count() > 0 || if_empty && !q.ready.is_empty() {
                     return Err(Channel(PreconditionFailed));
                 }

@@ -186,19 +186,27 @@ pub struct Queue {
     #[serde(default)]
     pub returning: Vec<Unacked>,
     /// Dead-lettered copies on their way to this queue ([`crate::Internal::Arrive`]), routed
-    /// when their message died, in the order each source queue sent them. RabbitMQ's source
+    /// when their message died, in the order each source queue sent them; and, in a quorum queue,
+    /// the messages published to it ([`crate::quorum`]). RabbitMQ's source
     /// queue hands them to the target queue's process, so they land a little after the step that
     /// killed them (a `basic.get` on the dead-letter queue on the same channel right after a
     /// `basic.reject` found it empty in about 2 runs of 3, docs/rabbitmq-3.10.md Q64), after or
     /// before what a client published to the target queue meanwhile. Owed once a `wait` is over.
     #[serde(default)]
     pub arriving: Vec<Arriving>,
+    /// A quorum queue (`x-queue-type` `quorum` under `Profile::quorum_queues`, [`crate::quorum`]):
+    /// requeued copies go to its back, copies back from a closed channel to its front, and each
+    /// copy counts its deliveries.
+    #[serde(default)]
+    pub quorum: bool,
 }
 
 /// A dead-lettered copy on its way to a queue ([`Queue::arriving`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Arriving {
-    /// The queue it died in: copies from one queue arrive in the order they died.
+    /// The queue it died in: copies from one queue arrive in the order they died; `""` for a
+    /// message published to a quorum queue ([`crate::quorum`]), which arrive in the order they
+    /// were published.
     pub from: Name,
     /// The new message.
     pub msg: Message,
@@ -243,6 +251,14 @@ pub struct Ready {
     /// When it expires ([`crate::lifetime::ttl`]), if it has a time to live.
     #[serde(default)]
     pub expires: Option<crate::lifetime::clock::Due>,
+    /// How often it came back to a quorum queue ([`crate::quorum`]: its `x-delivery-count`);
+    /// always 0 in a classic queue.
+    #[serde(default)]
+    pub delivery_count: u32,
+    /// Back in a quorum queue from a closed channel: such copies go out before the others, in
+    /// the order they came back ([`crate::quorum`]).
+    #[serde(default)]
+    pub returned: bool,
 }
 
 /// A consumer, named by its channel and tag.
@@ -348,6 +364,9 @@ pub struct Unacked {
     /// When it expires once back in its queue ([`crate::lifetime::ttl`]: not while it is out).
     #[serde(default)]
     pub expires: Option<crate::lifetime::clock::Due>,
+    /// The copy's delivery count in a quorum queue before this delivery ([`Ready::delivery_count`]).
+    #[serde(default)]
+    pub delivery_count: u32,
 }
 
 /// How an unacked delivery is settled.

@@ -132,6 +132,17 @@ fn an_ignored_single_active_consumer_is_caught() {
 }
 
 #[test]
+fn quorum_space_is_pinned() {
+    assert_eq!(Some(explore(CheckConfig::quorum()).1), CheckConfig::quorum().unique_states);
+}
+
+#[test]
+fn broken_quorum_delivery_counts_are_caught() {
+    caught(Fault::DeliveryCountNotKept, CheckConfig::quorum(), "x-delivery-count counts earlier deliveries");
+    caught(Fault::DeliveryLimitIgnored, CheckConfig::quorum(), "no delivery past the delivery limit");
+}
+
+#[test]
 fn ignored_consumer_priorities_are_caught() {
     caught(Fault::ConsumerPriorityIgnored, CheckConfig::consumers(), "consumer priorities respected");
 }
@@ -146,7 +157,7 @@ fn every_fault_has_a_test() {
     // A new fault must be added to one of the tests above, or to model/tests/lifetime.rs
     // (QueueNeverExpires: a deletion owed, not a step the checker can see missing), and here.
     // HeadersWithXIgnored: model/tests/props.rs headers_fault_caught.
-    assert_eq!(Fault::ALL.len(), 23);
+    assert_eq!(Fault::ALL.len(), 25);
 }
 
 /// The spec configuration reaches a point where the profile allows two answers, and the checker

@@ -32,12 +32,13 @@ pub const GENERATED_DIRS: [&str; 3] = ["spec", "fixtures", "source"];
 pub const GENERATED_FILES: [&str; 3] = ["SUMMARY.md", "profiles.md", "tutorial.md"];
 
 /// The hand-written pages, in the book's order: (title, path under `docs/`).
-const GUIDE: [(&str, &str); 7] = [
+const GUIDE: [(&str, &str); 8] = [
     ("Validate your broker in five minutes", "intro/five-minutes.md"),
     ("For broker implementers", "intro/broker-implementers.md"),
     ("For client authors", "intro/client-authors.md"),
     ("What may happen to my message", "message-fates.md"),
     ("Which consumer gets the next message", "who-gets-the-message.md"),
+    ("Quorum queues and clusters", "clusters.md"),
     ("For readers of the specification", "intro/spec-readers.md"),
     ("The model", "model.md"),
 ];

@@ -314,9 +314,14 @@ impl Compiler<'_> {
     /// The declare arguments of queue `i`: none, but under [`GenConfig::lifetime`] for `q2` (a
     /// 200 ms TTL, a length limit of 2, `x1` as its dead-letter exchange) and `q3` (a length limit
     /// of 1 that refuses publishes), and under [`GenConfig::consumers`] for `q4` (a single
-    /// active consumer).
+    /// active consumer), and under [`GenConfig::quorum`] for `q1` (a quorum queue with a delivery
+    /// limit of 2).
     fn queue_arguments(&self, i: u8) -> Table {
         let mut t = Table::new();
+        if self.quorum(i) {
+            t.insert("x-queue-type".into(), Value::Str("quorum".into()));
+            t.insert("x-delivery-limit".into(), Value::Int(2));
+        }
         if self.config.consumers && i == 3 {
             t.insert("x-single-active-consumer".into(), Value::Bool(true));
         }
@@ -338,6 +343,11 @@ impl Compiler<'_> {
         t
     }
 
+    /// Whether queue `i` is the quorum queue of [`GenConfig::quorum`] (declared durable).
+    fn quorum(&self, i: u8) -> bool {
+        self.config.quorum && i == 0
+    }
+
     fn queue(&mut self, ch: ChanRef, i: u8) -> Option<Name> {
         let name = self.queue_name(i);
         if !self.state.rabbit.queues.contains_key(&name) {
@@ -345,7 +355,7 @@ impl Compiler<'_> {
                 ch,
                 queue: name.clone(),
                 passive: false,
-                durable: false,
+                durable: self.quorum(i),
                 exclusive: false,
                 auto_delete: false,
                 arguments: self.queue_arguments(i),

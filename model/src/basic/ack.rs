@@ -207,20 +207,42 @@ impl Broker {
     pub(crate) fn take_back(&mut self, queue: &crate::types::Name) {
         let Some(q) = self.queues.get_mut(queue) else { return };
         for u in std::mem::take(&mut q.returning) {
-            self.requeue(u, None);
+            self.put_back(u, None, self.profile.redelivered_flag_optional, true);
         }
     }
 
     /// [`Self::requeue`], with the redelivered flag optional or not on the next delivery.
     pub(crate) fn requeue_flagged(&mut self, u: Unacked, avoid: Option<ChanRef>, flag_optional: bool) {
+        self.put_back(u, avoid, flag_optional, false);
+    }
+
+    /// [`Self::requeue_flagged`], for a copy that comes back because its channel closed
+    /// (`returned`) or was requeued by its client: a quorum queue puts the first kind at its front,
+    /// the second at its back, and counts both ([`crate::quorum`]).
+    fn put_back(&mut self, u: Unacked, avoid: Option<ChanRef>, flag_optional: bool, returned: bool) {
         let redelivered = !self.faults.has(Fault::NoRedeliveredFlag);
         let floating = (self.profile.requeue_position == RequeuePosition::Anywhere).then_some(self.next_msg);
         match self.queues.get_mut(&u.queue).filter(|_| !u.queue_gone) {
+            Some(q) if q.quorum => {
+                let queue = u.queue.clone();
+                self.quorum_put_back(&queue, u, redelivered, returned);
+                self.drop_over_limits(&queue);
+            }
             Some(q) => {
                 let id = u.msg.id();
                 let at = q.ready.partition_point(|r| r.msg.id() < id);
                 let expires = u.expires;
-                q.ready.insert(at, Ready { msg: u.msg, redelivered, flag_optional, avoid, floating, expires });
+                let r = Ready {
+                    msg: u.msg,
+                    redelivered,
+                    flag_optional,
+                    avoid,
+                    floating,
+                    expires,
+                    delivery_count: 0,
+                    returned: false,
+                };
+                q.ready.insert(at, r);
                 // Back over a `drop-head` length limit, the oldest go (Q44: the requeued one).
                 self.drop_over_limits(&u.queue);
             }
@@ -264,6 +286,8 @@ impl Broker {
                         avoid: None,
                         floating: None,
                         expires: u.expires,
+                        delivery_count: u.delivery_count,
+                        returned: false,
                     };
                     let delivery_tag = self.hand_over(ch, &queue, &r, Some(tag.clone()), false);
                     out.push(Event::Deliver {

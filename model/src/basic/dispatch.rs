@@ -238,6 +238,7 @@ impl Broker {
             q.consumers.push_back(consumer.clone());
             q.blocked.extend(skipped);
         }
+        let quorum = q.quorum;
         let delivery_tag = self.hand_over(consumer.ch, queue, &r, Some(consumer.tag.clone()), no_ack);
         out.push(Event::Deliver {
             ch: consumer.ch,
@@ -245,7 +246,7 @@ impl Broker {
             delivery_tag,
             redelivered: r.redelivered,
             queue: queue.clone(),
-            message: r.msg,
+            message: crate::quorum::as_delivered(&r.msg, quorum, r.delivery_count, false),
         });
     }
 

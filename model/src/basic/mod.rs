@@ -83,6 +83,7 @@ impl Broker {
         // names the queue), before an exclusive consumer's conflict (Q47).
         let priority = self.consumer_priority_of(arguments)?;
         let q = &self.queues[&name];
+        self.check_quorum_consume(ch, q)?;
         let has_exclusive = q.all_consumers().any(|c| self.consumer(c).is_some_and(|c| c.exclusive));
         // A single-active-consumer queue takes no exclusive consumer, even alone (Q48).
         let single_active = exclusive && self.single_active(q);
@@ -280,7 +281,10 @@ impl Broker {
         }
         let mut taken = true;
         for q in queues {
-            taken &= self.put(&q, &msg, out);
+            taken &= match self.queues[&q].quorum {
+                true => self.publish_to_quorum(&q, &msg),
+                false => self.put(&q, &msg, out),
+            };
         }
         taken
     }
@@ -324,8 +328,8 @@ impl Broker {
             r.redelivered = self.either("redelivered implementation", 2) == 0;
         }
         let delivery_tag = self.hand_over(ch, &name, &r, None, no_ack);
-        let reply =
-            Reply::GetOk { delivery_tag, redelivered: r.redelivered, queue: name, message_count, message: r.msg };
+        let message = crate::quorum::as_delivered(&r.msg, self.queues[&name].quorum, r.delivery_count, true);
+        let reply = Reply::GetOk { delivery_tag, redelivered: r.redelivered, queue: name, message_count, message };
         out.push(Event::Reply { ch, reply });
         Ok(())
     }
@@ -364,6 +368,7 @@ impl Broker {
                 redelivered: r.redelivered,
                 pending: None,
                 expires: r.expires,
+                delivery_count: r.delivery_count,
             };
             chan.unacked.insert(tag, u);
         }

@@ -170,6 +170,13 @@ const WORK_QUEUE: [&str; 3] = ["a redelivery happens", "a consumer is blocked by
 const SINGLE_ACTIVE: [&str; 3] =
     ["a redelivery happens", "a 406 closes a channel", "another consumer takes over a single-active queue"];
 
+const QUORUM: [&str; 4] = [
+    "a redelivery happens",
+    "a consumer is blocked by prefetch",
+    "a copy reaches its delivery limit",
+    "a message is dead-lettered",
+];
+
 const CONSUMERS: [&str; 4] = [
     "a redelivery happens",
     "a consumer is blocked by prefetch",
@@ -187,6 +194,7 @@ impl CheckConfig {
             Self::routing(),
             Self::consumers(),
             Self::single_active(),
+            Self::quorum(),
             Self::lifecycle(),
             Self::lifecycle_spec(),
             Self::lifetime(),
@@ -409,6 +417,40 @@ impl CheckConfig {
             max_messages: 3,
             must_reach: &SINGLE_ACTIVE,
             unique_states: Some(40_448),
+            late_arrivals: true,
+            ..Self::quick()
+        }
+    }
+
+    /// RabbitMQ's quorum queues ([`crate::quorum`]): the work queue declared as a quorum queue
+    /// with a delivery limit of 1 and a dead-letter queue, its copies requeued to the back,
+    /// returned to the front, counted, and ended at the limit; `basic.get` shows the count.
+    pub fn quorum() -> CheckConfig {
+        let (mut setup, mut menu) = Self::work_queue(Profile::rabbitmq());
+        setup.insert(setup.len() - 1, queue(ch(1), "dead", false, false, false));
+        for c in &mut setup {
+            if let Command::QueueDeclare { queue, arguments, .. } = c {
+                if queue.as_str() == "q" {
+                    *arguments = [
+                        (n("x-queue-type"), Value::Str(n("quorum"))),
+                        (n("x-delivery-limit"), Value::Int(1)),
+                        (n("x-dead-letter-exchange"), Value::Str(n(""))),
+                        (n("x-dead-letter-routing-key"), Value::Str(n("dead"))),
+                    ]
+                    .into();
+                }
+            }
+        }
+        menu.push(Command::BasicGet { ch: ch(1), queue: n("q"), no_ack: false });
+        menu.push(Command::BasicReject { ch: ch(1), delivery_tag: 1, requeue: false });
+        CheckConfig {
+            name: "quorum",
+            about: "work queue as a quorum queue with x-delivery-limit 1 and a dead-letter queue (rabbitmq)",
+            setup,
+            menu,
+            max_messages: 2,
+            must_reach: &QUORUM,
+            unique_states: Some(11_766),
             late_arrivals: true,
             ..Self::quick()
         }

@@ -27,6 +27,8 @@ pub struct Ghost {
     /// The consumers of each queue in the order they subscribed, as the consume-oks showed it
     /// (for single active consumers; entries of consumers since gone are dropped lazily).
     pub subscribed: BTreeMap<Name, Vec<ConsumerRef>>,
+    /// How often each live copy in a quorum queue was delivered (kept for quorum queues only).
+    pub deliveries: BTreeMap<CopyId, u32>,
 }
 
 /// A transition property that failed, with what was seen.
@@ -70,6 +72,12 @@ pub enum Check {
     ConsumerPriority,
     /// A single-active-consumer queue delivers only to the earliest subscriber still attached.
     SingleActive,
+    /// A delivery from a quorum queue carries in `x-delivery-count` how often its copy was
+    /// delivered before (always for `basic.get`, once above 0 for a consumer).
+    DeliveryCount,
+    /// No copy of a quorum queue is delivered more than its `x-delivery-limit` allows (one first
+    /// delivery and as many more as the limit).
+    DeliveryLimit,
 }
 
 /// Notable outcomes of the last step.
@@ -104,6 +112,9 @@ pub enum Notable {
     /// A single-active-consumer queue's delivery went to a consumer that took over from one
     /// subscribed before it.
     TookOver,
+    /// A copy of a quorum queue came back once more than its delivery limit allows and was
+    /// ended (dropped or dead-lettered).
+    DeliveryLimitReached,
 }
 
 impl fmt::Display for Violation {
@@ -140,6 +151,7 @@ pub fn observe(pre: &Broker, action: &Action, events: &[Event], post: &Broker, g
         }?;
         super::lifetime::fates(pre, action, events, post)?;
         super::lifetime::observe(pre, action, events, post, ghost)?;
+        delivery_limit_reached(pre, action, post, ghost);
         // Whoever got deliveries in this step is within every prefetch limit afterwards, and was
         // of the highest priority that could take the message.
         for e in events {
@@ -200,6 +212,7 @@ fn watch_event(pre: &Broker, e: &Event, ghost: &mut Ghost) -> Result<(), Violati
     }
     ghost.last_tag.insert(*ch, tag);
     let copy = CopyId { msg: msg.id(), queue: queue.clone() };
+    delivery_count(pre, &copy, msg, matches!(e, Event::Reply { .. }), ghost)?;
     // Under `redelivered_flag_optional` (the SHOULD of `redelivered implementation`) a copy
     // delivered before may go out unflagged; never the other way round. (What basic.recover
     // resends must be flagged: the model never leaves that flag optional.)
@@ -217,6 +230,72 @@ fn watch_event(pre: &Broker, e: &Event, ghost: &mut Ghost) -> Result<(), Violati
             fail(Check::Redelivered, format!("{ch} got message {} from {queue} whose copy is {other:?}", msg.id().0))
         }
     }
+}
+
+/// A delivery of `copy` from a quorum queue: its `x-delivery-count` is the number of its earlier
+/// deliveries (each of which ended with the copy coming back, or it would not be delivered again),
+/// present for a `basic.get` (`get`) and for a consumer once above 0; and that number is within
+/// the queue's `x-delivery-limit`.
+fn delivery_count(
+    pre: &Broker,
+    copy: &CopyId,
+    msg: &crate::types::Message,
+    get: bool,
+    ghost: &mut Ghost,
+) -> Result<(), Violation> {
+    let Some(q) = pre.queues.get(&copy.queue).filter(|q| q.quorum) else { return Ok(()) };
+    let before = ghost.deliveries.get(copy).copied().unwrap_or(0);
+    let expected = (get || before > 0).then(|| crate::types::Value::Sized(crate::types::IntType::I64, before.into()));
+    let header = msg.0.content.headers.get(crate::quorum::DELIVERY_COUNT);
+    if header != expected.as_ref() {
+        return fail(
+            Check::DeliveryCount,
+            format!("message {} from {} delivered {before} times before came with {header:?}", copy.msg.0, copy.queue),
+        );
+    }
+    let limit = q.arguments.get("x-delivery-limit").and_then(crate::types::Value::int);
+    if limit.is_some_and(|l| i64::from(before) > l.max(0)) {
+        return fail(
+            Check::DeliveryLimit,
+            format!("message {} from {} delivered again after {before} deliveries", copy.msg.0, copy.queue),
+        );
+    }
+    ghost.deliveries.insert(copy.clone(), before + 1);
+    Ok(())
+}
+
+/// Whether a copy of a quorum queue left the ledger in a step that sends copies back (a requeue,
+/// a recover, a close, a closed channel's copies taken back) after as many deliveries as its
+/// limit allows ([`Notable::DeliveryLimitReached`]);
+/// and the bookkeeping of [`Ghost::deliveries`]: copies that left the ledger are forgotten.
+fn delivery_limit_reached(pre: &Broker, action: &Action, post: &Broker, ghost: &mut Ghost) {
+    if ghost.deliveries.is_empty() || crate::shared::Shared::same(&pre.ledger, &post.ledger) {
+        return;
+    }
+    let sends_back = match action {
+        Action::Client(cmd) | Action::Answer(cmd, _) => matches!(
+            cmd,
+            Command::BasicReject { requeue: true, .. }
+                | Command::BasicNack { requeue: true, .. }
+                | Command::BasicRecover { .. }
+                | Command::ChannelClose { .. }
+                | Command::ConnectionClose { .. }
+                | Command::ConnectionDrop { .. }
+        ),
+        Action::Broker(crate::Internal::Return { .. }) => true,
+        Action::Broker(_) => false,
+    };
+    let limit = |c: &CopyId| {
+        post.queues.get(&c.queue).and_then(|q| q.arguments.get("x-delivery-limit")).and_then(crate::types::Value::int)
+    };
+    let ended = ghost
+        .deliveries
+        .iter()
+        .any(|(c, n)| !post.ledger.contains_key(c) && limit(c).is_some_and(|l| i64::from(*n) > l.max(0)));
+    if ended && sends_back {
+        ghost.last = Some(Notable::DeliveryLimitReached);
+    }
+    ghost.deliveries.retain(|c, _| post.ledger.contains_key(c));
 }
 
 /// `basic 06`, counted afresh: under the bands of `spec` a message of priority 5-9 outranks one
@@ -414,8 +493,10 @@ fn closed(events: &[Event], ch: ChanRef) -> Option<ReplyCode> {
 fn placed(post: &Broker, id: u32) -> Vec<Name> {
     let mut out = Vec::new();
     for (n, q) in &post.queues {
-        for r in &q.ready {
-            if r.msg.id().0 == id {
+        // A message published to a quorum queue is on its way there (`crate::quorum`).
+        let coming = q.arriving.iter().filter(|a| a.from.is_empty()).map(|a| &a.msg);
+        for m in q.ready.iter().map(|r| &r.msg).chain(coming) {
+            if m.id().0 == id {
                 out.push(n.clone());
             }
         }

@@ -36,17 +36,30 @@ fn size(msg: &Message) -> u64 {
     msg.0.content.body.as_str().len() as u64
 }
 
+/// Whether `q` refuses publishes over its limits (a quorum queue knows only `reject-publish`:
+/// it reads `reject-publish-dlx` as `drop-head`).
 fn rejecting(q: &Queue) -> bool {
-    text(q, "x-overflow").is_some_and(|o| o.as_str().starts_with("reject-publish"))
+    match q.quorum {
+        true => text(q, "x-overflow").is_some_and(|o| o.as_str() == "reject-publish"),
+        false => text(q, "x-overflow").is_some_and(|o| o.as_str().starts_with("reject-publish")),
+    }
 }
 
 /// Whether `q` (as it was before) has no room for `msg`: refused by a `reject-publish` queue
-/// that is full, or dropped at once by a `drop-head` one it does not fit even alone (unless a
-/// consumer with room takes it first: so the oracle's route *may* leave such a queue out).
+/// that is full (a quorum queue: over its limit already), or dropped at once by a `drop-head`
+/// one it does not fit even alone (unless a consumer with room takes it first: so the oracle's
+/// route *may* leave such a queue out).
 fn no_room(q: &Queue, msg: &Message) -> bool {
     let (len, bytes) = (number(q, "x-max-length"), number(q, "x-max-length-bytes"));
     if rejecting(q) {
         let held: u64 = q.ready.iter().map(|r| size(&r.msg)).sum();
+        if q.quorum {
+            // Decided at the publish, counting what is on its way (`crate::quorum`).
+            let coming: Vec<&Message> = q.arriving.iter().filter(|a| a.from.is_empty()).map(|a| &a.msg).collect();
+            let held = held + coming.iter().map(|m| size(m)).sum::<u64>();
+            let count = (q.ready.len() + coming.len()) as u64;
+            return len.is_some_and(|m| count > m) || bytes.is_some_and(|m| held > m);
+        }
         len.is_some_and(|m| q.ready.len() as u64 >= m) || bytes.is_some_and(|m| held + size(msg) > m)
     } else {
         len == Some(0) || bytes.is_some_and(|m| size(msg) > m)
@@ -59,15 +72,19 @@ pub(super) fn refused(pre: &Broker, q: &Name, msg: &Message) -> bool {
 }
 
 /// Every queue within its limits: all its ready messages under `drop-head`, those that were
-/// never requeued under the `reject-publish` modes (which refuse publishes only).
+/// never requeued under the `reject-publish` modes (which refuse publishes only); a quorum queue,
+/// which refuses only once over its limit, may hold one more (the last it took).
 fn within_limits(post: &Broker) -> Result<(), Violation> {
     for (name, q) in &post.queues {
         let (len, bytes) = (number(q, "x-max-length"), number(q, "x-max-length-bytes"));
         if len.is_none() && bytes.is_none() {
             continue;
         }
-        let counted: Vec<&Message> =
+        let mut counted: Vec<&Message> =
             q.ready.iter().filter(|r| !rejecting(q) || !r.redelivered).map(|r| &r.msg).collect();
+        if q.quorum && rejecting(q) {
+            counted.pop();
+        }
         let held: u64 = counted.iter().map(|m| size(m)).sum();
         if len.is_some_and(|m| counted.len() as u64 > m) || bytes.is_some_and(|m| held > m) {
             return fail(
@@ -265,6 +282,7 @@ pub(super) fn fates(pre: &Broker, action: &Action, events: &[Event], post: &Brok
             .get(q)
             .is_some_and(|q| number(q, "x-max-length").is_some() || number(q, "x-max-length-bytes").is_some())
     };
+    let capped = |q: &Name| pre.queues.get(q).is_some_and(|q| q.quorum && q.arguments.contains_key("x-delivery-limit"));
     let expiring = |q: &Name| pre.queues.get(q).is_some_and(|x| x.ready.iter().any(|r| ttl(x, &r.msg).is_some()));
     for c in pre.ledger.keys().filter(|c| !post.ledger.contains_key(*c)) {
         let queue_gone = !post.queues.contains_key(&c.queue)
@@ -281,9 +299,10 @@ pub(super) fn fates(pre: &Broker, action: &Action, events: &[Event], post: &Brok
                     .get(queue)
                     .and_then(|q| q.ready.get(*at))
                     .is_some_and(|r| r.msg.id() == c.msg && *queue == c.queue),
-                // Back, or landed, over a drop-head length limit.
+                // Back, or landed, over a drop-head length limit; or back once more than a quorum
+                // queue's delivery limit allows.
                 Action::Broker(crate::Internal::Return { queue } | crate::Internal::Arrive { queue, .. }) => {
-                    *queue == c.queue && limited(queue)
+                    *queue == c.queue && (limited(queue) || capped(queue))
                 }
                 Action::Broker(_) => false,
                 Action::Client(cmd) | Action::Answer(cmd, _) => match cmd {

@@ -254,6 +254,12 @@ impl Model for BrokerModel {
             Property::always("consumer priorities respected", |_, s: &CheckState| {
                 violation_free(s, Check::ConsumerPriority)
             }),
+            Property::always("x-delivery-count counts earlier deliveries", |_, s: &CheckState| {
+                violation_free(s, Check::DeliveryCount)
+            }),
+            Property::always("no delivery past the delivery limit", |_, s: &CheckState| {
+                violation_free(s, Check::DeliveryLimit)
+            }),
             Property::always("one active consumer at a time", |_, s: &CheckState| {
                 violation_free(s, Check::SingleActive)
             }),
@@ -288,6 +294,9 @@ impl Model for BrokerModel {
             ),
             Property::sometimes("another consumer takes over a single-active queue", |_, s: &CheckState| {
                 s.ghost.last == Some(Notable::TookOver)
+            }),
+            Property::sometimes("a copy reaches its delivery limit", |_, s: &CheckState| {
+                s.ghost.last == Some(Notable::DeliveryLimitReached)
             }),
             Property::sometimes("a message expires", |_, s: &CheckState| s.ghost.last == Some(Notable::Expired)),
             Property::sometimes("a message is dead-lettered", |_, s: &CheckState| {

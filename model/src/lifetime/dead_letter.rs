@@ -39,6 +39,8 @@ pub enum Reason {
     Expired,
     /// A length limit dropped or refused it.
     Maxlen,
+    /// It came back to a quorum queue more often than its `x-delivery-limit` ([`crate::quorum`]).
+    DeliveryLimit,
 }
 
 impl Reason {
@@ -48,6 +50,7 @@ impl Reason {
             Reason::Rejected => "rejected",
             Reason::Expired => "expired",
             Reason::Maxlen => "maxlen",
+            Reason::DeliveryLimit => "delivery_limit",
         }
     }
 }

@@ -10,6 +10,9 @@
 //!   gets a nack, whatever other queues took it);
 //! - `reject-publish-dlx`: refused as by `reject-publish`, and dead-lettered.
 //!
+//! A quorum queue ([`crate::quorum`]) refuses under `reject-publish` only a copy arriving while it
+//! is over a limit already, and takes `reject-publish-dlx` for `drop-head` (Q67).
+//!
 //! Probed on RabbitMQ 3.10.8: docs/rabbitmq-3.10.md Q40, Q41, Q44, Q45.
 //!
 //! [`Broker::put`] is the one way a copy enters a queue (a publish, a dead-lettering), so the
@@ -46,8 +49,14 @@ impl Broker {
         }
         let q = &self.queues[queue];
         if policy.overflow != Overflow::DropHead && limited {
-            let full =
-                max_length.is_some_and(|m| q.ready.len() as u64 >= m) || max_bytes.is_some_and(|m| bytes(q) + size > m);
+            // A quorum queue decides when the message is published (`crate::quorum`).
+            let full = match q.quorum {
+                true => false,
+                false => {
+                    max_length.is_some_and(|m| q.ready.len() as u64 >= m)
+                        || max_bytes.is_some_and(|m| bytes(q) + size > m)
+                }
+            };
             if full {
                 if policy.overflow == Overflow::RejectPublishDlx {
                     self.dead_letter(queue, msg, super::dead_letter::Reason::Maxlen);
@@ -74,6 +83,8 @@ impl Broker {
             avoid: None,
             floating: None,
             expires,
+            delivery_count: 0,
+            returned: false,
         });
     }
 

@@ -148,7 +148,13 @@ impl crate::state::Broker {
     /// The lifetime policy of `queue` under a profile that acts on it (`Profile::lifetime`);
     /// `None` when it has none (no arguments) or the profile gives them no meaning.
     pub fn policy(&self, queue: &Queue) -> Option<QueuePolicy> {
-        (self.profile.lifetime && !queue.arguments.is_empty()).then(|| QueuePolicy::of(&queue.arguments))
+        let mut policy =
+            (self.profile.lifetime && !queue.arguments.is_empty()).then(|| QueuePolicy::of(&queue.arguments))?;
+        // A quorum queue knows no `reject-publish-dlx`: it acts as `drop-head` (Q67).
+        if queue.quorum && policy.overflow == Overflow::RejectPublishDlx {
+            policy.overflow = Overflow::DropHead;
+        }
+        Some(policy)
     }
 
     /// The earliest moment after the clock's horizon at which something falls due (a message's
