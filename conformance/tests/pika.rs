@@ -34,6 +34,15 @@ fn a_pika_rpc_client_gets_its_replies_by_direct_reply_to() {
     pika_script("direct_reply.py");
 }
 
+/// A pika program using a quorum queue (RabbitMQ's extension) against the reference broker: a
+/// nacked message comes back counted in `x-delivery-count`, is dead-lettered past its
+/// `x-delivery-limit` (reason `delivery_limit`), and a consumer under a global prefetch limit is
+/// refused with 540.
+#[test]
+fn a_pika_program_using_a_quorum_queue_sees_counts_and_the_limit() {
+    pika_script("quorum.py");
+}
+
 /// `channel.flow` from pika: `active=true` answered and the channel usable, `active=false` 540,
 /// as on RabbitMQ 3.10.8.
 #[test]

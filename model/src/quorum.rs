@@ -57,8 +57,8 @@ pub const QUORUM_ONLY: [&str; 6] = [
 /// Arguments a classic queue takes and a quorum one refuses.
 pub const CLASSIC_ONLY: [&str; 4] = ["x-max-priority", "x-queue-mode", "x-queue-master-locator", "x-queue-version"];
 
-/// Arguments neither type takes (stream arguments).
-const NEITHER: [&str; 3] = ["x-max-age", "x-stream-max-segment-size-bytes", "x-initial-cluster-size"];
+/// Arguments neither type takes (a stream's, which the model does not have).
+pub const STREAM_ONLY: [&str; 3] = ["x-max-age", "x-stream-max-segment-size-bytes", "x-initial-cluster-size"];
 
 /// The header that carries a quorum queue copy's delivery count.
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
@@ -94,7 +94,7 @@ impl Broker {
             Some(_) => return Err(Channel(ReplyCode::PreconditionFailed)),
         };
         let refused: &[&str] = if quorum { &CLASSIC_ONLY } else { &QUORUM_ONLY };
-        let refused = refused.iter().chain(NEITHER.iter()).any(|k| arguments.contains_key(*k));
+        let refused = refused.iter().chain(STREAM_ONLY.iter()).any(|k| arguments.contains_key(*k));
         let flags = quorum && (!durable || exclusive || auto_delete || name.is_empty());
         if refused || flags {
             return Err(Channel(ReplyCode::PreconditionFailed));

@@ -221,10 +221,14 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
         ),
         (QueueDeclare { queue: q, .. }, NotFound) => no_queue(v, q, "queue declare passive passive"),
         (QueueDeclare { queue: q, .. }, ResourceLocked) => locked(v, q),
-        (QueueDeclare { queue: q, durable, auto_delete, arguments, .. }, PreconditionFailed) => {
+        (QueueDeclare { queue: q, durable, exclusive, auto_delete, arguments, .. }, PreconditionFailed) => {
             let rule = "queue declare passive equivalent";
             let Some(existing) = broker.queues.get(q) else {
-                return Some(invalid_argument(v, q, arguments));
+                let refused = broker
+                    .profile
+                    .quorum_queues
+                    .then(|| queue_type(v, q, *durable, *exclusive, *auto_delete, arguments));
+                return Some(refused.flatten().unwrap_or_else(|| invalid_argument(v, q, arguments)));
             };
             let arg = if existing.durable != *durable {
                 format!("'durable' for {{}}: {}", flag(*durable, existing.durable))
@@ -285,6 +289,19 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
             format!("queue {} in vhost '{v}' in exclusive use", quoted(&queue(q, "basic consume exclusive 01").ok()?)),
             "basic consume exclusive 01",
         ),
+        (BasicConsume { queue: q, .. }, NotImplemented) => Reason::new(
+            format!("queue {} in vhost '{v}' does not support global qos", quoted(&queue(q, QUORUM).ok()?)),
+            QUORUM,
+        ),
+        (QueueDelete { queue: q, if_unused, .. }, NotImplemented) => Reason::new(
+            format!(
+                "cannot delete queue {} in vhost '{v}'. queue.delete operations with {} flag set are not supported by \
+                 quorum queues",
+                quoted(&queue(q, QUORUM).ok()?),
+                if *if_unused { "if-unused" } else { "if-empty" }
+            ),
+            QUORUM,
+        ),
         (BasicConsume { consumer_tag, .. }, NotAllowed) => Reason::new(
             format!("attempt to reuse consumer tag {}", quoted(consumer_tag)),
             "basic consume consumer-tag 01",
@@ -306,6 +323,64 @@ fn specific(broker: &Broker, before: &Before, cmd: &Command, code: ReplyCode) ->
         }
         _ => return None,
     })
+}
+
+/// The extensions catalogue's id for RabbitMQ's quorum queues.
+const QUORUM: &str = "RabbitMQ quorum queues";
+
+/// A new queue's declare refused by its type (`amqp_model::quorum`), in RabbitMQ 3.10.8's words
+/// (docs/rabbitmq-3.10.md Q65, Q67), checked in its order: the type itself, a server-generated
+/// name, the other type's arguments, then auto-delete, exclusive and non-durable.
+fn queue_type(
+    v: &str,
+    q: &Name,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+    arguments: &Table,
+) -> Option<Reason> {
+    let in_vhost = format!("for queue {} in vhost '{v}'", quoted(q));
+    let quorum = match arguments.get("x-queue-type") {
+        None => false,
+        Some(Value::Str(t)) if t.as_str() == "classic" => false,
+        Some(Value::Str(t)) if t.as_str() == "quorum" => true,
+        Some(Value::Str(t)) => {
+            let text = format!("invalid arg 'x-queue-type' {in_vhost}: \"unsupported queue type {}\"", quoted(t));
+            return Some(Reason::new(text, QUORUM));
+        }
+        Some(other) => {
+            let kind = match other {
+                Value::Sized(amqp_model::IntType::I64, _) => "long",
+                Value::Int(_) | Value::Sized(amqp_model::IntType::I32, _) => "signedint",
+                Value::Bool(_) => "bool",
+                _ => return None,
+            };
+            return Some(Reason::new(
+                format!("invalid arg 'x-queue-type' {in_vhost}: {{unacceptable_type,{kind}}}"),
+                QUORUM,
+            ));
+        }
+    };
+    let (refused, type_name): (&[&str], _) = match quorum {
+        true => (&amqp_model::quorum::CLASSIC_ONLY, "rabbit_quorum_queue"),
+        false => (&amqp_model::quorum::QUORUM_ONLY, "rabbit_classic_queue"),
+    };
+    if quorum && q.is_empty() {
+        return Some(Reason::new(format!("Cannot declare a server-named queue for type {type_name}"), QUORUM));
+    }
+    if let Some(arg) =
+        refused.iter().chain(amqp_model::quorum::STREAM_ONLY.iter()).find(|k| arguments.contains_key(**k))
+    {
+        return Some(Reason::new(format!("invalid arg '{arg}' {in_vhost} of queue type {type_name}"), QUORUM));
+    }
+    let property = match () {
+        _ if !quorum => return None,
+        _ if auto_delete => "auto-delete",
+        _ if exclusive => "exclusive-owner",
+        _ if !durable => "non-durable",
+        _ => return None,
+    };
+    Some(Reason::new(format!("invalid property '{property}' {in_vhost}"), QUORUM))
 }
 
 /// A declare refused for an argument RabbitMQ checks (`x-max-length` below 0, ...): RabbitMQ's

@@ -98,10 +98,17 @@ def exclusive_elsewhere(q):
     return setup
 
 
+QUORUM = {"x-queue-type": "quorum"}
+
+
+def quorum_queue(q):
+    return lambda conn, ch: ch.queue_declare(name(q), durable=True, arguments=QUORUM)
+
+
 def cleanup():
     conn = pika.BlockingConnection(PARAMS)
     ch = conn.channel()
-    for q in ["mq", "nonempty"]:
+    for q in ["mq", "nonempty", "qq1", "qq2"]:
         ch.queue_delete(name(q))
     conn.close()
 
@@ -139,6 +146,14 @@ CASES = [
     ("basic.publish internal exchange", declare_exchange("x5", internal=True), lambda ch: ch.basic_publish(name("x5"), "k", b"m")),
     ("exchange.delete if-unused", bound_exchange("x6", "q10"), lambda ch: ch.exchange_delete(name("x6"), if_unused=True)),
     ("exchange.delete reserved", nothing, lambda ch: ch.exchange_delete("amq.direct")),
+    ("quorum queue not durable", nothing, lambda ch: ch.queue_declare(name("q12"), arguments=QUORUM)),
+    ("quorum queue exclusive", nothing, lambda ch: ch.queue_declare(name("q13"), durable=True, exclusive=True, arguments=QUORUM)),
+    ("quorum queue server-named", nothing, lambda ch: ch.queue_declare("", durable=True, arguments=QUORUM)),
+    ("quorum queue classic argument", nothing, lambda ch: ch.queue_declare(name("q14"), durable=True, arguments={**QUORUM, "x-max-priority": 5})),
+    ("classic queue quorum argument", nothing, lambda ch: ch.queue_declare(name("q15"), arguments={"x-delivery-limit": 1})),
+    ("queue.declare unsupported type", nothing, lambda ch: ch.queue_declare(name("q16"), arguments={"x-queue-type": "bogus"})),
+    ("quorum basic.consume under global qos", quorum_queue("qq1"), lambda ch: [ch.basic_qos(prefetch_count=5, global_qos=True), ch.basic_consume(name("qq1"), lambda *a: None)]),
+    ("quorum queue.delete if-empty", quorum_queue("qq2"), lambda ch: ch.queue_delete(name("qq2"), if_empty=True)),
 ]
 
 for case, setup, provoke in CASES:
