@@ -161,13 +161,13 @@ conform-rabbitmq:
     just generated-rabbitmq
 
 # 1,000 generated traces of seed 2026 against the local RabbitMQ, and more with its extensions (200
-# with --lifetime, 200 with --consumers, 20 with a quorum queue: --quorum; a failure is shrunk into
+# with --lifetime, 200 with --consumers, 100 with a quorum queue: --quorum; a failure is shrunk into
 # fixtures/regressions/rabbitmq/); nothing of the runs may be left on the broker.
 generated-rabbitmq:
     {{amqpc}} generate --seed 2026 --count 1000 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq
     {{amqpc}} generate --seed 2026 --count 200 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq --profile rabbitmq --lifetime
     {{amqpc}} generate --seed 2026 --count 200 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq --profile rabbitmq --consumers
-    {{amqpc}} generate --seed 2026 --count 20 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq --profile rabbitmq --quorum
+    {{amqpc}} generate --seed 2026 --count 100 --broker "{{rabbitmq}}" --jobs 4 --name rabbitmq --profile rabbitmq --quorum
     ! rabbitmqctl -q list_queues name | grep '^amqpc-'
     ! rabbitmqctl -q list_exchanges name | grep '^amqpc-'
 
@@ -192,14 +192,14 @@ generated-lavinmq:
 # 500 generated traces of seed 2026 against the reference broker (in-process) under each profile,
 # 200 with RabbitMQ's message-lifetime extensions (`--lifetime`: TTLs, limits, dead letters, time
 # passing, which the reference broker keeps with real timers), and 200 with its consumer
-# extensions (`--consumers`: consumer priorities, a single active consumer), and 20 with a quorum
+# extensions (`--consumers`: consumer priorities, a single active consumer), and 100 with a quorum
 # queue (`--quorum`).
 generated-reference:
     {{amqpc}} generate --seed 2026 --count 500 --jobs 4 --profile rabbitmq
     {{amqpc}} generate --seed 2026 --count 500 --jobs 4 --profile spec
     {{amqpc}} generate --seed 2026 --count 200 --jobs 4 --profile rabbitmq --lifetime
     {{amqpc}} generate --seed 2026 --count 200 --jobs 4 --profile rabbitmq --consumers
-    {{amqpc}} generate --seed 2026 --count 20 --jobs 4 --profile rabbitmq --quorum
+    {{amqpc}} generate --seed 2026 --count 100 --jobs 4 --profile rabbitmq --quorum
 
 # Fuzz the reference broker's connection handler (fuzz/fuzz_targets/serve_bytes.rs: arbitrary
 # bytes, with or without a handshake, under either profile) for SECS seconds with cargo-fuzz on

@@ -591,7 +591,16 @@ impl Validator {
     /// state in which they came back and went nowhere is consistent as soon as a state with them
     /// on their way is, so a close whose copies no consumer takes ends the step at once).
     pub fn settled(&self) -> bool {
-        self.states.iter().any(|s| !s.owes_delivery() && !s.owes_arrival())
+        self.states.iter().any(|s| !s.owes_delivery() && (!s.owes_arrival() || Self::lands_silently(s)))
+    }
+
+    /// Whether every copy on its way in `state` (a closed channel's going back, a dead-lettered
+    /// one, a message published to a quorum queue) lands without anything a client would see
+    /// following: no consumer takes it. Nothing is then left to listen for; the landing itself is
+    /// silent, and the next step or wait explains it.
+    fn lands_silently(state: &Broker) -> bool {
+        let mut landed = state.clone();
+        landed.settle_internal().is_empty() && !landed.owes_delivery() && !landed.owes_arrival()
     }
 
     /// Account for a wait: what the broker did while the runner waited, after which the model

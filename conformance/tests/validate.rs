@@ -556,3 +556,50 @@ fn a_delivery_that_crossed_the_close_may_come_back_redelivered() {
     let verdict = replay(&parse(unflagged, "flag.trace").unwrap(), Profile::rabbitmq(), &mut flagging);
     assert!(matches!(verdict, Verdict::Diverged { line: 5, .. }), "{verdict}");
 }
+
+/// A step after which something is on its way to a queue ends as soon as the model may be done:
+/// a message published to a quorum queue with no consumer lands silently, so nothing is left to
+/// listen for (the runner does not wait out its timeout); with a consumer on the queue, the
+/// delivery that follows the landing is owed, and the runner listens for it.
+#[test]
+fn a_silent_landing_leaves_nothing_to_listen_for() {
+    use amqp_conformance::validate::Validator;
+    use amqp_model::{ChanRef, ConnId, Name, Table, Value};
+    let ch = ChanRef::new(1, 1);
+    let mut v = Validator::new(Profile::rabbitmq());
+    v.command(&Command::ConnectionOpen { conn: ConnId(1) }, &[Event::ConnectionOpenOk { conn: ConnId(1) }]).unwrap();
+    v.command(&Command::ChannelOpen { ch }, &[Event::ChannelOpenOk { ch }]).unwrap();
+    let arguments: Table = [(Name::from("x-queue-type"), Value::Str("quorum".into()))].into();
+    let declare = Command::QueueDeclare {
+        ch,
+        queue: "q".into(),
+        passive: false,
+        durable: true,
+        exclusive: false,
+        auto_delete: false,
+        arguments,
+    };
+    let ok = Reply::QueueDeclareOk { queue: "q".into(), message_count: 0, consumer_count: 0 };
+    v.command(&declare, &[Event::Reply { ch, reply: ok }]).unwrap();
+    let publish = Command::BasicPublish {
+        ch,
+        exchange: "".into(),
+        routing_key: "q".into(),
+        mandatory: false,
+        content: amqp_model::Content::text("m"),
+    };
+    let mut alone = v.clone();
+    alone.command(&publish, &[]).unwrap();
+    assert!(alone.settled(), "a landing nobody sees needs no listening");
+    let consume = Command::BasicConsume {
+        ch,
+        queue: "q".into(),
+        consumer_tag: "k".into(),
+        no_ack: false,
+        exclusive: false,
+        arguments: Table::new(),
+    };
+    v.command(&consume, &[Event::Reply { ch, reply: Reply::ConsumeOk { consumer_tag: "k".into() } }]).unwrap();
+    v.command(&publish, &[]).unwrap();
+    assert!(!v.settled(), "the consumer is owed the message once it lands");
+}
