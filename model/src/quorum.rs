@@ -32,11 +32,17 @@
 //!   the broker's own ([`crate::Internal::Arrive`], as a dead-lettered copy does): a `basic.get`
 //!   right after the publish, on the same channel, found the queue empty in 13 runs of 40 (Q67).
 //!   Messages published to one quorum queue land in the order they were published. Under
-//!   `reject-publish` the queue decides at the publish, counting what is on its way.
+//!   `reject-publish` the queue decides at the publish, counting what is on its way (the model's
+//!   reading: RabbitMQ decides as it takes the message in, in publish order, which only differs
+//!   where a consumer takes messages meanwhile); a dead-lettered copy arriving is always taken
+//!   (not probed).
 //! - **Its consumer count** (`queue.declare-ok`) counts, besides its consumers (under a single
-//!   active consumer only the active one), each consumer
-//!   cancelled while it still holds unacknowledged deliveries from it, and each of its `basic.get`
-//!   deliveries still waiting for an acknowledgement.
+//!   active consumer only the active one), each consumer cancelled while it still holds
+//!   unacknowledged deliveries from it, and each of its `basic.get` deliveries still waiting for
+//!   an acknowledgement.
+//! - **A restart** keeps every message of a quorum queue, transient ones too (it writes all to its
+//!   log); the copies the restart's closed connections held come back to its front, counted
+//!   ([`crate::Broker`]'s restart, in connection.rs).
 
 use crate::broker::{Exception, Outcome};
 use crate::state::{Broker, Queue, Ready, Unacked};
